@@ -1,0 +1,165 @@
+"""The ``statewright`` command.
+
+    statewright check NAME... [--all] [--set KEY=VALUE]... [--continue] [--json PATH]
+    statewright list
+
+Exit codes: 0 when every property holds (expected violations found, or the
+search was bounded with nothing failing), 1 when a property is violated or an
+expected violation was not found, 2 for a usage or definition error -- always
+with a one-line message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from kernel.check import Progress, Report, check
+from kernel.errors import DefinitionError
+
+__all__ = ["main", "run"]
+
+EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported in one line with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="statewright", description="Lifecycle state machines you can prove.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    c = sub.add_parser("check", help="model-check registered specs")
+    c.add_argument("names", nargs="*", metavar="NAME", help="spec names (see `statewright list`)")
+    c.add_argument("--all", action="store_true", help="check every registered spec")
+    c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="params",
+                   help="set a spec parameter, e.g. --set n=7 (repeatable)")
+    c.add_argument("--continue", action="store_true", dest="keep_going",
+                   help="explore everything instead of stopping at the first violation")
+    c.add_argument("--json", metavar="PATH", type=Path, help="write the report(s) as JSON to PATH")
+    c.add_argument("--quiet", action="store_true", help="no progress and no traces; summary lines only")
+    sub.add_parser("list", help="list registered specs and machines")
+    return p
+
+
+def _params(raw: Sequence[str]) -> list[tuple[str, str]]:
+    out = []
+    for item in raw:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
+        out.append((key.strip(), value))
+    return out
+
+
+class _Ticker:
+    """Prints progress of a long check to stderr, at most every two seconds."""
+
+    def __init__(self, name: str, stream: TextIO) -> None:
+        self.name = name
+        self.stream = stream
+        self.last = 0.0
+
+    def __call__(self, p: Progress) -> None:
+        if p.seconds - self.last >= 2.0:
+            self.last = p.seconds
+            print(f"  {self.name}: {p.distinct_states:,} states, depth {p.depth}, "
+                  f"{p.queued:,} queued, {p.seconds:.0f} s", file=self.stream, flush=True)
+
+
+def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from adapters.serialize import report_json
+    from adapters.text import render_report
+    from specs import REGISTRY
+    from specs.registry import parse_value
+
+    names = list(REGISTRY.names) if args.all else []
+    for n in args.names:
+        REGISTRY.get(n)  # unknown names fail here, listing the known ones
+        if n not in names:
+            names.append(n)
+    if not names:
+        raise UsageError("check needs spec names or --all (see `statewright list`)")
+    settings = _params(args.params)
+    for key, _ in settings:
+        if not any(key in REGISTRY.get(n).params for n in names):
+            known = sorted({k for n in names for k in REGISTRY.get(n).params}) or ["none"]
+            raise UsageError(f"no spec being checked has a parameter {key!r} (parameters: {', '.join(known)})")
+    reports: list[tuple[Report, dict[str, Any]]] = []
+    for n in names:
+        entry = REGISTRY.get(n)
+        overrides = {k: parse_value(entry, k, v) for k, v in settings if k in entry.params}
+        spec = entry.spec(**overrides)
+        ticker = None if args.quiet else _Ticker(n, err)
+        report = check(spec, keep_going=args.keep_going, clock=time.perf_counter, progress=ticker)
+        reports.append((report, {**entry.params, **overrides}))
+        print(render_report(report, traces=not args.quiet), file=out, flush=True)
+    if args.json is not None:
+        data: Any = [report_json(r, p) for r, p in reports]
+        if len(data) == 1:
+            data = data[0]
+        try:
+            args.json.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.json}: {exc.strerror or exc}") from None
+    return EXIT_OK if all(r.ok for r, _ in reports) else EXIT_VIOLATED
+
+
+def _list(out: TextIO) -> int:
+    from specs import REGISTRY
+
+    print("specs:", file=out)
+    for e in REGISTRY.entries.values():
+        params = " ".join(f"{k}={v}" for k, v in e.params.items())
+        print(f"  {e.name:<20} {e.summary}" + (f"  [{params}]" if params else ""), file=out)
+    print("machines:", file=out)
+    for m in REGISTRY.machines.values():
+        terminal = [p.name for p in m.phases if p in m.terminal_phases]
+        print(f"  {m.name:<20} {_count(len(m.phases), 'phase')}, {_count(len(m.labels), 'transition')}"
+              + (f"; terminal: {', '.join(terminal)}" if terminal else ""), file=out)
+    return EXIT_OK
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def run(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run the command line ``argv`` and return the exit code (for tests and embedding)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "check":
+            return _check(args, out, err)
+        if args.command == "list":
+            return _list(out)
+        raise UsageError("expected a command: check or list (see statewright --help)")
+    except (UsageError, DefinitionError) as exc:
+        print(f"statewright: error: {exc}", file=err)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("statewright: interrupted", file=err)
+        return 130
+    except Exception as exc:  # a bug, but the user still gets one line, not a traceback
+        print(f"statewright: internal error: {type(exc).__name__}: {exc}", file=err)
+        return EXIT_USAGE
+
+
+def main() -> NoReturn:
+    """Console entry point."""
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()

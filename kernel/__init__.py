@@ -1,0 +1,67 @@
+"""statewright's pure core: machines as data, a pure `step`, systems and the checker.
+
+Nothing here does IO, reads a clock or draws randomness; the shell
+(``adapters``) brings those in. Declare a `Machine`, drive it with `step` or an
+`Authority`, compose instances into a `System`, and prove a `Spec` with `check`.
+"""
+
+from kernel.authority import Authority, Committed, Conflict, Snapshot, Staged
+from kernel.check import (
+    Bounds,
+    Coverage,
+    Kind,
+    Progress,
+    Property,
+    PropertyResult,
+    Report,
+    Spec,
+    Status,
+    TraceStep,
+    Verdict,
+    always,
+    check,
+    sometimes,
+    transition,
+)
+from kernel.errors import DefinitionError
+from kernel.machine import Guard, Machine, Transition
+from kernel.step import Accepted, Reason, Rejected, step
+from kernel.system import Action, Blocked, Emitted, Route, System, SystemGuard, SystemState
+
+__all__ = [
+    "Accepted",
+    "Action",
+    "Authority",
+    "Blocked",
+    "Bounds",
+    "Committed",
+    "Conflict",
+    "Coverage",
+    "DefinitionError",
+    "Emitted",
+    "Guard",
+    "Kind",
+    "Machine",
+    "Progress",
+    "Property",
+    "PropertyResult",
+    "Reason",
+    "Rejected",
+    "Report",
+    "Route",
+    "Snapshot",
+    "Spec",
+    "Staged",
+    "Status",
+    "System",
+    "SystemGuard",
+    "SystemState",
+    "TraceStep",
+    "Transition",
+    "Verdict",
+    "always",
+    "check",
+    "sometimes",
+    "step",
+    "transition",
+]

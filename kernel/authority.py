@@ -1,0 +1,136 @@
+"""`Authority`: one live machine instance, versioned, for the shell to drive.
+
+The shell never mutates a state itself. It asks the authority to ``apply`` an
+input (the version goes up by one on every accepted input), or -- when it must
+do IO between deciding and publishing -- it ``stage``s the input, does the IO
+outside any lock, then ``commit``s; the commit lands only if the version is
+still the one the stage was computed from (compare-and-swap), otherwise it
+returns a typed `Conflict` and the caller re-stages from the fresh state.
+``snapshot``/``restore`` let a caller roll back to a known point, and
+``restore_if_current`` rolls back only if nobody moved the instance since.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from kernel.machine import Machine
+from kernel.step import Accepted, Rejected, step
+
+__all__ = ["Authority", "Committed", "Conflict", "Snapshot", "Staged"]
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot(Generic[S]):
+    """A state together with the version it had."""
+
+    state: S
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Staged(Generic[S]):
+    """An accepted step computed from ``base_version``, not yet published."""
+
+    base_version: int
+    result: Accepted[S]
+
+
+@dataclass(frozen=True, slots=True)
+class Committed(Generic[S]):
+    """A staged step that was published; ``version`` is the new version."""
+
+    state: S
+    effects: tuple[Any, ...]
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """The version moved between stage and commit; nothing was changed."""
+
+    expected: int
+    actual: int
+
+
+class Authority(Generic[S]):
+    """The single owner of one instance's state.
+
+    >>> from enum import Enum
+    >>> from kernel.machine import Machine, Transition
+    >>> class Lamp(Enum):
+    ...     OFF = 0
+    ...     ON = 1
+    >>> class Flip: pass
+    >>> lamp = Machine("lamp", initial=Lamp.OFF, transitions=[
+    ...     Transition(Lamp.OFF, Flip, Lamp.ON), Transition(Lamp.ON, Flip, Lamp.OFF)])
+    >>> a = Authority(lamp)
+    >>> staged = a.stage(Flip())
+    >>> a.apply(Flip()).state      # someone else moved it first
+    <Lamp.ON: 1>
+    >>> a.commit(staged)
+    Conflict(expected=0, actual=1)
+    """
+
+    __slots__ = ("_machine", "_state", "_version")
+
+    def __init__(self, machine: Machine[S], state: S | None = None, version: int = 0) -> None:
+        self._machine = machine
+        self._state: S = machine.initial if state is None else state
+        self._version = version
+
+    @property
+    def machine(self) -> Machine[S]:
+        return self._machine
+
+    @property
+    def state(self) -> S:
+        return self._state
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def apply(self, event: Any) -> Accepted[S] | Rejected:
+        """Step the live state; on acceptance publish it and bump the version."""
+        result = step(self._machine, self._state, event)
+        if isinstance(result, Accepted):
+            self._state = result.state
+            self._version += 1
+        return result
+
+    def stage(self, event: Any) -> Staged[S] | Rejected:
+        """Compute a step from the current state without publishing it."""
+        result = step(self._machine, self._state, event)
+        if isinstance(result, Rejected):
+            return result
+        return Staged(self._version, result)
+
+    def commit(self, staged: Staged[S]) -> Committed[S] | Conflict:
+        """Publish a staged step if the version is still its base version."""
+        if staged.base_version != self._version:
+            return Conflict(staged.base_version, self._version)
+        self._state = staged.result.state
+        self._version += 1
+        return Committed(self._state, staged.result.effects, self._version)
+
+    def snapshot(self) -> Snapshot[S]:
+        return Snapshot(self._state, self._version)
+
+    def restore(self, snapshot: Snapshot[S]) -> None:
+        """Put a snapshot back unconditionally (state and version)."""
+        self._state = snapshot.state
+        self._version = snapshot.version
+
+    def restore_if_current(self, snapshot: Snapshot[S], expected_version: int) -> Snapshot[S] | Conflict:
+        """Restore only if the version is still ``expected_version``; otherwise change nothing."""
+        if self._version != expected_version:
+            return Conflict(expected_version, self._version)
+        self.restore(snapshot)
+        return snapshot
+
+    def __repr__(self) -> str:
+        return f"Authority({self._machine.name!r}, version={self._version}, state={self._state!r})"

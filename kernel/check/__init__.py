@@ -1,0 +1,23 @@
+"""The model checker: declare a `Spec`, call `check`, read the `Report`."""
+
+from kernel.check.bfs import check
+from kernel.check.report import Coverage, Progress, PropertyResult, Report, Status, TraceStep, Verdict
+from kernel.check.spec import Bounds, Kind, Property, Spec, always, sometimes, transition
+
+__all__ = [
+    "Bounds",
+    "Coverage",
+    "Kind",
+    "Progress",
+    "Property",
+    "PropertyResult",
+    "Report",
+    "Spec",
+    "Status",
+    "TraceStep",
+    "Verdict",
+    "always",
+    "check",
+    "sometimes",
+    "transition",
+]

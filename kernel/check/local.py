@@ -1,0 +1,196 @@
+"""Interned local states and memoised local steps: what makes the checker fast.
+
+A system state is a tuple of small ints, one per instance: the id of that
+instance's state in a `LocalTable`. Instances that share a machine and an
+input domain share a table. Stepping one local state by one input is
+computed once (`resolve`), and the moves of a local state under its domain
+are computed once (`expand`) and split in two:
+
+* *fast* moves: plain next ids, for steps no system guard gates, that route
+  no effect and that break no per-instance property; the search composes them
+  into successor tuples without calling any user code;
+* *slow* moves: everything else, handled one by one by the search.
+
+Per-instance transition properties, terminal precedence, determinism and the
+declared effect union are all decided here, once per distinct local step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from kernel.errors import DefinitionError
+from kernel.machine import Machine
+from kernel.step import Rejected, apply_rule, enabled_rules, step
+
+__all__ = ["Local", "LocalTable", "Move"]
+
+
+class Local:
+    """One memoised local step: next id, effects, row index and broken local properties."""
+
+    __slots__ = ("effects", "flags", "next", "rule")
+
+    def __init__(self, next_id: int, effects: tuple[Any, ...], rule: int, flags: tuple[str, ...]) -> None:
+        self.next = next_id
+        self.effects = effects
+        self.rule = rule
+        self.flags = flags
+
+
+class Move:
+    """A domain input of a local state that the search must handle individually.
+
+    ``gates`` are the system guards on the input's type; ``count`` is how often
+    the move fired (routed moves count their rows in the table instead).
+    """
+
+    __slots__ = ("count", "gates", "input", "local", "routed")
+
+    def __init__(self, event: Any, local: Local, gates: tuple[Any, ...], routed: bool) -> None:
+        self.input = event
+        self.local = local
+        self.gates = gates
+        self.routed = routed
+        self.count = 0
+
+
+LocalTest = Callable[[Any, Any, Any], bool]
+
+
+class LocalTable:
+    """The interned states of one (machine, domain) pair, with their memoised steps."""
+
+    def __init__(
+        self,
+        machine: Machine[Any],
+        domain: Any,
+        *,
+        local_properties: tuple[tuple[str, LocalTest], ...],
+        terminal_precedence: bool,
+        gates: dict[type, tuple[Any, ...]],
+        routed: frozenset[type],
+        all_slow: bool,
+    ) -> None:
+        self.machine = machine
+        self.domain = domain
+        self.local_properties = local_properties
+        self.terminal_precedence = terminal_precedence
+        self.gates = gates
+        self.routed = routed
+        self.all_slow = all_slow
+        self.states: list[Any] = []
+        self.ids: dict[Hashable, int] = {}
+        self.terminal: list[bool] = []
+        self.moves: list[tuple[tuple[int, ...], tuple[Move, ...]] | None] = []
+        self.fast_rules: list[tuple[int, ...]] = []
+        self.routed_fired: dict[int, int] = {}
+        self.results: dict[tuple[int, Any], Local | Rejected] = {}
+        self.ambiguous: list[tuple[int, Any, tuple[str, ...]]] = []
+
+    def intern(self, state: Any) -> int:
+        """The id of ``state``, adding it if new."""
+        found = self.ids.get(state)
+        if found is not None:
+            return found
+        try:
+            a = self.ids[state] = len(self.states)
+        except TypeError as exc:
+            raise DefinitionError(
+                f"machine {self.machine.name!r}: state {state!r} is not hashable ({exc}); use frozen dataclasses"
+            ) from None
+        self.states.append(state)
+        self.terminal.append(self.machine.is_terminal(state))
+        self.moves.append(None)
+        self.fast_rules.append(())
+        return a
+
+    def resolve(self, a: int, event: Any) -> Local | Rejected:
+        """Step local state ``a`` by ``event``, once; later calls hit the memo."""
+        key = (a, event)
+        found = self.results.get(key)
+        if found is not None:
+            return found
+        m = self.machine
+        state = self.states[a]
+        try:
+            rules = enabled_rules(m, state, event)
+            if not rules:
+                out: Local | Rejected = step(m, state, event)  # type: ignore[assignment]
+                assert isinstance(out, Rejected)
+                self.results[key] = out
+                return out
+            rule = rules[0]
+            if len(rules) > 1:
+                self.ambiguous.append((a, event, tuple(m.labels[r.index] for r in rules)))
+            new, effects = apply_rule(m, rule, state, event)
+            if m.effect_types is not None:
+                for e in effects:
+                    if type(e) not in m.effect_types:
+                        raise DefinitionError(
+                            f"machine {m.name!r}, transition #{rule.index} ({rule.label}): "
+                            f"emitted {type(e).__name__}, which is not in the machine's effects"
+                        )
+            flags = tuple(name for name, test in self.local_properties if not test(state, event, new))
+            if self.terminal_precedence and rule.source in m.terminal_phases and rule.target is not rule.source:
+                flags += ("terminal_precedence",)
+        except DefinitionError:
+            raise
+        except Exception as exc:
+            raise DefinitionError(
+                f"machine {m.name!r}: stepping {state!r} with {event!r} raised {type(exc).__name__}: {exc}"
+            ) from exc
+        out = Local(self.intern(new), tuple(effects), rule.index, flags)
+        self.results[key] = out
+        return out
+
+    def inputs_of(self, a: int) -> tuple[Any, ...]:
+        """The domain inputs tried in local state ``a``."""
+        if callable(self.domain):
+            try:
+                return tuple(self.domain(self.states[a]))
+            except Exception as exc:
+                raise DefinitionError(
+                    f"machine {self.machine.name!r}: the input domain raised {type(exc).__name__} "
+                    f"on {self.states[a]!r}: {exc}"
+                ) from exc
+        return self.domain  # type: ignore[no-any-return]
+
+    def move(self, a: int, event: Any, local: Local) -> Move:
+        """Wrap a local step as a `Move` with its gates and routing."""
+        return Move(event, local, self.gates.get(type(event), ()), any(type(e) in self.routed for e in local.effects))
+
+    def expand(self, a: int) -> tuple[tuple[int, ...], tuple[Move, ...]]:
+        """Compute, store and return the (fast, slow) moves of local state ``a``."""
+        fast: list[int] = []
+        fast_rules: list[int] = []
+        slow: list[Move] = []
+        for event in self.inputs_of(a):
+            local = self.resolve(a, event)
+            if isinstance(local, Rejected):
+                continue
+            move = self.move(a, event, local)
+            if move.gates or move.routed or local.flags or self.all_slow:
+                slow.append(move)
+            else:
+                fast.append(local.next)
+                fast_rules.append(local.rule)
+        self.fast_rules[a] = tuple(fast_rules)
+        out = self.moves[a] = (tuple(fast), tuple(slow))
+        return out
+
+    def fired(self, hits: dict[int, int]) -> dict[int, int]:
+        """How often each row fired, given how often each local state was expanded."""
+        counts = dict(self.routed_fired)
+        for a, moves in enumerate(self.moves):
+            if moves is None:
+                continue
+            times = hits.get(a, 0)
+            if times:
+                for r in self.fast_rules[a]:
+                    counts[r] = counts.get(r, 0) + times
+            for m in moves[1]:
+                if m.count:
+                    counts[m.local.rule] = counts.get(m.local.rule, 0) + m.count
+        return counts

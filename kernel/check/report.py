@@ -1,0 +1,138 @@
+"""What a check found: `Report`, per-property results, traces and coverage.
+
+Every trace is a shortest one (the search is breadth-first). Its first step is
+the initial state with no input; each later step is the input taken, the state
+it led to and the effects emitted on the way, so a trace of n states has n
+steps and replays through `step` from the model's initial state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from kernel.check.spec import Kind
+
+__all__ = ["Coverage", "Progress", "PropertyResult", "Report", "Status", "TraceStep", "Verdict"]
+
+
+class Verdict(Enum):
+    """The outcome of a whole check."""
+
+    OK = "ok"
+    """Every property holds (expected violations were found) and the search was complete."""
+    VIOLATED = "violated"
+    """A property failed, or an expected violation was not found."""
+    BOUNDED = "bounded"
+    """Nothing failed, but a bound cut the search short, so some claims are undecided."""
+
+
+class Status(Enum):
+    """The outcome for one property."""
+
+    HOLDS = "holds"
+    VIOLATED = "violated"
+    EXPECTED = "expected"
+    """Violated, as the spec said it would be."""
+    MISSING = "missing"
+    """The spec expected a violation that the search did not find."""
+    UNKNOWN = "unknown"
+    """The search was bounded before the property was decided."""
+
+
+@dataclass(frozen=True, slots=True)
+class TraceStep:
+    """One step of a trace: the input taken (None first), the state reached, the effects."""
+
+    state: Any
+    input: Any
+    effects: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PropertyResult:
+    """The verdict on one property; ``trace`` is a counterexample or a ``sometimes`` witness."""
+
+    name: str
+    kind: Kind
+    status: Status
+    trace: tuple[TraceStep, ...] | None = None
+    detail: str | None = None
+
+    @property
+    def holds(self) -> bool | None:
+        """True/False when decided, None when a bound left it undecided."""
+        if self.status in (Status.VIOLATED, Status.EXPECTED):
+            return False
+        if self.status is Status.UNKNOWN:
+            return None
+        return True
+
+    @property
+    def expected(self) -> bool:
+        return self.status in (Status.EXPECTED, Status.MISSING)
+
+    @property
+    def failed(self) -> bool:
+        """Whether this result makes the check fail."""
+        return self.status in (Status.VIOLATED, Status.MISSING)
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """How often one table row fired over all generated steps (0: never enabled)."""
+
+    machine: str
+    index: int
+    label: str
+    fired: int
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A snapshot of a running search, handed to the progress callback."""
+
+    distinct_states: int
+    generated: int
+    depth: int
+    queued: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Everything a check found.
+
+    ``stopped_by`` names what cut the search when it is not complete:
+    ``max_depth``, ``max_states``, ``constraint``, ``time_limit`` or
+    ``violation`` (stopped at the first unexpected violation).
+    """
+
+    spec: str
+    verdict: Verdict
+    complete: bool
+    stopped_by: str | None
+    distinct_states: int
+    generated: int
+    depth: int
+    seconds: float
+    properties: tuple[PropertyResult, ...]
+    coverage: tuple[Coverage, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True unless the verdict is VIOLATED (a bounded search that found nothing is ok)."""
+        return self.verdict is not Verdict.VIOLATED
+
+    def result(self, name: str) -> PropertyResult:
+        """The result for the property called ``name``."""
+        for r in self.properties:
+            if r.name == name:
+                return r
+        raise KeyError(f"no property {name!r} in the report of {self.spec!r}")
+
+    @property
+    def never_fired(self) -> tuple[Coverage, ...]:
+        """Rows that never fired in any reachable state."""
+        return tuple(c for c in self.coverage if c.fired == 0)

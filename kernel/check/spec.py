@@ -1,0 +1,183 @@
+"""What a check explores and what must hold: `Spec`, `Bounds` and the property constructors.
+
+A spec names a model (a `Machine` or a `System`), the finite inputs to try,
+optional bounds, and named properties. Properties are values, built with
+`always`, `sometimes` and `transition`; three more are built in and on by
+default: ``deadlock`` (a non-final state with no successor), ``determinism``
+(no reachable state where one input enables two rows, so `step` is a
+function of the table) and ``terminal_precedence`` (a terminal phase never
+changes, even through a row that opted out).
+
+Input domains: for a machine, a sequence of inputs or ``fn(state) -> inputs``;
+for a system, a mapping from instance name to such a sequence or function of
+that instance's own state (instances left out only receive routed inputs).
+Domains that depend only on the instance's own state let the checker memoise
+every local transition, which is what makes it fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from kernel.errors import DefinitionError
+from kernel.machine import Machine
+from kernel.system import System
+
+__all__ = [
+    "BUILTIN",
+    "Bounds",
+    "Kind",
+    "Property",
+    "Spec",
+    "always",
+    "sometimes",
+    "transition",
+]
+
+
+class Kind(Enum):
+    """What sort of claim a property makes."""
+
+    ALWAYS = "always"
+    SOMETIMES = "sometimes"
+    TRANSITION = "transition"
+    DEADLOCK = "deadlock"
+    DETERMINISM = "determinism"
+    TERMINAL_PRECEDENCE = "terminal_precedence"
+
+
+BUILTIN = {"deadlock": Kind.DEADLOCK, "determinism": Kind.DETERMINISM, "terminal_precedence": Kind.TERMINAL_PRECEDENCE}
+
+
+@dataclass(frozen=True, slots=True)
+class Property:
+    """A named claim about every reachable state or step.
+
+    ``each=True`` on a transition property of a system checks it on every
+    instance's own steps, ``test(before, input, after)`` over that instance's
+    local states; it is then evaluated once per distinct local step.
+    """
+
+    name: str
+    kind: Kind
+    test: Callable[..., bool]
+    each: bool = False
+
+
+def always(name: str, test: Callable[[Any], bool]) -> Property:
+    """Invariant: ``test(state)`` holds in every reachable state.
+
+    >>> always("small", lambda s: s < 10).kind
+    <Kind.ALWAYS: 'always'>
+    """
+    return Property(name, Kind.ALWAYS, test)
+
+
+def sometimes(name: str, test: Callable[[Any], bool]) -> Property:
+    """Reachability: some reachable state satisfies ``test``; the report shows a witness."""
+    return Property(name, Kind.SOMETIMES, test)
+
+
+def transition(name: str, test: Callable[[Any, Any, Any], bool], *, each: bool = False) -> Property:
+    """Action property: ``test(before, input, after)`` holds for every step taken.
+
+    For a system the input is an `Action`; with ``each=True`` the test sees one
+    instance's local ``(before, input, after)`` instead.
+    """
+    return Property(name, Kind.TRANSITION, test, each)
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """Where to stop a search that would be too big.
+
+    ``max_depth`` counts BFS levels (the initial state is level 1, as in TLC);
+    ``max_states`` stops once at least that many distinct states are known;
+    ``constraint(state)`` false means the state is checked but not expanded;
+    ``time_limit`` is in seconds and needs the checker to be given a clock.
+    """
+
+    max_depth: int | None = None
+    max_states: int | None = None
+    constraint: Callable[[Any], bool] | None = None
+    time_limit: float | None = None
+
+
+Domain = Sequence[Any] | Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Spec:
+    """A bounded model and the properties it must satisfy.
+
+    ``expect`` names properties the model is *meant* to violate (a puzzle's
+    solution, a faithful model of buggy code): finding them is success, and
+    not finding them fails the check.
+    """
+
+    name: str
+    model: Machine[Any] | System[Any]
+    inputs: Domain | Mapping[str, Domain]
+    properties: Sequence[Property] = ()
+    expect: Collection[str] = ()
+    deadlock: bool = True
+    determinism: bool = True
+    terminal_precedence: bool = True
+    bounds: Bounds = field(default_factory=Bounds)
+    final: Callable[[Any], bool] | None = None
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        me = f"spec {self.name!r}"
+        if not isinstance(self.name, str) or not self.name:
+            raise DefinitionError(f"a spec needs a non-empty name, got {self.name!r}")
+        if not isinstance(self.model, (Machine, System)):
+            raise DefinitionError(f"{me}: model must be a Machine or a System, got {self.model!r}")
+        names: list[str] = []
+        for p in self.properties:
+            if not isinstance(p, Property):
+                raise DefinitionError(f"{me}: {p!r} is not a property (use always/sometimes/transition)")
+            if not callable(p.test):
+                raise DefinitionError(f"{me}: property {p.name!r} has no callable test")
+            if p.name in names or p.name in BUILTIN:
+                raise DefinitionError(f"{me}: property name {p.name!r} is used twice")
+            names.append(p.name)
+        for e in self.expect:
+            if e not in names and e not in BUILTIN:
+                raise DefinitionError(
+                    f"{me}: expects a violation of unknown property {e!r} (known: {', '.join(names + list(BUILTIN))})"
+                )
+        if isinstance(self.model, System):
+            if not isinstance(self.inputs, Mapping):
+                raise DefinitionError(f"{me}: a system's inputs must map instance names to domains")
+            unknown = set(self.inputs) - set(self.model.names)
+            if unknown:
+                raise DefinitionError(f"{me}: inputs given for unknown instances {sorted(unknown)}")
+            for n, d in self.inputs.items():
+                _check_domain(d, f"{me}, instance {n!r}")
+        else:
+            _check_domain(self.inputs, me)
+        b = self.bounds
+        for label, v in (("max_depth", b.max_depth), ("max_states", b.max_states)):
+            if v is not None and (not isinstance(v, int) or v < 1):
+                raise DefinitionError(f"{me}: {label} must be a positive int, got {v!r}")
+        if b.time_limit is not None and not b.time_limit > 0:
+            raise DefinitionError(f"{me}: time_limit must be positive, got {b.time_limit!r}")
+
+    @property
+    def checks(self) -> tuple[str, ...]:
+        """Names of every property this spec checks, built-ins included."""
+        own = tuple(p.name for p in self.properties)
+        on = {"deadlock": self.deadlock, "determinism": self.determinism,
+              "terminal_precedence": self.terminal_precedence}
+        return own + tuple(n for n, enabled in on.items() if enabled)
+
+
+def _check_domain(d: Any, where: str) -> None:
+    if callable(d):
+        return
+    if isinstance(d, (str, bytes)) or not isinstance(d, Sequence):
+        raise DefinitionError(f"{where}: inputs must be a sequence of inputs or a function of the state")

@@ -1,0 +1,303 @@
+"""`System`: named machine instances that move as one model.
+
+A system's state is a tuple-like *view* of its instances' states, with one
+attribute per instance name (``view.tm``, ``view.r1``) and plain tuple access
+(``view[0]``, iteration, slicing). An *action* feeds one input to one instance.
+Two things make a system more than its parts:
+
+* system guards -- ``SystemGuard(name, InputType, test(view, me, input))`` -- gate an
+  input type on the whole system (``me`` is the acting instance's position),
+  e.g. "stage only while no other input is staged";
+* routes -- ``Route(EffectType, to(effect, source_name))`` -- turn an effect of
+  one instance into an input of another *inside the same atomic step*. If any
+  routed input is rejected, the whole action is rejected and nothing changes.
+
+Every guard of an atomic step, routed ones included, sees the state from
+before the step, as the unprimed variables of a TLA+ action do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import keyword
+from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
+from typing import Any, Generic, TypeVar
+
+from kernel.errors import DefinitionError
+from kernel.machine import Machine
+from kernel.step import Accepted, Rejected, step
+
+__all__ = ["Action", "Blocked", "Emitted", "Route", "System", "SystemGuard", "SystemState", "settle"]
+
+MAX_HOPS = 64
+"""Routed inputs one action may cause before the routing is declared a loop."""
+
+L = TypeVar("L")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Action:
+    """Feed ``input`` to the instance called ``instance``."""
+
+    instance: str
+    input: Any
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Emitted:
+    """An effect together with the instance that emitted it."""
+
+    instance: str
+    effect: Any
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SystemGuard:
+    """A named predicate ``test(view, me, input)`` gating ``input`` types for every instance.
+
+    ``view`` is the system state before the step and ``me`` the position of
+    the instance about to take ``input``.
+    """
+
+    name: str
+    input: type | tuple[type, ...]
+    test: Callable[[Any, int, Any], bool]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Route:
+    """Deliver effects of type ``effect`` as inputs: ``to(effect, source) -> (instance, input)``.
+
+    ``to`` may also return ``None`` (not routed) or a list of pairs.
+    """
+
+    effect: type
+    to: Callable[[Any, str], Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Blocked:
+    """An action the system refused; ``why`` is the local rejection or the failed system guard."""
+
+    instance: str
+    input: Any
+    why: Rejected | str
+    routed: bool = False
+
+    @property
+    def message(self) -> str:
+        where = f"{self.instance}: " + ("routed " if self.routed else "")
+        if isinstance(self.why, str):
+            return f"{where}can't take {type(self.input).__name__}: system guard {self.why} failed"
+        return where + self.why.message
+
+
+class SystemState(tuple[Any, ...]):
+    """Base of every system's view type: a tuple of instance states with named access."""
+
+    __slots__ = ()
+    names: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={s!r}" for n, s in zip(self.names, self))
+        return f"{type(self).__name__}({inner})"
+
+    def replace(self, **states: Any) -> SystemState:
+        """A copy with some instances' states replaced by name."""
+        items = list(self)
+        for name, value in states.items():
+            items[self.names.index(name)] = value
+        return tuple.__new__(type(self), items)
+
+
+def settle(
+    system: System[Any],
+    current: list[L],
+    position: int,
+    event: Any,
+    before: Any,
+    fire: Callable[[int, L, Any], tuple[L, tuple[Any, ...]] | Rejected],
+) -> tuple[list[L], list[Emitted]] | Blocked:
+    """Run one atomic action: the input, then every routed input it causes.
+
+    ``current`` holds one local value per instance (a state, or the checker's
+    interned id); ``fire(position, local, input)`` steps one instance. Guards
+    see ``before``. Returns the new locals and everything emitted, or the
+    first refusal (then nothing is to be changed).
+    """
+    names = system.names
+    work = list(current)
+    emitted: list[Emitted] = []
+    pending = [(position, event, False)]
+    hops = 0
+    guards = system.guards_by_input
+    routes = system.routes_by_effect
+    while pending:
+        k, ev, routed = pending.pop(0)
+        for g in guards.get(type(ev), ()):
+            if not g.test(before, k, ev):
+                return Blocked(names[k], ev, g.name, routed)
+        out = fire(k, work[k], ev)
+        if isinstance(out, Rejected):
+            return Blocked(names[k], ev, out, routed)
+        work[k], effects = out
+        for eff in effects:
+            emitted.append(Emitted(names[k], eff))
+            route = routes.get(type(eff))
+            if route is None:
+                continue
+            for target, routed_input in _targets(route.to(eff, names[k])):
+                j = system.position.get(target)
+                if j is None:
+                    raise DefinitionError(
+                        f"system {system.name!r}: route for {type(eff).__name__} names unknown instance {target!r}"
+                    )
+                hops += 1
+                if hops > MAX_HOPS:
+                    raise DefinitionError(
+                        f"system {system.name!r}: routing did not settle after {MAX_HOPS} hops "
+                        f"(last: {type(eff).__name__} -> {target})"
+                    )
+                pending.append((j, routed_input, True))
+    return work, emitted
+
+
+def _targets(out: Any) -> Sequence[tuple[str, Any]]:
+    if out is None:
+        return ()
+    if isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], str):
+        return (out,)
+    return list(out)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, eq=False)
+class System(Generic[L]):
+    """Named machine instances checked and stepped as one model.
+
+    >>> from enum import Enum
+    >>> from kernel.machine import Machine, Transition
+    >>> class Lamp(Enum):
+    ...     OFF = 0
+    ...     ON = 1
+    >>> class Flip: pass
+    >>> lamp = Machine("lamp", initial=Lamp.OFF, transitions=[
+    ...     Transition(Lamp.OFF, Flip, Lamp.ON), Transition(Lamp.ON, Flip, Lamp.OFF)])
+    >>> pair = System("pair", {"left": lamp, "right": lamp})
+    >>> after = pair.step(pair.initial, Action("right", Flip())).state
+    >>> after.right, after.left
+    (<Lamp.ON: 1>, <Lamp.OFF: 0>)
+    """
+
+    name: str
+    instances: Mapping[str, Machine[Any]]
+    guards: Sequence[SystemGuard] = ()
+    routes: Sequence[Route] = ()
+    initial_states: Mapping[str, Any] | None = None
+    doc: str = ""
+
+    names: tuple[str, ...] = dataclasses.field(init=False)
+    machines: tuple[Machine[Any], ...] = dataclasses.field(init=False)
+    position: dict[str, int] = dataclasses.field(init=False)
+    view: type[SystemState] = dataclasses.field(init=False)
+    initial: SystemState = dataclasses.field(init=False)
+    guards_by_input: dict[type, tuple[SystemGuard, ...]] = dataclasses.field(init=False)
+    routes_by_effect: dict[type, Route] = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        put = object.__setattr__
+        me = f"system {self.name!r}"
+        if not isinstance(self.name, str) or not self.name:
+            raise DefinitionError(f"a system needs a non-empty name, got {self.name!r}")
+        if not isinstance(self.instances, Mapping) or not self.instances:
+            raise DefinitionError(f"{me}: instances must be a non-empty mapping of name -> Machine")
+        names = tuple(self.instances)
+        for n in names:
+            if not isinstance(n, str) or not n.isidentifier() or keyword.iskeyword(n) or hasattr(tuple, n):
+                raise DefinitionError(f"{me}: instance name {n!r} must be an identifier usable as an attribute")
+            if n in ("names", "replace"):
+                raise DefinitionError(f"{me}: instance name {n!r} is reserved")
+            if not isinstance(self.instances[n], Machine):
+                raise DefinitionError(f"{me}: instance {n!r} is {self.instances[n]!r}, not a Machine")
+        machines = tuple(self.instances[n] for n in names)
+        accepted: set[type] = set()
+        for m in machines:
+            accepted.update(m.input_types)
+
+        by_input: dict[type, list[SystemGuard]] = {}
+        for g in self.guards:
+            if not isinstance(g, SystemGuard):
+                raise DefinitionError(f"{me}: guard {g!r} is not a SystemGuard")
+            if not callable(g.test):
+                raise DefinitionError(f"{me}: system guard {g.name!r} is not callable")
+            for t in g.input if isinstance(g.input, tuple) else (g.input,):
+                if t not in accepted:
+                    raise DefinitionError(
+                        f"{me}: system guard {g.name!r} gates {getattr(t, '__name__', t)!r}, "
+                        "which no instance takes"
+                    )
+                by_input.setdefault(t, []).append(g)
+        by_effect: dict[type, Route] = {}
+        for r in self.routes:
+            if not isinstance(r, Route) or not callable(r.to):
+                raise DefinitionError(f"{me}: {r!r} is not a Route with a callable 'to'")
+            if r.effect in by_effect:
+                raise DefinitionError(f"{me}: two routes for effect {r.effect.__name__}")
+            by_effect[r.effect] = r
+
+        attrs: dict[str, Any] = {n: property(itemgetter(i)) for i, n in enumerate(names)}
+        attrs["__slots__"] = ()
+        attrs["names"] = names
+        view = type(f"{_camel(self.name)}State", (SystemState,), attrs)
+        overrides = dict(self.initial_states or {})
+        unknown = set(overrides) - set(names)
+        if unknown:
+            raise DefinitionError(f"{me}: initial state given for unknown instances {sorted(unknown)}")
+        initial: SystemState = tuple.__new__(view, [overrides.get(n, m.initial) for n, m in zip(names, machines)])
+
+        put(self, "names", names)
+        put(self, "machines", machines)
+        put(self, "position", {n: i for i, n in enumerate(names)})
+        put(self, "view", view)
+        put(self, "initial", initial)
+        put(self, "guards_by_input", {t: tuple(gs) for t, gs in by_input.items()})
+        put(self, "routes_by_effect", by_effect)
+
+    def make(self, states: Sequence[Any]) -> SystemState:
+        """Build a view from per-instance states in instance order."""
+        return tuple.__new__(self.view, states)
+
+    def is_terminal(self, state: Sequence[Any]) -> bool:
+        """Whether every instance is in a terminal phase."""
+        return all(m.is_terminal(s) for m, s in zip(self.machines, state))
+
+    def step(self, state: SystemState, action: Action) -> Accepted[SystemState] | Blocked:
+        """Apply one action atomically (routed inputs included).
+
+        The returned `Accepted` carries the `Emitted` effects of every instance
+        that moved and the row that fired in the acting instance.
+        """
+        k = self.position.get(action.instance)
+        if k is None:
+            raise KeyError(f"system {self.name!r} has no instance {action.instance!r}")
+        fired: list[int] = []
+
+        def fire(j: int, local: Any, event: Any) -> tuple[Any, tuple[Any, ...]] | Rejected:
+            out = step(self.machines[j], local, event)
+            if isinstance(out, Rejected):
+                return out
+            fired.append(out.transition)
+            return out.state, out.effects
+
+        out = settle(self, list(state), k, action.input, state, fire)
+        if isinstance(out, Blocked):
+            return out
+        states, emitted = out
+        return Accepted(self.make(states), tuple(emitted), fired[0])
+
+    def __repr__(self) -> str:
+        return f"System({self.name!r}, {len(self.names)} instances)"
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.replace("-", "_").split("_")) or "System"

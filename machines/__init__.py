@@ -1,0 +1,10 @@
+"""The lifecycle library: one module per lifecycle, each a `kernel.Machine`.
+
+Modules import only the kernel. Importing this package does not import every
+machine; import the one you need (``from machines.input import INPUT``).
+"""
+
+LIBRARY = ("input",)
+"""Names of the bundled lifecycle modules, in the order `statewright list` shows them."""
+
+__all__ = ["LIBRARY"]

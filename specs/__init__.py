@@ -1,0 +1,14 @@
+"""What must hold: bundled specs, registered by name in `REGISTRY`.
+
+Importing this package registers every bundled spec (ports of reference TLA+
+models for now; the lifecycle library's own specs join them) and the library
+machines, so `statewright list` can show both.
+"""
+
+from machines.input import INPUT
+from specs import diehard, input_lifecycle, two_phase
+from specs.registry import REGISTRY, Entry, Registry
+
+REGISTRY.machine(INPUT)
+
+__all__ = ["REGISTRY", "Entry", "Registry", "diehard", "input_lifecycle", "two_phase"]

@@ -1,0 +1,183 @@
+"""TwoPhase: Lamport's two-phase commit with three resource managers.
+
+Ported from the prose in MODELS.md as a `System`: a transaction manager
+``tm``, resource managers ``r1..r3`` and ``msgs``, the set of messages ever
+sent. Sending is an effect routed into ``msgs`` in the same atomic step;
+receiving is a system guard that looks into ``msgs``. Deadlock checking is off
+because a decided system only stutters. TLC: 288 distinct states, depth 11.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Any
+
+from kernel.check.spec import Spec, always, sometimes
+from kernel.machine import Guard, Machine, Transition
+from kernel.system import Route, System, SystemGuard
+from specs.registry import REGISTRY
+
+
+class RM(Enum):
+    WORKING = "working"
+    PREPARED = "prepared"
+    COMMITTED = "committed"
+    ABORTED = "aborted"
+
+
+class TMPhase(Enum):
+    INIT = "init"
+    COMMITTED = "committed"
+    ABORTED = "aborted"
+
+
+class Net(Enum):
+    OPEN = "open"
+
+
+@dataclass(frozen=True, slots=True)
+class TM:
+    phase: TMPhase = TMPhase.INIT
+    prepared: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Msgs:
+    phase: Net = Net.OPEN
+    sent: frozenset[tuple[str, ...]] = frozenset()
+
+
+# inputs
+@dataclass(frozen=True, slots=True)
+class Prepare:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ChooseAbort:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RcvCommit:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RcvAbort:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class RcvPrepared:
+    rm: str
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Abort:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    message: tuple[str, ...]
+
+
+# effects
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An RM announces it is prepared."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """The TM broadcasts its decision, "commit" or "abort"."""
+
+    decision: str
+
+
+RESOURCE_MANAGER = Machine(
+    "resource_manager",
+    initial=RM.WORKING,
+    terminal={RM.COMMITTED, RM.ABORTED},
+    transitions=[
+        Transition(RM.WORKING, Prepare, RM.PREPARED, emit=(Prepared(),)),
+        Transition(RM.WORKING, ChooseAbort, RM.ABORTED),
+        Transition((RM.WORKING, RM.PREPARED), RcvCommit, RM.COMMITTED),
+        Transition((RM.WORKING, RM.PREPARED), RcvAbort, RM.ABORTED),
+    ],
+    effects=(Prepared,),
+)
+
+MESSAGES = Machine(
+    "messages",
+    initial=Msgs(),
+    transitions=[Transition(Net.OPEN, Send, Net.OPEN, update=lambda s, i: replace(s, sent=s.sent | {i.message}))],
+)
+
+
+def transaction_manager(rms: tuple[str, ...]) -> Machine[TM]:
+    everyone = frozenset(rms)
+    return Machine(
+        "transaction_manager",
+        initial=TM(),
+        terminal={TMPhase.COMMITTED, TMPhase.ABORTED},
+        transitions=[
+            Transition(TMPhase.INIT, RcvPrepared, TMPhase.INIT,
+                       update=lambda s, i: replace(s, prepared=s.prepared | {i.rm})),
+            Transition(TMPhase.INIT, Commit, TMPhase.COMMITTED,
+                       guard=Guard("all_prepared", lambda s, _: s.prepared == everyone),
+                       emit=(Decided("commit"),)),
+            Transition(TMPhase.INIT, Abort, TMPhase.ABORTED, emit=(Decided("abort"),)),
+        ],
+        effects=(Decided,),
+    )
+
+
+def _sent(view: Any, _me: int, event: Any) -> bool:
+    return ("prepared", event.rm) in view.msgs.sent
+
+
+def _route(effect: Any, source: str) -> tuple[str, Send]:
+    if isinstance(effect, Prepared):
+        return "msgs", Send(("prepared", source))
+    return "msgs", Send((effect.decision,))
+
+
+@REGISTRY.spec
+def two_phase(rms: int = 3) -> Spec:
+    """Two-phase commit with `rms` resource managers; consistent must hold."""
+    names = tuple(f"r{k}" for k in range(1, rms + 1))
+    system = System(
+        "two_phase",
+        {"tm": transaction_manager(names), **{n: RESOURCE_MANAGER for n in names}, "msgs": MESSAGES},
+        guards=[
+            SystemGuard("prepared_received", RcvPrepared, _sent),
+            SystemGuard("commit_sent", RcvCommit, lambda v, _me, _i: ("commit",) in v.msgs.sent),
+            SystemGuard("abort_sent", RcvAbort, lambda v, _me, _i: ("abort",) in v.msgs.sent),
+        ],
+        routes=[Route(Prepared, _route), Route(Decided, _route)],
+    )
+    rm_inputs = [Prepare(), ChooseAbort(), RcvCommit(), RcvAbort()]
+
+    def rm_states(v: Any) -> list[RM]:
+        return [v[system.position[n]] for n in names]
+
+    return Spec(
+        "two_phase",
+        system,
+        inputs={"tm": [*(RcvPrepared(n) for n in names), Commit(), Abort()], **{n: rm_inputs for n in names}},
+        properties=[
+            always("consistent", lambda v: not (RM.COMMITTED in rm_states(v) and RM.ABORTED in rm_states(v))),
+            sometimes("all_committed", lambda v: all(s is RM.COMMITTED for s in rm_states(v))),
+            sometimes("all_aborted", lambda v: all(s is RM.ABORTED for s in rm_states(v))),
+        ],
+        deadlock=False,
+        doc=__doc__ or "",
+    )

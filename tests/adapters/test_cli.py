@@ -1,0 +1,130 @@
+"""The `statewright` command: exit codes, one-line errors, readable traces and JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from adapters.cli import run
+from specs import REGISTRY
+from specs.registry import Entry
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_list_shows_specs_and_machines() -> None:
+    code, out, _ = cli("list")
+    assert code == 0
+    for name in ("diehard", "two_phase", "input_lifecycle", "tla_input", "input "):
+        assert name in out
+
+
+def test_diehard_exits_0_with_its_expected_violation_and_trace_table() -> None:
+    code, out, _ = cli("check", "diehard")
+    assert code == 0
+    assert "violated as expected (7-state trace)" in out
+    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert len(rows) == 7 and rows[-1][1] == "BigToSmall" and "big: 5 -> 4" in out
+
+
+def test_diehard_continue_json(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    code, _, _ = cli("check", "diehard", "--continue", "--json", str(path))
+    data = json.loads(path.read_text())
+    assert code == 0
+    assert (data["spec"], data["verdict"], data["complete"]) == ("diehard", "ok", True)
+    assert (data["distinct_states"], data["depth"]) == (16, 8)
+    prop = data["properties"][0]
+    assert (prop["name"], prop["kind"], prop["holds"], prop["expected"], prop["status"]) == (
+        "not_solved", "always", False, True, "expected")
+    trace = prop["trace"]
+    assert len(trace) == 7 and trace[0]["input"] is None
+    assert trace[-1]["state"] == {"phase": "pouring", "small": 3, "big": 4}
+    assert trace[1]["input"] == {"type": "FillBig"} and trace[1]["effects"] == []
+    assert {c["transition"] for c in data["coverage"]} >= {"POURING --FillBig--> POURING"}
+
+
+@pytest.fixture
+def no_expectation() -> Iterator[None]:
+    entry = REGISTRY.get("diehard")
+    REGISTRY.entries["diehard_strict"] = Entry(
+        "diehard_strict", lambda: replace(entry.build(), name="diehard_strict", expect=()), {}, "")
+    yield
+    del REGISTRY.entries["diehard_strict"]
+
+
+def test_diehard_without_its_expectation_exits_1(no_expectation: None) -> None:
+    code, out, _ = cli("check", "diehard_strict")
+    assert code == 1 and "VIOLATED (7-state trace)" in out
+
+
+def test_two_phase_and_several_reports_in_one_json(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    code, out, _ = cli("check", "two_phase", "diehard", "--json", str(path))
+    data = json.loads(path.read_text())
+    assert code == 0 and [d["spec"] for d in data] == ["two_phase", "diehard"]
+    assert (data[0]["distinct_states"], data[0]["depth"]) == (288, 11)
+    step = data[0]["properties"][1]["trace"][1]
+    assert set(step["state"]) == {"tm", "r1", "r2", "r3", "msgs"}
+    assert step["input"]["instance"] in {"r1", "r2", "r3", "tm"}
+
+
+def test_set_parameters_and_seeded_bug_exits_1(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    code, out, _ = cli("check", "input_lifecycle", "--set", "n=3", "--set", "stage_guard=false", "--json", str(path))
+    data = json.loads(path.read_text())
+    assert code == 1 and data["verdict"] == "violated" and data["parameters"]["n"] == 3
+    bad = next(p for p in data["properties"] if p["name"] == "at_most_one_staged")
+    assert len(bad["trace"]) == 5 and bad["trace"][2]["input"] == {"instance": "i1", "type": "Stage"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["check", "nope"], "unknown spec 'nope'; known specs: diehard, input_lifecycle, two_phase"),
+        (["check"], "check needs spec names or --all"),
+        (["check", "diehard", "--set", "n=3"], "no spec being checked has a parameter 'n'"),
+        (["check", "input_lifecycle", "--set", "n=abc"], "n='abc': expected an integer"),
+        (["check", "input_lifecycle", "--set", "n"], "--set expects KEY=VALUE, got 'n'"),
+        (["check", "input_lifecycle", "--set", "n=0"], "n must be at least 1"),
+        (["check", "input_lifecycle", "--set", "stage_guard=maybe"], "expected true or false"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        ([], "expected a command"),
+        (["check", "diehard", "--json", "/nonexistent/dir/r.json"], "cannot write /nonexistent/dir/r.json"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv: list[str], message: str) -> None:
+    code, _, err = cli(*argv)
+    assert code == 2
+    assert err.startswith("statewright: error: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_definition_error_in_a_spec_is_exit_2() -> None:
+    from kernel import DefinitionError
+
+    def broken() -> object:
+        raise DefinitionError("machine 'x': unknown phase 'AJAR'")
+
+    REGISTRY.entries["broken"] = Entry("broken", broken, {}, "")  # type: ignore[arg-type]
+    try:
+        code, _, err = cli("check", "broken")
+    finally:
+        del REGISTRY.entries["broken"]
+    assert code == 2 and err == "statewright: error: machine 'x': unknown phase 'AJAR'\n"
+
+
+def test_the_installed_command_runs_without_a_traceback() -> None:
+    proc = subprocess.run([sys.executable, "-m", "adapters.cli", "check", "nope"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith("statewright: error: unknown spec")

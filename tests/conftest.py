@@ -1,0 +1,84 @@
+"""Shared fixtures: tiny machines used across the kernel tests."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+from enum import Enum
+from pathlib import Path
+
+import pytest
+
+from kernel import Guard, Machine, Transition
+
+sys.path.insert(0, str(Path(__file__).parent / "benchmarks"))
+
+
+class Door(Enum):
+    OPEN = "open"
+    SHUT = "shut"
+    LOCKED = "locked"
+    GONE = "gone"
+
+
+@dataclass(frozen=True, slots=True)
+class DoorState:
+    phase: Door = Door.OPEN
+    closes: int = 0
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Open:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unlock:
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Demolish:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    times: int
+
+
+def right_key(state: DoorState, event: Unlock) -> bool:
+    return state.key == event.key
+
+
+DOOR = Machine(
+    "door",
+    initial=DoorState(),
+    terminal={Door.GONE},
+    transitions=[
+        Transition(Door.OPEN, Close, Door.SHUT, update=lambda s, i: replace(s, closes=min(s.closes + 1, 2)),
+                   emit=lambda s, i: (Closed(s.closes),)),
+        Transition(Door.SHUT, Open, Door.OPEN),
+        Transition(Door.SHUT, Lock, Door.LOCKED, update=lambda s, i: replace(s, key=i.key)),
+        Transition(Door.LOCKED, Unlock, Door.SHUT, guard=right_key, update=lambda s, i: replace(s, key=None)),
+        Transition((Door.OPEN, Door.SHUT), Demolish, Door.GONE, guard=Guard("not_new", lambda s, i: s.closes > 0)),
+    ],
+    inputs=(Close, Open, Lock, Unlock, Demolish),
+    effects=(Closed,),
+)
+
+
+@pytest.fixture
+def door() -> Machine[DoorState]:
+    return DOOR
