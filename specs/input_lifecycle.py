@@ -100,7 +100,8 @@ def newer_queued(view: Any, me: int, _input: Any) -> bool:
 
 
 def at_most_one_staged(view: Any) -> bool:
-    return view.count(Phase.STAGED) <= 1
+    staged: int = view.count(Phase.STAGED)
+    return staged <= 1
 
 
 def terminal_stable(before: Phase, _input: Any, after: Phase) -> bool:
@@ -119,7 +120,7 @@ def input_lifecycle(n: int = 7, stage_guard: bool = True, abandon_terminal: bool
     guards = [SystemGuard("newer_queued", Supersede, newer_queued)]
     if stage_guard:
         guards.append(SystemGuard("runtime_idle", Stage, runtime_idle))
-    system = System("input_lifecycle", {name: machine for name in names}, guards=guards)
+    system: System[Any] = System("input_lifecycle", {name: machine for name in names}, guards=guards)
     return Spec(
         "input_lifecycle",
         system,

@@ -154,7 +154,7 @@ def _route(effect: Any, source: str) -> tuple[str, Send]:
 def two_phase(rms: int = 3) -> Spec:
     """Two-phase commit with `rms` resource managers; consistent must hold."""
     names = tuple(f"r{k}" for k in range(1, rms + 1))
-    system = System(
+    system: System[Any] = System(
         "two_phase",
         {"tm": transaction_manager(names), **{n: RESOURCE_MANAGER for n in names}, "msgs": MESSAGES},
         guards=[

@@ -109,7 +109,12 @@ class LocalTable:
     def resolve(self, a: int, event: Any) -> Local | Rejected:
         """Step local state ``a`` by ``event``, once; later calls hit the memo."""
         key = (a, event)
-        found = self.results.get(key)
+        try:
+            found = self.results.get(key)
+        except TypeError:
+            raise DefinitionError(
+                f"machine {self.machine.name!r}: input {event!r} is not hashable; use frozen dataclasses"
+            ) from None
         if found is not None:
             return found
         m = self.machine
