@@ -44,8 +44,8 @@ class Accepted(Generic[S]):
 class Rejected:
     """The input was refused; the state is unchanged.
 
-    ``guards`` names the first failing guard of each candidate row when the
-    reason is `Reason.GUARD_FAILED`.
+    ``guards`` names the first failing guard of each candidate row (each name
+    once) when the reason is `Reason.GUARD_FAILED`.
     """
 
     reason: Reason
@@ -110,10 +110,10 @@ def step(machine: Machine[S], state: S, event: Any) -> Accepted[S] | Rejected:
         else:
             new, effects = apply_rule(machine, rule, state, event)
             return Accepted(new, effects, rule.index)
-    failed = []
+    failed: dict[str, None] = {}  # first failing guard of each row, each name once, in table order
     for rule in rules:
         for g in rule.guards:
             if not g.test(state, event):
-                failed.append(g.name)
+                failed[g.name] = None
                 break
     return Rejected(Reason.GUARD_FAILED, phase, event, tuple(failed))
