@@ -92,7 +92,7 @@ def test_set_parameters_and_seeded_bug_exits_1(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["check", "nope"], "unknown spec 'nope'; known specs: diehard, input_lifecycle, two_phase"),
+        (["check", "nope"], "unknown spec 'nope'; known specs: " + ", ".join(REGISTRY.names)),
         (["check"], "check needs spec names or --all"),
         (["check", "diehard", "--set", "n=3"], "no spec being checked has a parameter 'n'"),
         (["check", "input_lifecycle", "--set", "n=abc"], "n='abc': expected an integer"),

@@ -1,0 +1,143 @@
+"""The run of an execution plan (machines/run.py), checked over a small diamond plan.
+
+The default plan is the diamond ``a -> b, a -> c, b -> d, c -> d`` with two
+attempts per state; every input is tried for every plan state. Properties:
+
+* ``terminal_stable`` -- a terminal run never changes (terminal precedence as
+  an action property, beside the built-in check);
+* ``one_run_completed`` -- a step emits ``RunCompleted`` exactly when it takes
+  the run from a live phase to a terminal one, and then exactly once; with
+  ``terminal_stable`` that makes exactly one ``RunCompleted`` per finished run;
+* ``dependencies_first`` -- every ``StateEntered`` names a state whose
+  dependencies had all completed before the step;
+* ``attempts_bounded`` -- the attempt in flight is within ``1..max_attempts``,
+  and is 0 exactly when nothing is in flight;
+* ``completed_is_whole_plan`` -- a COMPLETED run completed every plan state, and
+  the completed set is always closed under dependencies;
+* witnesses that each outcome (completed, failed, cancelled) and a retry happen.
+
+``dependency_guard=false`` seeds a bug: the Enter row loses its
+``dependencies_completed`` guard, and ``dependencies_first`` fails on the
+3-state trace Start, Enter(<a state with a dependency>).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from kernel.check.spec import Spec, always, sometimes, transition
+from kernel.errors import DefinitionError
+from kernel.machine import Guard, Transition
+from kernel.step import Accepted, step
+from machines.run import (
+    RUN_TRANSITIONS,
+    TERMINAL,
+    Cancel,
+    Enter,
+    Fail,
+    Plan,
+    Resume,
+    Run,
+    RunCompleted,
+    RunPhase,
+    Start,
+    StateEntered,
+    Succeed,
+    run_machine,
+)
+from specs.registry import REGISTRY
+
+
+def parse_plan(states: str, edges: str) -> Plan:
+    """``"a,b"`` and ``"a>b,b>c"`` -> a `Plan` (validated later by `run_machine`)."""
+    ids = tuple(s.strip() for s in states.split(",") if s.strip())
+    pairs: list[tuple[str, str]] = []
+    for raw in edges.split(","):
+        if not raw.strip():
+            continue
+        before, sep, after = raw.partition(">")
+        if not sep:
+            raise DefinitionError(f"spec 'run': edge {raw!r} is not 'before>after'")
+        pairs.append((before.strip(), after.strip()))
+    return Plan(ids, tuple(pairs))
+
+
+def without_guard(table: tuple[Transition, ...], input_type: type, name: str) -> tuple[Transition, ...]:
+    """The table with the guard called ``name`` dropped from every row taking ``input_type``."""
+    out = []
+    for t in table:
+        if t.input is input_type:
+            guards = t.guard if isinstance(t.guard, (list, tuple)) else () if t.guard is None else (t.guard,)
+            kept = [g for g in guards if (g.name if isinstance(g, Guard) else g.__name__) != name]
+            t = replace(t, guard=kept)
+        out.append(t)
+    return tuple(out)
+
+
+def terminal_stable(before: Run, _input: Any, after: Run) -> bool:
+    return before.phase not in TERMINAL or after == before
+
+
+def attempts_bounded(run: Run) -> bool:
+    if run.current is None:
+        return run.attempt == 0
+    return 1 <= run.attempt <= run.max_attempts
+
+
+def completed_is_whole_plan(run: Run) -> bool:
+    done = run.completed
+    closed = all(d in done for sid in done for d in run.plan.dependencies(sid))
+    whole = run.phase is not RunPhase.COMPLETED or done == run.plan.states
+    return closed and whole
+
+
+@REGISTRY.spec
+def run(
+    states: str = "a,b,c,d",
+    edges: str = "a>b,a>c,b>d,c>d",
+    max_attempts: int = 2,
+    dependency_guard: bool = True,
+) -> Spec:
+    """A run of a diamond plan: one RunCompleted, dependencies first, bounded retries."""
+    plan = parse_plan(states, edges)
+    table = RUN_TRANSITIONS if dependency_guard else without_guard(RUN_TRANSITIONS, Enter, "dependencies_completed")
+    machine = run_machine(plan, max_attempts, transitions=table)
+
+    def effects(before: Run, event: Any) -> tuple[Any, ...]:
+        out = step(machine, before, event)
+        assert isinstance(out, Accepted)  # the checker only hands over steps that were taken
+        return out.effects
+
+    def one_run_completed(before: Run, event: Any, after: Run) -> bool:
+        ends = before.phase not in TERMINAL and after.phase in TERMINAL
+        count = sum(isinstance(e, RunCompleted) for e in effects(before, event))
+        return count == (1 if ends else 0)
+
+    def dependencies_first(before: Run, event: Any, after: Run) -> bool:
+        return all(
+            all(d in before.completed for d in plan.dependencies(e.state_id))
+            for e in effects(before, event)
+            if isinstance(e, StateEntered)
+        )
+
+    inputs: list[Any] = [Start(), Cancel(), Resume()]
+    for sid in plan.states:
+        inputs += [Enter(sid), Succeed(sid), Fail(sid)]
+    return Spec(
+        "run",
+        machine,
+        inputs=inputs,
+        properties=[
+            transition("terminal_stable", terminal_stable),
+            transition("one_run_completed", one_run_completed),
+            transition("dependencies_first", dependencies_first),
+            always("attempts_bounded", attempts_bounded),
+            always("completed_is_whole_plan", completed_is_whole_plan),
+            sometimes("completes", lambda r: r.phase is RunPhase.COMPLETED),
+            sometimes("fails", lambda r: r.phase is RunPhase.FAILED),
+            sometimes("is_cancelled", lambda r: r.phase is RunPhase.CANCELLED),
+            sometimes("retries", lambda r: r.attempt >= 2),
+        ],
+        doc=__doc__ or "",
+    )

@@ -1,0 +1,64 @@
+"""The registered ``run`` spec: exact figures on the diamond plan, and a seeded bug caught.
+
+Why 42 states: PENDING (1); RUNNING has five dependency-closed, incomplete
+completed sets ({}, {a}, {a,b}, {a,c}, {a,b,c}), each idle or with one of its
+ready states in flight at attempt 1 or 2 (3 + 5 + 3 + 3 + 3 = 17); COMPLETED (1);
+FAILED keeps the failed state at attempt 2, one per ready state per set (6);
+CANCELLED keeps the 17 RUNNING shapes, and cancelling from PENDING lands on the
+same state as cancelling the idle run with nothing done (17). The deepest
+state is a failure or cancellation while d is in flight at attempt 2: 10 steps,
+so depth 11.
+"""
+
+from __future__ import annotations
+
+from kernel.check import Status, Verdict, check
+from machines.run import Enter, RunCompleted, RunPhase, Start, StateEntered
+from specs.run import run as build
+
+
+def test_the_diamond_is_checked_completely() -> None:
+    report = check(build())
+    assert report.verdict is Verdict.OK and report.complete and report.stopped_by is None
+    assert (report.distinct_states, report.generated, report.depth) == (42, 66, 11)
+    assert report.never_fired == ()
+    assert all(r.status is Status.HOLDS for r in report.properties)
+    assert report.seconds < 2
+
+
+def test_witnesses_are_shortest() -> None:
+    report = check(build())
+    lengths = {name: len(report.result(name).trace or ()) for name in ("completes", "fails", "is_cancelled", "retries")}
+    assert lengths == {"completes": 10, "fails": 5, "is_cancelled": 2, "retries": 4}
+    done = report.result("completes").trace
+    assert done is not None
+    effects = [e for s in done for e in s.effects]
+    assert sum(isinstance(e, RunCompleted) for e in effects) == 1
+
+
+def test_the_registry_knows_it() -> None:
+    from specs.registry import REGISTRY
+
+    entry = REGISTRY.get("run")
+    assert entry.params == {"states": "a,b,c,d", "edges": "a>b,a>c,b>d,c>d", "max_attempts": 2,
+                            "dependency_guard": True}
+
+
+def test_more_attempts_grow_the_space_as_counted() -> None:
+    # each of the 6 (completed set, ready state) pairs gains attempt 3, RUNNING and CANCELLED;
+    # FAILED still holds one state per pair (now at attempt 3); one more Fail on the deepest path
+    report = check(build(max_attempts=3))
+    assert report.verdict is Verdict.OK and report.complete
+    assert (report.distinct_states, report.depth) == (42 + 6 * 2, 12)
+
+
+def test_dropping_the_dependency_guard_is_caught_in_three_states() -> None:
+    report = check(build(dependency_guard=False))
+    result = report.result("dependencies_first")
+    assert report.verdict is Verdict.VIOLATED and result.status is Status.VIOLATED
+    assert report.stopped_by == "violation"
+    assert result.trace is not None and len(result.trace) == 3
+    assert [s.input for s in result.trace[1:]] == [Start(), Enter("b")]
+    last = result.trace[-1]
+    assert last.effects == (StateEntered("b", 1),) and last.state.completed == ()
+    assert last.state.phase is RunPhase.RUNNING
