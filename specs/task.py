@@ -1,0 +1,166 @@
+"""Tasks of the swarm engine: the corrected lifecycle, and the engine as written.
+
+Both specs state the same properties. ``task`` checks `machines.task` and
+verifies. ``task_as_written`` checks `machines.task_as_written` -- the status
+writes of ``cancel_task``, ``dispatch_attempt_with``, ``query_senior`` and
+``resume`` exactly as the source has them -- and declares each property the
+engine breaks as an expected violation, so the report carries the shortest
+trace of every bug.
+
+Inputs: one dispatch at a time, worker outcomes for every attempt number up
+to ``max_attempts + 1``, one question, one answer, cancel and spawn. The
+engine as written has no attempt budget, so its dispatches are offered only
+while ``attempt <= max_attempts``: the caller may dispatch once past the
+budget, which is enough to show the engine does not stop it and keeps the
+model finite (and the check complete).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from kernel.check.spec import Property, Spec, always, sometimes, transition
+from machines.task import (
+    OUTCOMES,
+    TERMINAL,
+    Answer,
+    Ask,
+    Cancel,
+    Dispatch,
+    Spawn,
+    TaskPhase,
+    WorkerBlocked,
+    WorkerFailed,
+    WorkerPassed,
+    task_machine,
+)
+from machines.task_as_written import task_as_written_machine
+from specs.registry import REGISTRY
+
+P = TaskPhase
+
+AS_WRITTEN_VIOLATES = (
+    "terminal_stable",
+    "first_terminal_wins",
+    "outcome_survives_cancel",
+    "no_redispatch_after_terminal",
+    "no_suspend_after_terminal",
+    "no_resume_after_terminal",
+    "stale_outcome_ignored",
+    "attempts_within_max",
+    "question_only_while_suspended",
+    "spawn_only_while_running",
+    "terminal_precedence",
+)
+"""Every property the engine as written breaks (the last one is the kernel's built-in)."""
+
+
+def _stays_if_terminal(kinds: tuple[type, ...]) -> Any:
+    """A step test: an input of ``kinds`` never moves a terminal task."""
+
+    def test(before: Any, event: Any, after: Any) -> bool:
+        return not (before.phase in TERMINAL and isinstance(event, kinds)) or after.phase is before.phase
+
+    return test
+
+
+def terminal_stable(before: Any, event: Any, after: Any) -> bool:
+    """A terminal task never changes phase, whatever the input."""
+    return before.phase not in TERMINAL or after.phase is before.phase
+
+
+def first_terminal_wins(before: Any, event: Any, after: Any) -> bool:
+    """Once cancelled, a late worker outcome does not overwrite the cancellation."""
+    return not (before.phase is P.CANCELLED and isinstance(event, OUTCOMES)) or after.phase is P.CANCELLED
+
+
+def outcome_survives_cancel(before: Any, event: Any, after: Any) -> bool:
+    """Cancelling a passed or blocked task does not overwrite its outcome."""
+    decided = before.phase in (P.PASSED, P.BLOCKED)
+    return not (decided and isinstance(event, Cancel)) or after.phase is before.phase
+
+
+def stale_outcome_ignored(before: Any, event: Any, after: Any) -> bool:
+    """The outcome of an older attempt does not decide the attempt now running."""
+    stale = isinstance(event, OUTCOMES) and event.attempt != before.attempt
+    return not stale or after.phase is before.phase
+
+
+def resume_returns_to_running(before: Any, event: Any, after: Any) -> bool:
+    """Answering a suspended task resumes it: RUNNING, question cleared, answer recorded."""
+    if not (before.phase is P.SUSPENDED and isinstance(event, Answer)):
+        return True
+    return after.phase is P.RUNNING and after.question is None and after.answer == event.answer
+
+
+def spawn_depth_within_limit(before: Any, event: Any, after: Any) -> bool:
+    """A child is only started below the depth limit."""
+    return not isinstance(event, Spawn) or before.depth + 1 < before.max_depth
+
+
+def spawn_only_while_running(before: Any, event: Any, after: Any) -> bool:
+    """Only a running task's worker starts children."""
+    return not isinstance(event, Spawn) or before.phase is P.RUNNING
+
+
+def properties() -> list[Property]:
+    """The properties both specs state, in report order."""
+    return [
+        transition("terminal_stable", terminal_stable),
+        transition("first_terminal_wins", first_terminal_wins),
+        transition("outcome_survives_cancel", outcome_survives_cancel),
+        transition("no_redispatch_after_terminal", _stays_if_terminal((Dispatch,))),
+        transition("no_suspend_after_terminal", _stays_if_terminal((Ask,))),
+        transition("no_resume_after_terminal", _stays_if_terminal((Answer,))),
+        transition("stale_outcome_ignored", stale_outcome_ignored),
+        always("attempts_within_max", lambda s: 0 <= s.attempt <= s.max_attempts),
+        always("suspended_has_question", lambda s: s.phase is not P.SUSPENDED or s.question is not None),
+        always("question_only_while_suspended", lambda s: s.question is None or s.phase is P.SUSPENDED),
+        transition("resume_returns_to_running", resume_returns_to_running),
+        transition("spawn_depth_within_limit", spawn_depth_within_limit),
+        transition("spawn_only_while_running", spawn_only_while_running),
+        always("depth_within_limit", lambda s: 0 <= s.depth < s.max_depth),
+        sometimes("reach_passed", lambda s: s.phase is P.PASSED),
+        sometimes("reach_blocked", lambda s: s.phase is P.BLOCKED),
+        sometimes("reach_cancelled", lambda s: s.phase is P.CANCELLED),
+        sometimes("reach_resumed", lambda s: s.phase is P.RUNNING and s.answer is not None),
+        sometimes("reach_last_attempt", lambda s: s.phase is P.RUNNING and s.attempt == s.max_attempts),
+    ]
+
+
+def inputs(max_attempts: int) -> tuple[Any, ...]:
+    """The environment's inputs: every outcome for attempts 1 .. max_attempts + 1."""
+    outcomes = tuple(kind(n) for n in range(1, max_attempts + 2) for kind in (WorkerPassed, WorkerBlocked, WorkerFailed))
+    return (Dispatch(), *outcomes, Ask("q"), Answer("a"), Cancel(), Spawn())
+
+
+@REGISTRY.spec
+def task(max_attempts: int = 2, depth: int = 1, max_depth: int = 3) -> Spec:
+    """One swarm-engine task, corrected: every outcome is final and attempts stay in budget."""
+    return Spec(
+        "task",
+        task_machine(max_attempts=max_attempts, depth=depth, max_depth=max_depth),
+        inputs=inputs(max_attempts),
+        properties=properties(),
+        doc=__doc__ or "",
+    )
+
+
+@REGISTRY.spec
+def task_as_written(max_attempts: int = 2, depth: int = 1, max_depth: int = 3) -> Spec:
+    """The swarm engine's task as written: late writes overwrite terminal outcomes (expected)."""
+    domain = inputs(max_attempts)
+    without_dispatch = domain[1:]
+
+    def offered(state: Any) -> Sequence[Any]:
+        return domain if state.attempt <= state.max_attempts else without_dispatch
+
+    return Spec(
+        "task_as_written",
+        task_as_written_machine(max_attempts=max_attempts, depth=depth, max_depth=max_depth),
+        inputs=offered,
+        properties=properties(),
+        expect=AS_WRITTEN_VIOLATES,
+        doc=__doc__ or "",
+    )
