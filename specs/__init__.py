@@ -6,9 +6,9 @@ machines, so `statewright list` can show both.
 """
 
 from machines.input import INPUT
-from specs import diehard, input_lifecycle, run, task, two_phase
+from specs import diehard, input_lifecycle, run, task, token, two_phase
 from specs.registry import REGISTRY, Entry, Registry
 
 REGISTRY.machine(INPUT)
 
-__all__ = ["REGISTRY", "Entry", "Registry", "diehard", "input_lifecycle", "run", "task", "two_phase"]
+__all__ = ["REGISTRY", "Entry", "Registry", "diehard", "input_lifecycle", "run", "task", "token", "two_phase"]
