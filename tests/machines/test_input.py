@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kernel.check import Spec, Verdict, always, check, sometimes, transition
+from kernel.check import Verdict, check
 from kernel.step import Accepted, Reason, Rejected, step
 from machines.input import (
     INPUT,
@@ -37,6 +37,7 @@ from machines.input import (
     Superseded,
     authorize_seed,
 )
+from specs.input import input as build_input_spec
 
 P = InputPhase
 
@@ -228,44 +229,11 @@ def test_authorize_seed_accepts_restored_work_the_machine_can_continue() -> None
     assert authorize_seed(Input(P.ABANDONED, outcome=Abandoned(AbandonReason.DESTROYED, 0))) == ()
 
 
-# -- the model check ----------------------------------------------------------
+# -- the model check (the registered 'input' spec) -----------------------------
 
 
-DOMAIN: list[Any] = [
-    Queue(),
-    Stage("r1"),
-    Stage("r2"),
-    Stage(""),
-    Apply("r1"),
-    AwaitConsumption("r1"),
-    Consume("r1"),
-    RunFailed("r1"),
-    Supersede("i9"),
-    Supersede(""),
-    Coalesce("agg"),
-    Abandon(AbandonReason.CANCELLED),
-    Abandon(AbandonReason.MAX_ATTEMPTS_EXHAUSTED),
-]
 
-
-def _attempts_count_stages(before: Input, event: Any, after: Input) -> bool:
-    grew = after.attempts - before.attempts
-    return grew == (1 if isinstance(event, Stage) else 0)
-
-
-SPEC = Spec(
-    "input",
-    INPUT,
-    inputs=DOMAIN,
-    properties=[
-        always("seed_authorized", lambda s: authorize_seed(s) == ()),
-        always("attempts_within_budget", lambda s: 0 <= s.attempts <= s.max_attempts),
-        transition("attempts_count_stages", _attempts_count_stages),
-        sometimes("consumed", lambda s: s.phase is P.CONSUMED),
-        sometimes("exhausted", lambda s: s.outcome == Abandoned(AbandonReason.MAX_ATTEMPTS_EXHAUSTED, 3)),
-        sometimes("superseded_after_retry", lambda s: s.phase is P.SUPERSEDED and s.attempts == 2),
-    ],
-)
+SPEC = build_input_spec()
 
 
 def test_model_check() -> None:

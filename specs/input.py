@@ -1,0 +1,95 @@
+"""The input lifecycle (`machines.input.INPUT`) on its own: what must hold for one input.
+
+The domain is small but covers every row and every guard both ways: two run
+ids (only ``r1`` ever fails, so rollback and exhaustion are exercised once),
+empty ids that the naming guards must refuse, and an ``Abandon`` naming the
+reason reserved for the retry rule. With ``max_attempts=3`` the model has 33
+states (counted by hand in tests/machines/test_input.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kernel.check.spec import Spec, always, sometimes, transition
+from machines.input import (
+    INPUT,
+    TERMINAL,
+    Abandon,
+    AbandonReason,
+    Abandoned,
+    Apply,
+    AwaitConsumption,
+    Coalesce,
+    Consume,
+    Input,
+    InputPhase,
+    Queue,
+    RunFailed,
+    Stage,
+    Supersede,
+    authorize_seed,
+)
+from specs.registry import REGISTRY
+
+P = InputPhase
+RUNNING = (P.STAGED, P.APPLIED, P.APPLIED_PENDING_CONSUMPTION)
+
+DOMAIN: tuple[Any, ...] = (
+    Queue(),
+    Stage("r1"),
+    Stage("r2"),
+    Stage(""),
+    Apply("r1"),
+    AwaitConsumption("r1"),
+    Consume("r1"),
+    RunFailed("r1"),
+    Supersede("i9"),
+    Supersede(""),
+    Coalesce("agg"),
+    Abandon(AbandonReason.CANCELLED),
+    Abandon(AbandonReason.MAX_ATTEMPTS_EXHAUSTED),
+)
+
+
+def terminal_stable(before: Input, _event: Any, after: Input) -> bool:
+    """A terminal input never changes at all, data included."""
+    return before.phase not in TERMINAL or after == before
+
+
+def attempts_count_stages(before: Input, event: Any, after: Input) -> bool:
+    """Only a Stage spends an attempt, and by exactly one."""
+    return after.attempts - before.attempts == (1 if isinstance(event, Stage) else 0)
+
+
+def staged_has_run(s: Input) -> bool:
+    return s.phase not in RUNNING or bool(s.run_id)
+
+
+def outcome_iff_terminal(s: Input) -> bool:
+    return (s.outcome is not None) == (s.phase in TERMINAL)
+
+
+@REGISTRY.spec
+def input() -> Spec:  # noqa: A001 - the spec is called "input"
+    """One input of the session kernel: outcomes final, attempts counted, seeds authorised."""
+    return Spec(
+        "input",
+        INPUT,
+        inputs=DOMAIN,
+        properties=[
+            transition("terminal_stable", terminal_stable),
+            always("seed_authorized", lambda s: authorize_seed(s) == ()),
+            always("attempts_within_budget", lambda s: 0 <= s.attempts <= s.max_attempts),
+            always("staged_has_run", staged_has_run),
+            always("outcome_iff_terminal", outcome_iff_terminal),
+            transition("attempts_count_stages", attempts_count_stages),
+            sometimes("consumed", lambda s: s.phase is P.CONSUMED),
+            sometimes("superseded", lambda s: s.phase is P.SUPERSEDED),
+            sometimes("coalesced", lambda s: s.phase is P.COALESCED),
+            sometimes("cancelled", lambda s: s.outcome == Abandoned(AbandonReason.CANCELLED, 0)),
+            sometimes("exhausted", lambda s: s.outcome == Abandoned(AbandonReason.MAX_ATTEMPTS_EXHAUSTED, 3)),
+            sometimes("superseded_after_retry", lambda s: s.phase is P.SUPERSEDED and s.attempts == 2),
+        ],
+        doc=__doc__ or "",
+    )
