@@ -19,6 +19,7 @@ MARK = {
     Status.VIOLATED: "FAIL",
     Status.EXPECTED: "ok  ",
     Status.MISSING: "FAIL",
+    Status.MISMATCH: "FAIL",
     Status.UNKNOWN: "??  ",
 }
 
@@ -85,6 +86,7 @@ def _result_line(r: PropertyResult) -> str:
         Status.VIOLATED: f"VIOLATED ({len(r.trace or ())}-state trace)",
         Status.EXPECTED: f"violated as expected ({len(r.trace or ())}-state trace)",
         Status.MISSING: "expected a violation, none found",
+        Status.MISMATCH: f"violated, but not by the expected trace ({len(r.trace or ())} states)",
         Status.UNKNOWN: "undecided (search was bounded)",
     }[r.status]
     return f"  {MARK[r.status]} {r.name:<28} {r.kind.value:<20} {what}"
@@ -101,7 +103,7 @@ def render_report(report: Report, *, traces: bool = True) -> str:
         lines.append(_result_line(r))
         if r.detail:
             lines.append(f"       {r.detail}")
-        if traces and r.trace is not None and r.status in (Status.VIOLATED, Status.EXPECTED):
+        if traces and r.trace is not None and r.status in (Status.VIOLATED, Status.EXPECTED, Status.MISMATCH):
             lines.append(render_trace(r.trace, indent="       "))
     idle = report.never_fired
     if idle and report.complete:

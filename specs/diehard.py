@@ -98,6 +98,6 @@ def diehard() -> Spec:
             always("not_solved", lambda s: s.big != 4),
             always("jugs_in_range", lambda s: 0 <= s.small <= SMALL and 0 <= s.big <= BIG),
         ],
-        expect=["not_solved"],
+        expect={"not_solved": 7},
         doc=__doc__ or "",
     )

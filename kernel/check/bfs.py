@@ -15,7 +15,7 @@ and progress leaves through an optional callback.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from operator import getitem, itemgetter
 from typing import Any
 
@@ -422,9 +422,14 @@ def _results(
             status = Status.VIOLATED
         else:
             status = Status.HOLDS if complete else Status.UNKNOWN
+        detail = details.get(name)
         if name in expected:
             status = Status.EXPECTED if status is Status.VIOLATED else Status.MISSING
-        out.append(PropertyResult(name, kind, status, tuple(trace) if trace is not None else None, details.get(name)))
+            pinned = spec.expect.get(name) if isinstance(spec.expect, Mapping) else None
+            if status is Status.EXPECTED and pinned is not None and trace is not None and len(trace) != pinned:
+                status = Status.MISMATCH
+                detail = f"expected a {pinned}-state shortest trace, found {len(trace)} states"
+        out.append(PropertyResult(name, kind, status, tuple(trace) if trace is not None else None, detail))
     return tuple(out)
 
 

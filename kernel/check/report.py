@@ -37,6 +37,8 @@ class Status(Enum):
     """Violated, as the spec said it would be."""
     MISSING = "missing"
     """The spec expected a violation that the search did not find."""
+    MISMATCH = "mismatch"
+    """Violated as expected, but the shortest trace has a different length than the spec pins."""
     UNKNOWN = "unknown"
     """The search was bounded before the property was decided."""
 
@@ -63,7 +65,7 @@ class PropertyResult:
     @property
     def holds(self) -> bool | None:
         """True/False when decided, None when a bound left it undecided."""
-        if self.status in (Status.VIOLATED, Status.EXPECTED):
+        if self.status in (Status.VIOLATED, Status.EXPECTED, Status.MISMATCH):
             return False
         if self.status is Status.UNKNOWN:
             return None
@@ -71,12 +73,12 @@ class PropertyResult:
 
     @property
     def expected(self) -> bool:
-        return self.status in (Status.EXPECTED, Status.MISSING)
+        return self.status in (Status.EXPECTED, Status.MISSING, Status.MISMATCH)
 
     @property
     def failed(self) -> bool:
         """Whether this result makes the check fail."""
-        return self.status in (Status.VIOLATED, Status.MISSING)
+        return self.status in (Status.VIOLATED, Status.MISSING, Status.MISMATCH)
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,14 +115,16 @@ class Spec:
 
     ``expect`` names properties the model is *meant* to violate (a puzzle's
     solution, a faithful model of buggy code): finding them is success, and
-    not finding them fails the check.
+    not finding them fails the check. Given as a mapping from name to the
+    length of the shortest trace (in states), it also pins each finding: a
+    violation by a shorter or longer shortest trace fails the check too.
     """
 
     name: str
     model: Machine[Any] | System[Any]
     inputs: Domain | Mapping[str, Domain]
     properties: Sequence[Property] = ()
-    expect: Collection[str] = ()
+    expect: Collection[str] | Mapping[str, int] = ()
     deadlock: bool = True
     determinism: bool = True
     terminal_precedence: bool = True
@@ -146,6 +148,10 @@ class Spec:
                 raise DefinitionError(f"{me}: property name {p.name!r} is used twice")
             names.append(p.name)
         for e in self.expect:
+            if isinstance(self.expect, Mapping):
+                length = self.expect[e]
+                if not isinstance(length, int) or length < 1:
+                    raise DefinitionError(f"{me}: expected trace length of {e!r} must be a positive int, got {length!r}")
             if e not in names and e not in BUILTIN:
                 raise DefinitionError(
                     f"{me}: expects a violation of unknown property {e!r} (known: {', '.join(names + list(BUILTIN))})"

@@ -264,3 +264,27 @@ def test_spec_definition_errors() -> None:
         Spec("s", system(), {"zz": []})
     with pytest.raises(DefinitionError, match="max_depth must be a positive int"):
         counting(2, bounds=Bounds(max_depth=0))
+
+
+def test_expected_violations_can_pin_their_trace_length() -> None:
+    exact = check(counting(3, properties=[always("small", lambda s: s.n < 2)], expect={"small": 3}))
+    assert exact.result("small").status is Status.EXPECTED and exact.verdict is Verdict.OK
+    off = check(counting(3, properties=[always("small", lambda s: s.n < 2)], expect={"small": 4}))
+    res = off.result("small")
+    assert res.status is Status.MISMATCH and off.verdict is Verdict.VIOLATED
+    assert res.detail == "expected a 4-state shortest trace, found 3 states"
+    with pytest.raises(DefinitionError, match="expected trace length of 'small' must be a positive int"):
+        counting(3, properties=[always("small", lambda s: s.n < 2)], expect={"small": 0})
+
+
+def test_mutation_score_counts_killed_mutants() -> None:
+    from kernel.check.mutants import mutants, score
+
+    spec = Spec("door", DOOR, DOOR_INPUTS, [always("few", lambda s: s.closes <= 2),
+                                           sometimes("gone", lambda s: s.phase is Door.GONE)])
+    all_mutants = list(mutants(DOOR))
+    # 5 rows x 3 other phases retargeted + 2 guards dropped
+    assert len(all_mutants) == 17
+    s = score(spec, DOOR)
+    assert s.total == 17 and s.killed + len(s.survivors) == 17
+    assert "#3 LOCKED --Unlock[right_key]--> SHUT: drop guard right_key" in s.survivors
