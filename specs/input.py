@@ -1,10 +1,11 @@
 """The input lifecycle (`machines.input.INPUT`) on its own: what must hold for one input.
 
 The domain is small but covers every row and every guard both ways: two run
-ids (only ``r1`` ever fails, so rollback and exhaustion are exercised once),
-empty ids that the naming guards must refuse, and an ``Abandon`` naming the
-reason reserved for the retry rule. With ``max_attempts=3`` the model has 33
-states (counted by hand in tests/machines/test_input.py).
+ids (only ``r1`` ever reports, so a run reporting on an input staged to
+``r2`` is the stale-run case), empty ids that the naming guards must refuse,
+and an ``Abandon`` naming the reason reserved for the retry rule. With
+``max_attempts=3`` the model has 33 states (counted by hand in
+tests/machines/test_input.py).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ DOMAIN: tuple[Any, ...] = (
     Supersede("i9"),
     Supersede(""),
     Coalesce("agg"),
+    Coalesce(""),
     Abandon(AbandonReason.CANCELLED),
     Abandon(AbandonReason.MAX_ATTEMPTS_EXHAUSTED),
 )
@@ -60,6 +62,14 @@ def terminal_stable(before: Input, _event: Any, after: Input) -> bool:
 def attempts_count_stages(before: Input, event: Any, after: Input) -> bool:
     """Only a Stage spends an attempt, and by exactly one."""
     return after.attempts - before.attempts == (1 if isinstance(event, Stage) else 0)
+
+
+RUN_SCOPED = (Apply, AwaitConsumption, Consume, RunFailed)
+
+
+def own_run_only(before: Input, event: Any, _after: Input) -> bool:
+    """A run moves the input only while the input is staged to that very run."""
+    return not isinstance(event, RUN_SCOPED) or event.run_id == before.run_id
 
 
 def staged_has_run(s: Input) -> bool:
@@ -84,6 +94,7 @@ def input() -> Spec:  # noqa: A001 - the spec is called "input"
             always("staged_has_run", staged_has_run),
             always("outcome_iff_terminal", outcome_iff_terminal),
             transition("attempts_count_stages", attempts_count_stages),
+            transition("own_run_only", own_run_only),
             sometimes("consumed", lambda s: s.phase is P.CONSUMED),
             sometimes("superseded", lambda s: s.phase is P.SUPERSEDED),
             sometimes("coalesced", lambda s: s.phase is P.COALESCED),
