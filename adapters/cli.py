@@ -1,6 +1,7 @@
 """The ``statewright`` command.
 
     statewright check NAME... [--all] [--set KEY=VALUE]... [--continue] [--json PATH]
+    statewright mutate NAME... [--all]
     statewright list
 
 Exit codes: 0 when every property holds (expected violations found, or the
@@ -48,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="explore everything instead of stopping at the first violation")
     c.add_argument("--json", metavar="PATH", type=Path, help="write the report(s) as JSON to PATH")
     c.add_argument("--quiet", action="store_true", help="no progress and no traces; summary lines only")
+    m = sub.add_parser("mutate", help="score how many table mutants each spec catches")
+    m.add_argument("names", nargs="*", metavar="NAME", help="spec names (see `statewright list`)")
+    m.add_argument("--all", action="store_true", help="every registered spec")
+    m.add_argument("--min", type=float, default=0.0, metavar="PERCENT",
+                   help="exit 1 when a machine's score is below PERCENT")
     sub.add_parser("list", help="list registered specs and machines")
     return p
 
@@ -77,11 +83,8 @@ class _Ticker:
                   f"{p.queued:,} queued, {p.seconds:.0f} s", file=self.stream, flush=True)
 
 
-def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from adapters.serialize import report_json
-    from adapters.text import render_report
+def _names(args: argparse.Namespace) -> list[str]:
     from specs import REGISTRY
-    from specs.registry import parse_value
 
     names = list(REGISTRY.names) if args.all else []
     for n in args.names:
@@ -89,7 +92,36 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if n not in names:
             names.append(n)
     if not names:
-        raise UsageError("check needs spec names or --all (see `statewright list`)")
+        raise UsageError(f"{args.command} needs spec names or --all (see `statewright list`)")
+    return names
+
+
+def _mutate(args: argparse.Namespace, out: TextIO) -> int:
+    from kernel.check.mutants import score
+    from kernel.machine import Machine
+    from specs import REGISTRY
+
+    low = False
+    for n in _names(args):
+        spec = REGISTRY.get(n).spec()
+        model = spec.model
+        machines = [model] if isinstance(model, Machine) else list({id(m): m for m in model.machines}.values())
+        for machine in machines:
+            s = score(spec, machine)
+            print(f"{n}/{machine.name}: {s.killed}/{s.total} mutants caught ({100 * s.ratio:.1f}%)", file=out)
+            for survivor in s.survivors:
+                print(f"  survived: {survivor}", file=out)
+            low = low or 100 * s.ratio < args.min
+    return EXIT_VIOLATED if low else EXIT_OK
+
+
+def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from adapters.serialize import report_json
+    from adapters.text import render_report
+    from specs import REGISTRY
+    from specs.registry import parse_value
+
+    names = _names(args)
     settings = _params(args.params)
     for key, _ in settings:
         if not any(key in REGISTRY.get(n).params for n in names):
@@ -142,9 +174,11 @@ def run(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: Te
         args = _parser().parse_args(argv)
         if args.command == "check":
             return _check(args, out, err)
+        if args.command == "mutate":
+            return _mutate(args, out)
         if args.command == "list":
             return _list(out)
-        raise UsageError("expected a command: check or list (see statewright --help)")
+        raise UsageError("expected a command: check, mutate or list (see statewright --help)")
     except (UsageError, DefinitionError) as exc:
         print(f"statewright: error: {exc}", file=err)
         return EXIT_USAGE

@@ -100,7 +100,7 @@ def test_set_parameters_and_seeded_bug_exits_1(tmp_path: Path) -> None:
         (["check", "input_lifecycle", "--set", "n=0"], "n must be at least 1"),
         (["check", "input_lifecycle", "--set", "stage_guard=maybe"], "expected true or false"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
-        ([], "expected a command"),
+        ([], "expected a command: check, mutate or list"),
         (["check", "diehard", "--json", "/nonexistent/dir/r.json"], "cannot write /nonexistent/dir/r.json"),
     ],
 )
@@ -128,3 +128,10 @@ def test_a_definition_error_in_a_spec_is_exit_2() -> None:
 def test_the_installed_command_runs_without_a_traceback() -> None:
     proc = subprocess.run([sys.executable, "-m", "adapters.cli", "check", "nope"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("statewright: error: unknown spec")
+
+
+def test_mutate_prints_scores_and_survivors() -> None:
+    code, out, _ = cli("mutate", "input", "--min", "90")
+    assert code == 0 and out.startswith("input/input: ") and "mutants caught" in out
+    code, out, _ = cli("mutate", "input", "--min", "100")
+    assert code == 1 and "survived: " in out
