@@ -5,6 +5,8 @@ attempts per state; every input is tried for every plan state. Properties:
 
 * ``terminal_stable`` -- a terminal run never changes (terminal precedence as
   an action property, beside the built-in check);
+* ``never_back_to_pending`` -- once started, a run never returns to PENDING:
+  PENDING means "not started yet", and ``Start`` is its only way out;
 * ``one_run_completed`` -- a step emits ``RunCompleted`` exactly when it takes
   the run from a live phase to a terminal one, and then exactly once; with
   ``terminal_stable`` that makes exactly one ``RunCompleted`` per finished run;
@@ -79,6 +81,10 @@ def terminal_stable(before: Run, _input: Any, after: Run) -> bool:
     return before.phase not in TERMINAL or after == before
 
 
+def never_back_to_pending(before: Run, _input: Any, after: Run) -> bool:
+    return before.phase is RunPhase.PENDING or after.phase is not RunPhase.PENDING
+
+
 def attempts_bounded(run: Run) -> bool:
     if run.current is None:
         return run.attempt == 0
@@ -130,6 +136,7 @@ def run(
         inputs=inputs,
         properties=[
             transition("terminal_stable", terminal_stable),
+            transition("never_back_to_pending", never_back_to_pending),
             transition("one_run_completed", one_run_completed),
             transition("dependencies_first", dependencies_first),
             always("attempts_bounded", attempts_bounded),

@@ -9,15 +9,27 @@ trace of every bug.
 
 Inputs: one dispatch at a time, worker outcomes for every attempt number up
 to ``max_attempts + 1``, one question, one answer, cancel and spawn. The
-engine as written has no attempt budget, so its dispatches are offered only
-while ``attempt <= max_attempts``: the caller may dispatch once past the
-budget, which is enough to show the engine does not stop it and keeps the
-model finite (and the check complete).
+corrected task is also offered an empty question and an empty answer, which
+it must refuse (``questions_named``, ``answers_named``); the engine as written
+checks neither, and the model of it does not chase that. The engine as written
+has no attempt budget, so its dispatches are offered only while
+``attempt <= max_attempts``: the caller may dispatch once past the budget,
+which is enough to show the engine does not stop it and keeps the model
+finite (and the check complete).
+
+Besides the bugs, the properties state what the engine's rows do guarantee,
+as written and corrected alike: a dispatch starts the next attempt, a
+worker's report decides the outcome it reports, only a dispatched attempt
+reports, a stray answer moves nothing, and spawning needs a worker and never
+changes the parent's phase. The engine as written is pinned by the exact
+shortest trace of each violation (`AS_WRITTEN_VIOLATES`): a change to its
+table that removes a bug, or makes one reachable sooner or later, fails the
+check.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kernel.check.spec import Property, Spec, always, sometimes, transition
@@ -40,20 +52,24 @@ from specs.registry import REGISTRY
 
 P = TaskPhase
 
-AS_WRITTEN_VIOLATES = (
-    "terminal_stable",
-    "first_terminal_wins",
-    "outcome_survives_cancel",
-    "no_redispatch_after_terminal",
-    "no_suspend_after_terminal",
-    "no_resume_after_terminal",
-    "stale_outcome_ignored",
-    "attempts_within_max",
-    "question_only_while_suspended",
-    "spawn_only_while_running",
-    "terminal_precedence",
-)
-"""Every property the engine as written breaks (the last one is the kernel's built-in)."""
+AS_WRITTEN_VIOLATES: Mapping[str, int] = {
+    "terminal_stable": 3,  # Cancel, Dispatch
+    "first_terminal_wins": 4,  # Dispatch, Cancel, WorkerPassed(1)
+    "outcome_survives_cancel": 4,  # Dispatch, WorkerPassed(1), Cancel
+    "no_redispatch_after_terminal": 3,  # Cancel, Dispatch
+    "no_suspend_after_terminal": 3,  # Cancel, Ask
+    "no_resume_after_terminal": 4,  # Ask, Cancel, Answer
+    "stale_outcome_ignored": 4,  # Dispatch, Dispatch, WorkerPassed(1)
+    "attempts_within_max": 4,  # Dispatch x 3
+    "question_only_while_suspended": 3,  # Ask, Dispatch
+    "spawn_only_while_running": 4,  # Dispatch, WorkerPassed(1), Spawn
+    "terminal_precedence": 3,  # Cancel, Dispatch
+}
+"""Every property the engine as written breaks, with the length (in states) of its shortest trace.
+
+The last one is the kernel's built-in. Pinning the lengths makes the findings
+the model's fingerprint: the check fails if a bug disappears or moves.
+"""
 
 
 def _stays_if_terminal(kinds: tuple[type, ...]) -> Any:
@@ -87,6 +103,53 @@ def stale_outcome_ignored(before: Any, event: Any, after: Any) -> bool:
     return not stale or after.phase is before.phase
 
 
+def dispatch_starts_attempt(before: Any, event: Any, after: Any) -> bool:
+    """A dispatch starts the next attempt: the task is RUNNING under an attempt number one higher."""
+    return not isinstance(event, Dispatch) or (after.phase is P.RUNNING and after.attempt == before.attempt + 1)
+
+
+def report_decides_outcome(before: Any, event: Any, after: Any) -> bool:
+    """A worker's report decides the outcome it reports.
+
+    An ok final output passes the task, one that is not ok blocks it, and a
+    worker that ended without one leaves the task waiting for the next
+    dispatch or blocked -- never running, passed or cancelled.
+    """
+    if isinstance(event, WorkerPassed):
+        return after.phase is P.PASSED
+    if isinstance(event, WorkerBlocked):
+        return after.phase is P.BLOCKED
+    if isinstance(event, WorkerFailed):
+        return after.phase in (P.CREATED, P.BLOCKED)
+    return True
+
+
+def last_failure_blocks(before: Any, event: Any, after: Any) -> bool:
+    """When the attempt that fails is the last one the budget allows, the task is blocked."""
+    last = isinstance(event, WorkerFailed) and before.attempt >= before.max_attempts
+    return not last or after.phase is P.BLOCKED
+
+
+def outcome_of_dispatched_attempt(before: Any, event: Any, after: Any) -> bool:
+    """Only an attempt that was dispatched reports an outcome (numbers 1 .. the current attempt)."""
+    return not isinstance(event, OUTCOMES) or 1 <= event.attempt <= before.attempt
+
+
+def stray_answer_keeps_phase(before: Any, event: Any, after: Any) -> bool:
+    """An answer when no question is pending moves nothing: the task keeps its phase."""
+    return not (isinstance(event, Answer) and before.question is None) or after.phase is before.phase
+
+
+def spawn_keeps_phase(before: Any, event: Any, after: Any) -> bool:
+    """Spawning a child never changes the parent's phase."""
+    return not isinstance(event, Spawn) or after.phase is before.phase
+
+
+def spawn_needs_a_worker(before: Any, event: Any, after: Any) -> bool:
+    """Only a worker spawns, so a task spawns only once some attempt was dispatched."""
+    return not isinstance(event, Spawn) or before.attempt >= 1
+
+
 def resume_returns_to_running(before: Any, event: Any, after: Any) -> bool:
     """Answering a suspended task resumes it: RUNNING, question cleared, answer recorded."""
     if not (before.phase is P.SUSPENDED and isinstance(event, Answer)):
@@ -117,9 +180,18 @@ def properties() -> list[Property]:
         always("attempts_within_max", lambda s: 0 <= s.attempt <= s.max_attempts),
         always("suspended_has_question", lambda s: s.phase is not P.SUSPENDED or s.question is not None),
         always("question_only_while_suspended", lambda s: s.question is None or s.phase is P.SUSPENDED),
+        always("questions_named", lambda s: s.question is None or s.question != ""),
+        always("answers_named", lambda s: s.answer is None or s.answer != ""),
         transition("resume_returns_to_running", resume_returns_to_running),
+        transition("stray_answer_keeps_phase", stray_answer_keeps_phase),
+        transition("dispatch_starts_attempt", dispatch_starts_attempt),
+        transition("report_decides_outcome", report_decides_outcome),
+        transition("last_failure_blocks", last_failure_blocks),
+        transition("outcome_of_dispatched_attempt", outcome_of_dispatched_attempt),
         transition("spawn_depth_within_limit", spawn_depth_within_limit),
         transition("spawn_only_while_running", spawn_only_while_running),
+        transition("spawn_keeps_phase", spawn_keeps_phase),
+        transition("spawn_needs_a_worker", spawn_needs_a_worker),
         always("depth_within_limit", lambda s: 0 <= s.depth < s.max_depth),
         sometimes("reach_passed", lambda s: s.phase is P.PASSED),
         sometimes("reach_blocked", lambda s: s.phase is P.BLOCKED),
@@ -129,10 +201,15 @@ def properties() -> list[Property]:
     ]
 
 
-def inputs(max_attempts: int) -> tuple[Any, ...]:
-    """The environment's inputs: every outcome for attempts 1 .. max_attempts + 1."""
+def inputs(max_attempts: int, *, blank: bool = False) -> tuple[Any, ...]:
+    """The environment's inputs: every outcome for attempts 1 .. max_attempts + 1.
+
+    ``blank`` adds an empty question and an empty answer, which a task must refuse.
+    """
     outcomes = tuple(kind(n) for n in range(1, max_attempts + 2) for kind in (WorkerPassed, WorkerBlocked, WorkerFailed))
-    return (Dispatch(), *outcomes, Ask("q"), Answer("a"), Cancel(), Spawn())
+    asks = (Ask("q"), Ask("")) if blank else (Ask("q"),)
+    answers = (Answer("a"), Answer("")) if blank else (Answer("a"),)
+    return (Dispatch(), *outcomes, *asks, *answers, Cancel(), Spawn())
 
 
 @REGISTRY.spec
@@ -141,7 +218,7 @@ def task(max_attempts: int = 2, depth: int = 1, max_depth: int = 3) -> Spec:
     return Spec(
         "task",
         task_machine(max_attempts=max_attempts, depth=depth, max_depth=max_depth),
-        inputs=inputs(max_attempts),
+        inputs=inputs(max_attempts, blank=True),
         properties=properties(),
         doc=__doc__ or "",
     )

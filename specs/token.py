@@ -3,8 +3,13 @@
 ``token``: one token issued as a worker (bound to ``t1`` or ``t2``) or an
 operator, verified with two verbs (``post_result``: workers only;
 ``cancel_task``: operators only), two task ids, times ``0..times-1``, a good
-or bad signature, swept at any of those times, or revoked. With the defaults
-(expiry 2, uses 2) that is 31 distinct states, depth 5. Seeded bugs:
+or bad signature, swept at any of those times, or revoked. Issue is offered
+with every binding for both roles (so a worker bound to nothing and an
+operator bound to a task too) and with a budget of ``uses`` or of none, so
+both of its guards are tried both ways; ``bound_as_its_role`` and
+``issued_usable`` say what they protect.
+With the defaults (expiry 2, uses 2) that is 31 distinct states, depth 5.
+Seeded bugs:
 ``task_guard=false`` drops the ownership guard (``worker_stays_on_task``
 fails with a 3-state trace) and ``use_guard=false`` drops the use budget
 (``uses_never_negative`` fails with a 5-state trace).
@@ -12,7 +17,10 @@ fails with a 3-state trace) and ``use_guard=false`` drops the use budget
 ``operator``: one session attached, heartbeating, owning ``t1``/``t2``,
 detached on request or by a missed heartbeat, and reattached, at times
 ``0..times-1``; the scan's threshold is ``miss_after`` while the property
-holds it to ``timeout``. Defaults: 81 distinct states, depth 7. Seeded bugs:
+holds it to ``timeout``. Besides keeping its tasks, a session never goes back
+to NEW, a heartbeat never changes its phase, and a task joins it only once
+(``OwnTask`` is offered again for a task already owned). Defaults: 81
+distinct states, depth 7. Seeded bugs:
 ``reattach_keeps_tasks=false`` (a reattach that builds a fresh session, as
 the seed's attach does) breaks ``tasks_kept`` with a 5-state trace, and
 ``miss_after=0`` (the seed's ``interval.as_secs() * threshold`` for a
@@ -102,6 +110,16 @@ def signed(_before: Token, event: Any, _after: Token) -> bool:
     return not isinstance(event, Verify) or event.signature_ok
 
 
+def bound_as_its_role(token: Token) -> bool:
+    """An issued worker token is bound to one task; a token of any other role to none."""
+    return token.phase is TokenPhase.UNISSUED or (token.role is Role.WORKER) == (token.task_id is not None)
+
+
+def issued_usable(before: Token, event: Any, after: Token) -> bool:
+    """A token is never issued already spent: it starts with at least one use."""
+    return not isinstance(event, Issue) or after.uses_left >= 1
+
+
 def retired_for_cause(before: Token, event: Any, after: Token) -> bool:
     """EXPIRED only once past expiry; EXHAUSTED only when spent and not expired."""
     if after.phase is TokenPhase.EXPIRED and before.phase is not TokenPhase.EXPIRED:
@@ -123,7 +141,7 @@ def token(
         machine = without_guard(machine, has_uses)
     clock = range(times)
     inputs: list[Any] = [
-        *(Issue(role, task, expiry, uses) for role in ROLES for task in (None, *TASKS)),
+        *(Issue(role, task, expiry, n) for role in ROLES for task in (None, *TASKS) for n in (uses, 0)),
         *(Verify(verb, task, now, ok) for verb in VERBS for task in TASKS for now in clock for ok in (True, False)),
         *(Sweep(now) for now in clock),
         Revoke(),
@@ -141,6 +159,8 @@ def token(
             transition("verb_within_gate", verb_within_gate),
             transition("signed", signed),
             transition("retired_for_cause", retired_for_cause),
+            always("bound_as_its_role", bound_as_its_role),
+            transition("issued_usable", issued_usable),
             sometimes("exhausted", lambda s: s.phase is TokenPhase.EXHAUSTED),
             sometimes("expired", lambda s: s.phase is TokenPhase.EXPIRED),
             sometimes("revoked", lambda s: s.phase is TokenPhase.REVOKED),
@@ -160,6 +180,21 @@ def tasks_kept(before: Session, _event: Any, after: Session) -> bool:
 
 def lifecycle_keeps_tasks(before: Session, event: Any, after: Session) -> bool:
     return not isinstance(event, (Detach, MissHeartbeat, Reattach, Heartbeat)) or after.tasks == before.tasks
+
+
+def never_back_to_new(before: Session, _event: Any, after: Session) -> bool:
+    """NEW means "never attached"; once attached, a session is attached or detached for good."""
+    return before.phase is SessionPhase.NEW or after.phase is not SessionPhase.NEW
+
+
+def heartbeat_keeps_phase(before: Session, event: Any, after: Session) -> bool:
+    """A heartbeat refreshes an attached session; it never attaches, detaches or resets one."""
+    return not isinstance(event, Heartbeat) or after.phase is before.phase
+
+
+def tasks_distinct(session: Session) -> bool:
+    """A task joins a session at most once: the owned list has no repeats."""
+    return len(set(session.tasks)) == len(session.tasks)
 
 
 def time_monotone(before: Session, _event: Any, after: Session) -> bool:
@@ -207,6 +242,9 @@ def operator(times: int = 4, timeout: int = 2, miss_after: int = 2, reattach_kee
             transition("lifecycle_keeps_tasks", lifecycle_keeps_tasks),
             transition("miss_only_after_timeout", miss_only_after_timeout),
             transition("time_monotone", time_monotone),
+            transition("never_back_to_new", never_back_to_new),
+            transition("heartbeat_keeps_phase", heartbeat_keeps_phase),
+            always("tasks_distinct", tasks_distinct),
             sometimes("reattached_with_tasks", lambda s: s.phase is SessionPhase.ATTACHED and s.reattached
                       and s.tasks == TASKS),
             sometimes("missed_with_tasks", lambda s: s.detached_by is DetachReason.HEARTBEAT_MISSED

@@ -196,6 +196,6 @@ class LocalTable:
                 for r in self.fast_rules[a]:
                     counts[r] = counts.get(r, 0) + times
             for m in moves[1]:
-                if m.count:
+                if m.count and not m.routed:  # routed moves count every row they fire in routed_fired
                     counts[m.local.rule] = counts.get(m.local.rule, 0) + m.count
         return counts

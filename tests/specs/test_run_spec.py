@@ -12,8 +12,21 @@ so depth 11.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from kernel.check import Status, Verdict, check
-from machines.run import Enter, RunCompleted, RunPhase, Start, StateEntered
+from machines.run import (
+    RUN_TRANSITIONS,
+    Enter,
+    Resume,
+    RunCompleted,
+    RunPhase,
+    Start,
+    StateEntered,
+    Succeed,
+    run_machine,
+)
+from specs.run import parse_plan
 from specs.run import run as build
 
 
@@ -62,3 +75,18 @@ def test_dropping_the_dependency_guard_is_caught_in_three_states() -> None:
     last = result.trace[-1]
     assert last.effects == (StateEntered("b", 1),) and last.state.completed == ()
     assert last.state.phase is RunPhase.RUNNING
+
+
+def test_a_success_that_rewinds_the_run_to_pending_is_caught() -> None:
+    # a table whose non-final Succeed row lands on PENDING: the run looks unstarted again
+    table = tuple(replace(t, target=RunPhase.PENDING) if t.input is Succeed and t.target is RunPhase.RUNNING
+                  else t for t in RUN_TRANSITIONS)
+    spec = build()
+    spec = replace(spec, model=run_machine(parse_plan("a,b,c,d", "a>b,a>c,b>d,c>d"), 2, transitions=table))
+    report = check(spec)
+    result = report.result("never_back_to_pending")
+    assert report.verdict is Verdict.VIOLATED and result.status is Status.VIOLATED
+    assert result.trace is not None
+    # Resume comes before Enter in the domain, and resuming a fresh run enters a at attempt 1
+    assert [s.input for s in result.trace[1:]] == [Start(), Resume(), Succeed("a")]
+    assert result.trace[-1].state.phase is RunPhase.PENDING

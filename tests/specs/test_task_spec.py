@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from kernel.check import Status, Verdict, check
-from kernel.step import Accepted, step
-from machines.task import Answer, Ask, Cancel, Dispatch, Spawn, TaskPhase, WorkerPassed
+from kernel.step import Accepted, Rejected, step
+from machines.task import Answer, Ask, Cancel, Dispatch, Spawn, TaskPhase, WorkerPassed, task_machine
 from specs.task import AS_WRITTEN_VIOLATES, task, task_as_written
 
 P = TaskPhase
@@ -44,9 +44,12 @@ def test_task_as_written_finds_every_expected_violation_completely() -> None:
     assert expected == set(AS_WRITTEN_VIOLATES)
     holds = {p.name for p in r.properties if p.status is Status.HOLDS}
     assert holds == {
-        "suspended_has_question", "resume_returns_to_running", "spawn_depth_within_limit",
-        "depth_within_limit", "reach_passed", "reach_blocked", "reach_cancelled", "reach_resumed",
-        "reach_last_attempt", "deadlock", "determinism",
+        "suspended_has_question", "questions_named", "answers_named", "resume_returns_to_running",
+        "stray_answer_keeps_phase", "dispatch_starts_attempt", "report_decides_outcome",
+        "last_failure_blocks", "outcome_of_dispatched_attempt", "spawn_depth_within_limit",
+        "spawn_keeps_phase", "spawn_needs_a_worker", "depth_within_limit", "reach_passed",
+        "reach_blocked", "reach_cancelled", "reach_resumed", "reach_last_attempt", "deadlock",
+        "determinism",
     }
     assert r.never_fired == ()
 
@@ -74,6 +77,30 @@ SHORTEST = {
 
 def test_shortest_traces_cover_every_expected_violation() -> None:
     assert set(SHORTEST) == set(AS_WRITTEN_VIOLATES)
+    assert {name: length for name, (length, _, _) in SHORTEST.items()} == dict(AS_WRITTEN_VIOLATES)
+
+
+def test_a_finding_that_moves_is_a_mismatch() -> None:
+    # the pinned lengths are the model's fingerprint: one off, and the check fails
+    pins = {**AS_WRITTEN_VIOLATES, "stale_outcome_ignored": 5}
+    r = check(replace(task_as_written(), expect=pins))
+    assert r.verdict is Verdict.VIOLATED
+    assert [p.name for p in r.properties if p.failed] == ["stale_outcome_ignored"]
+    assert r.result("stale_outcome_ignored").status is Status.MISMATCH
+
+
+def test_task_refuses_an_empty_question_or_answer() -> None:
+    spec = task()
+    assert isinstance(spec.inputs, tuple) and Ask("") in spec.inputs and Answer("") in spec.inputs
+    machine = task_machine(depth=1)
+    running = step(machine, machine.initial, Dispatch())
+    assert isinstance(running, Accepted)
+    refused = step(machine, running.state, Ask(""))
+    assert isinstance(refused, Rejected) and refused.guards == ("names_question",)
+    suspended = step(machine, running.state, Ask("q"))
+    assert isinstance(suspended, Accepted)
+    refused = step(machine, suspended.state, Answer(""))
+    assert isinstance(refused, Rejected) and refused.guards == ("names_answer",)
 
 
 @pytest.mark.parametrize("name", sorted(SHORTEST))

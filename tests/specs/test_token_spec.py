@@ -34,7 +34,8 @@ from machines.token import (
     Verb,
     Verify,
 )
-from specs.token import operator, token
+from machines.token import TOKEN, binding_fits_role, has_budget, operator_machine, task_is_new
+from specs.token import operator, token, without_guard
 
 
 def replay(spec: Spec, trace: Any) -> None:
@@ -107,6 +108,21 @@ def test_without_the_use_budget_a_spent_token_verifies_in_5_states() -> None:
     assert neg is not None and len(neg) == 5
 
 
+@pytest.mark.parametrize(
+    ("guard", "name", "issue"),
+    [(binding_fits_role, "bound_as_its_role", Issue(Role.WORKER, None, 2, 2)),
+     (has_budget, "issued_usable", Issue(Role.WORKER, "t1", 2, 0))],
+)
+def test_issue_guards_are_tried_both_ways(guard: object, name: str, issue: Issue) -> None:
+    # the domain offers a worker bound to nothing and a budget of zero; the guards refuse them
+    spec = replace(token(), model=without_guard(TOKEN, guard))
+    r = check(spec)
+    res = r.result(name)
+    assert (r.verdict, res.status) == (Verdict.VIOLATED, Status.VIOLATED)
+    assert res.trace is not None and [s.input for s in res.trace[1:]] == [issue]
+    replay(spec, res.trace)
+
+
 def test_shorter_budget_and_later_expiry_still_check() -> None:
     r = timed(token(times=4, expiry=3, uses=1))
     assert (r.verdict, r.complete) == (Verdict.OK, True)
@@ -171,3 +187,13 @@ def test_a_scan_threshold_above_the_timeout_is_safe() -> None:
     r = timed(operator(miss_after=3))
     # only last_seen 0 can be missed by time 3: 16 - 8 missed-detach states
     assert (r.verdict, r.distinct_states, r.depth) == (Verdict.OK, 73, 7)
+
+
+def test_a_session_that_owns_a_task_twice_is_caught_in_4_states() -> None:
+    spec = replace(operator(), model=without_guard(operator_machine(2), task_is_new))
+    r = check(spec)
+    res = r.result("tasks_distinct")
+    assert (r.verdict, res.status) == (Verdict.VIOLATED, Status.VIOLATED)
+    assert res.trace is not None and [s.input for s in res.trace[1:]] == [Attach(0), OwnTask("t1"), OwnTask("t1")]
+    assert res.trace[-1].state.tasks == ("t1", "t1")
+    replay(spec, res.trace)

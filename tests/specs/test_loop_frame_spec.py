@@ -1,0 +1,103 @@
+"""The registered ``loop_frame`` spec: exact figures, every row fired, and a torn grant caught.
+
+Why 57 states without cancel: the run PENDING (1); RUNNING with the root frame
+PENDING (1); with the root frame RUNNING, root step ``a`` is in one of 3
+positions (free, granted, done) independently of the loop node's 17 (slot
+free, granted, loop registered; then per iteration: requested, body frame
+registered, running, step granted, step done, body completed -- 5 + 5 +
+requested twice; then loop completed after 1 or after 2 iterations), 3 x 17 =
+51; the root frame COMPLETED after 1 or 2 iterations (2); the run COMPLETED
+(2). Cancelling copies every live state but the first two, which cancel to the
+same state: 57 + 54 = 111. The deepest state is the run completed after two
+iterations: 21 steps, depth 22.
+"""
+
+from __future__ import annotations
+
+import time
+
+from kernel.check import Status, Verdict, check
+from kernel.system import Action, System
+from machines.loop_frame import GrantBody, LoopPhase, RequestBody, RunPhase
+from specs.loop_frame import loop_frame as build
+
+WITNESSES = ("run_completed_after_full_loop", "run_completed_after_early_exit", "loop_completed_at_limit",
+             "loop_completed_early", "last_body_completed", "run_canceled")
+
+
+def test_the_flow_run_is_checked_completely() -> None:
+    report = check(build(), clock=time.perf_counter)
+    assert report.verdict is Verdict.OK and report.complete and report.stopped_by is None
+    assert (report.distinct_states, report.generated, report.depth) == (111, 191, 22)
+    assert report.never_fired == ()
+    assert all(r.status is Status.HOLDS for r in report.properties)
+    assert {r.name for r in report.properties} >= set(WITNESSES)
+    assert report.seconds < 5
+
+
+def test_witnesses_are_shortest() -> None:
+    report = check(build())
+    lengths = {name: len(report.result(name).trace or ()) for name in WITNESSES}
+    assert lengths == {"run_completed_after_full_loop": 22, "run_completed_after_early_exit": 16,
+                       "loop_completed_at_limit": 18, "loop_completed_early": 12, "last_body_completed": 17,
+                       "run_canceled": 2}
+    full = report.result("run_completed_after_full_loop").trace
+    assert full is not None
+    last = full[-1].state
+    assert last.run.phase is RunPhase.COMPLETED and last.loop.phase is LoopPhase.COMPLETED
+    assert last.loop.ledger == ((1, "b1"), (2, "b2"))
+
+
+def test_without_cancel_nothing_deadlocks() -> None:
+    report = check(build(cancel=False))
+    assert report.verdict is Verdict.OK and report.complete
+    assert report.result("deadlock").status is Status.HOLDS
+    assert (report.distinct_states, report.depth) == (57, 22)
+    assert [c.label for c in report.never_fired] == ["PENDING|RUNNING --CancelRun--> CANCELED"]
+
+
+def test_other_limits() -> None:
+    one = check(build(limit=1))
+    assert one.verdict is Verdict.OK and (one.distinct_states, one.depth) == (66, 16)
+    # a loop of one iteration never asks for a second body frame
+    assert [c.label for c in one.never_fired] == ["ITERATING --RequestBody[body_idle, below_limit]--> ITERATING"]
+    three = check(build(limit=3))
+    assert three.verdict is Verdict.OK and (three.distinct_states, three.depth) == (156, 28)
+    assert three.never_fired == ()
+
+
+def test_the_registry_knows_it() -> None:
+    from specs.registry import REGISTRY
+
+    entry = REGISTRY.get("loop_frame")
+    assert entry.params == {"limit": 2, "cancel": True, "torn_grant": False}
+
+
+def test_a_torn_body_frame_grant_is_caught_in_seven_states() -> None:
+    report = check(build(torn_grant=True))
+    assert report.verdict is Verdict.VIOLATED and report.stopped_by == "violation"
+    result = report.result("all_or_nothing")
+    assert result.status is Status.VIOLATED
+    assert result.trace is not None and len(result.trace) == 7
+    assert [s.input for s in result.trace[-2:]] == [Action("loop", RequestBody()), Action("loop", GrantBody())]
+    torn = result.trace[-1].state
+    assert torn.loop.ledger == ((1, "b1"),) and torn.run.body == "b1" and torn.b1.iteration == 0
+
+
+def test_every_property_that_sees_the_tear_sees_it_at_once() -> None:
+    report = check(build(torn_grant=True), keep_going=True)
+    violated = {r.name: len(r.trace or ()) for r in report.properties if r.status is Status.VIOLATED}
+    assert violated == {"all_or_nothing": 7, "iteration_advances_with_frame": 7, "one_iteration_per_body": 7}
+    assert report.complete and report.distinct_states == 123
+
+
+def test_the_spec_kills_the_mutants_of_its_machines() -> None:
+    from kernel.check.mutants import score
+
+    spec = build()
+    assert isinstance(spec.model, System)
+    scores = {m.name: score(spec, m) for m in spec.model.machines[:3]}
+    assert {n: (s.killed, s.total) for n, s in scores.items()} == {
+        "flow_run": (30, 30), "flow_frame": (30, 30), "flow_loop": (27, 28)}
+    # the one survivor is an equivalent mutant: only the active body frame can ever complete
+    assert scores["flow_loop"].survivors == ("#5 ITERATING --CloseIteration[its_body]--> ITERATING: drop guard its_body",)
