@@ -2,6 +2,7 @@
 
     statewright check NAME... [--all] [--set KEY=VALUE]... [--continue] [--json PATH]
     statewright mutate NAME... [--all]
+    statewright diagram NAME... [--all] [--format F]... [--out DIR] [--reachable] [--trace PROPERTY]
     statewright list
 
 Exit codes: 0 when every property holds (expected violations found, or the
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from kernel.check import Progress, Report, check
+from kernel.check import Progress, Report, Spec, check
 from kernel.errors import DefinitionError
 
 __all__ = ["main", "run"]
@@ -54,6 +55,15 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--all", action="store_true", help="every registered spec")
     m.add_argument("--min", type=float, default=0.0, metavar="PERCENT",
                    help="exit 1 when a machine's score is below PERCENT")
+    d = sub.add_parser("diagram", help="draw machines (or a spec's reachable states) as svg/png/dot/mmd/md")
+    d.add_argument("names", nargs="*", metavar="NAME", help="machine or spec names (see `statewright list`)")
+    d.add_argument("--all", action="store_true", help="every bundled machine")
+    d.add_argument("--format", action="append", dest="formats", metavar="FORMAT",
+                   help="svg, png, dot, mmd or md (repeatable or comma-separated; default: svg,dot,mmd,md)")
+    d.add_argument("--out", type=Path, default=Path("diagrams"), metavar="DIR", help="output folder (default: diagrams)")
+    d.add_argument("--reachable", action="store_true", help="draw each spec's reachable state graph instead")
+    d.add_argument("--trace", metavar="PROPERTY", help="highlight the counterexample (or witness) of PROPERTY")
+    d.add_argument("--limit", type=int, default=500, help="largest reachable graph to draw (default: 500 states)")
     sub.add_parser("list", help="list registered specs and machines")
     return p
 
@@ -115,6 +125,81 @@ def _mutate(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_VIOLATED if low else EXIT_OK
 
 
+def _formats(raw: list[str] | None) -> list[str]:
+    from adapters.diagram import FORMATS
+
+    chosen = [f.strip() for item in (raw or ["svg,dot,mmd,md"]) for f in item.split(",") if f.strip()]
+    for f in chosen:
+        if f not in FORMATS:
+            raise UsageError(f"unknown format {f!r} (choose from {', '.join(FORMATS)})")
+    return list(dict.fromkeys(chosen))
+
+
+def _diagram(args: argparse.Namespace, out: TextIO) -> int:
+    from adapters.diagram import Drawn, coverage_for, machines_of, trace_edges, write_machine, write_reachable
+    from kernel.graph import GraphTooLarge
+    from specs import REGISTRY
+
+    formats = _formats(args.formats)
+    drawn = Drawn()
+    specs = [n for n in args.names if n in REGISTRY.entries]
+    machine_names = [n for n in args.names if n not in REGISTRY.entries]
+    for n in machine_names:
+        if n not in REGISTRY.machines:
+            raise UsageError(
+                f"unknown machine or spec {n!r}; machines: {', '.join(REGISTRY.machines)}; specs: {', '.join(REGISTRY.names)}"
+            )
+    if args.all:
+        machine_names = list(dict.fromkeys([*REGISTRY.machines, *machine_names]))
+    if not specs and not machine_names:
+        raise UsageError("diagram needs machine or spec names, or --all (see `statewright list`)")
+    if (args.reachable or args.trace) and (machine_names and not specs or args.all):
+        raise UsageError("--reachable and --trace draw specs: name specs, not machines or --all")
+    covered: dict[str, Any] = {}
+
+    def coverage(machine: Any) -> Any:
+        if not any(r.emit is not None for r in machine.rules):
+            return ()
+        for entry in REGISTRY.entries.values():
+            spec = entry.spec()
+            if any(m.name == machine.name for m in machines_of(spec)):
+                if entry.name not in covered:
+                    covered[entry.name] = coverage_for(spec)
+                return covered[entry.name]
+        return ()
+
+    for name in specs:
+        spec = REGISTRY.get(name).spec()
+        trace: Any = ()
+        if args.trace:
+            report = check(spec, keep_going=True)
+            result = report.result(args.trace) if args.trace in spec.checks else None
+            if result is None:
+                raise UsageError(f"spec {name!r} has no property {args.trace!r} (properties: {', '.join(spec.checks)})")
+            if result.trace is None:
+                raise UsageError(f"property {args.trace!r} of {name!r} has no trace to highlight (it holds)")
+            trace = result.trace
+        if args.reachable:
+            try:
+                stem = f"{name}.{args.trace}" if args.trace else None
+                write_reachable(spec, args.out, formats, limit=args.limit, trace=trace, stem=stem, drawn=drawn)
+            except GraphTooLarge as exc:
+                raise UsageError(f"{exc} (raise --limit, or draw the machines instead)") from None
+            continue
+        for machine in machines_of(spec):
+            stem = f"{name}.{args.trace}.{machine.name}" if args.trace else machine.name
+            write_machine(machine, args.out, formats, coverage(machine),
+                          highlight=trace_edges(machine, spec, trace), stem=stem, drawn=drawn)
+    for n in machine_names:
+        machine = REGISTRY.machines[n]
+        write_machine(machine, args.out, formats, coverage(machine), drawn=drawn)
+    for path in drawn.written:
+        print(f"wrote {path}", file=out)
+    for note in drawn.skipped:
+        print(f"skipped {note}", file=out)
+    return EXIT_OK
+
+
 def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from adapters.serialize import report_json
     from adapters.text import render_report
@@ -127,24 +212,27 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if not any(key in REGISTRY.get(n).params for n in names):
             known = sorted({k for n in names for k in REGISTRY.get(n).params}) or ["none"]
             raise UsageError(f"no spec being checked has a parameter {key!r} (parameters: {', '.join(known)})")
-    reports: list[tuple[Report, dict[str, Any]]] = []
+    reports: list[tuple[Report, dict[str, Any], Spec]] = []
     for n in names:
         entry = REGISTRY.get(n)
         overrides = {k: parse_value(entry, k, v) for k, v in settings if k in entry.params}
         spec = entry.spec(**overrides)
         ticker = None if args.quiet else _Ticker(n, err)
         report = check(spec, keep_going=args.keep_going, clock=time.perf_counter, progress=ticker)
-        reports.append((report, {**entry.params, **overrides}))
+        reports.append((report, {**entry.params, **overrides}, spec))
         print(render_report(report, traces=not args.quiet), file=out, flush=True)
     if args.json is not None:
-        data: Any = [report_json(r, p) for r, p in reports]
+        from adapters.diagram import machines_of
+        from kernel.graph import analyse
+
+        data: Any = [report_json(r, p, [analyse(m) for m in machines_of(spec)]) for r, p, spec in reports]
         if len(data) == 1:
             data = data[0]
         try:
             args.json.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
         except OSError as exc:
             raise UsageError(f"cannot write {args.json}: {exc.strerror or exc}") from None
-    return EXIT_OK if all(r.ok for r, _ in reports) else EXIT_VIOLATED
+    return EXIT_OK if all(r.ok for r, _, _ in reports) else EXIT_VIOLATED
 
 
 def _list(out: TextIO) -> int:
@@ -174,11 +262,13 @@ def run(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: Te
         args = _parser().parse_args(argv)
         if args.command == "check":
             return _check(args, out, err)
+        if args.command == "diagram":
+            return _diagram(args, out)
         if args.command == "mutate":
             return _mutate(args, out)
         if args.command == "list":
             return _list(out)
-        raise UsageError("expected a command: check, mutate or list (see statewright --help)")
+        raise UsageError("expected a command: check, diagram, mutate or list (see statewright --help)")
     except (UsageError, DefinitionError) as exc:
         print(f"statewright: error: {exc}", file=err)
         return EXIT_USAGE

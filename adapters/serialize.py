@@ -14,11 +14,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from enum import Enum
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic_core import to_jsonable_python
 
 from kernel.check.report import PropertyResult, Report, TraceStep
+from kernel.graph import Analysis
 from kernel.system import Action, Emitted, SystemState
 
 __all__ = ["event_json", "report_json", "state_json", "trace_json", "value_json"]
@@ -96,8 +98,15 @@ def _property_json(r: PropertyResult) -> dict[str, Any]:
     return out
 
 
-def report_json(report: Report, parameters: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The report as the JSON object ``statewright check --json`` writes."""
+def report_json(
+    report: Report, parameters: dict[str, Any] | None = None, analyses: Sequence[Analysis] = ()
+) -> dict[str, Any]:
+    """The report as the JSON object ``statewright check --json`` writes.
+
+    ``analyses`` are the structural findings on the spec's machines
+    (`kernel.graph.analyse`): unreachable phases, traps, phases with no path
+    to a terminal phase.
+    """
     return {
         "spec": report.spec,
         "parameters": value_json(parameters or {}),
@@ -112,5 +121,14 @@ def report_json(report: Report, parameters: dict[str, Any] | None = None) -> dic
         "coverage": [
             {"machine": c.machine, "index": c.index, "transition": c.label, "fired": c.fired}
             for c in report.coverage
+        ],
+        "analyses": [
+            {
+                "machine": a.machine,
+                "unreachable": list(a.unreachable),
+                "traps": list(a.traps),
+                "no_terminal_path": list(a.no_terminal_path),
+            }
+            for a in analyses
         ],
     }

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from operator import getitem, itemgetter
 from typing import Any
 
-from kernel.check.local import LocalTable, Move
+from kernel.check.local import Local, LocalTable, Move
 from kernel.check.report import Coverage, Progress, PropertyResult, Report, Status, TraceStep, Verdict
 from kernel.check.spec import BUILTIN, Kind, Spec
 from kernel.errors import DefinitionError
@@ -33,8 +33,12 @@ Key = tuple[int, ...]
 Test = Callable[..., bool]
 
 
-class _Plan:
-    """A spec compiled for searching: one table per instance and views over keys."""
+class Plan:
+    """A spec compiled for searching: one table per instance and views over keys.
+
+    Also the way to enumerate successors outside a full check
+    (`kernel.graph.reachable_graph` draws small specs with it).
+    """
 
     def __init__(self, spec: Spec) -> None:
         model = spec.model
@@ -201,7 +205,7 @@ def check(
     if bounds.time_limit is not None and clock is None:
         raise DefinitionError(f"spec {spec.name!r}: a time_limit needs a clock (check(spec, clock=time.monotonic))")
     started = clock() if clock is not None else 0.0
-    plan = _Plan(spec)
+    plan = Plan(spec)
     view = plan.view
     tables = plan.tables
     positions = range(len(tables))
@@ -433,20 +437,27 @@ def _results(
     return tuple(out)
 
 
-def _coverage(plan: _Plan, expanded: list[Key]) -> tuple[Coverage, ...]:
+def _coverage(plan: Plan, expanded: list[Key]) -> tuple[Coverage, ...]:
     """Times each row fired: expansions of each local state times its fast rows, plus slow firings."""
     hits: dict[int, Counter[int]] = {}
     for k, t in enumerate(plan.tables):
         hits.setdefault(id(t), Counter()).update(map(itemgetter(k), expanded))
     counts: dict[int, dict[int, int]] = {}
+    emitted: dict[int, dict[int, dict[str, None]]] = {}
     machines: dict[int, Machine[Any]] = {}
     for t in plan.distinct_tables:
         machines[id(t.machine)] = t.machine
         mine = counts.setdefault(id(t.machine), {})
         for rule, fired in t.fired(hits[id(t)]).items():
             mine[rule] = mine.get(rule, 0) + fired
+        seen = emitted.setdefault(id(t.machine), {})
+        for local in t.results.values():
+            if isinstance(local, Local):
+                names = seen.setdefault(local.rule, {})
+                for e in local.effects:
+                    names[type(e).__name__] = None
     return tuple(
-        Coverage(m.name, idx, label, counts[mid].get(idx, 0))
+        Coverage(m.name, idx, label, counts[mid].get(idx, 0), tuple(sorted(emitted[mid].get(idx, ()))))
         for mid, m in machines.items()
         for idx, label in enumerate(m.labels)
     )

@@ -83,12 +83,16 @@ class PropertyResult:
 
 @dataclass(frozen=True, slots=True)
 class Coverage:
-    """How often one table row fired over all generated steps (0: never enabled)."""
+    """How often one table row fired over all generated steps (0: never enabled).
+
+    ``effects`` names the effect types the row was seen to emit.
+    """
 
     machine: str
     index: int
     label: str
     fired: int
+    effects: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
