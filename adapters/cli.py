@@ -1,6 +1,7 @@
 """The ``statewright`` command.
 
     statewright check NAME... [--all] [--set KEY=VALUE]... [--continue] [--json PATH]
+    statewright test NAME... [--all] [--set KEY=VALUE]... [--examples N] [--seed S]
     statewright mutate NAME... [--all]
     statewright diagram NAME... [--all] [--format F]... [--out DIR] [--reachable] [--trace PROPERTY]
     statewright list
@@ -64,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--reachable", action="store_true", help="draw each spec's reachable state graph instead")
     d.add_argument("--trace", metavar="PROPERTY", help="highlight the counterexample (or witness) of PROPERTY")
     d.add_argument("--limit", type=int, default=500, help="largest reachable graph to draw (default: 500 states)")
+    t = sub.add_parser("test", help="run the generated hypothesis suite of specs")
+    t.add_argument("names", nargs="*", metavar="NAME", help="spec names (see `statewright list`)")
+    t.add_argument("--all", action="store_true", help="every registered spec")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="params",
+                   help="set a spec parameter (repeatable)")
+    t.add_argument("--examples", type=int, default=100, metavar="N", help="programs to run per spec (default 100)")
+    t.add_argument("--seed", type=int, default=None, metavar="S", help="seed for a reproducible run")
     sub.add_parser("list", help="list registered specs and machines")
     return p
 
@@ -200,9 +208,8 @@ def _diagram(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from adapters.serialize import report_json
-    from adapters.text import render_report
+def _specs(args: argparse.Namespace) -> list[tuple[Spec, dict[str, Any]]]:
+    """The named specs built with their ``--set`` parameters, and the parameters used."""
     from specs import REGISTRY
     from specs.registry import parse_value
 
@@ -211,15 +218,40 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for key, _ in settings:
         if not any(key in REGISTRY.get(n).params for n in names):
             known = sorted({k for n in names for k in REGISTRY.get(n).params}) or ["none"]
-            raise UsageError(f"no spec being checked has a parameter {key!r} (parameters: {', '.join(known)})")
-    reports: list[tuple[Report, dict[str, Any], Spec]] = []
+            raise UsageError(f"no spec named has a parameter {key!r} (parameters: {', '.join(known)})")
+    built = []
     for n in names:
         entry = REGISTRY.get(n)
         overrides = {k: parse_value(entry, k, v) for k, v in settings if k in entry.params}
-        spec = entry.spec(**overrides)
-        ticker = None if args.quiet else _Ticker(n, err)
+        built.append((entry.spec(**overrides), {**entry.params, **overrides}))
+    return built
+
+
+def _test(args: argparse.Namespace, out: TextIO) -> int:
+    from adapters.stateful import run_suite
+
+    failed = False
+    for spec, _ in _specs(args):
+        result = run_suite(spec, examples=args.examples, seed=args.seed)
+        if result.passed:
+            print(f"{spec.name}: passed ({result.examples} programs, {result.steps} steps in all)", file=out)
+        else:
+            failed = True
+            print(f"{spec.name}: FAILED", file=out)
+            print(result.failure or "(no failing program was reported)", file=out)
+        out.flush()
+    return EXIT_VIOLATED if failed else EXIT_OK
+
+
+def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from adapters.serialize import report_json
+    from adapters.text import render_report
+
+    reports: list[tuple[Report, dict[str, Any], Spec]] = []
+    for spec, params in _specs(args):
+        ticker = None if args.quiet else _Ticker(spec.name, err)
         report = check(spec, keep_going=args.keep_going, clock=time.perf_counter, progress=ticker)
-        reports.append((report, {**entry.params, **overrides}, spec))
+        reports.append((report, params, spec))
         print(render_report(report, traces=not args.quiet), file=out, flush=True)
     if args.json is not None:
         from adapters.diagram import machines_of
@@ -262,13 +294,15 @@ def run(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: Te
         args = _parser().parse_args(argv)
         if args.command == "check":
             return _check(args, out, err)
+        if args.command == "test":
+            return _test(args, out)
         if args.command == "diagram":
             return _diagram(args, out)
         if args.command == "mutate":
             return _mutate(args, out)
         if args.command == "list":
             return _list(out)
-        raise UsageError("expected a command: check, diagram, mutate or list (see statewright --help)")
+        raise UsageError("expected a command: check, test, diagram, mutate or list (see statewright --help)")
     except (UsageError, DefinitionError) as exc:
         print(f"statewright: error: {exc}", file=err)
         return EXIT_USAGE

@@ -94,13 +94,13 @@ def test_set_parameters_and_seeded_bug_exits_1(tmp_path: Path) -> None:
     [
         (["check", "nope"], "unknown spec 'nope'; known specs: " + ", ".join(REGISTRY.names)),
         (["check"], "check needs spec names or --all"),
-        (["check", "diehard", "--set", "n=3"], "no spec being checked has a parameter 'n'"),
+        (["check", "diehard", "--set", "n=3"], "no spec named has a parameter 'n'"),
         (["check", "input_lifecycle", "--set", "n=abc"], "n='abc': expected an integer"),
         (["check", "input_lifecycle", "--set", "n"], "--set expects KEY=VALUE, got 'n'"),
         (["check", "input_lifecycle", "--set", "n=0"], "n must be at least 1"),
         (["check", "input_lifecycle", "--set", "stage_guard=maybe"], "expected true or false"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
-        ([], "expected a command: check, diagram, mutate or list"),
+        ([], "expected a command: check, test, diagram, mutate or list"),
         (["check", "diehard", "--json", "/nonexistent/dir/r.json"], "cannot write /nonexistent/dir/r.json"),
     ],
 )
@@ -135,3 +135,12 @@ def test_mutate_prints_scores_and_survivors() -> None:
     assert code == 0 and out.startswith("input/input: ") and "mutants caught" in out
     code, out, _ = cli("mutate", "input", "--min", "100")
     assert code == 1 and "survived: " in out
+
+
+def test_test_command_passes_bundled_specs_and_finds_seeded_bugs() -> None:
+    code, out, _ = cli("test", "run", "two_phase", "--examples", "10", "--seed", "3")
+    assert code == 0 and "run: passed" in out and "two_phase: passed" in out
+    code, out, _ = cli("test", "input_lifecycle", "--set", "n=3", "--set", "stage_guard=false",
+                       "--examples", "40", "--seed", "1")
+    assert code == 1 and "input_lifecycle: FAILED" in out
+    assert "property 'at_most_one_staged' violated" in out and "Stage_STAGED" in out

@@ -1,0 +1,613 @@
+"""Hypothesis suites generated from a spec: random programs against the model.
+
+`suite(spec)` builds a `RuleBasedStateMachine` whose model state is the
+spec's machine state (or system view). It reads the same transition table as
+`step` and the checker:
+
+* one rule per compiled table row (per source phase) of every *group* of
+  instances -- instances sharing a machine and an input domain, as the
+  checker's local tables do -- named ``<group>__<SOURCE>_<Input>[_<guard>]_<TARGET>``;
+* for a system the rule's instance is drawn from a `Bundle` that an
+  ``@initialize`` rule fills with the group's instance names; its input is
+  drawn (``st.data()``) from the instance's domain inputs -- a list, or a
+  function of its local state -- that this row would take right now;
+* its precondition holds exactly when some domain input of some instance in
+  the group is accepted with this row as the first enabled one (as `step`
+  picks rows), system guards and routed inputs included; an instance drawn
+  with nothing to take by the row makes the step a no-op, never a rejected
+  example;
+* after each rule every ``transition`` property (per instance with
+  ``each=True``), terminal precedence and determinism are asserted, and every
+  ``always`` property is an ``@invariant``;
+* a ``restart`` rule, enabled only where nothing else is, checks that the
+  state is final (no deadlock) and starts the model over from its initial
+  state, so a lifecycle that ends early does not waste the rest of the
+  program;
+* an ``explore`` initialize rule picks, per program, whether rules prefer
+  actions that reach a state the program has not seen yet (3 programs in 4)
+  or choose uniformly among everything enabled. Random walks keep falling
+  back to states they have seen (DieHard's shortest solution is found by
+  about 1 in 270 uniform 30-step walks); preferring new states finds it
+  within a few dozen programs, and the uniform programs still take the
+  self-loops and returns a novelty walk skips.
+
+Properties the spec *expects* to be violated are left out unless
+``include_expected=True``: the suite tests what must hold. A failure raises
+`PropertyViolation` (an ``AssertionError``) naming the property, and
+hypothesis prints the shrunk program that reaches it.
+
+`run_suite` runs a suite for the CLI and captures that program; `replay`
+feeds a checker trace through the same logic, and `regression_test` turns a
+counterexample into a pytest function in one call.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, cast
+
+from hypothesis import HealthCheck, Phase, note, seed as hypothesis_seed, settings as Settings
+from hypothesis import strategies as st
+from hypothesis.reporting import with_reporter
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    get_state_machine_test,
+    initialize,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+)
+
+from kernel.check import check
+from kernel.check.report import TraceStep
+from kernel.check.spec import Kind, Spec
+from kernel.errors import DefinitionError
+from kernel.machine import Machine, Rule
+from kernel.step import Rejected, apply_rule, enabled_rules, step
+from kernel.system import Action, Blocked, System, settle
+
+__all__ = ["PropertyViolation", "Replayed", "SuiteResult", "regression_test", "replay", "run_suite", "suite"]
+
+
+class PropertyViolation(AssertionError):
+    """A property of the spec failed in a generated (or replayed) program.
+
+    ``step`` is the number of steps taken when it failed (set by `replay`).
+    """
+
+    def __init__(self, prop: str, detail: str) -> None:
+        super().__init__(f"property {prop!r} violated: {detail}")
+        self.property = prop
+        self.detail = detail
+        self.step: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SuiteResult:
+    """What `run_suite` found: ``failure`` is hypothesis's failing program, or None when it passed.
+
+    ``examples`` counts the programs hypothesis ran (shrinking included) and
+    ``steps`` the rules they applied.
+    """
+
+    spec: str
+    passed: bool
+    examples: int
+    steps: int
+    seed: int | None
+    failure: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """A replay that raised nothing: ``steps`` taken, and why it stopped early (None: the whole trace)."""
+
+    steps: int
+    stopped: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """Instances sharing a machine and a domain: one bundle and one rule per row."""
+
+    label: str
+    machine: Machine[Any]
+    positions: tuple[int, ...]
+    names: tuple[str, ...]
+    domain: Any  # a tuple of inputs, or fn(local state) -> inputs
+
+
+@dataclass(frozen=True, slots=True)
+class _Local:
+    """One instance's step inside an action (routed ones included)."""
+
+    position: int
+    before: Any
+    input: Any
+    after: Any
+    rule: Rule
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    state: Any
+    locals: tuple[_Local, ...]
+    ambiguous: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Moves:
+    """Every accepted action from one state, by (group, first row) and by (instance, input)."""
+
+    by_rule: Mapping[tuple[int, Rule], Mapping[tuple[str, Any], _Outcome]]
+    by_action: Mapping[tuple[str, Any], tuple[int, Rule, _Outcome]]
+    ambiguous: tuple[str, ...]
+    cut: bool
+
+
+@dataclass
+class _Plan:
+    """A spec compiled for stepping one action at a time, with its properties split by kind."""
+
+    spec: Spec
+    include_expected: bool
+    groups: list[_Group] = field(default_factory=list)
+    cache: dict[Any, _Moves] = field(default_factory=dict)
+    strategies: dict[tuple[Any, ...], st.SearchStrategy[Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        spec, model = self.spec, self.spec.model
+        skip = set() if self.include_expected else set(spec.expect)
+        props = [p for p in spec.properties if p.name not in skip]
+        self.system: System[Any] | None = model if isinstance(model, System) else None
+        self.always = [(p.name, p.test) for p in props if p.kind is Kind.ALWAYS]
+        trans = [p for p in props if p.kind is Kind.TRANSITION]
+        self.local_props = [(p.name, p.test) for p in trans if p.each or self.system is None]
+        self.global_props = [(p.name, p.test) for p in trans if not (p.each or self.system is None)]
+        self.deadlock = spec.deadlock and "deadlock" not in skip
+        self.determinism = spec.determinism and "determinism" not in skip
+        self.precedence = spec.terminal_precedence and "terminal_precedence" not in skip
+        if self.system is None:
+            assert isinstance(model, Machine)
+            self.names: tuple[str, ...] = (model.name,)
+            self.machines: tuple[Machine[Any], ...] = (model,)
+            domains: list[Any] = [spec.inputs]
+        else:
+            self.names, self.machines = self.system.names, self.system.machines
+            raw = cast(Mapping[str, Any], spec.inputs)
+            domains = [raw.get(n) for n in self.names]
+        keyed: dict[tuple[int, int], list[int]] = {}
+        for k, d in enumerate(domains):
+            if d is not None:
+                keyed.setdefault((id(self.machines[k]), id(d)), []).append(k)
+        counts: dict[str, int] = {}
+        for ks in keyed.values():
+            counts[self.machines[ks[0]].name] = counts.get(self.machines[ks[0]].name, 0) + 1
+        for ks in keyed.values():
+            m, d = self.machines[ks[0]], domains[ks[0]]
+            label = m.name if counts[m.name] == 1 else f"{m.name}_{self.names[ks[0]]}"
+            self.groups.append(_Group(_ident(label), m, tuple(ks), tuple(self.names[k] for k in ks),
+                                      d if callable(d) else tuple(d)))
+
+    def locals_of(self, state: Any) -> list[Any]:
+        return [state] if self.system is None else list(state)
+
+    def attempt(self, state: Any, k: int, event: Any) -> _Outcome | None:
+        """Apply one action as `System.step` would, recording every local step; None if refused."""
+        steps: list[_Local] = []
+        ambiguous: list[str] = []
+
+        def fire(j: int, local: Any, ev: Any) -> tuple[Any, tuple[Any, ...]] | Rejected:
+            m = self.machines[j]
+            enabled = enabled_rules(m, local, ev)
+            if not enabled:
+                out = step(m, local, ev)
+                assert isinstance(out, Rejected)
+                return out
+            if len(enabled) > 1:
+                ambiguous.append(_ambiguity(m, local, ev, enabled))
+            new, effects = apply_rule(m, enabled[0], local, ev)
+            steps.append(_Local(j, local, ev, new, enabled[0]))
+            return new, effects
+
+        if self.system is None:
+            out = fire(0, state, event)
+            if isinstance(out, Rejected):
+                return None
+            return _Outcome(out[0], tuple(steps), tuple(ambiguous))
+        settled = settle(self.system, list(state), k, event, state, fire)
+        if isinstance(settled, Blocked):
+            return None
+        return _Outcome(self.system.make(settled[0]), tuple(steps), tuple(ambiguous))
+
+    def moves(self, state: Any) -> _Moves:
+        """Every accepted domain action from ``state`` (memoised: the model is a function)."""
+        found = self.cache.get(state)
+        if found is not None:
+            return found
+        by_rule: dict[tuple[int, Rule], dict[tuple[str, Any], _Outcome]] = {}
+        by_action: dict[tuple[str, Any], tuple[int, Rule, _Outcome]] = {}
+        ambiguous: list[str] = []
+        constraint = self.spec.bounds.constraint
+        cut = constraint is not None and not constraint(state)
+        locals_ = self.locals_of(state)
+        for gi, g in enumerate(self.groups if not cut else ()):
+            for k, name in zip(g.positions, g.names):
+                local = locals_[k]
+                for event in tuple(g.domain(local)) if callable(g.domain) else g.domain:
+                    enabled = enabled_rules(g.machine, local, event)
+                    if not enabled:
+                        continue
+                    if len(enabled) > 1:
+                        ambiguous.append(_ambiguity(g.machine, local, event, enabled))
+                    out = self.attempt(state, k, event)
+                    if out is not None:
+                        by_rule.setdefault((gi, enabled[0]), {})[(name, event)] = out
+                        by_action[(name, event)] = (gi, enabled[0], out)
+        moves = self.cache[state] = _Moves(by_rule, by_action, tuple(ambiguous), cut)
+        return moves
+
+    def judge_step(self, before: Any, name: str, event: Any, out: _Outcome) -> None:
+        """Assert every transition property, terminal precedence and determinism on one action."""
+        for lo in out.locals:
+            for prop, test in self.local_props:
+                if not test(lo.before, lo.input, lo.after):
+                    who = "" if self.system is None else f"{self.names[lo.position]}: "
+                    raise PropertyViolation(prop, f"{who}{lo.before!r} --{lo.input!r}--> {lo.after!r}")
+            m = self.machines[lo.position]
+            if self.precedence and lo.rule.source in m.terminal_phases and lo.rule.target is not lo.rule.source:
+                raise PropertyViolation("terminal_precedence", f"{m.name} left terminal phase by {lo.rule.label}")
+        if self.determinism and out.ambiguous:
+            raise PropertyViolation("determinism", out.ambiguous[0])
+        if self.global_props:
+            act = Action(name, event)
+            for prop, test in self.global_props:
+                if not test(before, act, out.state):
+                    raise PropertyViolation(prop, f"{before!r} --{act!r}--> {out.state!r}")
+
+    def judge_state(self, state: Any) -> None:
+        """Assert every ``always`` property and determinism of the state's own inputs."""
+        for prop, test in self.always:
+            if not test(state):
+                raise PropertyViolation(prop, f"in {state!r}")
+        if self.determinism:
+            amb = self.moves(state).ambiguous
+            if amb:
+                raise PropertyViolation("determinism", amb[0])
+
+    def judge_quiescent(self, state: Any) -> None:
+        """Nothing is enabled: that must be a final state (or a state the spec's constraint cuts)."""
+        if not self.deadlock or self.moves(state).cut:
+            return
+        final = self.spec.final
+        done = final(state) if final is not None else all(
+            m.is_terminal(s) for m, s in zip(self.machines, self.locals_of(state)))
+        if not done:
+            raise PropertyViolation("deadlock", f"no input is accepted in non-final {state!r}")
+
+    def choices(self, events: list[Any]) -> st.SearchStrategy[Any]:
+        """``sampled_from(events)``, built once per distinct list (hypothesis validates each new strategy)."""
+        key = tuple(events)
+        found = self.strategies.get(key)
+        if found is None:
+            found = self.strategies[key] = st.sampled_from(key)
+        return found
+
+    def rule_names(self) -> dict[tuple[int, Rule], str]:
+        """One method name per (group, compiled row), unique within the suite."""
+        out: dict[tuple[int, Rule], str] = {}
+        taken: set[str] = {"restart", "determinism", "explore", "teardown"}
+        for gi, g in enumerate(self.groups):
+            for r in g.machine.rules:
+                guards = "".join(f"_{x.name}" for x in r.guards)
+                base = _ident(f"{g.label}__{_pname(r.source)}_{r.input.__name__}{guards}_{_pname(r.target)}")
+                name, n = base, 1
+                while name in taken:
+                    n += 1
+                    name = f"{base}_{n}"
+                taken.add(name)
+                out[(gi, r)] = name
+        return out
+
+
+def suite(spec: Spec, *, include_expected: bool = False) -> type[RuleBasedStateMachine]:
+    """Build the hypothesis state machine for ``spec`` (see the module docstring).
+
+    >>> from hypothesis import settings
+    >>> from hypothesis.stateful import run_state_machine_as_test
+    >>> from specs import REGISTRY
+    >>> DieHard = suite(REGISTRY.get("diehard").spec())
+    >>> DieHard.__name__
+    'DiehardSuite'
+    >>> run_state_machine_as_test(DieHard, settings=settings(max_examples=5, database=None, derandomize=True))
+    """
+    plan = _Plan(spec, include_expected)
+    ns: dict[str, Any] = {"_plan": plan, "_counts": [0, 0], "__doc__": f"Generated hypothesis suite for spec {spec.name!r}."}
+    names = plan.rule_names()
+    ns["_rule_names"] = names
+    for gi, g in enumerate(plan.groups):
+        bundle = None
+        if plan.system is not None:
+            bname = "instances" if len(plan.groups) == 1 else f"instances_{g.label}"
+            bundle = ns[bname] = Bundle(bname)
+            ns[f"init_{bname}"] = _initializer(bundle, g.names, f"init_{bname}")
+        for r in g.machine.rules:
+            # a row whose input is not in a fixed domain is only ever reached through a route
+            if callable(g.domain) or any(type(e) is r.input for e in g.domain):
+                ns[names[(gi, r)]] = _row_rule(plan, gi, r, bundle, names[(gi, r)])
+    for prop, _test in plan.always:
+        ns[_ident(f"always__{prop}")] = _invariant(plan, prop, _ident(f"always__{prop}"))
+    if plan.determinism:
+        ns["determinism"] = _invariant(plan, None, "determinism")
+    ns["_invariant_names"] = [_ident(f"always__{p}") for p, _ in plan.always] + ["determinism"] * plan.determinism
+
+    def __init__(self: Any) -> None:
+        RuleBasedStateMachine.__init__(self)
+        self.state = plan.spec.model.initial
+        self.seen = {self.state}
+        self.novelty = False
+        self.options_key = None
+        self.options = None
+        self._counts[0] += 1
+
+    def restart(self: Any) -> None:
+        plan.judge_quiescent(self.state)
+        note("# nothing is enabled: start over from the initial state")
+        self.state = plan.spec.model.initial
+        plan.judge_state(self.state)
+
+    def explore(self: Any, prefer_new_states: bool) -> None:
+        self.novelty = prefer_new_states
+
+    ns["__init__"] = __init__
+    ns["explore"] = initialize(prefer_new_states=st.sampled_from((True, True, True, False)))(explore)
+    ns["restart"] = precondition(lambda self: not plan.moves(self.state).by_action)(rule()(restart))
+    ns["__repr__"] = lambda self: f"{type(self).__name__}(state={self.state!r})"
+    cls = type(f"{_camel(spec.name)}Suite", (RuleBasedStateMachine,), ns)
+    return cast(type[RuleBasedStateMachine], cls)
+
+
+def _options(self: Any) -> Mapping[tuple[int, Rule], Mapping[tuple[str, Any], _Outcome]]:
+    """The accepted actions a rule may draw from: those reaching a state new to this program, if any."""
+    key = (self.state, len(self.seen))
+    if self.options_key == key:
+        return self.options  # type: ignore[no-any-return]
+    plan: _Plan = self._plan
+    options = plan.moves(self.state).by_rule
+    if self.novelty:
+        seen = self.seen
+        fresh = {k: {a: o for a, o in v.items() if o.state not in seen} for k, v in options.items()}
+        fresh = {k: v for k, v in fresh.items() if v}
+        if fresh:
+            options = fresh
+    self.options_key, self.options = key, options
+    return options
+
+
+def _take(self: Any, gi: int, r: Rule, name: str, event: Any) -> None:
+    """Apply the accepted action ``name <- event`` (found among the state's moves) and judge it."""
+    plan: _Plan = self._plan
+    out = plan.moves(self.state).by_rule[(gi, r)][(name, event)]
+    before = self.state
+    self.state = out.state
+    self.seen.add(out.state)
+    self._counts[1] += 1
+    plan.judge_step(before, name, event, out)
+
+
+def _named(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+    fn.__name__ = fn.__qualname__ = name
+    return fn
+
+
+def _row_rule(plan: _Plan, gi: int, r: Rule, bundle: Any, name: str) -> Any:
+    """A rule for one row: draw an instance (from the bundle), then one of its inputs this row takes."""
+    only = plan.groups[gi].names[0]
+
+    def draw(self: Any, instance: str, data: st.DataObject) -> None:
+        pairs = _options(self).get((gi, r), {})
+        events = [e for (n, e) in pairs if n == instance]
+        if not events:
+            note(f"# no-op: {instance} takes no input by this row here")
+            return
+        if len(events) == 1:  # nothing to choose: a draw would only cost time
+            event = events[0]
+            note(f"# {instance} takes {event!r}")
+        else:
+            event = data.draw(plan.choices(events), label=f"{instance} takes")
+        _take(self, gi, r, instance, event)
+
+    if bundle is None:
+        def body(self: Any, data: st.DataObject) -> None:
+            draw(self, only, data)
+        decorated = rule(data=st.data())(_named(body, name))
+    else:
+        def sys_body(self: Any, instance: str, data: st.DataObject) -> None:
+            draw(self, instance, data)
+        decorated = rule(instance=bundle, data=st.data())(_named(sys_body, name))
+    return precondition(lambda self: (gi, r) in _options(self))(decorated)
+
+
+def _initializer(bundle: Any, names: tuple[str, ...], name: str) -> Any:
+    def init(self: Any) -> Any:
+        return multiple(*names)
+    return initialize(target=bundle)(_named(init, name))  # type: ignore[no-untyped-call]
+
+
+def _invariant(plan: _Plan, prop: str | None, name: str) -> Any:
+    tests = dict(plan.always)
+
+    def check_always(self: Any) -> None:
+        if prop is None:
+            amb = plan.moves(self.state).ambiguous
+            if amb:
+                raise PropertyViolation("determinism", amb[0])
+        elif not tests[prop](self.state):
+            raise PropertyViolation(prop, f"in {self.state!r}")
+
+    return invariant()(_named(check_always, name))
+
+
+def run_suite(
+    spec: Spec,
+    *,
+    examples: int = 200,
+    steps: int = 50,
+    seed: int | None = None,
+    include_expected: bool = False,
+    shrink: bool = True,
+) -> SuiteResult:
+    """Run the generated suite of ``spec``; on failure, ``failure`` holds the shrunk program.
+
+    Without ``seed`` the run is derandomized (the same programs every time);
+    with one, hypothesis draws from that seed. No example database is used.
+    ``shrink=False`` reports the first failing program as found (faster, longer).
+    The printed program leaves out the invariant calls hypothesis makes after
+    every step; the failing one is named in the first line.
+
+    >>> from specs import REGISTRY
+    >>> run_suite(REGISTRY.get("diehard").spec(), examples=5).passed
+    True
+    """
+    cls = suite(spec, include_expected=include_expected)
+    counts: list[int] = cls._counts  # type: ignore[attr-defined]
+    config = Settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        database=None,
+        derandomize=seed is None,
+        suppress_health_check=list(HealthCheck),
+        phases=(Phase.explicit, Phase.generate) + ((Phase.shrink,) if shrink else ()),
+        print_blob=False,
+        report_multiple_bugs=False,
+    )
+    test = get_state_machine_test(cls, settings=config)
+    if seed is not None:
+        test = hypothesis_seed(seed)(test)
+    reported: list[str] = []
+    try:
+        with with_reporter(lambda value: reported.append(str(value))):
+            test()
+    except Exception as exc:  # any failure of the model's code is a failing program too
+        quiet = {f"state.{name}()" for name in cls._invariant_names}  # type: ignore[attr-defined]
+        text = "\n".join(line for line in _failure(exc, reported).splitlines() if line not in quiet)
+        return SuiteResult(spec.name, False, counts[0], counts[1], seed, text)
+    return SuiteResult(spec.name, True, counts[0], counts[1], seed)
+
+
+def replay(spec: Spec, trace: Sequence[TraceStep], *, include_expected: bool = True) -> Replayed:
+    """Feed a checker trace through the generated suite's logic, step by step.
+
+    Raises `PropertyViolation` (with ``step`` set) where a property fails --
+    for a trace of ``check(spec)`` that is the checker's own finding. Returns
+    a `Replayed` when the trace runs out, or stops early where the model
+    refuses a step or reaches a different state (a fixed model, say). Expected
+    violations are asserted by default, so an expected finding replays too.
+    The failure carries a note with the equivalent hypothesis program.
+
+    >>> from kernel.check import check
+    >>> from specs import REGISTRY
+    >>> spec = REGISTRY.get("diehard").spec()
+    >>> trace = check(spec).result("not_solved").trace
+    >>> try:
+    ...     replay(spec, trace)
+    ... except PropertyViolation as exc:
+    ...     print(exc.property, "at step", exc.step)
+    not_solved at step 6
+    """
+    cls = suite(spec, include_expected=include_expected)
+    plan: _Plan = cls._plan  # type: ignore[attr-defined]
+    names: dict[tuple[int, Rule], str] = cls._rule_names  # type: ignore[attr-defined]
+    machine: Any = cls()
+    program = [f"state = {cls.__name__}()"]
+    taken = 0
+    try:
+        if trace and trace[0].state != machine.state:
+            return Replayed(0, f"the trace starts from {trace[0].state!r}, not the initial state")
+        plan.judge_state(machine.state)
+        for taken, item in enumerate(trace[1:], 1):
+            if plan.system is None:
+                name, event = plan.names[0], item.input
+            else:
+                name, event = item.input.instance, item.input.input
+            found = plan.moves(machine.state).by_action.get((name, event))
+            if found is None:
+                return Replayed(taken - 1, f"step {taken}: {name} does not take {event!r}")
+            gi, r, out = found
+            who = "" if plan.system is None else f", instance={name!r}"
+            program.append(f"state.{names[(gi, r)]}(data=data(...){who})  # takes {event!r}")
+            before, machine.state = machine.state, out.state
+            plan.judge_step(before, name, event, out)
+            plan.judge_state(machine.state)
+            if item.state != machine.state:
+                return Replayed(taken, f"step {taken}: reached {machine.state!r}, the trace has {item.state!r}")
+    except PropertyViolation as exc:
+        exc.step = taken
+        exc.add_note("Replayed program:\n" + "\n".join(program))
+        raise
+    return Replayed(max(len(trace) - 1, 0))
+
+
+def regression_test(spec: Spec, property_name: str, *, against: Spec | None = None) -> Callable[[], None]:
+    """Check ``spec``, take the counterexample of ``property_name`` and return a test replaying it.
+
+    The test replays the trace against ``against`` (default: ``spec`` itself,
+    so it fails while the bug is there): it fails with `PropertyViolation`
+    when the property is broken again and passes when the model refuses the
+    trace or the trace no longer breaks it. ``test.trace`` holds the trace.
+
+    >>> from specs import REGISTRY
+    >>> entry = REGISTRY.get("input_lifecycle")
+    >>> test = regression_test(entry.spec(n=2, stage_guard=False), "at_most_one_staged",
+    ...                        against=entry.spec(n=2))
+    >>> test()   # the fixed model refuses the second Stage
+    """
+    report = check(spec)
+    result = report.result(property_name)
+    if result.trace is None or result.holds is not False:
+        report = check(spec, keep_going=True)
+        result = report.result(property_name)
+    if result.trace is None or result.holds is not False:
+        raise DefinitionError(f"spec {spec.name!r}: property {property_name!r} has no counterexample to replay")
+    trace = result.trace
+    target = against if against is not None else spec
+
+    def test() -> None:
+        replay(target, trace)
+
+    name = _ident(f"test_{spec.name}_{property_name}_regression")
+    fn = _named(test, name)
+    fn.__doc__ = f"Replays the {len(trace)}-state counterexample of {property_name!r} found in {spec.name!r}."
+    fn.trace = trace  # type: ignore[attr-defined]
+    return fn
+
+
+def _failure(exc: BaseException, reported: list[str]) -> str:
+    """The exception and the program hypothesis attached to it (as notes, or through the reporter)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "\n\n".join(_failure(e, []) for e in exc.exceptions)
+    notes = [n for n in getattr(exc, "__notes__", ()) if not n.startswith(("Explanation:", "Highest target"))]
+    return "\n".join([f"{type(exc).__name__}: {exc}", *(notes or reported)]).rstrip()
+
+
+def _ambiguity(m: Machine[Any], local: Any, event: Any, enabled: list[Rule]) -> str:
+    return f"machine {m.name!r} in {local!r}: {event!r} enables " + "; ".join(m.labels[r.index] for r in enabled)
+
+
+def _pname(phase: object) -> str:
+    return phase.name if isinstance(phase, Enum) else repr(phase)
+
+
+def _ident(text: str) -> str:
+    out = re.sub(r"\W+", "_", text).strip("_")
+    return out if out and not out[0].isdigit() else f"_{out}"
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[\W_]+", name) if part) or "Spec"

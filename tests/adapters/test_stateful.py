@@ -1,0 +1,148 @@
+"""Generated hypothesis suites: bundled specs pass, seeded bugs are found, traces replay."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from adapters.stateful import PropertyViolation, Replayed, regression_test, replay, run_suite, suite
+from kernel.check import Status, check
+from kernel.check.spec import Spec
+from kernel.system import Action
+from specs import REGISTRY
+from specs.input_lifecycle import Phase, Stage
+
+SMALL = {"input_lifecycle": {"n": 3}}
+
+
+def bundled(name: str) -> Spec:
+    return REGISTRY.get(name).spec(**SMALL.get(name, {}))
+
+
+def lifecycle(**knobs: object) -> Spec:
+    return REGISTRY.get("input_lifecycle").spec(n=3, **knobs)
+
+
+@pytest.mark.parametrize("name", REGISTRY.names)
+def test_every_bundled_spec_passes_its_suite(name: str) -> None:
+    result = run_suite(bundled(name), examples=30, steps=30)
+    assert result.passed, result.failure
+    assert result.spec == name and result.failure is None
+    assert result.examples >= 30 and result.steps > 0
+
+
+def test_one_rule_per_row_with_a_bundle_of_instances() -> None:
+    cls = suite(lifecycle())
+    rules = sorted(k for k in vars(cls) if k.startswith("tla_input__"))
+    # 5 single-source rows plus Abandon from each of the 4 live phases
+    assert len(rules) == 9
+    assert "tla_input__QUEUED_Stage_STAGED" in rules
+    assert "tla_input__STAGED_Abandon_ABANDONED" in rules
+    assert {"instances", "init_instances", "restart", "always__at_most_one_staged"} <= set(vars(cls))
+
+
+def test_a_machine_spec_needs_no_bundle() -> None:
+    cls = suite(bundled("diehard"))
+    assert "instances" not in vars(cls)
+    assert "diehard__POURING_FillBig_POURING" in vars(cls)
+    assert "always__jugs_in_range" in vars(cls)
+    assert "always__not_solved" not in vars(cls)  # expected to fail: not asserted
+    assert "always__not_solved" in vars(suite(bundled("diehard"), include_expected=True))
+
+
+def test_missing_stage_guard_is_found_and_shrunk_to_a_printed_program() -> None:
+    result = run_suite(lifecycle(stage_guard=False), examples=30, steps=30)
+    assert not result.passed and result.failure is not None
+    first, *program = result.failure.splitlines()
+    assert first.startswith("PropertyViolation: property 'at_most_one_staged' violated")
+    assert "state = InputLifecycleSuite()" in program
+    stages = [line for line in program if line.startswith("state.tla_input__QUEUED_Stage_STAGED(")]
+    assert len(stages) == 2  # shrunk: two inputs staged at once
+    assert "state.always__at_most_one_staged()" not in program  # invariant calls are left out
+
+
+def test_abandoning_a_terminal_input_is_found() -> None:
+    result = run_suite(lifecycle(abandon_terminal=True), examples=60, steps=30, shrink=False)
+    assert not result.passed and result.failure is not None
+    assert result.failure.startswith("PropertyViolation: property 'terminal_stable' violated")
+
+
+def test_diehard_without_its_expectation_finds_the_solution() -> None:
+    spec = replace(bundled("diehard"), expect=())
+    result = run_suite(spec, examples=30, steps=30, shrink=False)
+    assert not result.passed and result.failure is not None
+    assert result.failure.startswith("PropertyViolation: property 'not_solved' violated")
+    assert "big=4" in result.failure.splitlines()[0]
+
+
+@pytest.mark.parametrize(("name", "prop"), [("cas_non_atomic", "no_lost_update"),
+                                            ("task_as_written", "terminal_stable")])
+def test_expected_violations_are_found_on_request(name: str, prop: str) -> None:
+    spec = bundled(name)
+    assert check(spec).result(prop).status is Status.EXPECTED
+    assert run_suite(spec, examples=30, steps=30, shrink=False).passed
+    result = run_suite(spec, examples=30, steps=30, shrink=False, include_expected=True)
+    assert not result.passed and result.failure is not None
+    assert "violated" in result.failure.splitlines()[0]
+
+
+def test_seeded_runs_are_reproducible() -> None:
+    spec = lifecycle(stage_guard=False)
+    a = run_suite(spec, examples=30, steps=30, seed=7, shrink=False)
+    b = run_suite(spec, examples=30, steps=30, seed=7, shrink=False)
+    assert (a.passed, a.failure, a.examples, a.seed) == (b.passed, b.failure, b.examples, 7)
+    assert not a.passed
+
+
+def test_replaying_the_checker_trace_reproduces_its_violation() -> None:
+    spec = lifecycle(stage_guard=False)
+    trace = check(spec).result("at_most_one_staged").trace
+    assert trace is not None and len(trace) == 5
+    for _ in range(2):  # deterministic: the same failure every time
+        with pytest.raises(PropertyViolation) as info:
+            replay(spec, trace)
+        assert info.value.property == "at_most_one_staged"
+        assert info.value.step == 4
+        assert "Replayed program:" in "\n".join(info.value.__notes__)
+
+
+def test_replay_against_the_fixed_model_stops_where_it_refuses() -> None:
+    trace = check(lifecycle(stage_guard=False)).result("at_most_one_staged").trace
+    assert trace is not None
+    done = replay(lifecycle(), trace)
+    assert done.steps == 3
+    assert done.stopped is not None and "does not take Stage()" in done.stopped
+
+
+def test_replay_of_a_harmless_trace_runs_to_the_end() -> None:
+    spec = lifecycle()
+    witness = check(spec).result("all_consumed").trace
+    assert witness is not None
+    assert replay(spec, witness) == Replayed(len(witness) - 1)
+
+
+def test_replay_reports_a_trace_the_model_does_not_follow() -> None:
+    spec = lifecycle()
+    bogus = check(spec).result("all_consumed").trace
+    assert bogus is not None
+    wrong = bogus[:2] + (replace(bogus[2], state=spec.model.initial),)
+    assert (replay(spec, wrong).stopped or "").startswith("step 2: reached")
+    refused = bogus[:1] + (replace(bogus[1], input=Action("i1", Stage())),)
+    assert replay(spec, refused) == Replayed(0, "step 1: i1 does not take Stage()")
+
+
+def test_regression_test_is_one_call_from_the_bug() -> None:
+    buggy = lifecycle(stage_guard=False)
+    test = regression_test(buggy, "at_most_one_staged")
+    assert test.__name__ == "test_input_lifecycle_at_most_one_staged_regression"
+    with pytest.raises(PropertyViolation, match="at_most_one_staged"):
+        test()
+    fixed = regression_test(buggy, "at_most_one_staged", against=lifecycle())
+    fixed()  # the fixed model refuses the second Stage: the regression test passes
+    assert Phase.STAGED in fixed.trace[-1].state  # type: ignore[attr-defined]
+
+
+def test_regression_test_needs_a_counterexample() -> None:
+    with pytest.raises(ValueError, match="no counterexample"):
+        regression_test(lifecycle(), "at_most_one_staged")
