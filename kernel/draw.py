@@ -15,7 +15,7 @@ from typing import Any
 import networkx as nx
 
 from kernel.check.report import Coverage
-from kernel.graph import PhaseGraph, StateGraph, declared_graph, edge_label
+from kernel.graph import PhaseGraph, StateGraph, declared_graph
 from kernel.machine import Machine
 
 __all__ = ["machine_dot", "machine_markdown", "machine_mermaid", "state_dot"]
@@ -137,5 +137,3 @@ def state_dot(g: StateGraph) -> str:
     lines.append("}")
     return "\n".join(lines) + "\n"
 
-
-__all__ += ["edge_label"]

@@ -49,6 +49,7 @@ from enum import Enum
 from kernel.machine import Machine, Transition
 
 __all__ = [
+    "TASK_INPUTS",
     "LIVE",
     "OUTCOMES",
     "TASK",
@@ -257,6 +258,9 @@ def _cancel(state: Task, event: Cancel) -> Task:
 
 P = TaskPhase
 
+TASK_INPUTS = (Dispatch, WorkerPassed, WorkerBlocked, WorkerFailed, Ask, Answer, Cancel, Spawn)
+"""The task engine's closed input union, shared with the as-written model."""
+
 
 def task_machine(*, max_attempts: int = 2, depth: int = 0, max_depth: int = 3) -> Machine[Task]:
     """The task machine for one attempt budget and spawn depth (``TASK`` is the default)."""
@@ -264,7 +268,7 @@ def task_machine(*, max_attempts: int = 2, depth: int = 0, max_depth: int = 3) -
         "task",
         initial=Task(max_attempts=max_attempts, depth=depth, max_depth=max_depth),
         terminal=TERMINAL,
-        inputs=(Dispatch, WorkerPassed, WorkerBlocked, WorkerFailed, Ask, Answer, Cancel, Spawn),
+        inputs=TASK_INPUTS,
         effects=(
             TaskDispatched, TaskPassed, TaskBlocked, AttemptFailed, TaskSuspended, TaskResumed,
             TaskCancelled, ChildSpawned,

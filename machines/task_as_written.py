@@ -59,6 +59,7 @@ from dataclasses import dataclass, replace
 
 from kernel.machine import Machine, Transition
 from machines.task import (
+    TASK_INPUTS,
     TERMINAL,
     Answer,
     Ask,
@@ -185,7 +186,7 @@ def task_as_written_machine(*, max_attempts: int = 2, depth: int = 0, max_depth:
         "task_as_written",
         initial=WrittenTask(max_attempts=max_attempts, depth=depth, max_depth=max_depth),
         terminal=TERMINAL,
-        inputs=(Dispatch, WorkerPassed, WorkerBlocked, WorkerFailed, Ask, Answer, Cancel, Spawn),
+        inputs=TASK_INPUTS,
         effects=(
             TaskDispatched, TaskPassed, TaskBlocked, TaskSuspended, TaskResumed, TaskCancelled,
             ChildSpawned, AnswerStored,
