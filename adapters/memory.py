@@ -1,0 +1,199 @@
+"""`MemoryStore`: the store port in memory, for tests and single-process use.
+
+Same semantics as the SQLite backend, checked by the same contract suite:
+states are validated and serialised to canonical JSON on write (so a memory
+store refuses exactly what a SQLite store refuses and hands back fresh
+copies, never shared objects). Each write runs against an overlay of the
+keys it touches and is published only if every operation in it succeeded,
+so a batch is all-or-nothing; an `asyncio.Lock` makes each write atomic with
+respect to other tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters.store import (
+    Append,
+    AppendTerminal,
+    Cas,
+    Catalog,
+    Conflict,
+    Event,
+    InvalidState,
+    NotFound,
+    Op,
+    Record,
+    canonical_json,
+)
+
+__all__ = ["MemoryStore"]
+
+
+@dataclass
+class _Row:
+    machine: str
+    state: str
+    version: int
+
+
+@dataclass
+class _Log:
+    events: list[tuple[str, str, bool]] = field(default_factory=list)  # (kind, data json, terminal)
+
+    @property
+    def head(self) -> int:
+        return len(self.events)
+
+
+class MemoryStore:
+    """An in-memory `adapters.store.Store`.
+
+    >>> import asyncio
+    >>> from machines.input import INPUT, Input, authorize_seed
+    >>> store = MemoryStore(Catalog({"input": INPUT}, {"input": authorize_seed}))
+    >>> asyncio.run(store.cas("in1", 0, Input(), machine="input")).version
+    1
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._rows: dict[str, _Row] = {}
+        self._logs: dict[str, _Log] = {}
+        self._lock = asyncio.Lock()
+
+    async def load(self, key: str) -> Record:
+        row = self._rows.get(key)
+        if row is None:
+            raise NotFound(f"no instance {key!r}", key=key)
+        return Record(key, row.machine, self.catalog.load(row.machine, row.state, key=key), row.version)
+
+    async def cas(self, key: str, expected: int, state: Any, *, machine: str | None = None) -> Record:
+        return (await self._run([Cas(key, expected, state, machine)]))[0]  # type: ignore[no-any-return]
+
+    async def append(self, key: str, expected: int, events: Sequence[tuple[str, Any]]) -> int:
+        return (await self._run([Append(key, expected, tuple(events))]))[0]  # type: ignore[no-any-return]
+
+    async def append_terminal(self, key: str, kind: str, data: Any) -> int:
+        return (await self._run([AppendTerminal(key, kind, data)]))[0]  # type: ignore[no-any-return]
+
+    async def commit(self, ops: Sequence[Op]) -> None:
+        await self._run(ops)
+
+    async def _run(self, ops: Sequence[Op]) -> list[Any]:
+        """Apply ``ops`` to an overlay; publish the overlay only if every op succeeded."""
+        async with self._lock:
+            self._refuse_invalid(ops)
+            txn = _Txn(self._rows, self._logs)
+            out: list[Any] = []
+            for op in ops:
+                if isinstance(op, Cas):
+                    out.append(self._cas(txn, op))
+                elif isinstance(op, Append):
+                    out.append(self._append(txn, op))
+                elif isinstance(op, AppendTerminal):
+                    out.append(self._terminal(txn, op))
+                else:
+                    raise InvalidState(f"not a store operation: {op!r}")
+            self._rows.update(txn.rows)
+            for key, events in txn.logs.items():
+                self._logs[key] = _Log(events)
+            return out
+
+    async def read_log(self, key: str, start: int = 1, stop: int | None = None) -> list[Event]:
+        log = self._logs.get(key, _Log())
+        end = log.head + 1 if stop is None else min(stop, log.head + 1)
+        return [
+            Event(key, seq, kind, _decode(data), terminal)
+            for seq, (kind, data, terminal) in enumerate(log.events, start=1)
+            if start <= seq < end
+        ]
+
+    async def keys(self) -> list[str]:
+        return sorted(self._rows)
+
+    async def close(self) -> None:
+        return None
+
+    # -- the write rules, applied to a transaction overlay --
+
+    def _refuse_invalid(self, ops: Sequence[Op]) -> None:
+        """Invalid states and payloads fail before any version or head is compared, as in SQLite."""
+        for op in ops:
+            if isinstance(op, Cas):
+                row = self._rows.get(op.key)
+                machine = op.machine or (row.machine if row is not None else None)
+                if machine is not None:
+                    self.catalog.validate(machine, op.state, key=op.key)
+            elif isinstance(op, Append):
+                for _, data in op.events:
+                    canonical_json(data)
+            elif isinstance(op, AppendTerminal):
+                canonical_json(op.data)
+
+    def _cas(self, txn: _Txn, op: Cas) -> Record:
+        current = txn.row(op.key)
+        if op.expected == 0:
+            if current is not None:
+                raise Conflict(f"{op.key!r} already exists (version {current.version})", key=op.key)
+            if op.machine is None:
+                raise InvalidState(f"creating {op.key!r} needs the machine name", key=op.key)
+            machine = op.machine
+        else:
+            if current is None:
+                raise NotFound(f"no instance {op.key!r}", key=op.key)
+            if current.version != op.expected:
+                raise Conflict(f"{op.key!r} is at version {current.version}, not {op.expected}", key=op.key)
+            if op.machine is not None and op.machine != current.machine:
+                raise InvalidState(f"{op.key!r} holds a {current.machine}, not a {op.machine}", key=op.key)
+            machine = current.machine
+        text = self.catalog.dump(machine, op.state, key=op.key)
+        txn.rows[op.key] = _Row(machine, text, op.expected + 1)
+        return Record(op.key, machine, self.catalog.load(machine, text, key=op.key), op.expected + 1)
+
+    def _open_log(self, txn: _Txn, key: str) -> list[tuple[str, str, bool]]:
+        if txn.row(key) is None:
+            raise NotFound(f"no instance {key!r}", key=key)
+        events = txn.log(key)
+        if events and events[-1][2]:
+            raise Conflict(f"{key!r}'s log already ended with a terminal event", key=key)
+        return events
+
+    def _append(self, txn: _Txn, op: Append) -> int:
+        events = self._open_log(txn, op.key)
+        if len(events) != op.expected:
+            raise Conflict(f"{op.key!r}'s log head is {len(events)}, not {op.expected}", key=op.key)
+        events.extend((kind, canonical_json(data), False) for kind, data in op.events)
+        return len(events)
+
+    def _terminal(self, txn: _Txn, op: AppendTerminal) -> int:
+        events = self._open_log(txn, op.key)
+        events.append((op.kind, canonical_json(op.data), True))
+        return len(events)
+
+
+class _Txn:
+    """Changes of one transaction, read through to the live maps until published."""
+
+    def __init__(self, rows: dict[str, _Row], logs: dict[str, _Log]) -> None:
+        self._base_rows = rows
+        self._base_logs = logs
+        self.rows: dict[str, _Row] = {}
+        self.logs: dict[str, list[tuple[str, str, bool]]] = {}
+
+    def row(self, key: str) -> _Row | None:
+        return self.rows.get(key) or self._base_rows.get(key)
+
+    def log(self, key: str) -> list[tuple[str, str, bool]]:
+        if key not in self.logs:
+            base = self._base_logs.get(key)
+            self.logs[key] = list(base.events) if base is not None else []
+        return self.logs[key]
+
+
+def _decode(text: str) -> Any:
+    return json.loads(text)
