@@ -4,6 +4,7 @@
     statewright test NAME... [--all] [--set KEY=VALUE]... [--examples N] [--seed S]
     statewright mutate NAME... [--all]
     statewright diagram NAME... [--all] [--format F]... [--out DIR] [--reachable] [--trace PROPERTY]
+    statewright inspect DB [--key KEY]...
     statewright list
 
 Exit codes: 0 when every property holds (expected violations found, or the
@@ -72,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="set a spec parameter (repeatable)")
     t.add_argument("--examples", type=int, default=100, metavar="N", help="programs to run per spec (default 100)")
     t.add_argument("--seed", type=int, default=None, metavar="S", help="seed for a reproducible run")
+    i = sub.add_parser("inspect", help="show the instances and event logs stored in a SQLite file")
+    i.add_argument("db", type=Path, metavar="DB", help="a SQLite file written by statewright's store")
+    i.add_argument("--key", action="append", default=[], metavar="KEY", help="only these instances (repeatable)")
     sub.add_parser("list", help="list registered specs and machines")
     return p
 
@@ -267,6 +271,48 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK if all(r.ok for r, _, _ in reports) else EXIT_VIOLATED
 
 
+def _inspect(args: argparse.Namespace, out: TextIO) -> int:
+    import asyncio
+
+    from adapters.serialize import value_json
+    from adapters.sqlite import SqliteStore
+    from adapters.store import Catalog, Corrupt
+    from machines.input import authorize_seed
+    from specs import REGISTRY
+
+    if not args.db.is_file():
+        raise UsageError(f"no database at {args.db}")
+    catalog = Catalog(dict(REGISTRY.machines), {"input": authorize_seed})
+
+    async def show() -> int:
+        store = await SqliteStore.open(args.db, catalog)
+        damaged = 0
+        try:
+            keys = await store.keys()
+            for key in args.key:
+                if key not in keys:
+                    raise UsageError(f"no instance {key!r} in {args.db} (instances: {', '.join(keys) or 'none'})")
+            for key in args.key or keys:
+                try:
+                    record = await store.load(key)
+                except Corrupt as exc:
+                    damaged += 1
+                    print(f"{key}: CORRUPT -- {exc}", file=out)
+                    continue
+                machine = catalog.machine(record.machine)
+                phase = machine.phase_of(record.state).name
+                print(f"{key}: {record.machine} {phase} (version {record.version})", file=out)
+                for event in await store.read_log(key):
+                    mark = " [terminal]" if event.terminal else ""
+                    data = json.dumps(value_json(event.data), sort_keys=True)
+                    print(f"  {event.seq:>3} {event.kind:<10} {data}{mark}", file=out)
+        finally:
+            await store.close()
+        return EXIT_VIOLATED if damaged else EXIT_OK
+
+    return asyncio.run(show())
+
+
 def _list(out: TextIO) -> int:
     from specs import REGISTRY
 
@@ -294,6 +340,8 @@ def run(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: Te
         args = _parser().parse_args(argv)
         if args.command == "check":
             return _check(args, out, err)
+        if args.command == "inspect":
+            return _inspect(args, out)
         if args.command == "test":
             return _test(args, out)
         if args.command == "diagram":
@@ -302,7 +350,7 @@ def run(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: Te
             return _mutate(args, out)
         if args.command == "list":
             return _list(out)
-        raise UsageError("expected a command: check, test, diagram, mutate or list (see statewright --help)")
+        raise UsageError("expected a command: check, test, diagram, mutate, inspect or list (see statewright --help)")
     except (UsageError, DefinitionError) as exc:
         print(f"statewright: error: {exc}", file=err)
         return EXIT_USAGE

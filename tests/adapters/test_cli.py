@@ -100,7 +100,7 @@ def test_set_parameters_and_seeded_bug_exits_1(tmp_path: Path) -> None:
         (["check", "input_lifecycle", "--set", "n=0"], "n must be at least 1"),
         (["check", "input_lifecycle", "--set", "stage_guard=maybe"], "expected true or false"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
-        ([], "expected a command: check, test, diagram, mutate or list"),
+        ([], "expected a command: check, test, diagram, mutate, inspect or list"),
         (["check", "diehard", "--json", "/nonexistent/dir/r.json"], "cannot write /nonexistent/dir/r.json"),
     ],
 )
@@ -144,3 +144,32 @@ def test_test_command_passes_bundled_specs_and_finds_seeded_bugs() -> None:
                        "--examples", "40", "--seed", "1")
     assert code == 1 and "input_lifecycle: FAILED" in out
     assert "property 'at_most_one_staged' violated" in out and "Stage_STAGED" in out
+
+
+def test_inspect_shows_instances_and_logs_and_flags_corrupt_records(tmp_path: Path) -> None:
+    import asyncio
+    import sqlite3
+
+    from adapters.sqlite import SqliteStore
+    from adapters.store import Catalog
+    from machines.input import INPUT, Input, authorize_seed
+
+    db = tmp_path / "s.db"
+
+    async def write() -> None:
+        store = await SqliteStore.open(db, Catalog({"input": INPUT}, {"input": authorize_seed}))
+        await store.cas("in1", 0, Input(), machine="input")
+        await store.cas("in2", 0, Input(), machine="input")
+        await store.append("in1", 0, [("input", {"type": "Queue"})])
+        await store.close()
+
+    asyncio.run(write())
+    code, out, _ = cli("inspect", str(db))
+    assert code == 0
+    assert out.splitlines()[:2] == ["in1: input ACCEPTED (version 1)", '    1 input      {"type": "Queue"}']
+    with sqlite3.connect(db) as raw:
+        raw.execute("UPDATE instances SET state = '{not json' WHERE key = 'in2'")
+    code, out, _ = cli("inspect", str(db))
+    assert code == 1 and "in1: input ACCEPTED" in out and "in2: CORRUPT -- record 'in2' cannot be decoded" in out
+    code, _, err = cli("inspect", str(db), "--key", "in9")
+    assert code == 2 and "no instance 'in9'" in err
