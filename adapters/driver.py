@@ -1,0 +1,368 @@
+"""`Driver`: feeds inputs to stored machine instances, one all-or-nothing batch per input.
+
+Theory of operation
+-------------------
+The driver is the loop around the pure kernel: load the record (and its log
+head), decide with `kernel.step.step` or `kernel.system.settle` -- no IO
+while deciding -- and publish the decision as ONE `Store.commit` batch:
+
+* accepted: ``Cas(key, version, new_state)`` plus ``Append(key, head, events)``
+  where ``events`` are ``("input", input)`` then one ``("effect", effect)`` per
+  effect, plus ``AppendTerminal(key, "terminal", {"phase": ...})`` when the
+  new state is terminal;
+* rejected: ``Append(key, head, [("rejected", {reason, phase, input, guards})])``
+  -- a rejection is returned as a value *and* recorded, never dropped; the
+  state and version do not move.
+
+Both batches name the head they were decided at, so a concurrent writer makes
+them fail with `Conflict`; the driver then reloads and decides again, up to
+``retries`` times with exponential backoff through the injected ``sleep``, and
+re-raises the `Conflict` once it keeps losing. Retrying the whole decision
+(not just the write) matters: a rejection recorded from a stale state would
+be a lie.
+
+A rejection on an instance whose log already ended with its terminal event
+(the input came too late) is returned but not recorded: the store appends
+nothing after the terminal event, and the terminal event already says why
+every later input is refused (`Reason.TERMINAL`). An *accepted* input on an
+ended log (a row declared ``from_terminal=True``) cannot be recorded either;
+that raises `Conflict` at once, since retrying cannot help.
+
+`Driver.act` does the same for a `System`: every instance that took an input
+(the action's, or one routed to it in the same atomic step) gets its Cas +
+Append (+ AppendTerminal); its log records ``("input", ...)`` for the action's
+own input, ``("routed", ...)`` for a routed one, each followed by its effects.
+Instances that did not move get an *empty* ``Append`` at the head they were
+read at: system guards read every instance, so the batch must fail if any of
+them moved since (write skew). A `Blocked` action is recorded as
+``("blocked", {...})`` on the acting instance's log.
+
+Event kinds written: ``created``, ``input``, ``routed``, ``effect``,
+``rejected``, ``blocked``, ``terminal``.
+
+>>> import asyncio
+>>> from adapters.memory import MemoryStore
+>>> from adapters.store import Catalog
+>>> from machines.input import INPUT, Queue, Stage, authorize_seed
+>>> async def demo():
+...     driver = Driver(MemoryStore(Catalog({"input": INPUT}, {"input": authorize_seed})))
+...     await driver.create("in1", "input")
+...     await driver.feed("in1", Queue())
+...     bad = await driver.feed_json("in1", '{"type": "Apply", "run_id": "r1"}')
+...     fed = await driver.feed_json("in1", '{"type": "Stage", "run_id": "r1"}')
+...     log = await driver.store.read_log("in1")
+...     return bad.rejection.reason.value, fed.record.state.phase.name, fed.record.version, [e.kind for e in log]
+>>> asyncio.run(demo())
+('no_transition', 'STAGED', 3, ['created', 'input', 'effect', 'rejected', 'input', 'effect'])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from adapters.serialize import event_json, value_json
+from adapters.store import Append, AppendTerminal, Cas, Catalog, Conflict, Op, Record, Store, StoreError
+from kernel.machine import Machine
+from kernel.step import Accepted, Rejected, step
+from kernel.system import Action, Blocked, Emitted, System, SystemState, settle
+
+__all__ = ["Acted", "BadInput", "Driver", "Fed"]
+
+Sleep = Callable[[float], Awaitable[Any]]
+
+
+class BadInput(StoreError):
+    """Text from outside is not an input of the machine; nothing was written."""
+
+    code = "bad_input"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Fed:
+    """What one input did: the record after it, its effects, or the rejection; ``attempts`` counts tries."""
+
+    accepted: bool
+    record: Record
+    effects: tuple[Any, ...]
+    rejection: Rejected | None
+    attempts: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Acted:
+    """What one system action did: each instance's record after it (by instance name) and the system view."""
+
+    accepted: bool
+    records: Mapping[str, Record]
+    state: SystemState
+    effects: tuple[Emitted, ...]
+    blocked: Blocked | None
+    attempts: int
+
+
+class Driver:
+    """Drives stored instances through the kernel; see the module doc for the batches it commits."""
+
+    def __init__(
+        self,
+        store: Store,
+        catalog: Catalog | None = None,
+        *,
+        retries: int = 5,
+        backoff: float = 0.005,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        self.store = store
+        self.catalog = catalog if catalog is not None else store.catalog
+        self.retries = retries
+        self.backoff = backoff
+        self._sleep = sleep
+        # (head, ended) per key: logs are append-only, so only newer events need reading
+        self._heads: dict[str, tuple[int, bool]] = {}
+        self._adapters: dict[type, TypeAdapter[Any]] = {}
+
+    # -- creating ---------------------------------------------------------------------
+
+    async def create(self, key: str, machine: str, state: Any = None) -> Record:
+        """Write a new instance (version 1) and its ``created`` event; `Conflict` if ``key`` exists."""
+        m = self.catalog.machine(machine)
+        state = m.initial if state is None else state
+        await self.store.commit(self._creation(key, machine, m, state))
+        self._heads[key] = (1, False) if not m.is_terminal(state) else (2, True)
+        return Record(key, machine, state, 1)
+
+    async def create_all(self, system: System[Any], keys: Mapping[str, str]) -> dict[str, Record]:
+        """Write every instance of ``system`` at its initial state in one batch (all or none)."""
+        self._check_keys(system, keys)
+        ops: list[Op] = []
+        for name, m, state in zip(system.names, system.machines, system.initial):
+            ops += self._creation(keys[name], m.name, self.catalog.machine(m.name), state)
+        await self.store.commit(ops)
+        out = {}
+        for name, m, state in zip(system.names, system.machines, system.initial):
+            self._heads[keys[name]] = (1, False) if not m.is_terminal(state) else (2, True)
+            out[name] = Record(keys[name], m.name, state, 1)
+        return out
+
+    @staticmethod
+    def _creation(key: str, name: str, m: Machine[Any], state: Any) -> list[Op]:
+        ops: list[Op] = [
+            Cas(key, 0, state, machine=name),
+            Append(key, 0, (("created", {"machine": name, "state": value_json(state)}),)),
+        ]
+        if m.is_terminal(state):
+            ops.append(_terminal(key, m, state))
+        return ops
+
+    # -- one machine ------------------------------------------------------------------
+
+    async def feed(self, key: str, event: Any) -> Fed:
+        """Step ``key``'s instance with ``event`` and commit the result (or record the rejection)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            record = await self.store.load(key)
+            head, ended = await self._head(key)
+            m = self.catalog.machine(record.machine)
+            result = step(m, record.state, event)
+            if isinstance(result, Rejected):
+                fed = Fed(False, record, (), result, attempt)
+                if ended:
+                    return fed
+                ops: list[Op] = [Append(key, head, (("rejected", _rejected_json(result)),))]
+            else:
+                if ended:
+                    raise _ended(key, event)
+                ops = self._accepted(key, m, record.version, head, result.state, [("input", event, result.effects)])
+                after = Record(key, record.machine, result.state, record.version + 1)
+                fed = Fed(True, after, result.effects, None, attempt)
+            if await self._commit(ops, attempt):
+                return fed
+
+    async def feed_json(self, key: str, text: str | bytes) -> Fed:
+        """Feed ``{"type": "Stage", ...fields}`` from outside; `BadInput` (nothing written) if it is not one.
+
+        The fields may also be nested as ``{"type": ..., "fields": {...}}``, the
+        form `adapters.serialize.event_json` writes when a field is named
+        ``type`` or ``instance``.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise BadInput(f"{key}: not JSON ({exc})", key=key) from None
+        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+            raise BadInput(f'{key}: an input is a JSON object with a "type" string, got {text!r}', key=key)
+        record = await self.store.load(key)
+        return await self.feed(key, self.parse(record.machine, data, key=key))
+
+    def parse(self, machine: str, data: Mapping[str, Any], *, key: str | None = None) -> Any:
+        """Build an input of ``machine`` from JSON data; `BadInput` on an unknown type or bad fields."""
+        m = self.catalog.machine(machine)
+        fields = {k: v for k, v in data.items() if k != "type"}
+        name = data.get("type")
+        by_name = {t.__name__: t for t in m.input_types}
+        kind = by_name.get(name) if isinstance(name, str) else None
+        if kind is None:
+            raise BadInput(f"{key or machine}: {name!r} is not an input of {machine}; known: {', '.join(by_name)}",
+                           key=key)
+        names = {f.name for f in dataclasses.fields(kind)} if dataclasses.is_dataclass(kind) else set()
+        if set(fields) == {"fields"} and "fields" not in names and isinstance(fields["fields"], dict):
+            fields = fields["fields"]
+        unknown = set(fields) - names
+        if unknown:
+            raise BadInput(f"{key or machine}: {name} has no field(s) {', '.join(sorted(unknown))}", key=key)
+        adapter = self._adapters.get(kind)
+        if adapter is None:
+            adapter = self._adapters[kind] = TypeAdapter(kind)
+        try:
+            return adapter.validate_python(fields)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or name}: {e['msg']}" for e in exc.errors())
+            raise BadInput(f"{key or machine}: bad {name}: {problems}", key=key) from None
+
+    # -- a system of instances --------------------------------------------------------
+
+    async def act(self, system: System[Any], keys: Mapping[str, str], action: Action) -> Acted:
+        """Apply one atomic system action (routed inputs included) as one batch over every record it touches.
+
+        ``keys`` maps each instance name of ``system`` to its store key.
+        """
+        self._check_keys(system, keys)
+        position = system.position.get(action.instance)
+        if position is None:
+            raise KeyError(f"system {system.name!r} has no instance {action.instance!r}")
+        attempt = 0
+        while True:
+            attempt += 1
+            records = [await self.store.load(keys[n]) for n in system.names]
+            heads = [await self._head(keys[n]) for n in system.names]
+            for name, m, r in zip(system.names, system.machines, records):
+                if self.catalog.machine(r.machine).name != m.name:
+                    raise StoreError(f"{r.key!r} holds a {r.machine}, but {system.name}.{name} is a {m.name}",
+                                     key=r.key)
+            view = system.make([r.state for r in records])
+            fired: list[tuple[int, Any, tuple[Any, ...]]] = []
+
+            def fire(j: int, local: Any, event: Any) -> tuple[Any, tuple[Any, ...]] | Rejected:
+                out = step(system.machines[j], local, event)
+                if isinstance(out, Rejected):
+                    return out
+                fired.append((j, event, out.effects))
+                return out.state, out.effects
+
+            # settle is System.step's own loop; calling it directly tells which input reached which instance
+            out = settle(system, list(view), position, action.input, view, fire)
+            ops: list[Op] = []
+            if isinstance(out, Blocked):
+                acted = Acted(False, dict(zip(system.names, records)), view, (), out, attempt)
+                head, ended = heads[position]
+                if ended:
+                    return acted
+                ops.append(Append(keys[action.instance], head, (("blocked", _blocked_json(action, out)),)))
+                moved: set[int] = {position}
+            else:
+                states, emitted = out
+                steps: dict[int, list[tuple[str, Any, tuple[Any, ...]]]] = {}
+                for n, (j, event, effects) in enumerate(fired):
+                    steps.setdefault(j, []).append(("input" if n == 0 else "routed", event, effects))
+                moved = set(steps)
+                after = list(records)
+                for j in sorted(moved):
+                    r, (head, ended) = records[j], heads[j]
+                    if ended:
+                        raise _ended(r.key, steps[j][0][1])
+                    ops += self._accepted(r.key, system.machines[j], r.version, head, states[j], steps[j])
+                    after[j] = Record(r.key, r.machine, states[j], r.version + 1)
+                acted = Acted(True, dict(zip(system.names, after)), system.make(states), tuple(emitted), None,
+                              attempt)
+            for j, (head, ended) in enumerate(heads):
+                if j not in moved and not ended:
+                    ops.append(Append(keys[system.names[j]], head, ()))  # read check: fails if it moved
+            if await self._commit(ops, attempt):
+                return acted
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _accepted(self, key: str, m: Machine[Any], version: int, head: int, state: Any,
+                  steps: Sequence[tuple[str, Any, tuple[Any, ...]]]) -> list[Op]:
+        events: list[tuple[str, Any]] = []
+        for kind, event, effects in steps:
+            events.append((kind, event_json(event)))
+            events += [("effect", event_json(e)) for e in effects]
+        ops: list[Op] = [Cas(key, version, state), Append(key, head, tuple(events))]
+        if m.is_terminal(state):
+            ops.append(_terminal(key, m, state))
+        return ops
+
+    async def _commit(self, ops: Sequence[Op], attempt: int) -> bool:
+        """Commit ``ops``; False after a lost race that may be retried, the `Conflict` once retries are spent."""
+        try:
+            await self.store.commit(ops)
+        except Conflict:
+            for op in ops:
+                self._heads.pop(op.key, None)  # re-read: a cached ``ended`` must not outlive a lost race
+            if attempt > self.retries:
+                raise
+            await self._sleep(self.backoff * 2 ** (attempt - 1))
+            return False
+        for op in ops:
+            head, ended = self._heads.get(op.key, (0, False))
+            if isinstance(op, Append):
+                self._heads[op.key] = (op.expected + len(op.events), False)
+            elif isinstance(op, AppendTerminal):
+                self._heads[op.key] = (head + 1, True)
+        return True
+
+    async def _head(self, key: str) -> tuple[int, bool]:
+        """``key``'s log head and whether it has ended, reading only events newer than the last known head."""
+        head, ended = self._heads.get(key, (0, False))
+        if ended:
+            return head, ended
+        events = await self.store.read_log(key, head + 1)
+        if events:
+            head, ended = events[-1].seq, events[-1].terminal
+        self._heads[key] = (head, ended)
+        return head, ended
+
+    @staticmethod
+    def _check_keys(system: System[Any], keys: Mapping[str, str]) -> None:
+        missing = [n for n in system.names if n not in keys]
+        extra = [n for n in keys if n not in system.position]
+        if missing or extra:
+            raise ValueError(f"system {system.name!r}: keys must name every instance; "
+                             f"missing {missing}, unknown {extra}")
+        if len(set(keys.values())) != len(keys):
+            raise ValueError(f"system {system.name!r}: two instances share a store key")
+
+
+def _terminal(key: str, m: Machine[Any], state: Any) -> AppendTerminal:
+    return AppendTerminal(key, "terminal", {"phase": value_json(m.phase_of(state))})
+
+
+def _rejected_json(r: Rejected) -> dict[str, Any]:
+    return {"reason": r.reason.value, "phase": value_json(r.phase), "input": event_json(r.input),
+            "guards": list(r.guards)}
+
+
+def _blocked_json(action: Action, b: Blocked) -> dict[str, Any]:
+    """The action's input, where it was refused (the instance, and the routed input) and why."""
+    why: dict[str, Any]
+    if isinstance(b.why, str):
+        why = {"reason": "system_guard", "guards": [b.why]}
+    else:
+        why = {"reason": b.why.reason.value, "phase": value_json(b.why.phase), "guards": list(b.why.guards)}
+    return {"input": event_json(action.input), "at": b.instance, "routed": b.routed,
+            "refused": event_json(b.input), **why}
+
+
+def _ended(key: str, event: Any) -> Conflict:
+    return Conflict(f"{key!r}'s log has ended with its terminal event; {type(event).__name__} was accepted "
+                    "from a terminal phase (from_terminal=True) and cannot be recorded", key=key)
