@@ -169,8 +169,11 @@ class Driver:
         attempt = 0
         while True:
             attempt += 1
-            record = await self.store.load(key)
+            # the head is read before the record: every committed step moves the
+            # head, so a record newer than this head makes our Append conflict
+            # and we decide again instead of recording a stale decision
             head, ended = await self._head(key)
+            record = await self.store.load(key)
             m = self.catalog.machine(record.machine)
             result = step(m, record.state, event)
             if isinstance(result, Rejected):
@@ -242,8 +245,8 @@ class Driver:
         attempt = 0
         while True:
             attempt += 1
+            heads = [await self._head(keys[n]) for n in system.names]  # before the records, as in feed
             records = [await self.store.load(keys[n]) for n in system.names]
-            heads = [await self._head(keys[n]) for n in system.names]
             for name, m, r in zip(system.names, system.machines, records):
                 if self.catalog.machine(r.machine).name != m.name:
                     raise StoreError(f"{r.key!r} holds a {r.machine}, but {system.name}.{name} is a {m.name}",
