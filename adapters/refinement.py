@@ -38,12 +38,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
-from hypothesis import HealthCheck, Phase, note, seed as hypothesis_seed, settings as Settings
+from hypothesis import note
 from hypothesis import strategies as st
-from hypothesis.reporting import with_reporter
-from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from adapters.driver import Acted, Driver, Fed
+from adapters.stateful import camel, run_program
 from adapters.memory import MemoryStore
 from adapters.serialize import event_json, value_json
 from adapters.sqlite import SqliteStore
@@ -536,7 +536,7 @@ def refinement_suite(spec: Spec, stores: StoreFactory = sqlite_store) -> type[Ru
         "teardown": teardown,
         "__repr__": lambda self: f"{type(self).__name__}()",
     }
-    cls = type(f"{_camel(spec.name)}Refinement", (RuleBasedStateMachine,), ns)
+    cls = type(f"{camel(spec.name)}Refinement", (RuleBasedStateMachine,), ns)
     return cast(type[RuleBasedStateMachine], cls)
 
 
@@ -560,36 +560,5 @@ def run_refinement(
     """
     cls = refinement_suite(spec, stores)
     counts: list[int] = cls._counts  # type: ignore[attr-defined]
-    config = Settings(
-        max_examples=examples,
-        stateful_step_count=steps,
-        deadline=None,
-        database=None,
-        derandomize=seed is None,
-        suppress_health_check=list(HealthCheck),
-        phases=(Phase.explicit, Phase.generate) + ((Phase.shrink,) if shrink else ()),
-        print_blob=False,
-        report_multiple_bugs=False,
-    )
-    test = get_state_machine_test(cls, settings=config)
-    if seed is not None:
-        test = hypothesis_seed(seed)(test)
-    reported: list[str] = []
-    try:
-        with with_reporter(lambda value: reported.append(str(value))):
-            test()
-    except Exception as exc:  # a failure of the shell's code is a failing program too
-        text = "\n".join(line for line in _failure(exc, reported).splitlines() if line != "state.matches()")
-        return RefinementResult(spec.name, False, counts[0], counts[1], seed, text)
-    return RefinementResult(spec.name, True, counts[0], counts[1], seed)
-
-
-def _failure(exc: BaseException, reported: list[str]) -> str:
-    if isinstance(exc, BaseExceptionGroup):
-        return "\n\n".join(_failure(e, []) for e in exc.exceptions)
-    notes = [n for n in getattr(exc, "__notes__", ()) if not n.startswith(("Explanation:", "Highest target"))]
-    return "\n".join([f"{type(exc).__name__}: {exc}", *(notes or reported)]).rstrip()
-
-
-def _camel(name: str) -> str:
-    return "".join(part.capitalize() for part in name.replace("-", "_").split("_") if part) or "Spec"
+    failure = run_program(cls, examples=examples, steps=steps, seed=seed, shrink=shrink, quiet={"state.matches()"})
+    return RefinementResult(spec.name, failure is None, counts[0], counts[1], seed, failure)

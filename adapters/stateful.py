@@ -44,7 +44,7 @@ counterexample into a pytest function in one call.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, cast
@@ -71,7 +71,16 @@ from kernel.machine import Machine, Rule
 from kernel.step import Rejected, apply_rule, enabled_rules, step
 from kernel.system import Action, Blocked, System, settle
 
-__all__ = ["PropertyViolation", "Replayed", "SuiteResult", "regression_test", "replay", "run_suite", "suite"]
+__all__ = [
+    "PropertyViolation",
+    "Replayed",
+    "SuiteResult",
+    "regression_test",
+    "replay",
+    "run_program",
+    "run_suite",
+    "suite",
+]
 
 
 class PropertyViolation(AssertionError):
@@ -368,7 +377,7 @@ def suite(spec: Spec, *, include_expected: bool = False) -> type[RuleBasedStateM
     ns["explore"] = initialize(prefer_new_states=st.sampled_from((True, True, True, False)))(explore)
     ns["restart"] = precondition(lambda self: not plan.moves(self.state).by_action)(rule()(restart))
     ns["__repr__"] = lambda self: f"{type(self).__name__}(state={self.state!r})"
-    cls = type(f"{_camel(spec.name)}Suite", (RuleBasedStateMachine,), ns)
+    cls = type(f"{camel(spec.name)}Suite", (RuleBasedStateMachine,), ns)
     return cast(type[RuleBasedStateMachine], cls)
 
 
@@ -476,6 +485,27 @@ def run_suite(
     """
     cls = suite(spec, include_expected=include_expected)
     counts: list[int] = cls._counts  # type: ignore[attr-defined]
+    quiet = {f"state.{name}()" for name in cls._invariant_names}  # type: ignore[attr-defined]
+    failure = run_program(cls, examples=examples, steps=steps, seed=seed, shrink=shrink, quiet=quiet)
+    return SuiteResult(spec.name, failure is None, counts[0], counts[1], seed, failure)
+
+
+def run_program(
+    cls: type[RuleBasedStateMachine],
+    *,
+    examples: int,
+    steps: int,
+    seed: int | None,
+    shrink: bool = True,
+    quiet: Collection[str] = (),
+) -> str | None:
+    """Run a generated state machine under statewright's settings; the failing program, or None.
+
+    No example database; derandomized unless ``seed`` is given. Lines in
+    ``quiet`` (invariant calls hypothesis prints after every step) are left
+    out of the printed program. Any exception, not only a property failure,
+    counts as a failing program.
+    """
     config = Settings(
         max_examples=examples,
         stateful_step_count=steps,
@@ -494,11 +524,9 @@ def run_suite(
     try:
         with with_reporter(lambda value: reported.append(str(value))):
             test()
-    except Exception as exc:  # any failure of the model's code is a failing program too
-        quiet = {f"state.{name}()" for name in cls._invariant_names}  # type: ignore[attr-defined]
-        text = "\n".join(line for line in _failure(exc, reported).splitlines() if line not in quiet)
-        return SuiteResult(spec.name, False, counts[0], counts[1], seed, text)
-    return SuiteResult(spec.name, True, counts[0], counts[1], seed)
+    except Exception as exc:
+        return "\n".join(line for line in _failure(exc, reported).splitlines() if line not in quiet)
+    return None
 
 
 def replay(spec: Spec, trace: Sequence[TraceStep], *, include_expected: bool = True) -> Replayed:
@@ -609,5 +637,6 @@ def _ident(text: str) -> str:
     return out if out and not out[0].isdigit() else f"_{out}"
 
 
-def _camel(name: str) -> str:
+def camel(name: str) -> str:
+    """A spec name as a class-name prefix: ``session_inputs`` -> ``SessionInputs``."""
     return "".join(part.capitalize() for part in re.split(r"[\W_]+", name) if part) or "Spec"
