@@ -21,6 +21,7 @@ from kernel.check import (
     always,
     check,
     sometimes,
+    terminal_stable,
     transition,
 )
 from kernel.errors import DefinitionError
@@ -63,5 +64,6 @@ __all__ = [
     "check",
     "sometimes",
     "step",
+    "terminal_stable",
     "transition",
 ]

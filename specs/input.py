@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kernel.check.spec import Spec, always, sometimes, transition
+from kernel.check.spec import Spec, always, sometimes, terminal_stable, transition
 from machines.input import (
     INPUT,
     TERMINAL,
@@ -54,11 +54,6 @@ DOMAIN: tuple[Any, ...] = (
 )
 
 
-def terminal_stable(before: Input, _event: Any, after: Input) -> bool:
-    """A terminal input never changes at all, data included."""
-    return before.phase not in TERMINAL or after == before
-
-
 def attempts_count_stages(before: Input, event: Any, after: Input) -> bool:
     """Only a Stage spends an attempt, and by exactly one."""
     return after.attempts - before.attempts == (1 if isinstance(event, Stage) else 0)
@@ -88,7 +83,7 @@ def input() -> Spec:  # noqa: A001 - the spec is called "input"
         INPUT,
         inputs=DOMAIN,
         properties=[
-            transition("terminal_stable", terminal_stable),
+            terminal_stable(TERMINAL),
             always("seed_authorized", lambda s: authorize_seed(s) == ()),
             always("attempts_within_budget", lambda s: 0 <= s.attempts <= s.max_attempts),
             always("staged_has_run", staged_has_run),

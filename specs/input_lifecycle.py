@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from kernel.check.spec import Spec, always, sometimes, transition
+from kernel.check.spec import Spec, always, sometimes, terminal_stable, transition
 from kernel.machine import Machine, Transition
 from kernel.system import System, SystemGuard
 from specs.registry import REGISTRY
@@ -104,10 +104,6 @@ def at_most_one_staged(view: Any) -> bool:
     return staged <= 1
 
 
-def terminal_stable(before: Phase, _input: Any, after: Phase) -> bool:
-    return before not in TERMINAL or after is before
-
-
 @REGISTRY.spec
 def input_lifecycle(n: int = 7, stage_guard: bool = True, abandon_terminal: bool = False) -> Spec:
     """N inputs of one runtime (InputLifecycle.tla); TLC: N=7 -> 496,420 states, depth 29."""
@@ -127,7 +123,7 @@ def input_lifecycle(n: int = 7, stage_guard: bool = True, abandon_terminal: bool
         inputs={name: INPUTS for name in names},
         properties=[
             always("at_most_one_staged", at_most_one_staged),
-            transition("terminal_stable", terminal_stable, each=True),
+            terminal_stable(TERMINAL, each=True),
             sometimes("all_consumed", lambda v: v.count(Phase.CONSUMED) == len(v)),
         ],
         doc=__doc__ or "",

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kernel.check.spec import Spec, always, sometimes, transition
+from kernel.check.spec import Spec, always, sometimes, terminal_stable, transition
 from kernel.system import Action, SystemGuard
 from machines.loop_frame import (
     FLOW_ROUTES,
@@ -107,10 +107,6 @@ FOOTPRINT: dict[type, tuple[str, ...]] = {
     CompleteLoop: ("loop", "parent", "run"),
 }
 """The records each store operation commits, by the input that starts it."""
-
-
-def terminal_stable(before: Any, _input: Any, after: Any) -> bool:
-    return before.phase not in TERMINAL or after == before
 
 
 def _bodies(view: Any) -> list[tuple[str, Frame]]:
@@ -301,7 +297,7 @@ def loop_frame(limit: int = 2, cancel: bool = True, torn_grant: bool = False) ->
             **{name: body_inputs for name in bodies},
         },
         properties=[
-            transition("terminal_stable", terminal_stable, each=True),
+            terminal_stable(TERMINAL, each=True),
             always("within_limit", within_limit),
             always("one_iteration_per_body", one_iteration_per_body),
             always("granted_slot_in_running_frame", granted_slot_in_running_frame),

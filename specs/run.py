@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from kernel.check.spec import Spec, always, sometimes, transition
+from kernel.check.spec import Spec, always, sometimes, terminal_stable, transition
 from kernel.errors import DefinitionError
 from kernel.machine import Guard, Transition
 from kernel.step import Accepted, step
@@ -75,10 +75,6 @@ def without_guard(table: tuple[Transition, ...], input_type: type, name: str) ->
             t = replace(t, guard=kept)
         out.append(t)
     return tuple(out)
-
-
-def terminal_stable(before: Run, _input: Any, after: Run) -> bool:
-    return before.phase not in TERMINAL or after == before
 
 
 def never_back_to_pending(before: Run, _input: Any, after: Run) -> bool:
@@ -135,7 +131,7 @@ def run(
         machine,
         inputs=inputs,
         properties=[
-            transition("terminal_stable", terminal_stable),
+            terminal_stable(TERMINAL),
             transition("never_back_to_pending", never_back_to_pending),
             transition("one_run_completed", one_run_completed),
             transition("dependencies_first", dependencies_first),

@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from kernel.check.spec import Spec, always, sometimes, transition
+from kernel.check.spec import Spec, always, sometimes, terminal_stable, transition
 from kernel.machine import Machine, Transition
 from machines.token import (
     GATE,
@@ -79,10 +79,6 @@ def without_guard(machine: Machine[Any], guard: object) -> Machine[Any]:
 
 
 # -- token properties ---------------------------------------------------------------
-
-
-def terminal_stable(before: Any, _input: Any, after: Any) -> bool:
-    return before.phase not in TERMINAL or after == before
 
 
 def worker_stays_on_task(before: Token, event: Any, _after: Token) -> bool:
@@ -151,7 +147,7 @@ def token(
         machine,
         inputs=inputs,
         properties=[
-            transition("terminal_stable", terminal_stable),
+            terminal_stable(TERMINAL),
             transition("worker_stays_on_task", worker_stays_on_task),
             transition("no_use_when_spent", no_use_when_spent),
             always("uses_never_negative", lambda s: s.uses_left >= 0),
@@ -237,7 +233,7 @@ def operator(times: int = 4, timeout: int = 2, miss_after: int = 2, reattach_kee
         machine,
         inputs=inputs,
         properties=[
-            transition("terminal_stable", terminal_stable),
+            terminal_stable(TERMINAL),
             transition("tasks_kept", tasks_kept),
             transition("lifecycle_keeps_tasks", lifecycle_keeps_tasks),
             transition("miss_only_after_timeout", miss_only_after_timeout),

@@ -2,7 +2,7 @@
 
 from kernel.check.bfs import check
 from kernel.check.report import Coverage, Progress, PropertyResult, Report, Status, TraceStep, Verdict
-from kernel.check.spec import Bounds, Kind, Property, Spec, always, sometimes, transition
+from kernel.check.spec import Bounds, Kind, Property, Spec, always, sometimes, terminal_stable, transition
 
 __all__ = [
     "Bounds",
@@ -19,5 +19,6 @@ __all__ = [
     "always",
     "check",
     "sometimes",
+    "terminal_stable",
     "transition",
 ]

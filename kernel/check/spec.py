@@ -34,6 +34,7 @@ __all__ = [
     "Spec",
     "always",
     "sometimes",
+    "terminal_stable",
     "transition",
 ]
 
@@ -88,6 +89,30 @@ def transition(name: str, test: Callable[[Any, Any, Any], bool], *, each: bool =
     instance's local ``(before, input, after)`` instead.
     """
     return Property(name, Kind.TRANSITION, test, each)
+
+
+def terminal_stable(terminal: Collection[Enum], *, each: bool = False, name: str = "terminal_stable") -> Property:
+    """Action property: a state in a ``terminal`` phase never changes at all, data included.
+
+    The phase is the state itself for Enum states and its ``phase`` field
+    otherwise (the `Machine` defaults). With ``each=True`` it is checked on
+    every instance's own steps of a system.
+
+    >>> from enum import Enum
+    >>> class P(Enum):
+    ...     OPEN = 1
+    ...     DONE = 2
+    >>> p = terminal_stable({P.DONE})
+    >>> p.test(P.DONE, None, P.DONE), p.test(P.DONE, None, P.OPEN), p.test(P.OPEN, None, P.DONE)
+    (True, False, True)
+    """
+    closed = frozenset(terminal)
+
+    def unchanged_once_terminal(before: Any, _input: Any, after: Any) -> bool:
+        phase = before if isinstance(before, Enum) else before.phase
+        return phase not in closed or after == before
+
+    return transition(name, unchanged_once_terminal, each=each)
 
 
 @dataclass(frozen=True, slots=True)
