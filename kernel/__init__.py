@@ -5,8 +5,8 @@ Nothing here does IO, reads a clock or draws randomness; the shell
 `Authority`, compose instances into a `System`, and prove a `Spec` with `check`.
 """
 
-from kernel.authority import Authority, Committed, Conflict, Snapshot, Staged
-from kernel.check import (
+from statewright.kernel.authority import Authority, Committed, Conflict, Snapshot, Staged
+from statewright.kernel.check import (
     Bounds,
     Coverage,
     Kind,
@@ -24,10 +24,10 @@ from kernel.check import (
     terminal_stable,
     transition,
 )
-from kernel.errors import DefinitionError
-from kernel.machine import Guard, Machine, Transition
-from kernel.step import Accepted, Reason, Rejected, step
-from kernel.system import Action, Blocked, Emitted, Route, System, SystemGuard, SystemState
+from statewright.kernel.errors import DefinitionError
+from statewright.kernel.machine import Guard, Machine, Transition
+from statewright.kernel.step import Accepted, Reason, Rejected, step
+from statewright.kernel.system import Action, Blocked, Emitted, Route, System, SystemGuard, SystemState
 
 __all__ = [
     "Accepted",

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from kernel.machine import Machine
-from kernel.step import Accepted, Rejected, step
+from statewright.kernel.machine import Machine
+from statewright.kernel.step import Accepted, Rejected, step
 
 __all__ = ["Authority", "Committed", "Conflict", "Snapshot", "Staged"]
 
@@ -60,7 +60,7 @@ class Authority(Generic[S]):
     """The single owner of one instance's state.
 
     >>> from enum import Enum
-    >>> from kernel.machine import Machine, Transition
+    >>> from statewright.kernel.machine import Machine, Transition
     >>> class Lamp(Enum):
     ...     OFF = 0
     ...     ON = 1

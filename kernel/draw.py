@@ -14,9 +14,9 @@ from typing import Any
 
 import networkx as nx
 
-from kernel.check.report import Coverage
-from kernel.graph import PhaseGraph, StateGraph, declared_graph
-from kernel.machine import Machine
+from statewright.kernel.check.report import Coverage
+from statewright.kernel.graph import PhaseGraph, StateGraph, declared_graph
+from statewright.kernel.machine import Machine
 
 __all__ = ["machine_dot", "machine_markdown", "machine_mermaid", "state_dot"]
 

@@ -17,5 +17,5 @@ class DefinitionError(ValueError):
     >>> raise DefinitionError("machine 'door': unknown phase 'AJAR'")
     Traceback (most recent call last):
     ...
-    kernel.errors.DefinitionError: machine 'door': unknown phase 'AJAR'
+    statewright.kernel.errors.DefinitionError: machine 'door': unknown phase 'AJAR'
     """

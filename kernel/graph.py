@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import networkx as nx
 
-from kernel.check.bfs import Plan
-from kernel.check.report import Coverage
-from kernel.check.spec import Spec
-from kernel.errors import DefinitionError
-from kernel.machine import Machine, Rule
+from statewright.kernel.check.bfs import Plan
+from statewright.kernel.check.report import Coverage
+from statewright.kernel.check.spec import Spec
+from statewright.kernel.errors import DefinitionError
+from statewright.kernel.machine import Machine, Rule
 
 if TYPE_CHECKING:
     PhaseGraph: TypeAlias = nx.DiGraph[Enum]
@@ -77,7 +77,7 @@ def declared_graph(machine: Machine[Any], coverage: Iterable[Coverage] = ()) -> 
     rows show ``…``.
 
     >>> from enum import Enum
-    >>> from kernel.machine import Transition
+    >>> from statewright.kernel.machine import Transition
     >>> class L(Enum):
     ...     OFF = 0
     ...     ON = 1
@@ -178,7 +178,7 @@ def reachable_graph(spec: Spec, *, limit: int = 500, highlight: Sequence[Any] = 
 
 
 def _input_label(action: Any) -> str:
-    from kernel.system import Action
+    from statewright.kernel.system import Action
 
     if isinstance(action, Action):
         return f"{action.instance}.{_input_label(action.input)}"
@@ -188,7 +188,7 @@ def _input_label(action: Any) -> str:
 
 
 def _state_label(state: Any) -> str:
-    from kernel.system import SystemState
+    from statewright.kernel.system import SystemState
 
     if isinstance(state, SystemState):
         return "\n".join(f"{n}: {_state_label(s)}" for n, s in zip(state.names, state))

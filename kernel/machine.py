@@ -35,7 +35,7 @@ from enum import Enum
 from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
-from kernel.errors import DefinitionError
+from statewright.kernel.errors import DefinitionError
 
 __all__ = ["Guard", "Machine", "Transition"]
 

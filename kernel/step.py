@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
-from kernel.machine import Machine, Rule
+from statewright.kernel.machine import Machine, Rule
 
 __all__ = ["Accepted", "Reason", "Rejected", "Result", "apply_rule", "enabled_rules", "step"]
 
@@ -86,7 +86,7 @@ def step(machine: Machine[S], state: S, event: Any) -> Accepted[S] | Rejected:
     """Feed one input to a machine state.
 
     >>> from enum import Enum
-    >>> from kernel.machine import Machine, Transition
+    >>> from statewright.kernel.machine import Machine, Transition
     >>> class Door(Enum):
     ...     OPEN = 1
     ...     SHUT = 2

@@ -24,9 +24,9 @@ from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, Generic, TypeVar
 
-from kernel.errors import DefinitionError
-from kernel.machine import Machine
-from kernel.step import Accepted, Rejected, step
+from statewright.kernel.errors import DefinitionError
+from statewright.kernel.machine import Machine
+from statewright.kernel.step import Accepted, Rejected, step
 
 __all__ = ["Action", "Blocked", "Emitted", "Route", "System", "SystemGuard", "SystemState", "settle"]
 
@@ -176,7 +176,7 @@ class System(Generic[L]):
     """Named machine instances checked and stepped as one model.
 
     >>> from enum import Enum
-    >>> from kernel.machine import Machine, Transition
+    >>> from statewright.kernel.machine import Machine, Transition
     >>> class Lamp(Enum):
     ...     OFF = 0
     ...     ON = 1

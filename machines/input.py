@@ -49,7 +49,7 @@ imported record).
 
 Example: the happy path through `INPUT`, then a stale run being refused.
 
->>> from kernel.step import step
+>>> from statewright.kernel.step import step
 >>> s = Input()
 >>> for event in (Queue(), Stage("r1"), Apply("r1")):
 ...     s = step(INPUT, s, event).state
@@ -67,7 +67,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from kernel.machine import Machine, Transition
+from statewright.kernel.machine import Machine, Transition
 
 __all__ = [
     "INPUT",

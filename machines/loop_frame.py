@@ -73,7 +73,7 @@ Choices the source leaves open, and why:
 * The output of a step is recorded once, under ``(iteration, node)``; the
   loop node itself records no output, its completion is the loop's.
 
->>> from kernel.system import Action
+>>> from statewright.kernel.system import Action
 >>> system = flow_system(limit=2)
 >>> s = system.initial
 >>> for action in (Action("run", StartRun()), Action("root", StartFrame()),
@@ -95,9 +95,9 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
-from kernel.errors import DefinitionError
-from kernel.machine import Machine, Transition
-from kernel.system import Route, System, SystemGuard
+from statewright.kernel.errors import DefinitionError
+from statewright.kernel.machine import Machine, Transition
+from statewright.kernel.system import Route, System, SystemGuard
 
 __all__ = [
     "FLOW_ROUTES",

@@ -42,7 +42,7 @@ Choices the source leaves open, and why:
 * A failed run keeps the failed state and its attempt; a cancelled run keeps
   whatever was in flight: the terminal state records where the run stopped.
 
->>> from kernel.step import step
+>>> from statewright.kernel.step import step
 >>> m = run_machine(Plan(("a", "b"), (("a", "b"),)), max_attempts=2)
 >>> s = m.initial
 >>> for event in (Start(), Enter("a"), Fail("a"), Succeed("a"), Enter("b")):
@@ -58,8 +58,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from kernel.errors import DefinitionError
-from kernel.machine import Machine, Transition
+from statewright.kernel.errors import DefinitionError
+from statewright.kernel.machine import Machine, Transition
 
 __all__ = [
     "RUN_TRANSITIONS",
@@ -161,7 +161,7 @@ def validate_plan(plan: Plan) -> Plan:
     >>> validate_plan(Plan(("a", "b"), (("a", "b"), ("b", "a"))))
     Traceback (most recent call last):
     ...
-    machines.run.CircularDependency: dependency cycle: a -> b -> a
+    statewright.machines.run.CircularDependency: dependency cycle: a -> b -> a
     """
     if not plan.states:
         raise EmptyPlan()

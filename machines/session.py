@@ -67,7 +67,7 @@ Choices the source leaves open, and why:
 * A second ``Stop`` while one is deferred is refused (guard
   ``no_stop_pending``) rather than silently absorbed.
 
->>> from kernel.step import step
+>>> from statewright.kernel.step import step
 >>> s = SESSION.initial
 >>> for event in (AttachExecutor(), AcceptInput("in1"), StartRun("r1", "in1"), Stop()):
 ...     s = step(SESSION, s, event).state
@@ -86,7 +86,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
-from kernel.machine import Machine, Transition
+from statewright.kernel.machine import Machine, Transition
 
 __all__ = [
     "EFFECTS",

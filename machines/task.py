@@ -31,7 +31,7 @@ Choices the engine leaves open, and why:
 `machines.task_as_written` is the same engine modelled from its status writes
 as they stand; `specs.task` checks both against the same properties.
 
->>> from kernel.step import step
+>>> from statewright.kernel.step import step
 >>> s = Task()
 >>> for event in (Dispatch(), Ask("q"), Answer("a"), WorkerPassed(1)):
 ...     s = step(TASK, s, event).state
@@ -46,7 +46,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from kernel.machine import Machine, Transition
+from statewright.kernel.machine import Machine, Transition
 
 __all__ = [
     "TASK_INPUTS",

@@ -45,7 +45,7 @@ no status), and the prompt table. A spawn error after "prep" returns before
 "apply", leaving the task Running with no worker; the model does not count
 workers beyond ``in_flight`` and does not chase that path.
 
->>> from kernel.step import step
+>>> from statewright.kernel.step import step
 >>> s = WrittenTask()
 >>> for event in (Dispatch(), Cancel(), WorkerPassed(1)):
 ...     s = step(TASK_AS_WRITTEN, s, event).state
@@ -57,8 +57,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from kernel.machine import Machine, Transition
-from machines.task import (
+from statewright.kernel.machine import Machine, Transition
+from statewright.machines.task import (
     TASK_INPUTS,
     TERMINAL,
     Answer,

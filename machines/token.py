@@ -62,7 +62,7 @@ Choices the source leaves open, and why:
 
 Example: a worker token used on its own task, refused on another, then spent.
 
->>> from kernel.step import step
+>>> from statewright.kernel.step import step
 >>> t = step(TOKEN, Token(), Issue(Role.WORKER, "t1", expires_at=10, uses=1)).state
 >>> step(TOKEN, t, Verify(Verb.POST_RESULT, "t2", now=0)).guards
 ('owns_task',)
@@ -81,7 +81,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from kernel.machine import Guard, Machine, Transition
+from statewright.kernel.machine import Guard, Machine, Transition
 
 __all__ = [
     "GATE",

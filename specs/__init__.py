@@ -5,7 +5,7 @@ models for now; the lifecycle library's own specs join them) and the library
 machines, so `statewright list` can show both.
 """
 
-from specs import cas, diehard, input, input_lifecycle, loop_frame, run, session, task, token, two_phase
-from specs.registry import REGISTRY, Entry, Registry
+from statewright.specs import cas, diehard, input, input_lifecycle, loop_frame, run, session, task, token, two_phase
+from statewright.specs.registry import REGISTRY, Entry, Registry
 
 __all__ = ["REGISTRY", "Entry", "Registry", "cas", "diehard", "input", "input_lifecycle", "loop_frame", "run", "session", "task", "token", "two_phase"]

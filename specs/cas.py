@@ -30,7 +30,7 @@ Reading is the worker's ``Read(version, value)`` input gated by the system
 guard ``reads_current``: only the store's current version and value can be
 read, so the domain lists every pair and the guard picks the one that is true.
 
->>> from kernel.check import check
+>>> from statewright.kernel.check import check
 >>> check(cas_atomic()).result("no_lost_update").status.name
 'HOLDS'
 >>> check(cas_non_atomic()).result("no_lost_update").status.name
@@ -43,10 +43,10 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
-from kernel.check.spec import Property, Spec, always, sometimes, transition
-from kernel.machine import Guard, Machine, Transition
-from kernel.system import Action, Route, System, SystemGuard
-from specs.registry import REGISTRY
+from statewright.kernel.check.spec import Property, Spec, always, sometimes, transition
+from statewright.kernel.machine import Guard, Machine, Transition
+from statewright.kernel.system import Action, Route, System, SystemGuard
+from statewright.specs.registry import REGISTRY
 
 __all__ = [
     "STORE",

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from kernel.check.spec import Spec, always
-from kernel.machine import Machine, Transition
-from specs.registry import REGISTRY
+from statewright.kernel.check.spec import Spec, always
+from statewright.kernel.machine import Machine, Transition
+from statewright.specs.registry import REGISTRY
 
 SMALL, BIG = 3, 5
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kernel.check.spec import Spec, always, sometimes, terminal_stable, transition
-from machines.input import (
+from statewright.kernel.check.spec import Spec, always, sometimes, terminal_stable, transition
+from statewright.machines.input import (
     INPUT,
     TERMINAL,
     Abandon,
@@ -31,7 +31,7 @@ from machines.input import (
     Supersede,
     authorize_seed,
 )
-from specs.registry import REGISTRY
+from statewright.specs.registry import REGISTRY
 
 P = InputPhase
 RUNNING = (P.STAGED, P.APPLIED, P.APPLIED_PENDING_CONSUMPTION)

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from kernel.check.spec import Spec, always, sometimes, terminal_stable, transition
-from kernel.machine import Machine, Transition
-from kernel.system import System, SystemGuard
-from specs.registry import REGISTRY
+from statewright.kernel.check.spec import Spec, always, sometimes, terminal_stable, transition
+from statewright.kernel.machine import Machine, Transition
+from statewright.kernel.system import System, SystemGuard
+from statewright.specs.registry import REGISTRY
 
 
 class Phase(Enum):
@@ -108,7 +108,7 @@ def at_most_one_staged(view: Any) -> bool:
 def input_lifecycle(n: int = 7, stage_guard: bool = True, abandon_terminal: bool = False) -> Spec:
     """N inputs of one runtime (InputLifecycle.tla); TLC: N=7 -> 496,420 states, depth 29."""
     if n < 1:
-        from kernel.errors import DefinitionError
+        from statewright.kernel.errors import DefinitionError
 
         raise DefinitionError(f"input_lifecycle: n must be at least 1, got {n}")
     machine = tla_input(abandon_terminal=abandon_terminal)

@@ -56,9 +56,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kernel.check.spec import Spec, always, sometimes, terminal_stable, transition
-from kernel.system import Action, SystemGuard
-from machines.loop_frame import (
+from statewright.kernel.check.spec import Spec, always, sometimes, terminal_stable, transition
+from statewright.kernel.system import Action, SystemGuard
+from statewright.machines.loop_frame import (
     FLOW_ROUTES,
     BodyGranted,
     CancelRun,
@@ -86,7 +86,7 @@ from machines.loop_frame import (
     flow_system,
     root_frame,
 )
-from specs.registry import REGISTRY
+from statewright.specs.registry import REGISTRY
 
 TERMINAL = frozenset({RunPhase.COMPLETED, RunPhase.CANCELED, FramePhase.COMPLETED, LoopPhase.COMPLETED})
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from inspect import Parameter, signature
 from typing import Any
 
-from kernel.check.spec import Spec
-from kernel.errors import DefinitionError
-from kernel.machine import Machine
-from kernel.system import System
+from statewright.kernel.check.spec import Spec
+from statewright.kernel.errors import DefinitionError
+from statewright.kernel.machine import Machine
+from statewright.kernel.system import System
 
 __all__ = ["Entry", "Registry", "parse_value"]
 

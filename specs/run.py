@@ -28,11 +28,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from kernel.check.spec import Spec, always, sometimes, terminal_stable, transition
-from kernel.errors import DefinitionError
-from kernel.machine import Guard, Transition
-from kernel.step import Accepted, step
-from machines.run import (
+from statewright.kernel.check.spec import Spec, always, sometimes, terminal_stable, transition
+from statewright.kernel.errors import DefinitionError
+from statewright.kernel.machine import Guard, Transition
+from statewright.kernel.step import Accepted, step
+from statewright.machines.run import (
     RUN_TRANSITIONS,
     TERMINAL,
     Cancel,
@@ -48,7 +48,7 @@ from machines.run import (
     Succeed,
     run_machine,
 )
-from specs.registry import REGISTRY
+from statewright.specs.registry import REGISTRY
 
 
 def parse_plan(states: str, edges: str) -> Plan:

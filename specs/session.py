@@ -58,9 +58,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kernel.check.spec import Kind, Property, Spec, always, sometimes, transition
-from kernel.system import Action, Route, System
-from machines.input import (
+from statewright.kernel.check.spec import Kind, Property, Spec, always, sometimes, transition
+from statewright.kernel.system import Action, Route, System
+from statewright.machines.input import (
     INPUT,
     Abandon,
     AbandonReason,
@@ -76,8 +76,8 @@ from machines.input import (
     Supersede,
     authorize_seed,
 )
-from machines.input import RUNNING as INPUT_RUNNING
-from machines.session import (
+from statewright.machines.input import RUNNING as INPUT_RUNNING
+from statewright.machines.session import (
     TERMINAL,
     AbandonInput,
     AcceptInput,
@@ -108,7 +108,7 @@ from machines.session import (
     session_machine,
     visible_phase,
 )
-from specs.registry import REGISTRY
+from statewright.specs.registry import REGISTRY
 
 P = SessionPhase
 RUN_ENDS = (CommitRun, FailRun, CancelRun)

@@ -32,8 +32,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kernel.check.spec import Property, Spec, always, sometimes, transition
-from machines.task import (
+from statewright.kernel.check.spec import Property, Spec, always, sometimes, transition
+from statewright.machines.task import (
     OUTCOMES,
     TERMINAL,
     Answer,
@@ -47,8 +47,8 @@ from machines.task import (
     WorkerPassed,
     task_machine,
 )
-from machines.task_as_written import task_as_written_machine
-from specs.registry import REGISTRY
+from statewright.machines.task_as_written import task_as_written_machine
+from statewright.specs.registry import REGISTRY
 
 P = TaskPhase
 

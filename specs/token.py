@@ -32,9 +32,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from kernel.check.spec import Spec, always, sometimes, terminal_stable, transition
-from kernel.machine import Machine, Transition
-from machines.token import (
+from statewright.kernel.check.spec import Spec, always, sometimes, terminal_stable, transition
+from statewright.kernel.machine import Machine, Transition
+from statewright.machines.token import (
     GATE,
     TASK_SCOPED,
     TERMINAL,
@@ -60,7 +60,7 @@ from machines.token import (
     operator_machine,
     owns_task,
 )
-from specs.registry import REGISTRY
+from statewright.specs.registry import REGISTRY
 
 TASKS = ("t1", "t2")
 VERBS = (Verb.POST_RESULT, Verb.CANCEL_TASK)

@@ -13,10 +13,10 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
-from kernel.check.spec import Spec, always, sometimes
-from kernel.machine import Guard, Machine, Transition
-from kernel.system import Route, System, SystemGuard
-from specs.registry import REGISTRY
+from statewright.kernel.check.spec import Spec, always, sometimes
+from statewright.kernel.machine import Guard, Machine, Transition
+from statewright.kernel.system import Route, System, SystemGuard
+from statewright.specs.registry import REGISTRY
 
 
 class RM(Enum):

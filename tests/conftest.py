@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel import Guard, Machine, Transition
+from statewright.kernel import Guard, Machine, Transition
 
 sys.path.insert(0, str(Path(__file__).parent / "benchmarks"))
 

@@ -1,8 +1,8 @@
 """The model checker: declare a `Spec`, call `check`, read the `Report`."""
 
-from kernel.check.bfs import check
-from kernel.check.report import Coverage, Progress, PropertyResult, Report, Status, TraceStep, Verdict
-from kernel.check.spec import Bounds, Kind, Property, Spec, always, sometimes, terminal_stable, transition
+from statewright.kernel.check.bfs import check
+from statewright.kernel.check.report import Coverage, Progress, PropertyResult, Report, Status, TraceStep, Verdict
+from statewright.kernel.check.spec import Bounds, Kind, Property, Spec, always, sometimes, terminal_stable, transition
 
 __all__ = [
     "Bounds",

@@ -19,13 +19,13 @@ from collections.abc import Callable, Iterator, Mapping
 from operator import getitem, itemgetter
 from typing import Any
 
-from kernel.check.local import Local, LocalTable, Move
-from kernel.check.report import Coverage, Progress, PropertyResult, Report, Status, TraceStep, Verdict
-from kernel.check.spec import BUILTIN, Kind, Spec
-from kernel.errors import DefinitionError
-from kernel.machine import Machine
-from kernel.step import Rejected
-from kernel.system import Action, Blocked, Emitted, System, settle
+from statewright.kernel.check.local import Local, LocalTable, Move
+from statewright.kernel.check.report import Coverage, Progress, PropertyResult, Report, Status, TraceStep, Verdict
+from statewright.kernel.check.spec import BUILTIN, Kind, Spec
+from statewright.kernel.errors import DefinitionError
+from statewright.kernel.machine import Machine
+from statewright.kernel.step import Rejected
+from statewright.kernel.system import Action, Blocked, Emitted, System, settle
 
 __all__ = ["check"]
 
@@ -180,8 +180,8 @@ def check(
     ``time.perf_counter``) enables timings and ``Bounds.time_limit``;
     ``progress`` is called every ``progress_every`` expanded states.
 
-    >>> from kernel.check.spec import Spec, always
-    >>> from kernel.machine import Machine, Transition
+    >>> from statewright.kernel.check.spec import Spec, always
+    >>> from statewright.kernel.machine import Machine, Transition
     >>> from enum import Enum
     >>> from dataclasses import dataclass, replace
     >>> class P(Enum):

@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from kernel.errors import DefinitionError
-from kernel.machine import Machine
-from kernel.step import Rejected, apply_rule, enabled_rules, step
+from statewright.kernel.errors import DefinitionError
+from statewright.kernel.machine import Machine
+from statewright.kernel.step import Rejected, apply_rule, enabled_rules, step
 
 __all__ = ["Local", "LocalTable", "Move"]
 

@@ -19,12 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from kernel.check.bfs import check
-from kernel.check.report import Verdict
-from kernel.check.spec import Spec
-from kernel.errors import DefinitionError
-from kernel.machine import Guard, Machine, Transition
-from kernel.system import System
+from statewright.kernel.check.bfs import check
+from statewright.kernel.check.report import Verdict
+from statewright.kernel.check.spec import Spec
+from statewright.kernel.errors import DefinitionError
+from statewright.kernel.machine import Guard, Machine, Transition
+from statewright.kernel.system import System
 
 __all__ = ["Mutant", "MutationScore", "mutants", "score", "substitute"]
 
@@ -107,7 +107,7 @@ def score(spec: Spec, machine: Machine[Any], *, budget: int = 20) -> MutationSco
     """Check every mutant of ``machine`` against ``spec`` and count the kills.
 
     >>> from enum import Enum
-    >>> from kernel.check.spec import always
+    >>> from statewright.kernel.check.spec import always
     >>> class L(Enum):
     ...     OFF = 0
     ...     ON = 1

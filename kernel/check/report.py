@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from kernel.check.spec import Kind
+from statewright.kernel.check.spec import Kind
 
 __all__ = ["Coverage", "Progress", "PropertyResult", "Report", "Status", "TraceStep", "Verdict"]
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from kernel.errors import DefinitionError
-from kernel.machine import Machine
-from kernel.system import System
+from statewright.kernel.errors import DefinitionError
+from statewright.kernel.machine import Machine
+from statewright.kernel.system import System
 
 __all__ = [
     "BUILTIN",

@@ -22,9 +22,9 @@ from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
 from typing import Any
 
-from adapters.sqlite import SqliteStore
-from adapters.store import Append, Busy, Cas, Conflict, Op
-from machines.input import Input, InputPhase
+from statewright.adapters.runtime.sqlite import SqliteStore
+from statewright.adapters.runtime.store import Append, Busy, Cas, Conflict, Op
+from statewright.machines.input import Input, InputPhase
 from tests.adapters.test_store_contract import CATALOG
 
 BATCH_KEYS = ("b0", "b1", "b2")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.cli import run
-from specs import REGISTRY
-from specs.registry import Entry
+from statewright.adapters.cli import run
+from statewright.specs import REGISTRY
+from statewright.specs.registry import Entry
 
 
 def cli(*argv: str) -> tuple[int, str, str]:
@@ -112,7 +112,7 @@ def test_bad_input_is_one_line_and_exit_2(argv: list[str], message: str) -> None
 
 
 def test_a_definition_error_in_a_spec_is_exit_2() -> None:
-    from kernel import DefinitionError
+    from statewright.kernel import DefinitionError
 
     def broken() -> object:
         raise DefinitionError("machine 'x': unknown phase 'AJAR'")
@@ -126,7 +126,7 @@ def test_a_definition_error_in_a_spec_is_exit_2() -> None:
 
 
 def test_the_installed_command_runs_without_a_traceback() -> None:
-    proc = subprocess.run([sys.executable, "-m", "adapters.cli", "check", "nope"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "statewright", "check", "nope"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("statewright: error: unknown spec")
 
 
@@ -150,9 +150,9 @@ def test_inspect_shows_instances_and_logs_and_flags_corrupt_records(tmp_path: Pa
     import asyncio
     import sqlite3
 
-    from adapters.sqlite import SqliteStore
-    from adapters.store import Catalog
-    from machines.input import INPUT, Input, authorize_seed
+    from statewright.adapters.runtime.sqlite import SqliteStore
+    from statewright.adapters.runtime.store import Catalog
+    from statewright.machines.input import INPUT, Input, authorize_seed
 
     db = tmp_path / "s.db"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.cli import run
-from specs import REGISTRY
+from statewright.adapters.cli import run
+from statewright.specs import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXT = ("dot", "mmd", "md")

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from adapters.driver import BadInput, Driver
-from adapters.memory import MemoryStore
-from adapters.sqlite import SqliteStore
-from adapters.store import Append, AppendTerminal, Cas, Catalog, Conflict, Op, Record, Store, StoreError
-from kernel.step import Accepted, Reason, Rejected, step
-from kernel.system import Action, Blocked, System
-from machines import loop_frame as lf
-from machines.input import (
+from statewright.adapters.runtime.driver import BadInput, Driver
+from statewright.adapters.runtime.memory import MemoryStore
+from statewright.adapters.runtime.sqlite import SqliteStore
+from statewright.adapters.runtime.store import Append, AppendTerminal, Cas, Catalog, Conflict, Op, Record, Store, StoreError
+from statewright.kernel.step import Accepted, Reason, Rejected, step
+from statewright.kernel.system import Action, Blocked, System
+from statewright.machines import loop_frame as lf
+from statewright.machines.input import (
     INPUT,
     Abandon,
     AbandonReason,
@@ -35,8 +35,8 @@ from machines.input import (
     Stage,
     authorize_seed,
 )
-from machines.session import AcceptInput, ApplyRun, AttachExecutor, CommitRun, FailRun, StartRun, Stop
-from specs.session import session_inputs
+from statewright.machines.session import AcceptInput, ApplyRun, AttachExecutor, CommitRun, FailRun, StartRun, Stop
+from statewright.specs.session import session_inputs
 
 FLOW = lf.flow_system(limit=2)
 SESSION_INPUTS: System[Any] = session_inputs(runs=1, max_attempts=2).model  # type: ignore[assignment]

@@ -1,7 +1,7 @@
 """Refinement: the driver over a real store follows the pure model, and a broken store is caught.
 
 Every lifecycle spec that is a single machine, and the session_inputs and
-loop_frame systems, run through `adapters.refinement.run_refinement` against
+loop_frame systems, run through `adapters.testing.refinement.run_refinement` against
 a fresh SQLite file per program (one against the memory store). Then the
 same suite runs against SQLite stores broken on purpose: one whose writes
 compare nothing (CAS without the version, append without the head) and one
@@ -23,13 +23,13 @@ from typing import Any
 
 import pytest
 
-from adapters.driver import Driver
-from adapters.refinement import StoreFactory, catalog_for, memory_store, run_refinement, sqlite_store
-from adapters.serialize import event_json
-from adapters.sqlite import SqliteStore
-from adapters.store import Append, Catalog, Event, Op, Record, Store
-from machines.input import InputPhase, Queue, Stage
-from specs import REGISTRY
+from statewright.adapters.runtime.driver import Driver
+from statewright.adapters.testing.refinement import StoreFactory, catalog_for, memory_store, run_refinement, sqlite_store
+from statewright.adapters.runtime.serialize import event_json
+from statewright.adapters.runtime.sqlite import SqliteStore
+from statewright.adapters.runtime.store import Append, Catalog, Event, Op, Record, Store
+from statewright.machines.input import InputPhase, Queue, Stage
+from statewright.specs import REGISTRY
 
 MACHINES = ("input", "run", "task", "token", "operator", "session")
 SYSTEMS = ("session_inputs", "loop_frame")

@@ -30,8 +30,8 @@ from typing import Any
 
 import pytest
 
-from adapters.sqlite import SqliteStore
-from adapters.store import Append, Busy, Cas, Conflict, Corrupt, Event, Record
+from statewright.adapters.runtime.sqlite import SqliteStore
+from statewright.adapters.runtime.store import Append, Busy, Cas, Conflict, Corrupt, Event, Record
 from tests.adapters import _workers as W
 from tests.adapters.test_store_contract import CATALOG
 

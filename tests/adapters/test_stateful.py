@@ -6,12 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from adapters.stateful import PropertyViolation, Replayed, regression_test, replay, run_suite, suite
-from kernel.check import Status, check
-from kernel.check.spec import Spec
-from kernel.system import Action
-from specs import REGISTRY
-from specs.input_lifecycle import Phase, Stage
+from statewright.adapters.testing.stateful import PropertyViolation, Replayed, regression_test, replay, run_suite, suite
+from statewright.kernel.check import Status, check
+from statewright.kernel.check.spec import Spec
+from statewright.kernel.system import Action
+from statewright.specs import REGISTRY
+from statewright.specs.input_lifecycle import Phase, Stage
 
 SMALL = {"input_lifecycle": {"n": 3}}
 

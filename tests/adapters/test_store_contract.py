@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from adapters.memory import MemoryStore
-from adapters.sqlite import SqliteStore
-from adapters.store import (
+from statewright.adapters.runtime.memory import MemoryStore
+from statewright.adapters.runtime.sqlite import SqliteStore
+from statewright.adapters.runtime.store import (
     Append,
     AppendTerminal,
     Busy,
@@ -34,8 +34,8 @@ from adapters.store import (
     Store,
     StoreError,
 )
-from machines.input import INPUT, AbandonReason, Abandoned, Consumed, Input, InputPhase, Superseded, authorize_seed
-from machines.run import Plan, Run, RunPhase, run_machine
+from statewright.machines.input import INPUT, AbandonReason, Abandoned, Consumed, Input, InputPhase, Superseded, authorize_seed
+from statewright.machines.run import Plan, Run, RunPhase, run_machine
 
 RUN = run_machine(Plan(("fetch", "build"), (("fetch", "build"),)))
 CATALOG = Catalog({"input": INPUT, "run": RUN}, authorize={"input": authorize_seed})

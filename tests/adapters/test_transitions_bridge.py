@@ -13,10 +13,10 @@ from transitions import State
 from transitions.core import MachineError
 from transitions.extensions import HierarchicalMachine
 
-from adapters.transitions_bridge import Bridged, from_transitions, to_transitions
-from kernel.check import Status, Verdict, check
-from kernel.errors import DefinitionError
-from kernel.step import Accepted, Reason, Rejected
+from statewright.adapters.interop.transitions_bridge import Bridged, from_transitions, to_transitions
+from statewright.kernel.check import Status, Verdict, check
+from statewright.kernel.errors import DefinitionError
+from statewright.kernel.step import Accepted, Reason, Rejected
 
 MATTER_STATES = ["solid", "liquid", "gas", "plasma"]
 MATTER = [  # the pytransitions README's matter example, dict form
@@ -341,7 +341,7 @@ def test_to_transitions_on_a_kernel_machine_uses_snake_case_triggers() -> None:
     from dataclasses import dataclass
     from enum import Enum
 
-    from kernel.machine import Machine, Transition
+    from statewright.kernel.machine import Machine, Transition
 
     class Phase(Enum):
         QUEUED = "queued"
@@ -391,8 +391,8 @@ def test_the_bridged_value_is_frozen() -> None:
 
 README = '''
 >>> from transitions import Machine, State
->>> from adapters.transitions_bridge import from_transitions, to_transitions
->>> from kernel.check import check
+>>> from statewright.adapters.interop.transitions_bridge import from_transitions, to_transitions
+>>> from statewright.kernel.check import check
 >>> order = Machine(
 ...     name="order",
 ...     states=["new", "paid", "shipped", "backordered", State("delivered", final=True)],

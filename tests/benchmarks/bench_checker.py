@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 
 def _statewright() -> list[str]:
     script = Path(sys.executable).with_name("statewright")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "adapters.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "statewright"]
 
 
 def timed(cmd: list[str], expect: str) -> float:

@@ -18,7 +18,7 @@ from enum import Enum
 
 from transitions import Machine as TMachine
 
-from kernel import Machine, Transition, step
+from statewright.kernel import Machine, Transition, step
 
 
 class Light(Enum):

@@ -39,8 +39,8 @@ UPDATE = "UPDATE instances SET state = ?, version = ? WHERE key = ? AND version 
 
 
 def _catalog():  # type: ignore[no-untyped-def]
-    from adapters.store import Catalog
-    from machines.input import INPUT, authorize_seed
+    from statewright.adapters.runtime.store import Catalog
+    from statewright.machines.input import INPUT, authorize_seed
 
     return Catalog({MACHINE: INPUT}, {MACHINE: authorize_seed})
 
@@ -51,8 +51,8 @@ def _key(worker: int) -> str:
 
 async def _setup(path: Path, workers: int) -> None:
     """Create the file and schema through the port, and one instance per worker key."""
-    from adapters.sqlite import SqliteStore
-    from machines.input import Input
+    from statewright.adapters.runtime.sqlite import SqliteStore
+    from statewright.machines.input import Input
 
     async with await SqliteStore.open(path, _catalog(), busy_timeout=BUSY_TIMEOUT) as store:
         for w in range(workers):
@@ -60,8 +60,8 @@ async def _setup(path: Path, workers: int) -> None:
 
 
 async def _port(path: Path, key: str, commits: int, barrier: Barrier) -> tuple[float, float]:
-    from adapters.sqlite import SqliteStore
-    from machines.input import Input
+    from statewright.adapters.runtime.sqlite import SqliteStore
+    from statewright.machines.input import Input
 
     state = Input()
     async with await SqliteStore.open(path, _catalog(), busy_timeout=BUSY_TIMEOUT) as store:
@@ -75,8 +75,8 @@ async def _port(path: Path, key: str, commits: int, barrier: Barrier) -> tuple[f
 
 
 def _raw(path: Path, key: str, commits: int, barrier: Barrier) -> tuple[float, float]:
-    from adapters.store import canonical_json
-    from machines.input import Input
+    from statewright.adapters.runtime.store import canonical_json
+    from statewright.machines.input import Input
 
     text = canonical_json(Input())
     db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kernel import Accepted, Authority, Committed, Conflict, Rejected, Snapshot, Staged
+from statewright.kernel import Accepted, Authority, Committed, Conflict, Rejected, Snapshot, Staged
 from tests.conftest import DOOR, Close, Closed, Door, DoorState, Lock, Open
 
 

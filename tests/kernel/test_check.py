@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kernel import (
+from statewright.kernel import (
     Accepted,
     Action,
     Bounds,
@@ -278,7 +278,7 @@ def test_expected_violations_can_pin_their_trace_length() -> None:
 
 
 def test_mutation_score_counts_killed_mutants() -> None:
-    from kernel.check.mutants import mutants, score
+    from statewright.kernel.check.mutants import mutants, score
 
     spec = Spec("door", DOOR, DOOR_INPUTS, [always("few", lambda s: s.closes <= 2),
                                            sometimes("gone", lambda s: s.phase is Door.GONE)])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from enum import Enum
 
-from kernel import Machine, Spec, Transition, check
-from kernel.draw import machine_dot, machine_markdown, machine_mermaid
-from kernel.graph import analyse, declared_graph, reachable_graph
+from statewright.kernel import Machine, Spec, Transition, check
+from statewright.kernel.draw import machine_dot, machine_markdown, machine_mermaid
+from statewright.kernel.graph import analyse, declared_graph, reachable_graph
 from tests.conftest import DOOR, Close, Demolish, Door, Lock, Open, Unlock
 
 

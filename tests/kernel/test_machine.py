@@ -8,7 +8,7 @@ from enum import Enum
 
 import pytest
 
-from kernel import DefinitionError, Guard, Machine, Transition
+from statewright.kernel import DefinitionError, Guard, Machine, Transition
 from tests.conftest import DOOR, Close, Demolish, Door, DoorState, Lock, Open
 
 

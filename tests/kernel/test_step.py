@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from kernel import Accepted, Machine, Reason, Rejected, Transition, step
+from statewright.kernel import Accepted, Machine, Reason, Rejected, Transition, step
 from tests.conftest import DOOR, Close, Closed, Demolish, Door, DoorState, Lock, Open, Unlock
 
 

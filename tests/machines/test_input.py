@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from kernel.check import Verdict, check
-from kernel.step import Accepted, Reason, Rejected, step
-from machines.input import (
+from statewright.kernel.check import Verdict, check
+from statewright.kernel.step import Accepted, Reason, Rejected, step
+from statewright.machines.input import (
     INPUT,
     Abandon,
     AbandonReason,
@@ -37,7 +37,7 @@ from machines.input import (
     Superseded,
     authorize_seed,
 )
-from specs.input import input as build_input_spec
+from statewright.specs.input import input as build_input_spec
 
 P = InputPhase
 

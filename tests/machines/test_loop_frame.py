@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from kernel.errors import DefinitionError
-from kernel.step import Accepted, Reason, Rejected, step
-from kernel.system import Action, Blocked, Emitted
-from machines.loop_frame import (
+from statewright.kernel.errors import DefinitionError
+from statewright.kernel.step import Accepted, Reason, Rejected, step
+from statewright.kernel.system import Action, Blocked, Emitted
+from statewright.machines.loop_frame import (
     FRAME,
     RUN,
     RUN_TRANSITIONS,

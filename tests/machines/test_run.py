@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from kernel.errors import DefinitionError
-from kernel.step import Accepted, Reason, Rejected, step
-from machines.run import (
+from statewright.kernel.errors import DefinitionError
+from statewright.kernel.step import Accepted, Reason, Rejected, step
+from statewright.machines.run import (
     Cancel,
     CircularDependency,
     DuplicateStateId,

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from kernel.step import Accepted, Reason, Rejected, step
-from machines.session import (
+from statewright.kernel.step import Accepted, Reason, Rejected, step
+from statewright.machines.session import (
     SESSION,
     AbandonInput,
     Abandonment,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from kernel.step import Accepted, Reason, Rejected, step
-from machines.task import (
+from statewright.kernel.step import Accepted, Reason, Rejected, step
+from statewright.machines.task import (
     TASK,
     TERMINAL,
     Answer,
@@ -31,7 +31,7 @@ from machines.task import (
     WorkerPassed,
     task_machine,
 )
-from machines.task_as_written import TASK_AS_WRITTEN, AnswerStored, WrittenTask, task_as_written_machine
+from statewright.machines.task_as_written import TASK_AS_WRITTEN, AnswerStored, WrittenTask, task_as_written_machine
 
 P = TaskPhase
 

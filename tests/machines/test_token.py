@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from kernel.machine import Machine
-from kernel.step import Accepted, Reason, Rejected, step
-from machines.token import (
+from statewright.kernel.machine import Machine
+from statewright.kernel.step import Accepted, Reason, Rejected, step
+from statewright.machines.token import (
     GATE,
     OPERATOR,
     TASK_SCOPED,

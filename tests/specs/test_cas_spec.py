@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from kernel.check import Status, Verdict, check
-from kernel.step import Reason, Rejected
-from kernel.system import Action, Blocked, System
-from specs.cas import (
+from statewright.kernel.check import Status, Verdict, check
+from statewright.kernel.step import Reason, Rejected
+from statewright.kernel.system import Action, Blocked, System
+from statewright.specs.cas import (
     Compute,
     Conflict,
     Read,
@@ -33,7 +33,7 @@ from specs.cas import (
     cas_atomic,
     cas_non_atomic,
 )
-from specs.registry import REGISTRY
+from statewright.specs.registry import REGISTRY
 
 
 def _inputs(trace: Any) -> list[tuple[str, Any]]:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import time
 
-from kernel.check import Status, Verdict, check
-from kernel.system import Action, System
-from machines.loop_frame import GrantBody, LoopPhase, RequestBody, RunPhase
-from specs.loop_frame import loop_frame as build
+from statewright.kernel.check import Status, Verdict, check
+from statewright.kernel.system import Action, System
+from statewright.machines.loop_frame import GrantBody, LoopPhase, RequestBody, RunPhase
+from statewright.specs.loop_frame import loop_frame as build
 
 WITNESSES = ("run_completed_after_full_loop", "run_completed_after_early_exit", "loop_completed_at_limit",
              "loop_completed_early", "last_body_completed", "run_canceled")
@@ -67,7 +67,7 @@ def test_other_limits() -> None:
 
 
 def test_the_registry_knows_it() -> None:
-    from specs.registry import REGISTRY
+    from statewright.specs.registry import REGISTRY
 
     entry = REGISTRY.get("loop_frame")
     assert entry.params == {"limit": 2, "cancel": True, "torn_grant": False}
@@ -92,7 +92,7 @@ def test_every_property_that_sees_the_tear_sees_it_at_once() -> None:
 
 
 def test_the_spec_kills_the_mutants_of_its_machines() -> None:
-    from kernel.check.mutants import score
+    from statewright.kernel.check.mutants import score
 
     spec = build()
     assert isinstance(spec.model, System)

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from kernel import Machine, System
-from kernel.check.mutants import score
-from specs import REGISTRY
+from statewright.kernel import Machine, System
+from statewright.kernel.check.mutants import score
+from statewright.specs import REGISTRY
 
 THRESHOLD = 0.90
 
@@ -23,7 +23,7 @@ def library_machines(model: Machine[Any] | System[Any]) -> list[Machine[Any]]:
     """Distinct machines of the model whose tables live in the machines/ package."""
     machines = [model] if isinstance(model, Machine) else list(model.machines)
     unique = {id(m): m for m in machines}.values()
-    return [m for m in unique if any(t.__module__.startswith("machines.") for t in m.input_types)]
+    return [m for m in unique if any(t.__module__.startswith("statewright.machines.") for t in m.input_types)]
 
 
 CASES = [

@@ -7,10 +7,10 @@ from dataclasses import replace
 import pytest
 
 from handwritten_bfs import explore
-from kernel import Accepted, Status, Verdict, check, step
-from specs import REGISTRY
-from specs.diehard import DIEHARD
-from specs.input_lifecycle import Phase
+from statewright.kernel import Accepted, Status, Verdict, check, step
+from statewright.specs import REGISTRY
+from statewright.specs.diehard import DIEHARD
+from statewright.specs.input_lifecycle import Phase
 
 
 def spec(name: str, **kw: object):  # type: ignore[no-untyped-def]

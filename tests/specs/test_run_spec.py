@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from kernel.check import Status, Verdict, check
-from machines.run import (
+from statewright.kernel.check import Status, Verdict, check
+from statewright.machines.run import (
     RUN_TRANSITIONS,
     Enter,
     Resume,
@@ -26,8 +26,8 @@ from machines.run import (
     Succeed,
     run_machine,
 )
-from specs.run import parse_plan
-from specs.run import run as build
+from statewright.specs.run import parse_plan
+from statewright.specs.run import run as build
 
 
 def test_the_diamond_is_checked_completely() -> None:
@@ -50,7 +50,7 @@ def test_witnesses_are_shortest() -> None:
 
 
 def test_the_registry_knows_it() -> None:
-    from specs.registry import REGISTRY
+    from statewright.specs.registry import REGISTRY
 
     entry = REGISTRY.get("run")
     assert entry.params == {"states": "a,b,c,d", "edges": "a>b,a>c,b>d,c>d", "max_attempts": 2,

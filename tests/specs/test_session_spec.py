@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import time
 
-from kernel.check import Status, Verdict, check
-from kernel.system import Action, Blocked, System
-from machines.input import InputPhase, Queue
-from machines.session import AcceptInput, ApplyRun, AttachExecutor, CommitRun, StageInput, StartRun
-from specs.session import STRAYS, one_staged, session, session_inputs
+from statewright.kernel.check import Status, Verdict, check
+from statewright.kernel.system import Action, Blocked, System
+from statewright.machines.input import InputPhase, Queue
+from statewright.machines.session import AcceptInput, ApplyRun, AttachExecutor, CommitRun, StageInput, StartRun
+from statewright.specs.session import STRAYS, one_staged, session, session_inputs
 
 WITNESSES = ("reach_stopped", "reach_destroyed", "reach_retired", "reach_stop_deferred", "reach_draining",
              "reach_running_retired")
@@ -79,7 +79,7 @@ def test_a_routed_rejection_refuses_the_whole_step() -> None:
 
 
 def test_the_registry_knows_both() -> None:
-    from specs.registry import REGISTRY
+    from statewright.specs.registry import REGISTRY
 
     assert REGISTRY.get("session").params == {"inputs": 2, "runs": 2, "max_attempts": 2,
                                               "stage_only_when_idle": True}

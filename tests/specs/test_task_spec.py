@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from kernel.check import Status, Verdict, check
-from kernel.step import Accepted, Rejected, step
-from machines.task import Answer, Ask, Cancel, Dispatch, Spawn, TaskPhase, WorkerPassed, task_machine
-from specs.task import AS_WRITTEN_VIOLATES, task, task_as_written
+from statewright.kernel.check import Status, Verdict, check
+from statewright.kernel.step import Accepted, Rejected, step
+from statewright.machines.task import Answer, Ask, Cancel, Dispatch, Spawn, TaskPhase, WorkerPassed, task_machine
+from statewright.specs.task import AS_WRITTEN_VIOLATES, task, task_as_written
 
 P = TaskPhase
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from kernel.check import Bounds, Report, Spec, Status, Verdict, check
-from kernel.step import Accepted, step
-from machines.token import (
+from statewright.kernel.check import Bounds, Report, Spec, Status, Verdict, check
+from statewright.kernel.step import Accepted, step
+from statewright.machines.token import (
     Attach,
     Detach,
     Issue,
@@ -34,8 +34,8 @@ from machines.token import (
     Verb,
     Verify,
 )
-from machines.token import TOKEN, binding_fits_role, has_budget, operator_machine, task_is_new
-from specs.token import operator, token, without_guard
+from statewright.machines.token import TOKEN, binding_fits_role, has_budget, operator_machine, task_is_new
+from statewright.specs.token import operator, token, without_guard
 
 
 def replay(spec: Spec, trace: Any) -> None:

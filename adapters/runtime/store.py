@@ -40,8 +40,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import TypeAdapter, ValidationError
 
-from adapters.serialize import value_json
-from kernel.machine import Machine
+from statewright.adapters.runtime.serialize import value_json
+from statewright.kernel.machine import Machine
 
 __all__ = [
     "Append",

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from kernel.check import Progress, Report, Spec, check
-from kernel.errors import DefinitionError
+from statewright.kernel.check import Progress, Report, Spec, check
+from statewright.kernel.errors import DefinitionError
 
 __all__ = ["main", "run"]
 
@@ -106,7 +106,7 @@ class _Ticker:
 
 
 def _names(args: argparse.Namespace) -> list[str]:
-    from specs import REGISTRY
+    from statewright.specs import REGISTRY
 
     names = list(REGISTRY.names) if args.all else []
     for n in args.names:
@@ -119,9 +119,9 @@ def _names(args: argparse.Namespace) -> list[str]:
 
 
 def _mutate(args: argparse.Namespace, out: TextIO) -> int:
-    from kernel.check.mutants import score
-    from kernel.machine import Machine
-    from specs import REGISTRY
+    from statewright.kernel.check.mutants import score
+    from statewright.kernel.machine import Machine
+    from statewright.specs import REGISTRY
 
     low = False
     for n in _names(args):
@@ -138,7 +138,7 @@ def _mutate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _formats(raw: list[str] | None) -> list[str]:
-    from adapters.diagram import FORMATS
+    from statewright.adapters.cli.diagram import FORMATS
 
     chosen = [f.strip() for item in (raw or ["svg,dot,mmd,md"]) for f in item.split(",") if f.strip()]
     for f in chosen:
@@ -148,9 +148,9 @@ def _formats(raw: list[str] | None) -> list[str]:
 
 
 def _diagram(args: argparse.Namespace, out: TextIO) -> int:
-    from adapters.diagram import Drawn, coverage_for, machines_of, trace_edges, write_machine, write_reachable
-    from kernel.graph import GraphTooLarge
-    from specs import REGISTRY
+    from statewright.adapters.cli.diagram import Drawn, coverage_for, machines_of, trace_edges, write_machine, write_reachable
+    from statewright.kernel.graph import GraphTooLarge
+    from statewright.specs import REGISTRY
 
     formats = _formats(args.formats)
     drawn = Drawn()
@@ -214,8 +214,8 @@ def _diagram(args: argparse.Namespace, out: TextIO) -> int:
 
 def _specs(args: argparse.Namespace) -> list[tuple[Spec, dict[str, Any]]]:
     """The named specs built with their ``--set`` parameters, and the parameters used."""
-    from specs import REGISTRY
-    from specs.registry import parse_value
+    from statewright.specs import REGISTRY
+    from statewright.specs.registry import parse_value
 
     names = _names(args)
     settings = _params(args.params)
@@ -232,7 +232,7 @@ def _specs(args: argparse.Namespace) -> list[tuple[Spec, dict[str, Any]]]:
 
 
 def _test(args: argparse.Namespace, out: TextIO) -> int:
-    from adapters.stateful import run_suite
+    from statewright.adapters.testing.stateful import run_suite
 
     failed = False
     for spec, _ in _specs(args):
@@ -248,8 +248,8 @@ def _test(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from adapters.serialize import report_json
-    from adapters.text import render_report
+    from statewright.adapters.cli.reports import report_json
+    from statewright.adapters.cli.text import render_report
 
     reports: list[tuple[Report, dict[str, Any], Spec]] = []
     for spec, params in _specs(args):
@@ -258,8 +258,8 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         reports.append((report, params, spec))
         print(render_report(report, traces=not args.quiet), file=out, flush=True)
     if args.json is not None:
-        from adapters.diagram import machines_of
-        from kernel.graph import analyse
+        from statewright.adapters.cli.diagram import machines_of
+        from statewright.kernel.graph import analyse
 
         data: Any = [report_json(r, p, [analyse(m) for m in machines_of(spec)]) for r, p, spec in reports]
         if len(data) == 1:
@@ -274,11 +274,11 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _inspect(args: argparse.Namespace, out: TextIO) -> int:
     import asyncio
 
-    from adapters.serialize import value_json
-    from adapters.sqlite import SqliteStore
-    from adapters.store import Catalog, Corrupt
-    from machines.input import authorize_seed
-    from specs import REGISTRY
+    from statewright.adapters.runtime.serialize import value_json
+    from statewright.adapters.runtime.sqlite import SqliteStore
+    from statewright.adapters.runtime.store import Catalog, Corrupt
+    from statewright.machines.input import authorize_seed
+    from statewright.specs import REGISTRY
 
     if not args.db.is_file():
         raise UsageError(f"no database at {args.db}")
@@ -314,7 +314,7 @@ def _inspect(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _list(out: TextIO) -> int:
-    from specs import REGISTRY
+    from statewright.specs import REGISTRY
 
     print("specs:", file=out)
     for e in REGISTRY.entries.values():

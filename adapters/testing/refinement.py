@@ -18,13 +18,13 @@ After every step each instance's stored record and log are compared with the
 model's: ``state`` equal, ``version`` = accepted inputs + 1, and the log equal,
 event by event (kind, canonical JSON data, terminal flag), to what the model
 emitted: ``created``, then per input ``input``/``routed`` + one ``effect`` per
-effect (`adapters.serialize.event_json`), or ``rejected``/``blocked``, and the
+effect (`adapters.runtime.serialize.event_json`), or ``rejected``/``blocked``, and the
 ``terminal`` event once the state is terminal. What each driver call returned
 is compared too. A store whose writes compare nothing loses updates under
 the ``interleave`` rule and is caught (see tests/adapters/test_refinement.py).
 
 `run_refinement` runs a suite and returns a `RefinementResult` with the
-failing program, as `adapters.stateful.run_suite` does for the model alone.
+failing program, as `adapters.testing.stateful.run_suite` does for the model alone.
 """
 
 from __future__ import annotations
@@ -42,18 +42,18 @@ from hypothesis import note
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from adapters.driver import Acted, Driver, Fed
-from adapters.stateful import camel, run_program
-from adapters.memory import MemoryStore
-from adapters.serialize import event_json, value_json
-from adapters.sqlite import SqliteStore
-from adapters.store import Catalog, Conflict, Event, Op, Record, Store, canonical_json
-from kernel.check.spec import Spec
-from kernel.errors import DefinitionError
-from kernel.machine import Machine
-from kernel.step import Accepted, Rejected, step
-from kernel.system import Action, Blocked, Emitted, System, settle
-from machines.input import INPUT, authorize_seed
+from statewright.adapters.runtime.driver import Acted, Driver, Fed
+from statewright.adapters.testing.stateful import camel, run_program
+from statewright.adapters.runtime.memory import MemoryStore
+from statewright.adapters.runtime.serialize import event_json, value_json
+from statewright.adapters.runtime.sqlite import SqliteStore
+from statewright.adapters.runtime.store import Catalog, Conflict, Event, Op, Record, Store, canonical_json
+from statewright.kernel.check.spec import Spec
+from statewright.kernel.errors import DefinitionError
+from statewright.kernel.machine import Machine
+from statewright.kernel.step import Accepted, Rejected, step
+from statewright.kernel.system import Action, Blocked, Emitted, System, settle
+from statewright.machines.input import INPUT, authorize_seed
 
 __all__ = [
     "RefinementError",
@@ -420,7 +420,7 @@ def refinement_suite(spec: Spec, stores: StoreFactory = sqlite_store) -> type[Ru
 
     >>> from hypothesis import settings
     >>> from hypothesis.stateful import run_state_machine_as_test
-    >>> from specs import REGISTRY
+    >>> from statewright.specs import REGISTRY
     >>> Input = refinement_suite(REGISTRY.get("input").spec(), memory_store)
     >>> Input.__name__
     'InputRefinement'
@@ -554,7 +554,7 @@ def run_refinement(
     Without ``seed`` the run is derandomized; with one, hypothesis draws from
     that seed. No example database is used.
 
-    >>> from specs import REGISTRY
+    >>> from statewright.specs import REGISTRY
     >>> run_refinement(REGISTRY.get("input").spec(), memory_store, examples=3, steps=5).passed
     True
     """

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.serialize import event_json, state_json
-from kernel.check.report import PropertyResult, Report, Status, TraceStep
+from statewright.adapters.runtime.serialize import event_json, state_json
+from statewright.kernel.check.report import PropertyResult, Report, Status, TraceStep
 
 __all__ = ["changes", "render_report", "render_trace"]
 

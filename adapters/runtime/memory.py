@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.store import (
+from statewright.adapters.runtime.store import (
     Append,
     AppendTerminal,
     Cas,
@@ -51,10 +51,10 @@ class _Log:
 
 
 class MemoryStore:
-    """An in-memory `adapters.store.Store`.
+    """An in-memory `adapters.runtime.store.Store`.
 
     >>> import asyncio
-    >>> from machines.input import INPUT, Input, authorize_seed
+    >>> from statewright.machines.input import INPUT, Input, authorize_seed
     >>> store = MemoryStore(Catalog({"input": INPUT}, {"input": authorize_seed}))
     >>> asyncio.run(store.cas("in1", 0, Input(), machine="input")).version
     1

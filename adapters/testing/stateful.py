@@ -63,13 +63,13 @@ from hypothesis.stateful import (
     rule,
 )
 
-from kernel.check import check
-from kernel.check.report import TraceStep
-from kernel.check.spec import Kind, Spec
-from kernel.errors import DefinitionError
-from kernel.machine import Machine, Rule
-from kernel.step import Rejected, apply_rule, enabled_rules, step
-from kernel.system import Action, Blocked, System, settle
+from statewright.kernel.check import check
+from statewright.kernel.check.report import TraceStep
+from statewright.kernel.check.spec import Kind, Spec
+from statewright.kernel.errors import DefinitionError
+from statewright.kernel.machine import Machine, Rule
+from statewright.kernel.step import Rejected, apply_rule, enabled_rules, step
+from statewright.kernel.system import Action, Blocked, System, settle
 
 __all__ = [
     "PropertyViolation",
@@ -329,7 +329,7 @@ def suite(spec: Spec, *, include_expected: bool = False) -> type[RuleBasedStateM
 
     >>> from hypothesis import settings
     >>> from hypothesis.stateful import run_state_machine_as_test
-    >>> from specs import REGISTRY
+    >>> from statewright.specs import REGISTRY
     >>> DieHard = suite(REGISTRY.get("diehard").spec())
     >>> DieHard.__name__
     'DiehardSuite'
@@ -479,7 +479,7 @@ def run_suite(
     The printed program leaves out the invariant calls hypothesis makes after
     every step; the failing one is named in the first line.
 
-    >>> from specs import REGISTRY
+    >>> from statewright.specs import REGISTRY
     >>> run_suite(REGISTRY.get("diehard").spec(), examples=5).passed
     True
     """
@@ -539,8 +539,8 @@ def replay(spec: Spec, trace: Sequence[TraceStep], *, include_expected: bool = T
     violations are asserted by default, so an expected finding replays too.
     The failure carries a note with the equivalent hypothesis program.
 
-    >>> from kernel.check import check
-    >>> from specs import REGISTRY
+    >>> from statewright.kernel.check import check
+    >>> from statewright.specs import REGISTRY
     >>> spec = REGISTRY.get("diehard").spec()
     >>> trace = check(spec).result("not_solved").trace
     >>> try:
@@ -590,7 +590,7 @@ def regression_test(spec: Spec, property_name: str, *, against: Spec | None = No
     when the property is broken again and passes when the model refuses the
     trace or the trace no longer breaks it. ``test.trace`` holds the trace.
 
-    >>> from specs import REGISTRY
+    >>> from statewright.specs import REGISTRY
     >>> entry = REGISTRY.get("input_lifecycle")
     >>> test = regression_test(entry.spec(n=2, stage_guard=False), "at_most_one_staged",
     ...                        against=entry.spec(n=2))

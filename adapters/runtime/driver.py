@@ -41,9 +41,9 @@ Event kinds written: ``created``, ``input``, ``routed``, ``effect``,
 ``rejected``, ``blocked``, ``terminal``.
 
 >>> import asyncio
->>> from adapters.memory import MemoryStore
->>> from adapters.store import Catalog
->>> from machines.input import INPUT, Queue, Stage, authorize_seed
+>>> from statewright.adapters.runtime.memory import MemoryStore
+>>> from statewright.adapters.runtime.store import Catalog
+>>> from statewright.machines.input import INPUT, Queue, Stage, authorize_seed
 >>> async def demo():
 ...     driver = Driver(MemoryStore(Catalog({"input": INPUT}, {"input": authorize_seed})))
 ...     await driver.create("in1", "input")
@@ -66,11 +66,11 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from adapters.serialize import event_json, value_json
-from adapters.store import Append, AppendTerminal, Cas, Catalog, Conflict, Op, Record, Store, StoreError
-from kernel.machine import Machine
-from kernel.step import Accepted, Rejected, step
-from kernel.system import Action, Blocked, Emitted, System, SystemState, settle
+from statewright.adapters.runtime.serialize import event_json, value_json
+from statewright.adapters.runtime.store import Append, AppendTerminal, Cas, Catalog, Conflict, Op, Record, Store, StoreError
+from statewright.kernel.machine import Machine
+from statewright.kernel.step import Accepted, Rejected, step
+from statewright.kernel.system import Action, Blocked, Emitted, System, SystemState, settle
 
 __all__ = ["Acted", "BadInput", "Driver", "Fed"]
 
@@ -194,7 +194,7 @@ class Driver:
         """Feed ``{"type": "Stage", ...fields}`` from outside; `BadInput` (nothing written) if it is not one.
 
         The fields may also be nested as ``{"type": ..., "fields": {...}}``, the
-        form `adapters.serialize.event_json` writes when a field is named
+        form `adapters.runtime.serialize.event_json` writes when a field is named
         ``type`` or ``instance``.
         """
         try:

@@ -15,12 +15,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from kernel.check import Spec, check
-from kernel.check.report import Coverage, TraceStep
-from kernel.draw import machine_dot, machine_markdown, machine_mermaid, state_dot
-from kernel.graph import reachable_graph
-from kernel.machine import Machine
-from kernel.system import SystemState
+from statewright.kernel.check import Spec, check
+from statewright.kernel.check.report import Coverage, TraceStep
+from statewright.kernel.draw import machine_dot, machine_markdown, machine_mermaid, state_dot
+from statewright.kernel.graph import reachable_graph
+from statewright.kernel.machine import Machine
+from statewright.kernel.system import SystemState
 
 __all__ = ["FORMATS", "TEXT_FORMATS", "Drawn", "machines_of", "trace_edges", "write_machine", "write_reachable"]
 

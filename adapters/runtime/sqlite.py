@@ -42,7 +42,7 @@ from typing import Any
 
 import aiosqlite
 
-from adapters.store import (
+from statewright.adapters.runtime.store import (
     Append,
     AppendTerminal,
     Busy,
@@ -81,10 +81,10 @@ SCHEMA = (
 
 
 class SqliteStore:
-    """An `adapters.store.Store` in one SQLite file.
+    """An `adapters.runtime.store.Store` in one SQLite file.
 
     >>> import asyncio, tempfile, pathlib
-    >>> from machines.input import INPUT, Input, authorize_seed
+    >>> from statewright.machines.input import INPUT, Input, authorize_seed
     >>> async def demo(path):
     ...     async with await SqliteStore.open(path, Catalog({"input": INPUT}, {"input": authorize_seed})) as store:
     ...         await store.cas("in1", 0, Input(), machine="input")

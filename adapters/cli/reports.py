@@ -1,0 +1,81 @@
+"""Check reports as JSON: what ``statewright check --json`` writes.
+
+Traces are lists of ``{"state", "input", "effects"}`` built from the value
+encoding of `adapters.runtime.serialize`, so a trace written here reads back
+with the same codec the stores use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from statewright.adapters.runtime.serialize import event_json, state_json, value_json
+from statewright.kernel.check.report import PropertyResult, Report, TraceStep
+from statewright.kernel.graph import Analysis
+
+__all__ = ["report_json", "trace_json"]
+
+
+def trace_json(trace: tuple[TraceStep, ...] | None) -> list[dict[str, Any]] | None:
+    """A trace as a list of ``{"state", "input", "effects"}``; the first input is null."""
+    if trace is None:
+        return None
+    return [
+        {
+            "state": state_json(s.state),
+            "input": None if s.input is None else event_json(s.input),
+            "effects": [event_json(e) for e in s.effects],
+        }
+        for s in trace
+    ]
+
+
+def _property_json(r: PropertyResult) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": r.name,
+        "kind": r.kind.value,
+        "status": r.status.value,
+        "holds": r.holds,
+        "expected": r.expected,
+        "trace": trace_json(r.trace),
+    }
+    if r.detail:
+        out["detail"] = r.detail
+    return out
+
+
+def report_json(
+    report: Report, parameters: dict[str, Any] | None = None, analyses: Sequence[Analysis] = ()
+) -> dict[str, Any]:
+    """The report as the JSON object ``statewright check --json`` writes.
+
+    ``analyses`` are the structural findings on the spec's machines
+    (`kernel.graph.analyse`): unreachable phases, traps, phases with no path
+    to a terminal phase.
+    """
+    return {
+        "spec": report.spec,
+        "parameters": value_json(parameters or {}),
+        "verdict": report.verdict.value,
+        "complete": report.complete,
+        "stopped_by": report.stopped_by,
+        "distinct_states": report.distinct_states,
+        "generated": report.generated,
+        "depth": report.depth,
+        "seconds": round(report.seconds, 4),
+        "properties": [_property_json(r) for r in report.properties],
+        "coverage": [
+            {"machine": c.machine, "index": c.index, "transition": c.label, "fired": c.fired}
+            for c in report.coverage
+        ],
+        "analyses": [
+            {
+                "machine": a.machine,
+                "unreachable": list(a.unreachable),
+                "traps": list(a.traps),
+                "no_terminal_path": list(a.no_terminal_path),
+            }
+            for a in analyses
+        ],
+    }

@@ -1,0 +1,1 @@
+"""Bridges to other state-machine libraries (pytransitions, both ways)."""

@@ -1,0 +1,1 @@
+"""Test harnesses built from specs: hypothesis suites, refinement of the shell, the pytest plugin."""
