@@ -59,7 +59,7 @@ def report_json(
         "parameters": value_json(parameters or {}),
         "verdict": report.verdict.value,
         "complete": report.complete,
-        "stopped_by": report.stopped_by,
+        "stopped_by": report.stopped_by.value if report.stopped_by else None,
         "distinct_states": report.distinct_states,
         "generated": report.generated,
         "depth": report.depth,

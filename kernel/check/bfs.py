@@ -20,7 +20,7 @@ from operator import getitem, itemgetter
 from typing import Any
 
 from statewright.kernel.check.local import Local, LocalTable, Move
-from statewright.kernel.check.report import Coverage, Progress, PropertyResult, Report, Status, TraceStep, Verdict
+from statewright.kernel.check.report import Coverage, Progress, PropertyResult, Report, Status, StopReason, TraceStep, Verdict
 from statewright.kernel.check.spec import BUILTIN, Kind, Spec
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine
@@ -171,6 +171,7 @@ def check(
     clock: Callable[[], float] | None = None,
     progress: Callable[[Progress], None] | None = None,
     progress_every: int = 1 << 16,
+    should_stop: Callable[[], StopReason | None] | None = None,
 ) -> Report:
     """Explore every reachable state of ``spec`` breadth-first and judge its properties.
 
@@ -179,6 +180,9 @@ def check(
     first (shortest) trace of every violated property. ``clock`` (e.g.
     ``time.perf_counter``) enables timings and ``Bounds.time_limit``;
     ``progress`` is called every ``progress_every`` expanded states.
+    ``should_stop`` is polled every 1,024 expanded states; returning a
+    `StopReason` (say ``INTERRUPTED`` from a signal handler's flag) ends the
+    search there with a BOUNDED report of what was explored so far.
 
     >>> from statewright.kernel.check.spec import Spec, always
     >>> from statewright.kernel.machine import Machine, Transition
@@ -224,7 +228,7 @@ def check(
 
     keys: list[Key] = [plan.initial]
     seen: dict[Key, int] = {plan.initial: -1}  # key -> number of the state it was found from
-    stop: str | None = None
+    stop: StopReason | None = None
 
     def found(name: str, trace: list[TraceStep], detail: str | None = None) -> None:
         nonlocal stop
@@ -234,7 +238,7 @@ def check(
         if detail:
             details[name] = detail
         if name not in expected and not keep_going:
-            stop = "violation"
+            stop = StopReason.VIOLATION
 
     def judge(start: int) -> None:
         """Invariants and witnesses on states ``start..``, in discovery (so depth) order."""
@@ -290,7 +294,7 @@ def check(
             depth += 1
             level_end = len(keys)
             if max_depth is not None and depth > max_depth:
-                stop, within, depth = "max_depth", i, max_depth
+                stop, within, depth = StopReason.MAX_DEPTH, i, max_depth
                 break
         key = keys[i]
         if constraint is not None and not constraint(view(key)):
@@ -300,8 +304,12 @@ def check(
         if not i & 1023 and i:
             now = clock() - started if clock is not None else 0.0
             if time_limit is not None and now > time_limit:
-                stop = "time_limit"
+                stop = StopReason.TIME_LIMIT
                 break
+            if should_stop is not None:
+                stop = should_stop()
+                if stop is not None:
+                    break
             if tick and not i % tick:
                 progress(Progress(len(keys), generated, depth, len(keys) - i, now))  # type: ignore[misc]
         first_new = len(keys)
@@ -383,16 +391,16 @@ def check(
             judge(first_new)
         i += 1
         if max_states is not None and len(keys) >= max_states and i < len(keys) and not stop:
-            stop = "max_states"
+            stop = StopReason.MAX_STATES
     if stop is None and cut:
-        stop = "constraint"
-    if stop != "max_depth" and len(keys) > level_end:
+        stop = StopReason.CONSTRAINT
+    if stop is not StopReason.MAX_DEPTH and len(keys) > level_end:
         depth += 1  # states of the next level were found before the search stopped
     expanded = keys[:i]
     for j in reversed(cut):
         del expanded[j]
     seconds = clock() - started if clock is not None else 0.0
-    distinct = within if stop == "max_depth" else len(keys)
+    distinct = within if stop is StopReason.MAX_DEPTH else len(keys)
     coverage = _coverage(plan, expanded)
     results = _results(spec, violations, details, witnessed, complete=stop is None)
     if any(r.failed for r in results):

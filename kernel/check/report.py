@@ -9,12 +9,12 @@ steps and replays through `step` from the model's initial state.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 from statewright.kernel.check.spec import Kind
 
-__all__ = ["Coverage", "Progress", "PropertyResult", "Report", "Status", "TraceStep", "Verdict"]
+__all__ = ["Coverage", "Progress", "PropertyResult", "Report", "Status", "StopReason", "TraceStep", "Verdict"]
 
 
 class Verdict(Enum):
@@ -26,6 +26,21 @@ class Verdict(Enum):
     """A property failed, or an expected violation was not found."""
     BOUNDED = "bounded"
     """Nothing failed, but a bound cut the search short, so some claims are undecided."""
+
+
+class StopReason(StrEnum):
+    """What cut a search short (a `StrEnum`: each member equals its JSON string)."""
+
+    MAX_DEPTH = "max_depth"
+    MAX_STATES = "max_states"
+    CONSTRAINT = "constraint"
+    TIME_LIMIT = "time_limit"
+    VIOLATION = "violation"
+    """Stopped at the first unexpected violation (``keep_going=False``)."""
+    INTERRUPTED = "interrupted"
+    """The caller's ``should_stop`` asked for it (Ctrl-C, SIGTERM)."""
+    MEMORY = "memory"
+    """The caller's ``should_stop`` found the memory budget spent."""
 
 
 class Status(Enum):
@@ -110,15 +125,14 @@ class Progress:
 class Report:
     """Everything a check found.
 
-    ``stopped_by`` names what cut the search when it is not complete:
-    ``max_depth``, ``max_states``, ``constraint``, ``time_limit`` or
-    ``violation`` (stopped at the first unexpected violation).
+    ``stopped_by`` is the `StopReason` that cut the search when it is not
+    complete, None when it is.
     """
 
     spec: str
     verdict: Verdict
     complete: bool
-    stopped_by: str | None
+    stopped_by: StopReason | None
     distinct_states: int
     generated: int
     depth: int
