@@ -23,12 +23,17 @@ Everything a user's own machines and specs need comes from here::
 The layers live under this name too: `statewright.kernel` (pure core),
 `statewright.machines` (the lifecycle library), `statewright.specs` (bundled
 specs), `statewright.adapters` (stores, driver, command line, test harnesses).
-`suite`, `run_suite` and `replay` (hypothesis suites from a spec) are imported
-on first use, so ``import statewright`` does not import hypothesis.
+The shell's entry points are here too, imported on first use so that
+``import statewright`` stays light: `suite`, `run_suite` and `replay`
+(hypothesis suites from a spec), `Driver`, `Catalog`, `MemoryStore` and
+`SqliteStore` (running machines against a store), `from_transitions` and
+`to_transitions` (the pytransitions bridge) and `cli` (the ``statewright``
+command as a function returning its exit code).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from statewright.kernel import (
@@ -61,6 +66,12 @@ from statewright.kernel import (
 )
 
 if TYPE_CHECKING:
+    from statewright.adapters.cli import run as cli
+    from statewright.adapters.interop.transitions_bridge import from_transitions, to_transitions
+    from statewright.adapters.runtime.driver import Driver
+    from statewright.adapters.runtime.memory import MemoryStore
+    from statewright.adapters.runtime.sqlite import SqliteStore
+    from statewright.adapters.runtime.store import Catalog
     from statewright.adapters.testing.stateful import replay, run_suite, suite
 
 __all__ = [
@@ -68,15 +79,19 @@ __all__ = [
     "Action",
     "Authority",
     "Bounds",
+    "Catalog",
     "DefinitionError",
+    "Driver",
     "Guard",
     "Kind",
     "Machine",
+    "MemoryStore",
     "Reason",
     "Rejected",
     "Report",
     "Route",
     "Spec",
+    "SqliteStore",
     "Status",
     "StopReason",
     "System",
@@ -86,21 +101,38 @@ __all__ = [
     "Verdict",
     "always",
     "check",
+    "cli",
+    "from_transitions",
     "replay",
     "run_suite",
     "sometimes",
     "step",
     "suite",
     "terminal_stable",
+    "to_transitions",
     "transition",
 ]
 
-_LAZY = {"suite", "run_suite", "replay"}
+_LAZY = {
+    "suite": ("statewright.adapters.testing.stateful", "suite"),
+    "run_suite": ("statewright.adapters.testing.stateful", "run_suite"),
+    "replay": ("statewright.adapters.testing.stateful", "replay"),
+    "Driver": ("statewright.adapters.runtime.driver", "Driver"),
+    "Catalog": ("statewright.adapters.runtime.store", "Catalog"),
+    "MemoryStore": ("statewright.adapters.runtime.memory", "MemoryStore"),
+    "SqliteStore": ("statewright.adapters.runtime.sqlite", "SqliteStore"),
+    "from_transitions": ("statewright.adapters.interop.transitions_bridge", "from_transitions"),
+    "to_transitions": ("statewright.adapters.interop.transitions_bridge", "to_transitions"),
+    "cli": ("statewright.adapters.cli", "run"),
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from statewright.adapters.testing import stateful
-
-        return getattr(stateful, name)
-    raise AttributeError(f"module 'statewright' has no attribute {name!r}")
+    """Import the shell's entry points on first use (PEP 562)."""
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'statewright' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
@@ -12,6 +15,25 @@ import pytest
 from statewright.kernel import Guard, Machine, Transition
 
 sys.path.insert(0, str(Path(__file__).parent / "benchmarks"))
+ROOT = Path(__file__).resolve().parent.parent
+SKIP_COPY = shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes more than a few seconds (deselect with -m 'not slow')")
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """statewright built as a wheel from a copy of this tree (symlinks kept), once per test run."""
+    work = tmp_path_factory.mktemp("wheel")
+    tree = work / "tree"
+    shutil.copytree(ROOT, tree, symlinks=True, ignore=SKIP_COPY)
+    out = work / "dist"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--wheel-dir", str(out), str(tree)], check=True, capture_output=True)
+    (found,) = out.glob("statewright-*.whl")
+    yield found
 
 
 class Door(Enum):
