@@ -25,7 +25,7 @@ from statewright.kernel.check import (
     terminal_stable,
     transition,
 )
-from statewright.kernel.errors import DefinitionError
+from statewright.kernel.errors import DefinitionError, UserCodeError
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.kernel.step import Accepted, Reason, Rejected, step
 from statewright.kernel.system import Action, Blocked, Emitted, Route, System, SystemGuard, SystemState
@@ -61,6 +61,7 @@ __all__ = [
     "SystemState",
     "TraceStep",
     "Transition",
+    "UserCodeError",
     "Verdict",
     "always",
     "check",

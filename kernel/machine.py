@@ -33,18 +33,27 @@ import dataclasses
 from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from enum import Enum
 from operator import attrgetter
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic
 
+from typing_extensions import TypeVar
+
+from statewright.kernel.boundary import raised
 from statewright.kernel.errors import DefinitionError
 
 __all__ = ["Guard", "Machine", "Transition"]
 
-S = TypeVar("S", bound=Hashable)
-
+# Defaults (PEP 696) keep a bare ``Transition`` or ``Guard[State]`` valid under mypy --strict.
+S = TypeVar("S", bound=Hashable, default=Any)
+"""The machine's state type."""
+I = TypeVar("I", default=Any)
+"""The input type a guard takes."""
+I_co = TypeVar("I_co", default=Any, covariant=True)
+"""The input type a row takes. Covariant, so rows for different inputs share one list
+type; sound because the kernel calls a row's callables only with its own ``input``."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Guard(Generic[S]):
+class Guard(Generic[S, I]):
     """A named, pure predicate over ``(state, input)``.
 
     Use it to name a lambda; a plain ``def`` is named by its ``__name__``.
@@ -55,15 +64,15 @@ class Guard(Generic[S]):
     """
 
     name: str
-    test: Callable[[S, Any], bool]
+    test: Callable[[S, I], bool]
 
-    def __call__(self, state: S, event: Any) -> bool:
+    def __call__(self, state: S, event: I) -> bool:
         return self.test(state, event)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Transition:
-    """One row of a transition table.
+class Transition(Generic[S, I_co]):
+    """One row of a transition table, typed by the state ``S`` and input ``I`` it works on.
 
     ``source`` is a phase or a collection of phases; ``input`` the input type
     that triggers it (matched by exact type); ``target`` the phase it leads to.
@@ -71,14 +80,18 @@ class Transition:
     ``update(state, input)`` returns the new data (the kernel sets the phase);
     ``emit`` is either a tuple of effects or ``emit(new_state, input)``
     returning one. ``from_terminal=True`` lets a terminal phase take this input.
+    Inside a ``Machine[S]`` every row's guards and updates are checked by mypy
+    against ``S``; a row built on its own is also checked against ``I``.
     """
 
     source: Any
-    input: type
+    input: type[I_co]
     target: Enum
-    guard: Any = None
-    update: Callable[[Any, Any], Any] | None = None
-    emit: Callable[[Any, Any], tuple[Any, ...]] | tuple[Any, ...] = ()
+    guard: (
+        Callable[[S, I_co], bool] | Guard[S, I_co] | Sequence[Callable[[S, I_co], bool] | Guard[S, I_co]] | None
+    ) = None
+    update: Callable[[S, I_co], S] | None = None
+    emit: Callable[[S, I_co], tuple[Any, ...]] | tuple[Any, ...] = ()
     from_terminal: bool = False
 
 
@@ -90,7 +103,7 @@ class Rule:
     source: Enum
     input: type
     target: Enum
-    guards: tuple[Guard[Any], ...]
+    guards: tuple[Guard[Any, Any], ...]
     update: Callable[[Any, Any], Any] | None
     emit: Callable[[Any, Any], tuple[Any, ...]] | None
     effects: tuple[Any, ...]
@@ -101,7 +114,7 @@ def _phase_name(phase: object) -> str:
     return phase.name if isinstance(phase, Enum) else repr(phase)
 
 
-def transition_label(t: Transition, sources: Sequence[Enum], guards: Sequence[Guard[Any]]) -> str:
+def transition_label(t: Transition[Any, Any], sources: Sequence[Enum], guards: Sequence[Guard[Any, Any]]) -> str:
     """``QUEUED --Stage[idle]--> STAGED``: how tables, reports and errors name a row."""
     src = "|".join(_phase_name(p) for p in sources)
     guard = f"[{', '.join(g.name for g in guards)}]" if guards else ""
@@ -137,11 +150,11 @@ def _stamper(state: Any, machine: str) -> Callable[[Any, Enum], Any]:
     )
 
 
-def _guards(raw: Any, where: str) -> tuple[Guard[Any], ...]:
+def _guards(raw: Any, where: str) -> tuple[Guard[Any, Any], ...]:
     if raw is None:
         return ()
     items = raw if isinstance(raw, (list, tuple)) else (raw,)
-    out: list[Guard[Any]] = []
+    out: list[Guard[Any, Any]] = []
     for g in items:
         if isinstance(g, Guard):
             if not callable(g.test):
@@ -180,7 +193,7 @@ class Machine(Generic[S]):
 
     name: str
     initial: S
-    transitions: Sequence[Transition]
+    transitions: Sequence[Transition[S, Any]]
     terminal: Collection[Enum] = ()
     phase: Callable[[S], Enum] | None = None
     with_phase: Callable[[S, Enum], S] | None = None
@@ -188,6 +201,7 @@ class Machine(Generic[S]):
     effects: Sequence[type] | None = None
     doc: str = ""
 
+    state_type: type[S] = dataclasses.field(init=False)
     phase_type: type[Enum] = dataclasses.field(init=False)
     phase_of: Callable[[S], Enum] = dataclasses.field(init=False)
     stamp: Callable[[S, Enum], S] = dataclasses.field(init=False)
@@ -216,7 +230,10 @@ class Machine(Generic[S]):
                 )
         elif not callable(phase_of):
             raise DefinitionError(f"{me}: phase must be a callable, got {phase_of!r}")
-        first = phase_of(self.initial)
+        try:
+            first = phase_of(self.initial)
+        except Exception as exc:
+            raised(exc, phase_of, "phase of the initial state", machine=self.name, state=self.initial)
         if not isinstance(first, Enum):
             raise DefinitionError(f"{me}: the phase of the initial state is {first!r}, not an Enum member")
         ptype = type(first)
@@ -317,6 +334,7 @@ class Machine(Generic[S]):
         for r in rules:
             index.setdefault((r.source, r.input), []).append(r)
 
+        put(self, "state_type", type(self.initial))
         put(self, "phase_type", ptype)
         put(self, "phase_of", phase_of)
         put(self, "stamp", stamp)

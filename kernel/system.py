@@ -22,13 +22,14 @@ import dataclasses
 import keyword
 from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
+from statewright.kernel.boundary import raised
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine
 from statewright.kernel.step import Accepted, Rejected, step
 
-__all__ = ["Action", "Blocked", "Emitted", "Route", "System", "SystemGuard", "SystemState", "settle"]
+__all__ = ["Action", "Blocked", "Emitted", "Route", "System", "SystemGuard", "SystemState", "guard_raised", "settle"]
 
 MAX_HOPS = 64
 """Routed inputs one action may cause before the routing is declared a loop."""
@@ -136,7 +137,11 @@ def settle(
     while pending:
         k, ev, routed = pending.pop(0)
         for g in guards.get(type(ev), ()):
-            if not g.test(before, k, ev):
+            try:
+                allowed = g.test(before, k, ev)
+            except Exception as exc:
+                guard_raised(exc, system, g, before, k, ev)
+            if not allowed:
                 return Blocked(names[k], ev, g.name, routed)
         out = fire(k, work[k], ev)
         if isinstance(out, Rejected):
@@ -147,7 +152,12 @@ def settle(
             route = routes.get(type(eff))
             if route is None:
                 continue
-            for target, routed_input in _targets(route.to(eff, names[k])):
+            try:
+                to = route.to(eff, names[k])
+            except Exception as exc:
+                raised(exc, route.to, f"system {system.name!r}, route of {type(eff).__name__}",
+                       state=before, input=eff)
+            for target, routed_input in _targets(to):
                 j = system.position.get(target)
                 if j is None:
                     raise DefinitionError(
@@ -161,6 +171,12 @@ def settle(
                     )
                 pending.append((j, routed_input, True))
     return work, emitted
+
+
+def guard_raised(exc: Exception, system: System[Any], g: SystemGuard, before: Any, k: int, event: Any) -> NoReturn:
+    """Report that system guard ``g`` raised while judging ``event`` for instance ``k``."""
+    raised(exc, g.test, f"system {system.name!r}, system guard {g.name!r}",
+           state=before, input=Action(system.names[k], event))
 
 
 def _targets(out: Any) -> Sequence[tuple[str, Any]]:

@@ -2,13 +2,15 @@
 
 A spec is registered by a builder function whose keyword parameters (with
 their defaults) are the knobs ``--set KEY=VALUE`` can turn; the default's type
-(int, bool, str) decides how a value is parsed.
+(bool, int, float, an Enum, str) decides how a value is parsed. The same rules
+hold for builders in users' own files and modules (`adapters.cli.targets`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from inspect import Parameter, signature
 from typing import Any
 
@@ -17,7 +19,7 @@ from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine
 from statewright.kernel.system import System
 
-__all__ = ["Entry", "Registry", "parse_value"]
+__all__ = ["Entry", "Registry", "builder_params", "machines_of", "parse_value"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +40,32 @@ class Entry:
         return self.build(**{**self.params, **overrides})
 
 
+def builder_params(build: Callable[..., Any]) -> dict[str, Any]:
+    """The parameters of a spec builder with their defaults; one without a default is an error.
+
+    >>> def spec(n: int = 3, strict: bool = False) -> None: ...
+    >>> builder_params(spec)
+    {'n': 3, 'strict': False}
+    """
+    params: dict[str, Any] = {}
+    for p in signature(build).parameters.values():
+        if p.kind in (Parameter.VAR_POSITIONAL, Parameter.VAR_KEYWORD):
+            continue
+        if p.default is Parameter.empty:
+            raise DefinitionError(f"spec builder {build.__name__}: parameter {p.name!r} needs a default")
+        params[p.name] = p.default
+    return params
+
+
 def parse_value(entry: Entry, key: str, raw: str) -> Any:
-    """Parse ``raw`` for parameter ``key`` by the type of its default."""
+    """Parse ``raw`` for parameter ``key`` by the type of its default.
+
+    bool: true/false, yes/no, on/off, 1/0; int; float; an Enum member by name or
+    value; anything else (str, None) is passed on as the string.
+
+    >>> parse_value(Entry("x", dict, {"n": 3, "rate": 0.5}, ""), "rate", "2.5")
+    2.5
+    """
     if key not in entry.params:
         known = ", ".join(entry.params) or "none"
         raise DefinitionError(f"spec {entry.name!r} has no parameter {key!r} (parameters: {known})")
@@ -56,6 +82,17 @@ def parse_value(entry: Entry, key: str, raw: str) -> Any:
             return int(raw)
         except ValueError:
             raise DefinitionError(f"{key}={raw!r}: expected an integer") from None
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise DefinitionError(f"{key}={raw!r}: expected a number") from None
+    if isinstance(default, Enum):
+        members = type(default)
+        for member in members:
+            if raw.strip() in (member.name, str(member.value)) or raw.strip().upper() == member.name:
+                return member
+        raise DefinitionError(f"{key}={raw!r}: expected one of {', '.join(m.name for m in members)}")
     return raw
 
 
@@ -72,18 +109,14 @@ class Registry:
         Every parameter needs a default; the spec is built once here, so a
         definition error surfaces at import rather than at check time.
         """
-        params: dict[str, Any] = {}
-        for p in signature(build).parameters.values():
-            if p.default is Parameter.empty:
-                raise DefinitionError(f"spec builder {build.__name__}: parameter {p.name!r} needs a default")
-            params[p.name] = p.default
+        params = builder_params(build)
         built = build()
         doc = (build.__doc__ or built.doc or "").strip().splitlines()
         entry = Entry(built.name, build, params, doc[0] if doc else "")
         if entry.name in self.entries:
             raise DefinitionError(f"two specs are called {entry.name!r}")
         self.entries[entry.name] = entry
-        for m in _machines_of(built.model):
+        for m in machines_of(built):
             self.machines.setdefault(m.name, m)
         return build
 
@@ -104,10 +137,15 @@ class Registry:
         return tuple(self.entries)
 
 
-def _machines_of(model: Machine[Any] | System[Any]) -> list[Machine[Any]]:
+def machines_of(spec: Spec | Machine[Any] | System[Any]) -> list[Machine[Any]]:
+    """The distinct machines of a spec's model (or of a model), in instance order, one per name."""
+    model = spec.model if isinstance(spec, Spec) else spec
     if isinstance(model, Machine):
         return [model]
-    return list({id(m): m for m in model.machines}.values())
+    first: dict[str, Machine[Any]] = {}
+    for m in model.machines:
+        first.setdefault(m.name, m)
+    return list(first.values())
 
 
 REGISTRY = Registry()

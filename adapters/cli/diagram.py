@@ -21,8 +21,9 @@ from statewright.kernel.draw import machine_dot, machine_markdown, machine_merma
 from statewright.kernel.graph import reachable_graph
 from statewright.kernel.machine import Machine
 from statewright.kernel.system import SystemState
+from statewright.specs.registry import machines_of
 
-__all__ = ["FORMATS", "TEXT_FORMATS", "Drawn", "machines_of", "trace_edges", "write_machine", "write_reachable"]
+__all__ = ["FORMATS", "TEXT_FORMATS", "Drawn", "dot_missing", "machines_of", "trace_edges", "write_machine", "write_reachable"]
 
 TEXT_FORMATS = ("dot", "mmd", "md")
 FORMATS = ("svg", "png", *TEXT_FORMATS)
@@ -36,12 +37,12 @@ class Drawn:
     skipped: list[str] = field(default_factory=list)
 
 
-def machines_of(spec: Spec) -> list[Machine[Any]]:
-    """The distinct machines of a spec's model, in instance order."""
-    model = spec.model
-    if isinstance(model, Machine):
-        return [model]
-    return list({id(m): m for m in model.machines}.values())
+def dot_missing(formats: Sequence[str]) -> str | None:
+    """Why ``formats`` cannot all be drawn here (svg/png without Graphviz's ``dot``), or None."""
+    needs = [f for f in formats if f not in TEXT_FORMATS]
+    if needs and shutil.which("dot") is None:
+        return f"{' and '.join(needs)} need Graphviz's `dot`, which is not on PATH (apt-get install graphviz)"
+    return None
 
 
 def _render(dot_text: str, fmt: str, target: Path, drawn: Drawn) -> None:
@@ -64,6 +65,8 @@ def _write(text: str, target: Path, drawn: Drawn) -> None:
 def _emit(dot_text: str, extra: dict[str, str], stem: Path, formats: Sequence[str], drawn: Drawn) -> None:
     for fmt in formats:
         target = stem.with_name(f"{stem.name}.{fmt}")
+        if target in drawn.written:  # two instances built from equal tables draw one file, once
+            continue
         if fmt == "dot":
             _write(dot_text, target, drawn)
         elif fmt in extra:

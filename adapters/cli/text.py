@@ -3,16 +3,22 @@
 A trace table has one row per step: the step number, the input, what changed
 (field by field, ``path: old -> new``) and the effects emitted. The first row
 shows the whole initial state instead of a change.
+
+`render_report` prints a summary line, one line per property and the traces of
+violations; ``quiet=True`` keeps the summary line alone (naming the failed
+properties), and `render_tally` sums several reports up in one line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from statewright.adapters.runtime.serialize import event_json, state_json
-from statewright.kernel.check.report import PropertyResult, Report, Status, TraceStep
+from statewright.kernel.check.report import PropertyResult, Report, Status, StopReason, TraceStep, Verdict
+from statewright.kernel.check.spec import Kind
 
-__all__ = ["changes", "render_report", "render_trace"]
+__all__ = ["changes", "outcome", "render_report", "render_tally", "render_trace", "summary_line"]
 
 MARK = {
     Status.HOLDS: "ok  ",
@@ -61,8 +67,20 @@ def _initial(state: Any) -> str:
     return ", ".join(f"{k}={_short(v)}" for k, v in _flatten(state_json(state)).items())
 
 
-def render_trace(trace: tuple[TraceStep, ...], indent: str = "    ") -> str:
-    """A trace as an aligned table: step, input, what changed, effects."""
+def render_trace(trace: Sequence[TraceStep], indent: str = "    ") -> str:
+    """A trace as an aligned table: step, input, what changed, effects.
+
+    Falls back to one ``repr`` per step when a state cannot be shown as JSON
+    (a trace that led to a broken state, say).
+    """
+    try:
+        return _table(trace, indent)
+    except Exception:
+        return "\n".join(f"{indent}{n:<4}  {'(initial)' if s.input is None else s.input!r}  {s.state!r}"
+                         for n, s in enumerate(trace))
+
+
+def _table(trace: Sequence[TraceStep], indent: str) -> str:
     rows = [("step", "input", "changed", "effects")]
     previous = None
     for n, s in enumerate(trace):
@@ -80,27 +98,48 @@ def render_trace(trace: tuple[TraceStep, ...], indent: str = "    ") -> str:
     return "\n".join(lines)
 
 
-def _result_line(r: PropertyResult) -> str:
+_UNDECIDED: dict[StopReason | None, str] = {
+    StopReason.VIOLATION: "not checked: stopped at the first violation",
+    StopReason.INTERRUPTED: "undecided (the search was interrupted)",
+    StopReason.MEMORY: "undecided (the search ran out of its memory budget)",
+}
+
+
+def _result_line(r: PropertyResult, stopped_by: StopReason | None) -> str:
+    states = len(r.trace or ())
+    unwitnessed = r.kind is Kind.SOMETIMES and r.trace is None
     what = {
-        Status.HOLDS: "holds" if r.trace is None else f"witnessed in {len(r.trace)} states",
-        Status.VIOLATED: f"VIOLATED ({len(r.trace or ())}-state trace)",
-        Status.EXPECTED: f"violated as expected ({len(r.trace or ())}-state trace)",
+        Status.HOLDS: "holds" if r.trace is None else f"witnessed in {states} states",
+        Status.VIOLATED: "VIOLATED: no witness" if unwitnessed else f"VIOLATED ({states}-state trace)",
+        Status.EXPECTED: "no witness, as expected" if unwitnessed else f"violated as expected ({states}-state trace)",
         Status.MISSING: "expected a violation, none found",
-        Status.MISMATCH: f"violated, but not by the expected trace ({len(r.trace or ())} states)",
-        Status.UNKNOWN: "undecided (search was bounded)",
+        Status.MISMATCH: f"violated, but not by the expected trace ({states} states)",
+        Status.UNKNOWN: _UNDECIDED.get(stopped_by, f"undecided (search was bounded: {stopped_by})"),
     }[r.status]
     return f"  {MARK[r.status]} {r.name:<28} {r.kind.value:<20} {what}"
 
 
-def render_report(report: Report, *, traces: bool = True) -> str:
-    """The report as text: a summary line, one line per property, traces of violations."""
+def summary_line(report: Report) -> str:
+    """``spec: VERDICT (stopped by ...) -- N distinct states, M generated, depth D, S s``."""
     bound = f" (stopped by {report.stopped_by})" if report.stopped_by else ""
-    lines = [
+    return (
         f"{report.spec}: {report.verdict.value.upper()}{bound} -- {report.distinct_states:,} distinct states, "
         f"{report.generated:,} generated, depth {report.depth}, {report.seconds:.2f} s"
-    ]
+    )
+
+
+def render_report(report: Report, *, traces: bool = True, quiet: bool = False) -> str:
+    """The report as text: a summary line, one line per property, traces of violations.
+
+    ``quiet=True``: the summary line alone, followed by the names of the
+    properties that failed, if any.
+    """
+    lines = [summary_line(report)]
+    if quiet:
+        failed = [r.name for r in report.properties if r.failed]
+        return lines[0] + (f"; failed: {', '.join(failed)}" if failed else "")
     for r in report.properties:
-        lines.append(_result_line(r))
+        lines.append(_result_line(r, report.stopped_by))
         if r.detail:
             lines.append(f"       {r.detail}")
         if traces and r.trace is not None and r.status in (Status.VIOLATED, Status.EXPECTED, Status.MISMATCH):
@@ -109,3 +148,32 @@ def render_report(report: Report, *, traces: bool = True) -> str:
     if idle and report.complete:
         lines.append(f"  never fired: {'; '.join(f'{c.machine}: {c.label}' for c in idle)}")
     return "\n".join(lines)
+
+
+def outcome(report: Report) -> str:
+    """Which tally bucket a report falls in: ok, violated as expected, bounded or failed."""
+    if report.verdict is Verdict.VIOLATED:
+        return "failed"
+    if report.verdict is Verdict.BOUNDED:
+        return "bounded"
+    if any(r.status is Status.EXPECTED for r in report.properties):
+        return "violated as expected"
+    return "ok"
+
+
+def render_tally(reports: Sequence[Report], not_run: int = 0) -> str:
+    """One line summing up several reports: ``14 specs: 11 ok, 3 violated as expected, 0 failed``.
+
+    ``bounded`` and ``not run`` appear only when some are.
+    """
+    counts = {"ok": 0, "violated as expected": 0, "bounded": 0, "failed": 0}
+    for r in reports:
+        counts[outcome(r)] += 1
+    total = len(reports) + not_run
+    parts = [f"{counts['ok']} ok", f"{counts['violated as expected']} violated as expected"]
+    if counts["bounded"]:
+        parts.append(f"{counts['bounded']} bounded")
+    parts.append(f"{counts['failed']} failed")
+    if not_run:
+        parts.append(f"{not_run} not run")
+    return f"{total} spec{'' if total == 1 else 's'}: " + ", ".join(parts)

@@ -22,10 +22,11 @@ from typing import Any
 from statewright.kernel.check.local import Local, LocalTable, Move
 from statewright.kernel.check.report import Coverage, Progress, PropertyResult, Report, Status, StopReason, TraceStep, Verdict
 from statewright.kernel.check.spec import BUILTIN, Kind, Spec
-from statewright.kernel.errors import DefinitionError
+from statewright.kernel.boundary import raised
+from statewright.kernel.errors import DefinitionError, UserCodeError
 from statewright.kernel.machine import Machine
 from statewright.kernel.step import Rejected
-from statewright.kernel.system import Action, Blocked, Emitted, System, settle
+from statewright.kernel.system import Action, Blocked, Emitted, System, guard_raised, settle
 
 __all__ = ["check"]
 
@@ -68,7 +69,7 @@ class Plan:
             gates, routed = {}, frozenset()
         shared: dict[tuple[int, int], LocalTable] = {}
         tables: list[LocalTable] = []
-        for m, d in zip(machines, domains):
+        for name, m, d in zip(self.names, machines, domains):
             key = (id(m), id(d))
             table = shared.get(key)
             if table is None:
@@ -81,10 +82,12 @@ class Plan:
                     routed=routed,
                     all_slow=bool(self.global_transitions),
                 )
+            if self.system is not None:
+                table.instances.append(name)
             tables.append(table)
         self.tables = tables
         self.distinct_tables = list(shared.values())
-        self.initial: Key = tuple(t.intern(s) for t, s in zip(tables, initial))
+        self.initial: Key = self._initial(spec, initial)
         lists = [t.states for t in tables]
         if self.system is None:
             only = lists[0]
@@ -94,6 +97,18 @@ class Plan:
             new = tuple.__new__
             self.view = lambda key: new(cls, map(getitem, lists, key))
 
+    def _initial(self, spec: Spec, states: list[Any]) -> Key:
+        """Intern the initial local states, refusing any that cannot be a state."""
+        ids: list[int] = []
+        for name, table, state in zip(self.names, self.tables, states):
+            where = "initial state" if self.system is None else f"initial state of instance {name!r}"
+            try:
+                ids.append(table.initial(state, where))
+            except UserCodeError as err:
+                first = self.system.make(states) if self.system is not None else state
+                raise err.within(spec=spec.name, trace=(TraceStep(first, None, ()),)) from err.original
+        return tuple(ids)
+
     def take(self, key: Key, k: int, move: Move, before: Any) -> tuple[Key, tuple[Any, ...], tuple[str, ...]] | None:
         """Follow one move from ``key``: the next key, the effects and the broken local properties.
 
@@ -102,7 +117,12 @@ class Plan:
         local = move.local
         if not move.routed:
             for g in move.gates:
-                if not g.test(before, k, move.input):
+                try:
+                    allowed = g.test(before, k, move.input)
+                except Exception as exc:
+                    assert self.system is not None
+                    guard_raised(exc, self.system, g, before, k, move.input)
+                if not allowed:
                     return None
             effects = local.effects
             if self.system is not None:
@@ -243,7 +263,7 @@ def check(
     def judge(start: int) -> None:
         """Invariants and witnesses on states ``start..``, in discovery (so depth) order."""
         nonlocal invariants, witnesses
-        name = ""
+        test: Test  # the property being tested when one raises
         for j in range(start, len(keys)):
             s = view(keys[j])
             try:
@@ -256,11 +276,16 @@ def check(
                         witnessed[name] = plan.path(seen, keys, j)
                         witnesses = [w for w in witnesses if w[0] != name]
             except Exception as exc:
-                raise DefinitionError(
-                    f"spec {spec.name!r}: property {name!r} raised {type(exc).__name__} on {s!r}: {exc}"
-                ) from exc
+                raised(exc, test, f"property {name!r}", spec=spec.name, state=s, trace=tuple(plan.path(seen, keys, j)))
             if stop or not (invariants or witnesses):
                 return
+
+    def is_done(final: Callable[[Any], bool], s: Any) -> bool:
+        """The spec's ``final(s)``: may a state with no successor stop here?"""
+        try:
+            return final(s)
+        except Exception as exc:
+            raised(exc, final, "final", spec=spec.name, state=s)
 
     def edge(i: int, k: int, event: Any, nk: Key, effects: tuple[Any, ...]) -> list[TraceStep]:
         return plan.path(seen, keys, i) + [TraceStep(view(nk), plan.action(k, event), effects)]
@@ -279,7 +304,6 @@ def check(
             ambiguity(i)
         return moves
 
-    judge(0)
     generated = 0
     depth = 1
     level_end = 1
@@ -289,109 +313,115 @@ def check(
     max_states = bounds.max_states
     time_limit = bounds.time_limit
     tick = progress_every if progress is not None else 0
-    while i < len(keys) and not stop:
-        if i == level_end:
-            depth += 1
-            level_end = len(keys)
-            if max_depth is not None and depth > max_depth:
-                stop, within, depth = StopReason.MAX_DEPTH, i, max_depth
-                break
-        key = keys[i]
-        if constraint is not None and not constraint(view(key)):
-            cut.append(i)
-            i += 1
-            continue
-        if not i & 1023 and i:
-            now = clock() - started if clock is not None else 0.0
-            if time_limit is not None and now > time_limit:
-                stop = StopReason.TIME_LIMIT
-                break
-            if should_stop is not None:
-                stop = should_stop()
-                if stop is not None:
+    try:  # free until something raises; the trace to the state being expanded is added here
+        judge(0)
+        while i < len(keys) and not stop:
+            if i == level_end:
+                depth += 1
+                level_end = len(keys)
+                if max_depth is not None and depth > max_depth:
+                    stop, within, depth = StopReason.MAX_DEPTH, i, max_depth
                     break
-            if tick and not i % tick:
-                progress(Progress(len(keys), generated, depth, len(keys) - i, now))  # type: ignore[misc]
-        first_new = len(keys)
-        before = None
-        successors = 0
-        for k in positions:
-            a = key[k]
-            fast, slow = all_moves[k][a] or expand(k, a, i)
-            if fast:
-                successors += len(fast)
-                pre = key[:k]
-                post = key[k + 1 :]
-                for b in fast:
-                    nk = pre + (b,) + post
+            key = keys[i]
+            if constraint is not None:
+                try:
+                    inside = constraint(view(key))
+                except Exception as exc:
+                    raised(exc, constraint, "constraint", spec=spec.name, state=view(key))
+                if not inside:
+                    cut.append(i)
+                    i += 1
+                    continue
+            if not i & 1023 and i:
+                now = clock() - started if clock is not None else 0.0
+                if time_limit is not None and now > time_limit:
+                    stop = StopReason.TIME_LIMIT
+                    break
+                if should_stop is not None:
+                    stop = should_stop()
+                    if stop is not None:
+                        break
+                if tick and not i % tick:
+                    progress(Progress(len(keys), generated, depth, len(keys) - i, now))  # type: ignore[misc]
+            first_new = len(keys)
+            before = None
+            successors = 0
+            for k in positions:
+                a = key[k]
+                fast, slow = all_moves[k][a] or expand(k, a, i)
+                if fast:
+                    successors += len(fast)
+                    pre = key[:k]
+                    post = key[k + 1 :]
+                    for b in fast:
+                        nk = pre + (b,) + post
+                        if nk not in seen:
+                            seen[nk] = i
+                            keys.append(nk)
+                if not slow:
+                    continue
+                if before is None:
+                    before = view(key)
+                for move in slow:
+                    event = move.input
+                    if move.routed:
+                        taken = plan.take(key, k, move, before)
+                        ambiguity(i)
+                        if taken is None:
+                            continue
+                        nk, effects, flags = taken
+                    else:
+                        try:
+                            for g in move.gates:
+                                if not g.test(before, k, event):
+                                    break
+                            else:
+                                g = None
+                        except Exception as exc:
+                            assert plan.system is not None
+                            guard_raised(exc, plan.system, g, before, k, event)
+                        if g is not None:
+                            continue
+                        local = move.local
+                        nk = key[:k] + (local.next,) + key[k + 1 :]
+                        flags = local.flags
+                        effects = local.effects
+                    successors += 1
+                    move.count += 1
+                    if flags or global_transitions:
+                        if not move.routed and plan.system is not None:
+                            effects = tuple(Emitted(plan.names[k], e) for e in effects)
+                        for name in flags:
+                            if name not in violations:
+                                found(name, edge(i, k, event, nk, effects))
+                        if global_transitions:
+                            after = view(nk)
+                            act = plan.action(k, event)
+                            for name, test in global_transitions:
+                                try:
+                                    ok = name in violations or test(before, act, after)
+                                except Exception as exc:
+                                    raised(exc, test, f"property {name!r}", spec=spec.name, state=before, input=act)
+                                if not ok:
+                                    found(name, edge(i, k, event, nk, effects))
                     if nk not in seen:
                         seen[nk] = i
                         keys.append(nk)
-            if not slow:
-                continue
-            if before is None:
-                before = view(key)
-            for move in slow:
-                event = move.input
-                if move.routed:
-                    try:
-                        taken = plan.take(key, k, move, before)
-                    except DefinitionError:
-                        raise
-                    except Exception as exc:
-                        raise DefinitionError(
-                            f"spec {spec.name!r}: a route or system guard raised {type(exc).__name__} "
-                            f"on {event!r} for {plan.names[k]!r}: {exc}"
-                        ) from exc
-                    ambiguity(i)
-                    if taken is None:
-                        continue
-                    nk, effects, flags = taken
+            generated += successors
+            if not successors and spec.deadlock and "deadlock" not in violations:
+                if final is not None:
+                    is_final = is_done(final, view(key))
                 else:
-                    try:
-                        for g in move.gates:
-                            if not g.test(before, k, event):
-                                break
-                        else:
-                            g = None
-                    except Exception as exc:
-                        raise DefinitionError(
-                            f"spec {spec.name!r}: system guard raised {type(exc).__name__} "
-                            f"on {event!r} for {plan.names[k]!r}: {exc}"
-                        ) from exc
-                    if g is not None:
-                        continue
-                    local = move.local
-                    nk = key[:k] + (local.next,) + key[k + 1 :]
-                    flags = local.flags
-                    effects = local.effects
-                successors += 1
-                move.count += 1
-                if flags or global_transitions:
-                    if not move.routed and plan.system is not None:
-                        effects = tuple(Emitted(plan.names[k], e) for e in effects)
-                    for name in flags:
-                        if name not in violations:
-                            found(name, edge(i, k, event, nk, effects))
-                    if global_transitions:
-                        after = view(nk)
-                        act = plan.action(k, event)
-                        for name, test in global_transitions:
-                            if name not in violations and not test(before, act, after):
-                                found(name, edge(i, k, event, nk, effects))
-                if nk not in seen:
-                    seen[nk] = i
-                    keys.append(nk)
-        generated += successors
-        if not successors and spec.deadlock and "deadlock" not in violations:
-            is_final = final(view(key)) if final is not None else all(tables[k].terminal[key[k]] for k in positions)
-            if not is_final:
-                found("deadlock", plan.path(seen, keys, i))
-        if first_new < len(keys) and (invariants or witnesses) and (max_depth is None or depth < max_depth):
-            judge(first_new)
-        i += 1
-        if max_states is not None and len(keys) >= max_states and i < len(keys) and not stop:
-            stop = StopReason.MAX_STATES
+                    is_final = all(tables[k].terminal[key[k]] for k in positions)
+                if not is_final:
+                    found("deadlock", plan.path(seen, keys, i))
+            if first_new < len(keys) and (invariants or witnesses) and (max_depth is None or depth < max_depth):
+                judge(first_new)
+            i += 1
+            if max_states is not None and len(keys) >= max_states and i < len(keys) and not stop:
+                stop = StopReason.MAX_STATES
+    except UserCodeError as err:
+        raise err.within(spec=spec.name, trace=tuple(plan.path(seen, keys, i))) from err.original
     if stop is None and cut:
         stop = StopReason.CONSTRAINT
     if stop is not StopReason.MAX_DEPTH and len(keys) > level_end:

@@ -18,11 +18,12 @@ declared effect union are all decided here, once per distinct local step.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, NoReturn
 
-from statewright.kernel.errors import DefinitionError
-from statewright.kernel.machine import Machine
+from statewright.kernel.boundary import raised, refused, row
+from statewright.kernel.machine import Machine, Rule
 from statewright.kernel.step import Rejected, apply_rule, enabled_rules, step
+from statewright.kernel.values import describe, problem
 
 __all__ = ["Local", "LocalTable", "Move"]
 
@@ -88,23 +89,59 @@ class LocalTable:
         self.routed_fired: dict[int, int] = {}
         self.results: dict[tuple[int, Any], Local | Rejected] = {}
         self.ambiguous: list[tuple[int, Any, tuple[str, ...]]] = []
+        self.instances: list[str] = []
+        """Names of the system instances this table serves (empty for a lone machine)."""
 
     def intern(self, state: Any) -> int:
-        """The id of ``state``, adding it if new."""
+        """The id of ``state`` (already known to be a valid state), adding it if new."""
         found = self.ids.get(state)
         if found is not None:
             return found
-        try:
-            a = self.ids[state] = len(self.states)
-        except TypeError as exc:
-            raise DefinitionError(
-                f"machine {self.machine.name!r}: state {state!r} is not hashable ({exc}); use frozen dataclasses"
-            ) from None
+        a = self.ids[state] = len(self.states)
         self.states.append(state)
         self.terminal.append(self.machine.is_terminal(state))
         self.moves.append(None)
         self.fast_rules.append(())
         return a
+
+    def initial(self, state: Any, where: str) -> int:
+        """The id of an initial state, after checking it can be a state of this machine."""
+        m = self.machine
+        if type(state) is not m.state_type:
+            refused(f"is {describe(state)}, not a {m.state_type.__name__}", None, where, machine=m.name, state=state)
+        try:
+            hash(state)
+        except TypeError as exc:
+            refused(f"is not hashable ({exc})", None, where, machine=m.name, state=state)
+        bad = problem(state)
+        if bad is not None:
+            refused(bad, None, where, machine=m.name, state=state)
+        return self.intern(state)
+
+    def reached(self, new: Any, rule: Rule, before: Any, event: Any) -> int:
+        """The id of ``new``, produced by ``rule`` from ``before``; a state never seen is checked first.
+
+        The check refuses mutable states, so an update can never receive a state
+        it could change in place: comparing each state before and after its
+        update would only repeat that guarantee on every step.
+        """
+        try:
+            found = self.ids.get(new)
+        except TypeError as exc:
+            self._refuse(f"returned {describe(new)}, which is not hashable ({exc})", rule, before, event)
+        if found is not None:
+            return found
+        bad = problem(new)
+        if bad is not None:
+            self._refuse(f"returned a state that {bad}", rule, before, event)
+        return self.intern(new)
+
+    def _refuse(self, what: str, rule: Rule, before: Any, event: Any) -> NoReturn:
+        """Blame ``rule``'s update (or the machine's ``with_phase``) for a state it produced."""
+        m = self.machine
+        fn, part = (rule.update, ", update") if rule.update is not None else (m.with_phase, ", with_phase")
+        where = row(rule.index, rule.label) + (part if fn is not None else "")
+        refused(what, fn, where, machine=m.name, state=before, input=event)
 
     def resolve(self, a: int, event: Any) -> Local | Rejected:
         """Step local state ``a`` by ``event``, once; later calls hit the memo."""
@@ -112,43 +149,62 @@ class LocalTable:
         try:
             found = self.results.get(key)
         except TypeError:
-            raise DefinitionError(
-                f"machine {self.machine.name!r}: input {event!r} is not hashable; use frozen dataclasses"
-            ) from None
+            refused(f"produced {describe(event)}, which is not hashable (use frozen dataclasses)",
+                    self.domain if callable(self.domain) else None, self.domain_where,
+                    machine=self.machine.name, state=self.states[a])
         if found is not None:
             return found
         m = self.machine
         state = self.states[a]
-        try:
-            rules = enabled_rules(m, state, event)
-            if not rules:
-                out: Local | Rejected = step(m, state, event)  # type: ignore[assignment]
-                assert isinstance(out, Rejected)
-                self.results[key] = out
-                return out
-            rule = rules[0]
-            if len(rules) > 1:
-                self.ambiguous.append((a, event, tuple(m.labels[r.index] for r in rules)))
-            new, effects = apply_rule(m, rule, state, event)
-            if m.effect_types is not None:
-                for e in effects:
-                    if type(e) not in m.effect_types:
-                        raise DefinitionError(
-                            f"machine {m.name!r}, transition #{rule.index} ({rule.label}): "
-                            f"emitted {type(e).__name__}, which is not in the machine's effects"
-                        )
-            flags = tuple(name for name, test in self.local_properties if not test(state, event, new))
-            if self.terminal_precedence and rule.source in m.terminal_phases and rule.target is not rule.source:
-                flags += ("terminal_precedence",)
-        except DefinitionError:
-            raise
-        except Exception as exc:
-            raise DefinitionError(
-                f"machine {m.name!r}: stepping {state!r} with {event!r} raised {type(exc).__name__}: {exc}"
-            ) from exc
-        out = Local(self.intern(new), tuple(effects), rule.index, flags)
+        rules = enabled_rules(m, state, event)
+        if not rules:
+            out: Local | Rejected = step(m, state, event)  # type: ignore[assignment]
+            assert isinstance(out, Rejected)
+            self.results[key] = out
+            return out
+        rule = rules[0]
+        if len(rules) > 1:
+            self.ambiguous.append((a, event, tuple(m.labels[r.index] for r in rules)))
+        new, effects = apply_rule(m, rule, state, event)
+        if m.effect_types is not None and rule.emit is not None:
+            self._declared(rule, effects, new, event)
+        next_id = self.reached(new, rule, state, event)
+        flags = self._broken(state, event, new)
+        if self.terminal_precedence and rule.source in m.terminal_phases and rule.target is not rule.source:
+            flags += ("terminal_precedence",)
+        out = Local(next_id, effects, rule.index, flags)
         self.results[key] = out
         return out
+
+    def _declared(self, rule: Rule, effects: tuple[Any, ...], new: Any, event: Any) -> None:
+        """Refuse an effect outside the machine's declared effect union."""
+        m = self.machine
+        assert m.effect_types is not None
+        for e in effects:
+            if type(e) not in m.effect_types:
+                refused(f"returned {describe(e)} among its effects, which is not in the machine's effects",
+                        rule.emit, f"{row(rule.index, rule.label)}, emit", machine=m.name, state=new, input=event)
+
+    def _broken(self, before: Any, event: Any, after: Any) -> tuple[str, ...]:
+        """The per-instance transition properties that ``before --event--> after`` breaks."""
+        broken: tuple[str, ...] = ()
+        for name, test in self.local_properties:
+            try:
+                ok = test(before, event, after)
+            except Exception as exc:
+                raised(exc, test, f"property {name!r}", machine=self.machine.name, state=before, input=event)
+            if not ok:
+                broken += (name,)
+        return broken
+
+    @property
+    def domain_where(self) -> str:
+        """How errors name this table's input domain: ``input domain of instance 'r1'``."""
+        if not self.instances:
+            return "input domain"
+        return f"input domain of instance{'s' if len(self.instances) > 1 else ''} " + ", ".join(
+            repr(n) for n in self.instances
+        )
 
     def inputs_of(self, a: int) -> tuple[Any, ...]:
         """The domain inputs tried in local state ``a``."""
@@ -156,10 +212,7 @@ class LocalTable:
             try:
                 return tuple(self.domain(self.states[a]))
             except Exception as exc:
-                raise DefinitionError(
-                    f"machine {self.machine.name!r}: the input domain raised {type(exc).__name__} "
-                    f"on {self.states[a]!r}: {exc}"
-                ) from exc
+                raised(exc, self.domain, self.domain_where, machine=self.machine.name, state=self.states[a])
         return self.domain  # type: ignore[no-any-return]
 
     def move(self, a: int, event: Any, local: Local) -> Move:

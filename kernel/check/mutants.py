@@ -88,13 +88,17 @@ def mutants(machine: Machine[Any]) -> Iterator[Mutant]:
 
 
 def substitute(spec: Spec, original: Machine[Any], replacement: Machine[Any]) -> Spec:
-    """The spec with ``replacement`` wherever ``original`` was its model or an instance's machine."""
+    """The spec with ``replacement`` wherever ``original`` (by name) was its model or an instance's machine.
+
+    Matching by name mutates every instance of the lifecycle, also when a
+    user built one machine object per instance from the same table.
+    """
     model = spec.model
     if isinstance(model, Machine):
         return dataclasses.replace(spec, model=replacement if model is original else model)
     swapped: System[Any] = System(
         model.name,
-        {n: replacement if m is original else m for n, m in zip(model.names, model.machines)},
+        {n: replacement if m.name == original.name else m for n, m in zip(model.names, model.machines)},
         guards=model.guards,
         routes=model.routes,
         initial_states=model.initial_states,

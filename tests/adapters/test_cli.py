@@ -173,3 +173,41 @@ def test_inspect_shows_instances_and_logs_and_flags_corrupt_records(tmp_path: Pa
     assert code == 1 and "in1: input ACCEPTED" in out and "in2: CORRUPT -- record 'in2' cannot be decoded" in out
     code, _, err = cli("inspect", str(db), "--key", "in9")
     assert code == 2 and "no instance 'in9'" in err
+
+
+def test_svg_asked_for_without_graphviz_is_an_error_naming_what_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    for formats in (["svg"], ["svg,dot"], ["png", "mmd"]):
+        argv = ["diagram", "run", "--out", str(tmp_path / "d")]
+        for f in formats:
+            argv += ["--format", f]
+        code, out, err = cli(*argv)
+        assert code == 2 and out == "" and err.count("\n") == 1
+        assert "need Graphviz's `dot`, which is not on PATH" in err and "use --format dot, mmd or md" in err
+        assert not (tmp_path / "d").exists()  # refused before anything was written
+    code, out, _ = cli("diagram", "run", "--out", str(tmp_path / "d"))  # the default set skips svg, and says so
+    assert code == 0 and "skipped run.svg" in out and (tmp_path / "d" / "run.dot").is_file()
+
+
+def test_diagram_paths_and_empty_results_are_errors(tmp_path: Path) -> None:
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    code, _, err = cli("diagram", "run", "--out", str(a_file), "--format", "dot")
+    assert code == 2 and err == f"statewright: error: --out {a_file}: not a folder (it is a file)\n"
+    code, _, err = cli("diagram", "run", "--out", str(a_file / "below"), "--format", "dot")
+    assert code == 2 and "is a file, not a folder" in err
+    code, _, err = cli("diagram", "diehard", "--reachable", "--format", "mmd", "--out", str(tmp_path / "x"))
+    assert code == 2 and "nothing was written: diehard.reachable.mmd: reachable graphs are drawn as dot/svg/png only" in err
+
+
+def test_list_outside_a_project_shows_the_bundled_specs_without_origins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = cli("list")
+    assert code == 0 and "  diehard  " in out and "(from " not in out
+    assert out.count("\n") == 1 + len(REGISTRY.names) + 1 + len(REGISTRY.machines)

@@ -247,9 +247,10 @@ def test_progress_is_reported() -> None:
 def test_user_code_that_raises_becomes_a_definition_error() -> None:
     bad = Machine("bad", initial=Count(), transitions=[
         Transition(P.COUNTING, Inc, P.COUNTING, guard=Guard("boom", lambda s, i: 1 / 0 > 0))])
-    with pytest.raises(DefinitionError, match="machine 'bad': stepping .* raised ZeroDivisionError"):
+    with pytest.raises(DefinitionError, match=r"machine 'bad', transition #0 \(COUNTING --Inc\[boom\]--> COUNTING\), "
+                                              r"guard 'boom' \(.*test_check.py:\d+\) raised ZeroDivisionError"):
         check(Spec("bad", bad, [Inc()]))
-    with pytest.raises(DefinitionError, match="property 'oops' raised KeyError"):
+    with pytest.raises(DefinitionError, match=r"property 'oops' \(.*test_check.py:\d+\) raised KeyError"):
         check(counting(2, properties=[always("oops", lambda s: {}["x"])]))
 
 

@@ -1,0 +1,229 @@
+"""``statewright check``: bounded, interruptible model checks of the chosen specs.
+
+Bounds given on the command line (``--max-states``, ``--max-depth``,
+``--time-limit``) replace those of each spec's `Bounds`. The search also stops
+when the process's memory passes ``--max-memory`` (by default 80% of the
+memory it may use) and when SIGINT or SIGTERM arrive: a `Stopper` answers the
+checker's ``should_stop`` poll (every 1,024 expanded states). What was found
+until then is still reported -- printed and written with ``--json`` -- as a
+BOUNDED report whose ``stopped_by`` says why; the specs not yet checked are
+skipped. Exit codes: 130 after SIGINT, 143 after SIGTERM; 1 after the memory
+budget ran out (the check is not the one asked for), besides the usual 0/1.
+A second Ctrl-C aborts at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any, TextIO
+
+from statewright.adapters.cli.errors import UsageError
+from statewright.adapters.cli.resources import rss, size_text, write_atomic
+from statewright.adapters.cli.targets import Loader, Target, machines_of
+from statewright.kernel.check import Progress, Report, Spec, StopReason, check
+from statewright.specs.registry import parse_value
+
+__all__ = ["Aborted", "Built", "Stopper", "Ticker", "build", "check_command", "positive_float", "positive_int"]
+
+EXIT_OK, EXIT_VIOLATED = 0, 1
+
+
+class Aborted(BaseException):
+    """A second signal while a check was already stopping: leave at once with ``128 + signum``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    """A target built with the command's ``--set`` values: the spec and the parameters it used."""
+
+    target: Target
+    spec: Spec
+    params: dict[str, Any]
+
+
+def _settings(raw: Sequence[str]) -> list[tuple[str, str]]:
+    out = []
+    for item in raw:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
+        out.append((key.strip(), value))
+    return out
+
+
+def build(loader: Loader, args: argparse.Namespace) -> list[Built]:
+    """The chosen targets built with their ``--set`` values (a key no chosen spec has is an error)."""
+    targets = loader.select(args.names, args.all)
+    if not targets:
+        raise UsageError(f"{args.command} needs spec names or --all (see `statewright list`)")
+    settings = _settings(args.params)
+    for key, _ in settings:
+        if not any(key in t.params for t in targets):
+            known = sorted({k for t in targets for k in t.params}) or ["none"]
+            raise UsageError(f"no spec named has a parameter {key!r} (parameters: {', '.join(known)})")
+    out = []
+    for t in targets:
+        overrides = {k: parse_value(t.entry, k, v) for k, v in settings if k in t.params}
+        out.append(Built(t, t.spec(**overrides), {**t.params, **overrides}))
+    return out
+
+
+class Stopper:
+    """The check's ``should_stop``: a signal arrived, or the memory budget is spent.
+
+    Used as a context manager around the checks, it installs SIGINT and SIGTERM
+    handlers (main thread only) that set a flag, and restores the old ones.
+    """
+
+    def __init__(self, budget: int | None) -> None:
+        self.budget = budget
+        self.signum: int | None = None
+        self.memory: int | None = None
+        self._saved: dict[int, Any] = {}
+
+    def __enter__(self) -> Stopper:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._saved[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for signum, handler in self._saved.items():
+            signal.signal(signum, handler)
+        self._saved.clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:
+            raise Aborted(signum)
+        self.signum = signum
+
+    def __call__(self) -> StopReason | None:
+        if self.signum is not None:
+            return StopReason.INTERRUPTED
+        if self.budget is not None:
+            used = rss()
+            if used > self.budget:
+                self.memory = used
+                return StopReason.MEMORY
+        return None
+
+    @property
+    def reason(self) -> StopReason | None:
+        """Why the remaining specs must be skipped, if they must."""
+        if self.signum is not None:
+            return StopReason.INTERRUPTED
+        return StopReason.MEMORY if self.memory is not None else None
+
+
+class Ticker:
+    """Progress of a long check on stderr, at most every two seconds: states, states/s, memory."""
+
+    def __init__(self, name: str, stream: TextIO) -> None:
+        self.name = name
+        self.stream = stream
+        self.last = 0.0
+        self.states = 0
+
+    def __call__(self, p: Progress) -> None:
+        if p.seconds - self.last >= 2.0:
+            rate = (p.distinct_states - self.states) / max(p.seconds - self.last, 1e-9)
+            self.last, self.states = p.seconds, p.distinct_states
+            print(f"  {self.name}: {p.distinct_states:,} states ({rate:,.0f}/s), depth {p.depth}, "
+                  f"{p.queued:,} queued, {p.seconds:.0f} s, {size_text(rss())} memory", file=self.stream, flush=True)
+
+
+def _bounded(spec: Spec, args: argparse.Namespace) -> Spec:
+    changes = {k: getattr(args, k) for k in ("max_states", "max_depth", "time_limit") if getattr(args, k) is not None}
+    return replace(spec, bounds=replace(spec.bounds, **changes)) if changes else spec
+
+
+def _json_text(done: Sequence[tuple[Report, Built]]) -> str:
+    from statewright.adapters.cli.reports import report_json
+    from statewright.kernel.graph import analyse
+
+    data: Any = [report_json(r, b.params, [analyse(m) for m in machines_of(b.spec)]) for r, b in done]
+    if len(data) == 1:
+        data = data[0]
+    return json.dumps(data, indent=2, sort_keys=False) + "\n"
+
+
+def check_command(args: argparse.Namespace, loader: Loader, out: TextIO, err: TextIO) -> int:
+    """Check every chosen spec; returns the exit code."""
+    from statewright.adapters.cli.text import render_report, render_tally
+
+    json_path: Path | None = args.json
+    built = [replace(b, spec=_bounded(b.spec, args)) for b in build(loader, args)]
+    done: list[tuple[Report, Built]] = []
+    with Stopper(args.max_memory) as stopper:
+        for b in built:
+            if stopper.reason is not None:
+                break
+            ticker = None if args.quiet else Ticker(b.spec.name, err)
+            report = check(b.spec, keep_going=args.keep_going, clock=time.perf_counter, progress=ticker,
+                           should_stop=stopper)
+            done.append((report, b))
+            print(render_report(report, traces=not args.quiet, quiet=args.quiet), file=out, flush=True)
+        not_run = len(built) - len(done)
+        if args.quiet or len(built) > 1:
+            print(render_tally([r for r, _ in done], not_run), file=out, flush=True)
+        _explain(stopper, done, not_run, err)
+        if json_path is not None:
+            try:
+                write_atomic(json_path, _json_text(done))
+            except OSError as exc:
+                raise UsageError(f"cannot write {json_path}: {exc.strerror or exc}") from None
+    if stopper.signum is not None:
+        return 128 + stopper.signum
+    if stopper.memory is not None:
+        return EXIT_VIOLATED
+    return EXIT_OK if all(r.ok for r, _ in done) else EXIT_VIOLATED
+
+
+def _explain(stopper: Stopper, done: Sequence[tuple[Report, Built]], not_run: int, err: TextIO) -> None:
+    skipped = f"; {not_run} spec{'' if not_run == 1 else 's'} not run" if not_run else ""
+    last = done[-1][0] if done else None
+    if stopper.signum is not None:
+        name = signal.Signals(stopper.signum).name
+        where = f": {last.spec} stopped after {last.distinct_states:,} states" if last and last.stopped_by is \
+            StopReason.INTERRUPTED else ""
+        print(f"statewright: interrupted by {name}{where}{skipped}", file=err, flush=True)
+    elif stopper.memory is not None and last is not None:
+        print(f"statewright: {last.spec}: stopped at the memory budget ({size_text(stopper.memory)} in use, "
+              f"budget {size_text(stopper.budget)}) after {last.distinct_states:,} states{skipped}; "
+              "raise it with --max-memory, or bound the search (--max-states)", file=err, flush=True)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return value

@@ -1,0 +1,195 @@
+"""The ``statewright`` command.
+
+    statewright check TARGET... [--all] [--set KEY=VALUE]... [--continue] [--json PATH] [--quiet]
+                      [--max-states N] [--max-depth N] [--time-limit S] [--max-memory SIZE]
+    statewright test TARGET... [--all] [--set KEY=VALUE]... [--examples N] [--seed S]
+    statewright mutate TARGET... [--all] [--min PERCENT]
+    statewright diagram TARGET|MACHINE... [--all] [--format F]... [--out DIR] [--reachable] [--trace PROPERTY]
+    statewright inspect DB [--key KEY]... [--spec TARGET]...
+    statewright list [TARGET...]
+
+A TARGET is a spec name, a file (``orders.py``, ``orders.py:order_spec``) or a
+module (``myapp.lifecycles``, ``myapp.lifecycles:order_spec``); see
+`adapters.cli.targets` for the rules. Inside a project (a pyproject.toml with
+``[tool.statewright] specs = [...]``) ``--all`` means the project's specs.
+
+Exit codes: 0 when every property holds (expected violations found, or the
+search was bounded with nothing failing), 1 when a property is violated or an
+expected violation was not found (or a check ran out of its memory budget),
+2 for a usage or definition error and for errors in the user's code -- always
+with a one-line message (plus the trace that reached a failing state, when
+there is one; ``--traceback`` adds the original traceback), 130 and 143 when
+SIGINT or SIGTERM stopped a check. "internal error" means a bug in statewright.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from statewright.adapters.cli.checking import Aborted, check_command, positive_float, positive_int
+from statewright.adapters.cli.commands import diagram_command, list_command, mutate_command, test_command
+from statewright.adapters.cli.errors import UsageError
+from statewright.adapters.cli.inspecting import inspect_command
+from statewright.adapters.cli.resources import default_budget, parse_size, size_text, writable_dir, writable_file
+from statewright.adapters.cli.targets import Loader
+from statewright.kernel.errors import DefinitionError
+
+__all__ = ["UsageError", "main", "run"]
+
+EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
+
+TARGETS = """\
+TARGET is one of:
+  NAME                      a spec name (see `statewright list`)
+  orders.py                 every spec in a file
+  orders.py:order_spec      one spec, spec builder or Registry in a file
+  myapp.lifecycles          every spec in a module importable from here
+  myapp.lifecycles:ORDER    one attribute of a module
+A file or module offers its Spec objects, its functions annotated `-> Spec`
+whose parameters all have defaults (builders: their parameters are --set
+knobs), and its Registry entries. Inside a project whose pyproject.toml has
+[tool.statewright] specs = [...], --all means those specs; installed packages
+add specs through the `statewright.specs` entry-point group."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _common(p: argparse.ArgumentParser, *, names: str = "TARGET", set_params: bool = True) -> None:
+    p.add_argument("names", nargs="*", metavar=names, help="specs to use (see TARGET below)")
+    p.add_argument("--all", action="store_true", help="every spec: the project's, or the bundled ones outside a project")
+    if set_params:
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="params",
+                       help="set a spec parameter, e.g. --set n=7 (repeatable)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="statewright", description="Lifecycle state machines you can prove.")
+    p.add_argument("--traceback", action="store_true", help="on an error, also print the original traceback")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    kw: dict[str, Any] = {"epilog": TARGETS, "formatter_class": argparse.RawDescriptionHelpFormatter}
+    c = sub.add_parser("check", help="model-check specs", **kw)
+    _common(c)
+    c.add_argument("--continue", action="store_true", dest="keep_going",
+                   help="explore everything instead of stopping at the first violation")
+    c.add_argument("--json", metavar="PATH", type=Path, help="write the report(s) as JSON to PATH")
+    c.add_argument("--quiet", action="store_true", help="one line per spec and a tally; no progress, no traces")
+    c.add_argument("--max-states", type=positive_int, metavar="N", help="stop after N distinct states")
+    c.add_argument("--max-depth", type=positive_int, metavar="N", help="explore N breadth-first levels at most")
+    c.add_argument("--time-limit", type=positive_float, metavar="SECONDS", help="stop a spec's search after SECONDS")
+    budget = default_budget()
+    c.add_argument("--max-memory", type=parse_size, default=budget, metavar="SIZE",
+                   help="stop a search when the process uses more memory, e.g. 8G, 512M, 90%%, none "
+                        f"(default: 80%% of memory, {size_text(budget)} here)")
+    m = sub.add_parser("mutate", help="score how many table mutants each spec catches", **kw)
+    _common(m, set_params=False)
+    m.add_argument("--min", type=float, default=0.0, metavar="PERCENT",
+                   help="exit 1 when a machine's score is below PERCENT")
+    d = sub.add_parser("diagram", help="draw machines (or a spec's reachable states) as svg/png/dot/mmd/md", **kw)
+    _common(d, names="TARGET|MACHINE", set_params=False)
+    d.add_argument("--format", action="append", dest="formats", metavar="FORMAT",
+                   help="svg, png, dot, mmd or md (repeatable or comma-separated; default: svg,dot,mmd,md, "
+                        "skipping svg without Graphviz; svg or png asked for by name need Graphviz's dot)")
+    d.add_argument("--out", type=Path, default=Path("diagrams"), metavar="DIR", help="output folder (default: diagrams)")
+    d.add_argument("--reachable", action="store_true", help="draw each spec's reachable state graph instead")
+    d.add_argument("--trace", metavar="PROPERTY", help="highlight the counterexample (or witness) of PROPERTY")
+    d.add_argument("--limit", type=int, default=500, help="largest reachable graph to draw (default: 500 states)")
+    t = sub.add_parser("test", help="run the generated hypothesis suite of specs", **kw)
+    _common(t)
+    t.add_argument("--examples", type=int, default=100, metavar="N", help="programs to run per spec (default 100)")
+    t.add_argument("--seed", type=int, default=None, metavar="S", help="seed for a reproducible run")
+    i = sub.add_parser("inspect", help="show the instances and event logs stored in a SQLite file", **kw)
+    i.add_argument("db", type=Path, metavar="DB", help="a SQLite file written by statewright's store")
+    i.add_argument("--key", action="append", default=[], metavar="KEY", help="only these instances (repeatable)")
+    i.add_argument("--spec", action="append", default=[], metavar="TARGET",
+                   help="decode records with the machines of these specs (repeatable; default: the project's "
+                        "specs, or the bundled ones)")
+    ls = sub.add_parser("list", help="list specs (with their origin) and machines", **kw)
+    ls.add_argument("names", nargs="*", metavar="TARGET", help="list these (default: what --all means here)")
+    for s in (c, m, d, t, i, ls):
+        s.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return p
+
+
+def _dispatch(args: argparse.Namespace, loader: Loader, out: TextIO, err: TextIO) -> int:
+    if args.command == "check":
+        if args.json is not None:
+            writable_file(args.json, "--json")
+        return check_command(args, loader, out, err)
+    if args.command == "inspect":
+        return inspect_command(args, loader, out)
+    if args.command == "test":
+        return test_command(args, loader, out)
+    if args.command == "diagram":
+        writable_dir(args.out, "--out")
+        return diagram_command(args, loader, out)
+    if args.command == "mutate":
+        return mutate_command(args, loader, out)
+    if args.command == "list":
+        return list_command(args, loader, out)
+    raise UsageError("expected a command: check, test, diagram, mutate, inspect or list (see statewright --help)")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+
+
+def _explain(exc: BaseException, err: TextIO, show_traceback: bool) -> None:
+    """The error line, the trace that reached the failing state (if any), and the traceback if asked."""
+    print(f"statewright: error: {_one_line(exc)}", file=err)
+    trace = getattr(exc, "trace", None)
+    if trace:
+        from statewright.adapters.cli.text import render_trace
+
+        print("reached by:", file=err)
+        print(render_trace(trace), file=err)
+    if show_traceback:
+        original = getattr(exc, "original", None) or exc.__cause__ or exc
+        traceback.print_exception(original, file=err)
+
+
+def run(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run the command line ``argv`` and return the exit code (for tests and embedding)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    argv = list(sys.argv[1:] if argv is None else argv)
+    show_traceback = "--traceback" in argv
+    try:
+        with Loader() as loader:
+            return _dispatch(_parser().parse_args(argv), loader, out, err)
+    except (UsageError, DefinitionError) as exc:
+        _explain(exc, err, show_traceback)
+        return EXIT_USAGE
+    except Aborted as exc:
+        print("statewright: interrupted", file=err)
+        return 128 + exc.signum
+    except KeyboardInterrupt:
+        print("statewright: interrupted", file=err)
+        return 130
+    except BrokenPipeError:  # `statewright list | head`: the reader left; nothing more to say
+        return 141
+    except Exception as exc:  # a bug of ours, but the user still gets one line, not a traceback
+        print(f"statewright: internal error: {type(exc).__name__}: {_one_line(exc)}", file=err)
+        if show_traceback:
+            traceback.print_exception(exc, file=err)
+        return EXIT_USAGE
+
+
+def main() -> NoReturn:
+    """Console entry point."""
+    code = run()
+    if code == 141:  # stdout's reader is gone: keep the interpreter from failing to flush it at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
