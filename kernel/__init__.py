@@ -20,10 +20,16 @@ from statewright.kernel.check import (
     TraceStep,
     Verdict,
     always,
+    always_eventually,
+    eventually,
+    eventually_always,
+    leads_to,
     check,
     sometimes,
+    strong_fair,
     terminal_stable,
     transition,
+    weak_fair,
 )
 from statewright.kernel.errors import DefinitionError, UserCodeError
 from statewright.kernel.machine import Guard, Machine, Transition
@@ -64,9 +70,15 @@ __all__ = [
     "UserCodeError",
     "Verdict",
     "always",
+    "always_eventually",
+    "eventually",
+    "eventually_always",
+    "leads_to",
     "check",
     "sometimes",
+    "strong_fair",
     "step",
     "terminal_stable",
     "transition",
+    "weak_fair",
 ]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import networkx as nx
 
-from statewright.kernel.check.bfs import Plan
+from statewright.kernel.check.plan import Plan
 from statewright.kernel.check.report import Coverage
 from statewright.kernel.check.spec import Spec
 from statewright.kernel.errors import DefinitionError
@@ -135,15 +135,15 @@ def analyse(machine: Machine[Any], graph: PhaseGraph | None = None) -> Analysis:
 def reachable_graph(spec: Spec, *, limit: int = 500, highlight: Sequence[Any] = ()) -> StateGraph:
     """Every reachable state of ``spec`` as a node and every step as an edge labelled with its input.
 
-    Nodes are numbered in breadth-first order (0 is the initial state) and
+    Nodes are numbered in breadth-first order (the initial states first) and
     carry ``state``, ``label`` and ``depth``. ``highlight`` is a sequence of
     states (a trace's states): its nodes and the edges between consecutive
     ones get ``highlight=True``. Raises `GraphTooLarge` past ``limit`` states.
     """
     plan = Plan(spec)
-    keys = [plan.initial]
-    index = {plan.initial: 0}
-    depth = {0: 1}
+    keys = list(plan.initials)
+    index = {key: n for n, key in enumerate(keys)}
+    depth = dict.fromkeys(range(len(keys)), 1)
     g: StateGraph = nx.DiGraph(name=spec.name)
     i = 0
     while i < len(keys):

@@ -22,7 +22,7 @@ import dataclasses
 import keyword
 from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
-from typing import Any, Generic, NoReturn, TypeVar
+from typing import Any, Generic, NamedTuple, NoReturn, TypeVar
 
 from statewright.kernel.boundary import raised
 from statewright.kernel.errors import DefinitionError
@@ -112,24 +112,78 @@ class SystemState(tuple[Any, ...]):
         return tuple.__new__(type(self), items)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Microstep(Generic[L]):
+    """One instance taking one input inside an atomic system step (XState's microstep).
+
+    ``before``/``after`` are that instance's local values (states, or the
+    checker's interned ids); ``rule`` is the index of the row that fired;
+    ``routed`` is False for the acting input and True for inputs delivered
+    by a `Route`.
+    """
+
+    instance: str
+    position: int
+    input: Any
+    routed: bool
+    rule: int
+    before: L
+    after: L
+    effects: tuple[Any, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settled(Generic[L]):
+    """An accepted atomic step: every instance's new local value and the microsteps, in order."""
+
+    after: tuple[L, ...]
+    microsteps: tuple[Microstep[L], ...]
+
+    @property
+    def emitted(self) -> tuple[Emitted, ...]:
+        """Every effect, tagged with the instance that emitted it, in emission order."""
+        return tuple(Emitted(m.instance, e) for m in self.microsteps for e in m.effects)
+
+    @property
+    def moved(self) -> tuple[int, ...]:
+        """Positions of the instances that took an input, in first-move order."""
+        return tuple(dict.fromkeys(m.position for m in self.microsteps))
+
+
+class Fired(NamedTuple, Generic[L]):
+    """What a stepper reports for one accepted local input."""
+
+    after: L
+    effects: tuple[Any, ...]
+    rule: int
+
+
+Stepper = Callable[[int, L, Any], "Fired[L] | Rejected"]
+"""``stepper(position, local, input)``: step one instance (a state, or an interned id)."""
+
+
 def settle(
     system: System[Any],
-    current: list[L],
+    current: Sequence[L],
     position: int,
     event: Any,
     before: Any,
-    fire: Callable[[int, L, Any], tuple[L, tuple[Any, ...]] | Rejected],
-) -> tuple[list[L], list[Emitted]] | Blocked:
+    stepper: Stepper[L] | None = None,
+) -> Settled[L] | Blocked:
     """Run one atomic action: the input, then every routed input it causes.
 
-    ``current`` holds one local value per instance (a state, or the checker's
-    interned id); ``fire(position, local, input)`` steps one instance. Guards
-    see ``before``. Returns the new locals and everything emitted, or the
-    first refusal (then nothing is to be changed).
+    This is the one definition of a system step: `System.step`, the checker,
+    the hypothesis suites, the driver and the refinement harness all call it
+    and read the returned microsteps instead of re-driving the step.
+    ``current`` holds one local value per instance; ``stepper`` steps one
+    instance (default: `step` on states). Guards see ``before``. Returns the
+    new locals with the microsteps, or the first refusal (then nothing is to
+    be changed).
     """
+    fire: Stepper[Any] = stepper if stepper is not None else system.step_local
     names = system.names
     work = list(current)
-    emitted: list[Emitted] = []
+    micro: list[Microstep[L]] = []
     pending = [(position, event, False)]
     hops = 0
     guards = system.guards_by_input
@@ -146,9 +200,9 @@ def settle(
         out = fire(k, work[k], ev)
         if isinstance(out, Rejected):
             return Blocked(names[k], ev, out, routed)
-        work[k], effects = out
-        for eff in effects:
-            emitted.append(Emitted(names[k], eff))
+        micro.append(Microstep(names[k], k, ev, routed, out.rule, work[k], out.after, out.effects))
+        work[k] = out.after
+        for eff in out.effects:
             route = routes.get(type(eff))
             if route is None:
                 continue
@@ -170,7 +224,7 @@ def settle(
                         f"(last: {type(eff).__name__} -> {target})"
                     )
                 pending.append((j, routed_input, True))
-    return work, emitted
+    return Settled(tuple(work), tuple(micro))
 
 
 def guard_raised(exc: Exception, system: System[Any], g: SystemGuard, before: Any, k: int, event: Any) -> NoReturn:
@@ -287,29 +341,44 @@ class System(Generic[L]):
         """Whether every instance is in a terminal phase."""
         return all(m.is_terminal(s) for m, s in zip(self.machines, state))
 
+    def step_local(self, position: int, state: Any, event: Any) -> Fired[Any] | Rejected:
+        """Step one instance's own state with `step` (the default stepper of `settle`)."""
+        out = step(self.machines[position], state, event)
+        if isinstance(out, Rejected):
+            return out
+        return Fired(out.state, out.effects, out.transition)
+
+    def settle(self, state: SystemState, action: Action) -> Settled[Any] | Blocked:
+        """Apply one action atomically and say what happened inside: the microsteps.
+
+        >>> from enum import Enum
+        >>> from statewright.kernel.machine import Machine, Transition
+        >>> class Lamp(Enum):
+        ...     OFF = 0
+        ...     ON = 1
+        >>> class Flip: pass
+        >>> lamp = Machine("lamp", initial=Lamp.OFF, transitions=[
+        ...     Transition(Lamp.OFF, Flip, Lamp.ON), Transition(Lamp.ON, Flip, Lamp.OFF)])
+        >>> done = System("pair", {"left": lamp, "right": lamp}).settle(
+        ...     System("pair", {"left": lamp, "right": lamp}).initial, Action("left", Flip()))
+        >>> [(m.instance, m.routed, m.before, m.after) for m in done.microsteps]
+        [('left', False, <Lamp.OFF: 0>, <Lamp.ON: 1>)]
+        """
+        k = self.position.get(action.instance)
+        if k is None:
+            raise KeyError(f"system {self.name!r} has no instance {action.instance!r}")
+        return settle(self, state, k, action.input, state)
+
     def step(self, state: SystemState, action: Action) -> Accepted[SystemState] | Blocked:
         """Apply one action atomically (routed inputs included).
 
         The returned `Accepted` carries the `Emitted` effects of every instance
         that moved and the row that fired in the acting instance.
         """
-        k = self.position.get(action.instance)
-        if k is None:
-            raise KeyError(f"system {self.name!r} has no instance {action.instance!r}")
-        fired: list[int] = []
-
-        def fire(j: int, local: Any, event: Any) -> tuple[Any, tuple[Any, ...]] | Rejected:
-            out = step(self.machines[j], local, event)
-            if isinstance(out, Rejected):
-                return out
-            fired.append(out.transition)
-            return out.state, out.effects
-
-        out = settle(self, list(state), k, action.input, state, fire)
+        out = self.settle(state, action)
         if isinstance(out, Blocked):
             return out
-        states, emitted = out
-        return Accepted(self.make(states), tuple(emitted), fired[0])
+        return Accepted(self.make(out.after), out.emitted, out.microsteps[0].rule)
 
     def __repr__(self) -> str:
         return f"System({self.name!r}, {len(self.names)} instances)"

@@ -29,6 +29,11 @@ checks it twice, with the same two machines routed differently:
 Reading is the worker's ``Read(version, value)`` input gated by the system
 guard ``reads_current``: only the store's current version and value can be
 read, so the domain lists every pair and the guard picks the one that is true.
+Two invariants state what the system guards protect: ``reads_what_was_written``
+(a worker only ever holds a version the store reached, with a value no greater
+than it, as every record the store held has) and, for ``cas_atomic``,
+``conflicts_are_real`` (a worker's conflicts never outnumber the writes: each
+one needs another worker's write after its read).
 
 >>> from statewright.kernel.check import check
 >>> check(cas_atomic()).result("no_lost_update").status.name
@@ -258,14 +263,24 @@ def _properties(system: System[Any], *, atomic: bool) -> list[Property]:
     def write_bumps_version_once(before: Any, a: Action, after: Any) -> bool:
         return bool(after.store.version - before.store.version == (1 if isinstance(a.input, Write) else 0))
 
+    def reads_what_was_written(v: Any) -> bool:
+        # every write moves the version by one and the value by at most one: no record had value > version
+        return all(w.version <= v.store.version and w.value <= w.version for w in v[first:end])
+
+    def conflicts_are_real(v: Any) -> bool:
+        # each conflict of a worker needs a write by another worker after its read
+        return all(w.retries <= v.store.version for w in v[first:end])
+
     props = [
         always("no_lost_update", no_lost_update),
         always("version_counts_writes", lambda v: bool(v.store.version == done(v))),
         transition("version_never_decreases", lambda b, _a, a: bool(a.store.version >= b.store.version)),
         transition("write_bumps_version_once", write_bumps_version_once),
+        always("reads_what_was_written", reads_what_was_written),
         sometimes("all_done", lambda v: done(v) == end - first),
     ]
     if atomic:
+        props.append(always("conflicts_are_real", conflicts_are_real))
         props.append(sometimes("cas_conflict", lambda v: any(
             w.retries > 0 or w.phase is WorkerPhase.FAILED for w in v[first:end])))
     return props

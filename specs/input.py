@@ -91,6 +91,7 @@ def input() -> Spec:  # noqa: A001 - the spec is called "input"
             transition("attempts_count_stages", attempts_count_stages),
             transition("own_run_only", own_run_only),
             sometimes("consumed", lambda s: s.phase is P.CONSUMED),
+            sometimes("awaiting_consumption", lambda s: s.phase is P.APPLIED_PENDING_CONSUMPTION),
             sometimes("superseded", lambda s: s.phase is P.SUPERSEDED),
             sometimes("coalesced", lambda s: s.phase is P.COALESCED),
             sometimes("cancelled", lambda s: s.outcome == Abandoned(AbandonReason.CANCELLED, 0)),

@@ -4,7 +4,9 @@ N inputs, each its own machine instance in a `System`; input i is newer than
 input j when i > j. The TLA+ action ``Stage(i)`` needs every input to be not
 Staged -- a system guard (``runtime_idle``) -- and ``Supersede(i)`` needs a
 newer Queued input -- another (``newer_queued``). ``TerminalStable`` is a
-per-instance transition property. The state is exactly TLA+'s ``phase``
+per-instance transition property; ``superseded_by_newer`` (not in the TLA+
+model) states what ``newer_queued`` protects: a superseded input always has
+a newer input that was queued. The state is exactly TLA+'s ``phase``
 function, so the state space is TLC's: N=7 gives 496,420 distinct states and
 depth 29. Two seeded-bug variants are parameters: ``stage_guard=false`` drops
 the guard (``at_most_one_staged`` fails at depth 5) and
@@ -99,6 +101,18 @@ def newer_queued(view: Any, me: int, _input: Any) -> bool:
     return Phase.QUEUED in view[me + 1 :]
 
 
+def superseded_by_newer(view: Any) -> bool:
+    """Every superseded input has a newer one that got past Accepted (it was Queued then).
+
+    It is enough to look past the newest superseded input: it is itself past
+    Accepted, and newer than every other superseded one.
+    """
+    if Phase.SUPERSEDED not in view:
+        return True
+    newest = len(view) - 1 - view[::-1].index(Phase.SUPERSEDED)
+    return any(later is not Phase.ACCEPTED for later in view[newest + 1 :])
+
+
 def at_most_one_staged(view: Any) -> bool:
     staged: int = view.count(Phase.STAGED)
     return staged <= 1
@@ -123,6 +137,7 @@ def input_lifecycle(n: int = 7, stage_guard: bool = True, abandon_terminal: bool
         inputs={name: INPUTS for name in names},
         properties=[
             always("at_most_one_staged", at_most_one_staged),
+            always("superseded_by_newer", superseded_by_newer),
             terminal_stable(TERMINAL, each=True),
             sometimes("all_consumed", lambda v: v.count(Phase.CONSUMED) == len(v)),
         ],

@@ -16,6 +16,8 @@ COMPLETED or CANCELED), determinism and terminal precedence:
   never changes, checked on every record's own steps;
 * ``within_limit`` -- the loop's iteration count, its ledger and the body
   frames registered never exceed the limit;
+* ``requests_within_limit`` -- a body frame is requested only for an
+  iteration below the limit (granting one past it has no frame to run in);
 * ``one_iteration_per_body`` -- each registered body frame has an iteration,
   is the frame the loop hands that iteration, and is the ledger's only row for
   it; the ledger has one row per iteration, in order;
@@ -121,6 +123,11 @@ def within_limit(view: Any) -> bool:
     loop: Loop = view.loop
     registered = sum(f.phase is not FramePhase.ABSENT for _, f in _bodies(view))
     return loop.iteration <= loop.limit and len(loop.ledger) <= loop.limit and registered <= loop.limit
+
+
+def requests_within_limit(view: Any) -> bool:
+    loop: Loop = view.loop
+    return not loop.requested or loop.iteration < loop.limit
 
 
 def one_iteration_per_body(view: Any) -> bool:
@@ -299,6 +306,7 @@ def loop_frame(limit: int = 2, cancel: bool = True, torn_grant: bool = False) ->
         properties=[
             terminal_stable(TERMINAL, each=True),
             always("within_limit", within_limit),
+            always("requests_within_limit", requests_within_limit),
             always("one_iteration_per_body", one_iteration_per_body),
             always("granted_slot_in_running_frame", granted_slot_in_running_frame),
             transition("granted_before_completed", granted_before_completed),

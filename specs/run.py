@@ -12,6 +12,11 @@ attempts per state; every input is tried for every plan state. Properties:
   ``terminal_stable`` that makes exactly one ``RunCompleted`` per finished run;
 * ``dependencies_first`` -- every ``StateEntered`` names a state whose
   dependencies had all completed before the step;
+* ``attempt_ends_by_its_outcome`` -- nothing replaces the state in flight
+  (an ``Enter`` while it runs would abandon it unreported); only its own
+  success clears it, and a failure or cancellation keeps it on record;
+* ``reports_name_the_state_in_flight`` -- every ``StateCompleted`` and
+  ``StateFailed`` names the state whose attempt was in flight;
 * ``attempts_bounded`` -- the attempt in flight is within ``1..max_attempts``,
   and is 0 exactly when nothing is in flight;
 * ``completed_is_whole_plan`` -- a COMPLETED run completed every plan state, and
@@ -31,7 +36,7 @@ from typing import Any
 from statewright.kernel.check.spec import Spec, always, sometimes, terminal_stable, transition
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Guard, Transition
-from statewright.kernel.step import Accepted, step
+from statewright.kernel.step import Accepted, apply_rule, step
 from statewright.machines.run import (
     RUN_TRANSITIONS,
     TERMINAL,
@@ -44,7 +49,9 @@ from statewright.machines.run import (
     RunCompleted,
     RunPhase,
     Start,
+    StateCompleted,
     StateEntered,
+    StateFailed,
     Succeed,
     run_machine,
 )
@@ -81,6 +88,13 @@ def never_back_to_pending(before: Run, _input: Any, after: Run) -> bool:
     return before.phase is RunPhase.PENDING or after.phase is not RunPhase.PENDING
 
 
+def attempt_ends_by_its_outcome(before: Run, event: Any, after: Run) -> bool:
+    """Nothing replaces the state in flight: it stays until its own success clears it."""
+    if before.current is None or after.current == before.current:
+        return True
+    return isinstance(event, Succeed) and event.state_id == before.current and after.current is None
+
+
 def attempts_bounded(run: Run) -> bool:
     if run.current is None:
         return run.attempt == 0
@@ -106,21 +120,38 @@ def run(
     table = RUN_TRANSITIONS if dependency_guard else without_guard(RUN_TRANSITIONS, Enter, "dependencies_completed")
     machine = run_machine(plan, max_attempts, transitions=table)
 
-    def effects(before: Run, event: Any) -> tuple[Any, ...]:
+    def effects(before: Run, event: Any, after: Run) -> tuple[Any, ...]:
+        """What the step emitted: the effects of the row that took it, found by input and phases.
+
+        A step the table refuses was taken by a model whose guards differ from it (a mutant,
+        `kernel.check.mutants`); its row is the one leading where the step went, and guards
+        do not change what a row emits.
+        """
         out = step(machine, before, event)
-        assert isinstance(out, Accepted)  # the checker only hands over steps that were taken
-        return out.effects
+        if isinstance(out, Accepted):
+            return out.effects
+        for rule in machine.index.get((before.phase, type(event)), ()):
+            if rule.target is after.phase:
+                return apply_rule(machine, rule, before, event)[1]
+        return ()
 
     def one_run_completed(before: Run, event: Any, after: Run) -> bool:
         ends = before.phase not in TERMINAL and after.phase in TERMINAL
-        count = sum(isinstance(e, RunCompleted) for e in effects(before, event))
+        count = sum(isinstance(e, RunCompleted) for e in effects(before, event, after))
         return count == (1 if ends else 0)
 
     def dependencies_first(before: Run, event: Any, after: Run) -> bool:
         return all(
             all(d in before.completed for d in plan.dependencies(e.state_id))
-            for e in effects(before, event)
+            for e in effects(before, event, after)
             if isinstance(e, StateEntered)
+        )
+
+    def reports_name_the_state_in_flight(before: Run, event: Any, after: Run) -> bool:
+        return all(
+            e.state_id == before.current
+            for e in effects(before, event, after)
+            if isinstance(e, (StateCompleted, StateFailed))
         )
 
     inputs: list[Any] = [Start(), Cancel(), Resume()]
@@ -135,6 +166,8 @@ def run(
             transition("never_back_to_pending", never_back_to_pending),
             transition("one_run_completed", one_run_completed),
             transition("dependencies_first", dependencies_first),
+            transition("attempt_ends_by_its_outcome", attempt_ends_by_its_outcome),
+            transition("reports_name_the_state_in_flight", reports_name_the_state_in_flight),
             always("attempts_bounded", attempts_bounded),
             always("completed_is_whole_plan", completed_is_whole_plan),
             sometimes("completes", lambda r: r.phase is RunPhase.COMPLETED),

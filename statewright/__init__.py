@@ -59,11 +59,17 @@ from statewright.kernel import (
     UserCodeError,
     Verdict,
     always,
+    always_eventually,
+    eventually,
+    eventually_always,
+    leads_to,
     check,
     sometimes,
+    strong_fair,
     step,
     terminal_stable,
     transition,
+    weak_fair,
 )
 
 if TYPE_CHECKING:
@@ -102,17 +108,23 @@ __all__ = [
     "UserCodeError",
     "Verdict",
     "always",
+    "always_eventually",
+    "eventually",
+    "eventually_always",
+    "leads_to",
     "check",
     "cli",
     "from_transitions",
     "replay",
     "run_suite",
     "sometimes",
+    "strong_fair",
     "step",
     "suite",
     "terminal_stable",
     "to_transitions",
     "transition",
+    "weak_fair",
 ]
 
 _LAZY = {

@@ -33,7 +33,13 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from statewright.adapters.cli.checking import Aborted, check_command, positive_float, positive_int
-from statewright.adapters.cli.commands import diagram_command, list_command, mutate_command, test_command
+from statewright.adapters.cli.commands import (
+    diagram_command,
+    list_command,
+    mutate_command,
+    percentage,
+    test_command,
+)
 from statewright.adapters.cli.errors import UsageError
 from statewright.adapters.cli.inspecting import inspect_command
 from statewright.adapters.cli.resources import default_budget, parse_size, size_text, writable_dir, writable_file
@@ -89,10 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--max-memory", type=parse_size, default=budget, metavar="SIZE",
                    help="stop a search when the process uses more memory, e.g. 8G, 512M, 90%%, none "
                         f"(default: 80%% of memory, {size_text(budget)} here)")
-    m = sub.add_parser("mutate", help="score how many table mutants each spec catches", **kw)
+    m = sub.add_parser("mutate", help="score how many mutants of its machines and system each spec catches", **kw)
     _common(m, set_params=False)
-    m.add_argument("--min", type=float, default=0.0, metavar="PERCENT",
-                   help="exit 1 when a machine's score is below PERCENT")
+    m.add_argument("--min", type=percentage, default=0.0, metavar="PERCENT",
+                   help="exit 1 when a group's score (a machine's, or the system's) is below PERCENT, "
+                        "0 to 100; a group with no mutants is not counted (exit 1 too when a spec fails "
+                        "its own check: it is not scored)")
     d = sub.add_parser("diagram", help="draw machines (or a spec's reachable states) as svg/png/dot/mmd/md", **kw)
     _common(d, names="TARGET|MACHINE", set_params=False)
     d.add_argument("--format", action="append", dest="formats", metavar="FORMAT",

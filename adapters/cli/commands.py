@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, TextIO
+import math
+from typing import TYPE_CHECKING, Any, TextIO
 
 from statewright.adapters.cli.checking import build
 from statewright.adapters.cli.errors import UsageError
@@ -11,7 +12,10 @@ from statewright.adapters.cli.targets import Loader, Target, UnknownName, machin
 from statewright.kernel.check import Spec, check
 from statewright.kernel.machine import Machine
 
-__all__ = ["diagram_command", "list_command", "mutate_command", "test_command"]
+if TYPE_CHECKING:
+    from statewright.kernel.check.mutants import MutationScore
+
+__all__ = ["diagram_command", "list_command", "mutate_command", "percentage", "test_command"]
 
 EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
 
@@ -34,24 +38,48 @@ def test_command(args: argparse.Namespace, loader: Loader, out: TextIO) -> int:
     return EXIT_VIOLATED if failed else EXIT_OK
 
 
-def mutate_command(args: argparse.Namespace, loader: Loader, out: TextIO) -> int:
-    from statewright.kernel.check.mutants import score
+def percentage(raw: str) -> float:
+    """``--min``: a number from 0 to 100 (nan and inf are no percentages)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 <= value <= 100):
+        raise argparse.ArgumentTypeError(f"expected a percentage from 0 to 100, got {raw!r}")
+    return value
 
-    if not 0 <= args.min <= 100:
-        raise UsageError(f"--min is a percentage between 0 and 100, got {args.min:g}")
+
+def mutate_command(args: argparse.Namespace, loader: Loader, out: TextIO) -> int:
+    """Score each spec's mutants per group; exit 1 when a scored group is below ``--min`` or a spec fails unmutated."""
+    from statewright.kernel.check.mutants import SpecFails, score_spec
+
     targets = loader.select(args.names, args.all)
     if not targets:
         raise UsageError("mutate needs spec names or --all (see `statewright list`)")
-    low = False
+    failed = False
     for t in targets:
-        spec = t.spec()
-        for machine in machines_of(spec):
-            s = score(spec, machine)
-            print(f"{t.name}/{machine.name}: {s.killed}/{s.total} mutants caught ({100 * s.ratio:.1f}%)", file=out)
-            for survivor in s.survivors:
-                print(f"  survived: {survivor}", file=out)
-            low = low or 100 * s.ratio < args.min
-    return EXIT_VIOLATED if low else EXIT_OK
+        try:
+            groups = score_spec(t.spec())
+        except SpecFails as exc:
+            print(f"{t.name}: not scored: {exc}", file=out)
+            failed = True
+            continue
+        for s in groups:
+            print(_score_line(t.name, s), file=out)
+            for f in s.fates:
+                if not f.outcome.caught:
+                    why = f" -- {f.detail}" if f.detail else ""
+                    print(f"  {f.outcome.value}: {f.mutant}{why}", file=out)
+            failed = failed or (s.ratio is not None and 100 * s.ratio < args.min)
+        out.flush()
+    return EXIT_VIOLATED if failed else EXIT_OK
+
+
+def _score_line(name: str, s: MutationScore) -> str:
+    if s.ratio is None:
+        return f"{name}/{s.group}: no mutants (not counted for --min)"
+    undeclarable = f"; {s.by_definition} by a definition error" if s.by_definition else ""
+    return f"{name}/{s.group}: {s.killed}/{s.total} mutants caught ({100 * s.ratio:.1f}%{undeclarable})"
 
 
 def formats(raw: list[str] | None) -> tuple[list[str], bool]:

@@ -42,6 +42,8 @@ def _property_json(r: PropertyResult) -> dict[str, Any]:
     }
     if r.detail:
         out["detail"] = r.detail
+    if r.loop is not None:
+        out["loop"] = r.loop  # a lasso: after the last state the behaviour goes back to trace[loop], forever
     return out
 
 
@@ -61,6 +63,7 @@ def report_json(
         "complete": report.complete,
         "stopped_by": report.stopped_by.value if report.stopped_by else None,
         "distinct_states": report.distinct_states,
+        "pruned": report.pruned,
         "generated": report.generated,
         "depth": report.depth,
         "seconds": round(report.seconds, 4),

@@ -67,17 +67,25 @@ def _initial(state: Any) -> str:
     return ", ".join(f"{k}={_short(v)}" for k, v in _flatten(state_json(state)).items())
 
 
-def render_trace(trace: Sequence[TraceStep], indent: str = "    ") -> str:
+def render_trace(trace: Sequence[TraceStep], indent: str = "    ", loop: int | None = None) -> str:
     """A trace as an aligned table: step, input, what changed, effects.
 
-    Falls back to one ``repr`` per step when a state cannot be shown as JSON
-    (a trace that led to a broken state, say).
+    A lasso (``loop`` given) ends with a line saying where the behaviour
+    goes on forever: ``back to step k`` (the steps from k on repeat), or
+    ``stutters here forever`` when the loop is the last state itself. Falls
+    back to one ``repr`` per step when a state cannot be shown as JSON (a
+    trace that led to a broken state, say).
     """
     try:
-        return _table(trace, indent)
+        table = _table(trace, indent)
     except Exception:
-        return "\n".join(f"{indent}{n:<4}  {'(initial)' if s.input is None else s.input!r}  {s.state!r}"
-                         for n, s in enumerate(trace))
+        table = "\n".join(f"{indent}{n:<4}  {'(initial)' if s.input is None else s.input!r}  {s.state!r}"
+                          for n, s in enumerate(trace))
+    if loop is None:
+        return table
+    if loop == len(trace) - 1:
+        return table + f"\n{indent}...   (stutters here forever)"
+    return table + f"\n{indent}...   (back to step {loop}, forever)"
 
 
 def _table(trace: Sequence[TraceStep], indent: str) -> str:
@@ -108,10 +116,11 @@ _UNDECIDED: dict[StopReason | None, str] = {
 def _result_line(r: PropertyResult, stopped_by: StopReason | None) -> str:
     states = len(r.trace or ())
     unwitnessed = r.kind is Kind.SOMETIMES and r.trace is None
+    shape = "trace" if r.loop is None else "lasso"
     what = {
         Status.HOLDS: "holds" if r.trace is None else f"witnessed in {states} states",
-        Status.VIOLATED: "VIOLATED: no witness" if unwitnessed else f"VIOLATED ({states}-state trace)",
-        Status.EXPECTED: "no witness, as expected" if unwitnessed else f"violated as expected ({states}-state trace)",
+        Status.VIOLATED: "VIOLATED: no witness" if unwitnessed else f"VIOLATED ({states}-state {shape})",
+        Status.EXPECTED: "no witness, as expected" if unwitnessed else f"violated as expected ({states}-state {shape})",
         Status.MISSING: "expected a violation, none found",
         Status.MISMATCH: f"violated, but not by the expected trace ({states} states)",
         Status.UNKNOWN: _UNDECIDED.get(stopped_by, f"undecided (search was bounded: {stopped_by})"),
@@ -143,7 +152,7 @@ def render_report(report: Report, *, traces: bool = True, quiet: bool = False) -
         if r.detail:
             lines.append(f"       {r.detail}")
         if traces and r.trace is not None and r.status in (Status.VIOLATED, Status.EXPECTED, Status.MISMATCH):
-            lines.append(render_trace(r.trace, indent="       "))
+            lines.append(render_trace(r.trace, indent="       ", loop=r.loop))
     idle = report.never_fired
     if idle and report.complete:
         lines.append(f"  never fired: {'; '.join(f'{c.machine}: {c.label}' for c in idle)}")

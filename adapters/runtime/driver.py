@@ -3,8 +3,8 @@
 Theory of operation
 -------------------
 The driver is the loop around the pure kernel: load the record (and its log
-head), decide with `kernel.step.step` or `kernel.system.settle` -- no IO
-while deciding -- and publish the decision as ONE `Store.commit` batch:
+head), decide with `kernel.step.step` or `System.settle` -- no IO while
+deciding -- and publish the decision as ONE `Store.commit` batch:
 
 * accepted: ``Cas(key, version, new_state)`` plus ``Append(key, head, events)``
   where ``events`` are ``("input", input)`` then one ``("effect", effect)`` per
@@ -32,6 +32,8 @@ that raises `Conflict` at once, since retrying cannot help.
 (the action's, or one routed to it in the same atomic step) gets its Cas +
 Append (+ AppendTerminal); its log records ``("input", ...)`` for the action's
 own input, ``("routed", ...)`` for a routed one, each followed by its effects.
+Which input reached which instance is read off the microsteps `System.settle`
+returns, so the driver never re-drives the step.
 Instances that did not move get an *empty* ``Append`` at the head they were
 read at: system guards read every instance, so the batch must fail if any of
 them moved since (write skew). A `Blocked` action is recorded as
@@ -69,8 +71,8 @@ from pydantic import TypeAdapter, ValidationError
 from statewright.adapters.runtime.serialize import event_json, value_json
 from statewright.adapters.runtime.store import Append, AppendTerminal, Cas, Catalog, Conflict, Op, Record, Store, StoreError
 from statewright.kernel.machine import Machine
-from statewright.kernel.step import Accepted, Rejected, step
-from statewright.kernel.system import Action, Blocked, Emitted, System, SystemState, settle
+from statewright.kernel.step import Rejected, step
+from statewright.kernel.system import Action, Blocked, Emitted, System, SystemState
 
 __all__ = ["Acted", "BadInput", "Driver", "Fed"]
 
@@ -252,17 +254,7 @@ class Driver:
                     raise StoreError(f"{r.key!r} holds a {r.machine}, but {system.name}.{name} is a {m.name}",
                                      key=r.key)
             view = system.make([r.state for r in records])
-            fired: list[tuple[int, Any, tuple[Any, ...]]] = []
-
-            def fire(j: int, local: Any, event: Any) -> tuple[Any, tuple[Any, ...]] | Rejected:
-                out = step(system.machines[j], local, event)
-                if isinstance(out, Rejected):
-                    return out
-                fired.append((j, event, out.effects))
-                return out.state, out.effects
-
-            # settle is System.step's own loop; calling it directly tells which input reached which instance
-            out = settle(system, list(view), position, action.input, view, fire)
+            out = system.settle(view, action)
             ops: list[Op] = []
             if isinstance(out, Blocked):
                 acted = Acted(False, dict(zip(system.names, records)), view, (), out, attempt)
@@ -272,19 +264,19 @@ class Driver:
                 ops.append(Append(keys[action.instance], head, (("blocked", _blocked_json(action, out)),)))
                 moved: set[int] = {position}
             else:
-                states, emitted = out
                 steps: dict[int, list[tuple[str, Any, tuple[Any, ...]]]] = {}
-                for n, (j, event, effects) in enumerate(fired):
-                    steps.setdefault(j, []).append(("input" if n == 0 else "routed", event, effects))
-                moved = set(steps)
+                for micro in out.microsteps:
+                    steps.setdefault(micro.position, []).append(
+                        ("routed" if micro.routed else "input", micro.input, micro.effects))
+                moved = set(out.moved)
                 after = list(records)
                 for j in sorted(moved):
                     r, (head, ended) = records[j], heads[j]
                     if ended:
                         raise _ended(r.key, steps[j][0][1])
-                    ops += self._accepted(r.key, system.machines[j], r.version, head, states[j], steps[j])
-                    after[j] = Record(r.key, r.machine, states[j], r.version + 1)
-                acted = Acted(True, dict(zip(system.names, after)), system.make(states), tuple(emitted), None,
+                    ops += self._accepted(r.key, system.machines[j], r.version, head, out.after[j], steps[j])
+                    after[j] = Record(r.key, r.machine, out.after[j], r.version + 1)
+                acted = Acted(True, dict(zip(system.names, after)), system.make(out.after), out.emitted, None,
                               attempt)
             for j, (head, ended) in enumerate(heads):
                 if j not in moved and not ended:

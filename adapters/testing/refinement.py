@@ -52,7 +52,7 @@ from statewright.kernel.check.spec import Spec
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine
 from statewright.kernel.step import Accepted, Rejected, step
-from statewright.kernel.system import Action, Blocked, Emitted, System, settle
+from statewright.kernel.system import Action, Blocked, System
 from statewright.machines.input import INPUT, authorize_seed
 
 __all__ = [
@@ -233,18 +233,8 @@ class _Model:
         return _Outcome((_Instance(out.state, inst.version + 1, log),), True, False, out.effects)
 
     def _act(self, world: World, system: System[Any], name: str, event: Any) -> _Outcome:
-        fired: list[tuple[int, Any, tuple[Any, ...]]] = []
-
-        def fire(j: int, local: Any, ev: Any) -> tuple[Any, tuple[Any, ...]] | Rejected:
-            out = step(system.machines[j], local, ev)
-            if isinstance(out, Rejected):
-                return out
-            fired.append((j, ev, out.effects))
-            return out.state, out.effects
-
         k = system.position[name]
-        view = system.make([i.state for i in world])
-        settled = settle(system, list(view), k, event, view, fire)
+        settled = system.settle(system.make([i.state for i in world]), Action(name, event))
         after = list(world)
         if isinstance(settled, Blocked):
             if world[k].ended:
@@ -259,18 +249,18 @@ class _Model:
                        "refused": event_json(settled.input), **why}
             after[k] = replace(world[k], log=world[k].log + (_event("blocked", blocked),))
             return _Outcome(tuple(after), False, False, ())
-        states, emitted = settled
         logs: dict[int, tuple[Logged, ...]] = {}
-        for n, (j, ev, effects) in enumerate(fired):
-            logs[j] = logs.get(j, ()) + (_event("input" if n == 0 else "routed", event_json(ev)),) + tuple(
-                _event("effect", event_json(e)) for e in effects)
+        for micro in settled.microsteps:
+            logs[micro.position] = logs.get(micro.position, ()) + (
+                _event("routed" if micro.routed else "input", event_json(micro.input)),) + tuple(
+                _event("effect", event_json(e)) for e in micro.effects)
         if any(world[j].ended for j in logs):
             return _Outcome(world, True, True, ())
         for j, events in logs.items():
-            m = system.machines[j]
-            terminal = (_terminal(m, states[j]),) if m.is_terminal(states[j]) else ()
-            after[j] = _Instance(states[j], world[j].version + 1, world[j].log + events + terminal)
-        return _Outcome(tuple(after), True, False, tuple(emitted))
+            m, state = system.machines[j], settled.after[j]
+            terminal = (_terminal(m, state),) if m.is_terminal(state) else ()
+            after[j] = _Instance(state, world[j].version + 1, world[j].log + events + terminal)
+        return _Outcome(tuple(after), True, False, settled.emitted)
 
 
 # -- the shell side ------------------------------------------------------------------

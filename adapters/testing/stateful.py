@@ -2,7 +2,10 @@
 
 `suite(spec)` builds a `RuleBasedStateMachine` whose model state is the
 spec's machine state (or system view). It reads the same transition table as
-`step` and the checker:
+`step` and the checker, applies every action with `kernel.system.settle` (a
+lone machine as a one-instance system) and judges the microsteps it returns;
+what determinism, terminal precedence and deadlock mean comes from
+`kernel.check.semantics`, as for the checker:
 
 * one rule per compiled table row (per source phase) of every *group* of
   instances -- instances sharing a machine and an input domain, as the
@@ -63,13 +66,13 @@ from hypothesis.stateful import (
     rule,
 )
 
-from statewright.kernel.check import check
+from statewright.kernel.check import check, semantics
 from statewright.kernel.check.report import TraceStep
 from statewright.kernel.check.spec import Kind, Spec
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine, Rule
-from statewright.kernel.step import Rejected, apply_rule, enabled_rules, step
-from statewright.kernel.system import Action, Blocked, System, settle
+from statewright.kernel.step import current_phase, enabled_rules
+from statewright.kernel.system import Action, Blocked, Microstep, System, settle
 
 __all__ = [
     "PropertyViolation",
@@ -132,21 +135,12 @@ class _Group:
 
 
 @dataclass(frozen=True, slots=True)
-class _Local:
-    """One instance's step inside an action (routed ones included)."""
-
-    position: int
-    before: Any
-    input: Any
-    after: Any
-    rule: Rule
-
-
-@dataclass(frozen=True, slots=True)
 class _Outcome:
+    """An accepted action: the model state after it, `settle`'s microsteps and the compiled row of each."""
+
     state: Any
-    locals: tuple[_Local, ...]
-    ambiguous: tuple[str, ...]
+    microsteps: tuple[Microstep[Any], ...]
+    rules: tuple[Rule, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,10 +180,15 @@ class _Plan:
             self.names: tuple[str, ...] = (model.name,)
             self.machines: tuple[Machine[Any], ...] = (model,)
             domains: list[Any] = [spec.inputs]
+            # a lone machine steps as a one-instance system (no guards, no routes): one step for both
+            self.stepping: System[Any] = System(model.name, {"machine": model})
         else:
             self.names, self.machines = self.system.names, self.system.machines
             raw = cast(Mapping[str, Any], spec.inputs)
             domains = [raw.get(n) for n in self.names]
+            self.stepping = self.system
+        # the compiled row of each (row index, source phase), per instance: what a microstep fired
+        self.rows = [{(r.index, r.source): r for r in m.rules} for m in self.machines]
         keyed: dict[tuple[int, int], list[int]] = {}
         for k, d in enumerate(domains):
             if d is not None:
@@ -207,32 +206,17 @@ class _Plan:
         return [state] if self.system is None else list(state)
 
     def attempt(self, state: Any, k: int, event: Any) -> _Outcome | None:
-        """Apply one action as `System.step` would, recording every local step; None if refused."""
-        steps: list[_Local] = []
-        ambiguous: list[str] = []
-
-        def fire(j: int, local: Any, ev: Any) -> tuple[Any, tuple[Any, ...]] | Rejected:
-            m = self.machines[j]
-            enabled = enabled_rules(m, local, ev)
-            if not enabled:
-                out = step(m, local, ev)
-                assert isinstance(out, Rejected)
-                return out
-            if len(enabled) > 1:
-                ambiguous.append(_ambiguity(m, local, ev, enabled))
-            new, effects = apply_rule(m, enabled[0], local, ev)
-            steps.append(_Local(j, local, ev, new, enabled[0]))
-            return new, effects
-
-        if self.system is None:
-            out = fire(0, state, event)
-            if isinstance(out, Rejected):
-                return None
-            return _Outcome(out[0], tuple(steps), tuple(ambiguous))
-        settled = settle(self.system, list(state), k, event, state, fire)
+        """Apply one action with `settle`, as `System.step` does; None if refused."""
+        settled = settle(self.stepping, self.locals_of(state), k, event, state)
         if isinstance(settled, Blocked):
             return None
-        return _Outcome(self.system.make(settled[0]), tuple(steps), tuple(ambiguous))
+        after = settled.after[0] if self.system is None else self.system.make(settled.after)
+        return _Outcome(after, settled.microsteps, tuple(self.rule_of(m) for m in settled.microsteps))
+
+    def rule_of(self, micro: Microstep[Any]) -> Rule:
+        """The compiled row a microstep fired: its row index, from the phase it fired in."""
+        m = self.machines[micro.position]
+        return self.rows[micro.position][(micro.rule, current_phase(m, micro.before, micro.input))]
 
     def moves(self, state: Any) -> _Moves:
         """Every accepted domain action from ``state`` (memoised: the model is a function)."""
@@ -252,27 +236,33 @@ class _Plan:
                     enabled = enabled_rules(g.machine, local, event)
                     if not enabled:
                         continue
-                    if len(enabled) > 1:
-                        ambiguous.append(_ambiguity(g.machine, local, event, enabled))
+                    why = semantics.ambiguity(g.machine, local, event, enabled)
+                    if why is not None:
+                        ambiguous.append(why)
                     out = self.attempt(state, k, event)
                     if out is not None:
-                        by_rule.setdefault((gi, enabled[0]), {})[(name, event)] = out
-                        by_action[(name, event)] = (gi, enabled[0], out)
+                        first = out.rules[0]
+                        by_rule.setdefault((gi, first), {})[(name, event)] = out
+                        by_action[(name, event)] = (gi, first, out)
         moves = self.cache[state] = _Moves(by_rule, by_action, tuple(ambiguous), cut)
         return moves
 
     def judge_step(self, before: Any, name: str, event: Any, out: _Outcome) -> None:
         """Assert every transition property, terminal precedence and determinism on one action."""
-        for lo in out.locals:
+        for micro, r in zip(out.microsteps, out.rules):
             for prop, test in self.local_props:
-                if not test(lo.before, lo.input, lo.after):
-                    who = "" if self.system is None else f"{self.names[lo.position]}: "
-                    raise PropertyViolation(prop, f"{who}{lo.before!r} --{lo.input!r}--> {lo.after!r}")
-            m = self.machines[lo.position]
-            if self.precedence and lo.rule.source in m.terminal_phases and lo.rule.target is not lo.rule.source:
-                raise PropertyViolation("terminal_precedence", f"{m.name} left terminal phase by {lo.rule.label}")
-        if self.determinism and out.ambiguous:
-            raise PropertyViolation("determinism", out.ambiguous[0])
+                if not test(micro.before, micro.input, micro.after):
+                    who = "" if self.system is None else f"{micro.instance}: "
+                    raise PropertyViolation(prop, f"{who}{micro.before!r} --{micro.input!r}--> {micro.after!r}")
+            m = self.machines[micro.position]
+            if self.precedence and semantics.leaves_terminal(m, r):
+                raise PropertyViolation("terminal_precedence", f"{m.name} left terminal phase by {r.label}")
+        if self.determinism:
+            for micro in out.microsteps:
+                m = self.machines[micro.position]
+                why = semantics.ambiguity(m, micro.before, micro.input, enabled_rules(m, micro.before, micro.input))
+                if why is not None:
+                    raise PropertyViolation("determinism", why)
         if self.global_props:
             act = Action(name, event)
             for prop, test in self.global_props:
@@ -293,10 +283,8 @@ class _Plan:
         """Nothing is enabled: that must be a final state (or a state the spec's constraint cuts)."""
         if not self.deadlock or self.moves(state).cut:
             return
-        final = self.spec.final
-        done = final(state) if final is not None else all(
-            m.is_terminal(s) for m, s in zip(self.machines, self.locals_of(state)))
-        if not done:
+        terminal = [m.is_terminal(s) for m, s in zip(self.machines, self.locals_of(state))]
+        if not semantics.is_final(state, terminal, self.spec.final, spec=self.spec.name):
             raise PropertyViolation("deadlock", f"no input is accepted in non-final {state!r}")
 
     def choices(self, events: list[Any]) -> st.SearchStrategy[Any]:
@@ -529,8 +517,15 @@ def run_program(
     return None
 
 
-def replay(spec: Spec, trace: Sequence[TraceStep], *, include_expected: bool = True) -> Replayed:
+def replay(
+    spec: Spec, trace: Sequence[TraceStep], *, include_expected: bool = True, loop: int | None = None
+) -> Replayed:
     """Feed a checker trace through the generated suite's logic, step by step.
+
+    For a lasso (a temporal counterexample, ``loop`` = `PropertyResult.loop`)
+    the replay also checks that the loop closes: the last state steps back to
+    the state at index ``loop`` (or stutters there when ``loop`` is the last
+    index); `Replayed.stopped` says so when it does not.
 
     Raises `PropertyViolation` (with ``step`` set) where a property fails --
     for a trace of ``check(spec)`` that is the checker's own finding. Returns
@@ -579,7 +574,12 @@ def replay(spec: Spec, trace: Sequence[TraceStep], *, include_expected: bool = T
         exc.step = taken
         exc.add_note("Replayed program:\n" + "\n".join(program))
         raise
-    return Replayed(max(len(trace) - 1, 0))
+    steps = max(len(trace) - 1, 0)
+    if loop is not None and loop < len(trace) - 1:
+        back = trace[loop].state
+        if not any(out.state == back for _, _, out in plan.moves(machine.state).by_action.values()):
+            return Replayed(steps, f"the loop does not close: no input leads from step {steps} back to step {loop}")
+    return Replayed(steps)
 
 
 def regression_test(spec: Spec, property_name: str, *, against: Spec | None = None) -> Callable[[], None]:
@@ -622,10 +622,6 @@ def _failure(exc: BaseException, reported: list[str]) -> str:
         return "\n\n".join(_failure(e, []) for e in exc.exceptions)
     notes = [n for n in getattr(exc, "__notes__", ()) if not n.startswith(("Explanation:", "Highest target"))]
     return "\n".join([f"{type(exc).__name__}: {exc}", *(notes or reported)]).rstrip()
-
-
-def _ambiguity(m: Machine[Any], local: Any, event: Any, enabled: list[Rule]) -> str:
-    return f"machine {m.name!r} in {local!r}: {event!r} enables " + "; ".join(m.labels[r.index] for r in enabled)
 
 
 def _pname(phase: object) -> str:

@@ -1,12 +1,22 @@
 """The model checker: declare a `Spec`, call `check`, read the `Report`."""
 
-from statewright.kernel.check.bfs import check
 from statewright.kernel.check.report import Coverage, Progress, PropertyResult, Report, Status, StopReason, TraceStep, Verdict
+from statewright.kernel.check.search import check
 from statewright.kernel.check.spec import Bounds, Kind, Property, Spec, always, sometimes, terminal_stable, transition
+from statewright.kernel.check.temporal import (
+    Fair,
+    always_eventually,
+    eventually,
+    eventually_always,
+    leads_to,
+    strong_fair,
+    weak_fair,
+)
 
 __all__ = [
     "Bounds",
     "Coverage",
+    "Fair",
     "Kind",
     "Progress",
     "Property",
@@ -18,8 +28,14 @@ __all__ = [
     "TraceStep",
     "Verdict",
     "always",
+    "always_eventually",
     "check",
+    "eventually",
+    "eventually_always",
+    "leads_to",
     "sometimes",
+    "strong_fair",
     "terminal_stable",
     "transition",
+    "weak_fair",
 ]

@@ -176,6 +176,12 @@ class LocalTable:
         self.results[key] = out
         return out
 
+    def resolved(self, a: int, event: Any) -> Local:
+        """The memoised accepted step of ``a`` by ``event`` (it must have been resolved and accepted)."""
+        out = self.results[(a, event)]
+        assert isinstance(out, Local)
+        return out
+
     def _declared(self, rule: Rule, effects: tuple[Any, ...], new: Any, event: Any) -> None:
         """Refuse an effect outside the machine's declared effect union."""
         m = self.machine

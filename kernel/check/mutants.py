@@ -1,56 +1,95 @@
-"""Mutation testing of specs: does the spec notice when the table is wrong?
+"""Mutation testing of specs: does the spec notice when what protects its properties is gone?
 
-A mutant is the machine with one row changed in one of two ways: one guard
-deleted, or the row's target phase replaced by another phase. Each mutant is
-put in place of the original machine (in every instance of a system) and the
-spec is checked again; the mutant is *killed* when the check fails (a
-property is violated, an expected violation goes missing) or when the mutant
-cannot even be declared. A spec that kills few mutants states too little.
+A mutant is the model with one thing changed. *Machine operators* change one
+row of one machine's table, in every instance of that machine:
 
-Mutants are checked with a state budget (``budget`` times the original
-model's distinct states), since deleting a guard can make a model infinite; a
-mutant that exhausts the budget without failing counts as surviving.
+* ``drop guard g`` -- one of the row's guards deleted;
+* ``negate guard g`` -- one guard replaced by its negation ``not_g``;
+* ``retarget to P`` -- the row leads to phase ``P`` instead.
+
+*System operators* change what a `System` adds to its machines:
+
+* ``drop system guard g`` -- one `SystemGuard` removed from the system;
+* ``drop route E`` -- the `Route` of effect ``E`` removed: the effect is still
+  emitted, but no longer delivered.
+
+Scores are kept per group: one per machine (its table's mutants) and, for a
+system spec, one group called ``system`` (the system operators' mutants). A
+group with no mutants has no score (`MutationScore.ratio` is None).
+
+Each mutant is checked against the spec within a budget of ``budget`` times
+the unmutated model's distinct states, since a mutant can make the model
+infinite. Its `Outcome` says what happened: the check reported a violation
+(caught); the mutant is no valid definition (caught, by the definition
+error); the check passed (survived); the budget ran out first (survived,
+*bounded*: nothing the spec states was seen to fail); or the user's code
+raised on a state only the mutant reaches (survived, *raised*: a crash is
+not a property the spec states). A spec whose unmutated check already fails
+cannot be scored: `SpecFails`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
-from statewright.kernel.check.bfs import check
-from statewright.kernel.check.report import Verdict
-from statewright.kernel.check.spec import Spec
-from statewright.kernel.errors import DefinitionError
+from statewright.kernel.check import Report, Spec, StopReason, Verdict, check
+from statewright.kernel.errors import DefinitionError, UserCodeError, one_line
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.kernel.system import System
 
-__all__ = ["Mutant", "MutationScore", "mutants", "score", "substitute"]
+__all__ = [
+    "MACHINE_OPERATORS",
+    "SYSTEM",
+    "SYSTEM_OPERATORS",
+    "Fate",
+    "Mutant",
+    "MutationScore",
+    "Outcome",
+    "RowOperator",
+    "Scope",
+    "SpecFails",
+    "SystemOperator",
+    "drop_guard",
+    "drop_route",
+    "drop_system_guard",
+    "mutants",
+    "negate_guard",
+    "negation",
+    "retarget",
+    "score",
+    "score_spec",
+    "score_system",
+    "substitute",
+    "system_mutants",
+]
+
+SYSTEM = "system"
+"""The name of a system spec's group of system-operator mutants."""
 
 
 @dataclass(frozen=True, slots=True)
 class Mutant:
-    """One changed row: ``machine`` is None when the change cannot be declared (``error`` says why)."""
+    """One change, and what it changed: a machine (machine operators) or the whole spec (system operators).
+
+    ``changed`` is None when the change cannot be declared (``error`` says why).
+    """
 
     description: str
-    machine: Machine[Any] | None
+    changed: Machine[Any] | Spec | None
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class MutationScore:
-    """How many mutants of one machine its spec killed, and which survived."""
+# -- operators -------------------------------------------------------------------------------
 
-    spec: str
-    machine: str
-    total: int
-    killed: int
-    survivors: tuple[str, ...]
+RowOperator = Callable[[Machine[Any], Transition[Any, Any]], Iterator[tuple[str, Transition[Any, Any]]]]
+"""``op(machine, row)`` yields ``(what, changed row)`` for every change it makes to one row."""
 
-    @property
-    def ratio(self) -> float:
-        return self.killed / self.total if self.total else 1.0
+SystemOperator = Callable[[Spec], Iterator[Mutant]]
+"""``op(spec)`` yields the changed specs it makes (the system changed, or what the spec assumes of it)."""
 
 
 def _guards(raw: Any) -> tuple[Any, ...]:
@@ -63,28 +102,109 @@ def _name(g: Any) -> str:
     return g.name if isinstance(g, Guard) else getattr(g, "__name__", repr(g))
 
 
-def _declare(machine: Machine[Any], table: list[Transition], description: str) -> Mutant:
+def negation(g: Any) -> Guard[Any, Any]:
+    """The guard that holds exactly where ``g`` does not, named ``not_<name>``.
+
+    >>> def even(s, i): return s % 2 == 0
+    >>> odd = negation(even)
+    >>> odd.name, odd(3, None), odd(4, None)
+    ('not_even', True, False)
+    """
+    test = g.test if isinstance(g, Guard) else g
+
+    def negated(state: Any, event: Any) -> bool:
+        return not test(state, event)
+
+    return Guard(f"not_{_name(g)}", negated)
+
+
+def drop_guard(machine: Machine[Any], row: Transition[Any, Any]) -> Iterator[tuple[str, Transition[Any, Any]]]:
+    """The row without one of its guards, for each guard."""
+    guards = _guards(row.guard)
+    for j, g in enumerate(guards):
+        rest = guards[:j] + guards[j + 1 :]
+        yield f"drop guard {_name(g)}", dataclasses.replace(row, guard=rest or None)
+
+
+def negate_guard(machine: Machine[Any], row: Transition[Any, Any]) -> Iterator[tuple[str, Transition[Any, Any]]]:
+    """The row with one guard negated (the others kept), for each guard."""
+    guards = _guards(row.guard)
+    for j, g in enumerate(guards):
+        changed = guards[:j] + (negation(g),) + guards[j + 1 :]
+        yield f"negate guard {_name(g)}", dataclasses.replace(row, guard=changed)
+
+
+def retarget(machine: Machine[Any], row: Transition[Any, Any]) -> Iterator[tuple[str, Transition[Any, Any]]]:
+    """The row leading to each other phase."""
+    for phase in machine.phases:
+        if phase is not row.target:
+            yield f"retarget to {phase.name}", dataclasses.replace(row, target=phase)
+
+
+def drop_system_guard(spec: Spec) -> Iterator[Mutant]:
+    """The system without one of its `SystemGuard`\\ s, for each."""
+    system = spec.model
+    if not isinstance(system, System):
+        return
+    for j, g in enumerate(system.guards):
+        gated = g.input if isinstance(g.input, tuple) else (g.input,)
+        rest = tuple(system.guards[:j]) + tuple(system.guards[j + 1 :])
+        yield _declare_system(spec, f"drop system guard {g.name} ({', '.join(t.__name__ for t in gated)})",
+                              guards=rest)
+
+
+def drop_route(spec: Spec) -> Iterator[Mutant]:
+    """The system without one of its `Route`\\ s (its effect emitted but not delivered), for each."""
+    system = spec.model
+    if not isinstance(system, System):
+        return
+    for j, r in enumerate(system.routes):
+        rest = tuple(system.routes[:j]) + tuple(system.routes[j + 1 :])
+        yield _declare_system(spec, f"drop route {r.effect.__name__}", routes=rest)
+
+
+MACHINE_OPERATORS: tuple[RowOperator, ...] = (drop_guard, negate_guard, retarget)
+"""What `mutants` does to each row, in this order."""
+
+SYSTEM_OPERATORS: tuple[SystemOperator, ...] = (drop_system_guard, drop_route)
+"""What `system_mutants` does to a system spec, in this order.
+
+A further operator on what the system or the spec assumes rather than on one
+machine's table -- say, removing each fairness assumption of ``Spec.fairness``
+-- is one more function here yielding the changed spec; its mutants join the
+``system`` group.
+"""
+
+
+def _declare(machine: Machine[Any], table: list[Transition[Any, Any]], description: str) -> Mutant:
     try:
         return Mutant(description, dataclasses.replace(machine, transitions=table))
     except DefinitionError as exc:
         return Mutant(description, None, str(exc))
 
 
-def mutants(machine: Machine[Any]) -> Iterator[Mutant]:
-    """Every single-guard deletion and every retargeting of every row, in table order."""
+def _declare_system(spec: Spec, description: str, **changes: Any) -> Mutant:
+    """The spec whose system has ``changes`` (fields of `System`)."""
+    try:
+        return Mutant(description, dataclasses.replace(spec, model=dataclasses.replace(spec.model, **changes)))
+    except DefinitionError as exc:
+        return Mutant(description, None, str(exc))
+
+
+def mutants(machine: Machine[Any], operators: Sequence[RowOperator] = MACHINE_OPERATORS) -> Iterator[Mutant]:
+    """Every change each operator makes to every row, in table order (a row's changes in operator order)."""
     table = list(machine.transitions)
     for i, row in enumerate(table):
         label = machine.labels[i]
-        guards = _guards(row.guard)
-        for j, g in enumerate(guards):
-            rest = guards[:j] + guards[j + 1 :]
-            changed = dataclasses.replace(row, guard=rest or None)
-            yield _declare(machine, table[:i] + [changed] + table[i + 1 :], f"#{i} {label}: drop guard {_name(g)}")
-        for phase in machine.phases:
-            if phase is row.target:
-                continue
-            changed = dataclasses.replace(row, target=phase)
-            yield _declare(machine, table[:i] + [changed] + table[i + 1 :], f"#{i} {label}: retarget to {phase.name}")
+        for op in operators:
+            for what, changed in op(machine, row):
+                yield _declare(machine, table[:i] + [changed] + table[i + 1 :], f"#{i} {label}: {what}")
+
+
+def system_mutants(spec: Spec, operators: Sequence[SystemOperator] = SYSTEM_OPERATORS) -> Iterator[Mutant]:
+    """Every system-operator mutant of a system spec (none for a machine spec), as changed specs."""
+    for op in operators:
+        yield from op(spec)
 
 
 def substitute(spec: Spec, original: Machine[Any], replacement: Machine[Any]) -> Spec:
@@ -96,22 +216,141 @@ def substitute(spec: Spec, original: Machine[Any], replacement: Machine[Any]) ->
     model = spec.model
     if isinstance(model, Machine):
         return dataclasses.replace(spec, model=replacement if model is original else model)
-    swapped: System[Any] = System(
-        model.name,
-        {n: replacement if m.name == original.name else m for n, m in zip(model.names, model.machines)},
-        guards=model.guards,
-        routes=model.routes,
-        initial_states=model.initial_states,
-        doc=model.doc,
-    )
-    return dataclasses.replace(spec, model=swapped)
+    instances = {n: replacement if m.name == original.name else m for n, m in zip(model.names, model.machines)}
+    return dataclasses.replace(spec, model=dataclasses.replace(model, instances=instances))
+
+
+# -- scoring ---------------------------------------------------------------------------------
+
+
+class Scope(Enum):
+    """Which operators made a group's mutants."""
+
+    MACHINE = "machine"
+    SYSTEM = "system"
+
+
+class Outcome(Enum):
+    """What checking one mutant found; `caught` says whether it counts as killed."""
+
+    VIOLATED = "caught"
+    """The check reported a violation (or an expected violation went missing)."""
+    DEFINITION = "caught (definition error)"
+    """The mutant is no valid definition: it cannot be declared or checked."""
+    SURVIVED = "survived"
+    """The check passed: the spec states nothing the change breaks."""
+    BOUNDED = "survived (bounded)"
+    """The state budget ran out with nothing failing."""
+    RAISED = "survived (raised)"
+    """The user's code raised on a state only the mutant reaches; no property failed first."""
+
+    @property
+    def caught(self) -> bool:
+        return self in (Outcome.VIOLATED, Outcome.DEFINITION)
+
+
+@dataclass(frozen=True, slots=True)
+class Fate:
+    """One mutant's outcome; ``detail`` names the failed properties or the error."""
+
+    mutant: str
+    outcome: Outcome
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MutationScore:
+    """How many mutants of one group (a machine, or ``system``) a spec caught, and each one's fate."""
+
+    spec: str
+    group: str
+    scope: Scope
+    fates: tuple[Fate, ...]
+
+    @property
+    def total(self) -> int:
+        return len(self.fates)
+
+    @property
+    def killed(self) -> int:
+        return sum(f.outcome.caught for f in self.fates)
+
+    @property
+    def by_definition(self) -> int:
+        """Mutants caught because they are no valid definition."""
+        return sum(f.outcome is Outcome.DEFINITION for f in self.fates)
+
+    @property
+    def survivors(self) -> tuple[str, ...]:
+        return tuple(f.mutant for f in self.fates if not f.outcome.caught)
+
+    @property
+    def ratio(self) -> float | None:
+        """Killed / total; None when there is nothing to mutate (no mutants is not a perfect score)."""
+        return self.killed / self.total if self.total else None
+
+
+class SpecFails(Exception):
+    """The unmutated spec already fails its check, so no mutant can be told apart from it."""
+
+    def __init__(self, spec: str, failed: tuple[str, ...]) -> None:
+        self.spec = spec
+        self.failed = failed
+        super().__init__(f"spec {spec!r} already fails its own check ({'; '.join(failed)}): "
+                         "mutants cannot be scored until it passes")
+
+
+def _failures(report: Report) -> tuple[str, ...]:
+    return tuple(f"property {r.name!r} {r.status.value}" for r in report.properties if r.failed)
+
+
+class _Scorer:
+    """Checks mutants of one spec within the budget its unmutated check sets."""
+
+    def __init__(self, spec: Spec, budget: int) -> None:
+        baseline = check(spec, keep_going=True)
+        if baseline.verdict is Verdict.VIOLATED:
+            raise SpecFails(spec.name, _failures(baseline))
+        self.spec = spec
+        self.limit = max(budget * baseline.distinct_states, 1000)
+        self.bounds = dataclasses.replace(spec.bounds, max_states=self.limit)
+
+    def fate(self, mutant: Mutant, variant: Callable[[Any], Spec]) -> Fate:
+        """Check ``variant(mutant.changed)`` within the budget."""
+        if mutant.changed is None:
+            return Fate(mutant.description, Outcome.DEFINITION, one_line(mutant.error or ""))
+        try:
+            report = check(dataclasses.replace(variant(mutant.changed), bounds=self.bounds))
+        except UserCodeError as err:
+            return Fate(mutant.description, Outcome.RAISED, one_line(f"{err.where} {err.problem}"))
+        except DefinitionError as err:
+            return Fate(mutant.description, Outcome.DEFINITION, one_line(str(err)))
+        if report.verdict is Verdict.VIOLATED:
+            return Fate(mutant.description, Outcome.VIOLATED, ", ".join(_failures(report)))
+        if report.verdict is Verdict.BOUNDED:
+            if report.stopped_by is StopReason.MAX_STATES:
+                why = f"nothing failed in the budget of {self.limit:,} states"
+            else:
+                why = f"nothing failed before the {report.stopped_by} bound"
+            return Fate(mutant.description, Outcome.BOUNDED, why)
+        return Fate(mutant.description, Outcome.SURVIVED)
+
+    def machine(self, machine: Machine[Any]) -> MutationScore:
+        fates = tuple(self.fate(m, lambda mutated: substitute(self.spec, machine, mutated)) for m in mutants(machine))
+        return MutationScore(self.spec.name, machine.name, Scope.MACHINE, fates)
+
+    def system(self) -> MutationScore:
+        fates = tuple(self.fate(m, lambda changed: changed) for m in system_mutants(self.spec))
+        return MutationScore(self.spec.name, SYSTEM, Scope.SYSTEM, fates)
 
 
 def score(spec: Spec, machine: Machine[Any], *, budget: int = 20) -> MutationScore:
-    """Check every mutant of ``machine`` against ``spec`` and count the kills.
+    """Check every mutant of ``machine``'s table against ``spec`` and count the kills.
+
+    Raises `SpecFails` when the unmutated spec fails its check.
 
     >>> from enum import Enum
-    >>> from statewright.kernel.check.spec import always
+    >>> from statewright.kernel.check import always
     >>> class L(Enum):
     ...     OFF = 0
     ...     ON = 1
@@ -124,25 +363,24 @@ def score(spec: Spec, machine: Machine[Any], *, budget: int = 20) -> MutationSco
     >>> s.killed, s.total
     (4, 4)
     """
-    baseline = check(spec, keep_going=True)
-    limit = max(budget * baseline.distinct_states, 1000)
-    killed = 0
-    survivors: list[str] = []
-    total = 0
-    for mutant in mutants(machine):
-        total += 1
-        if mutant.machine is None:
-            killed += 1
-            continue
-        variant = substitute(spec, machine, mutant.machine)
-        variant = dataclasses.replace(variant, bounds=dataclasses.replace(spec.bounds, max_states=limit))
-        try:
-            report = check(variant)
-        except DefinitionError:
-            killed += 1
-            continue
-        if report.verdict is Verdict.VIOLATED:
-            killed += 1
-        else:
-            survivors.append(mutant.description)
-    return MutationScore(spec.name, machine.name, total, killed, tuple(survivors))
+    return _Scorer(spec, budget).machine(machine)
+
+
+def score_system(spec: Spec, *, budget: int = 20) -> MutationScore:
+    """Check every system-operator mutant of ``spec``'s model (the ``system`` group) and count the kills."""
+    return _Scorer(spec, budget).system()
+
+
+def score_spec(spec: Spec, *, budget: int = 20) -> tuple[MutationScore, ...]:
+    """Every group of ``spec``: one per distinct machine (by name, in instance order), then ``system`` for a system.
+
+    The unmutated spec is checked once; `SpecFails` when it fails.
+    """
+    scorer = _Scorer(spec, budget)
+    model = spec.model
+    if isinstance(model, Machine):
+        return (scorer.machine(model),)
+    first: dict[str, Machine[Any]] = {}
+    for m in model.machines:
+        first.setdefault(m.name, m)
+    return (*(scorer.machine(m) for m in first.values()), scorer.system())

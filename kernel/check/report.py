@@ -76,6 +76,10 @@ class PropertyResult:
     status: Status
     trace: tuple[TraceStep, ...] | None = None
     detail: str | None = None
+    loop: int | None = None
+    """For a lasso (a temporal counterexample): the behaviour goes on from the
+    trace's last state back to step ``loop`` forever (``loop`` equal to the last
+    step means it stutters there forever)."""
 
     @property
     def holds(self) -> bool | None:
@@ -139,6 +143,8 @@ class Report:
     seconds: float
     properties: tuple[PropertyResult, ...]
     coverage: tuple[Coverage, ...]
+    pruned: int = 0
+    """Successors generated but left out of the model by the spec's (action) constraint."""
 
     @property
     def ok(self) -> bool:

@@ -17,7 +17,7 @@ every local transition, which is what makes it fast.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -48,9 +48,28 @@ class Kind(Enum):
     DEADLOCK = "deadlock"
     DETERMINISM = "determinism"
     TERMINAL_PRECEDENCE = "terminal_precedence"
+    EVENTUALLY = "eventually"
+    LEADS_TO = "leads_to"
+    ALWAYS_EVENTUALLY = "always_eventually"
+    EVENTUALLY_ALWAYS = "eventually_always"
+    TERMINATES = "terminates"
+    RECOVERABLE = "recoverable"
+
+    @property
+    def temporal(self) -> bool:
+        """Whether the property speaks about infinite behaviours (decided on the explored graph)."""
+        return self in TEMPORAL
 
 
-BUILTIN = {"deadlock": Kind.DEADLOCK, "determinism": Kind.DETERMINISM, "terminal_precedence": Kind.TERMINAL_PRECEDENCE}
+TEMPORAL = frozenset({Kind.EVENTUALLY, Kind.LEADS_TO, Kind.ALWAYS_EVENTUALLY, Kind.EVENTUALLY_ALWAYS,
+                      Kind.TERMINATES, Kind.RECOVERABLE})
+BUILTIN = {
+    "deadlock": Kind.DEADLOCK,
+    "determinism": Kind.DETERMINISM,
+    "terminal_precedence": Kind.TERMINAL_PRECEDENCE,
+    "terminates": Kind.TERMINATES,
+    "recoverable": Kind.RECOVERABLE,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +85,8 @@ class Property:
     kind: Kind
     test: Callable[..., bool]
     each: bool = False
+    then: Callable[[Any], bool] | None = None
+    """The second predicate of ``leads_to(name, p, q)``: ``q``."""
 
 
 def always(name: str, test: Callable[[Any], bool]) -> Property:
@@ -119,16 +140,25 @@ def terminal_stable(terminal: Collection[Enum], *, each: bool = False, name: str
 class Bounds:
     """Where to stop a search that would be too big.
 
-    ``max_depth`` counts BFS levels (the initial state is level 1, as in TLC);
-    ``max_states`` stops once at least that many distinct states are known;
-    ``constraint(state)`` false means the state is checked but not expanded;
-    ``time_limit`` is in seconds and needs the checker to be given a clock.
+    ``max_depth`` counts BFS levels (the initial states are level 1, as in
+    TLC); ``max_states`` stops once at least that many distinct states are
+    known; ``time_limit`` is in seconds and needs the checker to be given a
+    clock. These three cut the search short and make the report BOUNDED.
+
+    ``constraint(state)`` and ``action_constraint(before, action, after)`` are
+    part of the *model*, as TLC's CONSTRAINT and ACTION_CONSTRAINT: a
+    successor that violates one is generated (and its invariants are checked,
+    as TLC does) but not added to the state set, not expanded and not counted
+    in the depth; it still counts as a successor, so its parent is no
+    deadlock. The verdict stays OK or VIOLATED; the report counts the pruned
+    successors.
     """
 
     max_depth: int | None = None
     max_states: int | None = None
     constraint: Callable[[Any], bool] | None = None
     time_limit: float | None = None
+    action_constraint: Callable[[Any, Any, Any], bool] | None = None
 
 
 Domain = Sequence[Any] | Callable[[Any], Any]
@@ -143,6 +173,21 @@ class Spec:
     not finding them fails the check. Given as a mapping from name to the
     length of the shortest trace (in states), it also pins each finding: a
     violation by a shorter or longer shortest trace fails the check too.
+
+    ``init`` gives several initial states (for a system: system states, as
+    views, sequences of instance states, or mappings from instance name to
+    state, instances left out starting at their machine's initial state);
+    every one is at depth 1, as in TLC. By default the model's initial state
+    is the only one.
+
+    ``fairness`` lists `weak_fair`/`strong_fair` conditions under which the
+    temporal properties (`eventually`, `leads_to`, `always_eventually`,
+    `eventually_always`) are judged. ``terminates=True`` adds the built-in
+    ``terminates``: under weak fairness of each instance's own rows, every
+    behaviour reaches a final state (every instance terminal, or ``final``).
+    ``recoverable=True`` adds ``recoverable``: from every reachable state a
+    home state -- ``home(state)``, by default a final one -- is still
+    reachable.
     """
 
     name: str
@@ -156,6 +201,11 @@ class Spec:
     bounds: Bounds = field(default_factory=Bounds)
     final: Callable[[Any], bool] | None = None
     doc: str = ""
+    init: Iterable[Any] | None = None
+    fairness: Sequence[Any] = ()
+    terminates: bool = False
+    recoverable: bool = False
+    home: Callable[[Any], bool] | None = None
 
     def __post_init__(self) -> None:
         me = f"spec {self.name!r}"
@@ -191,6 +241,11 @@ class Spec:
                 _check_domain(d, f"{me}, instance {n!r}")
         else:
             _check_domain(self.inputs, me)
+        if self.init is not None:
+            states = tuple(self.init)
+            if not states:
+                raise DefinitionError(f"{me}: init must give at least one initial state")
+            object.__setattr__(self, "init", states)
         b = self.bounds
         for label, v in (("max_depth", b.max_depth), ("max_states", b.max_states)):
             if v is not None and (not isinstance(v, int) or v < 1):
@@ -204,7 +259,14 @@ class Spec:
         own = tuple(p.name for p in self.properties)
         on = {"deadlock": self.deadlock, "determinism": self.determinism,
               "terminal_precedence": self.terminal_precedence}
+        on["terminates"] = self.terminates
+        on["recoverable"] = self.recoverable
         return own + tuple(n for n, enabled in on.items() if enabled)
+
+    @property
+    def temporal(self) -> bool:
+        """Whether checking this spec needs the explored graph (a temporal property or built-in)."""
+        return self.terminates or self.recoverable or any(p.kind.temporal for p in self.properties)
 
 
 def _check_domain(d: Any, where: str) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from statewright.adapters.cli import run
+from statewright.kernel.check import always
 from statewright.specs import REGISTRY
 from statewright.specs.registry import Entry
 
@@ -132,9 +133,59 @@ def test_the_installed_command_runs_without_a_traceback() -> None:
 
 def test_mutate_prints_scores_and_survivors() -> None:
     code, out, _ = cli("mutate", "input", "--min", "90")
-    assert code == 0 and out.startswith("input/input: ") and "mutants caught" in out
+    assert code == 0 and out.startswith("input/input: 101/104 mutants caught (97.1%; 53 by a definition error)\n")
     code, out, _ = cli("mutate", "input", "--min", "100")
-    assert code == 1 and "survived: " in out
+    assert code == 1
+    assert "  survived: #1 QUEUED --Stage[names_run, attempts_left]--> STAGED: drop guard attempts_left" in out.splitlines()
+
+
+def test_mutate_scores_each_machine_and_then_the_system() -> None:
+    code, out, _ = cli("mutate", "two_phase")
+    lines = [line for line in out.splitlines() if not line.startswith("  ")]
+    assert code == 0 and lines == [
+        "two_phase/transaction_manager: 8/8 mutants caught (100.0%; 4 by a definition error)",
+        "two_phase/resource_manager: 8/12 mutants caught (66.7%; 6 by a definition error)",
+        "two_phase/messages: no mutants (not counted for --min)",
+        "two_phase/system: 5/5 mutants caught (100.0%)",
+    ]
+    assert cli("mutate", "two_phase", "--min", "90")[0] == 1  # the resource manager's 66.7%
+
+
+def test_no_mutants_is_neither_a_pass_nor_a_failure_of_min() -> None:
+    code, out, _ = cli("mutate", "diehard", "--min", "100")
+    assert (code, out) == (0, "diehard/diehard: no mutants (not counted for --min)\n")
+
+
+@pytest.fixture
+def counting() -> Iterator[None]:
+    from tests.kernel.test_mutants import counter_spec
+
+    REGISTRY.entries["counting"] = Entry("counting", counter_spec, {}, "")
+    REGISTRY.entries["never"] = Entry(
+        "never", lambda: counter_spec(name="never", properties=[always("never_true", lambda s: False)]), {}, "")
+    yield
+    del REGISTRY.entries["counting"], REGISTRY.entries["never"]
+
+
+def test_mutate_says_which_survivors_only_ran_out_of_budget_or_crashed(counting: None) -> None:
+    code, out, _ = cli("mutate", "counting")
+    assert code == 0 and out.splitlines()[:3] == [
+        "counting/counter: 3/7 mutants caught (42.9%; 1 by a definition error)",
+        "  survived (bounded): #0 COUNTING --Inc[below_3]--> COUNTING: drop guard below_3 -- "
+        "nothing failed in the budget of 1,000 states",
+        "  survived (raised): #1 COUNTING --Dec[positive]--> COUNTING: drop guard positive -- transition #1 "
+        "(COUNTING --Dec--> COUNTING), update raised ValueError: the counter would go below zero",
+    ]
+    assert "  survived: #1 COUNTING --Dec[positive]--> COUNTING: retarget to DONE" in out.splitlines()
+
+
+def test_mutate_refuses_a_spec_that_already_fails(counting: None) -> None:
+    code, out, err = cli("mutate", "never")
+    assert (code, err) == (1, "")
+    assert out == ("never: not scored: spec 'never' already fails its own check (property 'never_true' violated): "
+                   "mutants cannot be scored until it passes\n")
+    code, out, _ = cli("mutate", "never", "counting")  # the others are still scored
+    assert code == 1 and out.splitlines()[1].startswith("counting/counter: 3/7 mutants caught")
 
 
 def test_test_command_passes_bundled_specs_and_finds_seeded_bugs() -> None:

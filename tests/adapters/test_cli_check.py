@@ -32,7 +32,11 @@ task_as_written: OK -- 156 distinct states, 1,164 generated, depth 10
 token: OK -- 31 distinct states, 52 generated, depth 5
 operator: OK -- 81 distinct states, 308 generated, depth 7
 two_phase: OK -- 288 distinct states, 809 generated, depth 11
-14 specs: 11 ok, 3 violated as expected, 0 failed
+alternating_bit: OK -- 240 distinct states, 1,384 generated, depth 10
+coffee_can: OK -- 5,150 distinct states, 14,852 generated, depth 1
+crdt: OK -- 200 distinct states, 1,200 generated, depth 10
+ewd840: OK -- 1,566 distinct states, 13,938 generated, depth 12
+18 specs: 15 ok, 3 violated as expected, 0 failed
 """
 
 
@@ -143,7 +147,11 @@ def test_the_json_file_is_written_atomically(tmp_path: Path) -> None:
         (["check", "diehard", "--max-states", "0"], "argument --max-states: expected a positive integer, got '0'"),
         (["check", "diehard", "--time-limit", "soon"], "expected a number of seconds, got 'soon'"),
         (["test", "diehard", "--examples", "0"], "--examples must be at least 1, got 0"),
-        (["mutate", "diehard", "--min", "150"], "--min is a percentage between 0 and 100"),
+        (["mutate", "diehard", "--min", "150"], "argument --min: expected a percentage from 0 to 100, got '150'"),
+        (["mutate", "diehard", "--min", "nan"], "argument --min: expected a percentage from 0 to 100, got 'nan'"),
+        (["mutate", "diehard", "--min", "inf"], "argument --min: expected a percentage from 0 to 100, got 'inf'"),
+        (["mutate", "diehard", "--min", "-5"], "argument --min: expected a percentage from 0 to 100, got '-5'"),
+        (["mutate", "diehard", "--min", "half"], "argument --min: expected a percentage from 0 to 100, got 'half'"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line_before_any_work(argv: list[str], message: str) -> None:

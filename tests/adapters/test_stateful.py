@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from enum import Enum
 
 import pytest
 
 from statewright.adapters.testing.stateful import PropertyViolation, Replayed, regression_test, replay, run_suite, suite
-from statewright.kernel.check import Status, check
+from statewright.kernel.check import Status, check, semantics
 from statewright.kernel.check.spec import Spec
-from statewright.kernel.system import Action
+from statewright.kernel.machine import Guard, Machine, Transition
+from statewright.kernel.system import Action, Route, System
 from statewright.specs import REGISTRY
 from statewright.specs.input_lifecycle import Phase, Stage
 
@@ -146,3 +148,90 @@ def test_regression_test_is_one_call_from_the_bug() -> None:
 def test_regression_test_needs_a_counterexample() -> None:
     with pytest.raises(ValueError, match="no counterexample"):
         regression_test(lifecycle(), "at_most_one_staged")
+
+
+# -- the built-ins, judged on settle's microsteps with kernel.check.semantics ---------
+
+
+class P(Enum):
+    A = 1
+    B = 2
+    C = 3
+    DONE = 4
+
+
+class Q(Enum):
+    A = 1
+    B = 2
+    DONE = 3
+
+
+@dataclass(frozen=True)
+class Go:
+    pass
+
+
+@dataclass(frozen=True)
+class Fin:
+    pass
+
+
+@dataclass(frozen=True)
+class Again:
+    pass
+
+
+@dataclass(frozen=True)
+class Poke:
+    pass
+
+
+YES = Guard("yes", lambda s, i: True)
+ALSO = Guard("also", lambda s, i: True)
+# Go in A enables two rows; Fin in A leads to C, where nothing is accepted
+AMBIGUOUS = Machine("amb", initial=P.A, terminal={P.DONE}, transitions=[
+    Transition(P.A, Go, P.B, guard=YES), Transition(P.A, Go, P.A, guard=ALSO),
+    Transition(P.B, Fin, P.DONE), Transition(P.A, Fin, P.C)])
+REOPENS = Machine("reopens", initial=Q.A, terminal={Q.DONE}, transitions=[
+    Transition(Q.A, Go, Q.B), Transition(Q.B, Fin, Q.DONE), Transition(Q.DONE, Again, Q.A, from_terminal=True)])
+# a's Go emits Poke, routed to b, where Poke enables two rows: only the routed microstep shows it
+SENDER = Machine("sender", initial=Q.A, terminal={Q.DONE}, transitions=[
+    Transition(Q.A, Go, Q.B, emit=(Poke(),)), Transition(Q.B, Fin, Q.DONE)])
+RECEIVER = Machine("receiver", initial=Q.A, terminal={Q.DONE}, transitions=[
+    Transition(Q.A, Poke, Q.B, guard=YES), Transition(Q.A, Poke, Q.DONE, guard=ALSO), Transition(Q.B, Fin, Q.DONE)])
+PAIR = System("pair", {"a": SENDER, "b": RECEIVER}, routes=[Route(Poke, lambda e, source: ("b", e))])
+
+
+def violated(spec: Spec) -> str:
+    result = run_suite(spec, examples=50, steps=20)
+    assert not result.passed and result.failure is not None
+    return result.failure.splitlines()[0]
+
+
+def test_an_input_enabling_two_rows_breaks_determinism() -> None:
+    first = violated(Spec("amb", AMBIGUOUS, [Go(), Fin()]))
+    assert first == ("PropertyViolation: property 'determinism' violated: "
+                     + str(semantics.ambiguity(AMBIGUOUS, P.A, Go(), AMBIGUOUS.index[(P.A, Go)])))
+
+
+def test_a_routed_input_enabling_two_rows_breaks_determinism() -> None:
+    first = violated(Spec("pair", PAIR, {"a": [Go()], "b": [Fin()]}, deadlock=False))
+    assert first.endswith("machine 'receiver' in <Q.A: 1>: Poke() enables A --Poke[yes]--> B; A --Poke[also]--> DONE")
+    no_det = Spec("pair", PAIR, {"a": [Go()], "b": [Fin()]}, deadlock=False, determinism=False)
+    assert run_suite(no_det, examples=20, steps=10).passed
+
+
+def test_a_row_leaving_a_terminal_phase_breaks_terminal_precedence() -> None:
+    first = violated(Spec("reopens", REOPENS, [Go(), Fin(), Again()]))
+    assert first.endswith("property 'terminal_precedence' violated: reopens left terminal phase by DONE --Again--> A")
+    assert run_suite(Spec("reopens", REOPENS, [Go(), Fin(), Again()], terminal_precedence=False),
+                     examples=20, steps=10).passed
+
+
+def test_a_state_with_nothing_to_take_must_be_final() -> None:
+    first = violated(Spec("amb", AMBIGUOUS, [Go(), Fin()], determinism=False))
+    assert first.endswith("property 'deadlock' violated: no input is accepted in non-final <P.C: 3>")
+    final = Spec("amb", AMBIGUOUS, [Go(), Fin()], determinism=False, final=lambda s: s in (P.C, P.DONE))
+    assert run_suite(final, examples=20, steps=10).passed
+    assert run_suite(Spec("amb", AMBIGUOUS, [Go(), Fin()], determinism=False, deadlock=False),
+                     examples=20, steps=10).passed

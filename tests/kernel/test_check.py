@@ -131,9 +131,24 @@ def test_bounds_max_depth() -> None:
 def test_bounds_max_states_and_constraint() -> None:
     r = check(counting(100, bounds=Bounds(max_states=10)))
     assert (r.stopped_by, r.distinct_states, r.verdict) == ("max_states", 10, Verdict.BOUNDED)
-    c = check(counting(100, properties=[always("any", lambda s: True)], bounds=Bounds(constraint=lambda s: s.n < 7)))
-    assert (c.stopped_by, c.distinct_states, c.depth, c.complete) == ("constraint", 8, 8, False)
-    assert c.result("any").status is Status.UNKNOWN and c.verdict is Verdict.BOUNDED
+
+
+
+def test_a_constraint_is_part_of_the_model_as_in_tlc() -> None:
+    """TLC's CONSTRAINT: a successor outside is generated but neither stored nor expanded; the check completes."""
+    c = check(counting(100, properties=[always("any", lambda s: True)], bounds=Bounds(constraint=lambda s: s.n < 7),
+                       deadlock=True))
+    assert (c.stopped_by, c.distinct_states, c.depth, c.complete, c.pruned) == (None, 7, 7, True, 1)
+    assert c.result("any").status is Status.HOLDS and c.verdict is Verdict.OK
+    assert c.result("deadlock").status is Status.HOLDS  # n=6 has a successor, even if it is pruned
+    # TLC still checks invariants on pruned successors (its probe: CONSTRAINT x <= 2, INVARIANT x # 3)
+    v = check(counting(100, properties=[always("not_7", lambda s: s.n != 7)], bounds=Bounds(constraint=lambda s: s.n < 7)))
+    assert v.verdict is Verdict.VIOLATED and len(v.result("not_7").trace or ()) == 8
+
+
+def test_an_action_constraint_prunes_steps() -> None:
+    c = check(counting(100, bounds=Bounds(action_constraint=lambda before, event, after: after.n < 5)))
+    assert (c.distinct_states, c.depth, c.complete, c.pruned, c.verdict) == (5, 5, True, 1, Verdict.OK)
 
 
 def test_bounds_time_limit_uses_the_injected_clock() -> None:
@@ -284,8 +299,8 @@ def test_mutation_score_counts_killed_mutants() -> None:
     spec = Spec("door", DOOR, DOOR_INPUTS, [always("few", lambda s: s.closes <= 2),
                                            sometimes("gone", lambda s: s.phase is Door.GONE)])
     all_mutants = list(mutants(DOOR))
-    # 5 rows x 3 other phases retargeted + 2 guards dropped
-    assert len(all_mutants) == 17
+    # 5 rows x 3 other phases retargeted + 2 guards dropped + the same 2 guards negated
+    assert len(all_mutants) == 19
     s = score(spec, DOOR)
-    assert s.total == 17 and s.killed + len(s.survivors) == 17
+    assert s.total == 19 and s.killed + len(s.survivors) == 19
     assert "#3 LOCKED --Unlock[right_key]--> SHUT: drop guard right_key" in s.survivors

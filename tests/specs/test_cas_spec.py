@@ -51,7 +51,9 @@ def test_cas_atomic_proves_no_lost_update_with_exact_figures() -> None:
         "version_counts_writes": Status.HOLDS,
         "version_never_decreases": Status.HOLDS,
         "write_bumps_version_once": Status.HOLDS,
+        "reads_what_was_written": Status.HOLDS,
         "all_done": Status.HOLDS,
+        "conflicts_are_real": Status.HOLDS,
         "cas_conflict": Status.HOLDS,
         "deadlock": Status.HOLDS,
         "determinism": Status.HOLDS,
@@ -112,7 +114,7 @@ def test_cas_non_atomic_finds_the_lost_update_as_expected() -> None:
     others = {p.name: p.status for p in r.properties if p.name != "no_lost_update"}
     assert set(others.values()) == {Status.HOLDS}
     assert set(others) == {"version_counts_writes", "version_never_decreases", "write_bumps_version_once",
-                           "all_done", "deadlock", "determinism", "terminal_precedence"}
+                           "reads_what_was_written", "all_done", "deadlock", "determinism", "terminal_precedence"}
     assert [c.label for c in r.never_fired] == [
         "OPEN --Cas[version_matches]--> OPEN", "COMPUTED --Conflict[retries_left]--> IDLE",
         "COMPUTED --GiveUp[no_retries_left]--> FAILED"]

@@ -1,0 +1,231 @@
+"""Temporal properties judged on the graph a complete search recorded.
+
+The search (`kernel.check.search`) keeps, only when a spec asks for a
+temporal property, every explored step as three integer arrays (CSR: edges
+of state ``i`` are ``offsets[i]..offsets[i+1]``, each with a target state
+number -- ``-1`` for a successor a constraint pruned -- and an action label).
+A label names the row that fired in the acting instance: ``base[k] + row``
+for instance position ``k``. This module turns a spec's fairness
+declarations into sets of labels, its temporal properties into per-state
+predicates, asks `kernel.check.liveness` for a lasso, and turns the answer
+back into a trace of the user's states and actions.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from statewright.kernel.boundary import raised
+from statewright.kernel.check import liveness
+from statewright.kernel.check.plan import Key, Plan
+from statewright.kernel.check.report import TraceStep
+from statewright.kernel.check.semantics import is_final
+from statewright.kernel.check.spec import Kind, Spec
+from statewright.kernel.check.temporal import Fair
+from statewright.kernel.errors import DefinitionError
+from statewright.kernel.machine import Machine, Transition
+
+__all__ = ["Finding", "Graph", "Judge", "conditions", "label_bases", "own_rows"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A temporal counterexample: the trace, where its loop closes (None for a plain trace), why."""
+
+    trace: list[TraceStep]
+    loop: int | None
+    detail: str
+
+
+@dataclass(slots=True)
+class Graph:
+    """The explored steps, as the search records them."""
+
+    offsets: array[int]
+    targets: array[int]
+    labels: array[int]
+
+    @classmethod
+    def empty(cls) -> Graph:
+        return cls(array("q", [0]), array("q"), array("q"))
+
+
+def label_bases(plan: Plan) -> list[int]:
+    """``base[k]``: the first action label of instance position ``k`` (then one label per row)."""
+    bases: list[int] = []
+    total = 0
+    for t in plan.tables:
+        bases.append(total)
+        total += len(t.machine.labels)
+    return bases
+
+
+def conditions(spec: Spec, plan: Plan, fairness: Sequence[Fair]) -> list[liveness.Condition]:
+    """The spec's fairness declarations as label sets (a `Machine` target: one condition per instance)."""
+    bases = label_bases(plan)
+    out: list[liveness.Condition] = []
+    kind = {False: liveness.Fairness.WEAK, True: liveness.Fairness.STRONG}
+    for fair in fairness:
+        if not isinstance(fair, Fair):
+            raise DefinitionError(f"spec {spec.name!r}: fairness {fair!r} is not weak_fair(...) or strong_fair(...)")
+        (first, *_rest) = fair.targets
+        if isinstance(first, Machine):
+            positions = [k for k, t in enumerate(plan.tables) if t.machine is first or t.machine.name == first.name]
+            if not positions:
+                raise DefinitionError(f"spec {spec.name!r}: {fair.label} names machine {first.name!r}, not in the model")
+            for k in positions:
+                labels = frozenset(bases[k] + r for r in range(len(plan.tables[k].machine.labels)))
+                out.append(liveness.Condition(kind[fair.strong], labels, f"{fair.label[:2]}({plan.names[k]})"))
+            continue
+        labels = frozenset(label for target in fair.targets for label in _labels_of(spec, plan, bases, fair, target))
+        out.append(liveness.Condition(kind[fair.strong], labels, fair.label))
+    return out
+
+
+def _labels_of(spec: Spec, plan: Plan, bases: list[int], fair: Fair, target: Any) -> list[int]:
+    found: list[int] = []
+    for k, t in enumerate(plan.tables):
+        m = t.machine
+        if isinstance(target, str):
+            if plan.names[k] == target:
+                found += [bases[k] + r for r in range(len(m.labels))]
+        elif isinstance(target, Transition):
+            found += [bases[k] + r for r, row in enumerate(m.transitions) if row is target]
+        else:
+            found += [bases[k] + r for r, row in enumerate(m.transitions) if row.input is target]
+    if not found:
+        raise DefinitionError(f"spec {spec.name!r}: {fair.label}: {target!r} matches no row of any instance")
+    return found
+
+
+def _named(action: Any) -> str:
+    event = getattr(action, "input", action)
+    where = f"{action.instance}." if hasattr(action, "instance") else ""
+    return where + type(event).__name__
+
+
+def own_rows(plan: Plan) -> list[liveness.Condition]:
+    """Weak fairness of each instance's own rows: what ``terminates`` assumes."""
+    bases = label_bases(plan)
+    return [
+        liveness.Condition(liveness.Fairness.WEAK, frozenset(bases[k] + r for r in range(len(t.machine.labels))),
+                           f"WF({plan.names[k]})")
+        for k, t in enumerate(plan.tables)
+    ]
+
+
+class Judge:
+    """Decides a spec's temporal properties on a recorded graph."""
+
+    def __init__(self, spec: Spec, plan: Plan, keys: list[Key], parents: Sequence[int], graph: Graph) -> None:
+        self.spec = spec
+        self.plan = plan
+        self.keys = keys
+        self.parents = parents
+        self.graph = liveness.Graph(tuple(i for i, p in enumerate(parents) if p < 0), graph.offsets, graph.targets,
+                                    graph.labels)
+        self._final: bytearray | None = None
+        self.bases = label_bases(plan)
+
+    def bits(self, test: Callable[[Any], bool], name: str) -> bytearray:
+        """``test`` on every explored state, as a byte per state."""
+        out = bytearray(len(self.keys))
+        view = self.plan.view
+        for j, key in enumerate(self.keys):
+            s = view(key)
+            try:
+                out[j] = 1 if test(s) else 0
+            except Exception as exc:
+                raised(exc, test, f"property {name!r}", spec=self.spec.name, state=s,
+                       trace=tuple(self.plan.path(self.parents, self.keys, j)))
+        return out
+
+    @property
+    def final(self) -> bytearray:
+        """Which explored states are final (every instance terminal, or the spec's ``final``)."""
+        if self._final is None:
+            out = bytearray(len(self.keys))
+            tables = self.plan.tables
+            for j, key in enumerate(self.keys):
+                out[j] = is_final(self.plan.view(key), [tables[k].terminal[a] for k, a in enumerate(key)],
+                                  self.spec.final, spec=self.spec.name)
+            self._final = out
+        return self._final
+
+    def decide(self) -> dict[str, Finding | None]:
+        """Each temporal property's counterexample, or None when it holds."""
+        spec = self.spec
+        fair = conditions(spec, self.plan, spec.fairness)
+        out: dict[str, Finding | None] = {}
+        for p in spec.properties:
+            if not p.kind.temporal:
+                continue
+            holds = self.bits(p.test, p.name)
+            if p.kind is Kind.EVENTUALLY:
+                lasso = liveness.eventually(self.graph, holds, fair)
+            elif p.kind is Kind.LEADS_TO:
+                assert p.then is not None
+                lasso = liveness.leads_to(self.graph, holds, self.bits(p.then, p.name), fair)
+            elif p.kind is Kind.ALWAYS_EVENTUALLY:
+                lasso = liveness.always_eventually(self.graph, holds, fair)
+            else:
+                lasso = liveness.eventually_always(self.graph, holds, fair)
+            out[p.name] = None if lasso is None else self.lasso(lasso, fair)
+        if spec.terminates:
+            lasso = liveness.eventually(self.graph, self.final, own_rows(self.plan))
+            out["terminates"] = None if lasso is None else self.lasso(lasso, own_rows(self.plan))
+        if spec.recoverable:
+            out["recoverable"] = self.recoverable()
+        return out
+
+    def lasso(self, lasso: liveness.Lasso, fair: Sequence[liveness.Condition]) -> Finding:
+        """A lasso of state numbers as a trace of states and actions, with its loop."""
+        plan, keys = self.plan, self.keys
+        states = lasso.states
+        trace = [TraceStep(plan.view(keys[states[0]]), None, ())]
+        for a, b, e in zip(states, states[1:], lasso.edges):
+            trace.append(self._step(keys[a], keys[b], self.graph.labels[e]))
+        assumed = ", ".join(c.name for c in fair) or "no fairness"
+        if lasso.stutters:
+            return Finding(trace, lasso.loop, f"stutters forever in the last state (assuming {assumed})")
+        closing = self._step(keys[states[-1]], keys[states[lasso.loop]], self.graph.labels[lasso.edges[-1]])
+        return Finding(trace, lasso.loop,
+                       f"then {_named(closing.input)} leads back to step {lasso.loop}, forever (assuming {assumed})")
+
+    def _step(self, key: Key, target: Key, label: int) -> TraceStep:
+        """The step from ``key`` to ``target`` by the row ``label`` names (two rows may join the same states)."""
+        plan = self.plan
+        for k, event, nk, effects in plan.successors(key):
+            if nk == target and self.bases[k] + plan.tables[k].resolved(key[k], event).rule == label:
+                return TraceStep(plan.view(nk), plan.action(k, event), effects)
+        return plan.step_between(key, target)  # pragma: no cover - the recorded edge is always found
+
+    def recoverable(self) -> Finding | None:
+        """AG EF home: the shortest trace to a state from which no home state can be reached."""
+        home = self.bits(self.spec.home, "recoverable") if self.spec.home is not None else self.final
+        stuck = liveness.trapped(self.graph, home)
+        first = next((j for j in range(len(self.keys)) if stuck[j]), None)
+        if first is None:
+            return None
+        region = sum(stuck)
+        phases: dict[str, None] = {}
+        for j in range(len(self.keys)):
+            if stuck[j]:
+                phases[self._phases(self.keys[j])] = None
+                if len(phases) > 6:
+                    break
+        shown = "; ".join(list(phases)[:6]) + ("; ..." if len(phases) > 6 else "")
+        detail = f"no home state is reachable from here: {region:,} reachable states are trapped ({shown})"
+        return Finding(self.plan.path(self.parents, self.keys, first), None, detail)
+
+    def _phases(self, key: Key) -> str:
+        tables = self.plan.tables
+        parts = []
+        for k, a in enumerate(key):
+            m = tables[k].machine
+            phase = m.phase_of(tables[k].states[a]).name
+            parts.append(phase if self.plan.system is None else f"{self.plan.names[k]}={phase}")
+        return ", ".join(parts)

@@ -1,0 +1,80 @@
+"""From what a search found to what a report says: property statuses and row coverage."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from operator import itemgetter
+from typing import Any
+
+from statewright.kernel.check.local import Local
+from statewright.kernel.check.plan import Key, Plan
+from statewright.kernel.check.report import Coverage, PropertyResult, Status, TraceStep
+from statewright.kernel.check.spec import BUILTIN, Kind, Spec
+from statewright.kernel.machine import Machine
+
+__all__ = ["coverage", "judged"]
+
+
+def judged(
+    spec: Spec,
+    violations: dict[str, list[TraceStep]],
+    details: dict[str, str],
+    witnessed: dict[str, list[TraceStep]],
+    *,
+    complete: bool,
+    loops: Mapping[str, int] | None = None,
+) -> tuple[PropertyResult, ...]:
+    """Each checked property's status, with its shortest trace, in the spec's order."""
+    expected = set(spec.expect)
+    kinds = {p.name: p.kind for p in spec.properties}
+    out: list[PropertyResult] = []
+    for name in spec.checks:
+        kind = kinds.get(name) or BUILTIN[name]
+        trace = violations.get(name)
+        if kind is Kind.SOMETIMES:
+            trace = witnessed.get(name)
+            if trace is not None:
+                status = Status.HOLDS
+            else:
+                status = Status.VIOLATED if complete else Status.UNKNOWN
+        elif trace is not None:
+            status = Status.VIOLATED
+        else:
+            status = Status.HOLDS if complete else Status.UNKNOWN
+        detail = details.get(name)
+        if name in expected:
+            status = Status.EXPECTED if status is Status.VIOLATED else Status.MISSING
+            pinned = spec.expect.get(name) if isinstance(spec.expect, Mapping) else None
+            if status is Status.EXPECTED and pinned is not None and trace is not None and len(trace) != pinned:
+                status = Status.MISMATCH
+                detail = f"expected a {pinned}-state shortest trace, found {len(trace)} states"
+        loop = (loops or {}).get(name)
+        out.append(PropertyResult(name, kind, status, tuple(trace) if trace is not None else None, detail, loop))
+    return tuple(out)
+
+
+def coverage(plan: Plan, expanded: list[Key]) -> tuple[Coverage, ...]:
+    """Times each row fired: expansions of each local state times its fast rows, plus slow firings."""
+    hits: dict[int, Counter[int]] = {}
+    for k, t in enumerate(plan.tables):
+        hits.setdefault(id(t), Counter()).update(map(itemgetter(k), expanded))
+    counts: dict[int, dict[int, int]] = {}
+    emitted: dict[int, dict[int, dict[str, None]]] = {}
+    machines: dict[int, Machine[Any]] = {}
+    for t in plan.distinct_tables:
+        machines[id(t.machine)] = t.machine
+        mine = counts.setdefault(id(t.machine), {})
+        for rule, fired in t.fired(hits[id(t)]).items():
+            mine[rule] = mine.get(rule, 0) + fired
+        seen = emitted.setdefault(id(t.machine), {})
+        for local in t.results.values():
+            if isinstance(local, Local):
+                names = seen.setdefault(local.rule, {})
+                for e in local.effects:
+                    names[type(e).__name__] = None
+    return tuple(
+        Coverage(m.name, idx, label, counts[mid].get(idx, 0), tuple(sorted(emitted[mid].get(idx, ()))))
+        for mid, m in machines.items()
+        for idx, label in enumerate(m.labels)
+    )
