@@ -32,6 +32,8 @@ bench: $(TEST_STAMP)
 	$(BIN)/python tests/benchmarks/bench_checker.py
 	$(BIN)/python tests/benchmarks/bench_step.py
 	$(BIN)/python tests/benchmarks/bench_store.py
+	$(BIN)/python tests/benchmarks/bench_liveness.py
+	$(BIN)/python tests/benchmarks/bench_search_core.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache

@@ -163,16 +163,22 @@ def drop_route(spec: Spec) -> Iterator[Mutant]:
         yield _declare_system(spec, f"drop route {r.effect.__name__}", routes=rest)
 
 
+def drop_fairness(spec: Spec) -> Iterator[Mutant]:
+    """The spec without one of its fairness conditions, for each: a liveness property must then fail."""
+    for j, fair in enumerate(spec.fairness):
+        rest = tuple(spec.fairness[:j]) + tuple(spec.fairness[j + 1 :])
+        label = getattr(fair, "label", repr(fair))
+        yield Mutant(f"drop fairness {label}", dataclasses.replace(spec, fairness=rest))
+
+
 MACHINE_OPERATORS: tuple[RowOperator, ...] = (drop_guard, negate_guard, retarget)
 """What `mutants` does to each row, in this order."""
 
 SYSTEM_OPERATORS: tuple[SystemOperator, ...] = (drop_system_guard, drop_route)
 """What `system_mutants` does to a system spec, in this order.
 
-A further operator on what the system or the spec assumes rather than on one
-machine's table -- say, removing each fairness assumption of ``Spec.fairness``
--- is one more function here yielding the changed spec; its mutants join the
-``system`` group.
+Removing each fairness assumption (`drop_fairness`) is the same kind of
+operator on what the spec assumes; its mutants form the ``fairness`` group.
 """
 
 
@@ -228,6 +234,7 @@ class Scope(Enum):
 
     MACHINE = "machine"
     SYSTEM = "system"
+    FAIRNESS = "fairness"
 
 
 class Outcome(Enum):
@@ -343,6 +350,10 @@ class _Scorer:
         fates = tuple(self.fate(m, lambda changed: changed) for m in system_mutants(self.spec))
         return MutationScore(self.spec.name, SYSTEM, Scope.SYSTEM, fates)
 
+    def fairness(self) -> MutationScore:
+        fates = tuple(self.fate(m, lambda changed: changed) for m in drop_fairness(self.spec))
+        return MutationScore(self.spec.name, Scope.FAIRNESS.value, Scope.FAIRNESS, fates)
+
 
 def score(spec: Spec, machine: Machine[Any], *, budget: int = 20) -> MutationScore:
     """Check every mutant of ``machine``'s table against ``spec`` and count the kills.
@@ -372,15 +383,17 @@ def score_system(spec: Spec, *, budget: int = 20) -> MutationScore:
 
 
 def score_spec(spec: Spec, *, budget: int = 20) -> tuple[MutationScore, ...]:
-    """Every group of ``spec``: one per distinct machine (by name, in instance order), then ``system`` for a system.
+    """Every group of ``spec``: one per distinct machine (by name, in instance order), then ``system`` for a
+    system, then ``fairness`` (each fairness condition dropped) when the spec declares any.
 
     The unmutated spec is checked once; `SpecFails` when it fails.
     """
     scorer = _Scorer(spec, budget)
     model = spec.model
+    assumed = (scorer.fairness(),) if spec.fairness else ()
     if isinstance(model, Machine):
-        return (scorer.machine(model),)
+        return (scorer.machine(model), *assumed)
     first: dict[str, Machine[Any]] = {}
     for m in model.machines:
         first.setdefault(m.name, m)
-    return (*(scorer.machine(m) for m in first.values()), scorer.system())
+    return (*(scorer.machine(m) for m in first.values()), scorer.system(), *assumed)

@@ -84,10 +84,18 @@ class Fair:
     @property
     def label(self) -> str:
         """``WF(Stage, r1)``: how reports name the condition."""
-        names = [t if isinstance(t, str) else getattr(t, "name", None) or getattr(t, "__name__", None) or repr(t)
-                 for t in self.targets]
-        names = [f"{t.input.__name__} row" if isinstance(t, Transition) else n for t, n in zip(self.targets, names)]
-        return f"{'SF' if self.strong else 'WF'}({', '.join(str(n) for n in names)})"
+        return f"{'SF' if self.strong else 'WF'}({', '.join(_target_name(t) for t in self.targets)})"
+
+
+def _target_name(target: Any) -> str:
+    """``Stage``, ``r1``, ``input`` or, for a row, ``Gossip[gossip_n1_to_n2]``."""
+    if isinstance(target, str):
+        return target
+    if isinstance(target, Transition):
+        raw = target.guard if isinstance(target.guard, (list, tuple)) else ([target.guard] if target.guard else [])
+        guards = [str(getattr(g, "name", None) or getattr(g, "__name__", "?")) for g in raw]
+        return target.input.__name__ + (f"[{', '.join(guards)}]" if guards else " row")
+    return str(getattr(target, "name", None) or getattr(target, "__name__", None) or repr(target))
 
 
 def weak_fair(*targets: Any) -> Fair:

@@ -272,3 +272,26 @@ def test_a_spec_is_scored_per_machine_then_per_system() -> None:
         ("worker", Scope.MACHINE, 4, 4), ("ledger", Scope.MACHINE, 0, 0), ("system", Scope.SYSTEM, 2, 3)]
     assert groups[1].ratio is None
     assert [s.group for s in score_spec(counter_spec())] == ["counter"]
+
+
+def test_dropping_each_fairness_condition_is_a_mutant_a_liveness_property_must_catch() -> None:
+    from statewright.kernel.check.mutants import Scope, score_spec
+    from statewright.kernel.check.temporal import eventually, weak_fair
+
+    class Q(Enum):
+        A = 1
+        B = 2
+
+    class Go:
+        pass
+
+    m = Machine("m", initial=Q.A, terminal={Q.B}, transitions=[Transition(Q.A, Go, Q.B)])
+    reach = eventually("reach_b", lambda s: s is Q.B)
+    groups = score_spec(Spec("fair", m, [Go()], [reach], fairness=[weak_fair(Go)]))
+    (fair,) = [g for g in groups if g.scope is Scope.FAIRNESS]
+    assert (fair.group, fair.killed, fair.total) == ("fairness", 1, 1)
+    assert fair.fates[0].mutant == "drop fairness WF(Go)"
+    unprotected = score_spec(Spec("unfair", m, [Go()], [], fairness=[weak_fair(Go)]))
+    (weak,) = [g for g in unprotected if g.scope is Scope.FAIRNESS]
+    assert (weak.killed, weak.total, weak.survivors) == (0, 1, ("drop fairness WF(Go)",))
+    assert [g.scope for g in score_spec(Spec("plain", m, [Go()]))] == [Scope.MACHINE]
