@@ -86,12 +86,14 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
+from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine, Transition
 
 __all__ = [
     "EFFECTS",
     "INPUTS",
     "SESSION",
+    "STOPPED_MODES",
     "TERMINAL",
     "AbandonInput",
     "Abandonment",
@@ -208,6 +210,9 @@ class Session:
     stop_requested: bool = False
     abandoned: tuple[str, ...] = ()
     max_attempts: int = 3
+    parked: bool = False
+    """The runtime loop dropped its wake: no run starts until an external one (an accepted input, a
+    restart). Only the pre-fix defer sweep (``session_machine(defer_total=False)``) ever parks it."""
 
 
 def held(state: Session) -> tuple[str, ...]:
@@ -442,6 +447,16 @@ def resumes_retired(state: Session, event: Any) -> bool:
     return state.pre_run is P.RETIRED
 
 
+def awake(state: Session, event: StartRun) -> bool:
+    """The runtime loop has its wake (only the pre-fix defer sweep ever parks it)."""
+    return not state.parked
+
+
+def not_draining(state: Session, event: AttachExecutor) -> bool:
+    """No unregister drain window is open (the pre-fix guard of a recovering attach)."""
+    return state.registration is not Registration.DRAINING
+
+
 def stop_pending(state: Session, event: Any) -> bool:
     return state.stop_requested
 
@@ -500,6 +515,33 @@ def _requeued(state: Session) -> tuple[tuple[str, int], ...]:
     return state.queued
 
 
+def _fail_dropping_wake(state: Session, event: FailRun) -> Session:
+    """Pre-fix: a failed run whose input was abandoned at its attempt limit parks the loop.
+
+    The loop's defer of that input behind the backlog was refused (it had left
+    the queue), and the loop returned without its wake.
+    """
+    return replace(_fail(state, event), parked=state.attempt >= state.max_attempts)
+
+
+def _wake(state: Session, event: Any) -> Session:
+    return replace(state, parked=False)
+
+
+def _accept_waking(state: Session, event: AcceptInput) -> Session:
+    """Pre-fix: accepting an input is the external wake a parked loop waits for."""
+    return _wake(_accept(state, event), event)
+
+
+def _then(*updates: Callable[[Session, Any], Session]) -> Callable[[Session, Any], Session]:
+    def update(state: Session, event: Any) -> Session:
+        for u in updates:
+            state = u(state, event)
+        return state
+
+    return update
+
+
 def _commit(state: Session, event: CommitRun) -> Session:
     return _end_run(state)
 
@@ -555,6 +597,14 @@ def _recycle(state: Session, event: Recycle) -> Session:
 def _recover(state: Session, event: Recover) -> Session:
     pre = state.pre_run if state.phase is P.RUNNING else state.phase
     return _put(state, registration=Registration.UNREGISTERED, pre_run=pre)
+
+
+def _recover_keeping_drain(state: Session, event: Recover) -> Session:
+    """Pre-fix: the durable image replays a DRAINING registration into the restarted process."""
+    recovered = _recover(state, event)
+    if state.registration is Registration.DRAINING:
+        return replace(recovered, registration=Registration.DRAINING)
+    return recovered
 
 
 # -- effects ---------------------------------------------------------------------------------
@@ -616,39 +666,87 @@ def _ends(event: type, update: Callable[[Session, Any], Session], emit: Callable
     ]
 
 
-def session_machine(max_attempts: int = 3, *, stage_only_when_idle: bool = True) -> Machine[Session]:
+STOPPED_MODES = ("final", "revives", "absorbs")
+"""What a registration does to a STOPPED session (`session_machine`'s ``stopped``)."""
+
+
+def session_machine(
+    max_attempts: int = 3,
+    *,
+    stage_only_when_idle: bool = True,
+    defer_total: bool = True,
+    recover_settles_drain: bool = True,
+    stopped: str = "final",
+) -> Machine[Session]:
     """The session machine; ``max_attempts`` must match the inputs' budget.
 
-    ``stage_only_when_idle=False`` drops the ``no_run_in_flight`` guard of
-    ``StartRun`` -- a seeded bug for the specs to catch; library users leave it.
+    The keywords select seeded bugs and the source runtime's history; library
+    users leave them at their defaults, which give exactly the table below:
+
+    * ``stage_only_when_idle=False`` drops the ``no_run_in_flight`` guard of
+      ``StartRun`` (a run starts while one is in flight).
+    * ``defer_total=False`` is the source before its defer sweep was made
+      total: after a run failed, the runtime loop defers the failed input
+      behind the backlog, and when the input had just been abandoned at its
+      attempt limit the defer was refused and the loop returned without its
+      wake. Here a ``FailRun`` that exhausts the input *parks* the session
+      (`Session.parked`): ``StartRun`` is refused (guard ``awake``) until an
+      external wake -- an accepted input, or a restart (``Recover``). In this
+      table a failed run is resolved in the one step, so nothing is deferred.
+    * ``recover_settles_drain=False`` is the source before a cold-recovered
+      drain was concluded: ``Recover`` keeps a DRAINING registration (the
+      durable image replays it) and an attach is refused while it drains
+      (guard ``not_draining`` on the RECOVERING rows), while the only way out
+      of DRAINING is the end of a run nobody is executing. Here ``Recover``
+      settles the drain: the executor is gone, so it is UNREGISTERED.
+    * ``stopped`` says what registration does to a STOPPED session.
+      ``"final"`` (this table): STOPPED is terminal, so re-registering a
+      stopped session is refused with a typed reason. ``"revives"`` (the
+      source after its fix): STOPPED is not terminal; ``AttachExecutor``
+      re-admits it to IDLE with an ACTIVE executor, and ``Destroy`` tears it
+      down. ``"absorbs"`` (the source before it): the same, except that the
+      attach is accepted and changes nothing, so resume loops on itself.
 
     >>> session_machine(2).initial.max_attempts
     2
+    >>> sorted(p.name for p in session_machine(stopped="revives").terminal_phases)
+    ['DESTROYED']
     """
+    if stopped not in STOPPED_MODES:
+        raise DefinitionError(f"session: stopped must be one of {', '.join(STOPPED_MODES)}, got {stopped!r}")
     start_guards: list[Any] = [names_run, attached, queued]
     if stage_only_when_idle:
         start_guards.append(no_run_in_flight)
+    if not defer_total:
+        start_guards.append(awake)
+    fail = _fail if defer_total else _fail_dropping_wake
+    accept = _accept if defer_total else _accept_waking
+    recover: Callable[[Session, Any], Session] = _recover if recover_settles_drain else _recover_keeping_drain
+    if not defer_total:
+        recover = _then(recover, _wake)  # a restart runs the loop afresh
+    recovered: list[Any] = [] if recover_settles_drain else [not_draining]
     live_no_run = (P.IDLE, P.RETIRED)
     transitions = [
         Transition(P.IDLE, AttachExecutor, P.IDLE, guard=detached, update=_attach),
         Transition(P.RETIRED, AttachExecutor, P.RETIRED, guard=detached, update=_attach),
-        Transition(P.RECOVERING, AttachExecutor, P.RUNNING, guard=holds_run, update=_recovered),
-        Transition(P.RECOVERING, AttachExecutor, P.IDLE, guard=[no_run_held, resumes_idle], update=_recovered),
-        Transition(P.RECOVERING, AttachExecutor, P.RETIRED, guard=[no_run_held, resumes_retired],
+        Transition(P.RECOVERING, AttachExecutor, P.RUNNING, guard=[*recovered, holds_run], update=_recovered),
+        Transition(P.RECOVERING, AttachExecutor, P.IDLE, guard=[*recovered, no_run_held, resumes_idle],
+                   update=_recovered),
+        Transition(P.RECOVERING, AttachExecutor, P.RETIRED, guard=[*recovered, no_run_held, resumes_retired],
                    update=_recovered),
         Transition(P.IDLE, DetachExecutor, P.IDLE, guard=attached, update=_detach),
         Transition(P.RETIRED, DetachExecutor, P.RETIRED, guard=attached, update=_detach),
         Transition(P.RUNNING, DetachExecutor, P.RUNNING, guard=attached, update=_detach),
-        Transition(P.IDLE, AcceptInput, P.IDLE, guard=[accepting, new_input], update=_accept,
+        Transition(P.IDLE, AcceptInput, P.IDLE, guard=[accepting, new_input], update=accept,
                    emit=lambda s, i: (QueueInput(i.input_id),)),
-        Transition(P.RUNNING, AcceptInput, P.RUNNING, guard=[accepting, new_input], update=_accept,
+        Transition(P.RUNNING, AcceptInput, P.RUNNING, guard=[accepting, new_input], update=accept,
                    emit=lambda s, i: (QueueInput(i.input_id),)),
         Transition((P.IDLE, P.RETIRED, P.RUNNING), StartRun, P.RUNNING, guard=start_guards,
                    update=_start, emit=_staged),
         Transition(P.RUNNING, ApplyRun, P.RUNNING, guard=[same_run, not_applied],
                    update=lambda s, i: _put(s, applied=True), emit=_applied),
         *_ends(CommitRun, _commit, _consumed, [applied], _stop_after_run, _then_stopped(_consumed)),
-        *_ends(FailRun, _fail, _rolled_back, [], _stop_after_failed_run, _stopped),
+        *_ends(FailRun, fail, _rolled_back, [], _stop_after_failed_run, _stopped),
         *_ends(CancelRun, _cancel, _cancelled, [], _stop_after_run, _then_stopped(_cancelled)),
         Transition(P.IDLE, Retire, P.RETIRED, update=_retire_idle),
         Transition(P.RUNNING, Retire, P.RUNNING, guard=resumes_idle, update=_retire_running),
@@ -658,12 +756,21 @@ def session_machine(max_attempts: int = 3, *, stage_only_when_idle: bool = True)
         Transition(P.RUNNING, Stop, P.RUNNING, guard=no_stop_pending, update=_defer_stop),
         Transition((P.IDLE, P.RUNNING, P.RETIRED, P.RECOVERING), Destroy, P.DESTROYED, update=_stop_now,
                    emit=_abandon(Abandonment.DESTROYED)),
-        Transition((P.IDLE, P.RUNNING, P.RETIRED), Recover, P.RECOVERING, update=_recover),
+        Transition((P.IDLE, P.RUNNING, P.RETIRED), Recover, P.RECOVERING, update=recover),
     ]
+    terminal = TERMINAL
+    if stopped != "final":
+        terminal = frozenset({P.DESTROYED})
+        if stopped == "revives":
+            transitions.append(Transition(P.STOPPED, AttachExecutor, P.IDLE, guard=detached, update=_attach))
+        else:
+            transitions.append(Transition(P.STOPPED, AttachExecutor, P.STOPPED, guard=detached))
+        transitions.append(Transition(P.STOPPED, Destroy, P.DESTROYED, update=_stop_now,
+                                      emit=_abandon(Abandonment.DESTROYED)))
     return Machine(
         "session",
         initial=Session(max_attempts=max_attempts),
-        terminal=TERMINAL,
+        terminal=terminal,
         inputs=INPUTS,
         effects=EFFECTS,
         transitions=transitions,

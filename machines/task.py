@@ -45,6 +45,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import Any
 
 from statewright.kernel.machine import Machine, Transition
 
@@ -60,6 +61,7 @@ __all__ = [
     "Cancel",
     "ChildSpawned",
     "Dispatch",
+    "DispatchFault",
     "Spawn",
     "Task",
     "TaskBlocked",
@@ -102,6 +104,9 @@ class Task:
     max_depth: int = 3
     question: str | None = None
     answer: str | None = None
+    orphaned: bool = False
+    """RUNNING with no worker behind it, which nothing reports for. Only the engine before its fix
+    (``task_machine(fault_rolls_back=False)``) leaves a task so."""
 
 
 # -- inputs ---------------------------------------------------------------------
@@ -155,6 +160,16 @@ class Cancel:
 @dataclass(frozen=True, slots=True)
 class Spawn:
     """The task's worker starts a child task one level deeper."""
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchFault:
+    """The dispatch flipped the task to RUNNING, but no worker runs it: a store fault before the
+    worker was spawned, a worker panic or a client disconnect that dropped it.
+
+    Only the engine before its fix takes it (``task_machine(fault_rolls_back=False)``); the corrected
+    engine rolls the attempt back, which this table writes as the ``WorkerFailed`` of that attempt.
+    """
 
 
 OUTCOMES = (WorkerPassed, WorkerBlocked, WorkerFailed)
@@ -224,6 +239,11 @@ def current_attempt(state: Task, event: WorkerPassed | WorkerBlocked | WorkerFai
     return event.attempt == state.attempt
 
 
+def has_worker(state: Task, event: object) -> bool:
+    """A worker runs the attempt (only the engine before its fix can lose one: `DispatchFault`)."""
+    return not state.orphaned
+
+
 def names_question(state: Task, event: Ask) -> bool:
     return bool(event.question)
 
@@ -262,36 +282,53 @@ TASK_INPUTS = (Dispatch, WorkerPassed, WorkerBlocked, WorkerFailed, Ask, Answer,
 """The task engine's closed input union, shared with the as-written model."""
 
 
-def task_machine(*, max_attempts: int = 2, depth: int = 0, max_depth: int = 3) -> Machine[Task]:
-    """The task machine for one attempt budget and spawn depth (``TASK`` is the default)."""
+def task_machine(*, max_attempts: int = 2, depth: int = 0, max_depth: int = 3,
+                 fault_rolls_back: bool = True) -> Machine[Task]:
+    """The task machine for one attempt budget and spawn depth (``TASK`` is the default).
+
+    ``fault_rolls_back=False`` is the engine before its fix: the compare-and-swap
+    that flips a task to RUNNING is followed by store calls before the worker is
+    spawned, and a fault there (or a worker panic, or a disconnect that drops
+    it) left the task RUNNING with nothing behind it. It adds the input
+    `DispatchFault`, which orphans a RUNNING task, and the guard ``has_worker``
+    on every row a worker takes; only ``Cancel`` still moves an orphaned task.
+    The corrected engine rolls the attempt back: in this table that is the
+    attempt's ``WorkerFailed``, which the engine reports itself.
+    """
+    worker: list[Any] = [] if fault_rolls_back else [has_worker]
+    inputs: tuple[type, ...] = TASK_INPUTS if fault_rolls_back else (*TASK_INPUTS, DispatchFault)
+    transitions = [
+        Transition(P.CREATED, Dispatch, P.RUNNING, guard=attempts_left, update=_dispatch,
+                   emit=lambda s, i: (TaskDispatched(s.attempt),)),
+        Transition(P.RUNNING, WorkerPassed, P.PASSED, guard=[*worker, current_attempt],
+                   emit=lambda s, i: (TaskPassed(i.attempt),)),
+        Transition(P.RUNNING, WorkerBlocked, P.BLOCKED, guard=[*worker, current_attempt],
+                   emit=lambda s, i: (TaskBlocked(i.attempt),)),
+        Transition(P.RUNNING, WorkerFailed, P.CREATED, guard=[*worker, current_attempt, attempts_left],
+                   emit=lambda s, i: (AttemptFailed(i.attempt),)),
+        Transition(P.RUNNING, WorkerFailed, P.BLOCKED, guard=[*worker, current_attempt, attempts_exhausted],
+                   emit=lambda s, i: (TaskBlocked(i.attempt),)),
+        Transition(P.RUNNING, Ask, P.SUSPENDED, guard=[*worker, names_question], update=_ask,
+                   emit=lambda s, i: (TaskSuspended(i.question),)),
+        Transition(P.SUSPENDED, Answer, P.RUNNING, guard=names_answer, update=_answer,
+                   emit=lambda s, i: (TaskResumed(i.answer),)),
+        Transition(LIVE, Cancel, P.CANCELLED, update=_cancel, emit=(TaskCancelled(),)),
+        Transition(P.RUNNING, Spawn, P.RUNNING, guard=[*worker, below_spawn_limit],
+                   emit=lambda s, i: (ChildSpawned(s.depth + 1),)),
+    ]
+    if not fault_rolls_back:
+        transitions.append(Transition(P.RUNNING, DispatchFault, P.RUNNING, guard=has_worker,
+                                      update=lambda s, i: replace(s, orphaned=True)))
     return Machine(
         "task",
         initial=Task(max_attempts=max_attempts, depth=depth, max_depth=max_depth),
         terminal=TERMINAL,
-        inputs=TASK_INPUTS,
+        inputs=inputs,
         effects=(
             TaskDispatched, TaskPassed, TaskBlocked, AttemptFailed, TaskSuspended, TaskResumed,
             TaskCancelled, ChildSpawned,
         ),
-        transitions=[
-            Transition(P.CREATED, Dispatch, P.RUNNING, guard=attempts_left, update=_dispatch,
-                       emit=lambda s, i: (TaskDispatched(s.attempt),)),
-            Transition(P.RUNNING, WorkerPassed, P.PASSED, guard=current_attempt,
-                       emit=lambda s, i: (TaskPassed(i.attempt),)),
-            Transition(P.RUNNING, WorkerBlocked, P.BLOCKED, guard=current_attempt,
-                       emit=lambda s, i: (TaskBlocked(i.attempt),)),
-            Transition(P.RUNNING, WorkerFailed, P.CREATED, guard=[current_attempt, attempts_left],
-                       emit=lambda s, i: (AttemptFailed(i.attempt),)),
-            Transition(P.RUNNING, WorkerFailed, P.BLOCKED, guard=[current_attempt, attempts_exhausted],
-                       emit=lambda s, i: (TaskBlocked(i.attempt),)),
-            Transition(P.RUNNING, Ask, P.SUSPENDED, guard=names_question, update=_ask,
-                       emit=lambda s, i: (TaskSuspended(i.question),)),
-            Transition(P.SUSPENDED, Answer, P.RUNNING, guard=names_answer, update=_answer,
-                       emit=lambda s, i: (TaskResumed(i.answer),)),
-            Transition(LIVE, Cancel, P.CANCELLED, update=_cancel, emit=(TaskCancelled(),)),
-            Transition(P.RUNNING, Spawn, P.RUNNING, guard=below_spawn_limit,
-                       emit=lambda s, i: (ChildSpawned(s.depth + 1),)),
-        ],
+        transitions=transitions,
         doc="One task of the swarm engine, from creation to its one outcome.",
     )
 

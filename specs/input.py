@@ -6,6 +6,11 @@ ids (only ``r1`` ever reports, so a run reporting on an input staged to
 and an ``Abandon`` naming the reason reserved for the retry rule. With
 ``max_attempts=3`` the model has 33 states (counted by hand in
 tests/machines/test_input.py).
+
+``terminates`` and ``recoverable`` hold: the only way back, a failed run's
+rollback to QUEUED, spends an attempt, so the state graph has no cycle, and
+every live phase has a row (``Abandon`` at least) -- weak fairness then
+forces a terminal outcome, and one is reachable from everywhere.
 """
 
 from __future__ import annotations
@@ -98,5 +103,7 @@ def input() -> Spec:  # noqa: A001 - the spec is called "input"
             sometimes("exhausted", lambda s: s.outcome == Abandoned(AbandonReason.MAX_ATTEMPTS_EXHAUSTED, 3)),
             sometimes("superseded_after_retry", lambda s: s.phase is P.SUPERSEDED and s.attempts == 2),
         ],
+        terminates=True,
+        recoverable=True,
         doc=__doc__ or "",
     )

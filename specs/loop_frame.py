@@ -47,6 +47,12 @@ COMPLETED or CANCELED), determinism and terminal precedence:
   stopped early), is canceled, the loop completes at the limit and early,
   the last body frame completes.
 
+``terminates`` and ``recoverable`` hold (final: the run COMPLETED or
+CANCELED): every operation moves a record forward or an iteration on, up to
+``limit``, so the state graph has no cycle, and no live state is stuck --
+weak fairness of each record's rows ends the run, and an end is reachable
+from everywhere.
+
 ``torn_grant=true`` seeds a bug: grant body frame start commits the loop, the
 ledger and the run, and registers the frame later, as a separate action (its
 own ``Register`` input, allowed once the ledger names it). The torn step is
@@ -326,5 +332,7 @@ def loop_frame(limit: int = 2, cancel: bool = True, torn_grant: bool = False) ->
             *([sometimes("run_canceled", lambda v: v.run.phase is RunPhase.CANCELED)] if cancel else []),
         ],
         final=lambda v: v.run.phase in (RunPhase.COMPLETED, RunPhase.CANCELED),
+        terminates=True,
+        recoverable=True,
         doc=__doc__ or "",
     )

@@ -23,6 +23,11 @@ attempts per state; every input is tried for every plan state. Properties:
   the completed set is always closed under dependencies;
 * witnesses that each outcome (completed, failed, cancelled) and a retry happen.
 
+``terminates`` and ``recoverable`` hold: every retry spends an attempt and
+every success completes a plan state, so the state graph has no cycle, and
+no live run is stuck (``Cancel`` at least) -- weak fairness forces an end,
+and one is reachable from everywhere.
+
 ``dependency_guard=false`` seeds a bug: the Enter row loses its
 ``dependencies_completed`` guard, and ``dependencies_first`` fails on the
 3-state trace Start, Enter(<a state with a dependency>).
@@ -175,5 +180,7 @@ def run(
             sometimes("is_cancelled", lambda r: r.phase is RunPhase.CANCELLED),
             sometimes("retries", lambda r: r.attempt >= 2),
         ],
+        terminates=True,
+        recoverable=True,
         doc=__doc__ or "",
     )

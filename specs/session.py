@@ -42,6 +42,50 @@ flight; both specs catch it in a 6-state trace (``ledger_accounted`` and
 ``run_starts_from_the_queue``, on the session's own step; in the system the
 state it reaches stages two inputs, against ``one_staged``).
 
+Liveness. Both specs are ``recoverable``: from every reachable state the
+session can still be stopped or destroyed (their final states), whatever it
+holds and wherever its run is. Neither turns on ``terminates``: a session
+lives as long as its environment keeps it -- under weak fairness of the
+session's own rows it may attach and detach its executor forever (a 2-state
+lasso), and new work may keep arriving -- so it ends only when someone stops
+or destroys it. What must eventually happen is stated under explicit
+fairness instead. ``session`` assumes the shell keeps re-registering an
+executor while it can (``weak_fair(AttachExecutor)``, `SESSION_FAIRNESS`)
+and checks ``recovery_completes`` (a RECOVERING session serves again: live,
+with an ACTIVE executor, or is ended) and ``stop_settles`` (likewise a
+STOPPED one; here a stop is final at once). ``session_inputs`` assumes the
+runtime also starts, applies and commits the runs it can, strongly
+(`SYSTEM_FAIRNESS`; a detach or a crash may disable them again and again),
+and checks ``backlog_drains``: whenever an input is queued, the queue is
+empty later (each of the three inputs is accepted once, so nothing starves).
+Liveness costs ``session`` about 6% more time and ``session_inputs`` about 20%.
+
+Three knobs replay the source runtime's history (``reference/source-history``),
+each defaulting to the fixed behaviour; the finding is pinned with ``expect``
+only when the knob selects the bug:
+
+* ``session_inputs --set defer_total=false`` (`STRANDED`): after a run failed
+  the loop deferred its input behind the backlog, and when the input had just
+  been abandoned at its attempt limit the defer was refused and the loop lost
+  its wake, stranding the backlog. ``backlog_drains`` reports an 8-state lasso
+  (in1 fails twice and is abandoned; in2 stays queued, stuttering forever);
+  no safety property sees it.
+* ``session --set stopped=absorbs`` (`STOP_ABSORBS`): STOPPED was absorbing
+  for resume -- re-registering a stopped session was accepted and changed
+  nothing. ``stop_settles`` reports a 2-state lasso (Stop, then the absorbed
+  re-registration forever) and ``recovery_completes`` a 3-state one (Recover,
+  Stop); ``registration_follows_attach_detach`` also sees the attach that
+  grants nothing (3 states). ``--set stopped=revives`` is the source's fix
+  (STOPPED is no longer terminal; an attach re-admits it to IDLE): it holds,
+  with the same 644 states. The default, ``final``, is this model's design.
+* ``session --set recover_settles_drain=false`` (`DRAIN_NOT_SETTLED`):
+  DRAINING was absorbing for registration -- recovery replayed a DRAINING
+  registration and every attach was refused while it drained, so one run cut
+  off by a crash left the session unresumable. ``recovery_completes`` reports
+  a 6-state lasso (attach, accept, start, detach, recover: RECOVERING and
+  DRAINING forever); the invariant ``registration_consistent``, which says
+  DRAINING only while a RUNNING session holds a run, sees that state too.
+
 Mutation scores (`kernel.check.mutants`; tests/specs/test_mutation.py prints
 them): ``session`` alone catches 240 of its 243 mutants. Dropping
 ``accepting`` from ``IDLE --AcceptInput`` is equivalent (IDLE always takes
@@ -51,13 +95,16 @@ raises before any property fails (a crash is no violation, so those two
 survive). In the system the one surviving input mutant drops
 ``attempts_left`` from ``Stage``, equivalent here because the session only
 ever queues an input with attempts left, so an exhausted input is never
-staged. The session mutants that survive in the system (25 of 243) are those
-two crashes, the IDLE ``accepting`` one, and 22 that reach exactly the
+staged. The session mutants that survive in the system (19 of 243) are those
+two crashes, the IDLE ``accepting`` one, and 16 that reach exactly the
 states of the unmutated system because they drop or negate a session guard
 that the routed input duplicates -- ``new_input`` (Queue), ``names_run``
 (Stage), ``same_run`` / ``not_applied`` / ``applied`` (Apply, Consume,
 RunFailed) -- so the input refuses and the whole step is refused;
-``session`` alone kills those 22. The session's witnesses (a deferred stop, a
+``session`` alone kills those 16. Six more reach the same states but are
+caught by ``backlog_drains``: negating ``same_run`` or ``applied`` on one of
+the three ``CommitRun`` rows leaves a run that can never commit, and the
+backlog behind it waits forever. The session's witnesses (a deferred stop, a
 draining executor, an applied run) are checked in the system too, so a
 session step the system could no longer take would be noticed.
 """
@@ -67,6 +114,7 @@ from __future__ import annotations
 from typing import Any
 
 from statewright.kernel.check.spec import Kind, Property, Spec, always, sometimes, transition
+from statewright.kernel.check.temporal import leads_to, strong_fair, weak_fair
 from statewright.kernel.system import Action, Route, System
 from statewright.machines.input import (
     INPUT,
@@ -148,6 +196,18 @@ def terminal_never_changes(before: Session, event: Any, after: Session) -> bool:
     return before.phase not in TERMINAL or after == before
 
 
+def _terminal_never_changes(terminal: frozenset[SessionPhase]) -> Any:
+    """`terminal_never_changes` for a machine whose terminal phases are ``terminal``."""
+    if terminal == TERMINAL:
+        return terminal_never_changes
+
+    def test(before: Session, event: Any, after: Session) -> bool:
+        return before.phase not in terminal or after == before
+
+    test.__doc__ = terminal_never_changes.__doc__
+    return test
+
+
 def ledger_accounted(before: Session, event: Any, after: Session) -> bool:
     """An input leaves the session only through the step that ends its run or abandons it."""
     gone = set(held(before)) - set(held(after))
@@ -223,6 +283,8 @@ def executor_keeps_phase_and_work(before: Session, event: Any, after: Session) -
         return False
     if isinstance(event, AttachExecutor) and before.phase is P.RECOVERING:
         return after.phase is (P.RUNNING if before.run_id is not None else before.pre_run)
+    if isinstance(event, AttachExecutor) and before.phase is P.STOPPED:  # a revival (``stopped="revives"``)
+        return after.phase in (P.IDLE, P.STOPPED)
     return after.phase is before.phase
 
 
@@ -298,9 +360,10 @@ def retired_run_shows_retired(s: Session) -> bool:
     return visible_phase(s) is P.RETIRED and not accepts_input(visible_phase(s))
 
 
-def session_properties() -> list[Property]:
+def session_properties(terminal: frozenset[SessionPhase] = TERMINAL) -> list[Property]:
+    """The session's own properties; ``terminal`` is its machine's terminal phases."""
     return [
-        transition("terminal_never_changes", terminal_never_changes),
+        transition("terminal_never_changes", _terminal_never_changes(terminal)),
         transition("ledger_accounted", ledger_accounted),
         transition("stop_deferred_while_running", stop_deferred_while_running),
         transition("run_ends_where_it_started", run_ends_where_it_started),
@@ -330,16 +393,70 @@ def session_properties() -> list[Property]:
     ]
 
 
+# -- liveness --------------------------------------------------------------------------------
+
+
+def serving(s: Session) -> bool:
+    """The session is live and has an ACTIVE executor: it takes and runs work again."""
+    return s.phase in (P.IDLE, P.RUNNING, P.RETIRED) and s.registration is Registration.ACTIVE
+
+
+def session_liveness(terminal: frozenset[SessionPhase] = TERMINAL) -> list[Property]:
+    """What must eventually happen to a session whose executor keeps registering (`SESSION_FAIRNESS`).
+
+    ``recovery_completes``: a recovering session serves again (or is ended).
+    ``stop_settles``: a stopped session is ended for good or serves again --
+    with STOPPED terminal, as here, a stop is final at once.
+    """
+
+    def settled(s: Session) -> bool:
+        return serving(s) or s.phase in terminal
+
+    return [
+        leads_to("recovery_completes", lambda s: s.phase is P.RECOVERING, settled),
+        leads_to("stop_settles", lambda s: s.phase is P.STOPPED, settled),
+    ]
+
+
+SESSION_FAIRNESS = (weak_fair(AttachExecutor),)
+"""The shell keeps (re-)registering an executor while it can: a resume retries until it is served."""
+
+DRAIN_NOT_SETTLED: dict[str, int] = {
+    "recovery_completes": 6,  # Attach, Accept, StartRun, Detach (DRAINING), Recover; stutters in RECOVERING
+    "registration_consistent": 6,  # the same RECOVERING state still DRAINING
+}
+"""What ``recover_settles_drain=False`` (the source before its fix) breaks, with the shortest traces."""
+
+STOP_ABSORBS: dict[str, int] = {
+    "stop_settles": 2,  # Stop; every attach is absorbed, so it stutters in STOPPED
+    "recovery_completes": 3,  # Recover, Stop: a recovery that is stopped is wedged the same way
+    "registration_follows_attach_detach": 3,  # Stop, then an attach that grants nothing
+}
+"""What ``stopped="absorbs"`` (the source before its fix) breaks, with the shortest traces."""
+
+
 @REGISTRY.spec
-def session(inputs: int = 2, runs: int = 2, max_attempts: int = 2, stage_only_when_idle: bool = True) -> Spec:
+def session(inputs: int = 2, runs: int = 2, max_attempts: int = 2, stage_only_when_idle: bool = True,
+            recover_settles_drain: bool = True, stopped: str = "final") -> Spec:
     """The session kernel alone: ledger, one run at a time, deferred stop, terminal precedence."""
     ids = tuple(f"in{k}" for k in range(1, inputs + 1))
     run_ids = tuple(f"r{k}" for k in range(1, runs + 1))
+    machine = session_machine(max_attempts, stage_only_when_idle=stage_only_when_idle,
+                              recover_settles_drain=recover_settles_drain, stopped=stopped)
+    terminal = frozenset(p for p in SessionPhase if p in machine.terminal_phases)
+    expect: dict[str, int] = {}
+    if not recover_settles_drain:
+        expect.update(DRAIN_NOT_SETTLED)
+    if stopped == "absorbs":
+        expect.update(STOP_ABSORBS)
     return Spec(
         "session",
-        session_machine(max_attempts, stage_only_when_idle=stage_only_when_idle),
+        machine,
         inputs=session_inputs_domain(ids, run_ids),
-        properties=session_properties(),
+        properties=[*session_properties(terminal), *session_liveness(terminal)],
+        expect=expect,
+        fairness=SESSION_FAIRNESS,
+        recoverable=True,
         doc=__doc__ or "",
     )
 
@@ -472,14 +589,37 @@ def session_properties_in_system() -> list[Property]:
     return out
 
 
+def backlog_waits(v: Any) -> bool:
+    """Some input is queued."""
+    return any(s.phase is InputPhase.QUEUED for _, s in _inputs(v))
+
+
+def backlog_empty(v: Any) -> bool:
+    return not backlog_waits(v)
+
+
+SYSTEM_FAIRNESS = (
+    weak_fair(AttachExecutor), strong_fair(StartRun), strong_fair(ApplyRun), strong_fair(CommitRun),
+)
+"""The runtime does its part: it keeps an executor registered, and a run it can start, apply or
+commit infinitely often it does (strong: a detach or a crash may disable them again and again)."""
+
+STRANDED: dict[str, int] = {
+    "backlog_drains": 8,  # Attach, Accept in1, Accept in2, in1 fails twice (exhausted): in2 waits forever
+}
+"""What ``defer_total=False`` (the source before its fix) breaks, with the shortest trace."""
+
+
 @REGISTRY.spec
-def session_inputs(runs: int = 1, max_attempts: int = 2, stage_only_when_idle: bool = True) -> Spec:
+def session_inputs(runs: int = 1, max_attempts: int = 2, stage_only_when_idle: bool = True,
+                   defer_total: bool = True) -> Spec:
     """One session staging three inputs one at a time through routed effects."""
     names = ("in1", "in2", "in3")
     run_ids = tuple(f"r{k}" for k in range(1, runs + 1))
     system: System[Any] = System(
         "session_inputs",
-        {"session": session_machine(max_attempts, stage_only_when_idle=stage_only_when_idle),
+        {"session": session_machine(max_attempts, stage_only_when_idle=stage_only_when_idle,
+                                    defer_total=defer_total),
          **{n: INPUT for n in names}},
         routes=[Route(t, _route) for t in
                 (QueueInput, StageInput, ApplyInput, ConsumeInput, RollBackInput, AbandonInput)],
@@ -510,7 +650,11 @@ def session_inputs(runs: int = 1, max_attempts: int = 2, stage_only_when_idle: b
                 and getattr(s.outcome, "reason", None) is AbandonReason.MAX_ATTEMPTS_EXHAUSTED
                 for _, s in _inputs(v))),
             sometimes("all_consumed", lambda v: all(s.phase is InputPhase.CONSUMED for _, s in _inputs(v))),
+            leads_to("backlog_drains", backlog_waits, backlog_empty),
         ],
+        expect={} if defer_total else STRANDED,
         final=lambda v: v.session.phase in TERMINAL,
+        fairness=SYSTEM_FAIRNESS,
+        recoverable=True,
         doc=__doc__ or "",
     )

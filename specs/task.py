@@ -25,6 +25,29 @@ changes the parent's phase. The engine as written is pinned by the exact
 shortest trace of each violation (`AS_WRITTEN_VIOLATES`): a change to its
 table that removes a bug, or makes one reachable sooner or later, fails the
 check.
+
+Liveness. Both specs are ``recoverable``: an operator can cancel any live
+task, so a final state is always reachable. Neither turns on ``terminates``:
+under weak fairness of the task's own rows a worker may put a question to a
+senior and get an answer forever (a 5-state lasso, Dispatch, Ask, Answer,
+Ask, back to step 3; as written, 3 states without a dispatch) -- the engine
+bounds neither questions nor an attempt's time in the lifecycle. What must
+hold is stated under `FAIRNESS` instead: a worker that can report infinitely
+often does (strongly: its questions disable that while suspended) and a
+pending question is answered; the operator's ``Cancel`` is never assumed.
+``running_ends`` (RUNNING leads to neither RUNNING nor SUSPENDED) then holds
+for the corrected task. As written it does not: answering a question asked
+before any dispatch makes a RUNNING task with no attempt in flight, which no
+worker reports for (3 states: Ask, Answer, forever).
+
+``task --set fault_rolls_back=false`` (`FAULT_STRANDS`) is the engine before
+it rolled a dispatch back: the compare-and-swap that flips the task to
+RUNNING was followed by store calls before the worker was spawned, and a fault
+there (or a panic, or a disconnect that dropped the worker) left the task
+RUNNING with nothing behind it; only a manual cancel got it out.
+``running_ends`` reports the 3-state lasso Dispatch, `DispatchFault`,
+stuttering forever; no safety property sees it. In the corrected table the
+rollback is the attempt's ``WorkerFailed``, reported by the engine itself.
 """
 
 from __future__ import annotations
@@ -33,6 +56,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from statewright.kernel.check.spec import Property, Spec, always, sometimes, transition
+from statewright.kernel.check.temporal import leads_to, strong_fair, weak_fair
 from statewright.machines.task import (
     OUTCOMES,
     TERMINAL,
@@ -40,6 +64,7 @@ from statewright.machines.task import (
     Ask,
     Cancel,
     Dispatch,
+    DispatchFault,
     Spawn,
     TaskPhase,
     WorkerBlocked,
@@ -63,6 +88,7 @@ AS_WRITTEN_VIOLATES: Mapping[str, int] = {
     "attempts_within_max": 4,  # Dispatch x 3
     "question_only_while_suspended": 3,  # Ask, Dispatch
     "spawn_only_while_running": 4,  # Dispatch, WorkerPassed(1), Spawn
+    "running_ends": 3,  # Ask, Answer: RUNNING with no attempt in flight, which no worker reports for
     "terminal_precedence": 3,  # Cancel, Dispatch
 }
 """Every property the engine as written breaks, with the length (in states) of its shortest trace.
@@ -167,6 +193,16 @@ def spawn_only_while_running(before: Any, event: Any, after: Any) -> bool:
     return not isinstance(event, Spawn) or before.phase is P.RUNNING
 
 
+def running_ends(s: Any) -> bool:
+    """The attempt is over: the task is no longer RUNNING nor SUSPENDED on a question."""
+    return s.phase not in (P.RUNNING, P.SUSPENDED)
+
+
+FAIRNESS = (strong_fair(WorkerPassed, WorkerBlocked, WorkerFailed), weak_fair(Answer))
+"""A worker that can report infinitely often reports (strong: its questions disable that while
+suspended), and a question kept open is answered. The operator's ``Cancel`` is never assumed."""
+
+
 def properties() -> list[Property]:
     """The properties both specs state, in report order."""
     return [
@@ -198,6 +234,7 @@ def properties() -> list[Property]:
         sometimes("reach_cancelled", lambda s: s.phase is P.CANCELLED),
         sometimes("reach_resumed", lambda s: s.phase is P.RUNNING and s.answer is not None),
         sometimes("reach_last_attempt", lambda s: s.phase is P.RUNNING and s.attempt == s.max_attempts),
+        leads_to("running_ends", lambda s: s.phase is P.RUNNING, running_ends),
     ]
 
 
@@ -212,14 +249,26 @@ def inputs(max_attempts: int, *, blank: bool = False) -> tuple[Any, ...]:
     return (Dispatch(), *outcomes, *asks, *answers, Cancel(), Spawn())
 
 
+FAULT_STRANDS: Mapping[str, int] = {
+    "running_ends": 3,  # Dispatch, DispatchFault: RUNNING with nothing behind it, forever
+}
+"""What ``fault_rolls_back=False`` (the engine before its fix) breaks, with the shortest trace."""
+
+
 @REGISTRY.spec
-def task(max_attempts: int = 2, depth: int = 1, max_depth: int = 3) -> Spec:
+def task(max_attempts: int = 2, depth: int = 1, max_depth: int = 3, fault_rolls_back: bool = True) -> Spec:
     """One swarm-engine task, corrected: every outcome is final and attempts stay in budget."""
+    domain = inputs(max_attempts, blank=True)
+    machine = task_machine(max_attempts=max_attempts, depth=depth, max_depth=max_depth,
+                           fault_rolls_back=fault_rolls_back)
     return Spec(
         "task",
-        task_machine(max_attempts=max_attempts, depth=depth, max_depth=max_depth),
-        inputs=inputs(max_attempts, blank=True),
+        machine,
+        inputs=domain if fault_rolls_back else (*domain, DispatchFault()),
         properties=properties(),
+        expect={} if fault_rolls_back else FAULT_STRANDS,
+        fairness=FAIRNESS,
+        recoverable=True,
         doc=__doc__ or "",
     )
 
@@ -239,5 +288,7 @@ def task_as_written(max_attempts: int = 2, depth: int = 1, max_depth: int = 3) -
         inputs=offered,
         properties=properties(),
         expect=AS_WRITTEN_VIOLATES,
+        fairness=FAIRNESS,
+        recoverable=True,
         doc=__doc__ or "",
     )

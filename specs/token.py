@@ -9,6 +9,9 @@ operator bound to a task too) and with a budget of ``uses`` or of none, so
 both of its guards are tried both ways; ``bound_as_its_role`` and
 ``issued_usable`` say what they protect.
 With the defaults (expiry 2, uses 2) that is 31 distinct states, depth 5.
+``terminates`` and ``recoverable`` hold: a token remembers no clock, every
+accepted call spends a use, so the state graph has no cycle, and a live
+token can always be revoked.
 Seeded bugs:
 ``task_guard=false`` drops the ownership guard (``worker_stays_on_task``
 fails with a 3-state trace) and ``use_guard=false`` drops the use budget
@@ -20,7 +23,12 @@ detached on request or by a missed heartbeat, and reattached, at times
 holds it to ``timeout``. Besides keeping its tasks, a session never goes back
 to NEW, a heartbeat never changes its phase, and a task joins it only once
 (``OwnTask`` is offered again for a task already owned). Defaults: 81
-distinct states, depth 7. Seeded bugs:
+distinct states, depth 7. A session has no terminal phase: it heartbeats,
+detaches and reattaches for as long as its operator wants, so
+``terminates`` is left off (it would report Attach, Detach, Reattach,
+Detach, back to step 3). It is ``recoverable`` to its home, ATTACHED
+(`attached`): a detached session can always reattach, with its tasks (with
+the default home, a final state, all 81 states would be trapped). Seeded bugs:
 ``reattach_keeps_tasks=false`` (a reattach that builds a fresh session, as
 the seed's attach does) breaks ``tasks_kept`` with a 5-state trace, and
 ``miss_after=0`` (the seed's ``interval.as_secs() * threshold`` for a
@@ -162,6 +170,8 @@ def token(
             sometimes("revoked", lambda s: s.phase is TokenPhase.REVOKED),
             sometimes("worker_spent", lambda s: s.role is Role.WORKER and s.uses_left == 0),
         ],
+        terminates=True,
+        recoverable=True,
         doc=__doc__ or "",
     )
 
@@ -195,6 +205,11 @@ def tasks_distinct(session: Session) -> bool:
 
 def time_monotone(before: Session, _event: Any, after: Session) -> bool:
     return before.phase is SessionPhase.NEW or after.last_seen >= before.last_seen
+
+
+def attached(session: Session) -> bool:
+    """The operator's home: attached. Nothing ends a session, so it must always be able to come back."""
+    return session.phase is SessionPhase.ATTACHED
 
 
 def _buggy_reattach(state: Session, event: Reattach) -> Session:
@@ -248,5 +263,7 @@ def operator(times: int = 4, timeout: int = 2, miss_after: int = 2, reattach_kee
             always("detached_by_iff_detached",
                    lambda s: (s.phase is SessionPhase.DETACHED) == (s.detached_by is not None)),
         ],
+        recoverable=True,
+        home=attached,
         doc=__doc__ or "",
     )

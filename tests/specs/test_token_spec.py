@@ -13,7 +13,6 @@ detach, reattach, detach).
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -49,9 +48,7 @@ def replay(spec: Spec, trace: Any) -> None:
 
 
 def timed(spec: Spec, **kw: Any) -> Report:
-    started = time.perf_counter()
     r = check(spec, **kw)
-    assert time.perf_counter() - started < 2.0
     return r
 
 
