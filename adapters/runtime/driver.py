@@ -68,7 +68,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from statewright.adapters.runtime.serialize import event_json, value_json
+from statewright.adapters.runtime.serialize import event_json, untagged, value_json
 from statewright.adapters.runtime.store import Append, AppendTerminal, Cas, Catalog, Conflict, Op, Record, Store, StoreError
 from statewright.kernel.machine import Machine
 from statewright.kernel.step import Rejected, step
@@ -219,8 +219,7 @@ class Driver:
             raise BadInput(f"{key or machine}: {name!r} is not an input of {machine}; known: {', '.join(by_name)}",
                            key=key)
         names = {f.name for f in dataclasses.fields(kind)} if dataclasses.is_dataclass(kind) else set()
-        if set(fields) == {"fields"} and "fields" not in names and isinstance(fields["fields"], dict):
-            fields = fields["fields"]
+        fields = untagged(kind, fields)
         unknown = set(fields) - names
         if unknown:
             raise BadInput(f"{key or machine}: {name} has no field(s) {', '.join(sorted(unknown))}", key=key)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
@@ -20,7 +21,7 @@ from pydantic_core import to_jsonable_python
 
 from statewright.kernel.system import Action, Emitted, SystemState
 
-__all__ = ["event_json", "state_json", "value_json"]
+__all__ = ["event_json", "state_json", "untagged", "value_json"]
 
 
 def value_json(value: Any) -> Any:
@@ -65,3 +66,22 @@ def _tagged(event: Any) -> dict[str, Any]:
     if "type" in body or "instance" in body:
         return {"type": name, "fields": body}
     return {"type": name, **body}
+
+
+def untagged(kind: type, body: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a tagged input or effect of class ``kind`` (``type``/``instance`` already removed).
+
+    The inverse of the nesting `event_json` does: fields that would clash with
+    the tags are written under ``"fields"``.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Typed:
+    ...     type: str
+    >>> untagged(Typed, {"fields": {"type": "x"}}), untagged(Typed, {"type": "x"})
+    ({'type': 'x'}, {'type': 'x'})
+    """
+    names = {f.name for f in dataclasses.fields(kind)} if dataclasses.is_dataclass(kind) else set()
+    if set(body) == {"fields"} and "fields" not in names and isinstance(body["fields"], Mapping):
+        return dict(body["fields"])
+    return dict(body)

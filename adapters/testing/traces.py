@@ -10,12 +10,12 @@ its ``loop`` index beside the trace; `replay` takes both.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from statewright.adapters.runtime.serialize import untagged
 from statewright.kernel.check.report import TraceStep
 from statewright.kernel.check.spec import Spec
 from statewright.kernel.errors import DefinitionError
@@ -90,10 +90,7 @@ class _Reader:
         if name not in by_name:
             raise ValueError(f"{name!r} is not an {'input' if inputs else 'effect'} of {machine.name}")
         kind = by_name[name]
-        names = {f.name for f in dataclasses.fields(kind)} if dataclasses.is_dataclass(kind) else set()
-        if set(body) == {"fields"} and "fields" not in names:
-            body = dict(body["fields"])
-        value = self._adapter(kind).validate_python(body)
+        value = self._adapter(kind).validate_python(untagged(kind, body))
         if self.system is None:
             return value
         return Action(str(instance), value) if inputs else Emitted(str(instance), value)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, NoReturn
 
 from statewright.kernel.boundary import raised, refused, row
+from statewright.kernel.check.semantics import ambiguity, leaves_terminal
 from statewright.kernel.machine import Machine, Rule
 from statewright.kernel.step import Rejected, apply_rule, enabled_rules, step
 from statewright.kernel.values import describe, problem
@@ -88,7 +89,8 @@ class LocalTable:
         self.fast_rules: list[tuple[int, ...]] = []
         self.routed_fired: dict[int, int] = {}
         self.results: dict[tuple[int, Any], Local | Rejected] = {}
-        self.ambiguous: list[tuple[int, Any, tuple[str, ...]]] = []
+        self.ambiguous: list[str] = []
+        """Why a resolved step broke determinism (`semantics.ambiguity`), until the search reports it."""
         self.instances: list[str] = []
         """Names of the system instances this table serves (empty for a lone machine)."""
 
@@ -163,14 +165,15 @@ class LocalTable:
             self.results[key] = out
             return out
         rule = rules[0]
-        if len(rules) > 1:
-            self.ambiguous.append((a, event, tuple(m.labels[r.index] for r in rules)))
+        why = ambiguity(m, state, event, rules)
+        if why is not None:
+            self.ambiguous.append(why)
         new, effects = apply_rule(m, rule, state, event)
         if m.effect_types is not None and rule.emit is not None:
             self._declared(rule, effects, new, event)
         next_id = self.reached(new, rule, state, event)
         flags = self._broken(state, event, new)
-        if self.terminal_precedence and rule.source in m.terminal_phases and rule.target is not rule.source:
+        if self.terminal_precedence and leaves_terminal(m, rule):
             flags += ("terminal_precedence",)
         out = Local(next_id, effects, rule.index, flags)
         self.results[key] = out

@@ -134,8 +134,6 @@ class Search:
         keys, seen, parents = self.keys, self.seen, self.parents
         all_moves = [t.moves for t in plan.tables]
         positions = range(len(plan.tables))
-        max_depth = self.spec.bounds.max_depth
-        max_states = self.spec.bounds.max_states
         i = self.cursor
         while i < len(keys) and not self.stop:
             self.cursor = i
@@ -163,16 +161,8 @@ class Search:
                     if before is None:
                         before = plan.view(key)
                     successors += self._slow(i, key, k, slow, before)
-            self.generated += successors
-            if not successors:
-                self._quiescent(i, key)
-            if first_new < len(keys) and (self.invariants or self.witnesses) and (
-                max_depth is None or self.depth < max_depth
-            ):
-                self._judge(first_new)
+            self._expanded(i, key, first_new, successors)
             i += 1
-            if max_states is not None and len(keys) >= max_states and i < len(keys) and not self.stop:
-                self.stop = StopReason.MAX_STATES
         self.cursor = i
 
     def _explore_recording(self, graph: Graph) -> None:
@@ -192,7 +182,6 @@ class Search:
         rules = [t.fast_rules for t in tables]
         bases = self.bases
         positions = range(len(tables))
-        max_states = self.spec.bounds.max_states
         i = self.cursor
         while i < len(keys) and not self.stop:
             self.cursor = i
@@ -227,15 +216,24 @@ class Search:
                         before = plan.view(key)
                     successors += self._slow(i, key, k, slow, before)
             offsets.append(len(targets))
-            self.generated += successors
-            if not successors:
-                self._quiescent(i, key)
-            if first_new < len(keys) and (self.invariants or self.witnesses):
-                self._judge(first_new)
+            self._expanded(i, key, first_new, successors)
             i += 1
-            if max_states is not None and len(keys) >= max_states and i < len(keys) and not self.stop:
-                self.stop = StopReason.MAX_STATES
         self.cursor = i
+
+    def _expanded(self, i: int, key: Key, first_new: int, successors: int) -> None:
+        """After state ``i`` is expanded (both loops): count, deadlock, judge the new states, ``max_states``."""
+        self.generated += successors
+        if not successors:
+            self._quiescent(i, key)
+        keys = self.keys
+        max_depth = self.spec.bounds.max_depth
+        if first_new < len(keys) and (self.invariants or self.witnesses) and (
+            max_depth is None or self.depth < max_depth
+        ):
+            self._judge(first_new)
+        max_states = self.spec.bounds.max_states
+        if max_states is not None and len(keys) >= max_states and i + 1 < len(keys) and not self.stop:
+            self.stop = StopReason.MAX_STATES
 
     def _judge_temporal(self, graph: Graph) -> None:
         """Decide the temporal properties on the complete graph."""
@@ -436,9 +434,8 @@ class Search:
         """Report rows that one input enabled together, found while resolving local steps."""
         for t in self.plan.distinct_tables:
             while t.ambiguous:
-                a, event, labels = t.ambiguous.pop()
+                detail = t.ambiguous.pop()
                 if self.spec.determinism:
-                    detail = f"machine {t.machine.name!r} in {t.states[a]!r}: {event!r} enables " + "; ".join(labels)
                     self._found("determinism", self.plan.path(self.parents, self.keys, i), detail)
 
     def _expand_local(self, k: int, a: int) -> tuple[tuple[int, ...], tuple[Move, ...]]:
