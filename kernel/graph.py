@@ -148,7 +148,7 @@ def reachable_graph(spec: Spec, *, limit: int = 500, highlight: Sequence[Any] = 
     i = 0
     while i < len(keys):
         key = keys[i]
-        for k, event, nk, _effects in plan.successors(key):
+        for k, event, nk, _effects, _rule in plan.successors(key):
             j = index.get(nk)
             if j is None:
                 if len(keys) >= limit:

@@ -80,6 +80,13 @@ class Transition(Generic[S, I_co]):
     ``update(state, input)`` returns the new data (the kernel sets the phase);
     ``emit`` is either a tuple of effects or ``emit(new_state, input)``
     returning one. ``from_terminal=True`` lets a terminal phase take this input.
+
+    ``choose(state, input)`` makes the row a declared choice (TLA+'s existential):
+    it returns the alternatives, the checker explores each as its own
+    successor, and ``update``/``emit`` take the picked one as a third argument.
+    A choice that offers nothing disables the row, like a failing guard named
+    after the ``choose`` function. At run time `step` takes the first
+    alternative unless the caller passes ``choice=``.
     Inside a ``Machine[S]`` every row's guards and updates are checked by mypy
     against ``S``; a row built on its own is also checked against ``I``.
     """
@@ -90,9 +97,10 @@ class Transition(Generic[S, I_co]):
     guard: (
         Callable[[S, I_co], bool] | Guard[S, I_co] | Sequence[Callable[[S, I_co], bool] | Guard[S, I_co]] | None
     ) = None
-    update: Callable[[S, I_co], S] | None = None
-    emit: Callable[[S, I_co], tuple[Any, ...]] | tuple[Any, ...] = ()
+    update: Callable[[S, I_co], S] | Callable[[S, I_co, Any], S] | None = None
+    emit: Callable[[S, I_co], tuple[Any, ...]] | Callable[..., tuple[Any, ...]] | tuple[Any, ...] = ()
     from_terminal: bool = False
+    choose: Callable[[S, I_co], Iterable[Any]] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, eq=False)
@@ -104,10 +112,12 @@ class Rule:
     input: type
     target: Enum
     guards: tuple[Guard[Any, Any], ...]
-    update: Callable[[Any, Any], Any] | None
-    emit: Callable[[Any, Any], tuple[Any, ...]] | None
+    update: Callable[..., Any] | None
+    emit: Callable[..., tuple[Any, ...]] | None
     effects: tuple[Any, ...]
     label: str
+    choose: Callable[[Any, Any], Iterable[Any]] | None = None
+    """The row's declared choice: its alternatives for (state, input); None for a plain row."""
 
 
 def _phase_name(phase: object) -> str:
@@ -279,6 +289,8 @@ class Machine(Generic[S]):
             where = f"{me}, transition #{i} ({label})"
             if t.update is not None and not callable(t.update):
                 raise DefinitionError(f"{where}: update is not a callable")
+            if t.choose is not None and not callable(t.choose):
+                raise DefinitionError(f"{where}: choose is not a callable")
             emit: Callable[[Any, Any], tuple[Any, ...]] | None = None
             effects: tuple[Any, ...] = ()
             if callable(t.emit):
@@ -308,7 +320,7 @@ class Machine(Generic[S]):
                     )
                 seen[key] = i
                 edges.setdefault(p, set()).add(target)
-                rules.append(Rule(i, p, t.input, target, guards, t.update, emit, effects, label))
+                rules.append(Rule(i, p, t.input, target, guards, t.update, emit, effects, label, t.choose))
             labels.append(label)
             if t.input not in used_inputs:
                 used_inputs.append(t.input)

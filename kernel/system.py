@@ -27,9 +27,12 @@ from typing import Any, Generic, NamedTuple, NoReturn, TypeVar
 from statewright.kernel.boundary import raised
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine
-from statewright.kernel.step import Accepted, Rejected, step
+from statewright.kernel.step import Accepted, Rejected, outcomes, step
 
-__all__ = ["Action", "Blocked", "Emitted", "Route", "System", "SystemGuard", "SystemState", "guard_raised", "settle"]
+__all__ = [
+    "Action", "Blocked", "Emitted", "Route", "System", "SystemGuard", "SystemState", "guard_raised", "settle",
+    "settlements",
+]
 
 MAX_HOPS = 64
 """Routed inputs one action may cause before the routing is declared a loop."""
@@ -161,6 +164,9 @@ class Fired(NamedTuple, Generic[L]):
 Stepper = Callable[[int, L, Any], "Fired[L] | Rejected"]
 """``stepper(position, local, input)``: step one instance (a state, or an interned id)."""
 
+Brancher = Callable[[int, L, Any], "Sequence[Fired[L]] | Rejected"]
+"""``brancher(position, local, input)``: every way one instance may take an input (at least one)."""
+
 
 def settle(
     system: System[Any],
@@ -174,57 +180,120 @@ def settle(
 
     This is the one definition of a system step: `System.step`, the checker,
     the hypothesis suites, the driver and the refinement harness all call it
-    and read the returned microsteps instead of re-driving the step.
-    ``current`` holds one local value per instance; ``stepper`` steps one
-    instance (default: `step` on states). Guards see ``before``. Returns the
-    new locals with the microsteps, or the first refusal (then nothing is to
-    be changed).
+    (or `settlements`, its branching form) and read the returned microsteps
+    instead of re-driving the step. ``current`` holds one local value per
+    instance; ``stepper`` steps one instance (default: `step` on states).
+    Guards see ``before``. Returns the new locals with the microsteps, or the
+    first refusal (then nothing is to be changed).
     """
     fire: Stepper[Any] = stepper if stepper is not None else system.step_local
+
+    def single(k: int, local: Any, ev: Any) -> Sequence[Fired[Any]] | Rejected:
+        out = fire(k, local, ev)
+        return out if isinstance(out, Rejected) else (out,)
+
+    out = settlements(system, current, position, event, before, single)
+    return out if isinstance(out, Blocked) else out[0]
+
+
+def settlements(
+    system: System[Any],
+    current: Sequence[L],
+    position: int,
+    event: Any,
+    before: Any,
+    brancher: Brancher[L],
+) -> list[Settled[L]] | Blocked:
+    """Every way one atomic action may settle, when instances may take an input in several ways.
+
+    Each alternative ``brancher`` offers (a choosing row, or every enabled
+    row of a spec without determinism) continues as its own branch, routed
+    inputs included; a branch whose routed input is refused is dropped. The
+    accepted branches come in depth-first order, so the first is what `settle`
+    returns with the first alternative everywhere. When no branch is accepted
+    the first refusal is returned.
+    """
+    done: list[Settled[L]] = []
+    refusal: Blocked | None = None
+    branches: list[tuple[list[L], list[Microstep[L]], list[tuple[int, Any, bool]], int]] = [
+        (list(current), [], [(position, event, False)], 0)
+    ]
     names = system.names
-    work = list(current)
-    micro: list[Microstep[L]] = []
-    pending = [(position, event, False)]
-    hops = 0
     guards = system.guards_by_input
+    while branches:
+        work, micro, pending, hops = branches.pop()
+        blocked: Blocked | None = None
+        while pending:
+            k, ev, routed = pending.pop(0)
+            for g in guards.get(type(ev), ()):
+                try:
+                    allowed = g.test(before, k, ev)
+                except Exception as exc:
+                    guard_raised(exc, system, g, before, k, ev)
+                if not allowed:
+                    blocked = Blocked(names[k], ev, g.name, routed)
+                    break
+            if blocked is not None:
+                break
+            outs = brancher(k, work[k], ev)
+            if isinstance(outs, Rejected):
+                blocked = Blocked(names[k], ev, outs, routed)
+                break
+            for out in reversed(outs[1:]):  # later alternatives wait on the stack, in order
+                w, m, p = list(work), list(micro), list(pending)
+                h = _fired(system, w, m, p, hops, k, ev, routed, out, before)
+                branches.append((w, m, p, h))
+            hops = _fired(system, work, micro, pending, hops, k, ev, routed, outs[0], before)
+        if blocked is not None:
+            refusal = refusal or blocked
+        else:
+            done.append(Settled(tuple(work), tuple(micro)))
+    if done:
+        return done
+    assert refusal is not None
+    return refusal
+
+
+def _fired(
+    system: System[Any],
+    work: list[L],
+    micro: list[Microstep[L]],
+    pending: list[tuple[int, Any, bool]],
+    hops: int,
+    k: int,
+    ev: Any,
+    routed: bool,
+    out: Fired[L],
+    before: Any,
+) -> int:
+    """Record that instance ``k`` took ``ev`` as ``out``, and queue the inputs its effects route."""
+    names = system.names
+    micro.append(Microstep(names[k], k, ev, routed, out.rule, work[k], out.after, out.effects))
+    work[k] = out.after
     routes = system.routes_by_effect
-    while pending:
-        k, ev, routed = pending.pop(0)
-        for g in guards.get(type(ev), ()):
-            try:
-                allowed = g.test(before, k, ev)
-            except Exception as exc:
-                guard_raised(exc, system, g, before, k, ev)
-            if not allowed:
-                return Blocked(names[k], ev, g.name, routed)
-        out = fire(k, work[k], ev)
-        if isinstance(out, Rejected):
-            return Blocked(names[k], ev, out, routed)
-        micro.append(Microstep(names[k], k, ev, routed, out.rule, work[k], out.after, out.effects))
-        work[k] = out.after
-        for eff in out.effects:
-            route = routes.get(type(eff))
-            if route is None:
-                continue
-            try:
-                to = route.to(eff, names[k])
-            except Exception as exc:
-                raised(exc, route.to, f"system {system.name!r}, route of {type(eff).__name__}",
-                       state=before, input=eff)
-            for target, routed_input in _targets(to):
-                j = system.position.get(target)
-                if j is None:
-                    raise DefinitionError(
-                        f"system {system.name!r}: route for {type(eff).__name__} names unknown instance {target!r}"
-                    )
-                hops += 1
-                if hops > MAX_HOPS:
-                    raise DefinitionError(
-                        f"system {system.name!r}: routing did not settle after {MAX_HOPS} hops "
-                        f"(last: {type(eff).__name__} -> {target})"
-                    )
-                pending.append((j, routed_input, True))
-    return Settled(tuple(work), tuple(micro))
+    for eff in out.effects:
+        route = routes.get(type(eff))
+        if route is None:
+            continue
+        try:
+            to = route.to(eff, names[k])
+        except Exception as exc:
+            raised(exc, route.to, f"system {system.name!r}, route of {type(eff).__name__}",
+                   state=before, input=eff)
+        for target, routed_input in _targets(to):
+            j = system.position.get(target)
+            if j is None:
+                raise DefinitionError(
+                    f"system {system.name!r}: route for {type(eff).__name__} names unknown instance {target!r}"
+                )
+            hops += 1
+            if hops > MAX_HOPS:
+                raise DefinitionError(
+                    f"system {system.name!r}: routing did not settle after {MAX_HOPS} hops "
+                    f"(last: {type(eff).__name__} -> {target})"
+                )
+            pending.append((j, routed_input, True))
+    return hops
 
 
 def guard_raised(exc: Exception, system: System[Any], g: SystemGuard, before: Any, k: int, event: Any) -> NoReturn:
@@ -347,6 +416,13 @@ class System(Generic[L]):
         if isinstance(out, Rejected):
             return out
         return Fired(out.state, out.effects, out.transition)
+
+    def branch_local(self, position: int, state: Any, event: Any, *, every_row: bool = False) -> tuple[Fired[Any], ...] | Rejected:
+        """Every way one instance's own state may take ``event`` (`kernel.step.outcomes`): a brancher for `settlements`."""
+        out = outcomes(self.machines[position], state, event, every_row=every_row)
+        if isinstance(out, Rejected):
+            return out
+        return tuple(Fired(o.state, o.effects, o.transition) for o in out)
 
     def settle(self, state: SystemState, action: Action) -> Settled[Any] | Blocked:
         """Apply one action atomically and say what happened inside: the microsteps.

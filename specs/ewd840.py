@@ -16,8 +16,9 @@ TLA+ to the table
 * ``Init`` -- any ``active``, any ``color``, any ``tpos``, a black token -- is
   ``init=``: ``2^n * 2^n * n`` states (192 for n=3, 1,024 for n=4) at depth 1.
 * ``InitiateProbe``, ``PassToken(i)``, ``SendMsg(i)`` and ``Deactivate(i)`` are
-  one row each; the node in ``\\E i`` is a field of the input, and so is the
-  receiver in SendMsg's ``\\E j``: ``SendMsg(i, j)``.
+  one row each; the node in ``\\E i`` is a field of the input, and the
+  receiver in SendMsg's ``\\E j`` is the row's choice: ``choose=`` offers every
+  other node and each is explored as its own successor.
 * ``WF_vars(System)`` -- one weak-fairness condition over *all* token moves,
   not one per node -- is ``weak_fair(InitiateProbe, PassToken)``.
 * Invariants ``TypeOK``, ``TerminationDetection`` and ``Inv``; the liveness
@@ -63,6 +64,7 @@ __all__ = [
     "ewd840",
     "ewd840_machine",
     "initial_rings",
+    "receivers",
     "terminated",
     "termination_detected",
 ]
@@ -105,10 +107,9 @@ class PassToken:
 
 @dataclass(frozen=True, slots=True)
 class SendMsg:
-    """Active node ``sender`` activates ``receiver``."""
+    """Active node ``sender`` activates some other node (the row chooses which)."""
 
     sender: int
-    receiver: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,9 +144,14 @@ def _pass_token(s: Ring, i: PassToken) -> Ring:
     return replace(s, token_at=i.node - 1, token=token, color=_set(s.color, i.node, W))
 
 
-def _send(s: Ring, i: SendMsg) -> Ring:
-    color = _set(s.color, i.sender, B) if i.receiver > i.sender else s.color
-    return replace(s, active=_set(s.active, i.receiver, True), color=color)
+def receivers(s: Ring, i: SendMsg) -> tuple[int, ...]:
+    """SendMsg's ``\\E j \\in Node \\ {i}``: every node but the sender."""
+    return tuple(j for j in range(len(s.active)) if j != i.sender)
+
+
+def _send(s: Ring, i: SendMsg, receiver: int) -> Ring:
+    color = _set(s.color, i.sender, B) if receiver > i.sender else s.color
+    return replace(s, active=_set(s.active, receiver, True), color=color)
 
 
 def ewd840_machine(n: int, whiten: bool = True) -> Machine[Ring]:
@@ -167,7 +173,7 @@ def ewd840_machine(n: int, whiten: bool = True) -> Machine[Ring]:
                            not s.active[i.node] or s.color[i.node] is B or s.token is B)),
                        update=_pass_token),
             Transition(run, SendMsg, run, guard=Guard("sender_active", lambda s, i: s.active[i.sender]),
-                       update=_send),
+                       choose=receivers, update=_send),
             Transition(run, Deactivate, run, guard=Guard("node_active", lambda s, i: s.active[i.node]),
                        update=lambda s, i: replace(s, active=_set(s.active, i.node, False))),
         ],
@@ -187,7 +193,7 @@ def initial_rings(n: int) -> list[Ring]:
 
 def _inputs(n: int) -> list[Any]:
     return [InitiateProbe(), *(PassToken(i) for i in range(1, n)),
-            *(SendMsg(i, j) for i in range(n) for j in range(n) if i != j), *(Deactivate(i) for i in range(n))]
+            *(SendMsg(i) for i in range(n)), *(Deactivate(i) for i in range(n))]
 
 
 def _inv(s: Ring) -> bool:

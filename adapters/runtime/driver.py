@@ -71,7 +71,7 @@ from pydantic import TypeAdapter, ValidationError
 from statewright.adapters.runtime.serialize import event_json, untagged, value_json
 from statewright.adapters.runtime.store import Append, AppendTerminal, Cas, Catalog, Conflict, Op, Record, Store, StoreError
 from statewright.kernel.machine import Machine
-from statewright.kernel.step import Rejected, step
+from statewright.kernel.step import UNSET, Rejected, step
 from statewright.kernel.system import Action, Blocked, Emitted, System, SystemState
 
 __all__ = ["Acted", "BadInput", "Driver", "Fed"]
@@ -166,8 +166,12 @@ class Driver:
 
     # -- one machine ------------------------------------------------------------------
 
-    async def feed(self, key: str, event: Any) -> Fed:
-        """Step ``key``'s instance with ``event`` and commit the result (or record the rejection)."""
+    async def feed(self, key: str, event: Any, *, choice: Any = UNSET) -> Fed:
+        """Step ``key``'s instance with ``event`` and commit the result (or record the rejection).
+
+        ``choice`` picks the alternative of a choosing row (see `kernel.step.step`);
+        without it such a row takes its first alternative.
+        """
         attempt = 0
         while True:
             attempt += 1
@@ -177,7 +181,7 @@ class Driver:
             head, ended = await self._head(key)
             record = await self.store.load(key)
             m = self.catalog.machine(record.machine)
-            result = step(m, record.state, event)
+            result = step(m, record.state, event, choice=choice)
             if isinstance(result, Rejected):
                 fed = Fed(False, record, (), result, attempt)
                 if ended:
@@ -342,8 +346,11 @@ def _terminal(key: str, m: Machine[Any], state: Any) -> AppendTerminal:
 
 
 def _rejected_json(r: Rejected) -> dict[str, Any]:
-    return {"reason": r.reason.value, "phase": value_json(r.phase), "input": event_json(r.input),
-            "guards": list(r.guards)}
+    out = {"reason": r.reason.value, "phase": value_json(r.phase), "input": event_json(r.input),
+           "guards": list(r.guards)}
+    if r.detail:
+        out["detail"] = r.detail
+    return out
 
 
 def _blocked_json(action: Action, b: Blocked) -> dict[str, Any]:

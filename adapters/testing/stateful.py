@@ -16,9 +16,11 @@ what determinism, terminal precedence and deadlock mean comes from
   function of its local state -- that this row would take right now;
 * its precondition holds exactly when some domain input of some instance in
   the group is accepted with this row as the first enabled one (as `step`
-  picks rows), system guards and routed inputs included; an instance drawn
-  with nothing to take by the row makes the step a no-op, never a rejected
-  example;
+  picks rows; every enabled one under ``determinism=False``), system guards
+  and routed inputs included; an instance drawn with nothing to take by the
+  row makes the step a no-op, never a rejected example. An input that may go
+  several ways (a ``choose`` row, routed inputs to one, or several rows) is
+  drawn together with the way, as the checker explores each;
 * after each rule every ``transition`` property (per instance with
   ``each=True``), terminal precedence and determinism are asserted, and every
   ``always`` property is an ``@invariant``;
@@ -71,8 +73,8 @@ from statewright.kernel.check.report import TraceStep
 from statewright.kernel.check.spec import Kind, Spec
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine, Rule
-from statewright.kernel.step import current_phase, enabled_rules
-from statewright.kernel.system import Action, Blocked, Microstep, System, settle
+from statewright.kernel.step import Rejected, current_phase, enabled_rules
+from statewright.kernel.system import Action, Blocked, Fired, Microstep, System, settlements
 
 __all__ = [
     "PropertyViolation",
@@ -145,10 +147,15 @@ class _Outcome:
 
 @dataclass(frozen=True, slots=True)
 class _Moves:
-    """Every accepted action from one state, by (group, first row) and by (instance, input)."""
+    """Every accepted action from one state, by (group, first row) and by (instance, input).
 
-    by_rule: Mapping[tuple[int, Rule], Mapping[tuple[str, Any], _Outcome]]
-    by_action: Mapping[tuple[str, Any], tuple[int, Rule, _Outcome]]
+    An action that may go several ways (a choosing row, or every enabled row
+    of a spec without determinism) has one outcome per way: numbered within
+    its row in ``by_rule``, listed in ``by_action``.
+    """
+
+    by_rule: Mapping[tuple[int, Rule], Mapping[tuple[str, Any, int], _Outcome]]
+    by_action: Mapping[tuple[str, Any], list[tuple[int, Rule, _Outcome]]]
     ambiguous: tuple[str, ...]
     cut: bool
 
@@ -174,6 +181,7 @@ class _Plan:
         self.global_props = [(p.name, p.test) for p in trans if not (p.each or self.system is None)]
         self.deadlock = spec.deadlock and "deadlock" not in skip
         self.determinism = spec.determinism and "determinism" not in skip
+        self.every_row = not spec.determinism
         self.precedence = spec.terminal_precedence and "terminal_precedence" not in skip
         if self.system is None:
             assert isinstance(model, Machine)
@@ -205,13 +213,19 @@ class _Plan:
     def locals_of(self, state: Any) -> list[Any]:
         return [state] if self.system is None else list(state)
 
-    def attempt(self, state: Any, k: int, event: Any) -> _Outcome | None:
-        """Apply one action with `settle`, as `System.step` does; None if refused."""
-        settled = settle(self.stepping, self.locals_of(state), k, event, state)
+    def attempt(self, state: Any, k: int, event: Any) -> list[_Outcome]:
+        """Every way one action may go (`settlements`, as the checker explores it); empty if refused."""
+        settled = settlements(self.stepping, self.locals_of(state), k, event, state, self.brancher)
         if isinstance(settled, Blocked):
-            return None
-        after = settled.after[0] if self.system is None else self.system.make(settled.after)
-        return _Outcome(after, settled.microsteps, tuple(self.rule_of(m) for m in settled.microsteps))
+            return []
+        return [
+            _Outcome(s.after[0] if self.system is None else self.system.make(s.after), s.microsteps,
+                     tuple(self.rule_of(m) for m in s.microsteps))
+            for s in settled
+        ]
+
+    def brancher(self, k: int, local: Any, event: Any) -> Sequence[Fired[Any]] | Rejected:
+        return self.stepping.branch_local(k, local, event, every_row=self.every_row)
 
     def rule_of(self, micro: Microstep[Any]) -> Rule:
         """The compiled row a microstep fired: its row index, from the phase it fired in."""
@@ -223,8 +237,8 @@ class _Plan:
         found = self.cache.get(state)
         if found is not None:
             return found
-        by_rule: dict[tuple[int, Rule], dict[tuple[str, Any], _Outcome]] = {}
-        by_action: dict[tuple[str, Any], tuple[int, Rule, _Outcome]] = {}
+        by_rule: dict[tuple[int, Rule], dict[tuple[str, Any, int], _Outcome]] = {}
+        by_action: dict[tuple[str, Any], list[tuple[int, Rule, _Outcome]]] = {}
         ambiguous: list[str] = []
         constraint = self.spec.bounds.constraint
         cut = constraint is not None and not constraint(state)
@@ -239,11 +253,12 @@ class _Plan:
                     why = semantics.ambiguity(g.machine, local, event, enabled)
                     if why is not None:
                         ambiguous.append(why)
-                    out = self.attempt(state, k, event)
-                    if out is not None:
+                    for out in self.attempt(state, k, event):
                         first = out.rules[0]
-                        by_rule.setdefault((gi, first), {})[(name, event)] = out
-                        by_action[(name, event)] = (gi, first, out)
+                        ways = by_rule.setdefault((gi, first), {})
+                        n = sum(1 for (nm, ev, _) in ways if nm == name and ev == event)
+                        ways[(name, event, n)] = out
+                        by_action.setdefault((name, event), []).append((gi, first, out))
         moves = self.cache[state] = _Moves(by_rule, by_action, tuple(ambiguous), cut)
         return moves
 
@@ -369,13 +384,13 @@ def suite(spec: Spec, *, include_expected: bool = False) -> type[RuleBasedStateM
     return cast(type[RuleBasedStateMachine], cls)
 
 
-def _options(self: Any) -> Mapping[tuple[int, Rule], Mapping[tuple[str, Any], _Outcome]]:
+def _options(self: Any) -> Mapping[tuple[int, Rule], Mapping[tuple[str, Any, int], _Outcome]]:
     """The accepted actions a rule may draw from: those reaching a state new to this program, if any."""
     key = (self.state, len(self.seen))
     if self.options_key == key:
         return self.options  # type: ignore[no-any-return]
     plan: _Plan = self._plan
-    options = plan.moves(self.state).by_rule
+    options: Mapping[tuple[int, Rule], Mapping[tuple[str, Any, int], _Outcome]] = plan.moves(self.state).by_rule
     if self.novelty:
         seen = self.seen
         fresh = {k: {a: o for a, o in v.items() if o.state not in seen} for k, v in options.items()}
@@ -386,10 +401,10 @@ def _options(self: Any) -> Mapping[tuple[int, Rule], Mapping[tuple[str, Any], _O
     return options
 
 
-def _take(self: Any, gi: int, r: Rule, name: str, event: Any) -> None:
-    """Apply the accepted action ``name <- event`` (found among the state's moves) and judge it."""
+def _take(self: Any, gi: int, r: Rule, name: str, event: Any, n: int) -> None:
+    """Apply way ``n`` of the accepted action ``name <- event`` (found among the state's moves) and judge it."""
     plan: _Plan = self._plan
-    out = plan.moves(self.state).by_rule[(gi, r)][(name, event)]
+    out = plan.moves(self.state).by_rule[(gi, r)][(name, event, n)]
     before = self.state
     self.state = out.state
     self.seen.add(out.state)
@@ -407,17 +422,17 @@ def _row_rule(plan: _Plan, gi: int, r: Rule, bundle: Any, name: str) -> Any:
     only = plan.groups[gi].names[0]
 
     def draw(self: Any, instance: str, data: st.DataObject) -> None:
-        pairs = _options(self).get((gi, r), {})
-        events = [e for (n, e) in pairs if n == instance]
+        ways = _options(self).get((gi, r), {})
+        events = [(e, n) for (nm, e, n) in ways if nm == instance]
         if not events:
             note(f"# no-op: {instance} takes no input by this row here")
             return
         if len(events) == 1:  # nothing to choose: a draw would only cost time
-            event = events[0]
-            note(f"# {instance} takes {event!r}")
+            event, n = events[0]
+            note(f"# {instance} takes {event!r}" + (f" (way {n})" if n else ""))
         else:
-            event = data.draw(plan.choices(events), label=f"{instance} takes")
-        _take(self, gi, r, instance, event)
+            event, n = data.draw(plan.choices(events), label=f"{instance} takes (input, way)")
+        _take(self, gi, r, instance, event, n)
 
     if bundle is None:
         def body(self: Any, data: st.DataObject) -> None:
@@ -559,10 +574,11 @@ def replay(
                 name, event = plan.names[0], item.input
             else:
                 name, event = item.input.instance, item.input.input
-            found = plan.moves(machine.state).by_action.get((name, event))
-            if found is None:
+            ways = plan.moves(machine.state).by_action.get((name, event))
+            if not ways:
                 return Replayed(taken - 1, f"step {taken}: {name} does not take {event!r}")
-            gi, r, out = found
+            # the way the trace went (a choice, or one of several enabled rows); else the first
+            gi, r, out = next((w for w in ways if w[2].state == item.state), ways[0])
             who = "" if plan.system is None else f", instance={name!r}"
             program.append(f"state.{names[(gi, r)]}(data=data(...){who})  # takes {event!r}")
             before, machine.state = machine.state, out.state
@@ -577,7 +593,8 @@ def replay(
     steps = max(len(trace) - 1, 0)
     if loop is not None and loop < len(trace) - 1:
         back = trace[loop].state
-        if not any(out.state == back for _, _, out in plan.moves(machine.state).by_action.values()):
+        every = plan.moves(machine.state).by_action.values()
+        if not any(out.state == back for each in every for _, _, out in each):
             return Replayed(steps, f"the loop does not close: no input leads from step {steps} back to step {loop}")
     return Replayed(steps)
 

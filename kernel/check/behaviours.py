@@ -198,8 +198,8 @@ class Judge:
     def _step(self, key: Key, target: Key, label: int) -> TraceStep:
         """The step from ``key`` to ``target`` by the row ``label`` names (two rows may join the same states)."""
         plan = self.plan
-        for k, event, nk, effects in plan.successors(key):
-            if nk == target and self.bases[k] + plan.tables[k].resolved(key[k], event).rule == label:
+        for k, event, nk, effects, rule in plan.successors(key):
+            if nk == target and self.bases[k] + rule == label:
                 return TraceStep(plan.view(nk), plan.action(k, event), effects)
         return plan.step_between(key, target)  # pragma: no cover - the recorded edge is always found
 

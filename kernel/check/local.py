@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 from statewright.kernel.boundary import raised, refused, row
 from statewright.kernel.check.semantics import ambiguity, leaves_terminal
 from statewright.kernel.machine import Machine, Rule
-from statewright.kernel.step import Rejected, apply_rule, enabled_rules, step
+from statewright.kernel.step import Rejected, apply_rule, firings, step
 from statewright.kernel.values import describe, problem
 
 __all__ = ["Local", "LocalTable", "Move"]
@@ -74,6 +74,7 @@ class LocalTable:
         gates: dict[type, tuple[Any, ...]],
         routed: frozenset[type],
         all_slow: bool,
+        every_row: bool = False,
     ) -> None:
         self.machine = machine
         self.domain = domain
@@ -82,13 +83,15 @@ class LocalTable:
         self.gates = gates
         self.routed = routed
         self.all_slow = all_slow
+        self.every_row = every_row
+        """Explore every enabled row of an input (a spec with ``determinism=False``), not the first."""
         self.states: list[Any] = []
         self.ids: dict[Hashable, int] = {}
         self.terminal: list[bool] = []
         self.moves: list[tuple[tuple[int, ...], tuple[Move, ...]] | None] = []
         self.fast_rules: list[tuple[int, ...]] = []
         self.routed_fired: dict[int, int] = {}
-        self.results: dict[tuple[int, Any], Local | Rejected] = {}
+        self.results: dict[tuple[int, Any], tuple[Local, ...] | Rejected] = {}
         self.ambiguous: list[str] = []
         """Why a resolved step broke determinism (`semantics.ambiguity`), until the search reports it."""
         self.instances: list[str] = []
@@ -145,8 +148,13 @@ class LocalTable:
         where = row(rule.index, rule.label) + (part if fn is not None else "")
         refused(what, fn, where, machine=m.name, state=before, input=event)
 
-    def resolve(self, a: int, event: Any) -> Local | Rejected:
-        """Step local state ``a`` by ``event``, once; later calls hit the memo."""
+    def resolve(self, a: int, event: Any) -> tuple[Local, ...] | Rejected:
+        """Step local state ``a`` by ``event``, once; later calls hit the memo.
+
+        Accepted, it is one `Local` per successor: each alternative of a
+        choosing row, of the first enabled row -- or of every enabled row when
+        the table explores every row.
+        """
         key = (a, event)
         try:
             found = self.results.get(key)
@@ -158,32 +166,39 @@ class LocalTable:
             return found
         m = self.machine
         state = self.states[a]
-        rules = enabled_rules(m, state, event)
-        if not rules:
-            out: Local | Rejected = step(m, state, event)  # type: ignore[assignment]
+        enabled = firings(m, state, event)
+        if not enabled:
+            out: tuple[Local, ...] | Rejected = step(m, state, event)  # type: ignore[assignment]
             assert isinstance(out, Rejected)
             self.results[key] = out
             return out
-        rule = rules[0]
-        why = ambiguity(m, state, event, rules)
-        if why is not None:
-            self.ambiguous.append(why)
-        new, effects = apply_rule(m, rule, state, event)
-        if m.effect_types is not None and rule.emit is not None:
-            self._declared(rule, effects, new, event)
-        next_id = self.reached(new, rule, state, event)
-        flags = self._broken(state, event, new)
-        if self.terminal_precedence and leaves_terminal(m, rule):
-            flags += ("terminal_precedence",)
-        out = Local(next_id, effects, rule.index, flags)
-        self.results[key] = out
+        if not self.every_row:
+            why = ambiguity(m, state, event, [r for r, _ in enabled])
+            if why is not None:
+                self.ambiguous.append(why)
+            enabled = enabled[:1]
+        locals_: list[Local] = []
+        for rule, alts in enabled:
+            for choice in alts:
+                new, effects = apply_rule(m, rule, state, event, choice)
+                if m.effect_types is not None and rule.emit is not None:
+                    self._declared(rule, effects, new, event)
+                next_id = self.reached(new, rule, state, event)
+                flags = self._broken(state, event, new)
+                if self.terminal_precedence and leaves_terminal(m, rule):
+                    flags += ("terminal_precedence",)
+                locals_.append(Local(next_id, effects, rule.index, flags))
+        out = self.results[key] = tuple(locals_)
         return out
 
-    def resolved(self, a: int, event: Any) -> Local:
-        """The memoised accepted step of ``a`` by ``event`` (it must have been resolved and accepted)."""
+    def resolved(self, a: int, event: Any, rule: int, next_id: int) -> Local:
+        """The memoised accepted step of ``a`` by ``event`` that ``rule`` took to ``next_id``."""
         out = self.results[(a, event)]
-        assert isinstance(out, Local)
-        return out
+        assert not isinstance(out, Rejected)
+        for local in out:
+            if local.rule == rule and local.next == next_id:
+                return local
+        raise AssertionError("no such resolved step")  # pragma: no cover - callers pass a step they took
 
     def _declared(self, rule: Rule, effects: tuple[Any, ...], new: Any, event: Any) -> None:
         """Refuse an effect outside the machine's declared effect union."""
@@ -224,9 +239,20 @@ class LocalTable:
                 raised(exc, self.domain, self.domain_where, machine=self.machine.name, state=self.states[a])
         return self.domain  # type: ignore[no-any-return]
 
-    def move(self, a: int, event: Any, local: Local) -> Move:
+    def move(self, event: Any, local: Local, routed: bool) -> Move:
         """Wrap a local step as a `Move` with its gates and routing."""
-        return Move(event, local, self.gates.get(type(event), ()), any(type(e) in self.routed for e in local.effects))
+        return Move(event, local, self.gates.get(type(event), ()), routed)
+
+    def moves_of(self, event: Any, locals_: tuple[Local, ...]) -> list[Move]:
+        """The moves of one accepted input: one per successor, or one for them all when any routes.
+
+        A routed input is settled as a whole (`kernel.system.settlements`
+        explores each way it and its routed inputs may go), so it is one move.
+        """
+        routed = self.routed
+        if routed and any(type(e) in routed for local in locals_ for e in local.effects):
+            return [self.move(event, locals_[0], True)]
+        return [self.move(event, local, False) for local in locals_]
 
     def expand(self, a: int) -> tuple[tuple[int, ...], tuple[Move, ...]]:
         """Compute, store and return the (fast, slow) moves of local state ``a``."""
@@ -234,15 +260,16 @@ class LocalTable:
         fast_rules: list[int] = []
         slow: list[Move] = []
         for event in self.inputs_of(a):
-            local = self.resolve(a, event)
-            if isinstance(local, Rejected):
+            locals_ = self.resolve(a, event)
+            if isinstance(locals_, Rejected):
                 continue
-            move = self.move(a, event, local)
-            if move.gates or move.routed or local.flags or self.all_slow:
-                slow.append(move)
-            else:
-                fast.append(local.next)
-                fast_rules.append(local.rule)
+            for move in self.moves_of(event, locals_):
+                local = move.local
+                if move.gates or move.routed or local.flags or self.all_slow:
+                    slow.append(move)
+                else:
+                    fast.append(local.next)
+                    fast_rules.append(local.rule)
         self.fast_rules[a] = tuple(fast_rules)
         out = self.moves[a] = (tuple(fast), tuple(slow))
         return out

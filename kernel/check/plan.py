@@ -20,11 +20,13 @@ from statewright.kernel.check.spec import Kind, Spec
 from statewright.kernel.errors import DefinitionError, UserCodeError
 from statewright.kernel.machine import Machine
 from statewright.kernel.step import Rejected
-from statewright.kernel.system import Action, Blocked, Emitted, Fired, System, guard_raised, settle
+from statewright.kernel.system import Action, Blocked, Emitted, Fired, System, guard_raised, settlements
 
-__all__ = ["Key", "Plan"]
+__all__ = ["Key", "Plan", "Taken"]
 
 Key = tuple[int, ...]
+Taken = tuple[Key, tuple[Any, ...], tuple[str, ...], int]
+"""One successor of a move: next key, effects, broken per-instance properties, the acting row."""
 Test = Callable[..., bool]
 
 
@@ -80,6 +82,7 @@ class Plan:
                     gates=gates,
                     routed=routed,
                     all_slow=self.all_slow,
+                    every_row=not spec.determinism,
                 )
             if self.system is not None:
                 table.instances.append(name)
@@ -126,10 +129,11 @@ class Plan:
                 raise err.within(spec=spec.name, trace=(TraceStep(first, None, ()),)) from err.original
         return tuple(ids)
 
-    def take(self, key: Key, k: int, move: Move, before: Any) -> tuple[Key, tuple[Any, ...], tuple[str, ...]] | None:
-        """Follow one move from ``key``: the next key, the effects and the broken local properties.
+    def take(self, key: Key, k: int, move: Move, before: Any) -> list[Taken]:
+        """Follow one move from ``key``: each (next key, effects, broken local properties, row).
 
-        None when a system guard or a routed input refuses it.
+        Empty when a system guard or a routed input refuses it; more than one
+        only for a routed move whose settling branches (`settlements`).
         """
         local = move.local
         if not move.routed:
@@ -140,40 +144,45 @@ class Plan:
                     assert self.system is not None
                     guard_raised(exc, self.system, g, before, k, move.input)
                 if not allowed:
-                    return None
+                    return []
             effects = local.effects
             if self.system is not None:
                 name = self.names[k]
                 effects = tuple(Emitted(name, e) for e in effects)
-            return key[:k] + (local.next,) + key[k + 1 :], effects, local.flags
+            return [(key[:k] + (local.next,) + key[k + 1 :], effects, local.flags, local.rule)]
         assert self.system is not None
-        out = settle(self.system, key, k, move.input, before, self.stepper)
+        out = settlements(self.system, key, k, move.input, before, self.brancher)
         if isinstance(out, Blocked):
-            return None
-        flags: tuple[str, ...] = ()
-        for m in out.microsteps:
-            table = self.tables[m.position]
-            table.routed_fired[m.rule] = table.routed_fired.get(m.rule, 0) + 1
-            flags += table.resolved(m.before, m.input).flags
-        return out.after, out.emitted, flags
+            return []
+        taken: list[Taken] = []
+        for settled in out:
+            flags: tuple[str, ...] = ()
+            for m in settled.microsteps:
+                table = self.tables[m.position]
+                table.routed_fired[m.rule] = table.routed_fired.get(m.rule, 0) + 1
+                flags += table.resolved(m.before, m.input, m.rule, m.after).flags
+            taken.append((settled.after, settled.emitted, flags, settled.microsteps[0].rule))
+        return taken
 
-    def stepper(self, position: int, a: int, event: Any) -> Fired[int] | Rejected:
-        """`settle`'s stepper over interned ids: the memoised local step of instance ``position``."""
-        local = self.tables[position].resolve(a, event)
-        return local if isinstance(local, Rejected) else Fired(local.next, local.effects, local.rule)
+    def brancher(self, position: int, a: int, event: Any) -> tuple[Fired[int], ...] | Rejected:
+        """`settlements`' brancher over interned ids: the memoised local steps of instance ``position``."""
+        out = self.tables[position].resolve(a, event)
+        if isinstance(out, Rejected):
+            return out
+        return tuple(Fired(local.next, local.effects, local.rule) for local in out)
 
-    def successors(self, key: Key) -> Iterator[tuple[int, Any, Key, tuple[Any, ...]]]:
-        """Every (position, input, next key, effects) from ``key``, in search order."""
+    def successors(self, key: Key) -> Iterator[tuple[int, Any, Key, tuple[Any, ...], int]]:
+        """Every (position, input, next key, effects, row) from ``key``, in search order."""
         before = self.view(key)
         for k, t in enumerate(self.tables):
             a = key[k]
             for event in t.inputs_of(a):
-                local = t.resolve(a, event)
-                if isinstance(local, Rejected):
+                locals_ = t.resolve(a, event)
+                if isinstance(locals_, Rejected):
                     continue
-                taken = self.take(key, k, t.move(a, event, local), before)
-                if taken is not None:
-                    yield k, event, taken[0], taken[1]
+                for move in t.moves_of(event, locals_):
+                    for nk, effects, _flags, rule in self.take(key, k, move, before):
+                        yield k, event, nk, effects, rule
 
     def action(self, k: int, event: Any) -> Any:
         return event if self.system is None else Action(self.names[k], event)
@@ -191,7 +200,7 @@ class Plan:
 
     def step_between(self, key: Key, target: Key) -> TraceStep:
         """The first step (in search order) from ``key`` to ``target``, as a trace step."""
-        for k, event, nk, effects in self.successors(key):
+        for k, event, nk, effects, _rule in self.successors(key):
             if nk == target:
                 return TraceStep(self.view(nk), self.action(k, event), effects)
         raise AssertionError("trace reconstruction lost its way")  # pragma: no cover - successors() disagrees

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from operator import itemgetter
 from typing import Any
 
-from statewright.kernel.check.local import Local
 from statewright.kernel.check.plan import Key, Plan
 from statewright.kernel.check.report import Coverage, PropertyResult, Status, TraceStep
 from statewright.kernel.check.spec import BUILTIN, Kind, Spec
 from statewright.kernel.machine import Machine
+from statewright.kernel.step import Rejected
 
 __all__ = ["coverage", "judged"]
 
@@ -68,8 +68,10 @@ def coverage(plan: Plan, expanded: list[Key]) -> tuple[Coverage, ...]:
         for rule, fired in t.fired(hits[id(t)]).items():
             mine[rule] = mine.get(rule, 0) + fired
         seen = emitted.setdefault(id(t.machine), {})
-        for local in t.results.values():
-            if isinstance(local, Local):
+        for resolved in t.results.values():
+            if isinstance(resolved, Rejected):
+                continue
+            for local in resolved:
                 names = seen.setdefault(local.rule, {})
                 for e in local.effects:
                     names[type(e).__name__] = None

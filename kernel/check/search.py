@@ -250,13 +250,15 @@ class Search:
         """Take instance ``k``'s slow moves from state ``i``; returns how many successors they made.
 
         Called once per (state, instance) with slow moves, so the common case
-        -- a gated move whose successor needs no constraint -- stays inline.
+        -- a gated move whose successor needs no constraint -- stays inline;
+        the rest goes through `_successor`.
         """
         plan = self.plan
         seen, keys, parents = self.seen, self.keys, self.parents
         wrap = plan.system is not None and plan.all_slow
         watched = bool(plan.global_transitions)
         pruning = plan.constraint is not None
+        special = watched or pruning or plan.action_constraint is not None
         graph = self.graph
         made = 0
         for move in slow:
@@ -264,49 +266,69 @@ class Search:
             if move.routed:
                 taken = plan.take(key, k, move, before)
                 self._ambiguity(i)
-                if taken is None:
+                for nk, effects, flags, rule in taken:
+                    made += 1
+                    self._successor(i, k, event, nk, effects, flags, rule, before, watched, pruning)
+                continue
+            if move.gates:
+                g = None
+                try:
+                    for g in move.gates:
+                        if not g.test(before, k, event):
+                            break
+                    else:
+                        g = None
+                except Exception as exc:
+                    assert plan.system is not None and g is not None
+                    guard_raised(exc, plan.system, g, before, k, event)
+                if g is not None:
                     continue
-                nk, effects, flags = taken
-            else:
-                if move.gates:
-                    g = None
-                    try:
-                        for g in move.gates:
-                            if not g.test(before, k, event):
-                                break
-                        else:
-                            g = None
-                    except Exception as exc:
-                        assert plan.system is not None and g is not None
-                        guard_raised(exc, plan.system, g, before, k, event)
-                    if g is not None:
-                        continue
-                local = move.local
-                nk = key[:k] + (local.next,) + key[k + 1 :]
-                flags = local.flags
-                effects = local.effects
-                if wrap or (flags and plan.system is not None):
-                    effects = tuple(Emitted(plan.names[k], e) for e in effects)
+            local = move.local
+            nk = key[:k] + (local.next,) + key[k + 1 :]
+            flags = local.flags
+            effects = local.effects
+            if wrap or (flags and plan.system is not None):
+                effects = tuple(Emitted(plan.names[k], e) for e in effects)
             made += 1
             move.count += 1
-            if flags or watched:
-                self._action_properties(i, k, event, nk, effects, flags, before)
-            if plan.action_constraint is not None and not self._action_inside(before, k, event, nk):
-                self._judge_outside(nk, (i, k, event, effects))
-                self.pruned += 1
-                j = -1
-            elif pruning:
-                j = self._admit(i, nk, k, event, effects)
-            else:
-                j = seen.get(nk, -2)
-                if j == -2:
-                    j = seen[nk] = len(keys)
-                    keys.append(nk)
-                    parents.append(i)
+            if flags or special:
+                self._successor(i, k, event, nk, effects, flags, local.rule, before, watched, pruning)
+                continue
+            j = seen.get(nk, -2)
+            if j == -2:
+                j = seen[nk] = len(keys)
+                keys.append(nk)
+                parents.append(i)
             if graph is not None and j != i:  # as in the fast lane: a step that changes nothing is a stutter
                 graph.targets.append(j)
-                graph.labels.append(self.bases[k] + move.local.rule)
+                graph.labels.append(self.bases[k] + local.rule)
         return made
+
+    def _successor(
+        self, i: int, k: int, event: Any, nk: Key, effects: tuple[Any, ...], flags: tuple[str, ...],
+        rule: int, before: Any, watched: bool, pruning: bool,
+    ) -> None:
+        """One successor from the slow lane: action properties, constraints, the state set and the graph."""
+        plan = self.plan
+        if flags or watched:
+            self._action_properties(i, k, event, nk, effects, flags, before)
+        if plan.action_constraint is not None and not self._action_inside(before, k, event, nk):
+            self._judge_outside(nk, (i, k, event, effects))
+            self.pruned += 1
+            j = -1
+        elif pruning:
+            j = self._admit(i, nk, k, event, effects)
+        else:
+            seen = self.seen
+            j = seen.get(nk, -2)
+            if j == -2:
+                j = seen[nk] = len(self.keys)
+                self.keys.append(nk)
+                self.parents.append(i)
+        graph = self.graph
+        if graph is not None and j != i:  # as in the fast lane: a step that changes nothing is a stutter
+            graph.targets.append(j)
+            graph.labels.append(self.bases[k] + rule)
 
     def _admit(self, i: int, nk: Key, k: int, event: Any, effects: tuple[Any, ...]) -> int:
         """Add a successor found by the slow lane unless the state constraint prunes it; its number, or -1."""

@@ -6,7 +6,9 @@ optional bounds, and named properties. Properties are values, built with
 default: ``deadlock`` (a non-final state with no successor), ``determinism``
 (no reachable state where one input enables two rows, so `step` is a
 function of the table) and ``terminal_precedence`` (a terminal phase never
-changes, even through a row that opted out).
+changes, even through a row that opted out). ``determinism=False`` declares
+the model nondeterministic instead: every enabled row of an input is explored,
+one successor each (a row's own ``choose`` alternatives are explored either way).
 
 Input domains: for a machine, a sequence of inputs or ``fn(state) -> inputs``;
 for a system, a mapping from instance name to such a sequence or function of
