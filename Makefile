@@ -34,6 +34,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python tests/benchmarks/bench_store.py
 	$(BIN)/python tests/benchmarks/bench_liveness.py
 	$(BIN)/python tests/benchmarks/bench_search_core.py
+	$(BIN)/python tests/benchmarks/bench_monolithic.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache

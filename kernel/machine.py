@@ -120,6 +120,29 @@ class Rule:
     """The row's declared choice: its alternatives for (state, input); None for a plain row."""
 
 
+PLAIN: tuple[Any, ...] = (None,)
+"""The one alternative of a row that declares no choice."""
+
+
+class Rows:
+    """The rows one phase has for one input type, in table order (internal to the kernel).
+
+    ``firing`` is set when there is one row, plain (no ``choose``) and with at
+    most one guard, ``guard`` (None for none): the row fires exactly when that
+    guard holds, so the checker tests it inline and takes ``firing`` as the
+    enabled rows -- what `kernel.step.enabled_among` would return.
+    """
+
+    __slots__ = ("firing", "guard", "rules")
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.rules = rules
+        only = rules[0]
+        simple = len(rules) == 1 and only.choose is None and len(only.guards) <= 1
+        self.guard: Guard[Any, Any] | None = only.guards[0] if simple and only.guards else None
+        self.firing: tuple[tuple[Rule, tuple[Any, ...]], ...] | None = ((only, PLAIN),) if simple else None
+
+
 def _phase_name(phase: object) -> str:
     return phase.name if isinstance(phase, Enum) else repr(phase)
 
@@ -218,6 +241,8 @@ class Machine(Generic[S]):
     terminal_phases: frozenset[Enum] = dataclasses.field(init=False)
     rules: tuple[Rule, ...] = dataclasses.field(init=False)
     index: dict[tuple[Enum, type], tuple[Rule, ...]] = dataclasses.field(init=False)
+    rows: dict[Enum, dict[type, Rows]] = dataclasses.field(init=False)
+    """``index`` by phase, then input type: a state's rows are found once, then each input's by its type."""
     labels: tuple[str, ...] = dataclasses.field(init=False)
     input_types: tuple[type, ...] = dataclasses.field(init=False)
     effect_types: tuple[type, ...] | None = dataclasses.field(init=False)
@@ -353,6 +378,10 @@ class Machine(Generic[S]):
         put(self, "terminal_phases", terminal)
         put(self, "rules", tuple(rules))
         put(self, "index", {k: tuple(v) for k, v in index.items()})
+        rows_of: dict[Enum, dict[type, Rows]] = {p: {} for p in ptype}
+        for (p, kind), found in self.index.items():
+            rows_of[p][kind] = Rows(found)
+        put(self, "rows", rows_of)
         put(self, "labels", tuple(labels))
         put(self, "input_types", declared_inputs or tuple(used_inputs))
         put(self, "effect_types", declared_effects)

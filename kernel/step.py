@@ -16,18 +16,19 @@ each enabled row).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, NoReturn, TypeVar
 
 from statewright.kernel.boundary import raised, refused, row
-from statewright.kernel.machine import Machine, Rule
+from statewright.kernel.machine import PLAIN, Guard, Machine, Rule
 from statewright.kernel.values import describe
 
 __all__ = [
     "UNSET", "Accepted", "Reason", "Rejected", "Result",
-    "alternatives", "apply_rule", "current_phase", "enabled_rules", "failing_guard", "firings", "holds",
-    "outcomes", "step",
+    "alternatives", "apply_rule", "current_phase", "enabled_among", "enabled_rules", "failing_guard", "firings",
+    "guard_raised", "holds", "outcomes", "step",
 ]
 
 S = TypeVar("S")
@@ -157,9 +158,15 @@ def failing_guard(machine: Machine[Any], rule: Rule, state: Any, event: Any) -> 
             if not g.test(state, event):
                 return g.name
         except Exception as exc:
-            raised(exc, g.test, f"{row(rule.index, rule.label)}, guard {g.name!r}",
-                   machine=machine.name, state=state, input=event)
+            guard_raised(exc, machine, rule, g, state, event)
     return None
+
+
+def guard_raised(exc: Exception, machine: Machine[Any], rule: Rule, guard: Guard[Any, Any], state: Any,
+                 event: Any) -> NoReturn:
+    """Re-raise what ``guard`` of ``rule`` raised as a `UserCodeError` naming the row and the guard."""
+    raised(exc, guard.test, f"{row(rule.index, rule.label)}, guard {guard.name!r}",
+           machine=machine.name, state=state, input=event)
 
 
 def current_phase(machine: Machine[Any], state: Any, event: Any = None) -> Enum:
@@ -170,10 +177,6 @@ def current_phase(machine: Machine[Any], state: Any, event: Any = None) -> Enum:
         raised(exc, machine.phase_of, "phase of the state", machine=machine.name, state=state, input=event)
 
 
-_PLAIN: Final = (None,)
-"""The one alternative of a row that declares no choice."""
-
-
 def alternatives(machine: Machine[Any], rule: Rule, state: Any, event: Any) -> tuple[Any, ...]:
     """What ``rule`` may pick for ``(state, event)``: its ``choose`` alternatives, or ``(None,)``.
 
@@ -181,7 +184,7 @@ def alternatives(machine: Machine[Any], rule: Rule, state: Any, event: Any) -> t
     not iterable.
     """
     if rule.choose is None:
-        return _PLAIN
+        return PLAIN
     where = row(rule.index, rule.label) + ", choose"
     try:
         offered = rule.choose(state, event)
@@ -202,13 +205,39 @@ def firings(machine: Machine[Any], state: Any, event: Any) -> list[tuple[Rule, t
     A row is enabled when its guards hold and, if it chooses, it offers at
     least one alternative (an existential over nothing is false).
     """
-    rules = machine.index.get((current_phase(machine, state, event), type(event)), ())
-    out = []
+    return enabled_among(machine, machine.index.get((current_phase(machine, state, event), type(event)), ()),
+                         state, event)
+
+
+def enabled_among(
+    machine: Machine[Any], rules: Sequence[Rule], state: Any, event: Any
+) -> list[tuple[Rule, tuple[Any, ...]]]:
+    """`firings` among ``rules``, the rows of the state's phase for the input's type (``machine.rows``).
+
+    The checker calls this once per state and input, so the guards are
+    called inline rather than through `failing_guard`; the ``try`` costs
+    nothing until a guard raises, and then names the guard that did.
+    """
+    out: list[tuple[Rule, tuple[Any, ...]]] = []
     for r in rules:
-        if holds(machine, r, state, event):
-            alts = alternatives(machine, r, state, event)
-            if alts:
-                out.append((r, alts))
+        g: Guard[Any, Any] | None = None
+        try:
+            for g in r.guards:
+                if not g.test(state, event):
+                    break
+            else:
+                g = None
+        except Exception as exc:
+            assert g is not None
+            guard_raised(exc, machine, r, g, state, event)
+        if g is not None:
+            continue
+        if r.choose is None:
+            out.append((r, PLAIN))
+            continue
+        alts = alternatives(machine, r, state, event)
+        if alts:
+            out.append((r, alts))
     return out
 
 

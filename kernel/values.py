@@ -80,8 +80,14 @@ def _reader(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
     return lambda value: ()
 
 
-def problem(state: object) -> str | None:
+def problem(state: object, since: object = None) -> str | None:
     """Why ``state`` cannot be a state, or None when it can (hashability is the caller's test).
+
+    ``since`` is a state already judged fine that ``state`` was computed from
+    (an update's argument): a value of ``state`` that *is* the value at the
+    same place in ``since`` is part of a judged state, so immutable and free of
+    NaN all the way down, and is not walked again. An update that changes one
+    field of a large record costs a walk of that field only.
 
     >>> from dataclasses import dataclass
     >>> @dataclass
@@ -93,7 +99,12 @@ def problem(state: object) -> str | None:
     'holds nan, which is not equal to itself (a NaN makes every such state new)'
     >>> problem((1, frozenset({"a"}))) is None
     True
+    >>> old = (("a", "b"), (1, 2))
+    >>> problem((old[0], (1, [2])), since=old)
+    'holds [2], a mutable list (use a tuple or frozenset)'
     """
+    if since is not None:
+        return _problem_since(state, since)
     atoms, kinds = _atoms, _kinds
     todo: list[Any] = [state]
     push = todo.append
@@ -111,10 +122,46 @@ def problem(state: object) -> str | None:
             if value != value:
                 return _naming(value, state, "which is not equal to itself (a NaN makes every such state new)")
         elif kind == _MUTABLE:
-            if dataclasses.is_dataclass(value):
-                return _naming(value, state, "a dataclass that is not frozen (use @dataclass(frozen=True))")
-            return _naming(value, state, f"a mutable {cls.__name__} (use a tuple or frozenset)")
+            return _mutable(value, state)
     return None
+
+
+def _problem_since(state: object, since: object) -> str | None:
+    """`problem`, skipping every value that is the judged ``since``'s value at the same place."""
+    atoms, kinds = _atoms, _kinds
+    todo: list[tuple[Any, Any]] = [(state, since)]
+    push = todo.append
+    while todo:
+        value, old = todo.pop()
+        if value is old:
+            continue
+        cls = type(value)
+        if cls in atoms:
+            continue
+        kind = kinds.get(cls) or _judge(cls)
+        if kind == _FIELDS or kind == _ITEMS:
+            items = _fields[cls](value) if kind == _FIELDS else value
+            if (kind == _FIELDS and type(old) is cls) or (cls is tuple and type(old) is tuple):
+                olds = _fields[cls](old) if kind == _FIELDS else old
+                for v, o in zip(items, olds):
+                    if v is not o and type(v) not in atoms:
+                        push((v, o))
+                items = items[len(olds):]
+            for v in items:
+                if type(v) not in atoms:
+                    push((v, None))
+        elif kind == _NUMBER:
+            if value != value:
+                return _naming(value, state, "which is not equal to itself (a NaN makes every such state new)")
+        elif kind == _MUTABLE:
+            return _mutable(value, state)
+    return None
+
+
+def _mutable(value: object, state: object) -> str:
+    if dataclasses.is_dataclass(value):
+        return _naming(value, state, "a dataclass that is not frozen (use @dataclass(frozen=True))")
+    return _naming(value, state, f"a mutable {type(value).__name__} (use a tuple or frozenset)")
 
 
 def _naming(value: object, state: object, why: str) -> str:

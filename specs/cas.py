@@ -302,6 +302,7 @@ def _spec(workers: int, retries: int, *, atomic: bool) -> Spec:
         properties=_properties(system, atomic=atomic),
         expect=() if atomic else ("no_lost_update",),
         final=settled,
+        symmetry=[tuple(n for n in system.names if n != "store")] if len(system.names) > 2 else (),
         doc=__doc__ or "",
     )
 

@@ -71,6 +71,7 @@ from statewright.kernel import (
     transition,
     weak_fair,
 )
+from statewright.kernel.check import Simulation, simulate
 
 if TYPE_CHECKING:
     from statewright.adapters.cli import run as cli
@@ -79,6 +80,7 @@ if TYPE_CHECKING:
     from statewright.adapters.runtime.memory import MemoryStore
     from statewright.adapters.runtime.sqlite import SqliteStore
     from statewright.adapters.runtime.store import Catalog
+    from statewright.adapters.runtime.workers import check_parallel
     from statewright.adapters.testing.stateful import replay, run_suite, suite
 
 __all__ = [
@@ -97,6 +99,7 @@ __all__ = [
     "Rejected",
     "Report",
     "Route",
+    "Simulation",
     "Spec",
     "SqliteStore",
     "Status",
@@ -113,10 +116,12 @@ __all__ = [
     "eventually_always",
     "leads_to",
     "check",
+    "check_parallel",
     "cli",
     "from_transitions",
     "replay",
     "run_suite",
+    "simulate",
     "sometimes",
     "strong_fair",
     "step",
@@ -138,6 +143,7 @@ _LAZY = {
     "from_transitions": ("statewright.adapters.interop.transitions_bridge", "from_transitions"),
     "to_transitions": ("statewright.adapters.interop.transitions_bridge", "to_transitions"),
     "cli": ("statewright.adapters.cli", "run"),
+    "check_parallel": ("statewright.adapters.runtime.workers", "check_parallel"),
 }
 
 

@@ -28,10 +28,13 @@ from typing import Any, TextIO
 from statewright.adapters.cli.errors import UsageError
 from statewright.adapters.cli.resources import rss, size_text, write_atomic
 from statewright.adapters.cli.targets import Loader, Target, machines_of
-from statewright.kernel.check import Progress, Report, Spec, StopReason, check
+from statewright.adapters.runtime.workers import check_parallel, default_workers
+from statewright.kernel.check import Progress, Report, Simulation, Spec, StopReason, check
 from statewright.specs.registry import parse_value
 
-__all__ = ["Aborted", "Built", "Stopper", "Ticker", "build", "check_command", "positive_float", "positive_int"]
+__all__ = [
+    "Aborted", "Built", "Stopper", "Ticker", "build", "check_command", "explain_stop", "positive_float", "positive_int",
+]
 
 EXIT_OK, EXIT_VIOLATED = 0, 1
 
@@ -167,20 +170,24 @@ def check_command(args: argparse.Namespace, loader: Loader, out: TextIO, err: Te
 
     json_path: Path | None = args.json
     built = [replace(b, spec=_bounded(b.spec, args)) for b in build(loader, args)]
+    if args.symmetry and not any(b.spec.symmetry for b in built):
+        names = ", ".join(b.spec.name for b in built)
+        raise UsageError(f"--symmetry: {names} declare{'s' if len(built) == 1 else ''} no symmetry (Spec(symmetry=...))")
     done: list[tuple[Report, Built]] = []
     with Stopper(args.max_memory) as stopper:
         for b in built:
             if stopper.reason is not None:
                 break
             ticker = None if args.quiet else Ticker(b.spec.name, err)
-            report = check(b.spec, keep_going=args.keep_going, clock=time.perf_counter, progress=ticker,
-                           should_stop=stopper)
+            report = check_parallel(b.spec, workers=args.workers or default_workers(), keep_going=args.keep_going,
+                                    clock=time.perf_counter, progress=ticker, should_stop=stopper,
+                                    symmetry=args.symmetry and bool(b.spec.symmetry))
             done.append((report, b))
             print(render_report(report, traces=not args.quiet, quiet=args.quiet), file=out, flush=True)
         not_run = len(built) - len(done)
         if args.quiet or len(built) > 1:
             print(render_tally([r for r, _ in done], not_run), file=out, flush=True)
-        _explain(stopper, done, not_run, err)
+        explain_stop(stopper, [r for r, _ in done], not_run, err)
         if json_path is not None:
             try:
                 write_atomic(json_path, _json_text(done))
@@ -193,18 +200,20 @@ def check_command(args: argparse.Namespace, loader: Loader, out: TextIO, err: Te
     return EXIT_OK if all(r.ok for r, _ in done) else EXIT_VIOLATED
 
 
-def _explain(stopper: Stopper, done: Sequence[tuple[Report, Built]], not_run: int, err: TextIO) -> None:
+def explain_stop(stopper: Stopper, results: Sequence[Report | Simulation], not_run: int, err: TextIO) -> None:
+    """On stderr: why the run stopped early (a signal, the memory budget), if it did."""
     skipped = f"; {not_run} spec{'' if not_run == 1 else 's'} not run" if not_run else ""
-    last = done[-1][0] if done else None
+    last = results[-1] if results else None
     if stopper.signum is not None:
         name = signal.Signals(stopper.signum).name
         where = f": {last.spec} stopped after {last.distinct_states:,} states" if last and last.stopped_by is \
             StopReason.INTERRUPTED else ""
         print(f"statewright: interrupted by {name}{where}{skipped}", file=err, flush=True)
     elif stopper.memory is not None and last is not None:
+        bound = "simulate fewer behaviours" if isinstance(last, Simulation) else "bound the search (--max-states)"
         print(f"statewright: {last.spec}: stopped at the memory budget ({size_text(stopper.memory)} in use, "
               f"budget {size_text(stopper.budget)}) after {last.distinct_states:,} states{skipped}; "
-              "raise it with --max-memory, or bound the search (--max-states)", file=err, flush=True)
+              f"raise it with --max-memory, or {bound}", file=err, flush=True)
 
 
 def positive_int(text: str) -> int:

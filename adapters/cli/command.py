@@ -2,6 +2,7 @@
 
     statewright check TARGET... [--all] [--set KEY=VALUE]... [--continue] [--json PATH] [--quiet]
                       [--max-states N] [--max-depth N] [--time-limit S] [--max-memory SIZE]
+                      [--workers N] [--symmetry] [--simulate N [--depth D] [--seed S]]
     statewright test TARGET... [--all] [--set KEY=VALUE]... [--examples N] [--seed S]
     statewright mutate TARGET... [--all] [--min PERCENT]
     statewright diagram TARGET|MACHINE... [--all] [--format F]... [--out DIR] [--reachable] [--trace PROPERTY]
@@ -41,9 +42,16 @@ from statewright.adapters.cli.commands import (
     test_command,
 )
 from statewright.adapters.cli.errors import UsageError
-from statewright.adapters.cli.inspecting import inspect_command
 from statewright.adapters.cli.resources import default_budget, parse_size, size_text, writable_dir, writable_file
+from statewright.adapters.cli.simulating import (
+    DEFAULT_DEPTH,
+    seed_number,
+    simulate_command,
+    simulation_options,
+    step_count,
+)
 from statewright.adapters.cli.targets import Loader
+from statewright.adapters.runtime.workers import default_workers
 from statewright.kernel.errors import DefinitionError
 
 __all__ = ["UsageError", "main", "run"]
@@ -95,6 +103,17 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--max-memory", type=parse_size, default=budget, metavar="SIZE",
                    help="stop a search when the process uses more memory, e.g. 8G, 512M, 90%%, none "
                         f"(default: 80%% of memory, {size_text(budget)} here)")
+    c.add_argument("--workers", type=positive_int, metavar="N",
+                   help=f"processes that share the search (default: the cores here, {default_workers()}); "
+                        "1 searches in this process; results are the same")
+    c.add_argument("--symmetry", action="store_true",
+                   help="explore one state per permutation of the instances a spec declares interchangeable")
+    c.add_argument("--simulate", type=positive_int, metavar="N",
+                   help="run N random behaviours instead of exploring every state (finds violations, proves nothing)")
+    c.add_argument("--depth", type=step_count, metavar="D",
+                   help=f"with --simulate: steps per behaviour at most (default {DEFAULT_DEPTH})")
+    c.add_argument("--seed", type=seed_number, metavar="S",
+                   help="with --simulate: seed that repeats a run (default: a random one, printed)")
     m = sub.add_parser("mutate", help="score how many mutants of its machines and system each spec catches", **kw)
     _common(m, set_params=False)
     m.add_argument("--min", type=percentage, default=0.0, metavar="PERCENT",
@@ -129,10 +148,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def _dispatch(args: argparse.Namespace, loader: Loader, out: TextIO, err: TextIO) -> int:
     if args.command == "check":
+        simulation_options(args)
         if args.json is not None:
             writable_file(args.json, "--json")
+        if args.simulate is not None:
+            return simulate_command(args, loader, out, err)
         return check_command(args, loader, out, err)
     if args.command == "inspect":
+        from statewright.adapters.cli.inspecting import inspect_command  # pydantic and asyncio: only here
+
         return inspect_command(args, loader, out)
     if args.command == "test":
         return test_command(args, loader, out)

@@ -12,9 +12,10 @@ from typing import Any
 
 from statewright.adapters.runtime.serialize import event_json, state_json, value_json
 from statewright.kernel.check.report import PropertyResult, Report, TraceStep
+from statewright.kernel.check.simulate import Simulation
 from statewright.kernel.graph import Analysis
 
-__all__ = ["report_json", "trace_json"]
+__all__ = ["report_json", "simulation_json", "trace_json"]
 
 
 def trace_json(trace: tuple[TraceStep, ...] | None) -> list[dict[str, Any]] | None:
@@ -64,6 +65,7 @@ def report_json(
         "stopped_by": report.stopped_by.value if report.stopped_by else None,
         "distinct_states": report.distinct_states,
         "pruned": report.pruned,
+        "symmetry": [list(g) for g in report.symmetric],
         "generated": report.generated,
         "depth": report.depth,
         "seconds": round(report.seconds, 4),
@@ -81,4 +83,28 @@ def report_json(
             }
             for a in analyses
         ],
+    }
+
+
+def simulation_json(sim: Simulation, parameters: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A random simulation as the JSON object ``statewright check --simulate N --json`` writes.
+
+    The properties are written as in `report_json`; ``"simulation": true``
+    tells the two apart, and ``seed`` repeats the run.
+    """
+    return {
+        "spec": sim.spec,
+        "simulation": True,
+        "parameters": value_json(parameters or {}),
+        "verdict": sim.verdict.value,
+        "stopped_by": sim.stopped_by.value if sim.stopped_by else None,
+        "seed": sim.seed,
+        "behaviours": sim.behaviours,
+        "depth": sim.depth,
+        "steps": sim.steps,
+        "distinct_states": sim.distinct_states,
+        "seconds": round(sim.seconds, 4),
+        "behaviours_per_second": round(sim.behaviours_per_second, 1),
+        "states_per_second": round(sim.states_per_second, 1),
+        "properties": [_property_json(r) for r in sim.properties],
     }

@@ -7,6 +7,8 @@ shows the whole initial state instead of a change.
 `render_report` prints a summary line, one line per property and the traces of
 violations; ``quiet=True`` keeps the summary line alone (naming the failed
 properties), and `render_tally` sums several reports up in one line.
+`render_simulation` does the same for a random simulation (``check
+--simulate``), whose traces are tables of the same kind.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ from typing import Any
 
 from statewright.adapters.runtime.serialize import event_json, state_json
 from statewright.kernel.check.report import PropertyResult, Report, Status, StopReason, TraceStep, Verdict
+from statewright.kernel.check.simulate import Simulation
 from statewright.kernel.check.spec import Kind
 
-__all__ = ["changes", "outcome", "render_report", "render_tally", "render_trace", "summary_line"]
+__all__ = [
+    "changes", "outcome", "render_report", "render_simulation", "render_tally", "render_trace", "simulation_header",
+    "simulation_line", "summary_line",
+]
 
 MARK = {
     Status.HOLDS: "ok  ",
@@ -132,8 +138,11 @@ def summary_line(report: Report) -> str:
     """``spec: VERDICT (stopped by ...) -- N distinct states, M generated, depth D, S s``."""
     bound = f" (stopped by {report.stopped_by})" if report.stopped_by else ""
     pruned = f" ({report.pruned:,} pruned by the constraints)" if report.pruned else ""
+    reduced = ""
+    if report.symmetric:
+        reduced = " up to symmetry of " + "; ".join(", ".join(g) for g in report.symmetric)
     return (
-        f"{report.spec}: {report.verdict.value.upper()}{bound} -- {report.distinct_states:,} distinct states, "
+        f"{report.spec}: {report.verdict.value.upper()}{bound} -- {report.distinct_states:,} distinct states{reduced}, "
         f"{report.generated:,} generated{pruned}, depth {report.depth}, {report.seconds:.2f} s"
     )
 
@@ -160,7 +169,7 @@ def render_report(report: Report, *, traces: bool = True, quiet: bool = False) -
     return "\n".join(lines)
 
 
-def outcome(report: Report) -> str:
+def outcome(report: Report | Simulation) -> str:
     """Which tally bucket a report falls in: ok, violated as expected, bounded or failed."""
     if report.verdict is Verdict.VIOLATED:
         return "failed"
@@ -171,7 +180,7 @@ def outcome(report: Report) -> str:
     return "ok"
 
 
-def render_tally(reports: Sequence[Report], not_run: int = 0) -> str:
+def render_tally(reports: Sequence[Report | Simulation], not_run: int = 0) -> str:
     """One line summing up several reports: ``14 specs: 11 ok, 3 violated as expected, 0 failed``.
 
     ``bounded`` and ``not run`` appear only when some are.
@@ -187,3 +196,61 @@ def render_tally(reports: Sequence[Report], not_run: int = 0) -> str:
     if not_run:
         parts.append(f"{not_run} not run")
     return f"{total} spec{'' if total == 1 else 's'}: " + ", ".join(parts)
+
+
+def simulation_header(spec: str, behaviours: int, depth: int, seed: int) -> str:
+    """``simulating spec: 10,000 behaviours of up to 100 steps, seed 7`` (the seed repeats the run)."""
+    return (f"simulating {spec}: {behaviours:,} behaviour{'' if behaviours == 1 else 's'} of up to {depth:,} "
+            f"step{'' if depth == 1 else 's'}, seed {seed}")
+
+
+def _simulated_line(r: PropertyResult, behaviours: int) -> str:
+    states = len(r.trace or ())
+    runs = f"{behaviours:,} behaviour{'' if behaviours == 1 else 's'}"
+    if r.status is Status.UNKNOWN:
+        if r.kind.temporal:
+            what = "not checked: simulation decides no temporal property"
+        elif r.kind is Kind.SOMETIMES:
+            what = f"not witnessed in {runs}"
+        else:
+            what = f"no violation in {runs}"
+    else:
+        what = {
+            Status.HOLDS: f"witnessed in {states} states",
+            Status.VIOLATED: f"VIOLATED ({states}-state trace)",
+            Status.EXPECTED: f"violated as expected ({states}-state trace)",
+            Status.MISSING: f"expected a violation, none found in {runs}",
+            Status.MISMATCH: f"violated, but not by the expected trace ({states} states)",
+        }[r.status]
+    return f"  {MARK[r.status]} {r.name:<28} {r.kind.value:<20} {what}"
+
+
+def simulation_line(sim: Simulation) -> str:
+    """``spec: VERDICT (stopped by ...) -- N behaviours, M steps, K distinct states seen, rates, seed, S s``."""
+    bound = f" (stopped by {sim.stopped_by})" if sim.stopped_by else ""
+    return (
+        f"{sim.spec}: {sim.verdict.value.upper()}{bound} -- {sim.behaviours:,} behaviours, {sim.steps:,} steps, "
+        f"{sim.distinct_states:,} distinct states seen, {sim.behaviours_per_second:,.0f} behaviours/s, "
+        f"{sim.states_per_second:,.0f} states/s, seed {sim.seed}, {sim.seconds:.2f} s"
+    )
+
+
+def render_simulation(sim: Simulation, *, quiet: bool = False) -> str:
+    """A simulation as text: one line per property with the traces of violations, then the summary line.
+
+    ``quiet=True``: the summary line alone, followed by the names of the
+    properties that failed, if any.
+    """
+    last = simulation_line(sim)
+    if quiet:
+        failed = [r.name for r in sim.properties if r.failed]
+        return last + (f"; failed: {', '.join(failed)}" if failed else "")
+    lines = []
+    for r in sim.properties:
+        lines.append(_simulated_line(r, sim.behaviours))
+        if r.detail and not r.kind.temporal:
+            lines.append(f"       {r.detail}")
+        if r.trace is not None and r.status in (Status.VIOLATED, Status.EXPECTED):
+            lines.append(render_trace(r.trace, indent="       "))
+    lines.append(last)
+    return "\n".join(lines)

@@ -567,7 +567,10 @@ def replay(
     taken = 0
     try:
         if trace and trace[0].state != machine.state:
-            return Replayed(0, f"the trace starts from {trace[0].state!r}, not the initial state")
+            if trace[0].state not in _initial_views(spec):
+                return Replayed(0, f"the trace starts from {trace[0].state!r}, not an initial state")
+            machine.state = trace[0].state  # one of the spec's several initial states (Spec(init=...))
+            program.append(f"state.state = {trace[0].state!r}  # an initial state of the spec")
         plan.judge_state(machine.state)
         for taken, item in enumerate(trace[1:], 1):
             if plan.system is None:
@@ -597,6 +600,14 @@ def replay(
         if not any(out.state == back for each in every for _, _, out in each):
             return Replayed(steps, f"the loop does not close: no input leads from step {steps} back to step {loop}")
     return Replayed(steps)
+
+
+def _initial_views(spec: Spec) -> list[Any]:
+    """Every initial state of ``spec`` as the states a trace shows."""
+    from statewright.kernel.check.plan import Plan
+
+    checker = Plan(spec)
+    return [checker.view(key) for key in checker.raw_initials]
 
 
 def regression_test(spec: Spec, property_name: str, *, against: Spec | None = None) -> Callable[[], None]:

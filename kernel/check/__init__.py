@@ -1,7 +1,8 @@
-"""The model checker: declare a `Spec`, call `check`, read the `Report`."""
+"""The model checker: declare a `Spec`, call `check`, read the `Report` (or `simulate` for a `Simulation`)."""
 
 from statewright.kernel.check.report import Coverage, Progress, PropertyResult, Report, Status, StopReason, TraceStep, Verdict
 from statewright.kernel.check.search import check
+from statewright.kernel.check.simulate import Simulation, simulate
 from statewright.kernel.check.spec import Bounds, Kind, Property, Spec, always, sometimes, terminal_stable, transition
 from statewright.kernel.check.temporal import (
     Fair,
@@ -22,6 +23,7 @@ __all__ = [
     "Property",
     "PropertyResult",
     "Report",
+    "Simulation",
     "Spec",
     "Status",
     "StopReason",
@@ -33,6 +35,7 @@ __all__ = [
     "eventually",
     "eventually_always",
     "leads_to",
+    "simulate",
     "sometimes",
     "strong_fair",
     "terminal_stable",

@@ -10,10 +10,12 @@ lives in `kernel.check.search`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from itertools import permutations, product
 from operator import getitem
 from typing import Any
 
+from statewright.kernel.boundary import raised, refused
 from statewright.kernel.check.local import LocalTable, Move
 from statewright.kernel.check.report import TraceStep
 from statewright.kernel.check.spec import Kind, Spec
@@ -22,7 +24,7 @@ from statewright.kernel.machine import Machine
 from statewright.kernel.step import Rejected
 from statewright.kernel.system import Action, Blocked, Emitted, Fired, System, guard_raised, settlements
 
-__all__ = ["Key", "Plan", "Taken"]
+__all__ = ["Key", "Plan", "Symmetry", "Taken"]
 
 Key = tuple[int, ...]
 Taken = tuple[Key, tuple[Any, ...], tuple[str, ...], int]
@@ -37,7 +39,7 @@ class Plan:
     (`kernel.graph.reachable_graph` draws small specs with it).
     """
 
-    def __init__(self, spec: Spec) -> None:
+    def __init__(self, spec: Spec, *, symmetric: bool = False) -> None:
         model = spec.model
         each: list[tuple[str, Test]] = []
         self.global_transitions: list[tuple[str, Test]] = []
@@ -50,8 +52,10 @@ class Plan:
         bounds = spec.bounds
         self.constraint = bounds.constraint
         self.action_constraint = bounds.action_constraint
-        self.all_slow = bool(self.global_transitions or self.constraint or self.action_constraint)
-        """Every move takes the slow lane: a step must be seen whole (action properties, constraints)."""
+        self.symmetry = Symmetry.of(spec) if symmetric else None
+        """How keys are reduced to one per permutation class (``check(symmetric=True)``), or None."""
+        self.all_slow = bool(self.global_transitions or self.constraint or self.action_constraint or self.symmetry)
+        """Every move takes the slow lane: a step must be seen whole (action properties, constraints, symmetry)."""
         if isinstance(model, System):
             self.system: System[Any] | None = model
             self.names = model.names
@@ -70,7 +74,10 @@ class Plan:
             gates, routed = {}, frozenset()
         shared: dict[tuple[int, int], LocalTable] = {}
         tables: list[LocalTable] = []
+        same_domain = {n: domains[self.names.index(g[0])] for g in (self.symmetry.names if self.symmetry else ())
+                       for n in g}
         for name, m, d in zip(self.names, machines, domains):
+            d = same_domain.get(name, d)  # symmetric instances share one table, so their ids compare
             key = (id(m), id(d))
             table = shared.get(key)
             if table is None:
@@ -89,9 +96,15 @@ class Plan:
             tables.append(table)
         self.tables = tables
         self.distinct_tables = list(shared.values())
+        if self.symmetry is not None:
+            self.symmetry.plan = self
         starts = [list(initial)] if spec.init is None else [self._locals_of(spec, state) for state in spec.init]
-        self.initials: list[Key] = list(dict.fromkeys(self._initial(spec, states) for states in starts))
-        """The distinct initial keys, in the order the spec gives them (all at depth 1)."""
+        self.raw_initials: list[Key] = list(dict.fromkeys(self._initial(spec, states) for states in starts))
+        """The distinct initial keys, in the order the spec gives them."""
+        self.initials: list[Key] = (
+            list(dict.fromkeys(map(self.symmetry.canonical, self.raw_initials))) if self.symmetry else self.raw_initials
+        )
+        """The initial keys the search starts from (all at depth 1): one per permutation class under symmetry."""
         lists = [t.states for t in tables]
         if self.system is None:
             only = lists[0]
@@ -160,6 +173,8 @@ class Plan:
             for m in settled.microsteps:
                 table = self.tables[m.position]
                 table.routed_fired[m.rule] = table.routed_fired.get(m.rule, 0) + 1
+                if m.effects:
+                    table.routed_emitted.setdefault(m.rule, {}).update(dict.fromkeys(type(e).__name__ for e in m.effects))
                 flags += table.resolved(m.before, m.input, m.rule, m.after).flags
             taken.append((settled.after, settled.emitted, flags, settled.microsteps[0].rule))
         return taken
@@ -187,16 +202,52 @@ class Plan:
     def action(self, k: int, event: Any) -> Any:
         return event if self.system is None else Action(self.names[k], event)
 
-    def path(self, parents: Sequence[int], keys: list[Key], i: int) -> list[TraceStep]:
-        """The shortest trace from an initial state to state ``i`` (``parents[j]`` is -1 for initial states)."""
-        chain = [i]
-        while parents[chain[-1]] >= 0:
-            chain.append(parents[chain[-1]])
-        chain.reverse()
+    def path(self, parents: Sequence[int], keys: Sequence[Key], i: int) -> list[TraceStep]:
+        """The shortest trace from an initial state to state ``i`` (``parents[j]`` is -1 for initial states).
+
+        Under symmetry the stored keys are class representatives; the trace is
+        rebuilt through real states of the model -- from a real initial state,
+        each step to a successor in the next state's class -- so it replays
+        without the reduction (its last state may be a permutation of ``i``).
+        """
+        chain = self.chain(parents, i)
+        if self.symmetry is not None:
+            return self._concrete(keys, chain)
         steps = [TraceStep(self.view(keys[chain[0]]), None, ())]
         for p, c in zip(chain, chain[1:]):
             steps.append(self.step_between(keys[p], keys[c]))
         return steps
+
+    def _concrete(self, keys: Sequence[Key], chain: list[int]) -> list[TraceStep]:
+        return self.concrete(keys, chain)[0]
+
+    def concrete(self, keys: Sequence[Key], chain: list[int]) -> tuple[list[TraceStep], Key]:
+        """Under symmetry: real states through the classes of ``chain``, and the last real key."""
+        assert self.symmetry is not None
+        canonical = self.symmetry.canonical
+        key = next(k for k in self.raw_initials if canonical(k) == keys[chain[0]])
+        steps = [TraceStep(self.view(key), None, ())]
+        for c in chain[1:]:
+            key, step = self.step_into(key, keys[c])
+            steps.append(step)
+        return steps, key
+
+    def chain(self, parents: Sequence[int], i: int) -> list[int]:
+        """State numbers from an initial state to ``i``."""
+        out = [i]
+        while parents[out[-1]] >= 0:
+            out.append(parents[out[-1]])
+        out.reverse()
+        return out
+
+    def step_into(self, key: Key, target: Key, event: Any = None) -> tuple[Key, TraceStep]:
+        """Under symmetry: the first real successor of ``key`` in ``target``'s class (by ``event``, if given)."""
+        assert self.symmetry is not None
+        canonical = self.symmetry.canonical
+        for k, taken, nk, effects, _rule in self.successors(key):
+            if (event is None or taken == event) and canonical(nk) == target:
+                return nk, TraceStep(self.view(nk), self.action(k, taken), effects)
+        raise AssertionError("trace reconstruction lost its way")  # pragma: no cover - the model is not symmetric
 
     def step_between(self, key: Key, target: Key) -> TraceStep:
         """The first step (in search order) from ``key`` to ``target``, as a trace step."""
@@ -204,3 +255,114 @@ class Plan:
             if nk == target:
                 return TraceStep(self.view(nk), self.action(k, event), effects)
         raise AssertionError("trace reconstruction lost its way")  # pragma: no cover - successors() disagrees
+
+
+class Symmetry:
+    """Groups of interchangeable instances, and the canonical key of a permutation class.
+
+    Instances of a group share one local table, so their local ids compare.
+    Without ``relabel`` sorting the ids at a group's positions gives the same
+    key for every permutation of the group -- the smallest of them -- and that
+    key is itself a state of the class. With ``relabel`` (instance states
+    that name instances) every permutation is applied, names rewritten, and
+    the smallest key taken, as TLC does.
+
+    >>> Symmetry(((1, 2, 3),), ()).canonical((9, 5, 2, 4))
+    (9, 2, 4, 5)
+    """
+
+    def __init__(
+        self,
+        groups: tuple[tuple[int, ...], ...],
+        names: tuple[tuple[str, ...], ...],
+        relabel: Callable[[Any, Mapping[str, str]], Any] | None = None,
+        spec: str = "",
+    ) -> None:
+        self.groups = groups
+        self.names = names
+        self.relabel = relabel
+        self.spec = spec
+        self.plan: Plan | None = None
+        per_group = []
+        for g, n in zip(groups, names):
+            per_group.append([
+                (tuple(zip(g, (g[j] for j in order))), {n[i]: n[j] for i, j in enumerate(order)})
+                for order in permutations(range(len(g)))
+            ])
+        self.permutations: list[tuple[tuple[tuple[int, int], ...], dict[str, str]]] = []
+        for combo in product(*per_group):
+            moves = tuple(m for part, _ in combo for m in part)
+            renaming = {old: new for _, part in combo for old, new in part.items()}
+            self.permutations.append((moves, renaming))
+
+    @classmethod
+    def of(cls, spec: Spec) -> Symmetry | None:
+        """The spec's declared symmetry as positions; None when it declares none."""
+        model = spec.model
+        if not spec.symmetry or not isinstance(model, System):
+            return None
+        if spec.temporal:
+            raise DefinitionError(
+                f"spec {spec.name!r}: symmetry reduction cannot judge temporal properties soundly "
+                "(a lasso may need two members of a class); check them without symmetry"
+            )
+        groups = tuple(tuple(model.position[n] for n in g) for g in spec.symmetry)
+        return cls(groups, tuple(tuple(g) for g in spec.symmetry), spec.relabel, spec.name)
+
+    def canonical(self, key: Key) -> Key:
+        """The smallest key of ``key``'s permutation class."""
+        if self.relabel is None:
+            out = list(key)
+            for group in self.groups:
+                for p, a in zip(group, sorted(key[p] for p in group)):
+                    out[p] = a
+            return tuple(out)
+        return min(self.permuted(key, moves, renaming) for moves, renaming in self.permutations)
+
+    def twins(self, key: Key) -> list[Key]:
+        """``key`` under every other permutation -- or, past 24 of them, the two that generate each group.
+
+        The probe of symmetric properties compares a property on a state and
+        on its twins.
+        """
+        if len(self.permutations) <= 24:
+            return [self.permuted(key, moves, renaming) for moves, renaming in self.permutations[1:]]
+        out = []
+        for shift in (self._swap, self._rotate):
+            moves = tuple(m for g in self.groups for m in shift(g))
+            renaming = {self.names[x][g.index(src)]: self.names[x][g.index(dst)]
+                        for x, g in enumerate(self.groups) for src, dst in shift(g)}
+            out.append(self.permuted(key, moves, renaming))
+        return out
+
+    @staticmethod
+    def _swap(group: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+        return ((group[0], group[1]), (group[1], group[0]))
+
+    @staticmethod
+    def _rotate(group: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+        return tuple(zip(group, group[1:] + group[:1]))
+
+    def permuted(self, key: Key, moves: tuple[tuple[int, int], ...], renaming: Mapping[str, str]) -> Key:
+        """Move each instance's state from slot ``src`` to ``dst``, rewrite names (``relabel``), and intern."""
+        if self.relabel is None:
+            out = list(key)
+            for src, dst in moves:
+                out[dst] = key[src]
+            return tuple(out)
+        plan = self.plan
+        assert plan is not None and plan.system is not None
+        tables = plan.tables
+        states = [t.states[a] for t, a in zip(tables, key)]
+        moved = list(states)
+        for src, dst in moves:
+            moved[dst] = states[src]
+        view = plan.system.make(moved)
+        try:
+            renamed = self.relabel(view, renaming)
+        except Exception as exc:
+            raised(exc, self.relabel, "relabel", spec=self.spec, state=view)
+        if len(renamed) != len(tables):
+            refused(f"returned {len(renamed)} instance states, not {len(tables)}", self.relabel, "relabel",
+                    spec=self.spec, state=view)
+        return tuple(t.initial(s, "relabel") for t, s in zip(tables, renamed))

@@ -144,6 +144,8 @@ class Report:
     properties: tuple[PropertyResult, ...]
     coverage: tuple[Coverage, ...]
     pruned: int = 0
+    symmetric: tuple[tuple[str, ...], ...] = ()
+    """The groups of interchangeable instances the search was reduced by (``check(symmetry=True)``)."""
     """Successors generated but left out of the model by the spec's (action) constraint."""
 
     @property

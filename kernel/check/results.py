@@ -11,7 +11,6 @@ from statewright.kernel.check.plan import Key, Plan
 from statewright.kernel.check.report import Coverage, PropertyResult, Status, TraceStep
 from statewright.kernel.check.spec import BUILTIN, Kind, Spec
 from statewright.kernel.machine import Machine
-from statewright.kernel.step import Rejected
 
 __all__ = ["coverage", "judged"]
 
@@ -54,27 +53,28 @@ def judged(
     return tuple(out)
 
 
-def coverage(plan: Plan, expanded: list[Key]) -> tuple[Coverage, ...]:
-    """Times each row fired: expansions of each local state times its fast rows, plus slow firings."""
+def local_hits(plan: Plan, expanded: list[Key]) -> dict[int, Counter[int]]:
+    """How often each local state was expanded, per table (``id(table)``): what `coverage` multiplies out."""
     hits: dict[int, Counter[int]] = {}
     for k, t in enumerate(plan.tables):
         hits.setdefault(id(t), Counter()).update(map(itemgetter(k), expanded))
+    return hits
+
+
+def coverage(plan: Plan, hits: Mapping[int, Mapping[int, int]]) -> tuple[Coverage, ...]:
+    """Times each row fired -- expansions of each local state (``hits``, per table) times its fast rows, plus
+    slow and routed firings -- and the effect types each row emitted in the steps taken."""
     counts: dict[int, dict[int, int]] = {}
     emitted: dict[int, dict[int, dict[str, None]]] = {}
     machines: dict[int, Machine[Any]] = {}
     for t in plan.distinct_tables:
         machines[id(t.machine)] = t.machine
         mine = counts.setdefault(id(t.machine), {})
-        for rule, fired in t.fired(hits[id(t)]).items():
+        for rule, fired in t.fired(hits.get(id(t), {})).items():
             mine[rule] = mine.get(rule, 0) + fired
         seen = emitted.setdefault(id(t.machine), {})
-        for resolved in t.results.values():
-            if isinstance(resolved, Rejected):
-                continue
-            for local in resolved:
-                names = seen.setdefault(local.rule, {})
-                for e in local.effects:
-                    names[type(e).__name__] = None
+        for rule, names in t.emitted(hits.get(id(t), {})).items():
+            seen.setdefault(rule, {}).update(names)
     return tuple(
         Coverage(m.name, idx, label, counts[mid].get(idx, 0), tuple(sorted(emitted[mid].get(idx, ()))))
         for mid, m in machines.items()

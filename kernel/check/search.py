@@ -38,7 +38,7 @@ from statewright.kernel.check.behaviours import Graph, Judge, label_bases
 from statewright.kernel.check.local import Move
 from statewright.kernel.check.plan import Key, Plan
 from statewright.kernel.check.report import Progress, Report, StopReason, TraceStep, Verdict
-from statewright.kernel.check.results import coverage, judged
+from statewright.kernel.check.results import coverage, judged, local_hits
 from statewright.kernel.check.semantics import is_final
 from statewright.kernel.check.spec import Kind, Spec
 from statewright.kernel.errors import DefinitionError, UserCodeError
@@ -63,6 +63,8 @@ class Search:
         progress: Callable[[Progress], None] | None = None,
         progress_every: int = 1 << 16,
         should_stop: Callable[[], StopReason | None] | None = None,
+        plan: Plan | None = None,
+        symmetry: bool = False,
     ) -> None:
         bounds = spec.bounds
         if bounds.time_limit is not None and clock is None:
@@ -74,7 +76,9 @@ class Search:
         self.progress_every = progress_every if progress is not None else 0
         self.should_stop = should_stop
         self.started = clock() if clock is not None else 0.0
-        self.plan = Plan(spec)
+        self.plan = plan if plan is not None else Plan(spec, symmetric=symmetry)
+        self.probes = 256 if self.plan.symmetry is not None else 0
+        """States whose properties are still to be compared with a permuted twin (symmetry only)."""
         self.invariants = [(p.name, p.test) for p in spec.properties if p.kind is Kind.ALWAYS]
         self.witnesses = [(p.name, p.test) for p in spec.properties if p.kind is Kind.SOMETIMES]
         self.expected = set(spec.expect)
@@ -258,7 +262,7 @@ class Search:
         wrap = plan.system is not None and plan.all_slow
         watched = bool(plan.global_transitions)
         pruning = plan.constraint is not None
-        special = watched or pruning or plan.action_constraint is not None
+        special = watched or pruning or plan.action_constraint is not None or plan.symmetry is not None
         graph = self.graph
         made = 0
         for move in slow:
@@ -316,15 +320,18 @@ class Search:
             self._judge_outside(nk, (i, k, event, effects))
             self.pruned += 1
             j = -1
-        elif pruning:
-            j = self._admit(i, nk, k, event, effects)
         else:
-            seen = self.seen
-            j = seen.get(nk, -2)
-            if j == -2:
-                j = seen[nk] = len(self.keys)
-                self.keys.append(nk)
-                self.parents.append(i)
+            if plan.symmetry is not None:  # judged above as taken; stored as its class's representative
+                nk = plan.symmetry.canonical(nk)
+            if pruning:
+                j = self._admit(i, nk, k, event, effects)
+            else:
+                seen = self.seen
+                j = seen.get(nk, -2)
+                if j == -2:
+                    j = seen[nk] = len(self.keys)
+                    self.keys.append(nk)
+                    self.parents.append(i)
         graph = self.graph
         if graph is not None and j != i:  # as in the fast lane: a step that changes nothing is a stutter
             graph.targets.append(j)
@@ -377,7 +384,7 @@ class Search:
         plan = self.plan
         terminal = [plan.tables[k].terminal[a] for k, a in enumerate(key)]
         if not is_final(plan.view(key), terminal, self.spec.final, spec=self.spec.name):
-            self._found("deadlock", plan.path(self.parents, self.keys, i))
+            self._found("deadlock", self._path(i))
 
     # -- constraints ----------------------------------------------------------------
 
@@ -437,20 +444,41 @@ class Search:
         name, test = "", None
         for j in range(start, len(self.keys)):
             s = plan.view(self.keys[j])
+            if self.probes:
+                self._probe(self.keys[j], s)
             try:
                 for name, test in self.invariants:
                     if not test(s):
-                        self._found(name, plan.path(self.parents, self.keys, j))
+                        self._found(name, self._path(j))
                         self.invariants = [p for p in self.invariants if p[0] != name]
                 for name, test in self.witnesses:
                     if test(s):
-                        self.witnessed[name] = plan.path(self.parents, self.keys, j)
+                        self.witnessed[name] = self._path(j)
                         self.witnesses = [w for w in self.witnesses if w[0] != name]
             except Exception as exc:
                 raised(exc, test, f"property {name!r}", spec=self.spec.name, state=s,
-                       trace=tuple(plan.path(self.parents, self.keys, j)))
+                       trace=tuple(self._path(j)))
             if self.stop or not (self.invariants or self.witnesses):
                 return
+
+    def _probe(self, key: Key, state: Any) -> None:
+        """Under symmetry, refuse a property that tells members of a group apart (probed on early states)."""
+        symmetry = self.plan.symmetry
+        assert symmetry is not None
+        self.probes -= 1
+        for twin_key in symmetry.twins(key):
+            twin = self.plan.view(twin_key)
+            for name, test in self.invariants + self.witnesses:
+                try:
+                    differs = bool(test(state)) != bool(test(twin))
+                except Exception as exc:
+                    raised(exc, test, f"property {name!r}", spec=self.spec.name, state=twin)
+                if differs:
+                    groups = "; ".join(", ".join(g) for g in symmetry.names)
+                    raise DefinitionError(
+                        f"spec {self.spec.name!r}: property {name!r} is not symmetric in {groups}: it tells "
+                        f"{state!r} and {twin!r} apart, so symmetry reduction would be unsound; check without it"
+                    )
 
     def _ambiguity(self, i: int) -> None:
         """Report rows that one input enabled together, found while resolving local steps."""
@@ -458,7 +486,7 @@ class Search:
             while t.ambiguous:
                 detail = t.ambiguous.pop()
                 if self.spec.determinism:
-                    self._found("determinism", self.plan.path(self.parents, self.keys, i), detail)
+                    self._found("determinism", self._path(i), detail)
 
     def _expand_local(self, k: int, a: int) -> tuple[tuple[int, ...], tuple[Move, ...]]:
         """Compute local state ``a``'s moves for instance ``k`` (first time only)."""
@@ -469,9 +497,20 @@ class Search:
         return moves
 
     def _edge(self, i: int, k: int, event: Any, nk: Key, effects: tuple[Any, ...]) -> list[TraceStep]:
-        """The trace to state ``i`` plus one step to ``nk``."""
+        """The trace to state ``i`` plus one step to ``nk``.
+
+        Under symmetry the trace to ``i`` ends in a real state that may be a
+        permutation of ``i``; the last step is the same input taken from it.
+        """
         plan = self.plan
-        return plan.path(self.parents, self.keys, i) + [TraceStep(plan.view(nk), plan.action(k, event), effects)]
+        if plan.symmetry is None:
+            return self._path(i) + [TraceStep(plan.view(nk), plan.action(k, event), effects)]
+        steps, real = plan.concrete(self.keys, plan.chain(self.parents, i))
+        return steps + [plan.step_into(real, plan.symmetry.canonical(nk), event)[1]]
+
+    def _path(self, i: int) -> list[TraceStep]:
+        """The shortest trace to state ``i`` (every finding's trace starts here)."""
+        return self.plan.path(self.parents, self.keys, i)
 
     def _trace_to_cursor(self) -> tuple[TraceStep, ...] | None:
         if not self.keys:
@@ -509,6 +548,10 @@ class Search:
 
     # -- the report -----------------------------------------------------------------
 
+    def _hits(self) -> dict[int, Any]:
+        """How often each local state was expanded, per table: what coverage multiplies out."""
+        return local_hits(self.plan, self.keys[: self.cursor])
+
     def _report(self) -> Report:
         stop = self.stop
         depth = self.depth
@@ -522,9 +565,10 @@ class Search:
             verdict = Verdict.VIOLATED
         else:
             verdict = Verdict.OK if stop is None else Verdict.BOUNDED
-        rows = coverage(self.plan, self.keys[: self.cursor])
+        rows = coverage(self.plan, self._hits())
+        symmetric = self.plan.symmetry.names if self.plan.symmetry is not None else ()
         return Report(self.spec.name, verdict, stop is None, stop, distinct, self.generated, depth, seconds,
-                      results, rows, self.pruned)
+                      results, rows, self.pruned, symmetric)
 
 
 def check(
@@ -535,6 +579,7 @@ def check(
     progress: Callable[[Progress], None] | None = None,
     progress_every: int = 1 << 16,
     should_stop: Callable[[], StopReason | None] | None = None,
+    symmetry: bool = False,
 ) -> Report:
     """Explore every reachable state of ``spec`` breadth-first and judge its properties.
 
@@ -569,4 +614,4 @@ def check(
     (<Verdict.OK: 'ok'>, 4, 4)
     """
     return Search(spec, keep_going=keep_going, clock=clock, progress=progress, progress_every=progress_every,
-                  should_stop=should_stop).run()
+                  should_stop=should_stop, symmetry=symmetry).run()

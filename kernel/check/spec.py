@@ -190,6 +190,17 @@ class Spec:
     ``recoverable=True`` adds ``recoverable``: from every reachable state a
     home state -- ``home(state)``, by default a final one -- is still
     reachable.
+
+    ``symmetry`` declares groups of interchangeable instances of a system
+    (``[("r1", "r2", "r3")]``): instances of one machine with the same inputs,
+    which no guard, route, property or initial state tells apart. Declaring
+    it changes nothing by itself; ``check(spec, symmetry=True)`` (``check
+    --symmetry``) then explores one state per permutation class, as TLC's
+    SYMMETRY does (see `kernel.check.plan.Symmetry`). Where instance states
+    name other instances (a coordinator's set of participants, messages
+    carrying a sender), ``relabel(view, renaming)`` returns the view with
+    those names rewritten by ``renaming`` (old name -> new name); the kernel
+    moves the instances' own states itself.
     """
 
     name: str
@@ -208,6 +219,8 @@ class Spec:
     terminates: bool = False
     recoverable: bool = False
     home: Callable[[Any], bool] | None = None
+    symmetry: Sequence[Sequence[str]] = ()
+    relabel: Callable[[Any, Mapping[str, str]], Any] | None = None
 
     def __post_init__(self) -> None:
         me = f"spec {self.name!r}"
@@ -248,6 +261,10 @@ class Spec:
             if not states:
                 raise DefinitionError(f"{me}: init must give at least one initial state")
             object.__setattr__(self, "init", states)
+        if self.symmetry:
+            object.__setattr__(self, "symmetry", _symmetry(self, me))
+        if self.relabel is not None and (not callable(self.relabel) or not self.symmetry):
+            raise DefinitionError(f"{me}: relabel must be a callable, and needs a declared symmetry")
         b = self.bounds
         for label, v in (("max_depth", b.max_depth), ("max_states", b.max_states)):
             if v is not None and (not isinstance(v, int) or v < 1):
@@ -269,6 +286,36 @@ class Spec:
     def temporal(self) -> bool:
         """Whether checking this spec needs the explored graph (a temporal property or built-in)."""
         return self.terminates or self.recoverable or any(p.kind.temporal for p in self.properties)
+
+
+def _symmetry(spec: Spec, me: str) -> tuple[tuple[str, ...], ...]:
+    """Validate the declared groups of interchangeable instances."""
+    model = spec.model
+    if not isinstance(model, System):
+        raise DefinitionError(f"{me}: symmetry needs a system (it permutes instances)")
+    if isinstance(spec.symmetry, (str, bytes)):
+        raise DefinitionError(f"{me}: symmetry must be a list of groups of instance names")
+    groups: list[tuple[str, ...]] = []
+    taken: set[str] = set()
+    inputs = spec.inputs if isinstance(spec.inputs, Mapping) else {}
+    for raw in spec.symmetry:
+        group = (raw,) if isinstance(raw, str) else tuple(raw)
+        if len(group) < 2:
+            raise DefinitionError(f"{me}: a symmetry group needs at least two instances, got {group!r}")
+        for n in group:
+            if n not in model.position:
+                raise DefinitionError(f"{me}: symmetry names unknown instance {n!r}")
+            if n in taken:
+                raise DefinitionError(f"{me}: instance {n!r} is in two symmetry groups")
+            taken.add(n)
+        first = group[0]
+        for n in group[1:]:
+            if model.instances[n] is not model.instances[first]:
+                raise DefinitionError(f"{me}: symmetric instances {first!r} and {n!r} are different machines")
+            if inputs.get(n) != inputs.get(first):
+                raise DefinitionError(f"{me}: symmetric instances {first!r} and {n!r} take different inputs")
+        groups.append(group)
+    return tuple(groups)
 
 
 def _check_domain(d: Any, where: str) -> None:

@@ -37,7 +37,8 @@ alternating_bit: OK -- 240 distinct states, 1,384 generated (188 pruned by the c
 coffee_can: OK -- 5,150 distinct states, 14,852 generated, depth 1
 crdt: OK -- 200 distinct states, 1,200 generated (80 pruned by the constraints), depth 10
 ewd840: OK -- 1,566 distinct states, 13,938 generated, depth 12
-18 specs: 15 ok, 3 violated as expected, 0 failed
+lamport_mutex: OK -- 10,209 distinct states, 41,532 generated (10,042 pruned by the constraints), depth 31
+19 specs: 16 ok, 3 violated as expected, 0 failed
 """
 
 
@@ -163,7 +164,7 @@ def test_user_mistakes_exit_2_with_one_line_before_any_work(
     def no_work(*_args: Any, **_kw: Any) -> Any:
         raise AssertionError("a check ran before the mistake was reported")
 
-    monkeypatch.setattr(checking, "check", no_work)
+    monkeypatch.setattr(checking, "check_parallel", no_work)
     code, out, err = cli(*argv)
     assert code == 2 and out == ""
     assert err.startswith("statewright: error: ") and message in err and err.count("\n") == 1, err
@@ -242,7 +243,7 @@ def test_a_user_code_error_with_a_trace_prints_the_trace(monkeypatch: pytest.Mon
     def failing(*args: object, **kwargs: object) -> None:
         raise Located("machine 'm', guard 'odd' (m.py:3) raised ZeroDivisionError: division by zero, in 1 with Go()")
 
-    monkeypatch.setattr(checking, "check", failing)
+    monkeypatch.setattr(checking, "check_parallel", failing)
     code, _, err = cli("check", "diehard")
     lines = err.splitlines()
     assert code == 2
@@ -258,7 +259,7 @@ def test_internal_errors_stay_internal(monkeypatch: pytest.MonkeyPatch) -> None:
     def buggy(*args: object, **kwargs: object) -> None:
         raise KeyError("oops")
 
-    monkeypatch.setattr(checking, "check", buggy)
+    monkeypatch.setattr(checking, "check_parallel", buggy)
     code, _, err = cli("check", "diehard")
     assert code == 2 and err == "statewright: internal error: KeyError: 'oops'\n"
     code, _, err = cli("--traceback", "check", "diehard")

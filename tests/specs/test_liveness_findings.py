@@ -124,7 +124,7 @@ def test_each_lifecycle_reports_terminates_and_recoverable_as_intended(name: str
 
 def test_the_lifecycle_list_is_every_bundled_lifecycle() -> None:
     tla_ports_and_puzzles = {"cas_atomic", "cas_non_atomic", "diehard", "input_lifecycle", "two_phase",
-                             "alternating_bit", "coffee_can", "crdt", "ewd840"}
+                             "alternating_bit", "coffee_can", "crdt", "ewd840", "lamport_mutex"}
     assert set(REGISTRY.names) == set(INTENDED) | tla_ports_and_puzzles
 
 

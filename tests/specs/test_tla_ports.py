@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from statewright.adapters.testing.stateful import Replayed, replay
 from statewright.kernel import Accepted, Kind, PropertyResult, Report, Spec, Status, Verdict, check, step
 from statewright.kernel.check.temporal import Fair
 from statewright.kernel.machine import Machine
@@ -313,3 +314,12 @@ def test_crdt_with_fair_gossip_from_node_0_only_node_0_never_learns() -> None:
                                 Counters(counter=((0, 0), (0, 1)), converge=True)]
     assert lasso.loop == 2 and set(lasso.cycle) == {lasso.states[2]}
     assert {Gossip(0, 0), Gossip(0, 1)} <= set(admits(spec, lasso.states[2], lasso.states[2]))
+
+
+def test_traces_from_any_of_several_initial_states_replay() -> None:
+    spec = build("ewd840", n=3, whiten=False)
+    lasso = check(spec).result("liveness")
+    assert lasso.trace is not None and lasso.trace[0].state != spec.model.initial
+    assert replay(spec, lasso.trace, loop=lasso.loop) == Replayed(3)
+    stranger = replace(lasso.trace[0], state=replace(lasso.trace[0].state, token_at=7))
+    assert replay(spec, (stranger, *lasso.trace[1:])).stopped is not None

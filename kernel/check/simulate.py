@@ -1,0 +1,518 @@
+"""`simulate(spec, behaviours=N, seed=S) -> Simulation`: random behaviours for state spaces too big to exhaust.
+
+Theory of operation
+-------------------
+TLC's ``-simulate`` mode, on the checker's own `Plan`. A behaviour starts in
+an initial state drawn uniformly from the spec's initial states and takes up
+to ``depth`` steps, each to a successor drawn uniformly from *all* successors
+of the state it is in, enumerated in the plan's deterministic order. So a run
+is a function of the spec, ``behaviours``, ``depth`` and ``seed``: the same
+seed replays the same behaviours.
+
+Along the way it judges what a single behaviour can refute: ``always``
+invariants on every state visited (once per distinct state -- a pure test of
+the same state cannot change its mind), ``transition`` properties on every
+step taken (per-instance ones arrive as the local tables' flags, global ones
+are tested on ``(before, action, after)``), ``deadlock`` where a behaviour
+is stuck in a non-final state, ``determinism`` and ``terminal_precedence``
+as the local tables resolve the steps it meets. A ``sometimes`` property
+holds once a behaviour visits a witness. Temporal properties are judged on the
+whole state graph, which a simulation never has: they stay UNKNOWN, and so
+does every claim no behaviour refuted -- a run without a violation is
+``BOUNDED``, never ``OK``. The spec's constraint and action constraint are
+part of the model, as in `check`: a successor outside them is judged (its
+step and its state) and then left out of the draw.
+
+The kernel draws no randomness and reads no clock: the seed is the caller's
+(the command line draws one when none is given, and prints it), `Dice` turns
+it into draws with integer arithmetic alone -- the same on every platform and
+Python version -- and time comes in through an optional ``clock``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from statewright.kernel.boundary import raised
+from statewright.kernel.check.local import Move
+from statewright.kernel.check.plan import Key, Plan
+from statewright.kernel.check.report import PropertyResult, Status, StopReason, TraceStep, Verdict
+from statewright.kernel.check.semantics import is_final
+from statewright.kernel.check.spec import BUILTIN, Kind, Spec
+from statewright.kernel.errors import DefinitionError, UserCodeError
+from statewright.kernel.step import Rejected
+
+__all__ = ["Dice", "Simulation", "simulate"]
+
+POLL = 1023
+"""``should_stop`` (and the clock, for a time limit) are polled when ``ticks & POLL == 0``."""
+SPAN = 1 << 64
+MASK = SPAN - 1
+
+Step = tuple[int, Any, Key, tuple[Any, ...], tuple[str, ...]]
+"""One step out of a state: instance position, input, next key, effects, broken per-instance properties."""
+Menu = tuple[tuple[Move, ...], tuple[Move, ...]]
+"""A local state's moves: *free* ones (no system guard, nothing routed: one successor each, no user code)
+and the others, which `Plan.take` settles (zero or more successors)."""
+
+
+class Dice:
+    """Seeded pseudo-random draws (splitmix64): plain integer arithmetic, so runs reproduce anywhere.
+
+    >>> a, b = Dice(7), Dice(7)
+    >>> [a.below(6) for _ in range(20)] == [b.below(6) for _ in range(20)]
+    True
+    >>> sorted({a.below(3) for _ in range(100)})
+    [0, 1, 2]
+    """
+
+    __slots__ = ("_state",)
+
+    def __init__(self, seed: int) -> None:
+        self._state = seed & MASK
+
+    def _next(self) -> int:
+        """The next 64-bit output (splitmix64: a Weyl sequence, then two xor-shift-multiply rounds)."""
+        z = self._state = (self._state + 0x9E3779B97F4A7C15) & MASK
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+        return z ^ (z >> 31)
+
+    def below(self, n: int) -> int:
+        """A uniform draw from ``range(n)``, ``n >= 1``: rejection sampling, so no value is favoured."""
+        if n == 1:
+            return 0
+        limit = SPAN - SPAN % n
+        while True:
+            x = self._next()
+            if x < limit:
+                return x % n
+
+
+@dataclass(frozen=True, slots=True)
+class Simulation:
+    """What a random simulation found.
+
+    ``behaviours`` were run (the last one cut short where a violation stopped
+    the run), taking ``steps`` steps in all and visiting ``distinct_states``
+    distinct states; ``depth`` is the most steps a behaviour could take and
+    ``seed`` the seed that reproduces the run. ``properties`` holds one
+    `PropertyResult` per checked property, in the spec's order: a refuted one
+    is VIOLATED (or EXPECTED) with a trace from an initial state that replays
+    through `step`; a ``sometimes`` that was witnessed HOLDS with its
+    witness; everything else is UNKNOWN -- temporal properties with the
+    detail that simulation does not decide them. ``stopped_by`` is why the run
+    ended before all its behaviours: VIOLATION, or what ``should_stop`` or the
+    spec's time limit said. ``seconds`` is 0.0 unless a clock was given.
+    """
+
+    spec: str
+    verdict: Verdict
+    stopped_by: StopReason | None
+    seed: int
+    behaviours: int
+    depth: int
+    steps: int
+    distinct_states: int
+    seconds: float
+    properties: tuple[PropertyResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True unless a property was violated unexpectedly or an expected violation was not found."""
+        return self.verdict is not Verdict.VIOLATED
+
+    @property
+    def behaviours_per_second(self) -> float:
+        """Behaviours run per second of the clock (0.0 without one)."""
+        return self.behaviours / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def states_per_second(self) -> float:
+        """States visited per second of the clock: each behaviour's first state and one per step (0.0 without one)."""
+        return (self.behaviours + self.steps) / self.seconds if self.seconds > 0 else 0.0
+
+    def result(self, name: str) -> PropertyResult:
+        """The result for the property called ``name``."""
+        for r in self.properties:
+            if r.name == name:
+                return r
+        raise KeyError(f"no property {name!r} in the simulation of {self.spec!r}")
+
+
+NOT_DECIDED = "not decided by simulation: a temporal property needs the whole state graph (use check)"
+
+
+class Simulator:
+    """One simulation run: the dice, what the behaviours found, and the behaviour under way."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        *,
+        depth: int,
+        seed: int,
+        clock: Callable[[], float] | None,
+        should_stop: Callable[[], StopReason | None] | None,
+    ) -> None:
+        if spec.bounds.time_limit is not None and clock is None:
+            raise DefinitionError(
+                f"spec {spec.name!r}: a time_limit needs a clock (simulate(spec, clock=time.monotonic, ...))")
+        self.spec = spec
+        self.depth = depth
+        self.seed = seed
+        self.dice = Dice(seed)
+        self.clock = clock
+        self.started = clock() if clock is not None else 0.0
+        self.should_stop = should_stop
+        self.plan = Plan(spec)
+        self.invariants = [(p.name, p.test) for p in spec.properties if p.kind is Kind.ALWAYS]
+        self.witnesses = [(p.name, p.test) for p in spec.properties if p.kind is Kind.SOMETIMES]
+        self.constrained = self.plan.constraint is not None or self.plan.action_constraint is not None
+        self.expected = set(spec.expect)
+        self.violations: dict[str, list[TraceStep]] = {}
+        self.details: dict[str, str] = {}
+        self.witnessed: dict[str, list[TraceStep]] = {}
+        shared: dict[int, dict[int, Menu]] = {id(t): {} for t in self.plan.distinct_tables}
+        self.menus = [shared[id(t)] for t in self.plan.tables]
+        """Per instance position, the menus of its table's local states (instances sharing a table share them)."""
+        self.seen: set[Key] = set()
+        self.stop: StopReason | None = None
+        self.behaviours = 0
+        self.steps = 0
+        self.ticks = 0
+        self.keys: list[Key] = []
+        """The behaviour under way: the states it visited..."""
+        self.taken: list[tuple[int, Any, tuple[Any, ...]]] = []
+        """...and the steps between them: (instance position, input, effects)."""
+
+    # -- the run --------------------------------------------------------------------
+
+    def run(self, behaviours: int) -> Simulation:
+        """Run up to ``behaviours`` behaviours (fewer when stopped) and report."""
+        try:
+            while self.behaviours < behaviours and self.stop is None:
+                self.behaviours += 1
+                self._behaviour()
+        except UserCodeError as err:
+            raise err.within(spec=self.spec.name, trace=tuple(self._trace())) from err.original
+        return self._simulation()
+
+    def _behaviour(self) -> None:
+        """One behaviour: a random initial state, then random steps until ``depth``, a dead end or a stop."""
+        initials = self.plan.initials
+        key = initials[self.dice.below(len(initials))]
+        self.keys = [key]
+        self.taken = []
+        self._tick()
+        if not self._arrive(None, key) or self.stop is not None:
+            return
+        for _ in range(self.depth):
+            step = self._step(key)
+            if step is None:
+                return
+            self.steps += 1
+            self._tick()
+            if self.stop is not None:
+                return
+            key = step[2]
+
+    def _tick(self) -> None:
+        """Count a state visited; every 1,024 of them ask the time limit and ``should_stop``."""
+        self.ticks += 1
+        if self.ticks & POLL:
+            return
+        limit = self.spec.bounds.time_limit
+        if limit is not None and self._elapsed() > limit:
+            self.stop = StopReason.TIME_LIMIT
+        elif self.should_stop is not None:
+            self.stop = self.should_stop()
+
+    def _elapsed(self) -> float:
+        return self.clock() - self.started if self.clock is not None else 0.0
+
+    # -- one step -------------------------------------------------------------------
+
+    def _step(self, key: Key) -> Step | None:
+        """Draw and take one successor of ``key``; None when the behaviour ends here."""
+        free, settled, count = self._successors(key)
+        if self.stop is not None:
+            return None
+        if not count:
+            self._quiescent(key)
+            return None
+        if self.constrained:
+            every = [self._free_step(key, k, m) for k, moves in free for m in moves]
+            return self._constrained(key, every + settled)
+        r = self.dice.below(count)
+        for k, moves in free:
+            if r < len(moves):
+                step = self._free_step(key, k, moves[r])
+                break
+            r -= len(moves)
+        else:
+            step = settled[r]
+        return step if self._arrive(key, step[2], step) else None
+
+    def _successors(self, key: Key) -> tuple[list[tuple[int, tuple[Move, ...]]], list[Step], int]:
+        """Every successor of ``key``: each instance's free moves (not taken yet), the settled steps, their number."""
+        plan = self.plan
+        free: list[tuple[int, tuple[Move, ...]]] = []
+        settled: list[Step] = []
+        count = 0
+        before = None
+        for k, menus in enumerate(self.menus):
+            a = key[k]
+            moves, others = menus.get(a) or self._menu(k, a)
+            if moves:
+                free.append((k, moves))
+                count += len(moves)
+            if others:
+                if before is None:
+                    before = plan.view(key)
+                for move in others:
+                    for nk, effects, flags, _rule in plan.take(key, k, move, before):
+                        settled.append((k, move.input, nk, effects, flags))
+        self._ambiguity()
+        return free, settled, count + len(settled)
+
+    def _menu(self, k: int, a: int) -> Menu:
+        """Local state ``a``'s moves, free and settled ones apart (once per local state of each table)."""
+        table = self.plan.tables[k]
+        free: list[Move] = []
+        others: list[Move] = []
+        for event in table.inputs_of(a):
+            locals_ = table.resolve(a, event)
+            if isinstance(locals_, Rejected):
+                continue
+            for move in table.moves_of(event, locals_):
+                (others if move.gates or move.routed else free).append(move)
+        menu = self.menus[k][a] = (tuple(free), tuple(others))
+        return menu
+
+    def _free_step(self, key: Key, k: int, move: Move) -> Step:
+        """The one successor of a free move (no guard to ask, so no state view is needed)."""
+        [(nk, effects, flags, _rule)] = self.plan.take(key, k, move, None)
+        return k, move.input, nk, effects, flags
+
+    def _constrained(self, key: Key, steps: list[Step]) -> Step | None:
+        """Draw among the successors inside the constraints; those outside are judged and left out.
+
+        None when every successor is outside: the behaviour ends, but the
+        state had successors, so it is no deadlock.
+        """
+        while steps and self.stop is None:
+            r = self.dice.below(len(steps))
+            step = steps[r]
+            if self._arrive(key, step[2], step):
+                return step
+            steps[r] = steps[-1]
+            steps.pop()
+        return None
+
+    # -- judging --------------------------------------------------------------------
+
+    def _arrive(self, key: Key | None, nk: Key, step: Step | None = None) -> bool:
+        """Start in ``nk``, or take ``step`` from ``key`` to it, and judge; False when the model leaves it out.
+
+        A state the constraints leave out is judged against the invariants (as
+        `check` does) but not entered: the behaviour does not go on from it.
+        """
+        if step is not None:
+            assert key is not None
+            self.keys.append(nk)
+            self.taken.append((step[0], step[1], step[3]))
+            self._judge_step(key, step)
+        if not self.constrained:
+            if nk not in self.seen:
+                self.seen.add(nk)
+                self._judge_state(nk, witnesses=True)
+            return True
+        inside = self._inside(key, nk, step)
+        if not inside:
+            self._judge_state(nk, witnesses=False)
+            if step is not None:
+                self.keys.pop()
+                self.taken.pop()
+            return False
+        if nk not in self.seen:
+            self.seen.add(nk)
+            self._judge_state(nk, witnesses=True)
+        return True
+
+    def _judge_step(self, key: Key, step: Step) -> None:
+        """The per-instance properties the step broke (flags) and the global action properties."""
+        k, event, nk, _effects, flags = step
+        for name in flags:
+            self._found(name)
+        plan = self.plan
+        if not plan.global_transitions:
+            return
+        before, act, after = plan.view(key), plan.action(k, event), plan.view(nk)
+        for name, test in plan.global_transitions:
+            if name in self.violations:
+                continue
+            try:
+                ok = test(before, act, after)
+            except Exception as exc:
+                raised(exc, test, f"property {name!r}", spec=self.spec.name, state=before, input=act)
+            if not ok:
+                self._found(name)
+
+    def _judge_state(self, nk: Key, *, witnesses: bool) -> None:
+        """Invariants on a state visited or generated, and witnesses if it is in the model."""
+        state = self.plan.view(nk)
+        name, test = "", None
+        try:
+            for name, test in self.invariants:
+                if name not in self.violations and not test(state):
+                    self._found(name)
+            for name, test in self.witnesses if witnesses else ():
+                if name not in self.witnessed and test(state):
+                    self.witnessed[name] = self._trace()
+        except Exception as exc:
+            raised(exc, test, f"property {name!r}", spec=self.spec.name, state=state)
+
+    def _inside(self, key: Key | None, nk: Key, step: Step | None) -> bool:
+        """Whether the constraints keep ``nk`` (reached from ``key`` by ``step``) in the model."""
+        if not self.constrained:
+            return True
+        plan = self.plan
+        after = plan.view(nk)
+        test = plan.action_constraint
+        if test is not None and step is not None and key is not None:
+            before, act = plan.view(key), plan.action(step[0], step[1])
+            try:
+                if not test(before, act, after):
+                    return False
+            except Exception as exc:
+                raised(exc, test, "action constraint", spec=self.spec.name, state=before, input=act)
+        constraint = plan.constraint
+        if constraint is None:
+            return True
+        try:
+            return bool(constraint(after))
+        except Exception as exc:
+            raised(exc, constraint, "constraint", spec=self.spec.name, state=after)
+
+    def _quiescent(self, key: Key) -> None:
+        """The behaviour's last state has no successor: a deadlock unless it is final."""
+        if not self.spec.deadlock:
+            return
+        plan = self.plan
+        terminal = [plan.tables[k].terminal[a] for k, a in enumerate(key)]
+        if not is_final(plan.view(key), terminal, self.spec.final, spec=self.spec.name):
+            self._found("deadlock")
+
+    def _ambiguity(self) -> None:
+        """Rows one input enabled together, found while resolving the last state's steps."""
+        for t in self.plan.distinct_tables:
+            while t.ambiguous:
+                detail = t.ambiguous.pop()
+                if self.spec.determinism:
+                    self._found("determinism", detail)
+
+    def _found(self, name: str, detail: str | None = None) -> None:
+        """Record the first violation of ``name`` (the behaviour so far is its trace); stop unless expected."""
+        if name in self.violations:
+            return
+        self.violations[name] = self._trace()
+        if detail:
+            self.details[name] = detail
+        if name not in self.expected:
+            self.stop = StopReason.VIOLATION
+
+    def _trace(self) -> list[TraceStep]:
+        """The behaviour under way, as a trace from its initial state."""
+        plan = self.plan
+        if not self.keys:
+            return []
+        steps = [TraceStep(plan.view(self.keys[0]), None, ())]
+        for nk, (k, event, effects) in zip(self.keys[1:], self.taken):
+            steps.append(TraceStep(plan.view(nk), plan.action(k, event), effects))
+        return steps
+
+    # -- the result -----------------------------------------------------------------
+
+    def _simulation(self) -> Simulation:
+        results = self._results()
+        verdict = Verdict.VIOLATED if any(r.failed for r in results) else Verdict.BOUNDED
+        return Simulation(self.spec.name, verdict, self.stop, self.seed, self.behaviours, self.depth, self.steps,
+                          len(self.seen), self._elapsed(), results)
+
+    def _results(self) -> tuple[PropertyResult, ...]:
+        """Each checked property's status, in the spec's order (see `Simulation`)."""
+        kinds = {p.name: p.kind for p in self.spec.properties}
+        out: list[PropertyResult] = []
+        for name in self.spec.checks:
+            kind = kinds.get(name) or BUILTIN[name]
+            if kind.temporal:
+                out.append(PropertyResult(name, kind, Status.UNKNOWN, detail=NOT_DECIDED))
+                continue
+            trace = self.violations.get(name)
+            status = Status.UNKNOWN
+            if kind is Kind.SOMETIMES:
+                trace = self.witnessed.get(name)
+                status = Status.UNKNOWN if trace is None else Status.HOLDS
+            elif trace is not None:
+                status = Status.VIOLATED
+            if name in self.expected:
+                status = Status.EXPECTED if status is Status.VIOLATED else Status.MISSING
+            out.append(PropertyResult(name, kind, status, None if trace is None else tuple(trace),
+                                      self.details.get(name)))
+        return tuple(out)
+
+
+def simulate(
+    spec: Spec,
+    *,
+    behaviours: int,
+    seed: int,
+    depth: int = 100,
+    clock: Callable[[], float] | None = None,
+    should_stop: Callable[[], StopReason | None] | None = None,
+) -> Simulation:
+    """Run ``behaviours`` random behaviours of up to ``depth`` steps and judge the spec's properties on them.
+
+    For models too big to `check` exhaustively: it finds violations, it proves
+    nothing (see the module docstring for what is judged). ``seed`` (0 to
+    2**64 - 1) fixes every draw, so a run -- and its traces -- reproduce
+    exactly. It stops at the first violation the spec does not ``expect``.
+    ``clock`` (e.g. ``time.perf_counter``) times the run and enables the
+    spec's ``time_limit``; ``should_stop`` is polled every 1,024 states
+    visited, and a `StopReason` it returns ends the run there.
+
+    >>> from dataclasses import dataclass, replace
+    >>> from enum import Enum
+    >>> from statewright.kernel.check.spec import Spec, always
+    >>> from statewright.kernel.machine import Machine, Transition
+    >>> class P(Enum):
+    ...     WALKING = 1
+    >>> @dataclass(frozen=True, slots=True)
+    ... class Walker:
+    ...     phase: P = P.WALKING
+    ...     x: int = 0
+    >>> @dataclass(frozen=True, slots=True)
+    ... class Left: ...
+    >>> @dataclass(frozen=True, slots=True)
+    ... class Right: ...
+    >>> walk = Machine("walk", initial=Walker(), transitions=[
+    ...     Transition(P.WALKING, Left, P.WALKING, update=lambda s, i: replace(s, x=s.x - 1)),
+    ...     Transition(P.WALKING, Right, P.WALKING, update=lambda s, i: replace(s, x=s.x + 1))])
+    >>> spec = Spec("walk", walk, [Left(), Right()], [always("near", lambda s: abs(s.x) < 4)])
+    >>> sim = simulate(spec, behaviours=100, depth=20, seed=7)
+    >>> sim.verdict, sim.stopped_by, sim.result("near").status
+    (<Verdict.VIOLATED: 'violated'>, <StopReason.VIOLATION: 'violation'>, <Status.VIOLATED: 'violated'>)
+    >>> trace = sim.result("near").trace
+    >>> abs(trace[-1].state.x), trace == simulate(spec, behaviours=100, depth=20, seed=7).result("near").trace
+    (4, True)
+    """
+    if not isinstance(behaviours, int) or behaviours < 1:
+        raise ValueError(f"simulate: behaviours must be a positive int, got {behaviours!r}")
+    if not isinstance(depth, int) or depth < 0:
+        raise ValueError(f"simulate: depth must be an int of at least 0, got {depth!r}")
+    if not isinstance(seed, int) or not 0 <= seed < SPAN:
+        raise ValueError(f"simulate: seed must be an int from 0 to 2**64 - 1, got {seed!r}")
+    return Simulator(spec, depth=depth, seed=seed, clock=clock, should_stop=should_stop).run(behaviours)

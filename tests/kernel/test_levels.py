@@ -1,0 +1,194 @@
+"""The level engine (packed keys, vectorised fast lane) reports exactly what `Search` reports."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Any
+
+import numpy as np
+import pytest
+
+from statewright import Bounds, Machine, Route, Spec, System, SystemGuard, Transition, always, check
+from statewright.adapters.testing.stateful import PropertyViolation, replay
+from statewright.kernel.check.levels import LevelSearch, Packing, Store, admit, close, level_check, prepare
+from statewright.kernel.check.plan import Plan
+from statewright.kernel.check.report import Report, StopReason, Verdict
+from statewright.kernel.check.search import Search
+from statewright.kernel.check.spec import sometimes, transition
+from statewright.specs import REGISTRY
+
+
+def summary(r: Report) -> tuple[Any, ...]:
+    return (r.verdict, r.complete, r.stopped_by, r.distinct_states, r.generated, r.depth, r.pruned,
+            tuple((p.name, p.status, p.trace, p.detail, p.loop) for p in r.properties), r.coverage)
+
+
+def safety(spec: Spec) -> Spec:
+    """The spec without its temporal properties (the level engine leaves those to `Search`)."""
+    props = [p for p in spec.properties if not p.kind.temporal]
+    names = {p.name for p in props} | {"deadlock", "determinism", "terminal_precedence"}
+    return dataclasses.replace(spec, properties=props, terminates=False, recoverable=False, fairness=[],
+                               expect=[e for e in spec.expect if e in names])
+
+
+def same_as_search(spec: Spec, keep_going: bool = False) -> Report:
+    planned = prepare(spec)
+    assert planned is not None, f"{spec.name}: the level engine should apply"
+    ours = LevelSearch(spec, *planned, keep_going=keep_going).run()
+    assert summary(ours) == summary(Search(spec, keep_going=keep_going).run())
+    return ours
+
+
+# -- the pieces ------------------------------------------------------------------------------
+
+
+def test_packing_round_trips_and_masks_one_field() -> None:
+    p = Packing.of([7] * 8)
+    assert p.bits == 24 and p.shifts[7] == 21
+    keys = np.array([p.pack((6, 5, 4, 3, 2, 1, 0, 6))], dtype=np.uint64)
+    assert p.unpack(keys).tolist() == [[6, 5, 4, 3, 2, 1, 0, 6]]
+    assert p.pack((0,) * 7 + (6,)) == p.field(7) & (6 << 21)
+
+
+def test_store_admits_each_new_key_once_at_its_first_occurrence() -> None:
+    store = Store(Packing.of([16]))
+    assert store.add(np.array([4, 9], dtype=np.uint64), np.array([-1, -1])) == 0
+    new, at = admit(store, np.array([9, 7, 2, 7, 4, 2], dtype=np.uint64))
+    assert (new.tolist(), at.tolist()) == ([7, 2], [1, 2])
+    assert store.add(new, np.array([0, 0])) == 2
+    assert store.fresh(np.array([2, 3, 9], dtype=np.uint64)).tolist() == [False, True, False]
+    assert store.nbytes == 4 * 8 + 4 * 8 + 4 * 8  # sorted keys, keys in order, parents
+
+
+def test_the_closure_interns_every_local_state_before_the_search() -> None:
+    plan = Plan(REGISTRY.get("two_phase").spec())
+    assert close(plan)
+    assert [len(t.states) for t in plan.distinct_tables] == [17, 4, 32]
+    assert all(moves is not None for t in plan.distinct_tables for moves in t.moves)
+
+
+# -- equal to Search ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, knobs", [
+    ("input_lifecycle", {"n": 5}), ("two_phase", {}), ("cas_atomic", {}),
+    ("session_inputs", {}),
+])
+@pytest.mark.parametrize("keep_going", [False, True])
+def test_bundled_systems_report_exactly_what_search_reports(name: str, knobs: dict[str, Any], keep_going: bool) -> None:
+    same_as_search(safety(REGISTRY.get(name).spec(**knobs)), keep_going)
+
+
+def test_input_lifecycle_counts_and_depth() -> None:
+    r = same_as_search(REGISTRY.get("input_lifecycle").spec(n=5))
+    assert (r.verdict, r.distinct_states, r.depth) == (Verdict.OK, 11_716, 21)  # the hand-written BFS agrees
+
+
+class Slot(Enum):
+    FREE = "free"
+    HELD = "held"
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    phase: Slot = Slot.FREE
+    count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Take:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Bump:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Bumped:
+    by: int
+
+
+CELL = Machine("cell", initial=Cell(), transitions=[
+    Transition(Slot.FREE, Take, Slot.HELD, update=lambda s, i: replace(s, count=min(s.count + 1, 3))),
+    Transition(Slot.HELD, Drop, Slot.FREE, emit=lambda s, i: (Bumped(s.count),)),
+    Transition((Slot.FREE, Slot.HELD), Bump, Slot.FREE, choose=lambda s, i: (1, 2),
+               update=lambda s, i, by: replace(s, count=(s.count + by) % 4)),
+])
+
+
+def cells(n: int, **spec: Any) -> Spec:
+    names = [f"c{k}" for k in range(n)]
+    system: System[Any] = System(
+        "cells", {name: CELL for name in names},
+        guards=[SystemGuard("one_holder", Take, lambda v, me, i: all(c.phase is Slot.FREE for c in v))],
+        routes=[Route(Bumped, lambda e, src: (names[(names.index(src) + 1) % n], Bump()))],
+    )
+    return Spec("cells", system, {name: [Take(), Drop()] for name in names[:-1]}, final=lambda v: True, **spec)
+
+
+@pytest.mark.parametrize("keep_going", [False, True])
+@pytest.mark.parametrize("variant", ["plain", "constraint", "action_constraint", "watched", "expected"])
+def test_guards_routes_choices_and_constraints_match_search(variant: str, keep_going: bool) -> None:
+    props: list[Any] = [always("few", lambda v: sum(c.count for c in v) <= 9),
+                        sometimes("all_held_once", lambda v: all(c.count >= 1 for c in v))]
+    options: dict[str, Any] = {}
+    if variant == "constraint":
+        options["bounds"] = Bounds(constraint=lambda v: sum(c.count for c in v) <= 5)
+    if variant == "action_constraint":
+        options["bounds"] = Bounds(action_constraint=lambda b, a, v: a.instance != "c1" or b.c1.count < 2)
+    if variant == "watched":
+        props.append(transition("counts_move_by_little", lambda b, a, v: abs(sum(c.count for c in v)
+                                                                               - sum(c.count for c in b)) <= 3))
+    if variant == "expected":
+        props.append(always("never_three", lambda v: all(c.count != 3 for c in v)))
+        options["expect"] = ["never_three"]
+    spec = cells(3, properties=props, determinism=variant != "expected", **options)
+    r = same_as_search(spec, keep_going)
+    if variant == "constraint":
+        assert r.pruned > 0
+    if variant == "expected":
+        assert r.result("never_three").trace is not None
+
+
+def test_an_unexpected_violation_falls_back_to_search() -> None:
+    spec = REGISTRY.get("input_lifecycle").spec(n=4, stage_guard=False)
+    assert prepare(spec) is not None and level_check(spec) is None
+    assert check(spec).result("at_most_one_staged").status.value == "violated"
+
+
+@pytest.mark.parametrize("why, spec", [
+    ("temporal", lambda: REGISTRY.get("session").spec()),
+    ("lone machine", lambda: REGISTRY.get("diehard").spec()),
+    ("max_states", lambda: replace(REGISTRY.get("two_phase").spec(), bounds=Bounds(max_states=10))),
+    ("closure too large", lambda: REGISTRY.get("cas_non_atomic").spec()),
+])
+def test_the_engine_declines_what_only_search_reports_exactly(why: str, spec: Any) -> None:
+    assert prepare(spec()) is None, why
+
+
+def test_should_stop_is_polled_between_chunks_every_1024_states() -> None:
+    spec = REGISTRY.get("input_lifecycle").spec(n=5)
+    planned = prepare(spec)
+    assert planned is not None
+    r = LevelSearch(spec, *planned, should_stop=lambda: StopReason.INTERRUPTED).run()
+    assert (r.verdict, r.stopped_by, r.complete) == (Verdict.BOUNDED, StopReason.INTERRUPTED, False)
+    assert r.distinct_states == 1_977  # polled (as Search polls) once 1,024 states are expanded: level 10's start
+
+
+def test_packed_traces_replay_in_the_model() -> None:
+    spec = cells(3, properties=[always("never_three", lambda v: all(c.count != 3 for c in v))],
+                 expect=["never_three"])
+    trace = same_as_search(spec).result("never_three").trace
+    assert trace is not None and any(c.count == 3 for c in trace[-1].state)
+    with pytest.raises(PropertyViolation) as caught:
+        replay(spec, trace)
+    assert caught.value.property == "never_three" and caught.value.step == len(trace) - 1
