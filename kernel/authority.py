@@ -6,8 +6,11 @@ do IO between deciding and publishing -- it ``stage``s the input, does the IO
 outside any lock, then ``commit``s; the commit lands only if the version is
 still the one the stage was computed from (compare-and-swap), otherwise it
 returns a typed `Conflict` and the caller re-stages from the fresh state.
-``snapshot``/``restore`` let a caller roll back to a known point, and
+``snapshot``/``restore`` let a caller roll back to a known *state*, and
 ``restore_if_current`` rolls back only if nobody moved the instance since.
+A version never goes back: a restore is itself a change and takes the next
+version, so a step staged before the restore can never commit after it, even
+once as many later steps have brought the count back to its base version.
 """
 
 from __future__ import annotations
@@ -120,17 +123,34 @@ class Authority(Generic[S]):
     def snapshot(self) -> Snapshot[S]:
         return Snapshot(self._state, self._version)
 
-    def restore(self, snapshot: Snapshot[S]) -> None:
-        """Put a snapshot back unconditionally (state and version)."""
+    def restore(self, snapshot: Snapshot[S]) -> Snapshot[S]:
+        """Put a snapshot's state back unconditionally, as a new version; the restored snapshot.
+
+        >>> from enum import Enum
+        >>> from statewright.kernel.machine import Machine, Transition
+        >>> class Lamp(Enum):
+        ...     OFF = 0
+        ...     ON = 1
+        >>> class Flip: pass
+        >>> a = Authority(Machine("lamp", initial=Lamp.OFF, transitions=[
+        ...     Transition(Lamp.OFF, Flip, Lamp.ON), Transition(Lamp.ON, Flip, Lamp.OFF)]))
+        >>> before = a.snapshot()
+        >>> staged = a.stage(Flip())
+        >>> _ = a.apply(Flip())
+        >>> a.restore(before)           # back to OFF, at version 2, not 0
+        Snapshot(state=<Lamp.OFF: 0>, version=2)
+        >>> a.commit(staged)            # staged at version 0: it stays stale
+        Conflict(expected=0, actual=2)
+        """
         self._state = snapshot.state
-        self._version = snapshot.version
+        self._version += 1
+        return Snapshot(self._state, self._version)
 
     def restore_if_current(self, snapshot: Snapshot[S], expected_version: int) -> Snapshot[S] | Conflict:
         """Restore only if the version is still ``expected_version``; otherwise change nothing."""
         if self._version != expected_version:
             return Conflict(expected_version, self._version)
-        self.restore(snapshot)
-        return snapshot
+        return self.restore(snapshot)
 
     def __repr__(self) -> str:
         return f"Authority({self._machine.name!r}, version={self._version}, state={self._state!r})"

@@ -7,6 +7,7 @@
     statewright mutate TARGET... [--all] [--min PERCENT]
     statewright diagram TARGET|MACHINE... [--all] [--format F]... [--out DIR] [--reachable] [--trace PROPERTY]
     statewright inspect DB [--key KEY]... [--spec TARGET]...
+    statewright lincheck HISTORY.jsonl... [--max-steps N]
     statewright list [TARGET...]
 
 A TARGET is a spec name, a file (``orders.py``, ``orders.py:order_spec``) or a
@@ -139,9 +140,14 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--spec", action="append", default=[], metavar="TARGET",
                    help="decode records with the machines of these specs (repeatable; default: the project's "
                         "specs, or the bundled ones)")
+    lc = sub.add_parser("lincheck", help="check that recorded store histories (JSON Lines) are linearizable")
+    lc.add_argument("histories", nargs="+", type=Path, metavar="HISTORY.jsonl",
+                    help="history files written by adapters.testing.linearizability.Recorder (merged)")
+    lc.add_argument("--max-steps", type=positive_int, default=2_000_000, metavar="N",
+                    help="search steps before giving up with 'unknown' (default 2,000,000)")
     ls = sub.add_parser("list", help="list specs (with their origin) and machines", **kw)
     ls.add_argument("names", nargs="*", metavar="TARGET", help="list these (default: what --all means here)")
-    for s in (c, m, d, t, i, ls):
+    for s in (c, m, d, t, i, lc, ls):
         s.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return p
 
@@ -158,6 +164,10 @@ def _dispatch(args: argparse.Namespace, loader: Loader, out: TextIO, err: TextIO
         from statewright.adapters.cli.inspecting import inspect_command  # pydantic and asyncio: only here
 
         return inspect_command(args, loader, out)
+    if args.command == "lincheck":
+        from statewright.adapters.cli.lincheck import lincheck_command  # the checker: only here
+
+        return lincheck_command(args, out)
     if args.command == "test":
         return test_command(args, loader, out)
     if args.command == "diagram":
@@ -167,7 +177,7 @@ def _dispatch(args: argparse.Namespace, loader: Loader, out: TextIO, err: TextIO
         return mutate_command(args, loader, out)
     if args.command == "list":
         return list_command(args, loader, out)
-    raise UsageError("expected a command: check, test, diagram, mutate, inspect or list (see statewright --help)")
+    raise UsageError("expected a command: check, test, diagram, mutate, inspect, lincheck or list (see statewright --help)")
 
 
 def _one_line(exc: BaseException) -> str:

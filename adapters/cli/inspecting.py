@@ -3,28 +3,64 @@
 The machines come from ``--spec TARGET`` (repeatable), else from the
 project's specs, else from the bundled ones. A record naming a machine none of
 them has is reported as ``unknown machine 'order': load its spec with --spec``
--- not as damage -- and its log is still shown. The file is probed read-only
-first, so a file that is not a statewright store is an error, never changed.
+-- not as damage -- and its log is still shown.
+
+Read-only, always
+-----------------
+Inspect is what a person points at a file they are not sure about, so it never
+writes, converts or creates anything. It does not go through `SqliteStore`
+(whose ``open`` switches the file to WAL, creates the tables and takes the
+write lock); it opens one plain ``sqlite3`` connection with SQLite's read-only
+URI. When the store has a live write-ahead log (``DB-wal`` and ``DB-shm`` both
+there: a writer has it open, or crashed) the connection is ``mode=ro`` and
+reads through that log like any WAL reader, so a writer holding the lock does
+not stop it; otherwise there is nothing outside the main file to read and the
+connection is ``mode=ro&immutable=1``, which takes no locks and creates no
+``-wal``/``-shm`` sibling (a plain ``mode=ro`` reader would leave both behind),
+so a read-only file or directory can be inspected too. (After a crash, SQLite
+rebuilds the ``-shm`` index a ``mode=ro`` reader shares; the file and its log
+are never written. A writer that opens the file during an immutable read
+writes to a new log; only its checkpoint could change pages under the read,
+which would show as damage, never be written by inspect.)
+
+A missing path, an empty file, a file that is not SQLite, a truncated one, and a
+SQLite database without statewright's tables are each one line, exit 2, naming
+it "not a statewright store"; a file whose ``PRAGMA user_version`` is newer than
+this version knows says so. Rows are read raw: a state that does not decode is
+``CORRUPT``, an event whose data does not parse is ``<garbled: ...>``, and both
+count as damage (exit 1) while later rows and instances are still shown. Keys,
+kinds and machine names are printed with backslashes and unprintable characters
+escaped (``\\n``, ``\\x1b``), so no stored text can forge a line of the output.
+
+    $ statewright inspect shop.db --spec orders.py
+    order-42: order PAID (version 1)
+        1 input      {"type": "Pay"}
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
 from statewright.adapters.cli.errors import UsageError
 from statewright.adapters.cli.targets import Loader, machines_of
-from statewright.adapters.runtime.store import Catalog, Corrupt, StoreError
+from statewright.adapters.runtime.store import Catalog, Corrupt
 from statewright.kernel.machine import Machine
 
 __all__ = ["UnknownMachine", "inspect_command"]
 
 EXIT_OK, EXIT_DAMAGED = 0, 1
 SQLITE_HEADER = b"SQLite format 3\x00"
+BUSY_WAIT = 2.0  # seconds; a WAL reader only waits out a recovery or a checkpoint's instant
+COLUMNS = {
+    "instances": "key, machine, state, version",
+    "events": "key, seq, kind, data, terminal",
+}
 
 
 class UnknownMachine(Corrupt):
@@ -44,6 +80,10 @@ class _Catalog(Catalog):
         return super().load(machine, text, key=key)
 
 
+class _Unreadable(Exception):
+    """SQLite could not read part of the file (a malformed page); the caller says where."""
+
+
 def _machines(loader: Loader, specs: list[str]) -> dict[str, Machine[Any]]:
     from statewright.specs import REGISTRY
 
@@ -57,8 +97,44 @@ def _machines(loader: Loader, specs: list[str]) -> dict[str, Machine[Any]]:
     return out
 
 
-def _probe(db: Path) -> None:
-    """Refuse what is not a statewright store, without writing to it."""
+def _escape(text: str) -> str:
+    """``text`` on one line: backslashes and unprintable characters written as Python escapes."""
+    return "".join(c if c.isprintable() and c != "\\" else repr(c)[1:-1] for c in text)
+
+
+def _shown(value: Any) -> str:
+    """A cell of a stored row as text that cannot break or forge a line."""
+    return _escape(value) if isinstance(value, str) else f"<garbled: {value!r}>"
+
+
+def _decode_text(raw: bytes) -> str:
+    # invalid UTF-8 in a row is shown escaped, not a failure of the whole query
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _known_version() -> int:
+    """The newest schema (``PRAGMA user_version``) this statewright reads; the store module owns the number."""
+    from statewright.adapters.runtime import sqlite as store_module
+
+    return int(getattr(store_module, "SCHEMA_VERSION", 0))
+
+
+def _uri(db: Path) -> str:
+    """How to open ``db`` so that SQLite writes nothing and creates no file (see the module docstring)."""
+    path = db.resolve()
+    wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+    if wal.exists() and shm.exists():
+        return f"{path.as_uri()}?mode=ro"
+    if wal.exists() and wal.stat().st_size > 0:
+        raise UsageError(
+            f"{db} has a write-ahead log but no {shm.name} index, and reading it would create one: "
+            "inspect a copy of both files"
+        )
+    return f"{path.as_uri()}?mode=ro&immutable=1"
+
+
+def _header(db: Path) -> None:
+    """Refuse, before SQLite sees it, a path that is no file or a file that is not SQLite."""
     if not db.is_file():
         raise UsageError(f"no database at {db}")
     try:
@@ -66,66 +142,154 @@ def _probe(db: Path) -> None:
             header = f.read(len(SQLITE_HEADER))
     except OSError as exc:
         raise UsageError(f"cannot read {db}: {exc.strerror or exc}") from None
+    if not header:
+        raise UsageError(f"{db} is empty: not a statewright store")
     if header != SQLITE_HEADER:
-        raise UsageError(f"{db} is not a SQLite database")
-    try:
-        raw = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+        raise UsageError(f"{db} is not a SQLite database, so not a statewright store")
+
+
+class _Reader:
+    """One read-only connection to a store file; every SQLite call goes through `_rows`."""
+
+    def __init__(self, db: Path) -> None:
+        _header(db)
+        self.db = db
+        uri = _uri(db)
         try:
-            found = raw.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'instances'").fetchone()
-        finally:
-            raw.close()
-    except sqlite3.Error as exc:
-        raise UsageError(f"cannot read {db}: {exc}") from None
-    if found is None:
-        raise UsageError(f"{db} is a SQLite database but not a statewright store (it has no instances table)")
+            self._conn = sqlite3.connect(uri, uri=True, timeout=BUSY_WAIT, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise UsageError(f"cannot open {db}: {exc}") from None
+        self._conn.text_factory = _decode_text
+
+    @contextmanager
+    def _mapped(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY or "locked" in str(exc):
+                raise UsageError(f"{self.db} stayed locked for {BUSY_WAIT:g}s ({exc}); try again") from None
+            raise _Unreadable(str(exc)) from None
+        except sqlite3.Error as exc:  # DatabaseError: "file is not a database", "disk image is malformed"
+            raise _Unreadable(str(exc)) from None
+
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        with self._mapped():
+            return self._conn.execute(sql, params).fetchall()
+
+    def check(self) -> list[tuple[int, Any]]:
+        """Refuse what is not a store this version reads, then begin one snapshot; ``(rowid, key)`` sorted by key."""
+        try:
+            version = self._rows("PRAGMA user_version")[0][0]
+            tables = {name for (name,) in self._rows("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            for table in COLUMNS:
+                if table not in tables:
+                    raise UsageError(f"{self.db} is a SQLite database but not a statewright store (it has no {table} table)")
+            known = _known_version()
+            if version > known:
+                raise UsageError(
+                    f"{self.db} has schema version {version}, newer than this statewright reads ({known}): "
+                    "inspect it with the statewright that wrote it"
+                )
+            for table, columns in COLUMNS.items():
+                self._rows(f"SELECT {columns} FROM {table} LIMIT 0")
+            self._rows("BEGIN")  # one snapshot for every read that follows
+            keys = self._rows("SELECT rowid, key FROM instances")
+        except _Unreadable as exc:
+            raise UsageError(f"{self.db} is not a statewright store: {exc} (a damaged or truncated file?)") from None
+        return sorted(keys, key=lambda row: (0, row[1]) if isinstance(row[1], str) else (1, repr(row[1])))
+
+    def record(self, rowid: int) -> tuple[Any, Any, Any]:
+        rows = self._rows("SELECT machine, state, version FROM instances WHERE rowid = ?", (rowid,))
+        if not rows:  # only an immutable read can lose a row: a writer appeared after all
+            raise _Unreadable("its row vanished while being read")
+        return rows[0][0], rows[0][1], rows[0][2]
+
+    def log(self, rowid: int) -> list[tuple[Any, Any, Any, Any]]:
+        return self._rows(
+            "SELECT seq, kind, data, terminal FROM events WHERE key = (SELECT key FROM instances WHERE rowid = ?) "
+            "ORDER BY seq",
+            (rowid,),
+        )
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class _Inspection:
+    """Prints each instance and its log from a `_Reader`, counting damaged rows instead of stopping at one."""
+
+    def __init__(self, reader: _Reader, catalog: _Catalog, out: TextIO) -> None:
+        self.reader, self.catalog, self.out = reader, catalog, out
+        self.damaged = 0
+
+    def _damage(self, line: str) -> None:
+        self.damaged += 1
+        print(line, file=self.out)
+
+    def instance(self, rowid: int, key: Any) -> None:
+        shown = _shown(key)
+        try:
+            machine, text, version = self.reader.record(rowid)
+            self._record(shown, key, machine, text, version)
+            events = self.reader.log(rowid)
+        except _Unreadable as exc:
+            self._damage(f"  CORRUPT -- cannot read {shown}: {_escape(str(exc))}")
+            return
+        for seq, kind, data, terminal in events:
+            self._event(seq, kind, data, terminal)
+
+    def _record(self, shown: str, key: Any, machine: Any, text: Any, version: Any) -> None:
+        if not (isinstance(key, str) and isinstance(machine, str) and isinstance(text, str) and type(version) is int):
+            cells = ", ".join(repr(v) for v in (machine, text, version))  # repr: escaped, and types visible
+            self._damage(f"{shown}: CORRUPT -- <garbled: machine, state, version = {cells}>")
+            return
+        try:
+            state = self.catalog.load(machine, text, key=key)
+        except UnknownMachine as exc:
+            print(f"{shown}: {_escape(str(exc))}", file=self.out)
+            return
+        except Corrupt as exc:
+            self._damage(f"{shown}: CORRUPT -- {_escape(str(exc))}")
+            return
+        try:
+            phase = self.catalog.machine(machine).phase_of(state).name
+        except Exception as exc:  # the user's phase_of on a state that decoded but makes no sense
+            self._damage(f"{shown}: CORRUPT -- no phase for its state ({_escape(f'{type(exc).__name__}: {exc}')})")
+            return
+        print(f"{shown}: {_escape(machine)} {phase} (version {version})", file=self.out)
+
+    def _event(self, seq: Any, kind: Any, data: Any, terminal: Any) -> None:
+        mark = " [terminal]" if terminal else ""
+        seq_text = str(seq) if type(seq) is int else _shown(seq)
+        head = f"  {seq_text:>3} {_shown(kind):<10}"
+        if not isinstance(data, str) or not isinstance(kind, str) or type(seq) is not int:
+            self._damage(f"{head} <garbled: {data!r}>{mark}")
+            return
+        try:
+            parsed = json.loads(data)
+        except ValueError as exc:
+            self._damage(f"{head} <garbled: {_escape(data[:60])!s}: {exc}>{mark}")
+            return
+        print(f"{head} {json.dumps(parsed, sort_keys=True)}{mark}", file=self.out)
 
 
 def inspect_command(args: argparse.Namespace, loader: Loader, out: TextIO) -> int:
-    """Print each instance and its log; exit 1 when a record is damaged."""
-    from statewright.adapters.runtime.sqlite import SqliteStore
-    from statewright.adapters.runtime.serialize import value_json
+    """Print each instance and its log; exit 1 when a record is damaged. Reads the file, never writes it."""
     from statewright.machines.input import INPUT, authorize_seed
 
-    _probe(args.db)
-    machines = _machines(loader, args.spec)
-    authorize = {"input": authorize_seed} if machines.get("input") is INPUT else {}
-    catalog = _Catalog(machines, authorize)
-
-    async def show() -> int:
-        try:
-            store = await SqliteStore.open(args.db, catalog)
-        except (StoreError, sqlite3.Error) as exc:
-            raise UsageError(f"cannot open {args.db}: {exc}") from None
-        damaged = 0
-        try:
-            keys = await store.keys()
-            for key in args.key:
-                if key not in keys:
-                    raise UsageError(f"no instance {key!r} in {args.db} (instances: {', '.join(keys) or 'none'})")
-            for key in args.key or keys:
-                try:
-                    record = await store.load(key)
-                except UnknownMachine as exc:
-                    print(f"{key}: {exc}", file=out)
-                except Corrupt as exc:
-                    damaged += 1
-                    print(f"{key}: CORRUPT -- {exc}", file=out)
-                    continue
-                else:
-                    phase = catalog.machine(record.machine).phase_of(record.state).name
-                    print(f"{key}: {record.machine} {phase} (version {record.version})", file=out)
-                try:
-                    events = await store.read_log(key)
-                except Corrupt as exc:
-                    damaged += 1
-                    print(f"  CORRUPT -- {exc}", file=out)
-                    continue
-                for event in events:
-                    mark = " [terminal]" if event.terminal else ""
-                    data = json.dumps(value_json(event.data), sort_keys=True)
-                    print(f"  {event.seq:>3} {event.kind:<10} {data}{mark}", file=out)
-        finally:
-            await store.close()
-        return EXIT_DAMAGED if damaged else EXIT_OK
-
-    return asyncio.run(show())
+    reader = _Reader(args.db)
+    try:
+        keys = reader.check()
+        machines = _machines(loader, args.spec)
+        authorize = {"input": authorize_seed} if machines.get("input") is INPUT else {}
+        inspection = _Inspection(reader, _Catalog(machines, authorize), out)
+        rowids = {key: rowid for rowid, key in keys if isinstance(key, str)}
+        for key in args.key:
+            if key not in rowids:
+                known = ", ".join(_shown(k) for _, k in keys) or "none"
+                raise UsageError(f"no instance {key!r} in {args.db} (instances: {known})")
+        for rowid, key in [(rowids[k], k) for k in args.key] or keys:
+            inspection.instance(rowid, key)
+    finally:
+        reader.close()
+    return EXIT_DAMAGED if inspection.damaged else EXIT_OK

@@ -39,6 +39,18 @@ read at: system guards read every instance, so the batch must fail if any of
 them moved since (write skew). A `Blocked` action is recorded as
 ``("blocked", {...})`` on the acting instance's log.
 
+Exactly once under cancellation and Busy: when the store is a `BatchStore`
+every batch is committed with ``batch=batch_id(ops)`` -- an id derived from
+the key, the expected version and head, and the input (all in the ops).
+`Busy` (nothing written) re-submits the same batch after a backoff, up to
+``retries`` times. A caller cancelled during a commit (a timeout) cannot know
+whether it landed, so the driver remembers that batch; when the same input
+(and ``choice``) is fed to that key again, or the same action acted, it
+re-submits the batch by id first: if it had landed the store says so and the
+original result is returned, nothing applied twice; if it conflicts it never
+landed and is decided afresh. Only the driver that was cancelled remembers;
+a store wrapper without ``batch`` gets plain, at-least-once commits.
+
 Event kinds written: ``created``, ``input``, ``routed``, ``effect``,
 ``rejected``, ``blocked``, ``terminal``.
 
@@ -64,12 +76,26 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from pydantic import TypeAdapter, ValidationError
 
 from statewright.adapters.runtime.serialize import event_json, untagged, value_json
-from statewright.adapters.runtime.store import Append, AppendTerminal, Cas, Catalog, Conflict, Op, Record, Store, StoreError
+from statewright.adapters.runtime.store import (
+    Append,
+    AppendTerminal,
+    BatchStore,
+    Busy,
+    Cas,
+    Catalog,
+    Conflict,
+    Op,
+    Record,
+    Store,
+    StoreError,
+    batch_id,
+    takes_batch,
+)
 from statewright.kernel.machine import Machine
 from statewright.kernel.step import UNSET, Rejected, step
 from statewright.kernel.system import Action, Blocked, Emitted, System, SystemState
@@ -77,6 +103,15 @@ from statewright.kernel.system import Action, Blocked, Emitted, System, SystemSt
 __all__ = ["Acted", "BadInput", "Driver", "Fed"]
 
 Sleep = Callable[[float], Awaitable[Any]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Unsure:
+    """A batch whose commit was cancelled: it may or may not have landed."""
+
+    request: tuple[Any, ...]  # what the caller asked for: ("feed", event, choice) or ("act", ...)
+    ops: tuple[Op, ...]
+    result: Fed | Acted
 
 
 class BadInput(StoreError):
@@ -130,6 +165,8 @@ class Driver:
         # (head, ended) per key: logs are append-only, so only newer events need reading
         self._heads: dict[str, tuple[int, bool]] = {}
         self._adapters: dict[type, TypeAdapter[Any]] = {}
+        self._once = takes_batch(store)
+        self._unsure: dict[str, list[_Unsure]] = {}  # by the acting key
 
     # -- creating ---------------------------------------------------------------------
 
@@ -137,7 +174,7 @@ class Driver:
         """Write a new instance (version 1) and its ``created`` event; `Conflict` if ``key`` exists."""
         m = self.catalog.machine(machine)
         state = m.initial if state is None else state
-        await self.store.commit(self._creation(key, machine, m, state))
+        await self._retrying(self._creation(key, machine, m, state))
         self._heads[key] = (1, False) if not m.is_terminal(state) else (2, True)
         return Record(key, machine, state, 1)
 
@@ -147,7 +184,7 @@ class Driver:
         ops: list[Op] = []
         for name, m, state in zip(system.names, system.machines, system.initial):
             ops += self._creation(keys[name], m.name, self.catalog.machine(m.name), state)
-        await self.store.commit(ops)
+        await self._retrying(ops)
         out = {}
         for name, m, state in zip(system.names, system.machines, system.initial):
             self._heads[keys[name]] = (1, False) if not m.is_terminal(state) else (2, True)
@@ -172,6 +209,10 @@ class Driver:
         ``choice`` picks the alternative of a choosing row (see `kernel.step.step`);
         without it such a row takes its first alternative.
         """
+        request = ("feed", event, choice)
+        settled = await self._settle(key, request)
+        if settled is not None:
+            return cast(Fed, settled)
         attempt = 0
         while True:
             attempt += 1
@@ -193,7 +234,7 @@ class Driver:
                 ops = self._accepted(key, m, record.version, head, result.state, [("input", event, result.effects)])
                 after = Record(key, record.machine, result.state, record.version + 1)
                 fed = Fed(True, after, result.effects, None, attempt)
-            if await self._commit(ops, attempt):
+            if await self._commit(ops, attempt, key, request, fed):
                 return fed
 
     async def feed_json(self, key: str, text: str | bytes) -> Fed:
@@ -247,6 +288,10 @@ class Driver:
         position = system.position.get(action.instance)
         if position is None:
             raise KeyError(f"system {system.name!r} has no instance {action.instance!r}")
+        request = ("act", system.name, tuple(sorted(keys.items())), action)
+        settled = await self._settle(keys[action.instance], request)
+        if settled is not None:
+            return cast(Acted, settled)
         attempt = 0
         while True:
             attempt += 1
@@ -284,7 +329,7 @@ class Driver:
             for j, (head, ended) in enumerate(heads):
                 if j not in moved and not ended:
                     ops.append(Append(keys[system.names[j]], head, ()))  # read check: fails if it moved
-            if await self._commit(ops, attempt):
+            if await self._commit(ops, attempt, keys[action.instance], request, acted):
                 return acted
 
     # -- plumbing ---------------------------------------------------------------------
@@ -300,24 +345,78 @@ class Driver:
             ops.append(_terminal(key, m, state))
         return ops
 
-    async def _commit(self, ops: Sequence[Op], attempt: int) -> bool:
-        """Commit ``ops``; False after a lost race that may be retried, the `Conflict` once retries are spent."""
+    async def _commit(self, ops: Sequence[Op], attempt: int, key: str, request: tuple[Any, ...],
+                      result: Fed | Acted) -> bool:
+        """Commit ``ops``; False after a lost race that may be retried, the `Conflict` once retries are spent.
+
+        A cancellation during the commit leaves its outcome unknown: the batch is
+        remembered (by ``key`` and ``request``) so the caller's retry re-submits
+        it by id instead of deciding, and perhaps applying, the input again.
+        """
         try:
-            await self.store.commit(ops)
+            await self._retrying(ops)
         except Conflict:
-            for op in ops:
-                self._heads.pop(op.key, None)  # re-read: a cached ``ended`` must not outlive a lost race
             if attempt > self.retries:
                 raise
             await self._sleep(self.backoff * 2 ** (attempt - 1))
             return False
+        except asyncio.CancelledError:
+            if self._once:
+                self._unsure.setdefault(key, []).append(_Unsure(request, tuple(ops), result))
+            raise
+        return True
+
+    async def _settle(self, key: str, request: tuple[Any, ...]) -> Fed | Acted | None:
+        """Re-submit the batch of an earlier, cancelled call of the same ``request``; its result if it held."""
+        unsure = self._unsure.get(key, [])
+        found = next((u for u in unsure if u.request == request), None)
+        if found is None:
+            return None
+        try:
+            await self._retrying(found.ops)
+        except Conflict:
+            found = None  # it never landed and is stale now: decide afresh
+        # reached only when the re-submission finished: a cancellation keeps it unsure
+        left = [u for u in self._unsure.get(key, []) if u.request != request]
+        if left:
+            self._unsure[key] = left
+        else:
+            self._unsure.pop(key, None)
+        return None if found is None else dataclasses.replace(found.result, attempts=1)
+
+    async def _retrying(self, ops: Sequence[Op]) -> None:
+        """One batch, by id where the store takes one: re-submitted after `Busy`, never decided twice.
+
+        Any failure or cancellation forgets the cached heads of its keys, which
+        are then re-read: a cached ``ended`` must not outlive a lost race.
+        """
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                if self._once:
+                    await cast(BatchStore, self.store).commit(ops, batch=batch_id(ops))
+                else:
+                    await self.store.commit(ops)
+                break
+            except Busy:
+                self._forget(ops)
+                if tries > self.retries:
+                    raise
+            except BaseException:
+                self._forget(ops)
+                raise
+            await self._sleep(self.backoff * 2 ** (tries - 1))
         for op in ops:
             head, ended = self._heads.get(op.key, (0, False))
             if isinstance(op, Append):
                 self._heads[op.key] = (op.expected + len(op.events), False)
             elif isinstance(op, AppendTerminal):
                 self._heads[op.key] = (head + 1, True)
-        return True
+
+    def _forget(self, ops: Sequence[Op]) -> None:
+        for op in ops:
+            self._heads.pop(op.key, None)
 
     async def _head(self, key: str) -> tuple[int, bool]:
         """``key``'s log head and whether it has ended, reading only events newer than the last known head."""

@@ -7,6 +7,11 @@ copies, never shared objects). Each write runs against an overlay of the
 keys it touches and is published only if every operation in it succeeded,
 so a batch is all-or-nothing; an `asyncio.Lock` makes each write atomic with
 respect to other tasks.
+
+Cancellation: once a write holds the lock it runs to the end without another
+await, so a cancelled write either never started or fully happened. Applied
+batch ids are kept in a set, published with the batch, so re-submitting a
+batch (`Store.commit` with ``batch``) behaves exactly as in SQLite.
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ class MemoryStore:
         self.catalog = catalog
         self._rows: dict[str, _Row] = {}
         self._logs: dict[str, _Log] = {}
+        self._batches: set[str] = set()
         self._lock = asyncio.Lock()
 
     async def load(self, key: str) -> Record:
@@ -81,13 +87,15 @@ class MemoryStore:
     async def append_terminal(self, key: str, kind: str, data: Any) -> int:
         return (await self._run([AppendTerminal(key, kind, data)]))[0]  # type: ignore[no-any-return]
 
-    async def commit(self, ops: Sequence[Op]) -> None:
-        await self._run(ops)
+    async def commit(self, ops: Sequence[Op], *, batch: str | None = None) -> None:
+        await self._run(ops, batch)
 
-    async def _run(self, ops: Sequence[Op]) -> list[Any]:
-        """Apply ``ops`` to an overlay; publish the overlay only if every op succeeded."""
+    async def _run(self, ops: Sequence[Op], batch: str | None = None) -> list[Any]:
+        """Apply ``ops`` to an overlay; publish the overlay (and ``batch``) only if every op succeeded."""
         async with self._lock:
             self._refuse_invalid(ops)
+            if batch is not None and batch in self._batches:
+                return []  # applied before: its outcome was success, and nothing is applied twice
             txn = _Txn(self._rows, self._logs)
             out: list[Any] = []
             for op in ops:
@@ -102,6 +110,8 @@ class MemoryStore:
             self._rows.update(txn.rows)
             for key, events in txn.logs.items():
                 self._logs[key] = _Log(events)
+            if batch is not None:
+                self._batches.add(batch)
             return out
 
     async def read_log(self, key: str, start: int = 1, stop: int | None = None) -> list[Event]:

@@ -10,11 +10,12 @@ race to upgrade (the deferred-transaction deadlock SQLite answers with an
 instant ``SQLITE_BUSY``). A writer that cannot get the lock waits up to
 ``busy_timeout`` seconds and then fails with `Busy`, never with `Conflict`.
 
-Two tables hold everything::
+Three tables hold everything::
 
     instances(key PRIMARY KEY, machine, state, version)
     events(key, seq, kind, data, terminal, PRIMARY KEY (key, seq))
     UNIQUE INDEX events_one_terminal ON events(key) WHERE terminal = 1
+    batches(id PRIMARY KEY)  -- ids of committed batches, written in their transaction
 
 so "one terminal event per instance" is a fact the database enforces, not
 only a check this module makes. States are written as `Catalog.dump`'s
@@ -27,6 +28,21 @@ row inside the transaction and validated there, before anything is written.
 A batch (`commit`) is one transaction: the operations run in order, each
 seeing the ones before it, and any failure rolls the whole batch back. An
 `asyncio.Lock` keeps other tasks' statements out of an open transaction.
+
+Cancellation
+------------
+aiosqlite runs a queued statement even after the task awaiting it was
+cancelled, so a transaction driven statement by statement from asyncio can
+be left open (holding the write lock, refusing the next ``BEGIN``) by a
+cancellation. Here every write transaction -- ``BEGIN IMMEDIATE`` through
+``COMMIT`` or ``ROLLBACK`` -- runs as ONE task shielded from the caller
+(`asyncio.shield`), entered inside its own guarded region. A cancelled caller
+flags the task and waits for it: still waiting for the lock, or not yet at
+``COMMIT``, it rolls back; past that it commits. Only then does the caller see `CancelledError`, with the
+connection idle and holding no lock. The lock wait is our own 5 ms poll
+(SQLite's busy handler cannot be interrupted), bounded by ``busy_timeout``.
+Whether a cancelled write committed is unknown to its caller; re-submitting
+it with the same ``batch`` id (`BatchStore`) settles it exactly once.
 """
 
 from __future__ import annotations
@@ -34,11 +50,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -61,6 +78,9 @@ from statewright.adapters.runtime.store import (
 
 __all__ = ["SqliteStore"]
 
+T = TypeVar("T")
+_POLL = 0.005  # seconds between tries for the write lock; also how soon a cancelled waiter gives up
+
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS instances (
         key TEXT PRIMARY KEY,
@@ -77,6 +97,7 @@ SCHEMA = (
         PRIMARY KEY (key, seq)
     )""",
     "CREATE UNIQUE INDEX IF NOT EXISTS events_one_terminal ON events(key) WHERE terminal = 1",
+    "CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY) WITHOUT ROWID",
 )
 
 
@@ -94,10 +115,11 @@ class SqliteStore:
     1
     """
 
-    def __init__(self, db: aiosqlite.Connection, catalog: Catalog) -> None:
+    def __init__(self, db: aiosqlite.Connection, catalog: Catalog, *, busy_timeout: float = 5.0) -> None:
         """Use `SqliteStore.open`; this wraps a connection already set up by it."""
         self.catalog = catalog
         self._db = db
+        self._busy_timeout = busy_timeout
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -107,16 +129,19 @@ class SqliteStore:
         """Open (creating if needed) the store at ``path``: WAL mode, busy timeout, schema."""
         db = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout)
         try:
-            await db.execute(f"PRAGMA busy_timeout = {max(0, round(busy_timeout * 1000))}")
+            await db.execute(f"PRAGMA busy_timeout = {_millis(busy_timeout)}")
             async with db.execute("PRAGMA journal_mode = WAL") as cur:
                 row = await cur.fetchone()
             mode = str(row[0]).lower() if row else ""
             if mode not in ("wal", "memory"):  # "memory": a ":memory:" database cannot use WAL
                 raise StoreError(f"{path}: could not switch to WAL journal mode (got {mode!r})")
-            store = cls(db, catalog)
-            async with store._transaction(None):
+            store = cls(db, catalog, busy_timeout=busy_timeout)
+
+            async def schema() -> None:
                 for statement in SCHEMA:
                     await db.execute(statement)
+
+            await store._guarded(None, schema)
             return store
         except BaseException:
             await db.close()
@@ -176,26 +201,33 @@ class SqliteStore:
         assert isinstance(result, int)
         return result
 
-    async def commit(self, ops: Sequence[Op]) -> None:
-        await self._write(ops)
+    async def commit(self, ops: Sequence[Op], *, batch: str | None = None) -> None:
+        await self._write(ops, batch)
 
-    async def _write(self, ops: Sequence[Op]) -> list[Record | int]:
-        """Validate and serialise ``ops``, then apply them in one ``BEGIN IMMEDIATE`` transaction."""
+    async def _write(self, ops: Sequence[Op], batch: str | None = None) -> list[Record | int]:
+        """Validate and serialise ``ops``, then apply them in one guarded ``BEGIN IMMEDIATE`` transaction."""
         prepared = [_prepare(self.catalog, op) for op in ops]
         key = ops[0].key if ops else None
-        async with self._lock, self._transaction(key):
-            # a Cas naming no machine is validated against the stored row's machine
-            # before any version or head is compared, so InvalidState always wins
-            for i, op in enumerate(ops):
-                if isinstance(op, Cas) and prepared[i] is None:
-                    row = await self._one("SELECT machine FROM instances WHERE key = ?", (op.key,))
-                    if row is not None:
-                        prepared[i] = self.catalog.dump(row[0], op.state, key=op.key)
-            out: list[Record | int] = []
-            for op, payload in zip(ops, prepared):
-                async with _mapped(op.key):
-                    out.append(await self._apply(op, payload))
-            return out
+        return await self._guarded(key, lambda: self._batch(ops, prepared, batch))
+
+    async def _batch(self, ops: Sequence[Op], prepared: list[Any], batch: str | None) -> list[Record | int]:
+        """The body of a write transaction; ``batch``, if given, is recorded with it, and an old one skips it."""
+        if batch is not None and await self._one("SELECT 1 FROM batches WHERE id = ?", (batch,)) is not None:
+            return []  # committed before: that was its outcome, and nothing is applied twice
+        # a Cas naming no machine is validated against the stored row's machine
+        # before any version or head is compared, so InvalidState always wins
+        for i, op in enumerate(ops):
+            if isinstance(op, Cas) and prepared[i] is None:
+                row = await self._one("SELECT machine FROM instances WHERE key = ?", (op.key,))
+                if row is not None:
+                    prepared[i] = self.catalog.dump(row[0], op.state, key=op.key)
+        out: list[Record | int] = []
+        for op, payload in zip(ops, prepared):
+            async with _mapped(op.key):
+                out.append(await self._apply(op, payload))
+        if batch is not None:
+            await self._db.execute("INSERT INTO batches (id) VALUES (?)", (batch,))
+        return out
 
     async def _apply(self, op: Op, payload: Any) -> Record | int:
         if isinstance(op, Cas):
@@ -255,21 +287,58 @@ class SqliteStore:
 
     # -- plumbing ---------------------------------------------------------------
 
-    @asynccontextmanager
-    async def _transaction(self, key: str | None) -> AsyncIterator[None]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT``; anything raised inside rolls back. Hold ``_lock``."""
-        async with _mapped(key):
-            await self._db.execute("BEGIN IMMEDIATE")
+    async def _guarded(self, key: str | None, body: Callable[[], Awaitable[T]]) -> T:
+        """Run ``body`` in one write transaction, as a task the caller's cancellation cannot interrupt.
+
+        A cancelled caller flags the task (which then rolls back if it is still
+        waiting for the lock or has not reached ``COMMIT``), waits for it to
+        finish, and only then re-raises: the connection is idle and holds no lock.
+        """
+        async with self._lock:
+            abort = asyncio.Event()
+            job = asyncio.ensure_future(self._transaction(key, body, abort))
+            try:
+                return await asyncio.shield(job)
+            except asyncio.CancelledError:
+                abort.set()
+                await _settle(job)
+                raise
+
+    async def _transaction(self, key: str | None, body: Callable[[], Awaitable[T]], abort: asyncio.Event) -> T:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; anything raised, or ``abort`` before ``COMMIT``, rolls back."""
+        await self._begin(key, abort)
         try:
             async with _mapped(key):
-                yield
+                out = await body()
+                if abort.is_set():
+                    raise _Aborted("the caller was cancelled before COMMIT")
                 await self._db.execute("COMMIT")
+            return out
         except BaseException:
-            try:
+            if self._db.in_transaction:  # a failed COMMIT may have rolled back already
                 await self._db.execute("ROLLBACK")
-            except sqlite3.OperationalError:
-                pass  # SQLite already rolled back (e.g. a failed COMMIT); nothing is open
             raise
+
+    async def _begin(self, key: str | None, abort: asyncio.Event) -> None:
+        """Take the write lock, polling so that ``abort`` ends the wait; `Busy` past the timeout."""
+        deadline = time.monotonic() + self._busy_timeout
+        await self._db.execute("PRAGMA busy_timeout = 0")  # SQLite's own wait cannot be interrupted
+        try:
+            while True:
+                if abort.is_set():
+                    raise _Aborted("the caller was cancelled while waiting for the write lock")
+                try:
+                    await self._db.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    left = deadline - time.monotonic()
+                    if not _busy(exc):
+                        raise
+                    if left <= 0:
+                        raise Busy(f"the database stayed locked past the busy timeout ({exc})", key=key) from exc
+                await asyncio.sleep(min(_POLL, max(left, 0)))
+        finally:
+            await self._db.execute(f"PRAGMA busy_timeout = {_millis(self._busy_timeout)}")
 
     async def _one(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Row | None:
         async with self._db.execute(sql, params) as cur:
@@ -280,6 +349,27 @@ class SqliteStore:
             return self.catalog.load(machine, text, key=key)
         except InvalidState:  # a machine this catalog does not know
             raise Corrupt(f"record {key!r} names unknown machine {machine!r}", key=key) from None
+
+
+class _Aborted(Exception):
+    """A write rolled back because its caller was cancelled first; the caller sees `CancelledError`."""
+
+
+async def _settle(job: asyncio.Future[Any]) -> None:
+    """Wait for ``job`` to finish, ignoring further cancellations of the waiter."""
+    while not job.done():
+        try:
+            await asyncio.shield(job)
+        except asyncio.CancelledError:
+            continue
+        except BaseException:
+            break
+    if not job.cancelled():
+        job.exception()  # retrieved: the caller re-raises its own CancelledError instead
+
+
+def _millis(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
 
 
 def _prepare(catalog: Catalog, op: Op) -> Any:

@@ -26,6 +26,16 @@ otherwise `InvalidState` is raised and nothing is written. Failures are typed
 ``invalid_state``  the machine could not hold this state; nothing was written
 =================  ============================================================
 
+Exactly-once batches
+--------------------
+A write whose caller was cancelled (a timeout) may have committed or not; the
+caller cannot tell. `BatchStore.commit` therefore takes an optional ``batch`` id,
+recorded in the same transaction as the batch: re-submitting a batch whose
+outcome is unknown returns the original outcome (success, nothing applied
+twice) when it had committed, and applies it now when it had not. A batch
+that failed left no id behind, so its re-submission is simply tried again.
+`batch_id` derives such an id from the operations themselves.
+
 States and events are serialised as canonical JSON (sorted keys, no
 whitespace, floats refused) through pydantic, so equal values always store
 the same bytes.
@@ -33,6 +43,8 @@ the same bytes.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +58,7 @@ from statewright.kernel.machine import Machine
 __all__ = [
     "Append",
     "AppendTerminal",
+    "BatchStore",
     "Busy",
     "Cas",
     "Catalog",
@@ -58,7 +71,9 @@ __all__ = [
     "Record",
     "Store",
     "StoreError",
+    "batch_id",
     "canonical_json",
+    "takes_batch",
 ]
 
 
@@ -163,6 +178,19 @@ def canonical_json(value: Any) -> str:
     data = value_json(value)
     _no_floats(data)
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def batch_id(ops: Sequence[Op]) -> str:
+    """A stable id for a batch: the SHA-256 of its operations' canonical JSON.
+
+    Every batch the driver writes names the version and log head it was decided
+    at, so equal ids mean the same decision at the same point of every log.
+
+    >>> batch_id([Append("in1", 0, (("Queue", {}),))]) == batch_id([Append("in1", 0, (("Queue", {}),))])
+    True
+    """
+    data = [[type(op).__name__, value_json(op)] for op in ops]
+    return hashlib.sha256(canonical_json(data).encode()).hexdigest()
 
 
 def _no_floats(data: Any) -> None:
@@ -278,3 +306,29 @@ class Store(Protocol):
 
     async def close(self) -> None:
         ...
+
+
+@runtime_checkable
+class BatchStore(Store, Protocol):
+    """A `Store` whose ``commit`` also takes a batch id (both backends here are).
+
+    A separate protocol so that wrappers written against `Store` keep working;
+    `takes_batch` tells which one a store is.
+    """
+
+    async def commit(self, ops: Sequence[Op], *, batch: str | None = None) -> None:
+        """Apply ``ops`` as one transaction; with a ``batch`` id, at most once.
+
+        The id is recorded in the same transaction, and a batch whose id is
+        already recorded returns at once, as it did the first time, without
+        applying anything again.
+        """
+        ...
+
+
+def takes_batch(store: Store) -> bool:
+    """Whether ``store.commit`` accepts a ``batch`` id (see `BatchStore`)."""
+    try:
+        return "batch" in inspect.signature(store.commit).parameters
+    except (TypeError, ValueError):
+        return False

@@ -101,7 +101,7 @@ def test_set_parameters_and_seeded_bug_exits_1(tmp_path: Path) -> None:
         (["check", "input_lifecycle", "--set", "n=0"], "n must be at least 1"),
         (["check", "input_lifecycle", "--set", "stage_guard=maybe"], "expected true or false"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
-        ([], "expected a command: check, test, diagram, mutate, inspect or list"),
+        ([], "expected a command: check, test, diagram, mutate, inspect, lincheck or list"),
         (["check", "diehard", "--json", "/nonexistent/dir/r.json"], "cannot write /nonexistent/dir/r.json"),
     ],
 )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,140 @@ def test_what_is_not_a_store_is_a_one_line_error_and_stays_untouched(
         assert err.count("\n") == 1 and "internal error" not in err
     assert (tmp_path / "other.db").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notadb.db", "other.db"]
+
+
+# -- read-only: inspect never writes, converts or creates a file --------------------
+
+
+def fingerprint(folder: Path) -> dict[str, str]:
+    """Every file in ``folder`` by name, with the sha256 of its bytes."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def refused(argv: list[str], message: str) -> None:
+    code, out, err = cli(*argv)
+    assert code == 2 and out == "" and err.startswith("statewright: error: ") and message in err, err
+    assert err.count("\n") == 1 and "internal error" not in err
+
+
+def test_someone_elses_database_is_refused_and_left_exactly_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    raw = sqlite3.connect(tmp_path / "app.db")
+    with raw:
+        raw.execute("PRAGMA journal_mode = DELETE")
+        raw.execute("CREATE TABLE users (name TEXT)")
+        raw.execute("INSERT INTO users VALUES ('ada')")
+    raw.close()
+    (tmp_path / "empty.db").touch()
+    (tmp_path / "junk.db").write_bytes(b"SQLite format 3\x00" + b"\xff" * 200)
+    before = fingerprint(tmp_path)
+    refused(["inspect", "app.db"], "app.db is a SQLite database but not a statewright store (it has no instances table)")
+    refused(["inspect", "empty.db"], "empty.db is empty: not a statewright store")
+    refused(["inspect", "junk.db"], "junk.db is not a statewright store")
+    refused(["inspect", "gone.db"], "no database at gone.db")
+    assert fingerprint(tmp_path) == before  # no -wal, -shm or -journal, no new tables, still journal mode delete
+    assert (tmp_path / "app.db").read_bytes()[18:20] == b"\x01\x01" and (tmp_path / "empty.db").stat().st_size == 0
+    assert not (tmp_path / "gone.db").exists()
+
+
+def test_a_truncated_store_is_not_a_store(shop: Path) -> None:
+    whole = (shop / "shop.db").read_bytes()
+    for size in (100, 4096):
+        (shop / "cut.db").write_bytes(whole[:size])
+        refused(["inspect", "cut.db"], "cut.db is not a statewright store: database disk image is malformed")
+        assert (shop / "cut.db").read_bytes() == whole[:size]
+
+
+def test_a_store_from_a_newer_statewright_names_its_schema_version(shop: Path) -> None:
+    raw = sqlite3.connect(shop / "shop.db")
+    raw.execute("PRAGMA user_version = 99")
+    raw.close()
+    refused(["inspect", "shop.db"], "shop.db has schema version 99, newer than this statewright reads (0)")
+
+
+def test_a_read_only_store_in_a_read_only_folder_is_read_without_a_write(shop: Path) -> None:
+    before = fingerprint(shop)
+    (shop / "shop.db").chmod(0o444)
+    shop.chmod(0o555)  # as root this stops nothing: the fingerprint shows that nothing was attempted
+    try:
+        code, out, err = cli("inspect", "shop.db", "--spec", "orders.py")
+    finally:
+        shop.chmod(0o755)
+        (shop / "shop.db").chmod(0o644)
+    assert code == 0, err
+    assert out.splitlines()[0] == "order-42: order PAID (version 1)"
+    assert fingerprint(shop) == before  # byte for byte, and no -wal or -shm left behind
+
+
+def test_a_writer_holding_the_lock_does_not_stop_inspect_nor_is_disturbed(shop: Path) -> None:
+    writer = sqlite3.connect(shop / "shop.db", isolation_level=None)
+    try:
+        writer.execute("INSERT INTO instances VALUES ('order-44', 'order', ?, 1)",
+                       (writer.execute("SELECT state FROM instances WHERE key = 'order-43'").fetchone()[0],))
+        writer.execute("BEGIN IMMEDIATE")  # committed order-44 sits in the -wal; now hold the write lock
+        writer.execute("DELETE FROM events")
+        before = fingerprint(shop)
+        assert {"shop.db-wal", "shop.db-shm"} <= set(before)
+        started = time.monotonic()
+        code, out, err = cli("inspect", "shop.db", "--spec", "orders.py")
+        assert time.monotonic() - started < 2.0
+        assert code == 0, err
+        assert out.splitlines() == [
+            "order-42: order PAID (version 1)",
+            '    1 input      {"type": "Pay"}',  # the writer's uncommitted delete is not seen
+            "order-43: order NEW (version 1)",
+            "order-44: order NEW (version 1)",  # committed to the log, not yet to the file: read through it
+        ]
+        assert fingerprint(shop) == before
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+def test_garbled_rows_are_shown_as_garbled_and_the_rest_still_shown(shop: Path) -> None:
+    raw = sqlite3.connect(shop / "shop.db")
+    with raw:
+        raw.execute("UPDATE events SET data = '{not json' WHERE key = 'order-42'")
+        raw.execute("INSERT INTO events VALUES ('order-42', 2, 'input', '{\"type\": \"Ship\"}', 1)")
+        raw.execute("INSERT INTO instances VALUES ('order-420', 'order', 'garbage', 1)")
+        raw.execute("INSERT INTO instances VALUES ('order-421', 'order', '{}', 'x')")
+        raw.execute("INSERT INTO events VALUES ('order-421', 1, 'input', X'00ff', 0)")
+    raw.close()
+    code, out, err = cli("inspect", "shop.db", "--spec", "orders.py")
+    assert code == 1, err
+    lines = out.splitlines()
+    assert lines[0] == "order-42: order PAID (version 1)"
+    assert lines[1].startswith("    1 input      <garbled: {not json: Expecting property name")
+    assert lines[2:] == [
+        '    2 input      {"type": "Ship"} [terminal]',
+        "order-420: CORRUPT -- record 'order-420' cannot be decoded: 1 validation error for Order",
+        "order-421: CORRUPT -- <garbled: machine, state, version = 'order', '{}', 'x'>",
+        "    1 input      <garbled: b'\\x00\\xff'>",
+        "order-43: order NEW (version 1)",
+    ]
+
+
+def test_stored_text_cannot_forge_a_line_of_output(shop: Path) -> None:
+    raw = sqlite3.connect(shop / "shop.db")
+    with raw:
+        state = raw.execute("SELECT state FROM instances WHERE key = 'order-43'").fetchone()[0]
+        raw.execute("INSERT INTO instances VALUES (?, 'order', ?, 1)", ("evil\norder-99: order SHIPPED (version 7)", state))
+        raw.execute("INSERT INTO instances VALUES (CAST(X'6f72ff' AS TEXT), 'order', ?, 1)", (state,))
+        raw.execute("INSERT INTO events VALUES (?, 1, ?, '\"\\u001b[2J\"', 0)",
+                    ("evil\norder-99: order SHIPPED (version 7)", "in\x1b[31mput\\"))
+    raw.close()
+    code, out, err = cli("inspect", "shop.db", "--spec", "orders.py")
+    assert code == 0, err
+    assert "\x1b" not in out
+    assert out.splitlines() == [
+        "evil\\norder-99: order SHIPPED (version 7): order NEW (version 1)",
+        '    1 in\\x1b[31mput\\\\ "\\u001b[2J"',
+        "order-42: order PAID (version 1)",
+        '    1 input      {"type": "Pay"}',
+        "order-43: order NEW (version 1)",
+        "or\\udcff: order NEW (version 1)",
+    ]
+    code, _, err = cli("inspect", "shop.db", "--key", "nope")
+    assert code == 2 and err.count("\n") == 1 and "evil\\norder-99" in err

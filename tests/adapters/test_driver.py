@@ -17,7 +17,18 @@ import pytest
 from statewright.adapters.runtime.driver import BadInput, Driver
 from statewright.adapters.runtime.memory import MemoryStore
 from statewright.adapters.runtime.sqlite import SqliteStore
-from statewright.adapters.runtime.store import Append, AppendTerminal, Cas, Catalog, Conflict, Op, Record, Store, StoreError
+from statewright.adapters.runtime.store import (
+    Append,
+    AppendTerminal,
+    Busy,
+    Cas,
+    Catalog,
+    Conflict,
+    Op,
+    Record,
+    Store,
+    StoreError,
+)
 from statewright.kernel.step import Accepted, Reason, Rejected, step
 from statewright.kernel.system import Action, Blocked, System
 from statewright.machines import loop_frame as lf
@@ -476,5 +487,72 @@ def test_a_session_with_three_inputs_runs_to_completion_on_a_sqlite_file(tmp_pat
             assert kinds(session_log).count("input") == len(SESSION_SCRIPT)
             assert kinds(session_log).count("blocked") == 1
             assert (await store.load(keys["in2"])).state.attempts == 2
+
+    asyncio.run(main())
+
+
+# -- cancellations and Busy: retried by batch id, applied once ---------------------------------
+
+
+class Flaky:
+    """A batch store whose next commits fail as told: "busy" (nothing written), or
+    "cancel_after" (written, then the caller is cancelled: its outcome unknown to it)."""
+
+    def __init__(self, inner: MemoryStore) -> None:
+        self.inner = inner
+        self.catalog = inner.catalog
+        self.faults: list[str] = []
+        self.ids: list[str | None] = []
+
+    async def commit(self, ops: Sequence[Op], *, batch: str | None = None) -> None:
+        self.ids.append(batch)
+        fault = self.faults.pop(0) if self.faults else None
+        if fault == "busy":
+            raise Busy("locked", key=ops[0].key)
+        await self.inner.commit(ops, batch=batch)
+        if fault == "cancel_after":
+            raise asyncio.CancelledError()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_feed_cancelled_after_its_commit_is_not_applied_twice_on_retry() -> None:
+    async def main() -> None:
+        store = Flaky(MemoryStore(CATALOG))
+        driver = Driver(store)
+        await driver.create("in1", "input")
+        store.faults = ["cancel_after"]
+        with pytest.raises(asyncio.CancelledError):
+            await driver.feed("in1", Queue())
+        fed = await driver.feed("in1", Queue())  # the retry re-submits the same batch by id
+        assert fed.accepted and fed.record.version == 2
+        assert store.ids[-1] == store.ids[-2] is not None
+        assert (await store.load("in1")).version == 2
+        assert [e.kind for e in await store.read_log("in1")] == ["created", "input", "effect"]
+        again = await driver.feed("in1", Queue())  # a new feed is a new decision: rejected now
+        assert not again.accepted
+
+    asyncio.run(main())
+
+
+def test_busy_is_retried_with_the_same_batch_id() -> None:
+    async def main() -> None:
+        store = Flaky(MemoryStore(CATALOG))
+        sleeps: list[float] = []
+
+        async def sleep(s: float) -> None:
+            sleeps.append(s)
+
+        driver = Driver(store, retries=3, backoff=0.01, sleep=sleep)
+        await driver.create("in1", "input")
+        store.faults = ["busy", "busy"]
+        fed = await driver.feed("in1", Queue())
+        assert fed.accepted and fed.record.version == 2 and sleeps == [0.01, 0.02]
+        assert len(set(store.ids[-3:])) == 1
+        store.faults = ["busy"] * 4
+        with pytest.raises(Busy):
+            await driver.feed("in1", Stage("r1"))
+        assert (await store.load("in1")).version == 2
 
     asyncio.run(main())

@@ -22,6 +22,7 @@ from statewright.adapters.runtime.sqlite import SqliteStore
 from statewright.adapters.runtime.store import (
     Append,
     AppendTerminal,
+    BatchStore,
     Busy,
     Cas,
     Catalog,
@@ -33,6 +34,8 @@ from statewright.adapters.runtime.store import (
     Record,
     Store,
     StoreError,
+    batch_id,
+    takes_batch,
 )
 from statewright.machines.input import INPUT, AbandonReason, Abandoned, Consumed, Input, InputPhase, Superseded, authorize_seed
 from statewright.machines.run import Plan, Run, RunPhase, run_machine
@@ -535,3 +538,48 @@ def test_sqlite_busy_is_not_a_conflict(tmp_path: Path, write: str) -> None:
         assert await snapshot(store) != before
 
     sqlite_test(tmp_path, t, busy_timeout=0.2)
+
+
+# -- exactly-once batches (both backends) ----------------------------------------------------
+
+
+def test_both_backends_take_batch_ids(go: Callable[[Test], None]) -> None:
+    async def test(store: Store) -> None:
+        assert takes_batch(store) and isinstance(store, BatchStore)
+
+    go(test)
+
+
+def test_a_batch_id_applies_once(go: Callable[[Test], None]) -> None:
+    async def test(store: Store) -> None:
+        assert isinstance(store, BatchStore)
+        await seed(store)
+        ops = list(GOOD_OPS)
+        await store.commit(ops, batch=batch_id(ops))
+        after = await snapshot(store)
+        await store.commit(ops, batch=batch_id(ops))  # re-submitted: the first outcome, nothing applied twice
+        assert await snapshot(store) == after
+        with pytest.raises(Conflict):
+            await store.commit(ops)  # without the id it is just a stale batch
+
+    go(test)
+
+
+def test_a_failed_batch_leaves_no_id(go: Callable[[Test], None]) -> None:
+    async def test(store: Store) -> None:
+        assert isinstance(store, BatchStore)
+        await seed(store)
+        before = await snapshot(store)
+        with pytest.raises(Conflict):
+            await store.commit([Cas("in1", 1, QUEUED), Cas("in2", 9, QUEUED)], batch="b1")
+        assert await snapshot(store) == before
+        await store.commit([Cas("in1", 1, QUEUED)], batch="b1")  # the id was not spent by the failure
+        assert (await store.load("in1")).version == 2
+
+    go(test)
+
+
+def test_batch_ids_are_stable() -> None:
+    ops: list[Op] = [Cas("in1", 1, QUEUED), Append("in1", 2, (("Queue", {}),))]
+    assert batch_id(ops) == batch_id(list(ops)) and len(batch_id(ops)) == 64
+    assert batch_id(ops) != batch_id(ops[:1]) != batch_id([Cas("in1", 2, QUEUED)])

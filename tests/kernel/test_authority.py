@@ -43,8 +43,26 @@ def test_snapshot_restore_and_restore_if_current() -> None:
     a.apply(Close())
     assert a.restore_if_current(snap, expected_version=0) == Conflict(0, 1)
     assert a.version == 1
-    assert a.restore_if_current(snap, expected_version=1) == snap
-    assert a.snapshot() == Snapshot(DoorState(), 0)
+    assert a.restore_if_current(snap, expected_version=1) == Snapshot(DoorState(), 2)  # the state, a new version
+    assert a.snapshot() == Snapshot(DoorState(), 2)
+    a.apply(Close())
+    assert a.restore(snap) == Snapshot(DoorState(), 4)
+    assert (a.state, a.version) == (DoorState(), 4)
+
+
+def test_a_step_staged_before_a_restore_never_commits_after_it() -> None:
+    # the trial's finding: restore rewound the version, so restore + one apply made a stale stage current again
+    a = Authority(DOOR)
+    staged = a.stage(Close())
+    assert isinstance(staged, Staged) and staged.base_version == 0
+    snap = a.snapshot()
     a.apply(Close())
     a.restore(snap)
-    assert (a.state, a.version) == (DoorState(), 0)
+    versions = [a.version]
+    while a.version < 10:
+        a.apply(Close())  # accepted or not, the stale stage must not commit
+        versions.append(a.version)
+        if isinstance(a.commit(staged), Committed):
+            raise AssertionError(f"a stale stage committed at version {a.version}")
+        a.restore(snap)
+    assert versions == sorted(versions) and len(set(versions)) == len(versions)  # versions only move forward

@@ -1,0 +1,415 @@
+"""Linearizability of store histories: the checker on hand-written histories, on real multi-process runs, and as a command.
+
+The real runs race separate OS processes (``forkserver`` children, like
+`test_reliability`) on one SQLite file, each through a `Recorder` writing its
+own JSON Lines file; the merged history must be linearizable, and a store
+that checks the version and then writes unconditionally must be caught with
+a small counterexample.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import multiprocessing as mp
+import random
+import time
+import traceback
+from collections.abc import Sequence
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from statewright.adapters.cli import run
+from statewright.adapters.runtime.memory import MemoryStore
+from statewright.adapters.runtime.sqlite import SqliteStore
+from statewright.adapters.runtime.store import Append, AppendTerminal, Cas, Conflict, Op, Record, Store, StoreError
+from statewright.adapters.testing.linearizability import (
+    Call,
+    Kind,
+    Operation,
+    Recorder,
+    Result,
+    Verdict,
+    Write,
+    _Search,
+    _removable,
+    check,
+    load_history,
+    pending,
+    render,
+)
+from tests.adapters._workers import tagged
+from tests.adapters.test_store_contract import CATALOG
+
+KEYS = ("k0", "k1", "k2")
+TERMINAL_KEYS = ("t0", "t1")
+RACERS = 4
+STEPS = 100
+JOIN_TIMEOUT = 120.0
+
+# -- hand-written histories ---------------------------------------------------------------
+
+
+def cas(key: str, expected: int, state: str = "{}") -> Call:
+    return Call(Kind.CAS, writes=(Write(Kind.CAS, key, expected, state, "m" if expected == 0 else None),))
+
+
+def append(key: str, expected: int, events: int = 1) -> Call:
+    return Call(Kind.APPEND, writes=(Write(Kind.APPEND, key, expected, events=events),))
+
+
+def terminal(key: str) -> Call:
+    return Call(Kind.APPEND_TERMINAL, writes=(Write(Kind.APPEND_TERMINAL, key),))
+
+
+def load(key: str) -> Call:
+    return Call(Kind.LOAD, key)
+
+
+def commit(*calls: Call) -> Call:
+    return Call(Kind.COMMIT, writes=tuple(w for c in calls for w in c.writes))
+
+
+def loaded(version: int, state: Any = None) -> Result:
+    return Result.ok({"machine": "m", "version": version, "state": {} if state is None else state})
+
+
+def op(process: str, invoke: int, returned: int | None, call: Call, result: Result | None) -> Operation:
+    return Operation(process, invoke, returned, call, result)
+
+
+CONFLICT = Result(error="conflict")
+CREATE = op("p0", 0, 1, cas("k", 0), Result.ok(1))
+
+
+def test_a_concurrent_history_that_has_an_order_is_linearizable() -> None:
+    history = [
+        CREATE,
+        op("p1", 2, 10, cas("k", 1), Result.ok(2)),
+        op("p2", 3, 5, load("k"), loaded(1)),  # before p1's cas took effect
+        op("p3", 4, 12, cas("k", 1), CONFLICT),  # lost to p1
+        op("p2", 11, 13, load("k"), loaded(2)),
+        op("p1", 14, 30, append("k", 0, 2), Result.ok(2)),
+        op("p3", 15, 20, terminal("k"), Result.ok(3)),  # took effect after p1's append, both concurrent
+        op("p2", 31, 32, append("k", 3), CONFLICT),  # the log has ended
+    ]
+    result = check(history)
+    assert result.verdict is Verdict.LINEARIZABLE
+    assert result.summary() == "linearizable: 8 operations, 4 processes, 1 keys"
+
+
+def test_a_stale_read_is_caught_and_shrunk_to_the_write_and_the_read() -> None:
+    history = [
+        CREATE,
+        op("p1", 2, 3, cas("k", 1), Result.ok(2)),
+        op("p2", 2, 3, load("k"), loaded(1)),  # concurrent: may see either
+        op("p2", 4, 5, load("k"), loaded(1)),  # after p1's cas returned: stale
+    ]
+    result = check(history)
+    assert result.verdict is Verdict.NOT_LINEARIZABLE
+    assert result.counterexample == (history[1], history[3])
+    assert result.report().splitlines() == [
+        "not linearizable: 4 operations, 3 processes, 1 keys",
+        "minimal non-linearizable sub-history (2 operations):",
+        "  p1 [0.0 .. 0.0 µs] cas k expected=1 state={} -> ok 2",
+        '  p2 [0.0 .. 0.0 µs] load k -> ok {"machine":"m","state":{},"version":1}',
+    ]
+
+
+def test_a_lost_update_is_caught_as_two_writes_at_one_version() -> None:
+    history = [
+        CREATE,
+        op("p1", 2, 6, cas("k", 1, '"a"'), Result.ok(2)),
+        op("p2", 3, 5, cas("k", 1, '"b"'), Result.ok(2)),
+    ]
+    result = check(history)
+    assert result.verdict is Verdict.NOT_LINEARIZABLE
+    assert result.counterexample == (history[1], history[2])
+
+
+def test_a_pending_operation_may_or_may_not_have_taken_effect_but_not_both() -> None:
+    maybe = pending(op("p1", 2, 3, cas("k", 1), Result.ok(2)))
+    assert render(maybe) == "p1 [0.0 .. ... µs] cas k expected=1 state={} -> pending"
+    took = op("p2", 5, 6, load("k"), loaded(2))
+    did_not = op("p2", 5, 6, load("k"), loaded(1))
+    assert check([CREATE, maybe, took]).verdict is Verdict.LINEARIZABLE
+    assert check([CREATE, maybe, did_not]).verdict is Verdict.LINEARIZABLE
+    undone = op("p2", 7, 8, load("k"), loaded(1))
+    result = check([CREATE, maybe, took, undone])
+    assert result.verdict is Verdict.NOT_LINEARIZABLE
+    assert result.counterexample == (took, undone)  # whatever the cas did, versions do not go back
+
+
+def test_a_batch_joins_its_keys_and_is_all_or_nothing() -> None:
+    both = [CREATE, op("p0", 2, 3, cas("j", 0), Result.ok(1))]
+    failed = op("p1", 4, 5, commit(cas("k", 1), cas("j", 7)), CONFLICT)
+    assert check([*both, failed, op("p1", 6, 7, load("k"), loaded(1))]).summary() == (
+        "linearizable: 4 operations, 2 processes, 2 keys"
+    )
+    half = check([*both, failed, op("p1", 6, 7, load("k"), loaded(2))])  # the failed batch's first write leaked
+    assert half.verdict is Verdict.NOT_LINEARIZABLE
+    assert half.counterexample == (CREATE, half.counterexample[-1])  # version 2 with no write that succeeded
+    done = op("p1", 4, 5, commit(cas("k", 1), append("j", 0)), Result.ok(None))
+    assert check([*both, done, op("p2", 6, 7, load("k"), loaded(2))]).verdict is Verdict.LINEARIZABLE
+
+
+def test_busy_and_invalid_state_wrote_nothing_and_are_left_out() -> None:
+    history = [CREATE, op("p1", 2, 3, cas("k", 1), Result(error="busy")),
+               op("p1", 4, 5, cas("k", 1), Result(error="invalid_state")), op("p2", 6, 7, load("k"), loaded(1))]
+    assert check(history).summary() == "linearizable: 2 operations, 2 processes, 1 keys"
+
+
+def test_a_search_past_its_step_budget_is_unknown() -> None:
+    history = [CREATE, *(op(f"p{i}", 2, 9, load("k"), loaded(1)) for i in range(8))]
+    result = check(history, max_steps=3)
+    assert result.verdict is Verdict.UNKNOWN
+    assert result.summary().startswith("unknown: step budget spent after 4 steps")
+
+
+def test_the_model_agrees_with_memory_store_on_random_sequential_histories() -> None:
+    """One process: the history has one order, so it is linearizable iff every result is the model's."""
+    rng = random.Random(7)
+
+    async def body() -> list[Operation]:
+        store = Recorder(MemoryStore(CATALOG), "solo")
+        for j in range(400):
+            await _random_step(store, rng, j, ("a", "b"), ("a", "b"), blind=True)
+        return store.operations()
+
+    history = asyncio.run(body())
+    kinds = {o.call.kind for o in history}
+    errors = {o.result.error for o in history if o.result is not None}
+    assert kinds == set(Kind)
+    assert errors >= {None, "conflict", "not_found"}  # failures as well as successes were compared
+    assert check(history).verdict is Verdict.LINEARIZABLE
+
+
+# -- a random client, in tests and in worker processes --------------------------------------
+
+
+async def _random_step(store: Any, rng: random.Random, j: int, keys: Sequence[str], ends: Sequence[str],
+                       *, blind: bool = False, tag: str = "w") -> None:
+    """One random client step: a load-then-cas, a read-then-append, a terminal, or a two-key batch."""
+    key = rng.choice(keys)
+    state = tagged(f"{tag}:{j}")
+    try:
+        roll = rng.random()
+        if roll < 0.4:
+            version = rng.randrange(0, 6) if blind else (await store.load(key)).version
+            await store.cas(key, version, state, machine="input" if version == 0 else None)
+        elif roll < 0.6:
+            head = rng.randrange(0, 4) if blind else len(await store.read_log(key))
+            await store.append(key, head, [("Tick", {"j": j})])
+        elif roll < 0.7:
+            await store.append_terminal(rng.choice(ends), "End", {"j": j})
+        elif roll < 0.8:
+            await store.read_log(key, rng.randrange(1, 3), rng.choice([None, 2, 4]))
+        else:
+            other = rng.choice([k for k in keys if k != key])
+            a, b = await store.load(key), await store.load(other)
+            head = len(await store.read_log(key))
+            ops: list[Op] = [Cas(key, a.version, state), Cas(other, b.version, state),
+                             Append(key, head, (("Batch", {"j": j}),))]
+            if rng.random() < 0.2:
+                ops.append(AppendTerminal(other, "End", {"j": j}))
+            await store.commit(ops)
+    except StoreError:
+        pass
+
+
+def racer(path: str, worker: int, broken: bool, barrier: Barrier, out: str) -> None:
+    """A worker process: ``STEPS`` random steps on the shared file through a `Recorder` writing ``out``."""
+    async def body() -> None:
+        rng = random.Random(worker)
+        async with await SqliteStore.open(path, CATALOG) as inner:  # closed even on failure: its thread would linger
+            store: Any = BrokenStore(inner) if broken else inner
+            with open(out, "w", encoding="utf-8") as f:
+                recorder = Recorder(store, f"w{worker}", f)
+                barrier.wait(timeout=60)
+                for j in range(STEPS):
+                    if not broken:
+                        await _random_step(recorder, rng, j, KEYS, TERMINAL_KEYS, tag=f"w{worker}")
+                        continue
+                    try:
+                        await recorder.cas("k0", (await recorder.load("k0")).version, tagged(f"w{worker}:{j}"))
+                    except StoreError:
+                        pass
+
+    try:
+        asyncio.run(body())
+    except BaseException:
+        Path(out + ".error").write_text(traceback.format_exc())
+
+
+class BrokenStore:
+    """A SQLite store whose cas checks the version, then writes whatever is there now: a lost update."""
+
+    def __init__(self, inner: SqliteStore) -> None:
+        self.inner = inner
+        self.catalog = inner.catalog
+
+    async def load(self, key: str) -> Record:
+        return await self.inner.load(key)
+
+    async def cas(self, key: str, expected: int, state: Any, *, machine: str | None = None) -> Record:
+        if (await self.inner.load(key)).version != expected:
+            raise Conflict(f"{key!r} is not at version {expected}", key=key)
+        await asyncio.sleep(0.002)  # the window another process writes in
+        while True:
+            try:  # an unconditional write, spelled with the public API
+                written = await self.inner.cas(key, (await self.inner.load(key)).version, state)
+            except Conflict:
+                continue
+            return Record(key, written.machine, written.state, expected + 1)  # what the caller believes
+
+
+def _context() -> Any:
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["tests.adapters.test_linearizability"])
+    return ctx
+
+
+CTX = _context()
+
+
+def race(tmp_path: Path, broken: bool) -> list[Path]:
+    """Create the keys (recorded as process ``setup``), race ``RACERS`` processes; every history file."""
+    db = tmp_path / "s.db"
+    files = [tmp_path / "setup.jsonl"]
+
+    async def setup() -> None:
+        async with await SqliteStore.open(db, CATALOG) as inner:
+            with open(files[0], "w", encoding="utf-8") as f:
+                store = Recorder(inner, "setup", f)
+                for key in KEYS + TERMINAL_KEYS:
+                    await store.cas(key, 0, tagged(None), machine="input")
+
+    asyncio.run(setup())
+    barrier = CTX.Barrier(RACERS + 1)
+    outs = [tmp_path / f"w{i}.jsonl" for i in range(RACERS)]
+    procs = [CTX.Process(target=racer, args=(str(db), i, broken, barrier, str(out))) for i, out in enumerate(outs)]
+    for p in procs:
+        p.start()
+    try:
+        barrier.wait(timeout=60)
+        for p in procs:
+            p.join(JOIN_TIMEOUT)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join()
+    errors = [e.read_text() for e in tmp_path.glob("*.error")]
+    assert not errors, errors[0]
+    assert [p.exitcode for p in procs] == [0] * RACERS
+    return files + outs
+
+
+def say(capsys: pytest.CaptureFixture[str], text: str) -> None:
+    with capsys.disabled():
+        print(f"\n[linearizability] {text}")
+
+
+def test_real_processes_racing_on_sqlite_give_a_linearizable_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = race(tmp_path, broken=False)
+    history = load_history(files)
+    result = check(history)
+    assert result.verdict is Verdict.LINEARIZABLE, result.report()
+    assert result.processes == RACERS + 1 and result.keys == len(KEYS) + len(TERMINAL_KEYS)
+    done = [o for o in history if o.result is not None]
+    ok = sum(1 for o in done if o.result is not None and o.result.error is None)
+    conflicts = sum(1 for o in done if o.result is not None and o.result.error == "conflict")
+    batches = sum(1 for o in done if o.call.kind is Kind.COMMIT and o.result is not None and o.result.error is None)
+    assert len(done) == len(history) and conflicts > 0 and batches > 0
+    assert run(["lincheck", *map(str, files)], out=io.StringIO(), err=io.StringIO()) == 0
+    say(capsys, f"{result.summary()}; {ok} succeeded ({batches} batches), {conflicts} conflicts; "
+                f"checked in {result.seconds:.2f} s, {result.steps:,} search steps")
+
+
+def test_a_store_that_writes_outside_a_transaction_is_caught(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = race(tmp_path, broken=True)
+    result = check(load_history(files))
+    assert result.verdict is Verdict.NOT_LINEARIZABLE
+    small = list(result.counterexample)
+    assert 2 <= len(small) <= 4 and {k for o in small for k in o.call.keys} == {"k0"}
+    for i in range(len(small)):  # 1-minimal: no operation the shrinker may drop can go and the rest still fail
+        rest = small[:i] + small[i + 1:]
+        assert (_Search(rest, 10**6, loose=True).run() is Verdict.LINEARIZABLE
+                or not _removable(small[i], rest, True))
+    say(capsys, result.report())
+
+
+# -- the command --------------------------------------------------------------------------------
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def line(process: str, index: int, invoke: int, returned: int | None, op: dict[str, Any], result: Any) -> str:
+    return json.dumps({"process": process, "index": index, "invoke": invoke, "return": returned,
+                       "op": op, "result": result})
+
+
+CREATE_LINE = line("p0", 0, 0, 1, {"kind": "cas", "key": "k", "expected": 0, "state": {}, "machine": "m"}, {"ok": 1})
+
+
+def test_lincheck_merges_files_and_says_linearizable(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text(CREATE_LINE + "\n")
+    cas1 = {"kind": "cas", "key": "k", "expected": 1, "state": {"x": 1}, "machine": None}
+    b.write_text("\n".join([
+        line("p1", 0, 2, None, cas1, None),  # written at invoke ...
+        line("p1", 0, 2, 5, cas1, {"ok": 2}),  # ... and again at return: the last one wins
+        line("p1", 1, 6, 7, {"kind": "load", "key": "k"}, {"ok": {"machine": "m", "version": 2, "state": {"x": 1}}}),
+    ]) + "\n")
+    assert cli("lincheck", str(a), str(b)) == (0, "linearizable: 3 operations, 2 processes, 1 keys\n", "")
+
+
+def test_lincheck_prints_the_minimal_counterexample_and_exits_1(tmp_path: Path) -> None:
+    h = tmp_path / "h.jsonl"
+    cas1 = {"kind": "cas", "key": "k", "expected": 1, "state": None, "machine": None}
+    h.write_text("\n".join([CREATE_LINE, line("p1", 0, 2, 6, cas1, {"ok": 2}), line("p2", 0, 3, 5, cas1, {"ok": 2})]))
+    code, out, _ = cli("lincheck", str(h))
+    assert code == 1
+    assert out.splitlines() == [
+        "not linearizable: 3 operations, 3 processes, 1 keys",
+        "minimal non-linearizable sub-history (2 operations):",
+        "  p1 [0.0 .. 0.0 µs] cas k expected=1 state=null -> ok 2",
+        "  p2 [0.0 .. 0.0 µs] cas k expected=1 state=null -> ok 2",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", "h.jsonl:2: Expecting property name"),
+        ('{"process": "p", "index": 0, "invoke": 1, "return": 2, "op": {"kind": "jump"}, "result": {"ok": 1}}',
+         "h.jsonl:2: 'jump' is not a valid Kind"),
+        ('{"process": "p", "index": 0, "invoke": 5, "return": 2, "op": {"kind": "load", "key": "k"}, '
+         '"result": {"ok": 1}}', "h.jsonl:2: returned at 2, before its invoke at 5"),
+        ('{"process": "p", "index": 0, "invoke": 1, "return": 2, "op": {"kind": "load", "key": "k"}, "result": 3}',
+         "h.jsonl:2: 'result' must be"),
+    ],
+)
+def test_lincheck_names_the_line_of_a_malformed_history(tmp_path: Path, text: str, message: str) -> None:
+    h = tmp_path / "h.jsonl"
+    h.write_text(CREATE_LINE + "\n" + text + "\n")
+    code, out, err = cli("lincheck", str(h))
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_lincheck_of_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    code, _, err = cli("lincheck", str(tmp_path / "nope.jsonl"))
+    assert code == 2 and "nope.jsonl: cannot read" in err and len(err.splitlines()) == 1
