@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -68,7 +69,9 @@ from statewright.adapters.runtime.store import (
     Conflict,
     Corrupt,
     Event,
+    IncompatibleSchema,
     InvalidState,
+    NotAStore,
     NotFound,
     Op,
     Record,
@@ -76,7 +79,21 @@ from statewright.adapters.runtime.store import (
     canonical_json,
 )
 
-__all__ = ["SqliteStore"]
+__all__ = ["SCHEMA_VERSION", "SqliteStore"]
+
+SCHEMA_VERSION = 1
+"""The store's schema, in the file's ``PRAGMA user_version``.
+
+A release that changes the schema bumps it and upgrades older files in `SqliteStore.open`, in
+one transaction, before anything else touches them (version 0 -- files written before the
+schema was versioned -- becomes 1 by gaining the ``batches`` table); a file whose version is
+newer than the release's is refused with `IncompatibleSchema` and not touched.
+"""
+COLUMNS = {
+    "instances": ("key", "machine", "state", "version"),
+    "events": ("key", "seq", "kind", "data", "terminal"),
+}
+"""The columns each table must have, exactly: a table of another shape is another schema."""
 
 T = TypeVar("T")
 _POLL = 0.005  # seconds between tries for the write lock; also how soon a cancelled waiter gives up
@@ -99,6 +116,34 @@ SCHEMA = (
     "CREATE UNIQUE INDEX IF NOT EXISTS events_one_terminal ON events(key) WHERE terminal = 1",
     "CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY) WITHOUT ROWID",
 )
+
+
+async def _check_schema(db: aiosqlite.Connection, path: str | Path) -> None:
+    """Refuse a file that is not a store of a schema this release reads, without writing to it."""
+    try:
+        async with db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        version = int(row[0]) if row else 0
+        async with db.execute("SELECT name FROM sqlite_master WHERE type = 'table'") as cur:
+            tables = {str(r[0]) for r in await cur.fetchall()}
+        shapes = {}
+        for table in COLUMNS:
+            if table in tables:
+                async with db.execute(f"PRAGMA table_info({table})") as cur:
+                    shapes[table] = tuple(str(r[1]) for r in await cur.fetchall())
+    except sqlite3.DatabaseError as exc:
+        raise NotAStore(f"{path}: not a statewright store ({exc})") from None
+    if version > SCHEMA_VERSION:
+        raise IncompatibleSchema(
+            f"{path}: schema version {version} is newer than this statewright's ({SCHEMA_VERSION}); upgrade statewright"
+        )
+    if tables and "instances" not in tables:
+        raise NotAStore(f"{path}: not a statewright store (it holds {', '.join(sorted(tables))})")
+    for table, columns in shapes.items():
+        if columns != COLUMNS[table]:
+            raise IncompatibleSchema(
+                f"{path}: table {table} has columns {', '.join(columns)}, not {', '.join(COLUMNS[table])}"
+            )
 
 
 class SqliteStore:
@@ -126,10 +171,25 @@ class SqliteStore:
     async def open(
         cls, path: str | Path, catalog: Catalog, *, busy_timeout: float = 5.0
     ) -> SqliteStore:
-        """Open (creating if needed) the store at ``path``: WAL mode, busy timeout, schema."""
+        """Open (creating if needed) the store at ``path``: WAL mode, busy timeout, schema.
+
+        A new file is created readable by its owner only (0600; SQLite gives its
+        ``-wal`` and ``-shm`` files the same mode). A file that is not a database,
+        or holds other tables and none of ours, raises `NotAStore`; a newer schema
+        version or a table of another shape raises `IncompatibleSchema` -- both
+        before the file is switched to WAL or written in any way.
+        """
+        if str(path) != ":memory:" and not str(path).startswith("file:"):
+            try:
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise StoreError(f"{path}: cannot create the store: {exc.strerror or exc}") from None
         db = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout)
         try:
             await db.execute(f"PRAGMA busy_timeout = {_millis(busy_timeout)}")
+            await _check_schema(db, path)
             async with db.execute("PRAGMA journal_mode = WAL") as cur:
                 row = await cur.fetchone()
             mode = str(row[0]).lower() if row else ""
@@ -139,7 +199,11 @@ class SqliteStore:
 
             async def schema() -> None:
                 for statement in SCHEMA:
-                    await db.execute(statement)
+                    try:
+                        await db.execute(statement)
+                    except sqlite3.IntegrityError as exc:  # the one-terminal index over a log with two
+                        raise Corrupt(f"{path}: a log has two terminal events ({exc})") from None
+                await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
             await store._guarded(None, schema)
             return store

@@ -117,6 +117,18 @@ class InvalidState(StoreError):
     code = "invalid_state"
 
 
+class NotAStore(StoreError):
+    """The file is not a database, or a database of something else; it was left as it was."""
+
+    code = "not_a_store"
+
+
+class IncompatibleSchema(StoreError):
+    """A statewright store this release cannot use (a newer schema, or tables of another shape); never retryable."""
+
+    code = "incompatible_schema"
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """One instance: its machine, current state and version (0 means never written)."""

@@ -161,7 +161,7 @@ def test_a_store_from_a_newer_statewright_names_its_schema_version(shop: Path) -
     raw = sqlite3.connect(shop / "shop.db")
     raw.execute("PRAGMA user_version = 99")
     raw.close()
-    refused(["inspect", "shop.db"], "shop.db has schema version 99, newer than this statewright reads (0)")
+    refused(["inspect", "shop.db"], "shop.db has schema version 99, newer than this statewright reads (1)")
 
 
 def test_a_read_only_store_in_a_read_only_folder_is_read_without_a_write(shop: Path) -> None:
