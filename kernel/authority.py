@@ -6,6 +6,9 @@ do IO between deciding and publishing -- it ``stage``s the input, does the IO
 outside any lock, then ``commit``s; the commit lands only if the version is
 still the one the stage was computed from (compare-and-swap), otherwise it
 returns a typed `Conflict` and the caller re-stages from the fresh state.
+The shell's `Driver` decides every input with ``stage`` on the stored state
+and version and publishes with the store's compare-and-swap at
+``base_version``: one compare-and-swap idea, in memory or in a store.
 ``snapshot``/``restore`` let a caller roll back to a known *state*, and
 ``restore_if_current`` rolls back only if nobody moved the instance since.
 A version never goes back: a restore is itself a change and takes the next
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from statewright.kernel.machine import Machine
-from statewright.kernel.step import Accepted, Rejected, step
+from statewright.kernel.step import UNSET, Accepted, Rejected, step
 
 __all__ = ["Authority", "Committed", "Conflict", "Snapshot", "Staged"]
 
@@ -105,9 +108,13 @@ class Authority(Generic[S]):
             self._version += 1
         return result
 
-    def stage(self, event: Any) -> Staged[S] | Rejected:
-        """Compute a step from the current state without publishing it."""
-        result = step(self._machine, self._state, event)
+    def stage(self, event: Any, *, choice: Any = UNSET) -> Staged[S] | Rejected:
+        """Compute a step from the current state without publishing it (``choice`` as for `step`).
+
+        Publishing is the caller's: `commit` here, or -- as the shell's
+        `Driver` does -- a store's compare-and-swap at ``base_version``.
+        """
+        result = step(self._machine, self._state, event, choice=choice)
         if isinstance(result, Rejected):
             return result
         return Staged(self._version, result)

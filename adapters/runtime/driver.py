@@ -96,8 +96,9 @@ from statewright.adapters.runtime.store import (
     batch_id,
     takes_batch,
 )
+from statewright.kernel.authority import Authority
 from statewright.kernel.machine import Machine
-from statewright.kernel.step import UNSET, Rejected, step
+from statewright.kernel.step import UNSET, Rejected
 from statewright.kernel.system import Action, Blocked, Emitted, System, SystemState
 
 __all__ = ["Acted", "BadInput", "Driver", "Fed"]
@@ -222,17 +223,18 @@ class Driver:
             head, ended = await self._head(key)
             record = await self.store.load(key)
             m = self.catalog.machine(record.machine)
-            result = step(m, record.state, event, choice=choice)
-            if isinstance(result, Rejected):
-                fed = Fed(False, record, (), result, attempt)
+            staged = Authority(m, record.state, record.version).stage(event, choice=choice)
+            if isinstance(staged, Rejected):
+                fed = Fed(False, record, (), staged, attempt)
                 if ended:
                     return fed
-                ops: list[Op] = [Append(key, head, (("rejected", _rejected_json(result)),))]
+                ops: list[Op] = [Append(key, head, (("rejected", _rejected_json(staged)),))]
             else:
                 if ended:
                     raise _ended(key, event)
-                ops = self._accepted(key, m, record.version, head, result.state, [("input", event, result.effects)])
-                after = Record(key, record.machine, result.state, record.version + 1)
+                result, base = staged.result, staged.base_version  # published by the store's CAS at base
+                ops = self._accepted(key, m, base, head, result.state, [("input", event, result.effects)])
+                after = Record(key, record.machine, result.state, base + 1)
                 fed = Fed(True, after, result.effects, None, attempt)
             if await self._commit(ops, attempt, key, request, fed):
                 return fed
