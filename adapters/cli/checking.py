@@ -19,7 +19,7 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -33,7 +33,7 @@ from statewright.kernel.check import Progress, Report, Simulation, Spec, StopRea
 from statewright.specs.registry import parse_value
 
 __all__ = [
-    "Aborted", "Built", "Stopper", "Ticker", "build", "check_command", "explain_stop", "positive_float", "positive_int",
+    "Aborted", "Built", "Stopper", "Ticker", "build", "check_command", "conclude", "explain_stop", "positive_float", "positive_int",
 ]
 
 EXIT_OK, EXIT_VIOLATED = 0, 1
@@ -166,7 +166,7 @@ def _json_text(done: Sequence[tuple[Report, Built]]) -> str:
 
 def check_command(args: argparse.Namespace, loader: Loader, out: TextIO, err: TextIO) -> int:
     """Check every chosen spec; returns the exit code."""
-    from statewright.adapters.cli.text import render_report, render_tally
+    from statewright.adapters.cli.text import render_report
 
     json_path: Path | None = args.json
     built = [replace(b, spec=_bounded(b.spec, args)) for b in build(loader, args)]
@@ -184,20 +184,41 @@ def check_command(args: argparse.Namespace, loader: Loader, out: TextIO, err: Te
                                     symmetry=args.symmetry and bool(b.spec.symmetry))
             done.append((report, b))
             print(render_report(report, traces=not args.quiet, quiet=args.quiet), file=out, flush=True)
-        not_run = len(built) - len(done)
-        if args.quiet or len(built) > 1:
-            print(render_tally([r for r, _ in done], not_run), file=out, flush=True)
-        explain_stop(stopper, [r for r, _ in done], not_run, err)
-        if json_path is not None:
-            try:
-                write_atomic(json_path, _json_text(done))
-            except OSError as exc:
-                raise UsageError(f"cannot write {json_path}: {exc.strerror or exc}") from None
+        return conclude(stopper, [r for r, _ in done], len(built), quiet=args.quiet, json_path=json_path,
+                        json_text=lambda: _json_text(done), out=out, err=err)
+
+
+def conclude(
+    stopper: Stopper,
+    results: Sequence[Report | Simulation],
+    planned: int,
+    *,
+    quiet: bool,
+    json_path: Path | None,
+    json_text: Callable[[], str],
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """The end of ``check`` and ``check --simulate``: the tally, why it stopped early, the JSON, the exit code.
+
+    Called while ``stopper`` still holds the signals, so writing the JSON is not cut short.
+    """
+    from statewright.adapters.cli.text import render_tally
+
+    not_run = planned - len(results)
+    if quiet or planned > 1:
+        print(render_tally(list(results), not_run), file=out, flush=True)
+    explain_stop(stopper, results, not_run, err)
+    if json_path is not None:
+        try:
+            write_atomic(json_path, json_text())
+        except OSError as exc:
+            raise UsageError(f"cannot write {json_path}: {exc.strerror or exc}") from None
     if stopper.signum is not None:
         return 128 + stopper.signum
     if stopper.memory is not None:
         return EXIT_VIOLATED
-    return EXIT_OK if all(r.ok for r, _ in done) else EXIT_VIOLATED
+    return EXIT_OK if all(r.ok for r in results) else EXIT_VIOLATED
 
 
 def explain_stop(stopper: Stopper, results: Sequence[Report | Simulation], not_run: int, err: TextIO) -> None:

@@ -21,15 +21,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from statewright.adapters.cli.checking import Built, Stopper, build, explain_stop
+from statewright.adapters.cli.checking import Built, Stopper, build, conclude
 from statewright.adapters.cli.errors import UsageError
-from statewright.adapters.cli.resources import write_atomic
 from statewright.adapters.cli.targets import Loader
 from statewright.kernel.check.simulate import Simulation, simulate
 
 __all__ = ["DEFAULT_DEPTH", "seed_number", "simulate_command", "simulation_options", "step_count"]
 
-EXIT_OK, EXIT_VIOLATED = 0, 1
 DEFAULT_DEPTH = 100
 REFUSED = {
     "keep_going": "--continue (a simulation stops at the first violation)",
@@ -85,7 +83,7 @@ def _json_text(done: Sequence[tuple[Simulation, Built]]) -> str:
 
 def simulate_command(args: argparse.Namespace, loader: Loader, out: TextIO, err: TextIO) -> int:
     """Simulate every chosen spec with one seed; returns the exit code."""
-    from statewright.adapters.cli.text import render_simulation, render_tally, simulation_header
+    from statewright.adapters.cli.text import render_simulation, simulation_header
 
     simulation_options(args)
     chosen = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 32)
@@ -106,17 +104,5 @@ def simulate_command(args: argparse.Namespace, loader: Loader, out: TextIO, err:
                            should_stop=stopper)
             done.append((sim, b))
             print(render_simulation(sim, quiet=args.quiet), file=out, flush=True)
-        not_run = len(built) - len(done)
-        if args.quiet or len(built) > 1:
-            print(render_tally([s for s, _ in done], not_run), file=out, flush=True)
-        explain_stop(stopper, [s for s, _ in done], not_run, err)
-        if json_path is not None:
-            try:
-                write_atomic(json_path, _json_text(done))
-            except OSError as exc:
-                raise UsageError(f"cannot write {json_path}: {exc.strerror or exc}") from None
-    if stopper.signum is not None:
-        return 128 + stopper.signum
-    if stopper.memory is not None:
-        return EXIT_VIOLATED
-    return EXIT_OK if all(s.ok for s, _ in done) else EXIT_VIOLATED
+        return conclude(stopper, [s for s, _ in done], len(built), quiet=args.quiet, json_path=json_path,
+                        json_text=lambda: _json_text(done), out=out, err=err)

@@ -477,7 +477,7 @@ class LevelSearch(Search):
                 for nk, effects, flags, _rule in plan.take(key, k, move, before):
                     out.append(self._candidate(i, k, event, nk, self.packing.pack(nk), effects, flags, before))
                 continue
-            if move.gates:
+            if move.gates:  # `Plan.allows`, inline as in `Search._slow`: this is the workers' hot path
                 g = None
                 try:
                     for g in move.gates:

@@ -150,14 +150,8 @@ class Plan:
         """
         local = move.local
         if not move.routed:
-            for g in move.gates:
-                try:
-                    allowed = g.test(before, k, move.input)
-                except Exception as exc:
-                    assert self.system is not None
-                    guard_raised(exc, self.system, g, before, k, move.input)
-                if not allowed:
-                    return []
+            if move.gates and not self.allows(move, before, k):
+                return []
             effects = local.effects
             if self.system is not None:
                 name = self.names[k]
@@ -178,6 +172,18 @@ class Plan:
                 flags += table.resolved(m.before, m.input, m.rule, m.after).flags
             taken.append((settled.after, settled.emitted, flags, settled.microsteps[0].rule))
         return taken
+
+    def allows(self, move: Move, before: Any, k: int) -> bool:
+        """Whether every system guard on ``move``'s input lets instance ``k`` take it in ``before``."""
+        g = None
+        try:
+            for g in move.gates:
+                if not g.test(before, k, move.input):
+                    return False
+        except Exception as exc:
+            assert self.system is not None and g is not None
+            guard_raised(exc, self.system, g, before, k, move.input)
+        return True
 
     def brancher(self, position: int, a: int, event: Any) -> tuple[Fired[int], ...] | Rejected:
         """`settlements`' brancher over interned ids: the memoised local steps of instance ``position``."""

@@ -274,7 +274,7 @@ class Search:
                     made += 1
                     self._successor(i, k, event, nk, effects, flags, rule, before, watched, pruning)
                 continue
-            if move.gates:
+            if move.gates:  # `Plan.allows`, inline: the slow lane is hot (see also `LevelSearch._slow_packed`)
                 g = None
                 try:
                     for g in move.gates:
