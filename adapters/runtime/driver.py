@@ -84,6 +84,7 @@ from statewright.adapters.runtime.serialize import event_json, untagged, value_j
 from statewright.adapters.runtime.store import (
     Append,
     AppendTerminal,
+    BadInput,
     BatchStore,
     Busy,
     Cas,
@@ -113,12 +114,6 @@ class _Unsure:
     request: tuple[Any, ...]  # what the caller asked for: ("feed", event, choice) or ("act", ...)
     ops: tuple[Op, ...]
     result: Fed | Acted
-
-
-class BadInput(StoreError):
-    """Text from outside is not an input of the machine; nothing was written."""
-
-    code = "bad_input"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

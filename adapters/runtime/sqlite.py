@@ -48,7 +48,6 @@ it with the same ``batch`` id (`BatchStore`) settles it exactly once.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sqlite3
 import time
@@ -76,7 +75,8 @@ from statewright.adapters.runtime.store import (
     Op,
     Record,
     StoreError,
-    canonical_json,
+    decode_event,
+    prepare,
 )
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
@@ -237,7 +237,7 @@ class SqliteStore:
             params += (stop,)
         async with self._lock, _mapped(key):
             rows = await self._db.execute_fetchall(sql + " ORDER BY seq", params)
-        return [Event(key, seq, kind, _decode_data(key, seq, data), bool(terminal)) for seq, kind, data, terminal in rows]
+        return [Event(key, seq, kind, decode_event(key, seq, data), bool(terminal)) for seq, kind, data, terminal in rows]
 
     async def keys(self) -> list[str]:
         async with self._lock, _mapped(None):
@@ -270,7 +270,7 @@ class SqliteStore:
 
     async def _write(self, ops: Sequence[Op], batch: str | None = None) -> list[Record | int]:
         """Validate and serialise ``ops``, then apply them in one guarded ``BEGIN IMMEDIATE`` transaction."""
-        prepared = [_prepare(self.catalog, op) for op in ops]
+        prepared = [prepare(self.catalog, op) for op in ops]
         key = ops[0].key if ops else None
         return await self._guarded(key, lambda: self._batch(ops, prepared, batch))
 
@@ -315,7 +315,7 @@ class SqliteStore:
         if op.expected == 0:
             if row is not None:
                 raise Conflict(f"{op.key!r} already exists (version {row[1]})", key=op.key)
-            assert op.machine is not None and text is not None  # _prepare guarantees both
+            assert op.machine is not None and text is not None  # prepare guarantees both
             machine = op.machine
             await self._db.execute(
                 "INSERT INTO instances (key, machine, state, version) VALUES (?, ?, ?, 1)", (op.key, machine, text)
@@ -434,33 +434,6 @@ async def _settle(job: asyncio.Future[Any]) -> None:
 
 def _millis(seconds: float) -> int:
     return max(0, round(seconds * 1000))
-
-
-def _prepare(catalog: Catalog, op: Op) -> Any:
-    """Everything about ``op`` that needs no SQL: validation and serialisation.
-
-    Returns the state's JSON for a `Cas` (None when its machine must be read
-    from the row), the events' ``(kind, json)`` pairs for an `Append`, and the
-    terminal event's JSON for an `AppendTerminal`.
-    """
-    if isinstance(op, Cas):
-        if op.machine is None:
-            if op.expected == 0:
-                raise InvalidState(f"creating {op.key!r} needs the machine name", key=op.key)
-            return None
-        return catalog.dump(op.machine, op.state, key=op.key)
-    if isinstance(op, Append):
-        return [(kind, canonical_json(data)) for kind, data in op.events]
-    if isinstance(op, AppendTerminal):
-        return canonical_json(op.data)
-    raise InvalidState(f"not a store operation: {op!r}")
-
-
-def _decode_data(key: str, seq: int, text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise Corrupt(f"event {seq} of {key!r} cannot be decoded: {exc}", key=key) from None
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:

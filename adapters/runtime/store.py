@@ -24,6 +24,13 @@ otherwise `InvalidState` is raised and nothing is written. Failures are typed
 ``corrupt``        a stored record cannot be decoded; names the key, and other
                    records stay readable
 ``invalid_state``  the machine could not hold this state; nothing was written
+``bad_input``      text from outside is not an input of the machine (bad JSON,
+                   unknown type, wrong fields, too large or too deep)
+``not_a_store``    the database is not a statewright store; left untouched
+``incompatible_schema``  a statewright store of a schema this release cannot use
+``read_only``      the backend refuses writes (a read-only file or server)
+``full``           the disk or the database is full; nothing of the batch was written
+``io``             the backend could not read or write its files (or the server went away)
 =================  ============================================================
 
 Exactly-once batches
@@ -58,6 +65,7 @@ from statewright.kernel.machine import Machine
 __all__ = [
     "Append",
     "AppendTerminal",
+    "BadInput",
     "BatchStore",
     "Busy",
     "Cas",
@@ -65,14 +73,21 @@ __all__ = [
     "Conflict",
     "Corrupt",
     "Event",
+    "Full",
+    "IncompatibleSchema",
     "InvalidState",
+    "Io",
+    "NotAStore",
     "NotFound",
     "Op",
+    "ReadOnly",
     "Record",
     "Store",
     "StoreError",
     "batch_id",
     "canonical_json",
+    "decode_event",
+    "prepare",
     "takes_batch",
 ]
 
@@ -127,6 +142,30 @@ class IncompatibleSchema(StoreError):
     """A statewright store this release cannot use (a newer schema, or tables of another shape); never retryable."""
 
     code = "incompatible_schema"
+
+
+class BadInput(StoreError):
+    """Text from outside is not an input of the machine; nothing was written."""
+
+    code = "bad_input"
+
+
+class ReadOnly(StoreError):
+    """The backend refuses writes (a read-only file, directory or server); nothing was written."""
+
+    code = "read_only"
+
+
+class Full(StoreError):
+    """The disk or the database is full; the batch was rolled back whole."""
+
+    code = "full"
+
+
+class Io(StoreError):
+    """The backend could not read or write (an I/O error, a file it cannot open, a server that went away)."""
+
+    code = "io"
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,3 +383,33 @@ def takes_batch(store: Store) -> bool:
         return "batch" in inspect.signature(store.commit).parameters
     except (TypeError, ValueError):
         return False
+
+
+def prepare(catalog: Catalog, op: Op) -> Any:
+    """Everything about ``op`` that needs no backend: validation and serialisation.
+
+    Every backend calls it for every operation before it touches its database,
+    so all of them refuse exactly the same operations with exactly the same
+    error. Returns the state's JSON for a `Cas` (None when the machine must be
+    read from the stored row), the events' ``(kind, json)`` pairs for an
+    `Append`, and the terminal event's JSON for an `AppendTerminal`.
+    """
+    if isinstance(op, Cas):
+        if op.machine is None:
+            if op.expected == 0:
+                raise InvalidState(f"creating {op.key!r} needs the machine name", key=op.key)
+            return None
+        return catalog.dump(op.machine, op.state, key=op.key)
+    if isinstance(op, Append):
+        return [(kind, canonical_json(data)) for kind, data in op.events]
+    if isinstance(op, AppendTerminal):
+        return canonical_json(op.data)
+    raise InvalidState(f"not a store operation: {op!r}")
+
+
+def decode_event(key: str, seq: int, text: str) -> Any:
+    """A stored event's data; `Corrupt` (naming the key and seq) when it is not JSON."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise Corrupt(f"event {seq} of {key!r} cannot be decoded: {exc}", key=key) from None
