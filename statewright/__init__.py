@@ -25,8 +25,9 @@ The layers live under this name too: `statewright.kernel` (pure core),
 specs), `statewright.adapters` (stores, driver, command line, test harnesses).
 The shell's entry points are here too, imported on first use so that
 ``import statewright`` stays light: `suite`, `run_suite` and `replay`
-(hypothesis suites from a spec), `Driver`, `Catalog`, `MemoryStore` and
-`SqliteStore` (running machines against a store), `from_transitions` and
+(hypothesis suites from a spec), `Driver`, `Catalog`, `MemoryStore`,
+`SqliteStore` and `PostgresStore` (running machines against a store; the
+last needs the ``postgres`` extra, asyncpg), `from_transitions` and
 `to_transitions` (the pytransitions bridge) and `cli` (the ``statewright``
 command as a function returning its exit code).
 """
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
     from statewright.adapters.interop.transitions_bridge import from_transitions, to_transitions
     from statewright.adapters.runtime.driver import Driver
     from statewright.adapters.runtime.memory import MemoryStore
+    from statewright.adapters.runtime.postgres import PostgresStore
     from statewright.adapters.runtime.sqlite import SqliteStore
     from statewright.adapters.runtime.store import Catalog
     from statewright.adapters.runtime.workers import check_parallel
@@ -95,6 +97,7 @@ __all__ = [
     "Kind",
     "Machine",
     "MemoryStore",
+    "PostgresStore",
     "Reason",
     "Rejected",
     "Report",
@@ -140,6 +143,7 @@ _LAZY = {
     "Catalog": ("statewright.adapters.runtime.store", "Catalog"),
     "MemoryStore": ("statewright.adapters.runtime.memory", "MemoryStore"),
     "SqliteStore": ("statewright.adapters.runtime.sqlite", "SqliteStore"),
+    "PostgresStore": ("statewright.adapters.runtime.postgres", "PostgresStore"),
     "from_transitions": ("statewright.adapters.interop.transitions_bridge", "from_transitions"),
     "to_transitions": ("statewright.adapters.interop.transitions_bridge", "to_transitions"),
     "cli": ("statewright.adapters.cli", "run"),

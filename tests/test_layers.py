@@ -20,7 +20,7 @@ ALLOWED = {
     "adapters": {"kernel", "machines", "specs", "adapters"},
 }
 LAYERS = set(ALLOWED)
-NO_IO = {"os", "io", "sys", "time", "random", "asyncio", "socket", "sqlite3", "aiosqlite", "pathlib", "subprocess", "threading"}
+NO_IO = {"os", "io", "sys", "time", "random", "asyncio", "socket", "sqlite3", "aiosqlite", "asyncpg", "pathlib", "subprocess", "threading"}
 SOURCES = [p for layer in LAYERS for p in (ROOT / layer).rglob("*.py")] + list((ROOT / "statewright").glob("*.py"))
 
 

@@ -18,7 +18,8 @@ module (``myapp.lifecycles``, ``myapp.lifecycles:order_spec``); see
 Exit codes: 0 when every property holds (expected violations found, or the
 search was bounded with nothing failing), 1 when a property is violated or an
 expected violation was not found (or a check ran out of its memory budget),
-2 for a usage or definition error and for errors in the user's code -- always
+2 for a usage or definition error, for errors in the user's code and for a
+store's typed error (``statewright: error: CODE: ...``) -- always
 with a one-line message (plus the trace that reached a failing state, when
 there is one; ``--traceback`` adds the original traceback), 130 and 143 when
 SIGINT or SIGTERM stopped a check. "internal error" means a bug in statewright.
@@ -184,6 +185,18 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
 
 
+def _store_code(exc: BaseException) -> str | None:
+    """The ``code`` of a store's typed error, else None.
+
+    Looked up in ``sys.modules`` rather than imported: a command that never
+    loaded the store (and pydantic with it) cannot have raised its errors.
+    """
+    store = sys.modules.get("statewright.adapters.runtime.store")
+    if store is not None and isinstance(exc, store.StoreError):
+        return str(exc.code)
+    return None
+
+
 def _explain(exc: BaseException, err: TextIO, show_traceback: bool) -> None:
     """The error line, the trace that reached the failing state (if any), and the traceback if asked."""
     print(f"statewright: error: {_one_line(exc)}", file=err)
@@ -219,6 +232,12 @@ def run(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: Te
     except BrokenPipeError:  # `statewright list | head`: the reader left; nothing more to say
         return 141
     except Exception as exc:  # a bug of ours, but the user still gets one line, not a traceback
+        code = _store_code(exc)
+        if code is not None:  # a store failed in a typed way: not a bug, and its code says which way
+            print(f"statewright: error: {code}: {_one_line(exc)}", file=err)
+            if show_traceback:
+                traceback.print_exception(exc, file=err)
+            return EXIT_USAGE
         print(f"statewright: internal error: {type(exc).__name__}: {_one_line(exc)}", file=err)
         if show_traceback:
             traceback.print_exception(exc, file=err)

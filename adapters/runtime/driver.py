@@ -40,8 +40,11 @@ them moved since (write skew). A `Blocked` action is recorded as
 ``("blocked", {...})`` on the acting instance's log.
 
 Exactly once under cancellation and Busy: when the store is a `BatchStore`
-every batch is committed with ``batch=batch_id(ops)`` -- an id derived from
-the key, the expected version and head, and the input (all in the ops).
+every batch is committed with a batch id derived from the key, the expected
+version and head, and the input (all in the ops: `batch_id`), salted with a
+random value of this driver -- two drivers that make the same decision at the
+same head are two requests, and the second must lose its race (`Conflict`),
+not be told that the first one's batch was its own.
 `Busy` (nothing written) re-submits the same batch after a backoff, up to
 ``retries`` times. A caller cancelled during a commit (a timeout) cannot know
 whether it landed, so the driver remembers that batch; when the same input
@@ -53,6 +56,14 @@ a store wrapper without ``batch`` gets plain, at-least-once commits.
 
 Event kinds written: ``created``, ``input``, ``routed``, ``effect``,
 ``rejected``, ``blocked``, ``terminal``.
+
+Inputs from outside are bounded by the catalog's `store.Limits`: text over
+``max_input_bytes``, JSON nested past ``max_depth``, a string that is not valid
+Unicode, anything but an object with a ``"type"`` -- and a fed value whose JSON
+breaks the same bounds -- is `BadInput`, before anything is read or written. A
+rejected (or blocked) input whose JSON is over ``digest_above`` bytes is logged
+as ``{"type": ..., "sha256": ..., "bytes": ...}`` rather than in full, so
+refused traffic cannot grow a log by more than a small, fixed amount each.
 
 >>> import asyncio
 >>> from statewright.adapters.runtime.memory import MemoryStore
@@ -74,13 +85,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import json
+import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError
 
-from statewright.adapters.runtime.serialize import event_json, untagged, value_json
+from statewright.adapters.runtime.serialize import event_json, json_problem, untagged, value_json
 from statewright.adapters.runtime.store import (
     Append,
     AppendTerminal,
@@ -90,11 +104,14 @@ from statewright.adapters.runtime.store import (
     Cas,
     Catalog,
     Conflict,
+    InvalidState,
+    Limits,
     Op,
     Record,
     Store,
     StoreError,
     batch_id,
+    canonical_json,
     takes_batch,
 )
 from statewright.kernel.authority import Authority
@@ -163,6 +180,7 @@ class Driver:
         self._adapters: dict[type, TypeAdapter[Any]] = {}
         self._once = takes_batch(store)
         self._unsure: dict[str, list[_Unsure]] = {}  # by the acting key
+        self._salt = secrets.token_hex(16)  # this driver's batch ids are its own (see the module doc)
 
     # -- creating ---------------------------------------------------------------------
 
@@ -205,6 +223,7 @@ class Driver:
         ``choice`` picks the alternative of a choosing row (see `kernel.step.step`);
         without it such a row takes its first alternative.
         """
+        self._admit(key, event)
         request = ("feed", event, choice)
         settled = await self._settle(key, request)
         if settled is not None:
@@ -223,7 +242,7 @@ class Driver:
                 fed = Fed(False, record, (), staged, attempt)
                 if ended:
                     return fed
-                ops: list[Op] = [Append(key, head, (("rejected", _rejected_json(staged)),))]
+                ops: list[Op] = [Append(key, head, (("rejected", _rejected_json(staged, self.catalog.limits)),))]
             else:
                 if ended:
                     raise _ended(key, event)
@@ -239,32 +258,52 @@ class Driver:
 
         The fields may also be nested as ``{"type": ..., "fields": {...}}``, the
         form `adapters.runtime.serialize.event_json` writes when a field is named
-        ``type`` or ``instance``.
+        ``type`` or ``instance``. Text over the catalog's ``max_input_bytes`` is
+        refused before it is parsed.
         """
+        limits = self.catalog.limits
+        size = _size(text, limits.max_input_bytes)
+        if size is None:
+            raise BadInput(f"{key!r}: an input is valid UTF-8 text; this is not", key=key)
+        if size > limits.max_input_bytes:
+            raise BadInput(f"{key!r}: the input is {size} bytes, over the limit of {limits.max_input_bytes}", key=key)
         try:
             data = json.loads(text)
+        except RecursionError:
+            raise BadInput(f"{key!r}: the input is nested deeper than {limits.max_depth} levels", key=key) from None
         except ValueError as exc:
-            raise BadInput(f"{key}: not JSON ({exc})", key=key) from None
+            raise BadInput(f"{key!r}: not JSON ({exc})", key=key) from None
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-            raise BadInput(f'{key}: an input is a JSON object with a "type" string, got {text!r}', key=key)
+            shown = repr(text[:200]) + ("..." if len(text) > 200 else "")
+            raise BadInput(f'{key!r}: an input is a JSON object with a "type" string, got {shown}', key=key)
         record = await self.store.load(key)
         return await self.feed(key, self.parse(record.machine, data, key=key))
 
     def parse(self, machine: str, data: Mapping[str, Any], *, key: str | None = None) -> Any:
-        """Build an input of ``machine`` from JSON data; `BadInput` on an unknown type or bad fields."""
+        """Build an input of ``machine`` from JSON data; `BadInput` on an unknown type or bad fields.
+
+        Data nested past the catalog's ``max_depth``, or holding a string that
+        is not valid Unicode, is refused before it is looked at.
+        """
         m = self.catalog.machine(machine)
+        label = repr(key) if key is not None else machine
+        if not isinstance(data, Mapping):
+            raise BadInput(f"{label}: an input is a JSON object, got {type(data).__name__}", key=key)
+        problem = json_problem(dict(data), self.catalog.limits.max_depth, floats=True)
+        if problem is not None:
+            raise BadInput(f"{label}: not an input: {problem}", key=key)
         fields = {k: v for k, v in data.items() if k != "type"}
         name = data.get("type")
         by_name = {t.__name__: t for t in m.input_types}
         kind = by_name.get(name) if isinstance(name, str) else None
         if kind is None:
-            raise BadInput(f"{key or machine}: {name!r} is not an input of {machine}; known: {', '.join(by_name)}",
+            raise BadInput(f"{label}: {name!r} is not an input of {machine}; known: {', '.join(by_name)}",
                            key=key)
         names = {f.name for f in dataclasses.fields(kind)} if dataclasses.is_dataclass(kind) else set()
         fields = untagged(kind, fields)
         unknown = set(fields) - names
         if unknown:
-            raise BadInput(f"{key or machine}: {name} has no field(s) {', '.join(sorted(unknown))}", key=key)
+            raise BadInput(f"{label}: {name} has no field(s) {', '.join(sorted(unknown))}", key=key)
         adapter = self._adapters.get(kind)
         if adapter is None:
             adapter = self._adapters[kind] = TypeAdapter(kind)
@@ -272,7 +311,19 @@ class Driver:
             return adapter.validate_python(fields)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or name}: {e['msg']}" for e in exc.errors())
-            raise BadInput(f"{key or machine}: bad {name}: {problems}", key=key) from None
+            raise BadInput(f"{label}: bad {name}: {problems}", key=key) from None
+
+    def _admit(self, key: str, event: Any) -> None:
+        """`BadInput` unless ``event``'s JSON is storable and within ``max_input_bytes`` (the log records it)."""
+        limits = self.catalog.limits
+        try:
+            canonical_json(event_json(event), limits=limits, max_bytes=limits.max_input_bytes)
+        except InvalidState as exc:
+            raise BadInput(f"{key!r}: {type(event).__name__} is not an input a store can record: {exc}",
+                           key=key) from None
+        except (RecursionError, TypeError, ValueError, PydanticSerializationError) as exc:
+            raise BadInput(f"{key!r}: {type(event).__name__} is not JSON data: {type(exc).__name__}",
+                           key=key) from None
 
     # -- a system of instances --------------------------------------------------------
 
@@ -285,6 +336,7 @@ class Driver:
         position = system.position.get(action.instance)
         if position is None:
             raise KeyError(f"system {system.name!r} has no instance {action.instance!r}")
+        self._admit(keys[action.instance], action.input)
         request = ("act", system.name, tuple(sorted(keys.items())), action)
         settled = await self._settle(keys[action.instance], request)
         if settled is not None:
@@ -306,7 +358,8 @@ class Driver:
                 head, ended = heads[position]
                 if ended:
                     return acted
-                ops.append(Append(keys[action.instance], head, (("blocked", _blocked_json(action, out)),)))
+                blocked = _blocked_json(action, out, self.catalog.limits)
+                ops.append(Append(keys[action.instance], head, (("blocked", blocked),)))
                 moved: set[int] = {position}
             else:
                 steps: dict[int, list[tuple[str, Any, tuple[Any, ...]]]] = {}
@@ -392,7 +445,7 @@ class Driver:
             tries += 1
             try:
                 if self._once:
-                    await cast(BatchStore, self.store).commit(ops, batch=batch_id(ops))
+                    await cast(BatchStore, self.store).commit(ops, batch=self._batch_id(ops))
                 else:
                     await self.store.commit(ops)
                 break
@@ -410,6 +463,11 @@ class Driver:
                 self._heads[op.key] = (op.expected + len(op.events), False)
             elif isinstance(op, AppendTerminal):
                 self._heads[op.key] = (head + 1, True)
+
+    def _batch_id(self, ops: Sequence[Op]) -> str:
+        """`batch_id` of ``ops``, salted: the same for this driver's re-submissions, unique to it."""
+        plain = batch_id(ops, limits=self.catalog.limits)
+        return hashlib.sha256(f"{self._salt}:{plain}".encode()).hexdigest()
 
     def _forget(self, ops: Sequence[Op]) -> None:
         for op in ops:
@@ -441,23 +499,49 @@ def _terminal(key: str, m: Machine[Any], state: Any) -> AppendTerminal:
     return AppendTerminal(key, "terminal", {"phase": value_json(m.phase_of(state))})
 
 
-def _rejected_json(r: Rejected) -> dict[str, Any]:
-    out = {"reason": r.reason.value, "phase": value_json(r.phase), "input": event_json(r.input),
+def _rejected_json(r: Rejected, limits: Limits) -> dict[str, Any]:
+    out = {"reason": r.reason.value, "phase": value_json(r.phase), "input": _logged(r.input, limits),
            "guards": list(r.guards)}
     if r.detail:
         out["detail"] = r.detail
     return out
 
 
-def _blocked_json(action: Action, b: Blocked) -> dict[str, Any]:
+def _blocked_json(action: Action, b: Blocked, limits: Limits) -> dict[str, Any]:
     """The action's input, where it was refused (the instance, and the routed input) and why."""
     why: dict[str, Any]
     if isinstance(b.why, str):
         why = {"reason": "system_guard", "guards": [b.why]}
     else:
         why = {"reason": b.why.reason.value, "phase": value_json(b.why.phase), "guards": list(b.why.guards)}
-    return {"input": event_json(action.input), "at": b.instance, "routed": b.routed,
-            "refused": event_json(b.input), **why}
+    return {"input": _logged(action.input, limits), "at": b.instance, "routed": b.routed,
+            "refused": _logged(b.input, limits), **why}
+
+
+def _logged(event: Any, limits: Limits) -> Any:
+    """A refused input as its log records it: in full up to ``digest_above`` bytes, else type, SHA-256 and size.
+
+    >>> from statewright.machines.input import Stage
+    >>> _logged(Stage("r" * 2000), Limits())["bytes"], _logged(Stage("r1"), Limits())
+    (2028, {'type': 'Stage', 'run_id': 'r1'})
+    """
+    body = event_json(event)
+    text = canonical_json(body, limits=limits, max_bytes=2**62).encode()
+    if len(text) <= limits.digest_above:
+        return body
+    return {"type": type(event).__name__, "sha256": hashlib.sha256(text).hexdigest(), "bytes": len(text)}
+
+
+def _size(text: str | bytes, limit: int) -> int | None:
+    """UTF-8 size of ``text`` (encoded only when it could matter); None when a str is not valid Unicode."""
+    if isinstance(text, bytes):
+        return len(text)
+    if len(text) > limit:
+        return len(text)  # at least this many bytes: over the limit without encoding 20 MB
+    try:
+        return len(text.encode())
+    except UnicodeEncodeError:
+        return None
 
 
 def _ended(key: str, event: Any) -> Conflict:

@@ -1,9 +1,12 @@
 """`MemoryStore`: the store port in memory, for tests and single-process use.
 
-Same semantics as the SQLite backend, checked by the same contract suite:
-states are validated and serialised to canonical JSON on write (so a memory
-store refuses exactly what a SQLite store refuses and hands back fresh
-copies, never shared objects). Each write runs against an overlay of the
+Same semantics as the SQLite backend, checked by the same contract suite and
+a differential test: every write is validated and serialised by the shared
+`store.prepare_batch` before anything is compared, and a `Cas` naming no
+machine is then validated against the stored row's machine, in the same order
+as SQLite does it -- so a memory store refuses exactly what a SQLite store
+refuses, with the same code, and hands back fresh copies, never shared
+objects. Each write runs against an overlay of the
 keys it touches and is published only if every operation in it succeeded,
 so a batch is all-or-nothing; an `asyncio.Lock` makes each write atomic with
 respect to other tasks.
@@ -17,7 +20,6 @@ batch (`Store.commit` with ``batch``) behaves exactly as in SQLite.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +35,10 @@ from statewright.adapters.runtime.store import (
     NotFound,
     Op,
     Record,
-    canonical_json,
+    SingleWrites,
+    decode_event,
+    is_name,
+    prepare_batch,
 )
 
 __all__ = ["MemoryStore"]
@@ -55,7 +60,7 @@ class _Log:
         return len(self.events)
 
 
-class MemoryStore:
+class MemoryStore(SingleWrites):
     """An in-memory `adapters.runtime.store.Store`.
 
     >>> import asyncio
@@ -73,40 +78,36 @@ class MemoryStore:
         self._lock = asyncio.Lock()
 
     async def load(self, key: str) -> Record:
-        row = self._rows.get(key)
+        row = self._rows.get(key) if is_name(key, limits=self.catalog.limits) else None
         if row is None:
             raise NotFound(f"no instance {key!r}", key=key)
         return Record(key, row.machine, self.catalog.load(row.machine, row.state, key=key), row.version)
 
-    async def cas(self, key: str, expected: int, state: Any, *, machine: str | None = None) -> Record:
-        return (await self._run([Cas(key, expected, state, machine)]))[0]  # type: ignore[no-any-return]
+    async def _write(self, ops: Sequence[Op], batch: str | None = None) -> list[Any]:
+        """Apply ``ops`` to an overlay; publish the overlay (and ``batch``) only if every op succeeded.
 
-    async def append(self, key: str, expected: int, events: Sequence[tuple[str, Any]]) -> int:
-        return (await self._run([Append(key, expected, tuple(events))]))[0]  # type: ignore[no-any-return]
-
-    async def append_terminal(self, key: str, kind: str, data: Any) -> int:
-        return (await self._run([AppendTerminal(key, kind, data)]))[0]  # type: ignore[no-any-return]
-
-    async def commit(self, ops: Sequence[Op], *, batch: str | None = None) -> None:
-        await self._run(ops, batch)
-
-    async def _run(self, ops: Sequence[Op], batch: str | None = None) -> list[Any]:
-        """Apply ``ops`` to an overlay; publish the overlay (and ``batch``) only if every op succeeded."""
+        The order of checks is SQLite's: `prepare_batch`, then a batch id seen
+        before (success, nothing applied), then each no-machine `Cas` against its
+        row as it was before the batch, then the ops in order.
+        """
+        prepared = prepare_batch(self.catalog, ops, batch)
         async with self._lock:
-            self._refuse_invalid(ops)
             if batch is not None and batch in self._batches:
                 return []  # applied before: its outcome was success, and nothing is applied twice
+            for i, op in enumerate(ops):
+                if isinstance(op, Cas) and prepared[i] is None:
+                    row = self._rows.get(op.key)
+                    if row is not None:
+                        prepared[i] = self.catalog.dump(row.machine, op.state, key=op.key)
             txn = _Txn(self._rows, self._logs)
             out: list[Any] = []
-            for op in ops:
+            for op, payload in zip(ops, prepared):
                 if isinstance(op, Cas):
-                    out.append(self._cas(txn, op))
+                    out.append(self._cas(txn, op, payload))
                 elif isinstance(op, Append):
-                    out.append(self._append(txn, op))
-                elif isinstance(op, AppendTerminal):
-                    out.append(self._terminal(txn, op))
+                    out.append(self._append(txn, op, payload))
                 else:
-                    raise InvalidState(f"not a store operation: {op!r}")
+                    out.append(self._terminal(txn, op, payload))
             self._rows.update(txn.rows)
             for key, events in txn.logs.items():
                 self._logs[key] = _Log(events)
@@ -115,10 +116,10 @@ class MemoryStore:
             return out
 
     async def read_log(self, key: str, start: int = 1, stop: int | None = None) -> list[Event]:
-        log = self._logs.get(key, _Log())
+        log = self._logs.get(key, _Log()) if is_name(key, limits=self.catalog.limits) else _Log()
         end = log.head + 1 if stop is None else min(stop, log.head + 1)
         return [
-            Event(key, seq, kind, _decode(data), terminal)
+            Event(key, seq, kind, decode_event(key, seq, data), terminal)
             for seq, (kind, data, terminal) in enumerate(log.events, start=1)
             if start <= seq < end
         ]
@@ -129,29 +130,14 @@ class MemoryStore:
     async def close(self) -> None:
         return None
 
-    # -- the write rules, applied to a transaction overlay --
+    # -- the write rules, applied to a transaction overlay, in SQLite's order --
 
-    def _refuse_invalid(self, ops: Sequence[Op]) -> None:
-        """Invalid states and payloads fail before any version or head is compared, as in SQLite."""
-        for op in ops:
-            if isinstance(op, Cas):
-                row = self._rows.get(op.key)
-                machine = op.machine or (row.machine if row is not None else None)
-                if machine is not None:
-                    self.catalog.validate(machine, op.state, key=op.key)
-            elif isinstance(op, Append):
-                for _, data in op.events:
-                    canonical_json(data)
-            elif isinstance(op, AppendTerminal):
-                canonical_json(op.data)
-
-    def _cas(self, txn: _Txn, op: Cas) -> Record:
+    def _cas(self, txn: _Txn, op: Cas, text: str | None) -> Record:
         current = txn.row(op.key)
         if op.expected == 0:
             if current is not None:
                 raise Conflict(f"{op.key!r} already exists (version {current.version})", key=op.key)
-            if op.machine is None:
-                raise InvalidState(f"creating {op.key!r} needs the machine name", key=op.key)
+            assert op.machine is not None and text is not None  # prepare guarantees both
             machine = op.machine
         else:
             if current is None:
@@ -161,7 +147,8 @@ class MemoryStore:
             if op.machine is not None and op.machine != current.machine:
                 raise InvalidState(f"{op.key!r} holds a {current.machine}, not a {op.machine}", key=op.key)
             machine = current.machine
-        text = self.catalog.dump(machine, op.state, key=op.key)
+            if text is None:  # a no-machine Cas on a row this batch created
+                text = self.catalog.dump(machine, op.state, key=op.key)
         txn.rows[op.key] = _Row(machine, text, op.expected + 1)
         return Record(op.key, machine, self.catalog.load(machine, text, key=op.key), op.expected + 1)
 
@@ -173,16 +160,16 @@ class MemoryStore:
             raise Conflict(f"{key!r}'s log already ended with a terminal event", key=key)
         return events
 
-    def _append(self, txn: _Txn, op: Append) -> int:
+    def _append(self, txn: _Txn, op: Append, payload: list[tuple[str, str]]) -> int:
         events = self._open_log(txn, op.key)
         if len(events) != op.expected:
             raise Conflict(f"{op.key!r}'s log head is {len(events)}, not {op.expected}", key=op.key)
-        events.extend((kind, canonical_json(data), False) for kind, data in op.events)
+        events.extend((kind, data, False) for kind, data in payload)
         return len(events)
 
-    def _terminal(self, txn: _Txn, op: AppendTerminal) -> int:
+    def _terminal(self, txn: _Txn, op: AppendTerminal, payload: str) -> int:
         events = self._open_log(txn, op.key)
-        events.append((op.kind, canonical_json(op.data), True))
+        events.append((op.kind, payload, True))
         return len(events)
 
 
@@ -203,7 +190,3 @@ class _Txn:
             base = self._base_logs.get(key)
             self.logs[key] = list(base.events) if base is not None else []
         return self.logs[key]
-
-
-def _decode(text: str) -> Any:
-    return json.loads(text)

@@ -7,12 +7,17 @@ object keyed by instance name, and a system input or effect adds the
 ``"instance"`` it belongs to. Sets become sorted lists and keys are sorted, so
 the same report always serialises to the same bytes. Leaf values (enums,
 dates, decimals, ...) are converted by pydantic.
+
+`json_problem` says why JSON data cannot be stored or taken as input (a float,
+a lone surrogate, nesting past a depth) without recursing, so data nested far
+past Python's recursion limit is measured rather than crashed on.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Mapping
 from enum import Enum
 from typing import Any
@@ -21,7 +26,9 @@ from pydantic_core import to_jsonable_python
 
 from statewright.kernel.system import Action, Emitted, SystemState
 
-__all__ = ["event_json", "state_json", "untagged", "value_json"]
+__all__ = ["event_json", "json_problem", "state_json", "untagged", "value_json"]
+
+_SURROGATE = re.compile("[\ud800-\udfff]")  # a str holding one cannot be encoded as UTF-8
 
 
 def value_json(value: Any) -> Any:
@@ -85,3 +92,40 @@ def untagged(kind: type, body: Mapping[str, Any]) -> dict[str, Any]:
     if set(body) == {"fields"} and "fields" not in names and isinstance(body["fields"], Mapping):
         return dict(body["fields"])
     return dict(body)
+
+
+def json_problem(data: Any, max_depth: int, *, floats: bool = False) -> str | None:
+    """The first reason plain JSON ``data`` cannot be stored, or None when it can.
+
+    Refused: nesting deeper than ``max_depth`` objects and arrays (the top one
+    counts 1), strings and object keys that are not valid Unicode (a lone
+    surrogate, which no UTF-8 store can hold), and floats unless ``floats``
+    (they do not round-trip exactly). Iterative, so its cost is bounded by the
+    size of ``data`` and never by Python's recursion limit.
+
+    >>> json_problem({"a": [1, {"b": 2}]}, 2)
+    'nested deeper than 2 levels (at $.a[1])'
+    >>> json_problem(["ok", chr(0xD800)], 5)
+    'a string that is not valid Unicode (a lone surrogate) at $[1]'
+    """
+    stack: list[tuple[Any, int, str]] = [(data, 0, "$")]
+    while stack:
+        value, depth, path = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return f"a string that is not valid Unicode (a lone surrogate) at {path}"
+        elif isinstance(value, float):
+            if not floats:
+                return f"floats are not allowed in stored payloads (got {value!r} at {path}); use ints or strings"
+        elif isinstance(value, dict):
+            if depth >= max_depth:
+                return f"nested deeper than {max_depth} levels (at {path})"
+            for k, v in value.items():
+                if isinstance(k, str) and _SURROGATE.search(k):
+                    return f"a key that is not valid Unicode (a lone surrogate) at {path}"
+                stack.append((v, depth + 1, f"{path}.{k}"))
+        elif isinstance(value, list):
+            if depth >= max_depth:
+                return f"nested deeper than {max_depth} levels (at {path})"
+            stack.extend((v, depth + 1, f"{path}[{i}]") for i, v in enumerate(value))
+    return None

@@ -29,6 +29,29 @@ A batch (`commit`) is one transaction: the operations run in order, each
 seeing the ones before it, and any failure rolls the whole batch back. An
 `asyncio.Lock` keeps other tasks' statements out of an open transaction.
 
+Errors
+------
+Every sqlite3 error and `OSError` that could escape a public method passes
+through one boundary, `_mapped`, which turns it into the port's typed error by
+SQLite's primary result code (``sqlite_errorcode & 0xFF``), not its message:
+
+==========================  ==================================================
+BUSY, LOCKED                `Busy` (retryable)
+CORRUPT                     `Corrupt`
+NOTADB                      `NotAStore` while opening, `Corrupt` afterwards
+READONLY (any extended)     `ReadOnly`: a read-only file, directory or URI
+FULL                        `Full` (the transaction was rolled back whole)
+IOERR, CANTOPEN, PERM       `Io`; an `OSError` likewise (EROFS: `ReadOnly`,
+                            ENOSPC: `Full`)
+CONSTRAINT                  `Conflict`: a race the database caught
+anything else               `StoreError` naming the operation
+==========================  ==================================================
+
+A text cell that is not UTF-8, or a row whose columns have the wrong types,
+is `Corrupt` naming its key. Opening a store whose schema is current writes
+nothing, so a store on a read-only file or directory (or a ``mode=ro`` URI)
+opens, reads, and refuses writes with `ReadOnly`.
+
 Cancellation
 ------------
 aiosqlite runs a queued statement even after the task awaiting it was
@@ -48,6 +71,7 @@ it with the same ``batch`` id (`BatchStore`) settles it exactly once.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import sqlite3
 import time
@@ -59,24 +83,29 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from statewright.adapters.runtime.shielded import Aborted, settle
 from statewright.adapters.runtime.store import (
     Append,
-    AppendTerminal,
     Busy,
     Cas,
     Catalog,
     Conflict,
     Corrupt,
     Event,
+    Full,
     IncompatibleSchema,
     InvalidState,
+    Io,
     NotAStore,
     NotFound,
     Op,
+    ReadOnly,
     Record,
+    SingleWrites,
     StoreError,
     decode_event,
-    prepare,
+    is_name,
+    prepare_batch,
 )
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
@@ -118,21 +147,23 @@ SCHEMA = (
 )
 
 
-async def _check_schema(db: aiosqlite.Connection, path: str | Path) -> None:
-    """Refuse a file that is not a store of a schema this release reads, without writing to it."""
-    try:
-        async with db.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        version = int(row[0]) if row else 0
-        async with db.execute("SELECT name FROM sqlite_master WHERE type = 'table'") as cur:
-            tables = {str(r[0]) for r in await cur.fetchall()}
-        shapes = {}
-        for table in COLUMNS:
-            if table in tables:
-                async with db.execute(f"PRAGMA table_info({table})") as cur:
-                    shapes[table] = tuple(str(r[1]) for r in await cur.fetchall())
-    except sqlite3.DatabaseError as exc:
-        raise NotAStore(f"{path}: not a statewright store ({exc})") from None
+async def _check_schema(db: aiosqlite.Connection, path: str | Path) -> bool:
+    """Refuse a file that is not a store of a schema this release reads, without writing to it.
+
+    True when the file already holds the current schema (every table and the
+    one-terminal index), so that opening it needs no write.
+    """
+    async with db.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    version = int(row[0]) if row else 0
+    async with db.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'index')") as cur:
+        objects = {(str(r[0]), str(r[1])) for r in await cur.fetchall()}
+    tables = {name for kind, name in objects if kind == "table"}
+    shapes = {}
+    for table in COLUMNS:
+        if table in tables:
+            async with db.execute(f"PRAGMA table_info({table})") as cur:
+                shapes[table] = tuple(str(r[1]) for r in await cur.fetchall())
     if version > SCHEMA_VERSION:
         raise IncompatibleSchema(
             f"{path}: schema version {version} is newer than this statewright's ({SCHEMA_VERSION}); upgrade statewright"
@@ -144,9 +175,12 @@ async def _check_schema(db: aiosqlite.Connection, path: str | Path) -> None:
             raise IncompatibleSchema(
                 f"{path}: table {table} has columns {', '.join(columns)}, not {', '.join(COLUMNS[table])}"
             )
+    return version == SCHEMA_VERSION and {("table", t) for t in (*COLUMNS, "batches")} | {
+        ("index", "events_one_terminal")
+    } <= objects
 
 
-class SqliteStore:
+class SqliteStore(SingleWrites):
     """An `adapters.runtime.store.Store` in one SQLite file.
 
     >>> import asyncio, tempfile, pathlib
@@ -166,6 +200,7 @@ class SqliteStore:
         self._db = db
         self._busy_timeout = busy_timeout
         self._lock = asyncio.Lock()
+        self._closed = False
 
     @classmethod
     async def open(
@@ -177,21 +212,30 @@ class SqliteStore:
         ``-wal`` and ``-shm`` files the same mode). A file that is not a database,
         or holds other tables and none of ours, raises `NotAStore`; a newer schema
         version or a table of another shape raises `IncompatibleSchema` -- both
-        before the file is switched to WAL or written in any way.
+        before the file is switched to WAL or written in any way. A store whose
+        schema is current is not written at all.
         """
+        what = f"opening {path}"
         if str(path) != ":memory:" and not str(path).startswith("file:"):
             try:
                 os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
             except FileExistsError:
                 pass
             except OSError as exc:
-                raise StoreError(f"{path}: cannot create the store: {exc.strerror or exc}") from None
-        db = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout)
+                raise _os_error(exc, f"{path}: cannot create the store") from None
+        connecting = aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout, uri=str(path).startswith("file:"))
         try:
-            await db.execute(f"PRAGMA busy_timeout = {_millis(busy_timeout)}")
-            await _check_schema(db, path)
-            async with db.execute("PRAGMA journal_mode = WAL") as cur:
-                row = await cur.fetchone()
+            async with _mapped(None, what, opening=True):
+                db = await connecting
+        except BaseException:
+            await _stopped(connecting)
+            raise
+        try:
+            async with _mapped(None, what, opening=True):
+                await db.execute(f"PRAGMA busy_timeout = {_millis(busy_timeout)}")
+                current = await _check_schema(db, path)
+                async with db.execute("PRAGMA journal_mode = WAL") as cur:
+                    row = await cur.fetchone()
             mode = str(row[0]).lower() if row else ""
             if mode not in ("wal", "memory"):  # "memory": a ":memory:" database cannot use WAL
                 raise StoreError(f"{path}: could not switch to WAL journal mode (got {mode!r})")
@@ -205,7 +249,8 @@ class SqliteStore:
                         raise Corrupt(f"{path}: a log has two terminal events ({exc})") from None
                 await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-            await store._guarded(None, schema)
+            if not current:
+                await store._guarded(None, schema, what)
             return store
         except BaseException:
             await db.close()
@@ -222,57 +267,58 @@ class SqliteStore:
     # -- reads ------------------------------------------------------------------
 
     async def load(self, key: str) -> Record:
-        async with self._lock, _mapped(key):
+        if not is_name(key, limits=self.catalog.limits):
+            raise NotFound(f"no instance {key!r}", key=key)  # no write could have made it
+        async with self._lock, _mapped(key, f"loading {key!r}"):
+            self._open()
             row = await self._one("SELECT machine, state, version FROM instances WHERE key = ?", (key,))
         if row is None:
             raise NotFound(f"no instance {key!r}", key=key)
         machine, text, version = row
-        return Record(key, machine, self._decode_state(key, machine, text), version)
+        if not isinstance(machine, str) or type(version) is not int:
+            raise Corrupt(f"record {key!r} is garbled: machine {machine!r}, version {version!r}", key=key)
+        return Record(key, machine, self.catalog.load(machine, text, key=key), version)
 
     async def read_log(self, key: str, start: int = 1, stop: int | None = None) -> list[Event]:
+        if not is_name(key, limits=self.catalog.limits):
+            return []
         sql = "SELECT seq, kind, data, terminal FROM events WHERE key = ? AND seq >= ?"
         params: tuple[Any, ...] = (key, start)
         if stop is not None:
             sql += " AND seq < ?"
             params += (stop,)
-        async with self._lock, _mapped(key):
+        async with self._lock, _mapped(key, f"reading the log of {key!r}"):
+            self._open()
             rows = await self._db.execute_fetchall(sql + " ORDER BY seq", params)
-        return [Event(key, seq, kind, decode_event(key, seq, data), bool(terminal)) for seq, kind, data, terminal in rows]
+        return [_event(key, *row) for row in rows]
 
     async def keys(self) -> list[str]:
-        async with self._lock, _mapped(None):
+        async with self._lock, _mapped(None, "listing the keys"):
+            self._open()
             rows = await self._db.execute_fetchall("SELECT key FROM instances")
-        return sorted(key for (key,) in rows)
+        keys = [key for (key,) in rows]
+        garbled = [key for key in keys if not isinstance(key, str)]
+        if garbled:
+            raise Corrupt(f"the store holds a key that is not text: {garbled[0]!r}")
+        return sorted(keys)
 
     async def close(self) -> None:
-        async with self._lock:
+        async with self._lock, _mapped(None, "closing the store"):
+            self._closed = True
             await self._db.close()
+
+    def _open(self) -> None:
+        if self._closed:
+            raise StoreError("the store is closed")
 
     # -- writes -----------------------------------------------------------------
 
-    async def cas(self, key: str, expected: int, state: Any, *, machine: str | None = None) -> Record:
-        result = (await self._write([Cas(key, expected, state, machine)]))[0]
-        assert isinstance(result, Record)
-        return result
-
-    async def append(self, key: str, expected: int, events: Sequence[tuple[str, Any]]) -> int:
-        result = (await self._write([Append(key, expected, tuple(events))]))[0]
-        assert isinstance(result, int)
-        return result
-
-    async def append_terminal(self, key: str, kind: str, data: Any) -> int:
-        result = (await self._write([AppendTerminal(key, kind, data)]))[0]
-        assert isinstance(result, int)
-        return result
-
-    async def commit(self, ops: Sequence[Op], *, batch: str | None = None) -> None:
-        await self._write(ops, batch)
-
     async def _write(self, ops: Sequence[Op], batch: str | None = None) -> list[Record | int]:
         """Validate and serialise ``ops``, then apply them in one guarded ``BEGIN IMMEDIATE`` transaction."""
-        prepared = [prepare(self.catalog, op) for op in ops]
+        prepared = prepare_batch(self.catalog, ops, batch)
         key = ops[0].key if ops else None
-        return await self._guarded(key, lambda: self._batch(ops, prepared, batch))
+        what = f"writing {key!r}" if len(ops) == 1 else f"writing a batch of {len(ops)} operations"
+        return await self._guarded(key, lambda: self._batch(ops, prepared, batch), what)
 
     async def _batch(self, ops: Sequence[Op], prepared: list[Any], batch: str | None) -> list[Record | int]:
         """The body of a write transaction; ``batch``, if given, is recorded with it, and an old one skips it."""
@@ -287,7 +333,7 @@ class SqliteStore:
                     prepared[i] = self.catalog.dump(row[0], op.state, key=op.key)
         out: list[Record | int] = []
         for op, payload in zip(ops, prepared):
-            async with _mapped(op.key):
+            async with _mapped(op.key, f"writing {op.key!r}"):
                 out.append(await self._apply(op, payload))
         if batch is not None:
             await self._db.execute("INSERT INTO batches (id) VALUES (?)", (batch,))
@@ -336,7 +382,7 @@ class SqliteStore:
             ) as cur:
                 if cur.rowcount != 1:
                     raise Conflict(f"{op.key!r} moved past version {op.expected}", key=op.key)
-        return Record(op.key, machine, self._decode_state(op.key, machine, text), op.expected + 1)
+        return Record(op.key, machine, self.catalog.load(machine, text, key=op.key), op.expected + 1)
 
     async def _open_log(self, key: str) -> int:
         """The head of ``key``'s log; `NotFound` without an instance, `Conflict` once it has ended."""
@@ -351,7 +397,7 @@ class SqliteStore:
 
     # -- plumbing ---------------------------------------------------------------
 
-    async def _guarded(self, key: str | None, body: Callable[[], Awaitable[T]]) -> T:
+    async def _guarded(self, key: str | None, body: Callable[[], Awaitable[T]], what: str) -> T:
         """Run ``body`` in one write transaction, as a task the caller's cancellation cannot interrupt.
 
         A cancelled caller flags the task (which then rolls back if it is still
@@ -359,29 +405,36 @@ class SqliteStore:
         finish, and only then re-raises: the connection is idle and holds no lock.
         """
         async with self._lock:
+            self._open()
             abort = asyncio.Event()
-            job = asyncio.ensure_future(self._transaction(key, body, abort))
+            job = asyncio.ensure_future(self._transaction(key, body, abort, what))
             try:
                 return await asyncio.shield(job)
             except asyncio.CancelledError:
                 abort.set()
-                await _settle(job)
+                await settle(job)
                 raise
 
-    async def _transaction(self, key: str | None, body: Callable[[], Awaitable[T]], abort: asyncio.Event) -> T:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT``; anything raised, or ``abort`` before ``COMMIT``, rolls back."""
-        await self._begin(key, abort)
-        try:
-            async with _mapped(key):
+    async def _transaction(
+        self, key: str | None, body: Callable[[], Awaitable[T]], abort: asyncio.Event, what: str
+    ) -> T:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; anything raised, or ``abort`` before ``COMMIT``, rolls back.
+
+        Everything, the rollback included, runs inside `_mapped`: no sqlite3
+        error leaves the transaction untyped.
+        """
+        async with _mapped(key, what):
+            await self._begin(key, abort)
+            try:
                 out = await body()
                 if abort.is_set():
-                    raise _Aborted("the caller was cancelled before COMMIT")
+                    raise Aborted("the caller was cancelled before COMMIT")
                 await self._db.execute("COMMIT")
-            return out
-        except BaseException:
-            if self._db.in_transaction:  # a failed COMMIT may have rolled back already
-                await self._db.execute("ROLLBACK")
-            raise
+                return out
+            except BaseException:
+                if self._db.in_transaction:  # a failed COMMIT may have rolled back already
+                    await self._db.execute("ROLLBACK")
+                raise
 
     async def _begin(self, key: str | None, abort: asyncio.Event) -> None:
         """Take the write lock, polling so that ``abort`` ends the wait; `Busy` past the timeout."""
@@ -390,7 +443,7 @@ class SqliteStore:
         try:
             while True:
                 if abort.is_set():
-                    raise _Aborted("the caller was cancelled while waiting for the write lock")
+                    raise Aborted("the caller was cancelled while waiting for the write lock")
                 try:
                     await self._db.execute("BEGIN IMMEDIATE")
                     return
@@ -408,49 +461,88 @@ class SqliteStore:
         async with self._db.execute(sql, params) as cur:
             return await cur.fetchone()
 
-    def _decode_state(self, key: str, machine: str, text: str) -> Any:
-        try:
-            return self.catalog.load(machine, text, key=key)
-        except InvalidState:  # a machine this catalog does not know
-            raise Corrupt(f"record {key!r} names unknown machine {machine!r}", key=key) from None
 
+async def _stopped(connection: aiosqlite.Connection) -> None:
+    """Wait for the worker thread of a connection that failed to open.
 
-class _Aborted(Exception):
-    """A write rolled back because its caller was cancelled first; the caller sees `CancelledError`."""
-
-
-async def _settle(job: asyncio.Future[Any]) -> None:
-    """Wait for ``job`` to finish, ignoring further cancellations of the waiter."""
-    while not job.done():
-        try:
-            await asyncio.shield(job)
-        except asyncio.CancelledError:
-            continue
-        except BaseException:
-            break
-    if not job.cancelled():
-        job.exception()  # retrieved: the caller re-raises its own CancelledError instead
+    aiosqlite stops it without waiting; a thread still finishing after the
+    event loop has closed fails in the background instead of ending quietly.
+    """
+    thread = getattr(connection, "_thread", None)
+    if thread is not None and thread.is_alive():
+        await asyncio.to_thread(thread.join, 5.0)
 
 
 def _millis(seconds: float) -> int:
     return max(0, round(seconds * 1000))
 
 
-def _busy(exc: sqlite3.OperationalError) -> bool:
+def _busy(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None and code & 0xFF == sqlite3.SQLITE_BUSY:
-        return True
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
     return "database is locked" in str(exc)
 
 
+_IO = frozenset({sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM})
+
+
+def _typed(exc: sqlite3.Error, key: str | None, what: str, *, opening: bool) -> StoreError:
+    """The port's error for one sqlite3 error, chosen by its primary result code (see the module doc)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    name = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
+    detail = f"{exc} [{name}]"
+    if primary is None and "Could not decode to UTF-8" in str(exc):  # raised by the sqlite3 module, no code
+        return Corrupt(f"{what}: a stored text is not UTF-8 ({exc})", key=key)
+    if _busy(exc):
+        return Busy(f"the database stayed locked past the busy timeout ({exc})", key=key)
+    if primary == sqlite3.SQLITE_CONSTRAINT or (primary is None and isinstance(exc, sqlite3.IntegrityError)):
+        return Conflict(f"{key or 'a write'} lost a race the database caught: {exc}", key=key)
+    if primary == sqlite3.SQLITE_NOTADB:
+        if opening:
+            return NotAStore(f"{what}: not a statewright store ({exc})", key=key)
+        return Corrupt(f"{what}: the file is no longer a database ({detail})", key=key)
+    if primary == sqlite3.SQLITE_CORRUPT:
+        return Corrupt(f"{what}: the database file is damaged ({detail})", key=key)
+    if primary == sqlite3.SQLITE_READONLY:
+        return ReadOnly(f"{what}: the database is read-only ({detail})", key=key)
+    if primary == sqlite3.SQLITE_FULL:
+        return Full(f"{what}: the database or disk is full; nothing was written ({detail})", key=key)
+    if primary in _IO:
+        return Io(f"{what}: {detail}", key=key)
+    return StoreError(f"{what}: {detail}", key=key)
+
+
+def _os_error(exc: OSError, what: str, key: str | None = None) -> StoreError:
+    """The port's error for an `OSError`: EROFS is `ReadOnly`, ENOSPC/EDQUOT `Full`, the rest `Io`."""
+    text = f"{what}: {exc.strerror or exc}"
+    if exc.errno == errno.EROFS:
+        return ReadOnly(text, key=key)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return Full(text, key=key)
+    return Io(text, key=key)
+
+
 @asynccontextmanager
-async def _mapped(key: str | None) -> AsyncIterator[None]:
-    """Turn SQLite's lock timeouts into `Busy` and constraint failures into `Conflict`."""
+async def _mapped(key: str | None, what: str, *, opening: bool = False) -> AsyncIterator[None]:
+    """The one boundary between SQLite and the port: every sqlite3 error and `OSError` leaves typed.
+
+    ``what`` names the operation (``loading 'in1'``) in messages; ``opening``
+    tells a file that is not a database (`NotAStore`) from one that stopped
+    being one under an open store (`Corrupt`). Our own `StoreError`s,
+    cancellation and everything else pass through untouched.
+    """
     try:
         yield
-    except sqlite3.OperationalError as exc:
-        if _busy(exc):
-            raise Busy(f"the database stayed locked past the busy timeout ({exc})", key=key) from exc
-        raise
-    except sqlite3.IntegrityError as exc:
-        raise Conflict(f"{key or 'a write'} lost a race the database caught: {exc}", key=key) from exc
+    except sqlite3.Error as exc:
+        raise _typed(exc, key, what, opening=opening) from exc
+    except OSError as exc:
+        raise _os_error(exc, what, key) from exc
+
+
+def _event(key: str, seq: Any, kind: Any, data: Any, terminal: Any) -> Event:
+    """One stored event row; `Corrupt` when its columns are not the types the schema writes."""
+    if type(seq) is not int or not isinstance(kind, str) or terminal not in (0, 1):
+        raise Corrupt(f"an event of {key!r} is garbled: seq {seq!r}, kind {kind!r}, terminal {terminal!r}", key=key)
+    return Event(key, seq, kind, decode_event(key, seq, data), bool(terminal))

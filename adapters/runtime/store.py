@@ -2,18 +2,26 @@
 
 One `typing.Protocol`, `Store`, says what every backend offers; `memory.py`
 and `sqlite.py` implement it with the same semantics, and one contract suite
-runs against both. An *instance* is one machine's state under a key, with a
+runs against both (a differential test also runs random batches through
+every backend in lockstep). An *instance* is one machine's state under a key, with a
 version that only compare-and-swap moves; its *log* is an append-only list of
 events numbered 1, 2, 3... with at most one terminal event, after which
 nothing more is appended.
 
 When a write has several problems, `InvalidState` wins: states and payloads
 are checked before any version or head is compared. Every write is checked
-before it touches the backend: the state must be one
-the machine can hold (`Catalog.validate`: right type, a phase of the machine,
-and the machine's own authorisation, e.g. `machines.input.authorize_seed`),
-otherwise `InvalidState` is raised and nothing is written. Failures are typed
-`StoreError`s with stable ``code`` strings:
+before it touches the backend, by one function every backend calls
+(`prepare`), so no two backends can refuse different writes: keys and event
+kinds must be names (`check_name`), payloads JSON within the `Limits`, and the
+state one the machine can hold (`Catalog.validate`: the machine's type, JSON
+that reads back through that type as an equal value -- so ``attempts="2"`` or
+an int where an enum belongs is refused here, not found corrupt on the next
+load -- a phase of the machine, and the machine's own authorisation, e.g.
+`machines.input.authorize_seed`, whose exceptions become `InvalidState` naming
+the function and its ``file:line``). Otherwise `InvalidState` is raised and
+nothing is written. Failures are typed `StoreError`s with stable ``code``
+strings (defined in `errors.py`, re-exported here); every backend maps its
+driver's errors to them at one boundary, and nothing else escapes a store:
 
 =================  ============================================================
 ``conflict``       the version or log head moved (CAS lost), or a terminal
@@ -31,7 +39,37 @@ otherwise `InvalidState` is raised and nothing is written. Failures are typed
 ``read_only``      the backend refuses writes (a read-only file or server)
 ``full``           the disk or the database is full; nothing of the batch was written
 ``io``             the backend could not read or write its files (or the server went away)
+``store_error``    any other failure of the backend; the message names the operation
 =================  ============================================================
+
+Limits
+------
+`Limits`, held by the `Catalog`, bounds what crosses the boundary; a
+state or payload past them is `InvalidState`, an input from outside
+`BadInput`. The defaults:
+
+===================  =========  ==============================================
+``max_input_bytes``  64 KiB     one input's JSON (`Driver.feed_json` text, a fed
+                                value). An input is a command -- ids, a reason --
+                                not a document (the bundled machines' are tens of
+                                bytes), and this bounds the parse and the log
+                                growth one request can cause.
+``max_record_bytes`` 1 MiB      a state's or one event's canonical JSON. Records
+                                are read whole on every step; bundled states are
+                                under 1 KiB, and both SQLite's and PostgreSQL's
+                                own ceilings (1 GB) stay far away.
+``max_depth``        64         nesting of objects and arrays in a state, payload
+                                or input (bundled ones nest a few levels). Far below
+                                the ~1000 frames at which ``json``, pydantic and
+                                `value_json` would hit Python's recursion limit.
+``digest_above``     1 KiB      a *rejected* input larger than this is logged as
+                                ``{"type", "sha256", "bytes"}``, not in full, so
+                                refused traffic cannot grow a log faster than
+                                about 1.3 KiB per rejection.
+``max_key_bytes``    1 KiB      keys, event kinds and batch ids. Names, not
+                                data, and well under PostgreSQL's btree entry
+                                limit (~2.7 KB), so every backend can index them.
+===================  =========  ==============================================
 
 Exactly-once batches
 --------------------
@@ -50,16 +88,34 @@ the same bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError
 
-from statewright.adapters.runtime.serialize import value_json
+from statewright.adapters.runtime.errors import (
+    BadInput,
+    Busy,
+    Conflict,
+    Corrupt,
+    Full,
+    IncompatibleSchema,
+    InvalidState,
+    Io,
+    NotAStore,
+    NotFound,
+    ReadOnly,
+    StoreError,
+)
+from statewright.adapters.runtime.readback import difference, raised_at, validation_problem
+from statewright.adapters.runtime.serialize import json_problem, value_json
 from statewright.kernel.machine import Machine
 
 __all__ = [
@@ -74,98 +130,28 @@ __all__ = [
     "Corrupt",
     "Event",
     "Full",
+    "DEFAULT_LIMITS",
     "IncompatibleSchema",
     "InvalidState",
     "Io",
+    "Limits",
     "NotAStore",
     "NotFound",
     "Op",
     "ReadOnly",
     "Record",
+    "SingleWrites",
     "Store",
     "StoreError",
     "batch_id",
     "canonical_json",
+    "check_name",
+    "is_name",
     "decode_event",
     "prepare",
+    "prepare_batch",
     "takes_batch",
 ]
-
-
-class StoreError(Exception):
-    """Base of every store failure; ``code`` is stable across backends and releases."""
-
-    code = "store_error"
-
-    def __init__(self, message: str, *, key: str | None = None) -> None:
-        super().__init__(message)
-        self.key = key
-
-
-class Conflict(StoreError):
-    """A compare-and-swap or an expected log head did not match; nothing was written."""
-
-    code = "conflict"
-
-
-class Busy(StoreError):
-    """The backend stayed locked past its timeout; retryable, distinct from a conflict."""
-
-    code = "busy"
-
-
-class NotFound(StoreError):
-    """No instance under that key."""
-
-    code = "not_found"
-
-
-class Corrupt(StoreError):
-    """A stored record cannot be decoded; other records are unaffected."""
-
-    code = "corrupt"
-
-
-class InvalidState(StoreError):
-    """The machine could not hold this state; refused before writing."""
-
-    code = "invalid_state"
-
-
-class NotAStore(StoreError):
-    """The file is not a database, or a database of something else; it was left as it was."""
-
-    code = "not_a_store"
-
-
-class IncompatibleSchema(StoreError):
-    """A statewright store this release cannot use (a newer schema, or tables of another shape); never retryable."""
-
-    code = "incompatible_schema"
-
-
-class BadInput(StoreError):
-    """Text from outside is not an input of the machine; nothing was written."""
-
-    code = "bad_input"
-
-
-class ReadOnly(StoreError):
-    """The backend refuses writes (a read-only file, directory or server); nothing was written."""
-
-    code = "read_only"
-
-
-class Full(StoreError):
-    """The disk or the database is full; the batch was rolled back whole."""
-
-    code = "full"
-
-
-class Io(StoreError):
-    """The backend could not read or write (an I/O error, a file it cannot open, a server that went away)."""
-
-    code = "io"
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,39 +206,122 @@ class AppendTerminal:
 Op = Cas | Append | AppendTerminal
 
 
-def canonical_json(value: Any) -> str:
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How large and how deep what a store takes may be (sizes in bytes of UTF-8 JSON).
+
+    Held by `Catalog` (``Catalog(machines, limits=Limits(max_depth=32))``) so every
+    backend and the driver enforce the same bounds; the module doc gives each
+    default and why.
+
+    >>> Limits().max_input_bytes, Limits(max_depth=8).max_depth
+    (65536, 8)
+    """
+
+    max_input_bytes: int = 64 * 1024
+    max_record_bytes: int = 1024 * 1024
+    max_depth: int = 64
+    digest_above: int = 1024
+    max_key_bytes: int = 1024
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if type(value) is not int or value < 1:
+                raise ValueError(f"Limits.{f.name} must be a positive int, got {value!r}")
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def canonical_json(value: Any, *, limits: Limits = DEFAULT_LIMITS, max_bytes: int | None = None) -> str:
     """Sorted keys, no whitespace, no floats: equal values give equal bytes.
+
+    `InvalidState` (never a raw encoding, recursion or serialisation error)
+    when ``value`` is not JSON data a store can hold: a float, a string that is
+    not valid Unicode, an int too long for Python to print, nesting deeper
+    than ``limits.max_depth``, or more UTF-8 bytes than ``max_bytes`` (default
+    ``limits.max_record_bytes``).
 
     >>> canonical_json({"b": [1, 2], "a": None})
     '{"a":null,"b":[1,2]}'
+    >>> try:
+    ...     canonical_json({"at": [0.5]})
+    ... except InvalidState as exc:
+    ...     print(exc.code, exc)
+    invalid_state floats are not allowed in stored payloads (got 0.5 at $.at[0]); use ints or strings
     """
-    data = value_json(value)
-    _no_floats(data)
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        data = value_json(value)
+    except RecursionError:
+        raise InvalidState(f"nested deeper than {limits.max_depth} levels") from None
+    except (TypeError, ValueError, PydanticSerializationError) as exc:
+        raise InvalidState(f"not JSON data: {_first_line(exc)}") from None
+    problem = json_problem(data, limits.max_depth)
+    if problem is not None:
+        raise InvalidState(problem)
+    try:
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:  # e.g. an int past Python's 4300-digit str limit
+        raise InvalidState(f"not JSON data: {_first_line(exc)}") from None
+    limit = limits.max_record_bytes if max_bytes is None else max_bytes
+    if len(text) * 4 > limit:  # a char is at most 4 UTF-8 bytes: encode only when it may matter
+        size = len(text.encode())
+        if size > limit:
+            raise InvalidState(f"{size} bytes of JSON, over the limit of {limit}")
+    return text
 
 
-def batch_id(ops: Sequence[Op]) -> str:
+def batch_id(ops: Sequence[Op], *, limits: Limits = DEFAULT_LIMITS) -> str:
     """A stable id for a batch: the SHA-256 of its operations' canonical JSON.
 
     Every batch the driver writes names the version and log head it was decided
     at, so equal ids mean the same decision at the same point of every log.
+    (Its size is not limited: each operation is, by the store, on its own.)
 
     >>> batch_id([Append("in1", 0, (("Queue", {}),))]) == batch_id([Append("in1", 0, (("Queue", {}),))])
     True
     """
     data = [[type(op).__name__, value_json(op)] for op in ops]
-    return hashlib.sha256(canonical_json(data).encode()).hexdigest()
+    wrapped = dataclasses.replace(limits, max_depth=limits.max_depth + 4)  # [[name, {op}]] wraps a state in 3
+    return hashlib.sha256(canonical_json(data, limits=wrapped, max_bytes=2**62).encode()).hexdigest()
 
 
-def _no_floats(data: Any) -> None:
-    if isinstance(data, float):
-        raise InvalidState(f"floats are not allowed in stored payloads (got {data!r}); use ints or strings")
-    if isinstance(data, dict):
-        for v in data.values():
-            _no_floats(v)
-    elif isinstance(data, list):
-        for v in data:
-            _no_floats(v)
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL (PostgreSQL text refuses it) and lone surrogates
+
+
+def check_name(text: Any, what: str, *, limits: Limits = DEFAULT_LIMITS, key: str | None = None) -> str:
+    """``text`` if it may be a key, an event kind or a batch id; `InvalidState` otherwise.
+
+    A name is a str of at most ``limits.max_key_bytes`` UTF-8 bytes with no NUL
+    and no lone surrogate, so that every backend (SQLite text, a PostgreSQL
+    text column and its btree index) holds it unchanged.
+
+    >>> check_name("in1", "a key")
+    'in1'
+    """
+    if not isinstance(text, str):
+        raise InvalidState(f"{what} must be a str, got {type(text).__name__}", key=key)
+    if _UNSTORABLE.search(text):
+        raise InvalidState(f"{what} {text!r} holds NUL or a lone surrogate, which no store keeps", key=key)
+    if len(text) * 4 > limits.max_key_bytes and len(text.encode()) > limits.max_key_bytes:
+        raise InvalidState(f"{what} is {len(text.encode())} bytes, over the limit of {limits.max_key_bytes}",
+                           key=key)
+    return text
+
+
+def is_name(text: Any, *, limits: Limits = DEFAULT_LIMITS) -> bool:
+    """Whether `check_name` takes ``text``; a read under any other key finds nothing, on every backend."""
+    try:
+        check_name(text, "a name", limits=limits)
+    except InvalidState:
+        return False
+    return True
 
 
 Authorize = Callable[[Any], Sequence[str]]
@@ -264,58 +333,91 @@ class Catalog:
 
     ``authorize`` maps a machine name to a function returning the problems
     with a state (empty when it may be written), e.g. the input lifecycle's
-    `machines.input.authorize_seed`.
+    `machines.input.authorize_seed`. ``limits`` bounds what the stores and the
+    driver take (`Limits`).
     """
 
     machines: Mapping[str, Machine[Any]]
     authorize: Mapping[str, Authorize] = field(default_factory=dict)
+    limits: Limits = DEFAULT_LIMITS
     _adapters: dict[str, TypeAdapter[Any]] = field(default_factory=dict, init=False, repr=False)
 
     def machine(self, name: str) -> Machine[Any]:
         try:
             return self.machines[name]
-        except KeyError:
+        except (KeyError, TypeError):
             raise InvalidState(f"unknown machine {name!r}; known: {', '.join(self.machines)}") from None
 
     def _stored_machine(self, name: str, key: str) -> Machine[Any]:
         try:
             return self.machines[name]
-        except KeyError:
+        except (KeyError, TypeError):
             raise Corrupt(f"record {key!r} names machine {name!r}, which this store does not know", key=key) from None
+
+    def _adapter(self, machine: str, m: Machine[Any]) -> TypeAdapter[Any]:
+        adapter = self._adapters.get(machine)
+        if adapter is None:
+            adapter = self._adapters[machine] = TypeAdapter(type(m.initial))
+        return adapter
 
     def validate(self, machine: str, state: Any, *, key: str | None = None) -> None:
         """Raise `InvalidState` unless ``machine`` could hold ``state``."""
-        m = self.machine(machine)
-        expected = type(m.initial)
-        if type(state) is not expected:
-            raise InvalidState(
-                f"{key or machine}: a {machine} state must be a {expected.__name__}, got {type(state).__name__}",
-                key=key,
-            )
-        try:
-            phase = m.phase_of(state)
-        except Exception as exc:
-            raise InvalidState(f"{key or machine}: no phase ({exc})", key=key) from None
-        if phase not in m.phases:
-            raise InvalidState(f"{key or machine}: {phase!r} is not a phase of {machine}", key=key)
-        check = self.authorize.get(machine)
-        problems = tuple(check(state)) if check is not None else ()
-        if problems:
-            raise InvalidState(f"{key or machine}: {'; '.join(problems)}", key=key)
+        self._checked(machine, state, key)
 
     def dump(self, machine: str, state: Any, *, key: str | None = None) -> str:
         """Validate and serialise a state to canonical JSON."""
-        self.validate(machine, state, key=key)
-        return canonical_json(state)
+        return self._checked(machine, state, key)
+
+    def _checked(self, machine: str, state: Any, key: str | None) -> str:
+        """The state's canonical JSON, once it is the machine's type, reads back equal, has a phase and is authorised.
+
+        The read-back (decode the JSON through the type, as `load` will, and
+        compare) comes before the user's ``authorize``, so that function only
+        ever sees fields of the types it declares.
+        """
+        m = self.machine(machine)
+        label = key if key is not None else machine
+        expected = type(m.initial)
+        if type(state) is not expected:
+            raise InvalidState(f"{label}: a {machine} state must be a {expected.__name__}, got {type(state).__name__}",
+                               key=key)
+        try:
+            text = canonical_json(state, limits=self.limits)
+        except InvalidState as exc:
+            raise InvalidState(f"{label}: {exc}", key=key) from None
+        try:
+            back = self._adapter(machine, m).validate_json(text)
+        except ValidationError as exc:
+            raise InvalidState(f"{label}: would not read back: {validation_problem(exc)}", key=key) from None
+        differs = difference(state, back, "")
+        if differs is not None:
+            raise InvalidState(f"{label}: would not read back as the same value: {differs}", key=key)
+        try:
+            phase = m.phase_of(state)
+        except Exception as exc:
+            raise InvalidState(f"{label}: no phase ({type(exc).__name__}: {exc}, {raised_at(exc, None)})",
+                               key=key) from exc
+        if phase not in m.phases:
+            raise InvalidState(f"{label}: {phase!r} is not a phase of {machine}", key=key)
+        check = self.authorize.get(machine)
+        if check is not None:
+            try:
+                problems = tuple(str(p) for p in check(state))
+            except Exception as exc:
+                name = getattr(check, "__qualname__", repr(check))
+                raise InvalidState(f"{label}: {machine}'s authorize function {name} raised "
+                                   f"{type(exc).__name__}: {exc} ({raised_at(exc, check)})", key=key) from exc
+            if problems:
+                raise InvalidState(f"{label}: {'; '.join(problems)}", key=key)
+        return text
 
     def load(self, machine: str, text: str, *, key: str) -> Any:
         """Decode a stored state; `Corrupt` (naming ``key``) when it does not parse or validate."""
         m = self._stored_machine(machine, key)
-        adapter = self._adapters.get(machine)
-        if adapter is None:
-            adapter = self._adapters[machine] = TypeAdapter(type(m.initial))
+        if not isinstance(text, str):
+            raise Corrupt(f"record {key!r} holds a {type(text).__name__}, not JSON text", key=key)
         try:
-            return adapter.validate_json(text)
+            return self._adapter(machine, m).validate_json(text)
         except (ValidationError, ValueError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise Corrupt(f"record {key!r} cannot be decoded: {first}", key=key) from None
@@ -377,6 +479,38 @@ class BatchStore(Store, Protocol):
         ...
 
 
+
+class SingleWrites:
+    """``cas``, ``append``, ``append_terminal`` and ``commit`` of a backend, each one batch through ``_write``.
+
+    Every backend applies a lone operation exactly as a batch of one, so the
+    four writes of the port are written once, here; a backend supplies
+    ``_write(ops, batch)``, returning each operation's result in order (a
+    `Record` for a `Cas`, the new log head for an append), or nothing for a
+    batch whose id it had already applied.
+    """
+
+    async def _write(self, ops: Sequence[Op], batch: str | None = None) -> list[Any]:
+        raise NotImplementedError
+
+    async def cas(self, key: str, expected: int, state: Any, *, machine: str | None = None) -> Record:
+        result = (await self._write([Cas(key, expected, state, machine)]))[0]
+        assert isinstance(result, Record)
+        return result
+
+    async def append(self, key: str, expected: int, events: Sequence[tuple[str, Any]]) -> int:
+        result = (await self._write([Append(key, expected, tuple(events))]))[0]
+        assert isinstance(result, int)
+        return result
+
+    async def append_terminal(self, key: str, kind: str, data: Any) -> int:
+        result = (await self._write([AppendTerminal(key, kind, data)]))[0]
+        assert isinstance(result, int)
+        return result
+
+    async def commit(self, ops: Sequence[Op], *, batch: str | None = None) -> None:
+        await self._write(ops, batch)
+
 def takes_batch(store: Store) -> bool:
     """Whether ``store.commit`` accepts a ``batch`` id (see `BatchStore`)."""
     try:
@@ -392,24 +526,55 @@ def prepare(catalog: Catalog, op: Op) -> Any:
     so all of them refuse exactly the same operations with exactly the same
     error. Returns the state's JSON for a `Cas` (None when the machine must be
     read from the stored row), the events' ``(kind, json)`` pairs for an
-    `Append`, and the terminal event's JSON for an `AppendTerminal`.
+    `Append`, and the terminal event's JSON for an `AppendTerminal`. Keys and
+    kinds must be names (`check_name`), versions and heads ints >= 0, and
+    payloads JSON within ``catalog.limits``; anything else is `InvalidState`.
     """
+    if not isinstance(op, (Cas, Append, AppendTerminal)):
+        raise InvalidState(f"not a store operation: {op!r}")
+    limits = catalog.limits
+    key = check_name(op.key, "a key", limits=limits)
+    if isinstance(op, (Cas, Append)) and (type(op.expected) is not int or op.expected < 0):
+        raise InvalidState(f"{key!r}: the expected version or head must be an int >= 0, got {op.expected!r}", key=key)
     if isinstance(op, Cas):
         if op.machine is None:
             if op.expected == 0:
-                raise InvalidState(f"creating {op.key!r} needs the machine name", key=op.key)
+                raise InvalidState(f"creating {key!r} needs the machine name", key=key)
             return None
-        return catalog.dump(op.machine, op.state, key=op.key)
+        return catalog.dump(op.machine, op.state, key=key)
     if isinstance(op, Append):
-        return [(kind, canonical_json(data)) for kind, data in op.events]
-    if isinstance(op, AppendTerminal):
-        return canonical_json(op.data)
-    raise InvalidState(f"not a store operation: {op!r}")
+        if not isinstance(op.events, (tuple, list)):
+            raise InvalidState(f"{key!r}: events must be a sequence of (kind, data) pairs", key=key)
+        out = []
+        for event in op.events:
+            if not (isinstance(event, (tuple, list)) and len(event) == 2):
+                raise InvalidState(f"{key!r}: an event is a (kind, data) pair, got {event!r}", key=key)
+            kind = check_name(event[0], "an event kind", limits=limits, key=key)
+            out.append((kind, _payload(event[1], limits, key)))
+        return out
+    check_name(op.kind, "an event kind", limits=limits, key=key)
+    return _payload(op.data, limits, key)
+
+
+def prepare_batch(catalog: Catalog, ops: Sequence[Op], batch: str | None = None) -> list[Any]:
+    """`prepare` for every op of a batch, after checking its ``batch`` id is a name (`check_name`)."""
+    if batch is not None:
+        check_name(batch, "a batch id", limits=catalog.limits)
+    return [prepare(catalog, op) for op in ops]
+
+
+def _payload(data: Any, limits: Limits, key: str) -> str:
+    try:
+        return canonical_json(data, limits=limits)
+    except InvalidState as exc:
+        raise InvalidState(f"{key!r}: an event's data: {exc}", key=key) from None
 
 
 def decode_event(key: str, seq: int, text: str) -> Any:
     """A stored event's data; `Corrupt` (naming the key and seq) when it is not JSON."""
+    if not isinstance(text, str):
+        raise Corrupt(f"event {seq} of {key!r} holds a {type(text).__name__}, not JSON text", key=key)
     try:
         return json.loads(text)
-    except ValueError as exc:
-        raise Corrupt(f"event {seq} of {key!r} cannot be decoded: {exc}", key=key) from None
+    except (ValueError, RecursionError) as exc:
+        raise Corrupt(f"event {seq} of {key!r} cannot be decoded: {_first_line(exc)}", key=key) from None

@@ -16,7 +16,11 @@ is the expected one (0 creates), ``append`` iff the log is open and its head
 is the expected one, ``append_terminal`` iff the log is open; ``commit``
 applies its writes in order, all or nothing, and fails with the first
 failure. ``busy`` and ``invalid_state`` results wrote nothing and observe no
-record, so they constrain nothing and are left out.
+record, so they constrain nothing and are left out. A ``commit`` with a
+``batch`` id is at most once (`BatchStore`): once a commit with that id took
+effect, every later one with it succeeds and applies nothing, so the model
+also holds the ids of batches that took effect -- only those some other
+commit of the history names again, since no other operation observes them.
 
 Search is Wing & Gong's, with Lowe's memoisation of (linearized set, model
 state) as in Porcupine, iterative and bounded by a step budget (past it the
@@ -34,7 +38,8 @@ History files are JSON Lines, one operation per line::
 ``op.kind`` is ``load`` (key), ``read_log`` (key, start, stop), ``cas`` (key,
 expected, state, machine), ``append`` (key, expected, events: [[kind, data],
 ...]), ``append_terminal`` (key, event: [kind, data]) or ``commit`` (ops: a
-list of cas / append / append_terminal). ``result`` is ``{"ok": value}`` --
+list of cas / append / append_terminal, and an optional ``batch`` id: a
+string, absent or null for none). ``result`` is ``{"ok": value}`` --
 a load's ``{"machine", "version", "state"}``, a read_log's ``[[seq,
 terminal], ...]``, a cas's new version, an append's new head, a commit's
 null -- or ``{"error": code}`` with a `StoreError` code, or null while the
@@ -53,13 +58,27 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
-from statewright.adapters.runtime.store import Append, AppendTerminal, Cas, Op, Store, StoreError, canonical_json
+from statewright.adapters.runtime.store import (
+    Append,
+    AppendTerminal,
+    BatchStore,
+    Cas,
+    Catalog,
+    Event,
+    Op,
+    Record,
+    Store,
+    StoreError,
+    canonical_json,
+    takes_batch,
+)
 
 __all__ = [
     "Call",
@@ -74,6 +93,7 @@ __all__ = [
     "check",
     "load_history",
     "parse_operation",
+    "resume",
 ]
 
 DEFAULT_MAX_STEPS = 2_000_000
@@ -116,13 +136,14 @@ class Write:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """What was called: a read of ``key``, or ``writes`` (one, or a commit's several)."""
+    """What was called: a read of ``key``, or ``writes`` (one, or a commit's several, with its ``batch`` id)."""
 
     kind: Kind
     key: str = ""
     writes: tuple[Write, ...] = ()
     start: int = 1
     stop: int | None = None
+    batch: str | None = None
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -139,6 +160,10 @@ class Result:
     @staticmethod
     def ok(value: Any) -> Result:
         return Result(json.dumps(value, sort_keys=True, separators=(",", ":")))
+
+
+DONE = Result.ok(None)
+"""A commit's success."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,6 +361,29 @@ def _apply_loose(keys: tuple[str, ...], model: tuple[KeyState, ...], op: Operati
     return tuple(out)
 
 
+def _join(a: KeyState, b: KeyState) -> KeyState:
+    """What two possible records have in common: the fields they disagree on become unknown."""
+    machine, state, version, head, terminal = (x if x == y else UNKNOWN for x, y in zip(a, b))
+    return machine, state, version, head, terminal
+
+
+def _loose_resubmitted(keys: tuple[str, ...], model: tuple[KeyState, ...], call: Call) -> tuple[KeyState, ...]:
+    """The loose model after a batched commit succeeded that may have applied now or before the cut.
+
+    From an unknown record a batch id may have taken effect already, and the
+    success then applied nothing; so the result is the join of "applied now"
+    (when the writes fit) and "applied nothing", which allows both.
+    """
+    applied = list(model)
+    for w in call.writes:
+        j = keys.index(w.key)
+        batched = _loose_batched(applied[j], w)
+        if batched is None:
+            return model  # it cannot have applied now: an earlier commit of the id did
+        applied[j] = batched
+    return tuple(_join(m, a) for m, a in zip(model, applied))
+
+
 # -- the search ---------------------------------------------------------------------------
 
 
@@ -385,6 +433,10 @@ def _unlift(call: _Entry) -> None:
             e.next.prev = e
 
 
+Model = tuple[tuple[KeyState, ...], frozenset[str]]
+"""The records of a part's keys, and the ids of batches that took effect (those named again only)."""
+
+
 class _Search:
     """Wing & Gong's search over one part of a history, memoised on (linearized set, model state)."""
 
@@ -394,19 +446,36 @@ class _Search:
         self.max_steps = max_steps
         self.loose = loose
         self.steps = 0
+        named = Counter(op.call.batch for op in ops if op.call.batch is not None)
+        self.again = frozenset(b for b, n in named.items() if n > 1)  # ids a later commit may ask about
 
-    def _step(self, model: tuple[KeyState, ...], op: Operation) -> tuple[KeyState, ...] | None:
-        if self.loose:
-            return _apply_loose(self.keys, model, op)
-        after, result = _apply(self.keys, model, op.call)
-        return after if op.result is None or result == op.result else None
+    def _step(self, model: Model, op: Operation) -> Model | None:
+        records, applied = model
+        batch = op.call.batch
+        if batch is not None and batch in applied:  # a re-submission: the first outcome, nothing applied
+            return model if op.result is None or op.result == DONE else None
+        after: tuple[KeyState, ...] | None
+        if self.loose and batch is not None and op.result == DONE:
+            after, took = _loose_resubmitted(self.keys, records, op.call), True
+        elif self.loose and op.result is not None:
+            after, took = _apply_loose(self.keys, records, op), op.result.error is None
+        else:
+            after, result = _apply(self.keys, records, op.call)
+            if op.result is not None and result != op.result:
+                return None
+            took = result.error is None
+        if after is None:
+            return None
+        if took and batch is not None and batch in self.again:
+            applied = applied | {batch}
+        return after, applied
 
     def run(self) -> Verdict:
         head = _entries(self.ops)
-        model: tuple[KeyState, ...] = tuple(LOOSE if self.loose else ABSENT for _ in self.keys)
+        model: Model = (tuple(LOOSE if self.loose else ABSENT for _ in self.keys), frozenset())
         linearized = 0
-        seen: set[tuple[int, tuple[KeyState, ...]]] = set()
-        stack: list[tuple[_Entry, tuple[KeyState, ...]]] = []
+        seen: set[tuple[int, Model]] = set()
+        stack: list[tuple[_Entry, Model]] = []
         entry = head.next
         while head.next is not None:
             self.steps += 1
@@ -490,7 +559,7 @@ def _shrink(ops: list[Operation], max_steps: int) -> list[Operation]:
     loose = _Search(ops, max_steps, loose=True).run() is Verdict.NOT_LINEARIZABLE
     chunk = max(len(ops) // 2, 1)
     while True:
-        i = 0
+        i, before = 0, len(ops)
         while i < len(ops) and len(ops) > 1:
             candidate = ops[:i] + ops[i + chunk:]
             if (
@@ -501,8 +570,8 @@ def _shrink(ops: list[Operation], max_steps: int) -> list[Operation]:
                 ops = candidate
             else:
                 i += chunk
-        if chunk == 1:
-            return ops
+        if chunk == 1 and len(ops) == before:
+            return ops  # a whole pass dropped nothing (a drop can make an earlier one removable: pass again)
         chunk = max(chunk // 2, 1)
 
 
@@ -572,6 +641,7 @@ def render(op: Operation, t0: int = 0) -> str:
     else:
         what = "; ".join(_render_write(w) for w in op.call.writes)
         what = f"commit [{what}]" if op.call.kind is Kind.COMMIT else what
+        what += f" batch={op.call.batch[:12]}" if op.call.batch is not None else ""
     r = op.result
     got = "pending" if r is None else f"error {r.error}" if r.error else f"ok {r.value}"
     return f"{op.process} [{(op.invoke - t0) / 1000:.1f} .. {end} µs] {what} -> {got}"
@@ -637,7 +707,10 @@ def _parse_call(obj: Any) -> Call:
         ops = obj.get("ops")
         if not isinstance(ops, list) or not ops:
             raise ValueError(f"a commit's 'ops' must be a non-empty list, got {ops!r}")
-        return Call(kind, writes=tuple(_parse_write(o) for o in ops))
+        batch = obj.get("batch")
+        if batch is not None and not isinstance(batch, str):
+            raise ValueError(f"'batch' must be a string or null, got {batch!r}")
+        return Call(kind, writes=tuple(_parse_write(o) for o in ops), batch=batch)
     return Call(kind, writes=(_parse_write(obj),))
 
 
@@ -713,19 +786,23 @@ def _op_json(op: Op) -> dict[str, Any]:
 class Recorder:
     """A store that records every call of ``inner`` (load, read_log and the writes) as history lines.
 
-    Lines go to ``out`` (a text file, flushed at invoke and at return) and to
-    ``lines``; `operations` decodes them. ``keys`` and ``close`` pass through.
+    Lines go to ``out`` (a text file, flushed at invoke and at return, so a
+    killed process leaves every line it wrote) and to ``lines``; `operations`
+    decodes them. ``keys`` and ``close`` pass through. ``index`` numbers the
+    next operation: a process that records through several stores, one after
+    another, continues its numbering (`resume`) so that no (process, index)
+    repeats.
     """
 
     inner: Store
     process: str
     out: IO[str] | None = None
     lines: list[dict[str, Any]] = field(default_factory=list)
-    _index: int = 0
+    index: int = 0
+    catalog: Catalog = field(init=False)
 
-    @property
-    def catalog(self) -> Any:
-        return self.inner.catalog
+    def __post_init__(self) -> None:
+        self.catalog = self.inner.catalog
 
     def operations(self) -> list[Operation]:
         last = {line["index"]: line for line in self.lines}
@@ -738,9 +815,9 @@ class Recorder:
             self.out.flush()
 
     async def _record(self, op: dict[str, Any], call: Any, encode: Any) -> Any:
-        line: dict[str, Any] = {"process": self.process, "index": self._index, "invoke": time.monotonic_ns(),
+        line: dict[str, Any] = {"process": self.process, "index": self.index, "invoke": time.monotonic_ns(),
                                 "return": None, "op": op, "result": None}
-        self._index += 1
+        self.index += 1
         self._emit(line)
         try:
             value = await call
@@ -750,20 +827,24 @@ class Recorder:
         self._emit({**line, "return": time.monotonic_ns(), "result": {"ok": encode(value)}})
         return value
 
-    async def load(self, key: str) -> Any:
+    async def load(self, key: str) -> Record:
         def encode(r: Any) -> Any:
             return {"machine": r.machine, "version": r.version, "state": _json_state(r.state)}
 
-        return await self._record({"kind": "load", "key": key}, self.inner.load(key), encode)
+        record: Record = await self._record({"kind": "load", "key": key}, self.inner.load(key), encode)
+        return record
 
-    async def read_log(self, key: str, start: int = 1, stop: int | None = None) -> Any:
+    async def read_log(self, key: str, start: int = 1, stop: int | None = None) -> list[Event]:
         op = {"kind": "read_log", "key": key, "start": start, "stop": stop}
-        return await self._record(op, self.inner.read_log(key, start, stop),
-                                  lambda events: [[e.seq, e.terminal] for e in events])
+        events: list[Event] = await self._record(op, self.inner.read_log(key, start, stop),
+                                                 lambda events: [[e.seq, e.terminal] for e in events])
+        return events
 
-    async def cas(self, key: str, expected: int, state: Any, *, machine: str | None = None) -> Any:
-        return await self._record(_op_json(Cas(key, expected, state, machine)),
-                                  self.inner.cas(key, expected, state, machine=machine), lambda r: r.version)
+    async def cas(self, key: str, expected: int, state: Any, *, machine: str | None = None) -> Record:
+        record: Record = await self._record(_op_json(Cas(key, expected, state, machine)),
+                                            self.inner.cas(key, expected, state, machine=machine),
+                                            lambda r: r.version)
+        return record
 
     async def append(self, key: str, expected: int, events: Sequence[tuple[str, Any]]) -> int:
         op = _op_json(Append(key, expected, tuple(events)))
@@ -773,15 +854,33 @@ class Recorder:
         op = _op_json(AppendTerminal(key, kind, data))
         return int(await self._record(op, self.inner.append_terminal(key, kind, data), int))
 
-    async def commit(self, ops: Sequence[Op], **options: Any) -> None:
-        op = {"kind": "commit", "ops": [_op_json(o) for o in ops]}
-        await self._record(op, self.inner.commit(ops, **options), lambda _: None)
+    async def commit(self, ops: Sequence[Op], *, batch: str | None = None) -> None:
+        """``inner.commit``; a ``batch`` id is recorded and passed on (``inner`` must then take one)."""
+        op: dict[str, Any] = {"kind": "commit", "ops": [_op_json(o) for o in ops]}
+        if batch is None:
+            await self._record(op, self.inner.commit(ops), lambda _: None)
+            return
+        if not takes_batch(self.inner):
+            raise TypeError(f"{type(self.inner).__name__}.commit takes no batch id")
+        op["batch"] = batch
+        await self._record(op, cast(BatchStore, self.inner).commit(ops, batch=batch), lambda _: None)
 
     async def keys(self) -> list[str]:
         return await self.inner.keys()
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+def resume(path: str | Path, process: str) -> int:
+    """The index after ``process``'s last operation in the history file ``path`` (0 if none): where to go on."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return 0
+    indices = [line["index"] for line in map(json.loads, filter(str.strip, text.splitlines()))
+               if line.get("process") == process]
+    return int(max(indices, default=-1)) + 1
 
 
 def pending(op: Operation) -> Operation:

@@ -47,7 +47,17 @@ from statewright.adapters.testing.stateful import camel, run_program
 from statewright.adapters.runtime.memory import MemoryStore
 from statewright.adapters.runtime.serialize import event_json, value_json
 from statewright.adapters.runtime.sqlite import SqliteStore
-from statewright.adapters.runtime.store import Catalog, Conflict, Event, Op, Record, Store, canonical_json
+from statewright.adapters.runtime.store import (
+    BatchStore,
+    Catalog,
+    Conflict,
+    Event,
+    Op,
+    Record,
+    Store,
+    canonical_json,
+    takes_batch,
+)
 from statewright.kernel.check.spec import Spec
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine
@@ -286,11 +296,15 @@ class _Hooked:
     async def append_terminal(self, key: str, kind: str, data: Any) -> int:
         return await self.inner.append_terminal(key, kind, data)
 
-    async def commit(self, ops: Sequence[Op]) -> None:
+    async def commit(self, ops: Sequence[Op], *, batch: str | None = None) -> None:
+        """Run the pending hook, then commit; the batch id is passed on, so the driver stays exactly-once."""
         hook, self.before_commit = self.before_commit, None
         if hook is not None:
             await hook()
-        await self.inner.commit(ops)
+        if batch is not None and takes_batch(self.inner):
+            await cast(BatchStore, self.inner).commit(ops, batch=batch)
+        else:
+            await self.inner.commit(ops)
 
     async def read_log(self, key: str, start: int = 1, stop: int | None = None) -> list[Event]:
         return await self.inner.read_log(key, start, stop)

@@ -1,11 +1,17 @@
 """Process entry points for `test_reliability`: each one is a separate OS process.
 
 Every entry point is a top-level function (so a ``spawn`` or ``forkserver``
-child can import it), opens its own `SqliteStore` (default busy timeout) or raw
-``sqlite3`` connection on the shared file, and reports what it saw as JSON in the file
-``out`` names -- or ``{"error": traceback}`` -- so the parent never blocks on
-a pipe. Racers wait on a barrier after opening, so imports and start-up do
-not spread the race out.
+child can import it), opens its own store (default busy timeout) on the shared
+*locator* -- a SQLite file or a PostgreSQL DSN (`tests.adapters._backends`) --
+or another connection behind the store's back, and reports what it saw as JSON
+in the file ``out`` names -- or ``{"error": traceback}`` -- so the parent never
+blocks on a pipe. Racers wait on a barrier after opening, so imports and
+start-up do not spread the race out.
+
+Every store call a worker makes goes through a `Recorder` writing the JSON
+Lines file ``history`` names (flushed at each invoke and return, so a killed
+worker's file ends with its in-flight operation, pending); `judge` merges the
+files and checks the history is linearizable.
 """
 
 from __future__ import annotations
@@ -14,18 +20,27 @@ import asyncio
 import ctypes
 import json
 import random
-import sqlite3
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from contextlib import asynccontextmanager
 from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
 from typing import Any
 
 from statewright.adapters.runtime.sqlite import SqliteStore
 from statewright.adapters.runtime.store import Append, Busy, Cas, Conflict, Op
+from statewright.adapters.testing.linearizability import (
+    Check,
+    Operation,
+    Recorder,
+    Verdict,
+    check,
+    load_history,
+    resume,
+)
 from statewright.machines.input import Input, InputPhase
-from tests.adapters.test_store_contract import CATALOG
+from tests.adapters import _backends as B
 
 BATCH_KEYS = ("b0", "b1", "b2")
 
@@ -33,6 +48,27 @@ BATCH_KEYS = ("b0", "b1", "b2")
 def tagged(tag: str | None) -> Input:
     """A valid QUEUED input whose ``run_id`` records who wrote it (any run id is allowed when queued)."""
     return Input(InputPhase.QUEUED, run_id=tag)
+
+
+@asynccontextmanager
+async def recorded(locator: str, process: str, history: str | Path, **options: Any) -> AsyncIterator[Recorder]:
+    """A store on ``locator`` whose every call is recorded as ``process`` in the file ``history``."""
+    start = resume(history, process)  # a process that reopens its store goes on numbering its calls
+    async with await B.open_store(locator, **options) as store:
+        with open(history, "a", encoding="utf-8") as f:
+            yield Recorder(store, process, f, index=start)
+
+
+def judge(files: Iterable[Path], *extra: Operation, max_steps: int = 4_000_000) -> Check:
+    """Merge the history files (and ``extra`` operations), check them, and fail unless linearizable.
+
+    The budget is sized so that every history of these tests is decided; an
+    ``unknown`` verdict fails too, since it proves nothing.
+    """
+    history = [*load_history(files), *extra]
+    result = check(history, max_steps=max_steps)
+    assert result.verdict is Verdict.LINEARIZABLE, result.report()
+    return result
 
 
 def _report(out: str, body: Callable[[], Coroutine[Any, Any, dict[str, Any]]]) -> None:
@@ -47,11 +83,11 @@ def _report(out: str, body: Callable[[], Coroutine[Any, Any, dict[str, Any]]]) -
 # -- 1. load-then-cas race -------------------------------------------------------
 
 
-def cas_racer(path: str, key: str, worker: int, attempts: int, barrier: Barrier, out: str) -> None:
+def cas_racer(locator: str, key: str, worker: int, attempts: int, history: str, barrier: Barrier, out: str) -> None:
     async def body() -> dict[str, Any]:
         won: list[list[int]] = []  # [version won, attempt]
         conflicts = busy = 0
-        async with await SqliteStore.open(path, CATALOG) as store:
+        async with recorded(locator, f"w{worker}", history) as store:
             barrier.wait(timeout=120)  # nothing else runs on this loop, so blocking is harmless
             start = time.monotonic()
             for j in range(attempts):
@@ -73,12 +109,12 @@ def cas_racer(path: str, key: str, worker: int, attempts: int, barrier: Barrier,
 # -- 2. read head, append at it ------------------------------------------------------
 
 
-def head_racer(path: str, key: str, worker: int, attempts: int, barrier: Barrier, out: str) -> None:
+def head_racer(locator: str, key: str, worker: int, attempts: int, history: str, barrier: Barrier, out: str) -> None:
     async def body() -> dict[str, Any]:
         won: list[list[int]] = []  # [seq appended, attempt]
         conflicts = busy = 0
         head = 0
-        async with await SqliteStore.open(path, CATALOG) as store:
+        async with recorded(locator, f"w{worker}", history) as store:
             barrier.wait(timeout=120)
             start = time.monotonic()
             for j in range(attempts):
@@ -103,13 +139,13 @@ def head_racer(path: str, key: str, worker: int, attempts: int, barrier: Barrier
 # -- 3. terminal race ------------------------------------------------------------------
 
 
-def terminal_racer(path: str, keys: list[str], worker: int, barrier: Barrier, out: str) -> None:
+def terminal_racer(locator: str, keys: list[str], worker: int, history: str, barrier: Barrier, out: str) -> None:
     async def body() -> dict[str, Any]:
         order = list(keys)
         random.Random(worker).shuffle(order)  # racers sweep the keys in different orders
         won: list[list[Any]] = []  # [key, terminal seq]
         lost = late_refused = late_written = busy = 0
-        async with await SqliteStore.open(path, CATALOG) as store:
+        async with recorded(locator, f"w{worker}", history) as store:
 
             async def retrying(write: Callable[[], Awaitable[int]]) -> int:
                 nonlocal busy
@@ -152,11 +188,12 @@ def batch_ops(version: int) -> list[Op]:
 
 BETWEEN, PREPARING, IN_TRANSACTION, COMMITTING = 0, 1, 2, 3
 """Where `batch_writer` was when killed: outside commit(), inside it before ``BEGIN IMMEDIATE``,
-after ``BEGIN IMMEDIATE`` but before ``COMMIT`` started, or after ``COMMIT`` started."""
+after ``BEGIN IMMEDIATE`` but before ``COMMIT`` started, or after ``COMMIT`` started. On
+PostgreSQL the statements are not traced: a kill inside commit() reads as ``PREPARING``."""
 
 
-def batch_writer(path: str, ready: Event, progress: ctypes.c_longlong) -> None:
-    """Commit batches until killed.
+def batch_writer(locator: str, history: str, process: str, ready: Event, progress: ctypes.c_longlong) -> None:
+    """Commit batches until killed, recording them as ``process`` in ``history``.
 
     ``progress`` is ``acknowledged * 4 + stage``: one aligned 8-byte store per
     update, so a kill can never leave the count and the stage out of step
@@ -173,9 +210,11 @@ def batch_writer(path: str, ready: Event, progress: ctypes.c_longlong) -> None:
             mark(COMMITTING)
 
     async def body() -> None:
-        store = await SqliteStore.open(path, CATALOG)
+        # never closed: the parent kills this process, which is the point
+        store = Recorder(await B.open_store(locator), process, open(history, "a", encoding="utf-8"))
         version = (await store.load(BATCH_KEYS[0])).version
-        await store._db.set_trace_callback(trace)
+        if isinstance(store.inner, SqliteStore):
+            await store.inner._db.set_trace_callback(trace)
         ready.set()
         for _ in range(1_000_000):  # bounded; the parent kills it long before
             mark(PREPARING)
@@ -189,28 +228,25 @@ def batch_writer(path: str, ready: Event, progress: ctypes.c_longlong) -> None:
 # -- 5. a raw lock holder ---------------------------------------------------------------
 
 
-def lock_holder(path: str, hold: float, ready: Event) -> None:
-    """Hold SQLite's write lock (``BEGIN IMMEDIATE`` plus an uncommitted write) for ``hold`` seconds."""
-    db = sqlite3.connect(path, isolation_level=None, timeout=0)
-    try:
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("UPDATE instances SET version = version + 100")
-        ready.set()
-        time.sleep(hold)
-        db.execute("ROLLBACK")
-    finally:
-        db.close()
+def lock_holder(locator: str, hold: float, ready: Event) -> None:
+    """Hold the store's write lock from another connection (`_backends.Holder`) for ``hold`` seconds."""
+
+    async def body() -> None:
+        holder = await B.Holder.connect(locator)
+        try:
+            await holder.hold()
+            ready.set()
+            await asyncio.sleep(hold)
+            await holder.release()
+        finally:
+            await holder.close()
+
+    asyncio.run(body())
 
 
 # -- 6. a garbler ---------------------------------------------------------------------------
 
 
-def garbler(path: str, key: str, text: str) -> None:
+def garbler(locator: str, key: str, text: str) -> None:
     """Overwrite ``key``'s stored state with ``text`` behind the store's back."""
-    db = sqlite3.connect(path, isolation_level=None, timeout=10)
-    try:
-        changed = db.execute("UPDATE instances SET state = ? WHERE key = ?", (text, key)).rowcount
-        if changed != 1:
-            raise SystemExit(f"no row {key!r} to garble")
-    finally:
-        db.close()
+    asyncio.run(B.garble(locator, key, text))

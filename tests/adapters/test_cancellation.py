@@ -3,20 +3,27 @@
 A caller that times out (`asyncio.wait_for`) cancels its write at whatever
 await it is at. These tests cancel writes at every await point (after 0, 1,
 2... loop turns) and at random moments, with and without a second connection
-holding SQLite's write lock, and then check that the store still writes,
-that another connection can take the write lock, and that every batch is
-whole or absent. Then random timeouts through the `Driver`, retried until
-each input returns: every input must be applied exactly once (version =
-accepted inputs + 1, the log a replay of the pure kernel). Each test prints
-its counts.
+holding the write lock (`tests.adapters._backends.Holder`: SQLite's ``BEGIN
+IMMEDIATE``, PostgreSQL's ``LOCK TABLE``), and then check that the store
+still writes, that another connection can take the write lock, and that
+every batch is whole or absent. Then random timeouts through the `Driver`,
+retried until each input returns: every input must be applied exactly once
+(version = accepted inputs + 1, the log a replay of the pure kernel).
+
+Every store call goes through a `Recorder`; a cancelled call never returns,
+so it is *pending* (it may or may not have taken effect), and a re-submitted
+batch id takes effect at most once. The history must be linearizable. Each
+test runs on SQLite and on PostgreSQL (fewer trials: a round trip costs
+more; skipped without a server) and prints its counts and
+``linearizable: N operations, M processes, K keys``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import sqlite3
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +32,8 @@ import pytest
 from statewright.adapters.runtime.driver import Driver, Fed
 from statewright.adapters.runtime.memory import MemoryStore
 from statewright.adapters.runtime.serialize import event_json
-from statewright.adapters.runtime.sqlite import SqliteStore
-from statewright.adapters.runtime.store import Append, BatchStore, Busy, Cas, Op, Store, batch_id
+from statewright.adapters.runtime.store import Append, BatchStore, Busy, Cas, Op, batch_id
+from statewright.adapters.testing.linearizability import Check, Operation, Recorder
 from statewright.kernel.step import Rejected, step
 from statewright.machines.input import (
     INPUT,
@@ -38,20 +45,50 @@ from statewright.machines.input import (
     RunFailed,
     Stage,
 )
+from tests.adapters import _backends as B
 from tests.adapters import _workers as W
 from tests.adapters.test_store_contract import CATALOG
 
 KEYS = ("k1", "k2", "k3")
 SWEEP_TURNS = 40  # loop turns before the cancel in the every-await sweep; a write takes fewer
-SWEEP_ROUNDS = 5
-RANDOM_TRIALS = 300
-LOCKED_TRIALS = 300
-DRIVER_CANCELS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Trials:
+    """How many cancellations each test makes on a backend."""
+
+    sweep_rounds: int
+    random: int
+    locked: int
+    driver_cancels: int
+
+
+TRIALS = {"memory": Trials(5, 300, 0, 0), "sqlite": Trials(5, 300, 300, 1000), "postgres": Trials(3, 200, 200, 1000)}
 
 
 def say(capsys: pytest.CaptureFixture[str], text: str) -> None:
     with capsys.disabled():
         print(f"\n[cancellation] {text}")
+
+
+def judged(capsys: pytest.CaptureFixture[str], what: str, *recorders: Recorder) -> Check:
+    """Check the recorders' merged history (pending: every call cut short) and print the verdict."""
+    history: list[Operation] = [o for r in recorders for o in r.operations()]
+    result = W.judge((), *history)
+    pending = sum(1 for o in history if o.result is None)
+    say(capsys, f"{what}: {result.summary()} ({pending} pending; checked in {result.seconds:.2f} s, "
+                f"{result.steps:,} steps)")
+    return result
+
+
+@pytest.fixture(params=B.BACKENDS)
+def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The locator of a fresh store: a SQLite file, or a PostgreSQL database (skipped without one)."""
+    return B.locator(str(request.param), tmp_path, request)
+
+
+def backend(locator: str) -> str:
+    return "postgres" if B.is_postgres(locator) else "sqlite"
 
 
 def tagged(n: int) -> Input:
@@ -64,18 +101,12 @@ def batch(version: int) -> list[Op]:
     return cas + [Append(k, version - 1, (("Batch", {"batch": version}),)) for k in KEYS]
 
 
-async def open_store(backend: str, path: Path, busy_timeout: float = 5.0) -> BatchStore:
-    if backend == "memory":
-        return MemoryStore(CATALOG)
-    return await SqliteStore.open(path, CATALOG, busy_timeout=busy_timeout)
-
-
-async def whole(store: Store) -> int:
+async def whole(store: Any) -> int:
     """How many whole batches the store holds; fails on a half-applied one."""
     records = [await store.load(k) for k in KEYS]
     versions = {r.version for r in records}
     assert len(versions) == 1, [r.version for r in records]
-    done = versions.pop() - 1
+    done: int = versions.pop() - 1
     for r in records:
         assert r.state == tagged(done)
     for k in KEYS:
@@ -84,19 +115,7 @@ async def whole(store: Store) -> int:
     return done
 
 
-def lock_is_free(path: Path) -> bool:
-    other = sqlite3.connect(path, isolation_level=None, timeout=0)
-    try:
-        other.execute("BEGIN IMMEDIATE")
-        other.execute("ROLLBACK")
-        return True
-    except sqlite3.OperationalError:
-        return False
-    finally:
-        other.close()
-
-
-async def cancelled_write(store: BatchStore, version: int, delay: Callable[[], Awaitable[Any]]) -> str:
+async def cancelled_write(store: Recorder, version: int, delay: Callable[[], Awaitable[Any]]) -> str:
     """Start batch ``version`` (by id), cancel it after ``delay``, then re-submit it by id until it lands.
 
     Returns what the cancel met: "done" (the write had finished), "landed" (cut short,
@@ -126,21 +145,24 @@ async def turns(n: int) -> None:
         await asyncio.sleep(0)
 
 
-async def seed(store: Store) -> None:
+async def seed(store: Any) -> None:
     for k in KEYS:
         await store.cas(k, 0, tagged(0), machine="input")
 
 
-@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+@pytest.mark.parametrize("kind", ["memory", *B.BACKENDS])
 def test_a_write_cancelled_at_every_await_and_at_random_stays_whole(
-    backend: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "s.db"
+    plan = TRIALS[kind]
+    locator = None if kind == "memory" else B.locator(kind, tmp_path, request)
     rng = random.Random(11)
     met = {"done": 0, "landed": 0, "rolled back": 0}
 
-    async def main() -> int:
-        store = await open_store(backend, path)
+    async def main() -> tuple[int, Recorder]:
+        inner: BatchStore = MemoryStore(CATALOG) if locator is None else await B.open_store(locator)
+        store = Recorder(inner, "client")
+        probe = None if locator is None else await B.Holder.connect(locator)
         try:
             await seed(store)
             await store.commit(batch(1))
@@ -149,99 +171,115 @@ def test_a_write_cancelled_at_every_await_and_at_random_stays_whole(
             took = asyncio.get_running_loop().time() - started  # random cancels span one write's length
             version = 3
             trials: list[Callable[[], Awaitable[Any]]] = [
-                lambda n=n: turns(n) for _ in range(SWEEP_ROUNDS) for n in range(SWEEP_TURNS)]  # type: ignore[misc]
+                lambda n=n: turns(n) for _ in range(plan.sweep_rounds) for n in range(SWEEP_TURNS)]  # type: ignore[misc]
             trials += [lambda t=rng.uniform(0, 1.5 * took): asyncio.sleep(t)  # type: ignore[misc]
-                       for _ in range(RANDOM_TRIALS)]
+                       for _ in range(plan.random)]
             for trial in trials:
                 met[await cancelled_write(store, version, trial)] += 1
                 assert await whole(store) == version  # applied exactly once, never half
-                if backend == "sqlite":
-                    assert lock_is_free(path)
-                    assert not store._db.in_transaction  # type: ignore[attr-defined]
+                if probe is not None:
+                    assert await probe.can_hold()  # another connection takes the lock at once
+                    assert B.store_idle(inner)
                 version += 1
             await store.cas("k1", version, tagged(0))  # and it still writes
-            return len(trials)
+            return len(trials), store
         finally:
-            await store.close()
+            if probe is not None:
+                await probe.close()
+            await inner.close()
 
-    trials = asyncio.run(main())
-    assert trials == SWEEP_ROUNDS * SWEEP_TURNS + RANDOM_TRIALS
-    assert met["rolled back"] >= SWEEP_ROUNDS  # at least every cancel before the write's first step
-    say(capsys, f"{backend}: {trials} cancelled writes ({met['rolled back']} rolled back, {met['landed']} cut short "
+    trials, recorder = asyncio.run(main())
+    assert trials == plan.sweep_rounds * SWEEP_TURNS + plan.random
+    assert met["rolled back"] >= plan.sweep_rounds  # at least every cancel before the write's first step
+    say(capsys, f"{kind}: {trials} cancelled writes ({met['rolled back']} rolled back, {met['landed']} cut short "
                 f"but committed, {met['done']} had finished); "
                 "every batch applied once and whole, the lock free after each")
+    checked = judged(capsys, f"{kind} cancelled writes", recorder)
+    assert (checked.processes, checked.keys) == (1, len(KEYS))
+
+
+async def release_after(holder: B.Holder, delay: float) -> None:
+    await asyncio.sleep(delay)
+    await holder.release()
 
 
 def test_a_write_cancelled_while_another_connection_holds_the_lock(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    store_at: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The issue's case: another connection holds the write lock; the timed-out write must not brick the store."""
-    path = tmp_path / "s.db"
+    trials = TRIALS[backend(store_at)].locked
     rng = random.Random(12)
     released_first = 0
 
-    async def main() -> None:
+    async def main() -> Recorder:
         nonlocal released_first
-        store = await SqliteStore.open(path, CATALOG, busy_timeout=1.0)
-        holder = sqlite3.connect(path, isolation_level=None, timeout=0)
+        inner = await B.open_store(store_at, busy_timeout=1.0)
+        store = Recorder(inner, "client")
+        holder = await B.Holder.connect(store_at)
         try:
             await seed(store)
-            for version in range(1, LOCKED_TRIALS + 1):
-                holder.execute("BEGIN IMMEDIATE")
-                holder.execute("UPDATE instances SET version = version + 100")  # never committed
+            for version in range(1, trials + 1):
+                await holder.hold()  # and an uncommitted write, on SQLite
                 # the holder lets go before or after the cancel, at random
                 release = rng.uniform(0, 0.004)
                 cancel = rng.uniform(0, 0.004)
                 released_first += release < cancel
-                asyncio.get_running_loop().call_later(release, holder.execute, "ROLLBACK")
+                releasing = asyncio.ensure_future(release_after(holder, release))
                 await cancelled_write(store, version, lambda: asyncio.sleep(cancel))
-                await asyncio.sleep(max(0.0, release - cancel) + 0.001)
+                await releasing
                 assert not holder.in_transaction
                 assert await whole(store) == version
-                assert lock_is_free(path) and not store._db.in_transaction
+                assert await holder.can_hold() and B.store_idle(inner)
         finally:
-            holder.close()
-            await store.close()
+            await holder.close()
+            await inner.close()
+        return store
 
-    asyncio.run(main())
-    say(capsys, f"lock held by another connection: {LOCKED_TRIALS} cancelled writes "
+    recorder = asyncio.run(main())
+    say(capsys, f"{backend(store_at)} lock held by another connection: {trials} cancelled writes "
                 f"({released_first} released before the cancel); no 'transaction within a transaction', "
                 "the lock free after each, every batch whole")
+    checked = judged(capsys, f"{backend(store_at)} cancelled under a held lock", recorder)
+    assert (checked.processes, checked.keys) == (1, len(KEYS))
 
 
-def test_the_issue_case_a_timed_out_feed_leaves_the_store_usable(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
-
-    async def main() -> None:
-        store = await SqliteStore.open(path, CATALOG, busy_timeout=5.0)
+def test_the_issue_case_a_timed_out_feed_leaves_the_store_usable(
+    store_at: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def main() -> Recorder:
+        inner = await B.open_store(store_at, busy_timeout=5.0)
+        store = Recorder(inner, "client")
         try:
             driver = Driver(store)
             await driver.create("in1", "input")
-            holder = sqlite3.connect(path, isolation_level=None, timeout=0)
-            holder.execute("BEGIN IMMEDIATE")
+            holder = await B.Holder.connect(store_at)
+            await holder.hold()
             with pytest.raises(asyncio.TimeoutError):
                 await asyncio.wait_for(driver.feed("in1", Queue()), 0.05)
-            holder.execute("ROLLBACK")
-            holder.close()
-            assert lock_is_free(path)
+            await holder.release()
+            await holder.close()
+            assert await B.lock_is_free(store_at)
             fed = await driver.feed("in1", Queue())  # the retry: applied now, once
             assert fed.accepted and fed.record.version == 2
             assert (await driver.feed("in1", Stage("r1"))).record.version == 3
             assert [e.kind for e in await store.read_log("in1")] == [
                 "created", "input", "effect", "input", "effect"]
         finally:
-            await store.close()
+            await inner.close()
+        return store
 
-    asyncio.run(main())
+    checked = judged(capsys, f"{backend(store_at)} timed-out feed", asyncio.run(main()))
+    assert (checked.processes, checked.keys) == (1, 1)
 
 
 INPUTS = (Queue(), Stage("r1"), Apply("r1"), RunFailed("r1"), AwaitConsumption("r1"), Consume("r1"))
+SLOTS = 4  # instances driven at once, each by its own task, driver and recorder
 
 
 def test_random_timeouts_through_the_driver_apply_each_input_once(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    store_at: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "s.db"
+    target = TRIALS[backend(store_at)].driver_cancels
     rng = random.Random(13)
     cancels = 0
     busy_bursts = 0
@@ -263,7 +301,7 @@ def test_random_timeouts_through_the_driver_apply_each_input_once(
     async def worker(driver: Driver, key: str) -> None:
         await driver.create(key, "input")
         accepted[key] = recorded_rejections[key] = 0
-        while cancels < DRIVER_CANCELS:
+        while cancels < target:
             fed = await feed_until_done(driver, key, rng.choice(INPUTS))
             if fed.accepted:
                 accepted[key] += 1
@@ -274,44 +312,46 @@ def test_random_timeouts_through_the_driver_apply_each_input_once(
 
     async def lock_holder() -> None:
         nonlocal busy_bursts
-        holder = sqlite3.connect(path, isolation_level=None, timeout=0)
+        holder = await B.Holder.connect(store_at)
         try:
-            while cancels < DRIVER_CANCELS:
+            while cancels < target:
                 await asyncio.sleep(rng.uniform(0, 0.01))
-                try:
-                    holder.execute("BEGIN IMMEDIATE")
-                except sqlite3.OperationalError:
+                if not await holder.hold(wait=False):
                     continue  # the store holds it right now
                 busy_bursts += 1
                 await asyncio.sleep(rng.uniform(0, 0.004))
-                holder.execute("ROLLBACK")
+                await holder.release()
         finally:
-            holder.close()
+            await holder.close()
 
-    async def main() -> None:
-        store = await SqliteStore.open(path, CATALOG, busy_timeout=0.002)
+    async def main() -> list[Recorder]:
+        inner = await B.open_store(store_at, busy_timeout=0.002)
+        recorders = [Recorder(inner, f"t{i}") for i in range(SLOTS)] + [Recorder(inner, "check")]
         try:
-            driver = Driver(store, retries=50, backoff=0.0005)
+            drivers = [Driver(r, retries=50, backoff=0.0005) for r in recorders[:SLOTS]]
             n = 0
             holding = asyncio.ensure_future(lock_holder())
-            while cancels < DRIVER_CANCELS:
-                await asyncio.gather(*(worker(driver, f"in{n + i}") for i in range(4)))
-                n += 4
+            while cancels < target:
+                await asyncio.gather(*(worker(drivers[i], f"in{n + i}") for i in range(SLOTS)))
+                n += SLOTS
             await holding
-            assert lock_is_free(path)
+            assert await B.lock_is_free(store_at)
             for key in sorted(accepted):
-                await check_replay(store, key, accepted[key], recorded_rejections[key])
+                await check_replay(recorders[-1], key, accepted[key], recorded_rejections[key])
         finally:
-            await store.close()
+            await inner.close()
+        return recorders
 
-    asyncio.run(main())
-    assert cancels >= DRIVER_CANCELS
-    say(capsys, f"driver: {cancels} timeouts retried over {len(accepted)} instances, "
+    recorders = asyncio.run(main())
+    assert cancels >= target
+    say(capsys, f"{backend(store_at)} driver: {cancels} timeouts retried over {len(accepted)} instances, "
                 f"{sum(accepted.values())} inputs accepted exactly once, {sum(recorded_rejections.values())} "
                 f"rejections recorded once, {busy_bursts} lock bursts by another connection")
+    checked = judged(capsys, f"{backend(store_at)} driver timeouts", *recorders)
+    assert (checked.processes, checked.keys) == (SLOTS + 1, len(accepted))
 
 
-async def check_replay(store: Store, key: str, accepted: int, rejected: int) -> None:
+async def check_replay(store: Any, key: str, accepted: int, rejected: int) -> None:
     """``key``'s log is the pure kernel's replay of the inputs it records, each recorded exactly once."""
     record = await store.load(key)
     log = await store.read_log(key)

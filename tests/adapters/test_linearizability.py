@@ -1,10 +1,12 @@
 """Linearizability of store histories: the checker on hand-written histories, on real multi-process runs, and as a command.
 
 The real runs race separate OS processes (``forkserver`` children, like
-`test_reliability`) on one SQLite file, each through a `Recorder` writing its
-own JSON Lines file; the merged history must be linearizable, and a store
-that checks the version and then writes unconditionally must be caught with
-a small counterexample.
+`test_reliability`) on one SQLite file or PostgreSQL database
+(`tests.adapters._backends`), each through a `Recorder` writing its own JSON
+Lines file; the merged history must be linearizable, and a store that checks
+the version and then writes unconditionally (over SQLite) must be caught with
+a small counterexample. Batch ids are part of the history: a re-submitted
+batch that had taken effect succeeds and applies nothing.
 """
 
 from __future__ import annotations
@@ -25,8 +27,17 @@ import pytest
 
 from statewright.adapters.cli import run
 from statewright.adapters.runtime.memory import MemoryStore
-from statewright.adapters.runtime.sqlite import SqliteStore
-from statewright.adapters.runtime.store import Append, AppendTerminal, Cas, Conflict, Op, Record, Store, StoreError
+from statewright.adapters.runtime.store import (
+    Append,
+    AppendTerminal,
+    Cas,
+    Conflict,
+    Op,
+    Record,
+    Store,
+    StoreError,
+    batch_id,
+)
 from statewright.adapters.testing.linearizability import (
     Call,
     Kind,
@@ -42,6 +53,7 @@ from statewright.adapters.testing.linearizability import (
     pending,
     render,
 )
+from tests.adapters._backends import BACKENDS, locator, open_store
 from tests.adapters._workers import tagged
 from tests.adapters.test_store_contract import CATALOG
 
@@ -157,6 +169,41 @@ def test_a_batch_joins_its_keys_and_is_all_or_nothing() -> None:
     assert check([*both, done, op("p2", 6, 7, load("k"), loaded(2))]).verdict is Verdict.LINEARIZABLE
 
 
+def by_id(call: Call, batch: str) -> Call:
+    return Call(Kind.COMMIT, writes=call.writes, batch=batch)
+
+
+def test_a_batch_id_takes_effect_at_most_once() -> None:
+    both = [CREATE, op("p0", 2, 3, cas("j", 0), Result.ok(1))]
+    first = op("p1", 4, 5, by_id(commit(cas("k", 1), append("j", 0)), "b1"), Result.ok(None))
+    again = op("p1", 6, 7, by_id(commit(cas("k", 1), append("j", 0)), "b1"), Result.ok(None))  # nothing applied
+    history = [*both, first, again, op("p2", 8, 9, load("k"), loaded(2))]
+    assert check(history).summary() == "linearizable: 5 operations, 3 processes, 2 keys"
+    twice = check([*both, first, again, op("p2", 8, 9, load("k"), loaded(3))])
+    assert twice.verdict is Verdict.NOT_LINEARIZABLE  # version 3: the re-submission applied again
+    unknown_first = [*both, pending(first), again]  # cut short: landed or not, the re-submission settles it
+    assert check([*unknown_first, op("p2", 8, 9, load("k"), loaded(2))]).verdict is Verdict.LINEARIZABLE
+    refused = op("p1", 6, 7, by_id(commit(cas("k", 1), append("j", 0)), "b1"), CONFLICT)
+    assert check([*both, first, refused]).verdict is Verdict.NOT_LINEARIZABLE  # its id was recorded: ok, not conflict
+    failed = op("p1", 4, 5, by_id(commit(cas("k", 7), append("j", 0)), "b2"), CONFLICT)  # failed: no id left
+    retried = op("p1", 6, 7, by_id(commit(cas("k", 7), append("j", 0)), "b2"), CONFLICT)
+    assert check([*both, failed, retried]).verdict is Verdict.LINEARIZABLE
+    assert render(again) == (
+        "p1 [0.0 .. 0.0 µs] commit [cas k expected=1 state={}; append j expected=0 events=1] batch=b1 -> ok null")
+
+
+def resubmitted(history: Sequence[Operation]) -> list[Operation]:
+    """The successful commits whose batch id an earlier successful commit already carried."""
+    seen: set[str] = set()
+    out = []
+    for o in sorted(history, key=lambda o: o.invoke):
+        if o.call.batch is not None and o.result is not None and o.result.error is None:
+            if o.call.batch in seen:
+                out.append(o)
+            seen.add(o.call.batch)
+    return out
+
+
 def test_busy_and_invalid_state_wrote_nothing_and_are_left_out() -> None:
     history = [CREATE, op("p1", 2, 3, cas("k", 1), Result(error="busy")),
                op("p1", 4, 5, cas("k", 1), Result(error="invalid_state")), op("p2", 6, 7, load("k"), loaded(1))]
@@ -177,7 +224,7 @@ def test_the_model_agrees_with_memory_store_on_random_sequential_histories() -> 
     async def body() -> list[Operation]:
         store = Recorder(MemoryStore(CATALOG), "solo")
         for j in range(400):
-            await _random_step(store, rng, j, ("a", "b"), ("a", "b"), blind=True)
+            await _random_step(store, rng, j, ("a", "b", "c"), ("b", "c"), blind=True)  # a never ends
         return store.operations()
 
     history = asyncio.run(body())
@@ -185,6 +232,7 @@ def test_the_model_agrees_with_memory_store_on_random_sequential_histories() -> 
     errors = {o.result.error for o in history if o.result is not None}
     assert kinds == set(Kind)
     assert errors >= {None, "conflict", "not_found"}  # failures as well as successes were compared
+    assert resubmitted(history)  # and batches re-submitted by id
     assert check(history).verdict is Verdict.LINEARIZABLE
 
 
@@ -193,7 +241,7 @@ def test_the_model_agrees_with_memory_store_on_random_sequential_histories() -> 
 
 async def _random_step(store: Any, rng: random.Random, j: int, keys: Sequence[str], ends: Sequence[str],
                        *, blind: bool = False, tag: str = "w") -> None:
-    """One random client step: a load-then-cas, a read-then-append, a terminal, or a two-key batch."""
+    """One random client step: a load-then-cas, a read-then-append, a terminal, or a two-key batch (by id or not)."""
     key = rng.choice(keys)
     state = tagged(f"{tag}:{j}")
     try:
@@ -216,16 +264,19 @@ async def _random_step(store: Any, rng: random.Random, j: int, keys: Sequence[st
                              Append(key, head, (("Batch", {"j": j}),))]
             if rng.random() < 0.2:
                 ops.append(AppendTerminal(other, "End", {"j": j}))
-            await store.commit(ops)
+            once = batch_id(ops) if rng.random() < 0.75 else None
+            await store.commit(ops, batch=once)
+            if once is not None:
+                await store.commit(ops, batch=once)  # re-submitted: the first outcome, nothing applied twice
     except StoreError:
         pass
 
 
-def racer(path: str, worker: int, broken: bool, barrier: Barrier, out: str) -> None:
-    """A worker process: ``STEPS`` random steps on the shared file through a `Recorder` writing ``out``."""
+def racer(locator: str, worker: int, broken: bool, barrier: Barrier, out: str) -> None:
+    """A worker process: ``STEPS`` random steps on the shared store through a `Recorder` writing ``out``."""
     async def body() -> None:
         rng = random.Random(worker)
-        async with await SqliteStore.open(path, CATALOG) as inner:  # closed even on failure: its thread would linger
+        async with await open_store(locator) as inner:  # closed even on failure: its thread would linger
             store: Any = BrokenStore(inner) if broken else inner
             with open(out, "w", encoding="utf-8") as f:
                 recorder = Recorder(store, f"w{worker}", f)
@@ -246,9 +297,9 @@ def racer(path: str, worker: int, broken: bool, barrier: Barrier, out: str) -> N
 
 
 class BrokenStore:
-    """A SQLite store whose cas checks the version, then writes whatever is there now: a lost update."""
+    """A store whose cas checks the version, then writes whatever is there now: a lost update."""
 
-    def __init__(self, inner: SqliteStore) -> None:
+    def __init__(self, inner: Store) -> None:
         self.inner = inner
         self.catalog = inner.catalog
 
@@ -276,13 +327,12 @@ def _context() -> Any:
 CTX = _context()
 
 
-def race(tmp_path: Path, broken: bool) -> list[Path]:
+def race(locator: str, tmp_path: Path, broken: bool) -> list[Path]:
     """Create the keys (recorded as process ``setup``), race ``RACERS`` processes; every history file."""
-    db = tmp_path / "s.db"
     files = [tmp_path / "setup.jsonl"]
 
     async def setup() -> None:
-        async with await SqliteStore.open(db, CATALOG) as inner:
+        async with await open_store(locator) as inner:
             with open(files[0], "w", encoding="utf-8") as f:
                 store = Recorder(inner, "setup", f)
                 for key in KEYS + TERMINAL_KEYS:
@@ -291,7 +341,7 @@ def race(tmp_path: Path, broken: bool) -> list[Path]:
     asyncio.run(setup())
     barrier = CTX.Barrier(RACERS + 1)
     outs = [tmp_path / f"w{i}.jsonl" for i in range(RACERS)]
-    procs = [CTX.Process(target=racer, args=(str(db), i, broken, barrier, str(out))) for i, out in enumerate(outs)]
+    procs = [CTX.Process(target=racer, args=(locator, i, broken, barrier, str(out))) for i, out in enumerate(outs)]
     for p in procs:
         p.start()
     try:
@@ -309,15 +359,34 @@ def race(tmp_path: Path, broken: bool) -> list[Path]:
     return files + outs
 
 
+def stamp(out: str) -> None:
+    """A child process's reading of the recorder's clock."""
+    Path(out).write_text(str(time.monotonic_ns()))
+
+
+def test_the_recorders_clock_is_one_clock_for_every_process(tmp_path: Path) -> None:
+    """Histories of several processes are merged on ``time.monotonic_ns()``: it must be system-wide (Linux's
+    CLOCK_MONOTONIC is), so a child's reading falls between the parent's before the start and after the join."""
+    out = tmp_path / "stamp"
+    before = time.monotonic_ns()
+    child = CTX.Process(target=stamp, args=(str(out),))
+    child.start()
+    child.join(60)
+    after = time.monotonic_ns()
+    assert child.exitcode == 0
+    assert before < int(out.read_text()) < after
+
+
 def say(capsys: pytest.CaptureFixture[str], text: str) -> None:
     with capsys.disabled():
         print(f"\n[linearizability] {text}")
 
 
-def test_real_processes_racing_on_sqlite_give_a_linearizable_history(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_real_processes_racing_give_a_linearizable_history(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    files = race(tmp_path, broken=False)
+    files = race(locator(backend, tmp_path, request), tmp_path, broken=False)
     history = load_history(files)
     result = check(history)
     assert result.verdict is Verdict.LINEARIZABLE, result.report()
@@ -326,16 +395,18 @@ def test_real_processes_racing_on_sqlite_give_a_linearizable_history(
     ok = sum(1 for o in done if o.result is not None and o.result.error is None)
     conflicts = sum(1 for o in done if o.result is not None and o.result.error == "conflict")
     batches = sum(1 for o in done if o.call.kind is Kind.COMMIT and o.result is not None and o.result.error is None)
-    assert len(done) == len(history) and conflicts > 0 and batches > 0
+    again = len(resubmitted(history))
+    assert len(done) == len(history) and conflicts > 0 and batches > 0 and again > 0
     assert run(["lincheck", *map(str, files)], out=io.StringIO(), err=io.StringIO()) == 0
-    say(capsys, f"{result.summary()}; {ok} succeeded ({batches} batches), {conflicts} conflicts; "
+    say(capsys, f"{backend}: {result.summary()}; {ok} succeeded ({batches} batches, {again} re-submitted by id), "
+                f"{conflicts} conflicts; "
                 f"checked in {result.seconds:.2f} s, {result.steps:,} search steps")
 
 
 def test_a_store_that_writes_outside_a_transaction_is_caught(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    files = race(tmp_path, broken=True)
+    files = race(str(tmp_path / "s.db"), tmp_path, broken=True)
     result = check(load_history(files))
     assert result.verdict is Verdict.NOT_LINEARIZABLE
     small = list(result.counterexample)
@@ -376,6 +447,20 @@ def test_lincheck_merges_files_and_says_linearizable(tmp_path: Path) -> None:
     assert cli("lincheck", str(a), str(b)) == (0, "linearizable: 3 operations, 2 processes, 1 keys\n", "")
 
 
+def test_lincheck_reads_batch_ids(tmp_path: Path) -> None:
+    h = tmp_path / "h.jsonl"
+    end = {"kind": "commit", "batch": "b1", "ops": [{"kind": "append_terminal", "key": "k", "event": ["End", {}]}]}
+    h.write_text("\n".join([
+        CREATE_LINE,
+        line("p1", 0, 2, 3, end, {"ok": None}),
+        line("p1", 1, 4, 5, end, {"ok": None}),  # re-submitted: the log ended once, not refused
+        line("p1", 2, 6, 7, {"kind": "read_log", "key": "k", "start": 1, "stop": None}, {"ok": [[1, True]]}),
+    ]))
+    assert cli("lincheck", str(h)) == (0, "linearizable: 4 operations, 2 processes, 1 keys\n", "")
+    h.write_text(h.read_text().replace('"batch": "b1", ', ""))  # without the id the second one must conflict
+    assert cli("lincheck", str(h))[0] == 1
+
+
 def test_lincheck_prints_the_minimal_counterexample_and_exits_1(tmp_path: Path) -> None:
     h = tmp_path / "h.jsonl"
     cas1 = {"kind": "cas", "key": "k", "expected": 1, "state": None, "machine": None}
@@ -400,6 +485,9 @@ def test_lincheck_prints_the_minimal_counterexample_and_exits_1(tmp_path: Path) 
          '"result": {"ok": 1}}', "h.jsonl:2: returned at 2, before its invoke at 5"),
         ('{"process": "p", "index": 0, "invoke": 1, "return": 2, "op": {"kind": "load", "key": "k"}, "result": 3}',
          "h.jsonl:2: 'result' must be"),
+        ('{"process": "p", "index": 0, "invoke": 1, "return": 2, "op": {"kind": "commit", "batch": 7, "ops": '
+         '[{"kind": "append_terminal", "key": "k", "event": ["End", {}]}]}, "result": {"ok": null}}',
+         "h.jsonl:2: 'batch' must be a string or null"),
     ],
 )
 def test_lincheck_names_the_line_of_a_malformed_history(tmp_path: Path, text: str, message: str) -> None:

@@ -65,7 +65,7 @@ class BrokenStore(SqliteStore):
         # the bug: no "AND version = ?" -- whoever writes last wins
         await self._db.execute("UPDATE instances SET state = ?, version = ? WHERE key = ?",
                                (text, op.expected + 1, op.key))
-        return Record(op.key, machine, self._decode_state(op.key, machine, text), op.expected + 1)
+        return Record(op.key, machine, self.catalog.load(machine, text, key=op.key), op.expected + 1)
 
     async def _apply(self, op: Any, payload: Any) -> Record | int:
         if isinstance(op, Append) and not self.compare_head:

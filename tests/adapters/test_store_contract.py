@@ -1,8 +1,8 @@
 """One contract for every store backend, then what only SQLite can show.
 
-Each contract test runs once per backend (``memory``, ``sqlite``) through the
-``go`` fixture, which opens a fresh store over real machines, runs the test's
-coroutine with `asyncio.run` and closes the store again.
+Each contract test runs once per backend (``memory``, ``sqlite``, ``postgres``)
+through the ``go`` fixture, which opens a fresh store over real machines, runs
+the test's coroutine with `asyncio.run` and closes the store again.
 """
 
 from __future__ import annotations
@@ -51,20 +51,26 @@ RUNNING = replace(RUN.initial, phase=RunPhase.RUNNING, completed=("fetch",), cur
 Test = Callable[[Store], Awaitable[None]]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
-def go(backend: str, tmp_path: Path) -> Callable[[Test], None]:
+def go(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[Test], None]:
     """Run one contract test against a fresh store of the current backend."""
+    # only the postgres backend asks for a server (and a fresh database of it)
+    dsn = str(request.getfixturevalue("postgres_dsn")) if backend == "postgres" else ""
 
     def run(test: Test) -> None:
         async def main() -> None:
             store: Store
             if backend == "memory":
                 store = MemoryStore(CATALOG)
+            elif backend == "postgres":
+                from statewright.adapters.runtime.postgres import PostgresStore
+
+                store = await PostgresStore.open(dsn, CATALOG)
             else:
                 store = await SqliteStore.open(tmp_path / "s.db", CATALOG)
             try:

@@ -17,7 +17,16 @@ Workers are started once and reused; each opens its connection before a
 barrier, so start-up and imports do not count. Port and raw runs alternate
 (their order swapping every round), several rounds; medians are printed.
 
-    python tests/benchmarks/bench_store.py [--commits 500] [--rounds 5]
+Then SQLite against PostgreSQL, through the port: the batch the driver
+writes when it accepts an input -- ``commit([Cas(key, v, Input()),
+Append(key, h, (("Queue", {}),))], batch=batch_id(ops))`` -- by 1 and by 4
+processes, each on its own key, `SqliteStore` on the same file and
+`PostgresStore` on a throwaway server (``tests/adapters/_postgres.py``, over a
+Unix socket) started with ``fsync=on`` here, so both backends commit at
+their default durability (``--pg-fsync-off`` runs it as the tests do).
+Without PostgreSQL binaries that part is skipped with a note.
+
+    python tests/benchmarks/bench_store.py [--commits 500] [--rounds 5] [--no-postgres] [--pg-fsync-off]
 """
 
 from __future__ import annotations
@@ -27,18 +36,25 @@ import asyncio
 import multiprocessing as mp
 import sqlite3
 import statistics
+import sys
 import tempfile
 import time
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from statewright.adapters.runtime.store import Catalog
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for tests.adapters._postgres
 
 BUSY_TIMEOUT = 60.0  # seconds; long enough that 4 queued writers never see Busy
 MACHINE = "input"
 UPDATE = "UPDATE instances SET state = ?, version = ? WHERE key = ? AND version = ?"
 
 
-def _catalog():  # type: ignore[no-untyped-def]
+def _catalog() -> Catalog:
     from statewright.adapters.runtime.store import Catalog
     from statewright.machines.input import INPUT, authorize_seed
 
@@ -49,12 +65,22 @@ def _key(worker: int) -> str:
     return f"bench-{worker}"
 
 
-async def _setup(path: Path, workers: int) -> None:
-    """Create the file and schema through the port, and one instance per worker key."""
+async def _open(where: str) -> Any:
+    """A store on ``where``: a PostgreSQL DSN, or else a SQLite file path."""
+    if where.startswith("postgresql://"):
+        from statewright.adapters.runtime.postgres import PostgresStore
+
+        return await PostgresStore.open(where, _catalog(), busy_timeout=BUSY_TIMEOUT)
     from statewright.adapters.runtime.sqlite import SqliteStore
+
+    return await SqliteStore.open(Path(where), _catalog(), busy_timeout=BUSY_TIMEOUT)
+
+
+async def _setup(where: str, workers: int) -> None:
+    """Create the store and schema through the port, and one instance per worker key."""
     from statewright.machines.input import Input
 
-    async with await SqliteStore.open(path, _catalog(), busy_timeout=BUSY_TIMEOUT) as store:
+    async with await _open(where) as store:
         for w in range(workers):
             await store.cas(_key(w), 0, Input(), machine=MACHINE)
 
@@ -70,6 +96,25 @@ async def _port(path: Path, key: str, commits: int, barrier: Barrier) -> tuple[f
         start = time.monotonic()
         for _ in range(commits):
             version = (await store.cas(key, version, state, machine=MACHINE)).version
+        end = time.monotonic()
+    return start, end
+
+
+async def _batches(where: str, key: str, commits: int, barrier: Barrier) -> tuple[float, float]:
+    """Accepted-input batches (Cas + Append, with a batch id) on one key, as the driver writes them."""
+    from statewright.adapters.runtime.store import Append, Cas, Op, batch_id
+    from statewright.machines.input import Input
+
+    state = Input()
+    async with await _open(where) as store:
+        version = (await store.load(key)).version
+        head = len(await store.read_log(key))
+        barrier.wait()
+        start = time.monotonic()
+        for _ in range(commits):
+            ops: list[Op] = [Cas(key, version, state), Append(key, head, (("Queue", {}),))]
+            await store.commit(ops, batch=batch_id(ops))
+            version, head = version + 1, head + 1
         end = time.monotonic()
     return start, end
 
@@ -99,14 +144,17 @@ def _raw(path: Path, key: str, commits: int, barrier: Barrier) -> tuple[float, f
     return start, end
 
 
-def _worker(index: int, path: Path, barriers: dict[int, Barrier], conn: Connection) -> None:
+def _worker(index: int, path: Path, dsn: str | None, barriers: dict[int, Barrier], conn: Connection) -> None:
     """Serve (kind, processes, commits) requests until None; answer (start, end) on monotonic time."""
     while (job := conn.recv()) is not None:
         kind, procs, commits = job
         if kind == "port":
             times = asyncio.run(_port(path, _key(index), commits, barriers[procs]))
-        else:
+        elif kind == "raw":
             times = _raw(path, _key(index), commits, barriers[procs])
+        else:
+            where = str(dsn) if kind == "postgres" else str(path)
+            times = asyncio.run(_batches(where, _key(index), commits, barriers[procs]))
         conn.send(times)
 
 
@@ -116,7 +164,7 @@ def _run(conns: list[Connection], kind: str, commits: int) -> float:
         c.send((kind, len(conns), commits))
     spans = [c.recv() for c in conns]
     wall = max(e for _, e in spans) - min(s for s, _ in spans)
-    return len(conns) * commits / wall
+    return float(len(conns) * commits / wall)
 
 
 def main() -> None:
@@ -124,33 +172,30 @@ def main() -> None:
     ap.add_argument("--commits", type=int, default=500, help="CAS commits per process per run")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--dir", type=Path, default=None, help="where the database file goes (default: a temp dir)")
+    ap.add_argument("--no-postgres", action="store_true", help="skip the SQLite-against-PostgreSQL part")
+    ap.add_argument("--pg-fsync-off", action="store_true", help="run PostgreSQL without fsync, as the tests do")
     args = ap.parse_args()
     setups = (1, 4)
     ctx = mp.get_context("spawn")
-    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        path = Path(tmp) / "bench.db"
-        asyncio.run(_setup(path, max(setups)))
-        barriers = {n: ctx.Barrier(n) for n in setups}
-        pipes = [ctx.Pipe() for _ in range(max(setups))]
-        workers = [ctx.Process(target=_worker, args=(i, path, barriers, child), daemon=True)
-                   for i, (_, child) in enumerate(pipes)]
-        for p in workers:
-            p.start()
-        conns = [parent for parent, _ in pipes]
-        rates: dict[tuple[str, int], list[float]] = {(k, n): [] for n in setups for k in ("raw", "port")}
+    server = None
+    if not args.no_postgres:
+        from tests.adapters import _postgres
+
         try:
-            for r in range(args.rounds):
-                order = ("port", "raw") if r % 2 == 0 else ("raw", "port")
-                for n in setups:
-                    for kind in order:
-                        rates[kind, n].append(_run(conns[:n], kind, args.commits))
-                print(f"round {r + 1}: " + ", ".join(
-                    f"{k} x{n} {v[-1]:,.0f}/s" for (k, n), v in rates.items()), flush=True)
-        finally:
-            for c in conns:
-                c.send(None)
-            for p in workers:
-                p.join()
+            server = _postgres.start(fsync=not args.pg_fsync_off)
+        except _postgres.Unavailable as exc:
+            print(f"PostgreSQL part skipped: {exc}", flush=True)
+    try:
+        with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+            path = Path(tmp) / "bench.db"
+            dsn = server.database() if server is not None else None
+            asyncio.run(_setup(str(path), max(setups)))
+            if dsn is not None:
+                asyncio.run(_setup(dsn, max(setups)))
+            rates = _measure(ctx, path, dsn, setups, args.commits, args.rounds)
+    finally:
+        if server is not None:
+            server.stop()
     print(f"SQLite CAS commits/s, medians of {args.rounds} rounds, {args.commits} commits per process "
           f"per run, each process on its own key (no conflicts):")
     for n in setups:
@@ -158,6 +203,42 @@ def main() -> None:
         label = "1 process  " if n == 1 else f"{n} processes"
         print(f"  {label}: raw sqlite3 {raw:>8,.0f}/s, SqliteStore.cas {port:>8,.0f}/s, "
               f"overhead {raw / port:.2f}x (raw/port)")
+    if dsn is not None:
+        print("Accepted-input batches (Cas + Append, batch id) per second, same medians:")
+        for n in setups:
+            lite, pg = statistics.median(rates["sqlite", n]), statistics.median(rates["postgres", n])
+            label = "1 process  " if n == 1 else f"{n} processes"
+            print(f"  {label}: SqliteStore {lite:>8,.0f}/s, PostgresStore {pg:>8,.0f}/s, "
+                  f"ratio {pg / lite:.2f}x (postgres/sqlite)")
+
+
+def _measure(ctx: Any, path: Path, dsn: str | None, setups: tuple[int, ...], commits: int,
+             rounds: int) -> dict[tuple[str, int], list[float]]:
+    """Start the workers, run every kind on every setup for ``rounds`` rounds, and stop them."""
+    barriers = {n: ctx.Barrier(n) for n in setups}
+    pipes = [ctx.Pipe() for _ in range(max(setups))]
+    workers = [ctx.Process(target=_worker, args=(i, path, dsn, barriers, child), daemon=True)
+               for i, (_, child) in enumerate(pipes)]
+    for p in workers:
+        p.start()
+    conns = [parent for parent, _ in pipes]
+    pairs = [("port", "raw")] + ([("sqlite", "postgres")] if dsn is not None else [])
+    rates: dict[tuple[str, int], list[float]] = {(k, n): [] for n in setups for pair in pairs for k in pair}
+    try:
+        for r in range(rounds):
+            for pair in pairs:
+                order = pair if r % 2 == 0 else pair[::-1]
+                for n in setups:
+                    for kind in order:
+                        rates[kind, n].append(_run(conns[:n], kind, commits))
+            print(f"round {r + 1}: " + ", ".join(
+                f"{k} x{n} {v[-1]:,.0f}/s" for (k, n), v in rates.items()), flush=True)
+    finally:
+        for c in conns:
+            c.send(None)
+        for p in workers:
+            p.join()
+    return rates
 
 
 if __name__ == "__main__":

@@ -1,0 +1,100 @@
+"""The typed errors of the store port: one class per way a store can fail, each with a stable ``code``.
+
+`store` re-exports them and its module doc tables every code with what it
+means; every backend maps its driver's failures onto these at one boundary, so
+a caller (and the command line) can tell a lost race from a full disk without
+reading messages.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadInput",
+    "Busy",
+    "Conflict",
+    "Corrupt",
+    "Full",
+    "IncompatibleSchema",
+    "InvalidState",
+    "Io",
+    "NotAStore",
+    "NotFound",
+    "ReadOnly",
+    "StoreError",
+]
+
+
+class StoreError(Exception):
+    """Base of every store failure; ``code`` is stable across backends and releases."""
+
+    code = "store_error"
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class Conflict(StoreError):
+    """A compare-and-swap or an expected log head did not match; nothing was written."""
+
+    code = "conflict"
+
+
+class Busy(StoreError):
+    """The backend stayed locked past its timeout; retryable, distinct from a conflict."""
+
+    code = "busy"
+
+
+class NotFound(StoreError):
+    """No instance under that key."""
+
+    code = "not_found"
+
+
+class Corrupt(StoreError):
+    """A stored record cannot be decoded; other records are unaffected."""
+
+    code = "corrupt"
+
+
+class InvalidState(StoreError):
+    """The machine could not hold this state; refused before writing."""
+
+    code = "invalid_state"
+
+
+class NotAStore(StoreError):
+    """The file is not a database, or a database of something else; it was left as it was."""
+
+    code = "not_a_store"
+
+
+class IncompatibleSchema(StoreError):
+    """A statewright store this release cannot use (a newer schema, or tables of another shape); never retryable."""
+
+    code = "incompatible_schema"
+
+
+class BadInput(StoreError):
+    """Text from outside is not an input of the machine; nothing was written."""
+
+    code = "bad_input"
+
+
+class ReadOnly(StoreError):
+    """The backend refuses writes (a read-only file, directory or server); nothing was written."""
+
+    code = "read_only"
+
+
+class Full(StoreError):
+    """The disk or the database is full; the batch was rolled back whole."""
+
+    code = "full"
+
+
+class Io(StoreError):
+    """The backend could not read or write (an I/O error, a file it cannot open, a server that went away)."""
+
+    code = "io"

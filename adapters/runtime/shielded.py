@@ -1,0 +1,37 @@
+"""What the SQL backends share about running a write as a task its caller's cancellation cannot cut.
+
+Both `SqliteStore` and `PostgresStore` run each write transaction, from
+``BEGIN`` to ``COMMIT`` or ``ROLLBACK``, as one task shielded from the caller:
+a cancelled caller flags it, waits for it with `settle`, and only then
+re-raises its `asyncio.CancelledError`, so a connection is never left inside
+a half transaction. A task that gives up because of that flag raises
+`Aborted` and rolls back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+__all__ = ["Aborted", "settle"]
+
+
+class Aborted(Exception):
+    """A write rolled back because its caller was cancelled first; the caller sees `CancelledError`."""
+
+
+async def settle(job: asyncio.Future[Any]) -> None:
+    """Wait for ``job`` to finish, ignoring further cancellations of the waiter.
+
+    The job's own outcome is retrieved and dropped: the waiter re-raises its
+    cancellation instead, whatever the job ended with.
+    """
+    while not job.done():
+        try:
+            await asyncio.shield(job)
+        except asyncio.CancelledError:
+            continue
+        except BaseException:
+            break
+    if not job.cancelled():
+        job.exception()

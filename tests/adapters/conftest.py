@@ -1,0 +1,40 @@
+"""Fixtures for the adapter tests: a throwaway PostgreSQL server, and a fresh database per test.
+
+The server starts only when a test asks for it (``postgres_dsn``), once per
+session, and is stopped at the end even when tests fail. Without PostgreSQL
+those tests skip with the reason, or fail when ``STATEWRIGHT_REQUIRE_POSTGRES=1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.adapters import _postgres
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[_postgres.Server]:
+    """One PostgreSQL server for the whole session, on a Unix socket in a temporary directory."""
+    try:
+        server = _postgres.start()
+    except _postgres.Unavailable as exc:
+        if _postgres.required():
+            pytest.fail(f"PostgreSQL is required (STATEWRIGHT_REQUIRE_POSTGRES=1): {exc}", pytrace=False)
+        pytest.skip(f"no PostgreSQL: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server: _postgres.Server) -> Iterator[str]:
+    """The DSN of a new, empty database on the session's server (other processes may open it too).
+
+    The database is dropped after the test (its sessions ended), so a long run does not fill the disk.
+    """
+    dsn = postgres_server.database()
+    yield dsn
+    postgres_server.drop(dsn)
