@@ -42,9 +42,10 @@ them moved since (write skew). A `Blocked` action is recorded as
 Exactly once under cancellation and Busy: when the store is a `BatchStore`
 every batch is committed with a batch id derived from the key, the expected
 version and head, and the input (all in the ops: `batch_id`), salted with a
-random value of this driver -- two drivers that make the same decision at the
-same head are two requests, and the second must lose its race (`Conflict`),
-not be told that the first one's batch was its own.
+random value drawn for that one decision -- two requests that make the same
+decision at the same head (two drivers, or two tasks sharing one driver) are
+two requests, and the second must lose its race (`Conflict`), not be told
+that the first one's batch was its own.
 `Busy` (nothing written) re-submits the same batch after a backoff, up to
 ``retries`` times. A caller cancelled during a commit (a timeout) cannot know
 whether it landed, so the driver remembers that batch; when the same input
@@ -130,6 +131,7 @@ class _Unsure:
 
     request: tuple[Any, ...]  # what the caller asked for: ("feed", event, choice) or ("act", ...)
     ops: tuple[Op, ...]
+    batch: str  # the id it was committed under, which its re-submission must reuse
     result: Fed | Acted
 
 
@@ -180,7 +182,6 @@ class Driver:
         self._adapters: dict[type, TypeAdapter[Any]] = {}
         self._once = takes_batch(store)
         self._unsure: dict[str, list[_Unsure]] = {}  # by the acting key
-        self._salt = secrets.token_hex(16)  # this driver's batch ids are its own (see the module doc)
 
     # -- creating ---------------------------------------------------------------------
 
@@ -188,7 +189,8 @@ class Driver:
         """Write a new instance (version 1) and its ``created`` event; `Conflict` if ``key`` exists."""
         m = self.catalog.machine(machine)
         state = m.initial if state is None else state
-        await self._retrying(self._creation(key, machine, m, state))
+        ops = self._creation(key, machine, m, state)
+        await self._retrying(ops, self._batch_id(ops))
         self._heads[key] = (1, False) if not m.is_terminal(state) else (2, True)
         return Record(key, machine, state, 1)
 
@@ -198,7 +200,7 @@ class Driver:
         ops: list[Op] = []
         for name, m, state in zip(system.names, system.machines, system.initial):
             ops += self._creation(keys[name], m.name, self.catalog.machine(m.name), state)
-        await self._retrying(ops)
+        await self._retrying(ops, self._batch_id(ops))
         out = {}
         for name, m, state in zip(system.names, system.machines, system.initial):
             self._heads[keys[name]] = (1, False) if not m.is_terminal(state) else (2, True)
@@ -403,8 +405,9 @@ class Driver:
         remembered (by ``key`` and ``request``) so the caller's retry re-submits
         it by id instead of deciding, and perhaps applying, the input again.
         """
+        batch = self._batch_id(ops)
         try:
-            await self._retrying(ops)
+            await self._retrying(ops, batch)
         except Conflict:
             if attempt > self.retries:
                 raise
@@ -412,7 +415,7 @@ class Driver:
             return False
         except asyncio.CancelledError:
             if self._once:
-                self._unsure.setdefault(key, []).append(_Unsure(request, tuple(ops), result))
+                self._unsure.setdefault(key, []).append(_Unsure(request, tuple(ops), batch, result))
             raise
         return True
 
@@ -423,7 +426,7 @@ class Driver:
         if found is None:
             return None
         try:
-            await self._retrying(found.ops)
+            await self._retrying(found.ops, found.batch)
         except Conflict:
             found = None  # it never landed and is stale now: decide afresh
         # reached only when the re-submission finished: a cancellation keeps it unsure
@@ -434,7 +437,7 @@ class Driver:
             self._unsure.pop(key, None)
         return None if found is None else dataclasses.replace(found.result, attempts=1)
 
-    async def _retrying(self, ops: Sequence[Op]) -> None:
+    async def _retrying(self, ops: Sequence[Op], batch: str) -> None:
         """One batch, by id where the store takes one: re-submitted after `Busy`, never decided twice.
 
         Any failure or cancellation forgets the cached heads of its keys, which
@@ -445,7 +448,7 @@ class Driver:
             tries += 1
             try:
                 if self._once:
-                    await cast(BatchStore, self.store).commit(ops, batch=self._batch_id(ops))
+                    await cast(BatchStore, self.store).commit(ops, batch=batch)
                 else:
                     await self.store.commit(ops)
                 break
@@ -465,9 +468,9 @@ class Driver:
                 self._heads[op.key] = (head + 1, True)
 
     def _batch_id(self, ops: Sequence[Op]) -> str:
-        """`batch_id` of ``ops``, salted: the same for this driver's re-submissions, unique to it."""
+        """`batch_id` of ``ops`` salted for this one decision: its re-submissions reuse it, nobody else has it."""
         plain = batch_id(ops, limits=self.catalog.limits)
-        return hashlib.sha256(f"{self._salt}:{plain}".encode()).hexdigest()
+        return hashlib.sha256(f"{secrets.token_hex(16)}:{plain}".encode()).hexdigest()
 
     def _forget(self, ops: Sequence[Op]) -> None:
         for op in ops:

@@ -276,7 +276,10 @@ def batch_id(ops: Sequence[Op], *, limits: Limits = DEFAULT_LIMITS) -> str:
     """A stable id for a batch: the SHA-256 of its operations' canonical JSON.
 
     Every batch the driver writes names the version and log head it was decided
-    at, so equal ids mean the same decision at the same point of every log.
+    at, so equal ids mean the same operations at the same point of every log.
+    Two *requests* may still make equal batches (two tasks feeding the same
+    input at once), so the driver salts this id once per decision and reuses
+    that salted id only to re-submit the same decision.
     (Its size is not limited: each operation is, by the store, on its own.)
 
     >>> batch_id([Append("in1", 0, (("Queue", {}),))]) == batch_id([Append("in1", 0, (("Queue", {}),))])

@@ -556,3 +556,27 @@ def test_busy_is_retried_with_the_same_batch_id() -> None:
         assert (await store.load("in1")).version == 2
 
     asyncio.run(main())
+
+
+def test_one_driver_shared_by_concurrent_tasks_applies_each_decision_once(tmp_path: Path) -> None:
+    """Two tasks feeding the same input through ONE driver decide at the same version and head.
+
+    Their batches are equal operation for operation, yet they are two requests:
+    the second must lose its race and be decided again (rejected: the input is
+    already queued), not be told that the first one's batch was its own.
+    """
+
+    async def main() -> None:
+        async with await SqliteStore.open(tmp_path / "s.db", CATALOG) as store:
+            driver = Driver(store)
+            for i in range(20):
+                await driver.create(f"in{i}", "input")
+            outcomes = await asyncio.gather(*(driver.feed(f"in{i // 2}", Queue()) for i in range(40)))
+            for i in range(20):
+                pair = outcomes[2 * i: 2 * i + 2]
+                assert sorted(f.accepted for f in pair) == [False, True], pair
+                log = [e.kind for e in await store.read_log(f"in{i}")]
+                assert log == ["created", "input", "effect", "rejected"], log
+                assert (await store.load(f"in{i}")).version == 2
+
+    asyncio.run(main())
