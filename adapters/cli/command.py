@@ -6,7 +6,7 @@
     statewright test TARGET... [--all] [--set KEY=VALUE]... [--examples N] [--seed S]
     statewright mutate TARGET... [--all] [--min PERCENT]
     statewright diagram TARGET|MACHINE... [--all] [--format F]... [--out DIR] [--reachable] [--trace PROPERTY]
-    statewright inspect DB [--key KEY]... [--spec TARGET]...
+    statewright inspect DB|DSN [--key KEY]... [--spec TARGET]...
     statewright lincheck HISTORY.jsonl... [--max-steps N]
     statewright list [TARGET...]
 
@@ -135,8 +135,10 @@ def _parser() -> argparse.ArgumentParser:
     _common(t)
     t.add_argument("--examples", type=int, default=100, metavar="N", help="programs to run per spec (default 100)")
     t.add_argument("--seed", type=int, default=None, metavar="S", help="seed for a reproducible run")
-    i = sub.add_parser("inspect", help="show the instances and event logs stored in a SQLite file", **kw)
-    i.add_argument("db", type=Path, metavar="DB", help="a SQLite file written by statewright's store")
+    i = sub.add_parser("inspect", help="show the instances and event logs of a store (SQLite file or PostgreSQL)",
+                       **kw)
+    i.add_argument("db", metavar="DB", help="a SQLite file written by statewright's store, or a PostgreSQL DSN "
+                                            "(postgresql://user@host/db)")
     i.add_argument("--key", action="append", default=[], metavar="KEY", help="only these instances (repeatable)")
     i.add_argument("--spec", action="append", default=[], metavar="TARGET",
                    help="decode records with the machines of these specs (repeatable; default: the project's "

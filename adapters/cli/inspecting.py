@@ -1,4 +1,9 @@
-"""``statewright inspect``: the instances and event logs in a SQLite store, decoded through the right machines.
+"""``statewright inspect``: the instances and event logs in a store, decoded through the right machines.
+
+The store is a SQLite file, or a PostgreSQL database named by its DSN
+(``postgresql://user@host/db``; the ``postgres`` extra), read in one
+``REPEATABLE READ READ ONLY`` transaction on a connection whose transactions
+are all read-only (`statewright.adapters.runtime.postgres.Snapshot`).
 
 The machines come from ``--spec TARGET`` (repeatable), else from the
 project's specs, else from the bundled ones. A record naming a machine none of
@@ -35,6 +40,7 @@ escaped (``\\n``, ``\\x1b``), so no stored text can forge a line of the output.
     $ statewright inspect shop.db --spec orders.py
     order-42: order PAID (version 1)
         1 input      {"type": "Pay"}
+    $ statewright inspect postgresql://app@db.internal/orders --spec orders.py
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ from typing import Any, TextIO
 
 from statewright.adapters.cli.errors import UsageError
 from statewright.adapters.cli.targets import Loader, machines_of
-from statewright.adapters.runtime.store import Catalog, Corrupt
+from statewright.adapters.runtime.store import Catalog, Corrupt, StoreError
 from statewright.kernel.machine import Machine
 
 __all__ = ["UnknownMachine", "inspect_command"]
@@ -95,6 +101,11 @@ def _machines(loader: Loader, specs: list[str]) -> dict[str, Machine[Any]]:
         for m in machines_of(t.spec()):
             out.setdefault(m.name, m)
     return out
+
+
+def _is_dsn(target: str) -> bool:
+    """A PostgreSQL DSN rather than a file (the same test as the adapter's `is_dsn`, without importing asyncpg)."""
+    return target.startswith(("postgresql://", "postgres://"))
 
 
 def _escape(text: str) -> str:
@@ -215,10 +226,59 @@ class _Reader:
         self._conn.close()
 
 
+class _PostgresReader:
+    """The same reads as `_Reader`, from a PostgreSQL snapshot; an instance's id is its key."""
+
+    def __init__(self, dsn: str) -> None:
+        import asyncio
+
+        try:
+            from statewright.adapters.runtime.postgres import Snapshot
+        except ImportError as exc:
+            raise UsageError(str(exc)) from None
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._snapshot = self._loop.run_until_complete(Snapshot.open(dsn))
+        except StoreError as exc:
+            self._loop.close()
+            raise UsageError(str(exc)) from None
+        except BaseException:
+            self._loop.close()
+            raise
+        self.db = self._snapshot.where
+
+    def _run(self, read: Any) -> Any:
+        try:
+            return self._loop.run_until_complete(read)
+        except StoreError as exc:  # the server went away mid-inspection: that part cannot be read
+            raise _Unreadable(str(exc)) from None
+
+    def check(self) -> list[tuple[Any, Any]]:
+        try:
+            return [(key, key) for key in self._loop.run_until_complete(self._snapshot.keys())]
+        except StoreError as exc:
+            raise UsageError(str(exc)) from None
+
+    def record(self, key: str) -> tuple[Any, Any, Any]:
+        row = self._run(self._snapshot.record(key))
+        if row is None:
+            raise _Unreadable("its row vanished while being read")
+        return tuple(row)
+
+    def log(self, key: str) -> list[tuple[Any, Any, Any, Any]]:
+        return list(self._run(self._snapshot.log(key)))
+
+    def close(self) -> None:
+        try:
+            self._loop.run_until_complete(self._snapshot.close())
+        finally:
+            self._loop.close()
+
+
 class _Inspection:
     """Prints each instance and its log from a `_Reader`, counting damaged rows instead of stopping at one."""
 
-    def __init__(self, reader: _Reader, catalog: _Catalog, out: TextIO) -> None:
+    def __init__(self, reader: _Reader | _PostgresReader, catalog: _Catalog, out: TextIO) -> None:
         self.reader, self.catalog, self.out = reader, catalog, out
         self.damaged = 0
 
@@ -226,7 +286,7 @@ class _Inspection:
         self.damaged += 1
         print(line, file=self.out)
 
-    def instance(self, rowid: int, key: Any) -> None:
+    def instance(self, rowid: Any, key: Any) -> None:
         shown = _shown(key)
         try:
             machine, text, version = self.reader.record(rowid)
@@ -277,7 +337,11 @@ def inspect_command(args: argparse.Namespace, loader: Loader, out: TextIO) -> in
     """Print each instance and its log; exit 1 when a record is damaged. Reads the file, never writes it."""
     from statewright.machines.input import INPUT, authorize_seed
 
-    reader = _Reader(args.db)
+    reader: _Reader | _PostgresReader
+    if _is_dsn(args.db):
+        reader = _PostgresReader(args.db)
+    else:
+        reader = _Reader(Path(args.db))
     try:
         keys = reader.check()
         machines = _machines(loader, args.spec)
@@ -287,7 +351,7 @@ def inspect_command(args: argparse.Namespace, loader: Loader, out: TextIO) -> in
         for key in args.key:
             if key not in rowids:
                 known = ", ".join(_shown(k) for _, k in keys) or "none"
-                raise UsageError(f"no instance {key!r} in {args.db} (instances: {known})")
+                raise UsageError(f"no instance {key!r} in {reader.db} (instances: {known})")
         for rowid, key in [(rowids[k], k) for k in args.key] or keys:
             inspection.instance(rowid, key)
     finally:

@@ -121,7 +121,7 @@ from statewright.adapters.runtime.store import (
     prepare_batch,
 )
 
-__all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "PostgresStore"]
+__all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "PostgresStore", "Snapshot", "is_dsn"]
 
 DEFAULT_SCHEMA = "statewright"
 """The PostgreSQL schema (namespace) the store's tables live in unless `PostgresStore.open` is told another."""
@@ -462,6 +462,87 @@ class PostgresStore(SingleWrites):
             await self._conn.execute("ROLLBACK")
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
             self._conn.terminate()  # never leave a half transaction for the next write to join
+
+
+def is_dsn(text: str) -> bool:
+    """Whether ``text`` names a PostgreSQL database (a ``postgresql://`` or ``postgres://`` URL).
+
+    >>> is_dsn("postgresql://app@db/orders"), is_dsn("shop.db")
+    (True, False)
+    """
+    return text.startswith(("postgresql://", "postgres://"))
+
+
+class Snapshot:
+    """A read-only look at a store's rows, raw, in one snapshot: what ``statewright inspect`` reads.
+
+    `Snapshot.open` connects with ``default_transaction_read_only`` set, checks
+    that the schema is a statewright store this release reads (`NotAStore`,
+    `IncompatibleSchema` otherwise; a missing database or server is `Io`), and
+    begins one ``REPEATABLE READ READ ONLY`` transaction, so every later read
+    sees the same moment and nothing can be written through it. Rows come back
+    undecoded -- deciding what is damaged is the reader's business.
+    """
+
+    def __init__(self, conn: Any, sql: _Statements, where: str) -> None:
+        self._conn, self._sql, self.where = conn, sql, where
+
+    @classmethod
+    async def open(cls, dsn: str, *, schema: str = DEFAULT_SCHEMA, timeout: float = 10.0) -> Snapshot:
+        if not _NAME.fullmatch(schema):
+            raise StoreError(f"schema name {schema!r} is not a plain lower-case identifier")
+        where = _redact(dsn)
+        with _mapped(None, where, opening=True):
+            try:
+                conn = await asyncpg.connect(
+                    dsn, timeout=timeout,
+                    server_settings={"default_transaction_read_only": "on", "application_name": "statewright inspect"},
+                )
+            except ValueError as exc:
+                raise StoreError(f"{where}: not a usable PostgreSQL DSN ({_line(exc)})") from None
+        try:
+            with _mapped(None, where, conn):
+                shapes: dict[str, list[str]] = {}
+                for table, column in await conn.fetch(_Statements(schema).columns, schema):
+                    shapes.setdefault(str(table), []).append(str(column))
+                if "instances" not in shapes or "events" not in shapes:
+                    raise NotAStore(f"{where}: not a statewright store (no tables in schema {schema})")
+                sql = _Statements(schema)
+                version = int(await conn.fetchval(sql.version) or 0) if "statewright_schema" in shapes else 0
+                if version > SCHEMA_VERSION:
+                    raise IncompatibleSchema(
+                        f"{where}: schema version {version} is newer than this statewright reads ({SCHEMA_VERSION}): "
+                        "inspect it with the statewright that wrote it"
+                    )
+                for table in ("instances", "events"):
+                    if tuple(shapes[table]) != COLUMNS[table]:
+                        raise IncompatibleSchema(f"{where}: table {table} has columns {', '.join(shapes[table])}")
+                await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            return cls(conn, sql, where)
+        except BaseException:
+            conn.terminate()
+            raise
+
+    async def keys(self) -> list[str]:
+        """Every instance key, sorted."""
+        with _mapped(None, self.where, self._conn):
+            return sorted(str(k) for (k,) in await self._conn.fetch(self._sql.keys))
+
+    async def record(self, key: str) -> tuple[str, str, int] | None:
+        """``(machine, state text, version)`` of ``key``, undecoded; None when it has no row."""
+        with _mapped(key, self.where, self._conn):
+            row = await self._conn.fetchrow(self._sql.load, key)
+        return None if row is None else (str(row[0]), str(row[1]), int(row[2]))
+
+    async def log(self, key: str) -> list[tuple[int, str, str, bool]]:
+        """``(seq, kind, data text, terminal)`` of every event of ``key``, in order, undecoded."""
+        with _mapped(key, self.where, self._conn):
+            rows = await self._conn.fetch(self._sql.log + " ORDER BY seq", key, 1)
+        return [(int(seq), str(kind), str(data), bool(end)) for seq, kind, data, end in rows]
+
+    async def close(self) -> None:
+        """End the snapshot and the connection (a read-only transaction has nothing to commit)."""
+        self._conn.terminate()
 
 
 # -- the error boundary -------------------------------------------------------------

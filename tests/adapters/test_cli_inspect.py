@@ -8,6 +8,7 @@ import io
 import sqlite3
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -16,6 +17,9 @@ from statewright.adapters.cli.targets import Loader
 from statewright.adapters.runtime.sqlite import SqliteStore
 from statewright.adapters.runtime.store import Catalog
 from statewright.specs.registry import machines_of
+
+if TYPE_CHECKING:
+    from statewright.adapters.runtime.postgres import PostgresStore
 from tests.adapters.test_cli_targets import ORDERS, write_orders
 
 
@@ -25,15 +29,22 @@ def cli(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def write_store(db: Path, target: str) -> None:
-    """Two orders (one paid) of the user's machine, written through the store."""
+def write_store(db: Path | str, target: str) -> None:
+    """Two orders (one paid) of the user's machine, written through the store (a SQLite file or a DSN)."""
     with Loader() as loader:
         spec = loader.resolve(target)[0].spec()
         machine = machines_of(spec)[0]
         paid = spec.model.initial.__class__(phase=next(p for p in machine.phases if p.name == "PAID"))
 
+        async def opened(catalog: Catalog) -> SqliteStore | PostgresStore:
+            if isinstance(db, str):
+                from statewright.adapters.runtime.postgres import PostgresStore
+
+                return await PostgresStore.open(db, catalog)
+            return await SqliteStore.open(db, catalog)
+
         async def write() -> None:
-            async with await SqliteStore.open(db, Catalog({machine.name: machine})) as store:
+            async with await opened(Catalog({machine.name: machine})) as store:
                 await store.cas("order-42", 0, paid, machine=machine.name)
                 await store.append("order-42", 0, [("input", {"type": "Pay"})])
                 await store.cas("order-43", 0, machine.initial, machine=machine.name)
@@ -248,3 +259,91 @@ def test_stored_text_cannot_forge_a_line_of_output(shop: Path) -> None:
     ]
     code, _, err = cli("inspect", "shop.db", "--key", "nope")
     assert code == 2 and err.count("\n") == 1 and "evil\\norder-99" in err
+
+
+# -- PostgreSQL: the same command on a DSN ----------------------------------------------
+
+
+def pg(dsn: str, sql: str) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    async def run_sql() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run_sql())
+
+
+def test_a_postgresql_store_reads_exactly_as_the_same_sqlite_store(shop: Path, postgres_dsn: str) -> None:
+    write_store(postgres_dsn, "orders.py:order_spec")
+    on_sqlite = cli("inspect", "shop.db", "--spec", "orders.py")
+    on_postgres = cli("inspect", postgres_dsn, "--spec", "orders.py")
+    assert on_postgres == on_sqlite and on_sqlite[0] == 0
+    code, out, _ = cli("inspect", postgres_dsn, "--spec", "orders.py", "--key", "order-43")
+    assert code == 0 and out == "order-43: order NEW (version 1)\n"
+
+
+def test_postgresql_inspect_reads_in_a_read_only_snapshot_and_past_a_held_lock(shop: Path, postgres_dsn: str) -> None:
+    from statewright.adapters.runtime.postgres import Snapshot
+
+    write_store(postgres_dsn, "orders.py:order_spec")
+
+    async def main() -> None:
+        import asyncpg
+
+        snapshot = await Snapshot.open(postgres_dsn)
+        try:
+            with pytest.raises(asyncpg.ReadOnlySQLTransactionError):  # its transaction cannot write
+                await snapshot._conn.execute("DELETE FROM statewright.instances")
+        finally:
+            await snapshot.close()
+        writer = await asyncpg.connect(postgres_dsn)  # holds every writer off, as a long batch would
+        try:
+            await writer.execute("BEGIN")
+            await writer.execute("LOCK TABLE statewright.instances IN EXCLUSIVE MODE")
+            await writer.execute("UPDATE statewright.instances SET version = 7 WHERE key = 'order-43'")
+            code, out, err = await asyncio.to_thread(cli, "inspect", postgres_dsn, "--spec", "orders.py")
+            assert code == 0, err
+            assert out.splitlines()[-1] == "order-43: order NEW (version 1)"  # the committed row, not the lock's
+            await writer.execute("ROLLBACK")
+        finally:
+            await writer.close()
+
+    asyncio.run(main())
+
+
+def test_postgresql_inspect_refusals_are_one_line(shop: Path, postgres_dsn: str) -> None:
+    bad_password = postgres_dsn.replace("statewright@", "statewright:s3cret@").replace("/t_", "/missing_")
+    for dsn, message in [
+        (postgres_dsn, "not a statewright store"),  # an empty database
+        (bad_password, "missing_"),
+    ]:
+        code, out, err = cli("inspect", dsn)
+        assert code == 2 and out == "" and err.startswith("statewright: error: ") and message in err, err
+        assert err.count("\n") == 1 and "s3cret" not in err and "internal error" not in err
+    write_store(postgres_dsn, "orders.py:order_spec")
+    pg(postgres_dsn, "UPDATE statewright.statewright_schema SET version = 99")
+    code, out, err = cli("inspect", postgres_dsn)
+    assert code == 2 and "schema version 99 is newer" in err and err.count("\n") == 1
+
+
+def test_postgresql_garbled_rows_are_shown_as_garbled_and_the_rest_still_shown(shop: Path, postgres_dsn: str) -> None:
+    write_store(postgres_dsn, "orders.py:order_spec")
+    pg(postgres_dsn, """
+        UPDATE statewright.events SET data = '{not json' WHERE key = 'order-42';
+        INSERT INTO statewright.events VALUES ('order-42', 2, 'input', '{"type": "Ship"}', true);
+        INSERT INTO statewright.instances VALUES ('order-420', 'order', 'garbage', 1);
+        INSERT INTO statewright.instances VALUES (E'order-\\n\\x1b[31m', 'order', '{}', 1);
+    """)
+    code, out, err = cli("inspect", postgres_dsn, "--spec", "orders.py")
+    assert code == 1, err
+    lines = out.splitlines()
+    assert lines[0] == "order-\\n\\x1b[31m: order NEW (version 1)"  # escaped: it forges no line
+    assert lines[1] == "order-42: order PAID (version 1)"
+    assert lines[2].startswith("    1 input      <garbled: {not json: Expecting property name")
+    assert lines[3] == '    2 input      {"type": "Ship"} [terminal]'
+    assert lines[4].startswith("order-420: CORRUPT -- record 'order-420' cannot be decoded")
+    assert lines[5:] == ["order-43: order NEW (version 1)"]
