@@ -28,7 +28,7 @@ none of our business)::
     instances(key PRIMARY KEY, machine, state, version)
     events(key, seq, kind, data, terminal, PRIMARY KEY (key, seq))
     UNIQUE INDEX events_one_terminal ON events(key) WHERE terminal
-    batches(id PRIMARY KEY)        -- ids of committed batches
+    batches(id PRIMARY KEY, at)    -- ids of committed batches, with their Unix time
     statewright_schema(version)    -- one row: SCHEMA_VERSION
 
 States and event data are ``text`` holding `Catalog.dump`'s and
@@ -81,7 +81,9 @@ the DSN without its password.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -121,21 +123,29 @@ from statewright.adapters.runtime.store import (
     prepare_batch,
 )
 
-__all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "PostgresStore", "Snapshot", "is_dsn"]
+__all__ = ["DEFAULT_SCHEMA", "KEEP_BATCHES", "SCHEMA_VERSION", "PostgresStore", "Snapshot", "is_dsn"]
 
 DEFAULT_SCHEMA = "statewright"
 """The PostgreSQL schema (namespace) the store's tables live in unless `PostgresStore.open` is told another."""
 
-SCHEMA_VERSION = 1
-"""The version in ``statewright_schema``; a newer one is refused with `IncompatibleSchema`."""
+SCHEMA_VERSION = 2
+"""The version in ``statewright_schema``; a newer one is refused with `IncompatibleSchema`.
+
+Version 1 kept batch ids without their time; `PostgresStore.open` upgrades it (under the
+schema's advisory lock, in one transaction) by adding ``batches.at``, dated at the upgrade.
+"""
+KEEP_BATCHES = 7 * 24 * 3600.0
+"""How long (seconds) a committed batch id is remembered by default (see `PostgresStore.open`)."""
 
 COLUMNS = {
     "instances": ("key", "machine", "state", "version"),
     "events": ("key", "seq", "kind", "data", "terminal"),
-    "batches": ("id",),
+    "batches": ("id", "at"),
     "statewright_schema": ("version",),
 }
 """The columns each of our tables must have, exactly: a table of another shape is another schema."""
+UPGRADABLE: dict[str, dict[tuple[str, ...], int]] = {"batches": {("id",): 1}}
+"""Older shapes of a table, each with the newest version that had it: `PostgresStore.open` upgrades them."""
 
 T = TypeVar("T")
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -151,7 +161,10 @@ def _ddl(s: str) -> tuple[str, ...]:
             key text NOT NULL, seq bigint NOT NULL, kind text NOT NULL, data text NOT NULL,
             terminal boolean NOT NULL DEFAULT false, PRIMARY KEY (key, seq))""",
         f"CREATE UNIQUE INDEX IF NOT EXISTS events_one_terminal ON {s}.events (key) WHERE terminal",
-        f"CREATE TABLE IF NOT EXISTS {s}.batches (id text PRIMARY KEY)",
+        f"CREATE TABLE IF NOT EXISTS {s}.batches (id text PRIMARY KEY, at bigint NOT NULL)",
+        f"ALTER TABLE {s}.batches ADD COLUMN IF NOT EXISTS at bigint NOT NULL DEFAULT 0",  # version 1
+        f"UPDATE {s}.batches SET at = floor(extract(epoch FROM now())) WHERE at = 0",
+        f"CREATE INDEX IF NOT EXISTS batches_at ON {s}.batches (at)",
         f"CREATE TABLE IF NOT EXISTS {s}.statewright_schema (version integer NOT NULL)",
         f"DELETE FROM {s}.statewright_schema",
         f"INSERT INTO {s}.statewright_schema (version) VALUES ({SCHEMA_VERSION})",
@@ -168,7 +181,8 @@ class _Statements:
             f'SELECT key, machine, version FROM {s}.instances WHERE key = ANY($1::text[]) '
             f'ORDER BY key COLLATE "C" FOR UPDATE'
         )
-        self.claim = f"INSERT INTO {s}.batches (id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING id"
+        self.claim = f"INSERT INTO {s}.batches (id, at) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING id"
+        self.prune = f"DELETE FROM {s}.batches WHERE at < $1"
         self.heads = (
             f"SELECT key, max(seq), bool_or(terminal) FROM {s}.events WHERE key = ANY($1::text[]) GROUP BY key"
         )
@@ -217,9 +231,15 @@ class PostgresStore(SingleWrites):
     """
 
     def __init__(
-        self, conn: Any, catalog: Catalog, *, schema: str, busy_timeout: float, where: str
+        self, conn: Any, catalog: Catalog, *, schema: str, busy_timeout: float, where: str,
+        keep_batches: float = KEEP_BATCHES, clock: Callable[[], float] = time.time,
     ) -> None:
         """Use `PostgresStore.open`; this wraps a connection already set up by it."""
+        if not keep_batches > 0:
+            raise ValueError(f"keep_batches must be a positive number of seconds, got {keep_batches!r}")
+        self._keep = keep_batches
+        self._clock = clock
+        self._next_prune = float("-inf")  # the first batch this store records also forgets expired ids
         self.catalog = catalog
         self._conn = conn
         self._schema = schema
@@ -230,7 +250,8 @@ class PostgresStore(SingleWrites):
 
     @classmethod
     async def open(
-        cls, dsn: str, catalog: Catalog, *, busy_timeout: float = 5.0, schema: str = DEFAULT_SCHEMA
+        cls, dsn: str, catalog: Catalog, *, busy_timeout: float = 5.0, schema: str = DEFAULT_SCHEMA,
+        keep_batches: float = KEEP_BATCHES, clock: Callable[[], float] = time.time,
     ) -> PostgresStore:
         """Connect to ``dsn`` and return the store in its ``schema``, creating the schema if needed.
 
@@ -239,6 +260,12 @@ class PostgresStore(SingleWrites):
         columns, raise `IncompatibleSchema`; a schema holding only other tables
         raises `NotAStore`; a server that cannot be reached or refuses the
         connection raises `Io` -- all before anything is written.
+
+        Batch ids are remembered ``keep_batches`` seconds (default a week) by
+        ``clock`` (this process's: clocks of several machines need only agree to
+        well within that); older ones are deleted as new ones are recorded, at
+        most every tenth of that and at most hourly. A re-submission later than
+        that, of a batch that had landed, is no longer recognised.
         """
         if not _NAME.fullmatch(schema):
             raise StoreError(f"schema name {schema!r} is not a plain lower-case identifier")
@@ -253,7 +280,8 @@ class PostgresStore(SingleWrites):
                 )
             except ValueError as exc:  # a DSN asyncpg cannot parse
                 raise StoreError(f"{where}: not a usable PostgreSQL DSN ({_line(exc)})") from None
-        store = cls(conn, catalog, schema=schema, busy_timeout=busy_timeout, where=where)
+        store = cls(conn, catalog, schema=schema, busy_timeout=busy_timeout, where=where,
+                    keep_batches=keep_batches, clock=clock)
         try:
             with _mapped(None, where, conn):
                 current = await store._inspect()
@@ -319,8 +347,13 @@ class PostgresStore(SingleWrites):
         """The body of a write transaction: lock the keys, claim the batch id, check, then write."""
         keys = sorted({op.key for op in ops})
         rows = {str(k): _Row(str(m), int(v)) for k, m, v in await self._conn.fetch(self._sql.lock, keys)}
-        if batch is not None and await self._conn.fetchval(self._sql.claim, batch) is None:
-            return []  # committed before: that was its outcome, and nothing is applied twice
+        if batch is not None:
+            now = self._clock()
+            if await self._conn.fetchval(self._sql.claim, batch, int(now)) is None:
+                return []  # committed before: that was its outcome, and nothing is applied twice
+            if now >= self._next_prune:  # forget ids past their retention, in this same transaction
+                await self._conn.execute(self._sql.prune, int(math.ceil(now - self._keep)))
+                self._next_prune = now + min(self._keep / 10, 3600.0)
         # a Cas naming no machine is validated against the stored row's machine
         # before any version or head is compared, so InvalidState always wins
         for i, op in enumerate(ops):
@@ -403,7 +436,8 @@ class PostgresStore(SingleWrites):
         if shapes and not {"instances", "statewright_schema"} & shapes.keys():
             raise NotAStore(f"{where}: not a statewright store (it holds {', '.join(sorted(shapes))})")
         for table, columns in shapes.items():
-            if table in COLUMNS and tuple(columns) != COLUMNS[table]:
+            if (table in COLUMNS and tuple(columns) != COLUMNS[table]
+                    and version > UPGRADABLE.get(table, {}).get(tuple(columns), -1)):
                 raise IncompatibleSchema(
                     f"{where}: table {table} has columns {', '.join(columns)}, not {', '.join(COLUMNS[table])}"
                 )

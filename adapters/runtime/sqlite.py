@@ -15,7 +15,8 @@ Three tables hold everything::
     instances(key PRIMARY KEY, machine, state, version)
     events(key, seq, kind, data, terminal, PRIMARY KEY (key, seq))
     UNIQUE INDEX events_one_terminal ON events(key) WHERE terminal = 1
-    batches(id PRIMARY KEY)  -- ids of committed batches, written in their transaction
+    batches(id PRIMARY KEY, at)  -- ids of committed batches, written in their transaction,
+                                 -- with its Unix time; INDEX batches_at ON batches(at)
 
 so "one terminal event per instance" is a fact the database enforces, not
 only a check this module makes. States are written as `Catalog.dump`'s
@@ -108,21 +109,29 @@ from statewright.adapters.runtime.store import (
     prepare_batch,
 )
 
-__all__ = ["SCHEMA_VERSION", "SqliteStore"]
+__all__ = ["KEEP_BATCHES", "SCHEMA_VERSION", "SqliteStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The store's schema, in the file's ``PRAGMA user_version``.
 
 A release that changes the schema bumps it and upgrades older files in `SqliteStore.open`, in
-one transaction, before anything else touches them (version 0 -- files written before the
-schema was versioned -- becomes 1 by gaining the ``batches`` table); a file whose version is
-newer than the release's is refused with `IncompatibleSchema` and not touched.
+one transaction, before anything else touches them: version 0 (files written before the schema
+was versioned) gains the ``batches`` table; version 1 gains ``batches.at``, the time each
+recorded id was committed (ids already there are dated at the upgrade), so that ids can be
+forgotten after a retention. A file whose version is newer than the release's is refused with
+`IncompatibleSchema` and not touched.
 """
 COLUMNS = {
     "instances": ("key", "machine", "state", "version"),
     "events": ("key", "seq", "kind", "data", "terminal"),
+    "batches": ("id", "at"),
 }
 """The columns each table must have, exactly: a table of another shape is another schema."""
+UPGRADABLE: dict[str, dict[tuple[str, ...], int]] = {"batches": {("id",): 1}}
+"""Older shapes of a table, each with the newest version that had it: `SqliteStore.open` upgrades them."""
+KEEP_BATCHES = 7 * 24 * 3600.0
+"""How long (seconds) a committed batch id is remembered by default: a re-submission later than
+that of a batch that had landed is no longer recognised (see `SqliteStore.open`)."""
 
 T = TypeVar("T")
 _POLL = 0.005  # seconds between tries for the write lock; also how soon a cancelled waiter gives up
@@ -143,7 +152,8 @@ SCHEMA = (
         PRIMARY KEY (key, seq)
     )""",
     "CREATE UNIQUE INDEX IF NOT EXISTS events_one_terminal ON events(key) WHERE terminal = 1",
-    "CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS batches_at ON batches(at)",
 )
 
 
@@ -171,13 +181,22 @@ async def _check_schema(db: aiosqlite.Connection, path: str | Path) -> bool:
     if tables and "instances" not in tables:
         raise NotAStore(f"{path}: not a statewright store (it holds {', '.join(sorted(tables))})")
     for table, columns in shapes.items():
-        if columns != COLUMNS[table]:
+        if columns != COLUMNS[table] and version > UPGRADABLE.get(table, {}).get(columns, -1):
             raise IncompatibleSchema(
                 f"{path}: table {table} has columns {', '.join(columns)}, not {', '.join(COLUMNS[table])}"
             )
-    return version == SCHEMA_VERSION and {("table", t) for t in (*COLUMNS, "batches")} | {
-        ("index", "events_one_terminal")
+    return version == SCHEMA_VERSION and {("table", t) for t in COLUMNS} | {
+        ("index", "events_one_terminal"), ("index", "batches_at")
     } <= objects
+
+
+async def _upgrade(db: aiosqlite.Connection, now: int) -> None:
+    """Bring an older file's tables to the current shapes (inside `SqliteStore.open`'s schema transaction)."""
+    async with db.execute("PRAGMA table_info(batches)") as cur:
+        columns = tuple(str(r[1]) for r in await cur.fetchall())
+    if columns == ("id",):  # version 1: ids without their time; date them now
+        await db.execute("ALTER TABLE batches ADD COLUMN at INTEGER NOT NULL DEFAULT 0")
+        await db.execute("UPDATE batches SET at = ?", (now,))
 
 
 class SqliteStore(SingleWrites):
@@ -194,17 +213,26 @@ class SqliteStore(SingleWrites):
     1
     """
 
-    def __init__(self, db: aiosqlite.Connection, catalog: Catalog, *, busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self, db: aiosqlite.Connection, catalog: Catalog, *, busy_timeout: float = 5.0,
+        keep_batches: float = KEEP_BATCHES, clock: Callable[[], float] = time.time,
+    ) -> None:
         """Use `SqliteStore.open`; this wraps a connection already set up by it."""
+        if not keep_batches > 0:
+            raise ValueError(f"keep_batches must be a positive number of seconds, got {keep_batches!r}")
         self.catalog = catalog
         self._db = db
         self._busy_timeout = busy_timeout
         self._lock = asyncio.Lock()
         self._closed = False
+        self._keep = keep_batches
+        self._clock = clock
+        self._next_prune = float("-inf")  # the first batch this store records also forgets expired ids
 
     @classmethod
     async def open(
-        cls, path: str | Path, catalog: Catalog, *, busy_timeout: float = 5.0
+        cls, path: str | Path, catalog: Catalog, *, busy_timeout: float = 5.0,
+        keep_batches: float = KEEP_BATCHES, clock: Callable[[], float] = time.time,
     ) -> SqliteStore:
         """Open (creating if needed) the store at ``path``: WAL mode, busy timeout, schema.
 
@@ -214,6 +242,13 @@ class SqliteStore(SingleWrites):
         version or a table of another shape raises `IncompatibleSchema` -- both
         before the file is switched to WAL or written in any way. A store whose
         schema is current is not written at all.
+
+        Batch ids (`BatchStore`) are remembered ``keep_batches`` seconds (default
+        a week) by ``clock``: the store forgets older ones as it records new ones
+        (at most every tenth of that, and at most hourly), so the table stays
+        bounded. A re-submission later than that, of a batch that had landed,
+        is no longer recognised -- it conflicts on the version it names, and a
+        driver then decides its input afresh.
         """
         what = f"opening {path}"
         if str(path) != ":memory:" and not str(path).startswith("file:"):
@@ -239,9 +274,10 @@ class SqliteStore(SingleWrites):
             mode = str(row[0]).lower() if row else ""
             if mode not in ("wal", "memory"):  # "memory": a ":memory:" database cannot use WAL
                 raise StoreError(f"{path}: could not switch to WAL journal mode (got {mode!r})")
-            store = cls(db, catalog, busy_timeout=busy_timeout)
+            store = cls(db, catalog, busy_timeout=busy_timeout, keep_batches=keep_batches, clock=clock)
 
             async def schema() -> None:
+                await _upgrade(db, int(clock()))
                 for statement in SCHEMA:
                     try:
                         await db.execute(statement)
@@ -336,7 +372,11 @@ class SqliteStore(SingleWrites):
             async with _mapped(op.key, f"writing {op.key!r}"):
                 out.append(await self._apply(op, payload))
         if batch is not None:
-            await self._db.execute("INSERT INTO batches (id) VALUES (?)", (batch,))
+            now = self._clock()
+            if now >= self._next_prune:  # forget ids past their retention, in this same transaction
+                await self._db.execute("DELETE FROM batches WHERE at < ?", (now - self._keep,))
+                self._next_prune = now + min(self._keep / 10, 3600.0)
+            await self._db.execute("INSERT INTO batches (id, at) VALUES (?, ?)", (batch, int(now)))
         return out
 
     async def _apply(self, op: Op, payload: Any) -> Record | int:

@@ -79,7 +79,9 @@ recorded in the same transaction as the batch: re-submitting a batch whose
 outcome is unknown returns the original outcome (success, nothing applied
 twice) when it had committed, and applies it now when it had not. A batch
 that failed left no id behind, so its re-submission is simply tried again.
-`batch_id` derives such an id from the operations themselves.
+`batch_id` derives such an id from the operations themselves. The SQL
+backends remember ids for a retention (``keep_batches``, default a week) and
+forget older ones as they record new ones; memory keeps them for its life.
 
 States and events are serialised as canonical JSON (sorted keys, no
 whitespace, floats refused) through pydantic, so equal values always store

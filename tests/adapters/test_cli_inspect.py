@@ -14,7 +14,7 @@ import pytest
 
 from statewright.adapters.cli import run
 from statewright.adapters.cli.targets import Loader
-from statewright.adapters.runtime.sqlite import SqliteStore
+from statewright.adapters.runtime.sqlite import SCHEMA_VERSION, SqliteStore
 from statewright.adapters.runtime.store import Catalog
 from statewright.specs.registry import machines_of
 
@@ -172,7 +172,7 @@ def test_a_store_from_a_newer_statewright_names_its_schema_version(shop: Path) -
     raw = sqlite3.connect(shop / "shop.db")
     raw.execute("PRAGMA user_version = 99")
     raw.close()
-    refused(["inspect", "shop.db"], "shop.db has schema version 99, newer than this statewright reads (1)")
+    refused(["inspect", "shop.db"], f"shop.db has schema version 99, newer than this statewright reads ({SCHEMA_VERSION})")
 
 
 def test_a_read_only_store_in_a_read_only_folder_is_read_without_a_write(shop: Path) -> None:

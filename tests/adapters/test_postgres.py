@@ -40,7 +40,7 @@ from statewright.adapters.runtime.store import (
 )
 from statewright.machines.input import Input
 from tests.adapters import _postgres
-from tests.adapters.test_store_contract import CATALOG, GOOD_OPS, QUEUED, seed, snapshot
+from tests.adapters.test_store_contract import CATALOG, GOOD_OPS, QUEUED, forgets_after_retention, seed, snapshot
 
 Body = Callable[[PostgresStore, Any], Awaitable[None]]
 
@@ -102,7 +102,7 @@ def test_stored_bytes_are_the_canonical_json(postgres_dsn: str) -> None:
 @pytest.mark.parametrize(
     "setup, error",
     [
-        ("UPDATE statewright.statewright_schema SET version = 2", IncompatibleSchema),
+        (f"UPDATE statewright.statewright_schema SET version = {SCHEMA_VERSION + 1}", IncompatibleSchema),
         ("ALTER TABLE statewright.instances ADD COLUMN extra text", IncompatibleSchema),
         ("ALTER TABLE statewright.events RENAME COLUMN data TO payload", IncompatibleSchema),
         ("DROP TABLE statewright.events, statewright.batches, statewright.instances, statewright.statewright_schema;"
@@ -129,6 +129,39 @@ def test_schemas_this_release_cannot_use_are_refused_untouched(
             await admin.close()
 
     asyncio.run(main())
+
+
+def test_a_version_1_schema_is_upgraded_and_keeps_its_batch_ids(postgres_dsn: str) -> None:
+    """Version 1 kept batch ids without their time: the upgrade dates them and they still count."""
+
+    async def main() -> None:
+        async with await PostgresStore.open(postgres_dsn, CATALOG) as store:
+            await store.cas("in1", 0, Input(), machine="input")
+        admin = await asyncpg.connect(postgres_dsn)
+        try:  # the shape statewright's first PostgreSQL release wrote
+            await admin.execute("DROP INDEX statewright.batches_at; ALTER TABLE statewright.batches DROP COLUMN at;"
+                                "INSERT INTO statewright.batches VALUES ('old-batch');"
+                                "UPDATE statewright.statewright_schema SET version = 1")
+            async with await PostgresStore.open(postgres_dsn, CATALOG) as store:
+                await store.commit([Cas("in1", 1, Input())], batch="old-batch")  # recorded before: a no-op
+                assert (await store.load("in1")).version == 1
+            assert await admin.fetchval("SELECT version FROM statewright.statewright_schema") == SCHEMA_VERSION == 2
+            (at,) = await admin.fetchrow("SELECT at FROM statewright.batches WHERE id = 'old-batch'")
+            assert abs(at - time.time()) < 60
+        finally:
+            await admin.close()
+
+    asyncio.run(main())
+
+
+def test_batch_ids_are_forgotten_after_their_retention(postgres_dsn: str) -> None:
+    now = [0.0]
+
+    async def body(store: PostgresStore, admin: Any) -> None:
+        kept = await forgets_after_retention(store, now)
+        assert [r for (r,) in await admin.fetch("SELECT id FROM statewright.batches ORDER BY id")] == kept
+
+    pg_test(postgres_dsn, body, keep_batches=100.0, clock=lambda: now[0])
 
 
 def test_other_tables_and_schemas_share_the_database(postgres_dsn: str) -> None:

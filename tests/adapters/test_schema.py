@@ -12,9 +12,16 @@ from pathlib import Path
 import pytest
 
 from statewright.adapters.runtime.sqlite import SCHEMA_VERSION, SqliteStore
-from statewright.adapters.runtime.store import Corrupt, IncompatibleSchema, NotAStore, StoreError
+from statewright.adapters.runtime.store import (
+    Cas,
+    Corrupt,
+    IncompatibleSchema,
+    NotAStore,
+    StoreError,
+    canonical_json,
+)
 from statewright.machines.input import Input
-from tests.adapters.test_store_contract import CATALOG
+from tests.adapters.test_store_contract import CATALOG, forgets_after_retention
 
 
 def fingerprint(path: Path) -> dict[str, str]:
@@ -41,7 +48,7 @@ def test_a_new_store_is_private_and_versioned(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     for sibling in tmp_path.glob("s.db-*"):
         assert stat.S_IMODE(sibling.stat().st_mode) == 0o600, sibling.name
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
 
 
 def test_a_store_from_before_versioning_is_upgraded(tmp_path: Path) -> None:
@@ -54,8 +61,60 @@ def test_a_store_from_before_versioning_is_upgraded(tmp_path: Path) -> None:
     raw.close()
     opened(path)
     raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
-    assert raw.execute("SELECT count(*) FROM sqlite_master WHERE name = 'batches'").fetchone()[0] == 1
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert [r[1] for r in raw.execute("PRAGMA table_info(batches)")] == ["id", "at"]
+    assert raw.execute("SELECT count(*) FROM sqlite_master WHERE name = 'batches_at'").fetchone()[0] == 1
+
+
+VERSION_1 = (  # the schema of statewright's first versioned release, as it wrote it
+    "CREATE TABLE instances (key TEXT PRIMARY KEY, machine TEXT NOT NULL, state TEXT NOT NULL, version INTEGER NOT NULL)",
+    "CREATE TABLE events (key TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL, "
+    "terminal INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (key, seq))",
+    "CREATE UNIQUE INDEX events_one_terminal ON events(key) WHERE terminal = 1",
+    "CREATE TABLE batches (id TEXT PRIMARY KEY) WITHOUT ROWID",
+    "PRAGMA user_version = 1",
+)
+
+
+def test_a_version_1_store_is_upgraded_and_keeps_its_batch_ids(tmp_path: Path) -> None:
+    """Version 1 recorded batch ids without their time: they gain one (the upgrade's) and still count."""
+    path = tmp_path / "v1.db"
+    raw = sqlite3.connect(path)
+    for statement in VERSION_1:
+        raw.execute(statement)
+    raw.execute("INSERT INTO instances VALUES ('in1', 'input', ?, 1)", (canonical_json(Input()),))
+    raw.execute("INSERT INTO batches VALUES ('old-batch')")
+    raw.commit()
+    raw.close()
+    ops = [Cas("in1", 1, Input())]
+
+    async def go() -> None:
+        async with await SqliteStore.open(path, CATALOG, clock=lambda: 1_000_000.0) as store:
+            await store.commit(ops, batch="old-batch")  # recorded before the upgrade: applies nothing
+            assert (await store.load("in1")).version == 1
+
+    asyncio.run(go())
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert raw.execute("SELECT id, at FROM batches").fetchall() == [("old-batch", 1_000_000)]
+
+
+def test_batch_ids_are_forgotten_after_their_retention(tmp_path: Path) -> None:
+    now = [0.0]
+
+    async def go() -> list[str]:
+        async with await SqliteStore.open(tmp_path / "s.db", CATALOG, keep_batches=100.0,
+                                          clock=lambda: now[0]) as store:
+            return await forgets_after_retention(store, now)
+
+    kept = asyncio.run(go())
+    raw = sqlite3.connect(tmp_path / "s.db")
+    assert sorted(r[0] for r in raw.execute("SELECT id FROM batches")) == kept
+
+
+def test_retention_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="keep_batches must be a positive number of seconds"):
+        asyncio.run(SqliteStore.open(tmp_path / "s.db", CATALOG, keep_batches=0))
 
 
 @pytest.mark.parametrize("case", ["newer", "foreign", "junk", "wrong_columns"])
@@ -68,7 +127,7 @@ def test_files_this_release_cannot_use_are_refused_untouched(tmp_path: Path, cas
         raw.execute("PRAGMA user_version = 99")
         raw.commit()
         raw.close()
-        message = "schema version 99 is newer than this statewright's (1)"
+        message = "schema version 99 is newer than this statewright's (2)"
     elif case == "foreign":
         raw = sqlite3.connect(path)
         raw.execute("CREATE TABLE users (name TEXT)")

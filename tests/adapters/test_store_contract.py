@@ -589,3 +589,25 @@ def test_batch_ids_are_stable() -> None:
     ops: list[Op] = [Cas("in1", 1, QUEUED), Append("in1", 2, (("Queue", {}),))]
     assert batch_id(ops) == batch_id(list(ops)) and len(batch_id(ops)) == 64
     assert batch_id(ops) != batch_id(ops[:1]) != batch_id([Cas("in1", 2, QUEUED)])
+
+
+async def forgets_after_retention(store: BatchStore, now: list[float]) -> list[str]:
+    """Batch ids at t = 0..4, 50 and 103.5 under a 100 s retention (``now`` drives the store's clock).
+
+    Ids older than 100 s go as new ones are recorded, younger ones still make a
+    re-submission a no-op, and a forgotten one is decided as a new batch. The
+    ids the store still holds are for the caller to return (its table is its own).
+    """
+    await store.cas("in1", 0, QUEUED, machine="input")
+    for i in range(5):  # one batch id a second, at t = 0..4
+        now[0] = float(i)
+        await store.commit([Cas("in1", i + 1, QUEUED)], batch=f"b{i}")
+    now[0] = 50.0
+    await store.commit([Cas("in1", 6, QUEUED)], batch="b5")  # within the window: nothing to forget
+    now[0] = 103.5  # b0..b3 are past 100 s now; b4 is not
+    await store.commit([Cas("in1", 7, QUEUED)], batch="b6")
+    await store.commit([Cas("in1", 4, QUEUED)], batch="b4")  # still remembered: a no-op
+    assert (await store.load("in1")).version == 8
+    with pytest.raises(Conflict):  # forgotten: decided as a new batch, and its version has moved on
+        await store.commit([Cas("in1", 1, QUEUED)], batch="b0")
+    return ["b4", "b5", "b6"]
