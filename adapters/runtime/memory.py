@@ -29,15 +29,15 @@ from statewright.adapters.runtime.store import (
     AppendTerminal,
     Cas,
     Catalog,
-    Conflict,
     Event,
-    InvalidState,
     NotFound,
     Op,
     Record,
     SingleWrites,
+    cas_machine,
     decode_event,
     is_name,
+    open_log,
     prepare_batch,
 )
 
@@ -134,36 +134,21 @@ class MemoryStore(SingleWrites):
 
     def _cas(self, txn: _Txn, op: Cas, text: str | None) -> Record:
         current = txn.row(op.key)
-        if op.expected == 0:
-            if current is not None:
-                raise Conflict(f"{op.key!r} already exists (version {current.version})", key=op.key)
-            assert op.machine is not None and text is not None  # prepare guarantees both
-            machine = op.machine
-        else:
-            if current is None:
-                raise NotFound(f"no instance {op.key!r}", key=op.key)
-            if current.version != op.expected:
-                raise Conflict(f"{op.key!r} is at version {current.version}, not {op.expected}", key=op.key)
-            if op.machine is not None and op.machine != current.machine:
-                raise InvalidState(f"{op.key!r} holds a {current.machine}, not a {op.machine}", key=op.key)
-            machine = current.machine
-            if text is None:  # a no-machine Cas on a row this batch created
-                text = self.catalog.dump(machine, op.state, key=op.key)
+        machine = cas_machine(op, None if current is None else (current.machine, current.version))
+        if text is None:  # a no-machine Cas on a row this batch created
+            text = self.catalog.dump(machine, op.state, key=op.key)
         txn.rows[op.key] = _Row(machine, text, op.expected + 1)
         return Record(op.key, machine, self.catalog.load(machine, text, key=op.key), op.expected + 1)
 
-    def _open_log(self, txn: _Txn, key: str) -> list[tuple[str, str, bool]]:
-        if txn.row(key) is None:
-            raise NotFound(f"no instance {key!r}", key=key)
-        events = txn.log(key)
-        if events and events[-1][2]:
-            raise Conflict(f"{key!r}'s log already ended with a terminal event", key=key)
+    def _open_log(self, txn: _Txn, key: str, expected: int | None = None) -> list[tuple[str, str, bool]]:
+        """``key``'s events as this transaction sees them, once `open_log` allows appending to them."""
+        exists = txn.row(key) is not None
+        events = txn.log(key) if exists else []
+        open_log(key, exists, len(events), bool(events) and events[-1][2], expected=expected)
         return events
 
     def _append(self, txn: _Txn, op: Append, payload: list[tuple[str, str]]) -> int:
-        events = self._open_log(txn, op.key)
-        if len(events) != op.expected:
-            raise Conflict(f"{op.key!r}'s log head is {len(events)}, not {op.expected}", key=op.key)
+        events = self._open_log(txn, op.key, op.expected)
         events.extend((kind, data, False) for kind, data in payload)
         return len(events)
 

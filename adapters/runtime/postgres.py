@@ -115,11 +115,15 @@ from statewright.adapters.runtime.store import (
     NotAStore,
     NotFound,
     Op,
+    KEEP_BATCHES,
     ReadOnly,
     Record,
+    Retention,
     SingleWrites,
     StoreError,
+    cas_machine,
     decode_event,
+    open_log,
     prepare_batch,
 )
 
@@ -134,8 +138,6 @@ SCHEMA_VERSION = 2
 Version 1 kept batch ids without their time; `PostgresStore.open` upgrades it (under the
 schema's advisory lock, in one transaction) by adding ``batches.at``, dated at the upgrade.
 """
-KEEP_BATCHES = 7 * 24 * 3600.0
-"""How long (seconds) a committed batch id is remembered by default (see `PostgresStore.open`)."""
 
 COLUMNS = {
     "instances": ("key", "machine", "state", "version"),
@@ -235,11 +237,7 @@ class PostgresStore(SingleWrites):
         keep_batches: float = KEEP_BATCHES, clock: Callable[[], float] = time.time,
     ) -> None:
         """Use `PostgresStore.open`; this wraps a connection already set up by it."""
-        if not keep_batches > 0:
-            raise ValueError(f"keep_batches must be a positive number of seconds, got {keep_batches!r}")
-        self._keep = keep_batches
-        self._clock = clock
-        self._next_prune = float("-inf")  # the first batch this store records also forgets expired ids
+        self._retention = Retention(keep_batches, clock)
         self.catalog = catalog
         self._conn = conn
         self._schema = schema
@@ -348,12 +346,12 @@ class PostgresStore(SingleWrites):
         keys = sorted({op.key for op in ops})
         rows = {str(k): _Row(str(m), int(v)) for k, m, v in await self._conn.fetch(self._sql.lock, keys)}
         if batch is not None:
-            now = self._clock()
+            now = self._retention.clock()
             if await self._conn.fetchval(self._sql.claim, batch, int(now)) is None:
                 return []  # committed before: that was its outcome, and nothing is applied twice
-            if now >= self._next_prune:  # forget ids past their retention, in this same transaction
-                await self._conn.execute(self._sql.prune, int(math.ceil(now - self._keep)))
-                self._next_prune = now + min(self._keep / 10, 3600.0)
+            cutoff = self._retention.cutoff(now)
+            if cutoff is not None:  # forget ids past their retention, in this same transaction
+                await self._conn.execute(self._sql.prune, math.ceil(cutoff))  # `at` is whole seconds
         # a Cas naming no machine is validated against the stored row's machine
         # before any version or head is compared, so InvalidState always wins
         for i, op in enumerate(ops):
@@ -374,20 +372,11 @@ class PostgresStore(SingleWrites):
 
     async def _cas(self, op: Cas, text: str | None, rows: dict[str, _Row]) -> Record:
         row = rows.get(op.key)
+        machine = cas_machine(op, None if row is None else (row.machine, row.version))
         if op.expected == 0:
-            if row is not None:
-                raise Conflict(f"{op.key!r} already exists (version {row.version})", key=op.key)
-            assert op.machine is not None and text is not None  # prepare guarantees both
-            machine = op.machine
+            assert text is not None  # prepare serialised every creation
             await self._conn.execute(self._sql.create, op.key, machine, text)
         else:
-            if row is None:
-                raise NotFound(f"no instance {op.key!r}", key=op.key)
-            machine = row.machine
-            if row.version != op.expected:
-                raise Conflict(f"{op.key!r} is at version {row.version}, not {op.expected}", key=op.key)
-            if op.machine is not None and op.machine != machine:
-                raise InvalidState(f"{op.key!r} holds a {machine}, not a {op.machine}", key=op.key)
             if text is None:
                 text = self.catalog.dump(machine, op.state, key=op.key)
             status = await self._conn.execute(self._sql.update, text, op.expected + 1, op.key, op.expected)
@@ -400,17 +389,12 @@ class PostgresStore(SingleWrites):
         self, op: Append | AppendTerminal, payload: Any, rows: dict[str, _Row], heads: dict[str, tuple[int, bool]]
     ) -> int:
         """Append to a log whose instance exists and which has not ended; the head is kept in ``heads``."""
-        if op.key not in rows:
-            raise NotFound(f"no instance {op.key!r}", key=op.key)
         head, ended = heads.get(op.key, (0, False))
-        if ended:
-            raise Conflict(f"{op.key!r}'s log already ended with a terminal event", key=op.key)
+        open_log(op.key, op.key in rows, head, ended, expected=op.expected if isinstance(op, Append) else None)
         if isinstance(op, AppendTerminal):
             await self._conn.execute(self._sql.terminal, op.key, head + 1, op.kind, payload)
             heads[op.key] = (head + 1, True)
             return head + 1
-        if head != op.expected:
-            raise Conflict(f"{op.key!r}'s log head is {head}, not {op.expected}", key=op.key)
         if payload:
             seqs = list(range(head + 1, head + 1 + len(payload)))
             kinds, datas = [kind for kind, _ in payload], [data for _, data in payload]

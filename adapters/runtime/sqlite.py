@@ -100,12 +100,16 @@ from statewright.adapters.runtime.store import (
     NotAStore,
     NotFound,
     Op,
+    KEEP_BATCHES,
     ReadOnly,
     Record,
+    Retention,
     SingleWrites,
     StoreError,
+    cas_machine,
     decode_event,
     is_name,
+    open_log,
     prepare_batch,
 )
 
@@ -129,9 +133,6 @@ COLUMNS = {
 """The columns each table must have, exactly: a table of another shape is another schema."""
 UPGRADABLE: dict[str, dict[tuple[str, ...], int]] = {"batches": {("id",): 1}}
 """Older shapes of a table, each with the newest version that had it: `SqliteStore.open` upgrades them."""
-KEEP_BATCHES = 7 * 24 * 3600.0
-"""How long (seconds) a committed batch id is remembered by default: a re-submission later than
-that of a batch that had landed is no longer recognised (see `SqliteStore.open`)."""
 
 T = TypeVar("T")
 _POLL = 0.005  # seconds between tries for the write lock; also how soon a cancelled waiter gives up
@@ -218,16 +219,12 @@ class SqliteStore(SingleWrites):
         keep_batches: float = KEEP_BATCHES, clock: Callable[[], float] = time.time,
     ) -> None:
         """Use `SqliteStore.open`; this wraps a connection already set up by it."""
-        if not keep_batches > 0:
-            raise ValueError(f"keep_batches must be a positive number of seconds, got {keep_batches!r}")
         self.catalog = catalog
         self._db = db
         self._busy_timeout = busy_timeout
         self._lock = asyncio.Lock()
         self._closed = False
-        self._keep = keep_batches
-        self._clock = clock
-        self._next_prune = float("-inf")  # the first batch this store records also forgets expired ids
+        self._retention = Retention(keep_batches, clock)
 
     @classmethod
     async def open(
@@ -372,10 +369,10 @@ class SqliteStore(SingleWrites):
             async with _mapped(op.key, f"writing {op.key!r}"):
                 out.append(await self._apply(op, payload))
         if batch is not None:
-            now = self._clock()
-            if now >= self._next_prune:  # forget ids past their retention, in this same transaction
-                await self._db.execute("DELETE FROM batches WHERE at < ?", (now - self._keep,))
-                self._next_prune = now + min(self._keep / 10, 3600.0)
+            now = self._retention.clock()
+            cutoff = self._retention.cutoff(now)
+            if cutoff is not None:  # forget ids past their retention, in this same transaction
+                await self._db.execute("DELETE FROM batches WHERE at < ?", (cutoff,))
             await self._db.execute("INSERT INTO batches (id, at) VALUES (?, ?)", (batch, int(now)))
         return out
 
@@ -383,9 +380,7 @@ class SqliteStore(SingleWrites):
         if isinstance(op, Cas):
             return await self._cas(op, payload)
         if isinstance(op, Append):
-            head = await self._open_log(op.key)
-            if head != op.expected:
-                raise Conflict(f"{op.key!r}'s log head is {head}, not {op.expected}", key=op.key)
+            head = await self._open_log(op.key, op.expected)
             rows = [(op.key, head + i, kind, data) for i, (kind, data) in enumerate(payload, start=1)]
             await self._db.executemany("INSERT INTO events (key, seq, kind, data) VALUES (?, ?, ?, ?)", rows)
             return head + len(rows)
@@ -398,22 +393,13 @@ class SqliteStore(SingleWrites):
 
     async def _cas(self, op: Cas, text: str | None) -> Record:
         row = await self._one("SELECT machine, version FROM instances WHERE key = ?", (op.key,))
+        machine = cas_machine(op, None if row is None else (row[0], row[1]))
         if op.expected == 0:
-            if row is not None:
-                raise Conflict(f"{op.key!r} already exists (version {row[1]})", key=op.key)
-            assert op.machine is not None and text is not None  # prepare guarantees both
-            machine = op.machine
+            assert text is not None  # prepare serialised every creation
             await self._db.execute(
                 "INSERT INTO instances (key, machine, state, version) VALUES (?, ?, ?, 1)", (op.key, machine, text)
             )
         else:
-            if row is None:
-                raise NotFound(f"no instance {op.key!r}", key=op.key)
-            machine, version = row
-            if version != op.expected:
-                raise Conflict(f"{op.key!r} is at version {version}, not {op.expected}", key=op.key)
-            if op.machine is not None and op.machine != machine:
-                raise InvalidState(f"{op.key!r} holds a {machine}, not a {op.machine}", key=op.key)
             if text is None:
                 text = self.catalog.dump(machine, op.state, key=op.key)
             async with self._db.execute(
@@ -424,16 +410,13 @@ class SqliteStore(SingleWrites):
                     raise Conflict(f"{op.key!r} moved past version {op.expected}", key=op.key)
         return Record(op.key, machine, self.catalog.load(machine, text, key=op.key), op.expected + 1)
 
-    async def _open_log(self, key: str) -> int:
-        """The head of ``key``'s log; `NotFound` without an instance, `Conflict` once it has ended."""
+    async def _open_log(self, key: str, expected: int | None = None) -> int:
+        """The head of ``key``'s log, once `store.open_log` allows appending at it (``expected``: an Append's)."""
         if await self._one("SELECT 1 FROM instances WHERE key = ?", (key,)) is None:
-            raise NotFound(f"no instance {key!r}", key=key)
+            return open_log(key, False, 0, False)
         row = await self._one("SELECT COALESCE(MAX(seq), 0), COALESCE(MAX(terminal), 0) FROM events WHERE key = ?", (key,))
         assert row is not None
-        head, ended = row
-        if ended:
-            raise Conflict(f"{key!r}'s log already ended with a terminal event", key=key)
-        return int(head)
+        return open_log(key, True, int(row[0]), bool(row[1]), expected=expected)
 
     # -- plumbing ---------------------------------------------------------------
 

@@ -130,26 +130,30 @@ __all__ = [
     "Catalog",
     "Conflict",
     "Corrupt",
+    "DEFAULT_LIMITS",
     "Event",
     "Full",
-    "DEFAULT_LIMITS",
     "IncompatibleSchema",
     "InvalidState",
     "Io",
+    "KEEP_BATCHES",
     "Limits",
     "NotAStore",
     "NotFound",
     "Op",
     "ReadOnly",
     "Record",
+    "Retention",
     "SingleWrites",
     "Store",
     "StoreError",
     "batch_id",
     "canonical_json",
+    "cas_machine",
     "check_name",
-    "is_name",
     "decode_event",
+    "is_name",
+    "open_log",
     "prepare",
     "prepare_batch",
     "takes_batch",
@@ -483,6 +487,83 @@ class BatchStore(Store, Protocol):
         """
         ...
 
+
+
+def cas_machine(op: Cas, stored: tuple[str, int] | None) -> str:
+    """The port's compare-and-swap rules, decided on the row as the batch sees it: the machine to write.
+
+    ``stored`` is the row's ``(machine, version)``, None when there is none.
+    Creating (``expected`` 0) an existing key, or writing at another version,
+    is `Conflict`; writing a key with no row is `NotFound`; naming another
+    machine than the row's is `InvalidState`. Every backend asks this one
+    function, so their outcomes and messages cannot drift apart.
+    """
+    if op.expected == 0:
+        if stored is not None:
+            raise Conflict(f"{op.key!r} already exists (version {stored[1]})", key=op.key)
+        assert op.machine is not None  # prepare refuses a creation without one
+        return op.machine
+    if stored is None:
+        raise NotFound(f"no instance {op.key!r}", key=op.key)
+    machine, version = stored
+    if version != op.expected:
+        raise Conflict(f"{op.key!r} is at version {version}, not {op.expected}", key=op.key)
+    if op.machine is not None and op.machine != machine:
+        raise InvalidState(f"{op.key!r} holds a {machine}, not a {op.machine}", key=op.key)
+    return machine
+
+
+def open_log(key: str, exists: bool, head: int, ended: bool, *, expected: int | None = None) -> int:
+    """The port's log rules: the head to append after, given what the batch sees of ``key``.
+
+    No instance is `NotFound`; a log that has ended with its terminal event is
+    `Conflict`; so is an ``expected`` head (an `Append`'s) that is not ``head``.
+    """
+    if not exists:
+        raise NotFound(f"no instance {key!r}", key=key)
+    if ended:
+        raise Conflict(f"{key!r}'s log already ended with a terminal event", key=key)
+    if expected is not None and head != expected:
+        raise Conflict(f"{key!r}'s log head is {head}, not {expected}", key=key)
+    return head
+
+
+KEEP_BATCHES = 7 * 24 * 3600.0
+"""How long (seconds) the SQL backends remember a committed batch id by default: a week."""
+
+
+class Retention:
+    """When a backend forgets recorded batch ids: those older than ``keep`` seconds, by ``clock``.
+
+    Pruning is done by the transaction that records a new id, at most every
+    tenth of ``keep`` and at most hourly (the first recording prunes at once),
+    so the ids stay bounded at the cost of one ``DELETE`` now and then.
+
+    >>> now = [0.0]
+    >>> r = Retention(100.0, lambda: now[0])
+    >>> r.cutoff(), r.cutoff()
+    (-100.0, None)
+    >>> now[0] = 10.0
+    >>> r.cutoff()
+    -90.0
+    """
+
+    __slots__ = ("clock", "keep", "_next")
+
+    def __init__(self, keep: float, clock: Callable[[], float]) -> None:
+        if not keep > 0:
+            raise ValueError(f"keep_batches must be a positive number of seconds, got {keep!r}")
+        self.keep = keep
+        self.clock = clock
+        self._next = float("-inf")
+
+    def cutoff(self, now: float | None = None) -> float | None:
+        """The time before which recorded ids are to be forgotten now, or None when no prune is due."""
+        now = self.clock() if now is None else now
+        if now < self._next:
+            return None
+        self._next = now + min(self.keep / 10, 3600.0)
+        return now - self.keep
 
 
 class SingleWrites:

@@ -19,6 +19,9 @@ garble a row       ``UPDATE instances SET state = ...``        the same, through
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -180,3 +183,23 @@ async def garble(locator: str, key: str, text: str) -> None:
             db.close()
     if changed != 1:
         raise AssertionError(f"no row {key!r} to garble")
+
+
+def run_together(procs: Sequence[BaseProcess], barrier: Barrier, *, start_within: float, join_within: float) -> None:
+    """Start ``procs``, release them together once all wait on ``barrier``, join them; kill any left over.
+
+    Each process waits on ``barrier`` once its store is open, so imports and
+    start-up do not spread the race out; a process still alive after
+    ``join_within`` seconds is killed (a hang fails the caller's exit-code check).
+    """
+    for p in procs:
+        p.start()
+    try:
+        barrier.wait(timeout=start_within)
+        for p in procs:
+            p.join(join_within)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join()

@@ -53,7 +53,7 @@ from statewright.adapters.testing.linearizability import (
     pending,
     render,
 )
-from tests.adapters._backends import BACKENDS, locator, open_store
+from tests.adapters._backends import BACKENDS, locator, open_store, run_together
 from tests.adapters._workers import tagged
 from tests.adapters.test_store_contract import CATALOG
 
@@ -342,17 +342,7 @@ def race(locator: str, tmp_path: Path, broken: bool) -> list[Path]:
     barrier = CTX.Barrier(RACERS + 1)
     outs = [tmp_path / f"w{i}.jsonl" for i in range(RACERS)]
     procs = [CTX.Process(target=racer, args=(locator, i, broken, barrier, str(out))) for i, out in enumerate(outs)]
-    for p in procs:
-        p.start()
-    try:
-        barrier.wait(timeout=60)
-        for p in procs:
-            p.join(JOIN_TIMEOUT)
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-                p.join()
+    run_together(procs, barrier, start_within=60, join_within=JOIN_TIMEOUT)
     errors = [e.read_text() for e in tmp_path.glob("*.error")]
     assert not errors, errors[0]
     assert [p.exitcode for p in procs] == [0] * RACERS

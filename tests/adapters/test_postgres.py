@@ -40,7 +40,15 @@ from statewright.adapters.runtime.store import (
 )
 from statewright.machines.input import Input
 from tests.adapters import _postgres
-from tests.adapters.test_store_contract import CATALOG, GOOD_OPS, QUEUED, forgets_after_retention, seed, snapshot
+from tests.adapters.test_store_contract import (
+    CATALOG,
+    GOOD_OPS,
+    QUEUED,
+    forgets_after_retention,
+    lock_waiting_writes,
+    seed,
+    snapshot,
+)
 
 Body = Callable[[PostgresStore, Any], Awaitable[None]]
 
@@ -217,13 +225,7 @@ def test_a_held_lock_is_busy_not_a_conflict(postgres_dsn: str, write: str) -> No
     async def body(store: PostgresStore, admin: Any) -> None:
         await seed(store)
         before = await snapshot(store)
-        attempts: dict[str, Callable[[], Awaitable[Any]]] = {
-            "cas": lambda: store.cas("in1", 1, QUEUED),
-            "create": lambda: store.cas("in7", 0, QUEUED, machine="input"),
-            "append": lambda: store.append("in1", 2, [("Apply", {"run_id": "r1"})]),
-            "terminal": lambda: store.append_terminal("in1", "Consume", {}),
-            "commit": lambda: store.commit(list(GOOD_OPS)),
-        }
+        attempts = lock_waiting_writes(store)
         await admin.execute("BEGIN")
         await admin.execute(HOLD[write])
         started = time.monotonic()

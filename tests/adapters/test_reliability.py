@@ -96,17 +96,7 @@ def race(tmp_path: Path, target: Callable[..., None], args: Sequence[tuple[Any, 
     outs = [tmp_path / f"worker-{i}.json" for i in range(len(args))]
     procs = [CTX.Process(target=target, args=(*a, str(tmp_path / f"w{i}.jsonl"), barrier, str(out)))
              for i, (a, out) in enumerate(zip(args, outs))]
-    for p in procs:
-        p.start()
-    try:
-        barrier.wait(timeout=120)  # every worker has its store open
-        for p in procs:
-            p.join(JOIN_TIMEOUT)
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-                p.join()
+    B.run_together(procs, barrier, start_within=120, join_within=JOIN_TIMEOUT)
     assert [p.exitcode for p in procs] == [0] * len(procs)
     results = [json.loads(out.read_text()) for out in outs]
     errors = [r["error"] for r in results if "error" in r]

@@ -515,18 +515,23 @@ def test_sqlite_enforces_one_terminal_event(tmp_path: Path) -> None:
     sqlite_test(tmp_path, t)
 
 
+def lock_waiting_writes(store: Store) -> dict[str, Callable[[], Awaitable[Any]]]:
+    """One write of each kind on a `seed`ed store, each of which must wait for a lock another connection holds."""
+    return {
+        "cas": lambda: store.cas("in1", 1, QUEUED),
+        "create": lambda: store.cas("in7", 0, QUEUED, machine="input"),
+        "append": lambda: store.append("in1", 2, [("Apply", {"run_id": "r1"})]),
+        "terminal": lambda: store.append_terminal("in1", "Consume", {}),
+        "commit": lambda: store.commit(list(GOOD_OPS)),
+    }
+
+
 @pytest.mark.parametrize("write", ["cas", "create", "append", "terminal", "commit"])
 def test_sqlite_busy_is_not_a_conflict(tmp_path: Path, write: str) -> None:
     async def t(store: SqliteStore, path: Path) -> None:
         await seed(store)
         before = await snapshot(store)
-        attempts: dict[str, Callable[[], Awaitable[Any]]] = {
-            "cas": lambda: store.cas("in1", 1, QUEUED),
-            "create": lambda: store.cas("in7", 0, QUEUED, machine="input"),
-            "append": lambda: store.append("in1", 2, [("Apply", {"run_id": "r1"})]),
-            "terminal": lambda: store.append_terminal("in1", "Consume", {}),
-            "commit": lambda: store.commit(list(GOOD_OPS)),
-        }
+        attempts = lock_waiting_writes(store)
         holder = raw(path)
         try:
             holder.execute("BEGIN IMMEDIATE")
