@@ -24,11 +24,9 @@ from statewright.kernel.check.plan import Key, Plan
 from statewright.kernel.check.report import TraceStep
 from statewright.kernel.check.semantics import is_final
 from statewright.kernel.check.spec import Kind, Spec
-from statewright.kernel.check.temporal import Fair
-from statewright.kernel.errors import DefinitionError
-from statewright.kernel.machine import Machine, Transition
+from statewright.kernel.check.fairness import own_rows
 
-__all__ = ["Finding", "Graph", "Judge", "conditions", "label_bases", "own_rows"]
+__all__ = ["Finding", "Graph", "Judge"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,68 +51,10 @@ class Graph:
         return cls(array("q", [0]), array("q"), array("q"))
 
 
-def label_bases(plan: Plan) -> list[int]:
-    """``base[k]``: the first action label of instance position ``k`` (then one label per row)."""
-    bases: list[int] = []
-    total = 0
-    for t in plan.tables:
-        bases.append(total)
-        total += len(t.machine.labels)
-    return bases
-
-
-def conditions(spec: Spec, plan: Plan, fairness: Sequence[Fair]) -> list[liveness.Condition]:
-    """The spec's fairness declarations as label sets (a `Machine` target: one condition per instance)."""
-    bases = label_bases(plan)
-    out: list[liveness.Condition] = []
-    kind = {False: liveness.Fairness.WEAK, True: liveness.Fairness.STRONG}
-    for fair in fairness:
-        if not isinstance(fair, Fair):
-            raise DefinitionError(f"spec {spec.name!r}: fairness {fair!r} is not weak_fair(...) or strong_fair(...)")
-        (first, *_rest) = fair.targets
-        if isinstance(first, Machine):
-            positions = [k for k, t in enumerate(plan.tables) if t.machine is first or t.machine.name == first.name]
-            if not positions:
-                raise DefinitionError(f"spec {spec.name!r}: {fair.label} names machine {first.name!r}, not in the model")
-            for k in positions:
-                labels = frozenset(bases[k] + r for r in range(len(plan.tables[k].machine.labels)))
-                out.append(liveness.Condition(kind[fair.strong], labels, f"{fair.label[:2]}({plan.names[k]})"))
-            continue
-        labels = frozenset(label for target in fair.targets for label in _labels_of(spec, plan, bases, fair, target))
-        out.append(liveness.Condition(kind[fair.strong], labels, fair.label))
-    return out
-
-
-def _labels_of(spec: Spec, plan: Plan, bases: list[int], fair: Fair, target: Any) -> list[int]:
-    found: list[int] = []
-    for k, t in enumerate(plan.tables):
-        m = t.machine
-        if isinstance(target, str):
-            if plan.names[k] == target:
-                found += [bases[k] + r for r in range(len(m.labels))]
-        elif isinstance(target, Transition):
-            found += [bases[k] + r for r, row in enumerate(m.transitions) if row is target]
-        else:
-            found += [bases[k] + r for r, row in enumerate(m.transitions) if row.input is target]
-    if not found:
-        raise DefinitionError(f"spec {spec.name!r}: {fair.label}: {target!r} matches no row of any instance")
-    return found
-
-
 def _named(action: Any) -> str:
     event = getattr(action, "input", action)
     where = f"{action.instance}." if hasattr(action, "instance") else ""
     return where + type(event).__name__
-
-
-def own_rows(plan: Plan) -> list[liveness.Condition]:
-    """Weak fairness of each instance's own rows: what ``terminates`` assumes."""
-    bases = label_bases(plan)
-    return [
-        liveness.Condition(liveness.Fairness.WEAK, frozenset(bases[k] + r for r in range(len(t.machine.labels))),
-                           f"WF({plan.names[k]})")
-        for k, t in enumerate(plan.tables)
-    ]
 
 
 class Judge:
@@ -128,7 +68,7 @@ class Judge:
         self.graph = liveness.Graph(tuple(i for i, p in enumerate(parents) if p < 0), graph.offsets, graph.targets,
                                     graph.labels)
         self._final: bytearray | None = None
-        self.bases = label_bases(plan)
+        self.bases = plan.bases
 
     def bits(self, test: Callable[[Any], bool], name: str) -> bytearray:
         """``test`` on every explored state, as a byte per state."""
@@ -158,7 +98,7 @@ class Judge:
     def decide(self) -> dict[str, Finding | None]:
         """Each temporal property's counterexample, or None when it holds."""
         spec = self.spec
-        fair = conditions(spec, self.plan, spec.fairness)
+        fair = self.plan.fairness
         out: dict[str, Finding | None] = {}
         for p in spec.properties:
             if not p.kind.temporal:
@@ -175,8 +115,9 @@ class Judge:
                 lasso = liveness.eventually_always(self.graph, holds, fair)
             out[p.name] = None if lasso is None else self.lasso(lasso, fair)
         if spec.terminates:
-            lasso = liveness.eventually(self.graph, self.final, own_rows(self.plan))
-            out["terminates"] = None if lasso is None else self.lasso(lasso, own_rows(self.plan))
+            assumed = own_rows(spec.model)
+            lasso = liveness.eventually(self.graph, self.final, assumed)
+            out["terminates"] = None if lasso is None else self.lasso(lasso, assumed)
         if spec.recoverable:
             out["recoverable"] = self.recoverable()
         return out

@@ -87,11 +87,12 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from functools import reduce
 from itertools import chain, islice, repeat
 from operator import and_, le, not_, or_
 from typing import Final
+
+from statewright.kernel.check.fairness import Condition, Fairness
 
 __all__ = [
     "CUT",
@@ -175,34 +176,6 @@ class Graph:
     def source(self, edge: int) -> int:
         """The state edge ``edge`` leaves."""
         return bisect_right(self.offsets, edge) - 1
-
-
-class Fairness(Enum):
-    """How a `Condition` constrains behaviours."""
-
-    WEAK = "weak"
-    """WF: continuously enabled from some point on implies taken infinitely often."""
-    STRONG = "strong"
-    """SF: enabled infinitely often implies taken infinitely often."""
-
-
-@dataclass(frozen=True, slots=True)
-class Condition:
-    """A fairness condition: ``kind`` over the actions whose label is in ``labels``."""
-
-    kind: Fairness
-    labels: frozenset[int]
-    name: str = ""
-
-    @classmethod
-    def weak(cls, labels: Iterable[int], name: str = "") -> Condition:
-        """WF over ``labels``."""
-        return cls(Fairness.WEAK, frozenset(labels), name)
-
-    @classmethod
-    def strong(cls, labels: Iterable[int], name: str = "") -> Condition:
-        """SF over ``labels``."""
-        return cls(Fairness.STRONG, frozenset(labels), name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from operator import getitem
 from typing import Any
 
 from statewright.kernel.boundary import raised, refused
+from statewright.kernel.check.fairness import Condition, label_bases, resolve
 from statewright.kernel.check.local import LocalTable, Move
 from statewright.kernel.check.report import TraceStep
 from statewright.kernel.check.spec import Kind, Spec
@@ -49,6 +50,10 @@ class Plan:
                     each.append((p.name, p.test))
                 else:
                     self.global_transitions.append((p.name, p.test))
+        self.fairness: tuple[Condition, ...] = resolve(spec.name, model, spec.fairness)
+        """The spec's fairness declarations as label sets (`kernel.check.fairness`)."""
+        self.bases = label_bases(model)
+        """``bases[k]``: the action label of instance position ``k``'s first row; row ``r`` is ``bases[k] + r``."""
         bounds = spec.bounds
         self.constraint = bounds.constraint
         self.action_constraint = bounds.action_constraint

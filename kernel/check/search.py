@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from statewright.kernel.boundary import raised
-from statewright.kernel.check.behaviours import Graph, Judge, label_bases
+from statewright.kernel.check.behaviours import Graph, Judge
 from statewright.kernel.check.local import Move
 from statewright.kernel.check.plan import Key, Plan
 from statewright.kernel.check.report import Progress, Report, StopReason, TraceStep, Verdict
@@ -99,7 +99,7 @@ class Search:
         self.pruned = 0
         self.graph = Graph.empty() if spec.temporal else None
         """Every explored step, kept only when a temporal property needs the graph."""
-        self.bases = label_bases(self.plan)
+        self.bases = self.plan.bases
         self.loops: dict[str, int] = {}
 
     # -- the run --------------------------------------------------------------------

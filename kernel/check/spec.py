@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from statewright.kernel.check.fairness import resolve
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine
 from statewright.kernel.system import System
@@ -256,6 +257,7 @@ class Spec:
                 _check_domain(d, f"{me}, instance {n!r}")
         else:
             _check_domain(self.inputs, me)
+        resolve(self.name, self.model, self.fairness)  # a target that matches nothing fails here, not after a search
         if self.init is not None:
             states = tuple(self.init)
             if not states:

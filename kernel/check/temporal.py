@@ -27,12 +27,10 @@ Several targets in one call form one condition over their union
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from statewright.kernel.check.fairness import Fair, strong_fair, weak_fair
 from statewright.kernel.check.spec import Kind, Property
-from statewright.kernel.errors import DefinitionError
-from statewright.kernel.machine import Machine, Transition
 
 __all__ = ["Fair", "always_eventually", "eventually", "eventually_always", "leads_to", "strong_fair", "weak_fair"]
 
@@ -59,55 +57,3 @@ def always_eventually(name: str, test: Callable[[Any], bool]) -> Property:
 def eventually_always(name: str, test: Callable[[Any], bool]) -> Property:
     """``<>[]p``: on every (fair) behaviour, ``test`` holds forever from some point on."""
     return Property(name, Kind.EVENTUALLY_ALWAYS, test)
-
-
-@dataclass(frozen=True, slots=True)
-class Fair:
-    """One fairness declaration: weak or strong, over the union of its targets."""
-
-    strong: bool
-    targets: tuple[Any, ...]
-
-    def __post_init__(self) -> None:
-        kind = "strong_fair" if self.strong else "weak_fair"
-        if not self.targets:
-            raise DefinitionError(f"{kind}() needs at least one target (an input type, a row, a machine or an instance)")
-        for t in self.targets:
-            if not isinstance(t, (type, Transition, Machine, str)):
-                raise DefinitionError(
-                    f"{kind}: {t!r} is not a fairness target (an input type, a Transition row, a Machine or an "
-                    "instance name)"
-                )
-        if any(isinstance(t, Machine) for t in self.targets) and len(self.targets) > 1:
-            raise DefinitionError(f"{kind}: a Machine target stands alone (it means one condition per instance)")
-
-    @property
-    def label(self) -> str:
-        """``WF(Stage, r1)``: how reports name the condition."""
-        return f"{'SF' if self.strong else 'WF'}({', '.join(_target_name(t) for t in self.targets)})"
-
-
-def _target_name(target: Any) -> str:
-    """``Stage``, ``r1``, ``input`` or, for a row, ``Gossip[gossip_n1_to_n2]``."""
-    if isinstance(target, str):
-        return target
-    if isinstance(target, Transition):
-        raw = target.guard if isinstance(target.guard, (list, tuple)) else ([target.guard] if target.guard else [])
-        guards = [str(getattr(g, "name", None) or getattr(g, "__name__", "?")) for g in raw]
-        return target.input.__name__ + (f"[{', '.join(guards)}]" if guards else " row")
-    return str(getattr(target, "name", None) or getattr(target, "__name__", None) or repr(target))
-
-
-def weak_fair(*targets: Any) -> Fair:
-    """Weak fairness over ``targets``: an action kept enabled is eventually taken.
-
-    >>> class Tick: ...
-    >>> weak_fair(Tick).label
-    'WF(Tick)'
-    """
-    return Fair(False, targets)
-
-
-def strong_fair(*targets: Any) -> Fair:
-    """Strong fairness over ``targets``: an action enabled again and again is eventually taken."""
-    return Fair(True, targets)

@@ -84,11 +84,12 @@ def test_initial_states_of_a_system_as_mappings() -> None:
 
 def test_eventually_needs_fairness_because_any_state_may_stutter() -> None:
     done = eventually("done", lambda s: s.phase is P.DONE)
-    unfair = check(Spec("c", counter(), [Inc(), Finish()], [done]))
+    machine = counter()
+    unfair = check(Spec("c", machine, [Inc(), Finish()], [done]))
     res = unfair.result("done")
     assert unfair.verdict is Verdict.VIOLATED and res.status is Status.VIOLATED
     assert res.trace is not None and len(res.trace) == 1 and res.loop == 0  # stutters in the initial state
-    fair = check(Spec("c", counter(), [Inc(), Finish()], [done], fairness=[weak_fair(counter())]))
+    fair = check(Spec("c", machine, [Inc(), Finish()], [done], fairness=[weak_fair(machine)]))
     assert fair.verdict is Verdict.OK and fair.result("done").status is Status.HOLDS
 
 
@@ -124,9 +125,10 @@ def test_weak_and_strong_fairness_differ_on_an_intermittently_enabled_action() -
 
 def test_leads_to_always_eventually_and_eventually_always() -> None:
     inputs = [Inc(), Reset()]
-    fair = [weak_fair(cycler())]
+    machine = cycler()
+    fair = [weak_fair(machine)]
     at_zero, at_two = (lambda s: s.n == 0), (lambda s: s.n == 2)
-    r = check(Spec("cyc", cycler(), inputs, [
+    r = check(Spec("cyc", machine, inputs, [
         leads_to("zero_to_two", at_zero, at_two),
         always_eventually("two_again", at_two),
         eventually_always("stays_small", lambda s: s.n <= 2),
