@@ -3,38 +3,48 @@
 Nothing here does IO, reads a clock or draws randomness; the shell
 (``adapters``) brings those in. Declare a `Machine`, drive it with `step` or an
 `Authority`, compose instances into a `System`, and prove a `Spec` with `check`.
+
+The rooms: the kernel's root modules (`machine`, `step`, `system`,
+`authority`, `trace`, `errors`, `boundary`, `values`) know nothing of the
+checker; `kernel.check` is the checker and `kernel.draw` draws -- it may read
+the checker, the checker never reads it.
 """
 
-from statewright.kernel.authority import Authority, Committed, Conflict, Snapshot, Staged
+from statewright.kernel.authority import Authority, Committed, Snapshot, Stale, Staged
 from statewright.kernel.check import (
     Bounds,
     Coverage,
+    Fair,
+    Fairness,
     Kind,
+    Options,
     Progress,
     Property,
     PropertyResult,
     Report,
+    Simulation,
     Spec,
     Status,
     StopReason,
-    TraceStep,
     Verdict,
     always,
     always_eventually,
+    always_step,
+    check,
     eventually,
     eventually_always,
     leads_to,
-    check,
+    simulate,
     sometimes,
     strong_fair,
     terminal_stable,
-    transition,
     weak_fair,
 )
 from statewright.kernel.errors import DefinitionError, UserCodeError
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.kernel.step import Accepted, Reason, Rejected, step
 from statewright.kernel.system import Action, Blocked, Emitted, Route, System, SystemGuard, SystemState
+from statewright.kernel.trace import TraceStep
 
 __all__ = [
     "Accepted",
@@ -43,13 +53,15 @@ __all__ = [
     "Blocked",
     "Bounds",
     "Committed",
-    "Conflict",
     "Coverage",
     "DefinitionError",
     "Emitted",
+    "Fair",
+    "Fairness",
     "Guard",
     "Kind",
     "Machine",
+    "Options",
     "Progress",
     "Property",
     "PropertyResult",
@@ -57,8 +69,10 @@ __all__ = [
     "Rejected",
     "Report",
     "Route",
+    "Simulation",
     "Snapshot",
     "Spec",
+    "Stale",
     "Staged",
     "Status",
     "StopReason",
@@ -71,14 +85,30 @@ __all__ = [
     "Verdict",
     "always",
     "always_eventually",
+    "always_step",
+    "check",
     "eventually",
     "eventually_always",
     "leads_to",
-    "check",
+    "simulate",
     "sometimes",
-    "strong_fair",
     "step",
+    "strong_fair",
     "terminal_stable",
-    "transition",
     "weak_fair",
 ]
+
+_DEPRECATED = {"transition": "always_step", "Conflict": "Stale"}
+
+
+def __getattr__(name: str) -> object:
+    """Deprecated names, kept for one release (each warns and names its successor)."""
+    if name == "transition":
+        from statewright.kernel.check.properties import transition
+
+        return transition
+    if name == "Conflict":
+        from statewright.kernel import authority
+
+        return authority.Conflict  # warns
+    raise AttributeError(f"module 'statewright.kernel' has no attribute {name!r}")

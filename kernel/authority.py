@@ -5,7 +5,7 @@ input (the version goes up by one on every accepted input), or -- when it must
 do IO between deciding and publishing -- it ``stage``s the input, does the IO
 outside any lock, then ``commit``s; the commit lands only if the version is
 still the one the stage was computed from (compare-and-swap), otherwise it
-returns a typed `Conflict` and the caller re-stages from the fresh state.
+returns a typed `Stale` and the caller re-stages from the fresh state.
 The shell's `Driver` decides every input with ``stage`` on the stored state
 and version and publishes with the store's compare-and-swap at
 ``base_version``: one compare-and-swap idea, in memory or in a store.
@@ -18,13 +18,14 @@ once as many later steps have brought the count back to its base version.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from statewright.kernel.machine import Machine
 from statewright.kernel.step import UNSET, Accepted, Rejected, step
 
-__all__ = ["Authority", "Committed", "Conflict", "Snapshot", "Staged"]
+__all__ = ["Authority", "Committed", "Snapshot", "Stale", "Staged"]
 
 S = TypeVar("S")
 
@@ -55,8 +56,11 @@ class Committed(Generic[S]):
 
 
 @dataclass(frozen=True, slots=True)
-class Conflict:
-    """The version moved between stage and commit; nothing was changed."""
+class Stale:
+    """The version moved between stage and commit (or snapshot and restore); nothing was changed.
+
+    (A store's compare-and-swap that fails raises the store error `Conflict`;
+    this is the same idea as a value, for an `Authority` in memory.)"""
 
     expected: int
     actual: int
@@ -78,7 +82,7 @@ class Authority(Generic[S]):
     >>> a.apply(Flip()).state      # someone else moved it first
     <Lamp.ON: 1>
     >>> a.commit(staged)
-    Conflict(expected=0, actual=1)
+    Stale(expected=0, actual=1)
     """
 
     __slots__ = ("_machine", "_state", "_version")
@@ -119,10 +123,10 @@ class Authority(Generic[S]):
             return result
         return Staged(self._version, result)
 
-    def commit(self, staged: Staged[S]) -> Committed[S] | Conflict:
+    def commit(self, staged: Staged[S]) -> Committed[S] | Stale:
         """Publish a staged step if the version is still its base version."""
         if staged.base_version != self._version:
-            return Conflict(staged.base_version, self._version)
+            return Stale(staged.base_version, self._version)
         self._state = staged.result.state
         self._version += 1
         return Committed(self._state, staged.result.effects, self._version)
@@ -147,17 +151,26 @@ class Authority(Generic[S]):
         >>> a.restore(before)           # back to OFF, at version 2, not 0
         Snapshot(state=<Lamp.OFF: 0>, version=2)
         >>> a.commit(staged)            # staged at version 0: it stays stale
-        Conflict(expected=0, actual=2)
+        Stale(expected=0, actual=2)
         """
         self._state = snapshot.state
         self._version += 1
         return Snapshot(self._state, self._version)
 
-    def restore_if_current(self, snapshot: Snapshot[S], expected_version: int) -> Snapshot[S] | Conflict:
+    def restore_if_current(self, snapshot: Snapshot[S], expected_version: int) -> Snapshot[S] | Stale:
         """Restore only if the version is still ``expected_version``; otherwise change nothing."""
         if self._version != expected_version:
-            return Conflict(expected_version, self._version)
+            return Stale(expected_version, self._version)
         return self.restore(snapshot)
 
     def __repr__(self) -> str:
         return f"Authority({self._machine.name!r}, version={self._version}, state={self._state!r})"
+
+
+def __getattr__(name: str) -> object:
+    """``Conflict``, the old name of `Stale`, kept for one release."""
+    if name == "Conflict":
+        warnings.warn("statewright: the Authority's Conflict is now Stale (Conflict is the store error)",
+                      DeprecationWarning, stacklevel=2)
+        return Stale
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,14 +18,13 @@ to every guard the checker evaluates.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from statewright.kernel.errors import DefinitionError, UserCodeError, one_line
+from statewright.kernel.trace import TraceStep
+from statewright.kernel.values import describe
 
-if TYPE_CHECKING:
-    from statewright.kernel.check.report import TraceStep
-
-__all__ = ["locate", "raised", "refused", "row"]
+__all__ = ["locate", "not_bool", "raised", "refused", "row"]
 
 
 def locate(fn: object) -> tuple[str, str]:
@@ -106,3 +105,23 @@ def refused(
         where=where, problem=problem, function=function, location=location, spec=spec, machine=machine,
         state=state, input=input, trace=trace,
     )
+
+
+def not_bool(
+    value: Any,
+    fn: object,
+    where: str,
+    *,
+    machine: str | None = None,
+    spec: str | None = None,
+    state: Any = None,
+    input: Any = None,
+) -> NoReturn:
+    """Raise a `UserCodeError` for a predicate (guard, property, constraint) that returned neither True nor False.
+
+    A guard that forgets its ``return`` returns None, which would read as
+    "false" and silently disable its row; so only a real bool is taken.
+    """
+    hint = " (is a `return` missing?)" if value is None else ""
+    refused(f"returned {describe(value)}, not a bool{hint}", fn, where, machine=machine, spec=spec, state=state,
+            input=input)

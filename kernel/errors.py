@@ -11,10 +11,9 @@ it says which one, where it is defined, and in which state.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-if TYPE_CHECKING:
-    from statewright.kernel.check.report import TraceStep
+from statewright.kernel.trace import TraceStep
 
 __all__ = ["DefinitionError", "UserCodeError"]
 

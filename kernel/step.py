@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final, Generic, NoReturn, TypeVar
 
-from statewright.kernel.boundary import raised, refused, row
+from statewright.kernel.boundary import not_bool, raised, refused, row
 from statewright.kernel.machine import PLAIN, Guard, Machine, Rule
 from statewright.kernel.values import describe
 
@@ -155,10 +155,13 @@ def failing_guard(machine: Machine[Any], rule: Rule, state: Any, event: Any) -> 
     """The name of the first guard of ``rule`` that is false, None when all hold."""
     for g in rule.guards:
         try:
-            if not g.test(state, event):
-                return g.name
+            ok = g.test(state, event)
         except Exception as exc:
             guard_raised(exc, machine, rule, g, state, event)
+        if ok is not True:
+            if ok is not False:
+                guard_not_bool(ok, machine, rule, g, state, event)
+            return g.name
     return None
 
 
@@ -167,6 +170,13 @@ def guard_raised(exc: Exception, machine: Machine[Any], rule: Rule, guard: Guard
     """Re-raise what ``guard`` of ``rule`` raised as a `UserCodeError` naming the row and the guard."""
     raised(exc, guard.test, f"{row(rule.index, rule.label)}, guard {guard.name!r}",
            machine=machine.name, state=state, input=event)
+
+
+def guard_not_bool(value: Any, machine: Machine[Any], rule: Rule, guard: Guard[Any, Any], state: Any,
+                   event: Any) -> NoReturn:
+    """Report that ``guard`` of ``rule`` returned ``value``, which is not a bool (a missing ``return``, say)."""
+    not_bool(value, guard.test, f"{row(rule.index, rule.label)}, guard {guard.name!r}",
+             machine=machine.name, state=state, input=event)
 
 
 def current_phase(machine: Machine[Any], state: Any, event: Any = None) -> Enum:
@@ -223,8 +233,11 @@ def enabled_among(
         g: Guard[Any, Any] | None = None
         try:
             for g in r.guards:
-                if not g.test(state, event):
-                    break
+                ok = g.test(state, event)
+                if ok is not True:
+                    if ok is False:
+                        break
+                    guard_not_bool(ok, machine, r, g, state, event)
             else:
                 g = None
         except Exception as exc:

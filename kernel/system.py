@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, Generic, NamedTuple, NoReturn, TypeVar
 
-from statewright.kernel.boundary import raised
+from statewright.kernel.boundary import not_bool, raised
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine
 from statewright.kernel.step import Accepted, Rejected, outcomes, step
@@ -230,6 +230,8 @@ def settlements(
                     allowed = g.test(before, k, ev)
                 except Exception as exc:
                     guard_raised(exc, system, g, before, k, ev)
+                if allowed is not True and allowed is not False:
+                    guard_not_bool(allowed, system, g, before, k, ev)
                 if not allowed:
                     blocked = Blocked(names[k], ev, g.name, routed)
                     break
@@ -300,6 +302,12 @@ def guard_raised(exc: Exception, system: System[Any], g: SystemGuard, before: An
     """Report that system guard ``g`` raised while judging ``event`` for instance ``k``."""
     raised(exc, g.test, f"system {system.name!r}, system guard {g.name!r}",
            state=before, input=Action(system.names[k], event))
+
+
+def guard_not_bool(value: Any, system: System[Any], g: SystemGuard, before: Any, k: int, event: Any) -> NoReturn:
+    """Report that system guard ``g`` returned ``value``, which is not a bool."""
+    not_bool(value, g.test, f"system {system.name!r}, system guard {g.name!r}",
+             state=before, input=Action(system.names[k], event))
 
 
 def _targets(out: Any) -> Sequence[tuple[str, Any]]:

@@ -19,7 +19,7 @@ TLA+ to the table
   here), offered for the positions the queue has: the input domain is a
   function of the state, exactly TLA+'s existential.
 * ``CONSTRAINT SeqConstraint`` (both queues at most 2 long) is
-  ``Bounds(constraint=...)``: a successor with a longer queue is generated
+  ``Spec(constraint=...)``: a successor with a longer queue is generated
   (counted in ``pruned``) but not explored. ``SndAck`` stays enabled at a full
   ``ackQ`` for fairness, as in TLC.
 * ``ABFairness`` -- ``WF(ReSndMsg)``, ``WF(SndAck)``, ``SF(RcvMsg)``,
@@ -54,8 +54,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
-from statewright.kernel.check.spec import Bounds, Property, Spec, always, transition
-from statewright.kernel.check.temporal import Fair, leads_to, strong_fair, weak_fair
+from statewright.kernel.check import Fair, Property, Spec, always, always_step, leads_to, strong_fair, weak_fair
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.specs.registry import REGISTRY
 
@@ -224,7 +223,7 @@ def _properties(data: Sequence[str]) -> list[Property]:
     return [
         always("type_inv", type_inv),
         *(sent_leads_to_rcvd(d) for d in data),
-        transition("abc_next", lambda s, _, t: abc_step(s, t)),
+        always_step("abc_next", lambda s, _, t: abc_step(s, t)),
         leads_to("abc_rcv_msg", lambda s: s.r_bit != s.s_bit, lambda s: s.r_bit == s.s_bit),
         leads_to("abc_rcv_ack", lambda s: s.r_bit != s.s_ack, lambda s: s.r_bit == s.s_ack),
     ]
@@ -254,7 +253,7 @@ def alternating_bit(data: int = 2, msg_q_len: int = 2, ack_q_len: int = 2, fair:
         inputs=_inputs(values),
         properties=properties,
         init=initial_links(values),
-        bounds=Bounds(constraint=lambda s: len(s.msg_q) <= msg_q_len and len(s.ack_q) <= ack_q_len),
+        constraint=lambda s: len(s.msg_q) <= msg_q_len and len(s.ack_q) <= ack_q_len,
         fairness=_fairness(fair, rcv_fair),
         expect=broken,
         doc=__doc__ or "",

@@ -48,7 +48,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
-from statewright.kernel.check.spec import Property, Spec, always, sometimes, transition
+from statewright.kernel.check import Property, Spec, always, always_step, sometimes
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.kernel.system import Action, Route, System, SystemGuard
 from statewright.specs.registry import REGISTRY
@@ -274,8 +274,8 @@ def _properties(system: System[Any], *, atomic: bool) -> list[Property]:
     props = [
         always("no_lost_update", no_lost_update),
         always("version_counts_writes", lambda v: bool(v.store.version == done(v))),
-        transition("version_never_decreases", lambda b, _a, a: bool(a.store.version >= b.store.version)),
-        transition("write_bumps_version_once", write_bumps_version_once),
+        always_step("version_never_decreases", lambda b, _a, a: bool(a.store.version >= b.store.version)),
+        always_step("write_bumps_version_once", write_bumps_version_once),
         always("reads_what_was_written", reads_what_was_written),
         sometimes("all_done", lambda v: done(v) == end - first),
     ]

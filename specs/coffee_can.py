@@ -39,8 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from statewright.kernel.check.spec import Property, Spec, always, transition
-from statewright.kernel.check.temporal import eventually, weak_fair
+from statewright.kernel.check import Property, Spec, always, always_step, eventually, weak_fair
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.specs.registry import REGISTRY
 
@@ -131,8 +130,8 @@ def _properties(max_beans: int) -> list[Property]:
     return [
         always("type_invariant", lambda s: 0 <= s.black <= max_beans and 0 <= s.white <= max_beans),
         eventually("eventually_terminates", lambda s: s.count == 1),
-        transition("monotonic_decrease", lambda s, _, t: s.count <= 1 or t.count < s.count),
-        transition("loop_invariant", lambda s, _, t: s.white % 2 == t.white % 2),
+        always_step("monotonic_decrease", lambda s, _, t: s.count <= 1 or t.count < s.count),
+        always_step("loop_invariant", lambda s, _, t: s.white % 2 == t.white % 2),
     ]
 
 

@@ -18,7 +18,7 @@ TLA+ to the table
   Gossip of a node to itself, or of nothing new, leaves the state as it is, as
   in TLA+; so does ``Converge`` once the flag is set.
 * ``CONSTRAINT StateConstraint`` (every count at most ``bound``, 3) is
-  ``Bounds(constraint=...)``.
+  ``Spec(constraint=...)``.
 * Invariants ``TypeOK`` and ``Safety``; ``Monotonicity`` is an action property
   (``monotonic``); ``Liveness == converge ~> Convergence`` is ``leads_to``.
 
@@ -39,8 +39,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
-from statewright.kernel.check.spec import Bounds, Spec, always, transition
-from statewright.kernel.check.temporal import leads_to, weak_fair
+from statewright.kernel.check import Spec, always, always_step, leads_to, weak_fair
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.specs.registry import REGISTRY
 
@@ -137,10 +136,10 @@ def crdt(nodes: int = 2, bound: int = 3, fair: bool = True, one_way: bool = Fals
         properties=[
             always("type_ok", lambda s: all(len(row) == nodes and min(row) >= 0 for row in s.counter)),
             always("safety", lambda s: all(s.counter[n][n] >= s.counter[o][n] for n, o in pairs)),
-            transition("monotonic", _monotonic),
+            always_step("monotonic", _monotonic),
             leads_to("liveness", lambda s: s.converge, converged),
         ],
-        bounds=Bounds(constraint=lambda s: all(v <= bound for row in s.counter for v in row)),
+        constraint=lambda s: all(v <= bound for row in s.counter for v in row),
         fairness=fairness,
         expect=[] if ok else ["liveness"],
         doc=__doc__ or "",

@@ -49,8 +49,7 @@ from enum import Enum
 from itertools import product
 from typing import Any
 
-from statewright.kernel.check.spec import Spec, always
-from statewright.kernel.check.temporal import leads_to, weak_fair
+from statewright.kernel.check import Spec, always, leads_to, weak_fair
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.specs.registry import REGISTRY
 

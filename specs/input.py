@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from statewright.kernel.check.spec import Spec, always, sometimes, terminal_stable, transition
+from statewright.kernel.check import Spec, always, always_step, sometimes, terminal_stable
 from statewright.machines.input import (
     INPUT,
     TERMINAL,
@@ -93,8 +93,8 @@ def input() -> Spec:  # noqa: A001 - the spec is called "input"
             always("attempts_within_budget", lambda s: 0 <= s.attempts <= s.max_attempts),
             always("staged_has_run", staged_has_run),
             always("outcome_iff_terminal", outcome_iff_terminal),
-            transition("attempts_count_stages", attempts_count_stages),
-            transition("own_run_only", own_run_only),
+            always_step("attempts_count_stages", attempts_count_stages),
+            always_step("own_run_only", own_run_only),
             sometimes("consumed", lambda s: s.phase is P.CONSUMED),
             sometimes("awaiting_consumption", lambda s: s.phase is P.APPLIED_PENDING_CONSUMPTION),
             sometimes("superseded", lambda s: s.phase is P.SUPERSEDED),

@@ -22,7 +22,7 @@ TLA+ to the table
   `ReceiveRequest`, `ReceiveAck`, `ReceiveRelease` (process ``p`` takes the
   head of the channel from ``q``; which one the head's type decides).
 * ``CONSTRAINT ClockConstraint`` (every clock at most ``max_clock``) is
-  ``Bounds(constraint=...)``: a successor with a larger clock is generated
+  ``Spec(constraint=...)``: a successor with a larger clock is generated
   and judged but neither stored nor expanded, as in TLC. MCLamportMutex's
   ``Nat <- 0..MaxNat`` only makes TLC's ``Message`` set finite for
   ``TypeOK``; ``type_ok`` bounds clocks by ``max_clock + 1``, the largest
@@ -53,7 +53,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TypeVar
 
-from statewright.kernel.check.spec import Bounds, Spec, always
+from statewright.kernel.check import Spec, always
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.specs.registry import REGISTRY
 
@@ -297,7 +297,7 @@ def lamport_mutex(n: int = 3, max_clock: int = 3, tie_break: bool = True) -> Spe
             always("bounded_network", lambda s: all(len(c) <= 3 for row in s.network for c in row)),
             always("mutex", lambda s: len(s.crit) <= 1),
         ],
-        bounds=Bounds(constraint=lambda s: all(c <= max_clock for c in s.clock)),
+        constraint=lambda s: all(c <= max_clock for c in s.clock),
         expect=[] if tie_break else ["mutex"],
         doc=__doc__ or "",
     )

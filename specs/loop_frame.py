@@ -64,7 +64,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from statewright.kernel.check.spec import Spec, always, sometimes, terminal_stable, transition
+from statewright.kernel.check import Spec, always, always_step, sometimes, terminal_stable
 from statewright.kernel.system import Action, SystemGuard
 from statewright.machines.loop_frame import (
     FLOW_ROUTES,
@@ -315,15 +315,15 @@ def loop_frame(limit: int = 2, cancel: bool = True, torn_grant: bool = False) ->
             always("requests_within_limit", requests_within_limit),
             always("one_iteration_per_body", one_iteration_per_body),
             always("granted_slot_in_running_frame", granted_slot_in_running_frame),
-            transition("granted_before_completed", granted_before_completed),
+            always_step("granted_before_completed", granted_before_completed),
             always("nothing_before_the_run", nothing_before_the_run),
             always("loop_phase_matches_count", loop_phase_matches_count),
             always("bodies_in_order", bodies_in_order),
             always("records_agree", records_agree),
             always("completed_loop_is_closed", completed_loop_is_closed),
             always("completed_run_is_whole", completed_run_is_whole),
-            transition("all_or_nothing", all_or_nothing),
-            transition("iteration_advances_with_frame", iteration_advances_with_frame),
+            always_step("all_or_nothing", all_or_nothing),
+            always_step("iteration_advances_with_frame", iteration_advances_with_frame),
             sometimes("run_completed_after_full_loop",
                       lambda v: v.run.phase is RunPhase.COMPLETED and v.loop.iteration == loop.limit),
             sometimes("loop_completed_at_limit", lambda v: loop_completed(v) and v.loop.iteration == loop.limit),

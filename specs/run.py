@@ -38,7 +38,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from statewright.kernel.check.spec import Spec, always, sometimes, terminal_stable, transition
+from statewright.kernel.check import Spec, always, always_step, sometimes, terminal_stable
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Guard, Transition
 from statewright.kernel.step import Accepted, apply_rule, step
@@ -168,11 +168,11 @@ def run(
         inputs=inputs,
         properties=[
             terminal_stable(TERMINAL),
-            transition("never_back_to_pending", never_back_to_pending),
-            transition("one_run_completed", one_run_completed),
-            transition("dependencies_first", dependencies_first),
-            transition("attempt_ends_by_its_outcome", attempt_ends_by_its_outcome),
-            transition("reports_name_the_state_in_flight", reports_name_the_state_in_flight),
+            always_step("never_back_to_pending", never_back_to_pending),
+            always_step("one_run_completed", one_run_completed),
+            always_step("dependencies_first", dependencies_first),
+            always_step("attempt_ends_by_its_outcome", attempt_ends_by_its_outcome),
+            always_step("reports_name_the_state_in_flight", reports_name_the_state_in_flight),
             always("attempts_bounded", attempts_bounded),
             always("completed_is_whole_plan", completed_is_whole_plan),
             sometimes("completes", lambda r: r.phase is RunPhase.COMPLETED),

@@ -113,8 +113,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from statewright.kernel.check.spec import Kind, Property, Spec, always, sometimes, transition
-from statewright.kernel.check.temporal import leads_to, strong_fair, weak_fair
+from statewright.kernel.check import (
+    Kind,
+    Property,
+    Spec,
+    always,
+    always_step,
+    leads_to,
+    sometimes,
+    strong_fair,
+    weak_fair,
+)
 from statewright.kernel.system import Action, Route, System
 from statewright.machines.input import (
     INPUT,
@@ -363,20 +372,20 @@ def retired_run_shows_retired(s: Session) -> bool:
 def session_properties(terminal: frozenset[SessionPhase] = TERMINAL) -> list[Property]:
     """The session's own properties; ``terminal`` is its machine's terminal phases."""
     return [
-        transition("terminal_never_changes", _terminal_never_changes(terminal)),
-        transition("ledger_accounted", ledger_accounted),
-        transition("stop_deferred_while_running", stop_deferred_while_running),
-        transition("run_ends_where_it_started", run_ends_where_it_started),
-        transition("only_the_run_in_flight_reports", only_the_run_in_flight_reports),
-        transition("applied_once_before_commit", applied_once_before_commit),
-        transition("run_starts_from_the_queue", run_starts_from_the_queue),
-        transition("registration_follows_attach_detach", registration_follows_attach_detach),
-        transition("executor_keeps_phase_and_work", executor_keeps_phase_and_work),
-        transition("accepted_once_where_input_is_taken", accepted_once_where_input_is_taken),
-        transition("retire_keeps_the_work", retire_keeps_the_work),
-        transition("recycle_returns_to_idle", recycle_returns_to_idle),
-        transition("reset_empties_the_queue", reset_empties_the_queue),
-        transition("stop_from_a_quiet_phase_is_immediate", stop_from_a_quiet_phase_is_immediate),
+        always_step("terminal_never_changes", _terminal_never_changes(terminal)),
+        always_step("ledger_accounted", ledger_accounted),
+        always_step("stop_deferred_while_running", stop_deferred_while_running),
+        always_step("run_ends_where_it_started", run_ends_where_it_started),
+        always_step("only_the_run_in_flight_reports", only_the_run_in_flight_reports),
+        always_step("applied_once_before_commit", applied_once_before_commit),
+        always_step("run_starts_from_the_queue", run_starts_from_the_queue),
+        always_step("registration_follows_attach_detach", registration_follows_attach_detach),
+        always_step("executor_keeps_phase_and_work", executor_keeps_phase_and_work),
+        always_step("accepted_once_where_input_is_taken", accepted_once_where_input_is_taken),
+        always_step("retire_keeps_the_work", retire_keeps_the_work),
+        always_step("recycle_returns_to_idle", recycle_returns_to_idle),
+        always_step("reset_empties_the_queue", reset_empties_the_queue),
+        always_step("stop_from_a_quiet_phase_is_immediate", stop_from_a_quiet_phase_is_immediate),
         always("run_matches_phase", run_matches_phase),
         always("registration_consistent", registration_consistent),
         always("destroyed_accepts_nothing", destroyed_accepts_nothing),
@@ -580,8 +589,8 @@ def session_properties_in_system() -> list[Property]:
     """
     out: list[Property] = []
     for p in session_properties():
-        if p.kind is Kind.TRANSITION:
-            out.append(transition(p.name, _session_step(p.test), each=True))
+        if p.kind is Kind.STEP:
+            out.append(always_step(p.name, _session_step(p.test), each=True))
         elif p.kind is Kind.ALWAYS:
             out.append(always(p.name, _session_state(p.test)))
         elif p.kind is Kind.SOMETIMES and p.name not in RESTATED_WITNESSES:
@@ -631,9 +640,9 @@ def session_inputs(runs: int = 1, max_attempts: int = 2, stage_only_when_idle: b
         inputs={"session": session_inputs_domain(names, run_ids), **{n: STRAYS for n in names}},
         properties=[
             *session_properties_in_system(),
-            transition("terminal_system_frozen", terminal_system_frozen),
-            transition("stop_deferred_in_system", stop_deferred_in_system),
-            transition("strays_refused", strays_refused, each=True),
+            always_step("terminal_system_frozen", terminal_system_frozen),
+            always_step("stop_deferred_in_system", stop_deferred_in_system),
+            always_step("strays_refused", strays_refused, each=True),
             always("staged_has_run_id", staged_has_run_id),
             always("one_staged", one_staged),
             always("run_holds_its_input", run_holds_its_input),

@@ -55,8 +55,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from statewright.kernel.check.spec import Property, Spec, always, sometimes, transition
-from statewright.kernel.check.temporal import leads_to, strong_fair, weak_fair
+from statewright.kernel.check import Property, Spec, always, always_step, leads_to, sometimes, strong_fair, weak_fair
 from statewright.machines.task import (
     OUTCOMES,
     TERMINAL,
@@ -206,28 +205,28 @@ suspended), and a question kept open is answered. The operator's ``Cancel`` is n
 def properties() -> list[Property]:
     """The properties both specs state, in report order."""
     return [
-        transition("terminal_stable", terminal_stable),
-        transition("first_terminal_wins", first_terminal_wins),
-        transition("outcome_survives_cancel", outcome_survives_cancel),
-        transition("no_redispatch_after_terminal", _stays_if_terminal((Dispatch,))),
-        transition("no_suspend_after_terminal", _stays_if_terminal((Ask,))),
-        transition("no_resume_after_terminal", _stays_if_terminal((Answer,))),
-        transition("stale_outcome_ignored", stale_outcome_ignored),
+        always_step("terminal_stable", terminal_stable),
+        always_step("first_terminal_wins", first_terminal_wins),
+        always_step("outcome_survives_cancel", outcome_survives_cancel),
+        always_step("no_redispatch_after_terminal", _stays_if_terminal((Dispatch,))),
+        always_step("no_suspend_after_terminal", _stays_if_terminal((Ask,))),
+        always_step("no_resume_after_terminal", _stays_if_terminal((Answer,))),
+        always_step("stale_outcome_ignored", stale_outcome_ignored),
         always("attempts_within_max", lambda s: 0 <= s.attempt <= s.max_attempts),
         always("suspended_has_question", lambda s: s.phase is not P.SUSPENDED or s.question is not None),
         always("question_only_while_suspended", lambda s: s.question is None or s.phase is P.SUSPENDED),
         always("questions_named", lambda s: s.question is None or s.question != ""),
         always("answers_named", lambda s: s.answer is None or s.answer != ""),
-        transition("resume_returns_to_running", resume_returns_to_running),
-        transition("stray_answer_keeps_phase", stray_answer_keeps_phase),
-        transition("dispatch_starts_attempt", dispatch_starts_attempt),
-        transition("report_decides_outcome", report_decides_outcome),
-        transition("last_failure_blocks", last_failure_blocks),
-        transition("outcome_of_dispatched_attempt", outcome_of_dispatched_attempt),
-        transition("spawn_depth_within_limit", spawn_depth_within_limit),
-        transition("spawn_only_while_running", spawn_only_while_running),
-        transition("spawn_keeps_phase", spawn_keeps_phase),
-        transition("spawn_needs_a_worker", spawn_needs_a_worker),
+        always_step("resume_returns_to_running", resume_returns_to_running),
+        always_step("stray_answer_keeps_phase", stray_answer_keeps_phase),
+        always_step("dispatch_starts_attempt", dispatch_starts_attempt),
+        always_step("report_decides_outcome", report_decides_outcome),
+        always_step("last_failure_blocks", last_failure_blocks),
+        always_step("outcome_of_dispatched_attempt", outcome_of_dispatched_attempt),
+        always_step("spawn_depth_within_limit", spawn_depth_within_limit),
+        always_step("spawn_only_while_running", spawn_only_while_running),
+        always_step("spawn_keeps_phase", spawn_keeps_phase),
+        always_step("spawn_needs_a_worker", spawn_needs_a_worker),
         always("depth_within_limit", lambda s: 0 <= s.depth < s.max_depth),
         sometimes("reach_passed", lambda s: s.phase is P.PASSED),
         sometimes("reach_blocked", lambda s: s.phase is P.BLOCKED),

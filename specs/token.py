@@ -40,7 +40,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from statewright.kernel.check.spec import Spec, always, sometimes, terminal_stable, transition
+from statewright.kernel.check import Spec, always, always_step, sometimes, terminal_stable
 from statewright.kernel.machine import Machine, Transition
 from statewright.machines.token import (
     GATE,
@@ -156,15 +156,15 @@ def token(
         inputs=inputs,
         properties=[
             terminal_stable(TERMINAL),
-            transition("worker_stays_on_task", worker_stays_on_task),
-            transition("no_use_when_spent", no_use_when_spent),
+            always_step("worker_stays_on_task", worker_stays_on_task),
+            always_step("no_use_when_spent", no_use_when_spent),
             always("uses_never_negative", lambda s: s.uses_left >= 0),
-            transition("no_use_after_expiry", no_use_after_expiry),
-            transition("verb_within_gate", verb_within_gate),
-            transition("signed", signed),
-            transition("retired_for_cause", retired_for_cause),
+            always_step("no_use_after_expiry", no_use_after_expiry),
+            always_step("verb_within_gate", verb_within_gate),
+            always_step("signed", signed),
+            always_step("retired_for_cause", retired_for_cause),
             always("bound_as_its_role", bound_as_its_role),
-            transition("issued_usable", issued_usable),
+            always_step("issued_usable", issued_usable),
             sometimes("exhausted", lambda s: s.phase is TokenPhase.EXHAUSTED),
             sometimes("expired", lambda s: s.phase is TokenPhase.EXPIRED),
             sometimes("revoked", lambda s: s.phase is TokenPhase.REVOKED),
@@ -249,12 +249,12 @@ def operator(times: int = 4, timeout: int = 2, miss_after: int = 2, reattach_kee
         inputs=inputs,
         properties=[
             terminal_stable(TERMINAL),
-            transition("tasks_kept", tasks_kept),
-            transition("lifecycle_keeps_tasks", lifecycle_keeps_tasks),
-            transition("miss_only_after_timeout", miss_only_after_timeout),
-            transition("time_monotone", time_monotone),
-            transition("never_back_to_new", never_back_to_new),
-            transition("heartbeat_keeps_phase", heartbeat_keeps_phase),
+            always_step("tasks_kept", tasks_kept),
+            always_step("lifecycle_keeps_tasks", lifecycle_keeps_tasks),
+            always_step("miss_only_after_timeout", miss_only_after_timeout),
+            always_step("time_monotone", time_monotone),
+            always_step("never_back_to_new", never_back_to_new),
+            always_step("heartbeat_keeps_phase", heartbeat_keeps_phase),
             always("tasks_distinct", tasks_distinct),
             sometimes("reattached_with_tasks", lambda s: s.phase is SessionPhase.ATTACHED and s.reattached
                       and s.tasks == TASKS),

@@ -19,119 +19,171 @@ Everything a user's own machines and specs need comes from here::
     <Light.ON: 'on'>
     >>> sw.check(sw.Spec("toggle", toggle, [Flip()], [sw.always("known", lambda s: s in Light)])).distinct_states
     2
+    >>> sw.__version__ == sw.version()
+    True
 
 The layers live under this name too: `statewright.kernel` (pure core),
 `statewright.machines` (the lifecycle library), `statewright.specs` (bundled
 specs), `statewright.adapters` (stores, driver, command line, test harnesses).
-The shell's entry points are here too, imported on first use so that
+`check` is the one entry point for every engine: ``check(spec)`` on one
+core, ``check(spec, workers=4)`` on four processes, the same report either
+way. The shell's entry points are here too, imported on first use so that
 ``import statewright`` stays light: `suite`, `run_suite` and `replay`
 (hypothesis suites from a spec), `Driver`, `Catalog`, `MemoryStore`,
 `SqliteStore` and `PostgresStore` (running machines against a store; the
 last needs the ``postgres`` extra, asyncpg), `from_transitions` and
 `to_transitions` (the pytransitions bridge) and `cli` (the ``statewright``
-command as a function returning its exit code).
+command as a function returning its exit code). Every type those functions
+return is here as well, and ``dir(statewright)`` lists them all.
 """
 
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import TYPE_CHECKING, Any
 
+from statewright.adapters.checking import check
 from statewright.kernel import (
     Accepted,
     Action,
     Authority,
-    Bounds,
+    Blocked,
+    Committed,
+    Coverage,
     DefinitionError,
+    Emitted,
+    Fair,
+    Fairness,
     Guard,
     Kind,
     Machine,
+    Options,
+    Progress,
+    Property,
+    PropertyResult,
     Reason,
     Rejected,
     Report,
     Route,
+    Simulation,
+    Snapshot,
     Spec,
+    Stale,
+    Staged,
     Status,
     StopReason,
     System,
     SystemGuard,
+    SystemState,
     TraceStep,
     Transition,
     UserCodeError,
     Verdict,
     always,
     always_eventually,
+    always_step,
     eventually,
     eventually_always,
     leads_to,
-    check,
+    simulate,
     sometimes,
-    strong_fair,
     step,
+    strong_fair,
     terminal_stable,
-    transition,
     weak_fair,
 )
-from statewright.kernel.check import Simulation, simulate
 
 if TYPE_CHECKING:
     from statewright.adapters.cli import run as cli
-    from statewright.adapters.interop.transitions_bridge import from_transitions, to_transitions
-    from statewright.adapters.runtime.driver import Driver
+    from statewright.adapters.interop.transitions_bridge import Bridged, from_transitions, to_transitions
+    from statewright.adapters.runtime.driver import Acted, Driver, Fed
     from statewright.adapters.runtime.memory import MemoryStore
     from statewright.adapters.runtime.postgres import PostgresStore
     from statewright.adapters.runtime.sqlite import SqliteStore
-    from statewright.adapters.runtime.store import Catalog
-    from statewright.adapters.runtime.workers import check_parallel
-    from statewright.adapters.testing.stateful import replay, run_suite, suite
+    from statewright.adapters.runtime.store import Catalog, Record, StoreError
+    from statewright.adapters.testing.stateful import Replayed, replay, run_suite, suite
+
+
+def version() -> str:
+    """The installed distribution's version (the project's own when it runs from a source tree)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("statewright")
+    except metadata.PackageNotFoundError:  # pragma: no cover - a source tree never installed
+        return "0+unknown"
+
+
+__version__ = version()
 
 __all__ = [
     "Accepted",
+    "Acted",
     "Action",
     "Authority",
-    "Bounds",
+    "Blocked",
+    "Bridged",
     "Catalog",
+    "Committed",
+    "Coverage",
     "DefinitionError",
     "Driver",
+    "Emitted",
+    "Fair",
+    "Fairness",
+    "Fed",
     "Guard",
     "Kind",
     "Machine",
     "MemoryStore",
+    "Options",
     "PostgresStore",
+    "Progress",
+    "Property",
+    "PropertyResult",
     "Reason",
+    "Record",
     "Rejected",
+    "Replayed",
     "Report",
     "Route",
     "Simulation",
+    "Snapshot",
     "Spec",
     "SqliteStore",
+    "Stale",
+    "Staged",
     "Status",
     "StopReason",
+    "StoreError",
     "System",
     "SystemGuard",
+    "SystemState",
     "TraceStep",
     "Transition",
     "UserCodeError",
     "Verdict",
+    "__version__",
     "always",
     "always_eventually",
+    "always_step",
+    "check",
+    "cli",
     "eventually",
     "eventually_always",
-    "leads_to",
-    "check",
-    "check_parallel",
-    "cli",
     "from_transitions",
+    "leads_to",
     "replay",
     "run_suite",
     "simulate",
     "sometimes",
-    "strong_fair",
     "step",
+    "strong_fair",
     "suite",
     "terminal_stable",
     "to_transitions",
-    "transition",
+    "version",
     "weak_fair",
 ]
 
@@ -139,20 +191,42 @@ _LAZY = {
     "suite": ("statewright.adapters.testing.stateful", "suite"),
     "run_suite": ("statewright.adapters.testing.stateful", "run_suite"),
     "replay": ("statewright.adapters.testing.stateful", "replay"),
+    "Replayed": ("statewright.adapters.testing.stateful", "Replayed"),
     "Driver": ("statewright.adapters.runtime.driver", "Driver"),
+    "Fed": ("statewright.adapters.runtime.driver", "Fed"),
+    "Acted": ("statewright.adapters.runtime.driver", "Acted"),
     "Catalog": ("statewright.adapters.runtime.store", "Catalog"),
+    "Record": ("statewright.adapters.runtime.store", "Record"),
+    "StoreError": ("statewright.adapters.runtime.store", "StoreError"),
     "MemoryStore": ("statewright.adapters.runtime.memory", "MemoryStore"),
     "SqliteStore": ("statewright.adapters.runtime.sqlite", "SqliteStore"),
     "PostgresStore": ("statewright.adapters.runtime.postgres", "PostgresStore"),
     "from_transitions": ("statewright.adapters.interop.transitions_bridge", "from_transitions"),
     "to_transitions": ("statewright.adapters.interop.transitions_bridge", "to_transitions"),
+    "Bridged": ("statewright.adapters.interop.transitions_bridge", "Bridged"),
     "cli": ("statewright.adapters.cli", "run"),
-    "check_parallel": ("statewright.adapters.runtime.workers", "check_parallel"),
 }
+"""The shell's names, imported on first use: name -> (module, attribute)."""
+
+_DEPRECATED = {
+    "transition": ("statewright.kernel.check.properties", "transition", None),
+    "check_parallel": ("statewright.adapters.checking", "check_parallel", None),
+    "Bounds": ("statewright.kernel.check.spec", "Bounds",
+               "statewright.Bounds is deprecated: give constraint= and action_constraint= to the Spec and the "
+               "cut-offs (max_depth, max_states, time_limit) to check()"),
+    "Conflict": ("statewright.kernel.authority", "Stale",
+                 "statewright.Conflict (the Authority's) is now statewright.Stale"),
+}
+"""Old names kept for one release: name -> (module, attribute, warning; None when calling it warns)."""
 
 
 def __getattr__(name: str) -> Any:
-    """Import the shell's entry points on first use (PEP 562)."""
+    """Import the shell's entry points on first use (PEP 562); old names warn and still work."""
+    if name in _DEPRECATED:
+        module, attr, message = _DEPRECATED[name]
+        if message is not None:
+            warnings.warn(message, DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(module), attr)
     try:
         module, attr = _LAZY[name]
     except KeyError:
@@ -160,3 +234,8 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), attr)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    """Every public name, the ones imported on first use included."""
+    return sorted(set(globals()) | set(__all__))

@@ -1,7 +1,7 @@
 """``statewright check``: bounded, interruptible model checks of the chosen specs.
 
-Bounds given on the command line (``--max-states``, ``--max-depth``,
-``--time-limit``) replace those of each spec's `Bounds`. The search also stops
+Cut-offs given on the command line (``--max-states``, ``--max-depth``,
+``--time-limit``) apply to every spec checked. The search also stops
 when the process's memory passes ``--max-memory`` (by default 80% of the
 memory it may use) and when SIGINT or SIGTERM arrive: a `Stopper` answers the
 checker's ``should_stop`` poll (every 1,024 expanded states). What was found
@@ -20,7 +20,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, TextIO
@@ -28,8 +28,8 @@ from typing import Any, TextIO
 from statewright.adapters.cli.errors import UsageError
 from statewright.adapters.cli.resources import rss, size_text, write_atomic
 from statewright.adapters.cli.targets import Loader, Target, machines_of
-from statewright.adapters.runtime.workers import check_parallel, default_workers
-from statewright.kernel.check import Progress, Report, Simulation, Spec, StopReason, check
+from statewright.adapters.checking import check, default_workers
+from statewright.kernel.check import Progress, Report, Simulation, Spec, StopReason
 from statewright.specs.registry import parse_value
 
 __all__ = [
@@ -149,14 +149,9 @@ class Ticker:
                   f"{p.queued:,} queued, {p.seconds:.0f} s, {size_text(rss())} memory", file=self.stream, flush=True)
 
 
-def _bounded(spec: Spec, args: argparse.Namespace) -> Spec:
-    changes = {k: getattr(args, k) for k in ("max_states", "max_depth", "time_limit") if getattr(args, k) is not None}
-    return replace(spec, bounds=replace(spec.bounds, **changes)) if changes else spec
-
-
 def _json_text(done: Sequence[tuple[Report, Built]]) -> str:
     from statewright.adapters.cli.reports import report_json
-    from statewright.kernel.graph import analyse
+    from statewright.kernel.draw import analyse
 
     data: Any = [report_json(r, b.params, [analyse(m) for m in machines_of(b.spec)]) for r, b in done]
     if len(data) == 1:
@@ -169,7 +164,7 @@ def check_command(args: argparse.Namespace, loader: Loader, out: TextIO, err: Te
     from statewright.adapters.cli.text import render_report
 
     json_path: Path | None = args.json
-    built = [replace(b, spec=_bounded(b.spec, args)) for b in build(loader, args)]
+    built = build(loader, args)
     if args.symmetry and not any(b.spec.symmetry for b in built):
         names = ", ".join(b.spec.name for b in built)
         raise UsageError(f"--symmetry: {names} declare{'s' if len(built) == 1 else ''} no symmetry (Spec(symmetry=...))")
@@ -179,9 +174,10 @@ def check_command(args: argparse.Namespace, loader: Loader, out: TextIO, err: Te
             if stopper.reason is not None:
                 break
             ticker = None if args.quiet else Ticker(b.spec.name, err)
-            report = check_parallel(b.spec, workers=args.workers or default_workers(), keep_going=args.keep_going,
-                                    clock=time.perf_counter, progress=ticker, should_stop=stopper,
-                                    symmetry=args.symmetry and bool(b.spec.symmetry))
+            report = check(b.spec, workers=args.workers or default_workers(), keep_going=args.keep_going,
+                           max_states=args.max_states, max_depth=args.max_depth, time_limit=args.time_limit,
+                           clock=time.perf_counter, progress=ticker, should_stop=stopper,
+                           symmetry=args.symmetry and bool(b.spec.symmetry))
             done.append((report, b))
             print(render_report(report, traces=not args.quiet, quiet=args.quiet), file=out, flush=True)
         return conclude(stopper, [r for r, _ in done], len(built), quiet=args.quiet, json_path=json_path,

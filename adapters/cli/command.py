@@ -53,7 +53,7 @@ from statewright.adapters.cli.simulating import (
     step_count,
 )
 from statewright.adapters.cli.targets import Loader
-from statewright.adapters.runtime.workers import default_workers
+from statewright.adapters.checking import default_workers
 from statewright.kernel.errors import DefinitionError
 
 __all__ = ["UsageError", "main", "run"]

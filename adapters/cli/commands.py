@@ -156,7 +156,7 @@ class _Diagrams:
 def diagram_command(args: argparse.Namespace, loader: Loader, out: TextIO) -> int:
     """Draw; formats asked for by name must all be written (``svg``/``png`` need Graphviz's ``dot``)."""
     from statewright.adapters.cli.diagram import Drawn, dot_missing, trace_edges, write_machine, write_reachable
-    from statewright.kernel.graph import GraphTooLarge
+    from statewright.kernel.draw import GraphTooLarge
 
     chosen, explicit = formats(args.formats)
     if explicit and dot_missing(chosen):

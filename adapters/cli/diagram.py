@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from statewright.kernel.check import Spec, check
-from statewright.kernel.check.report import Coverage, TraceStep
+from statewright.kernel.check import Coverage, TraceStep
 from statewright.kernel.draw import machine_dot, machine_markdown, machine_mermaid, state_dot
-from statewright.kernel.graph import reachable_graph
+from statewright.kernel.draw import reachable_graph
 from statewright.kernel.machine import Machine
 from statewright.kernel.system import SystemState
 from statewright.specs.registry import machines_of
@@ -106,7 +106,7 @@ def write_reachable(
     stem: str | None = None,
     drawn: Drawn | None = None,
 ) -> Drawn:
-    """Write the reachable state graph of a (small) spec; raises `kernel.graph.GraphTooLarge` past ``limit``."""
+    """Write the reachable state graph of a (small) spec; raises `kernel.draw.graphs.GraphTooLarge` past ``limit``."""
     drawn = drawn if drawn is not None else Drawn()
     out.mkdir(parents=True, exist_ok=True)
     g = reachable_graph(spec, limit=limit, highlight=[s.state for s in trace])

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from statewright.adapters.runtime.serialize import event_json, state_json, value_json
-from statewright.kernel.check.report import PropertyResult, Report, TraceStep
+from statewright.kernel.check import PropertyResult, Report, TraceStep
 from statewright.kernel.check.simulate import Simulation
-from statewright.kernel.graph import Analysis
+from statewright.kernel.draw import Analysis
 
 __all__ = ["report_json", "simulation_json", "trace_json"]
 
@@ -54,7 +54,7 @@ def report_json(
     """The report as the JSON object ``statewright check --json`` writes.
 
     ``analyses`` are the structural findings on the spec's machines
-    (`kernel.graph.analyse`): unreachable phases, traps, phases with no path
+    (`kernel.draw.graphs.analyse`): unreachable phases, traps, phases with no path
     to a terminal phase.
     """
     return {

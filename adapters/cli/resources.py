@@ -1,9 +1,9 @@
 """Memory and output files: the check's memory budget, sizes as text, safe writes.
 
-The budget is compared with the process's resident set size (RSS), read from
-``/proc/self/statm`` (one small read) or, elsewhere, the peak from
-``resource.getrusage``. The default budget is 80% of the memory the process
-may use: physical memory, or a cgroup limit when one is lower.
+The budget is compared with the process's resident set size (RSS,
+`statewright.adapters.checking.memory`). The default budget is 80% of the
+memory the process may use: physical memory, or a cgroup limit when one is
+lower.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import re
 import tempfile
 from pathlib import Path
 
+from statewright.adapters.checking.memory import available_memory, rss
 from statewright.adapters.cli.errors import UsageError
 
 __all__ = ["DEFAULT_SHARE", "available_memory", "default_budget", "parse_size", "rss", "size_text",
@@ -20,41 +21,6 @@ __all__ = ["DEFAULT_SHARE", "available_memory", "default_budget", "parse_size", 
 
 DEFAULT_SHARE = 0.8
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def rss() -> int:
-    """The resident set size of this process in bytes (0 when it cannot be read)."""
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * _PAGE
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        import resource
-        import sys
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak if sys.platform == "darwin" else peak * 1024
-    except (ImportError, OSError):
-        return 0
-
-
-def available_memory() -> int | None:
-    """Bytes of memory this process may use: physical memory, or a lower cgroup limit."""
-    total: int | None = None
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        pass
-    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            text = Path(limit_file).read_text().strip()
-        except OSError:
-            continue
-        if text.isdigit() and int(text) < (total or 1 << 62):
-            total = int(text)
-    return total
 
 
 def default_budget() -> int | None:

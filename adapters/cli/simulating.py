@@ -17,7 +17,6 @@ import json
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -90,9 +89,6 @@ def simulate_command(args: argparse.Namespace, loader: Loader, out: TextIO, err:
     steps = args.depth if args.depth is not None else DEFAULT_DEPTH
     json_path: Path | None = args.json
     built = build(loader, args)
-    if args.time_limit is not None:
-        built = [replace(b, spec=replace(b.spec, bounds=replace(b.spec.bounds, time_limit=args.time_limit)))
-                 for b in built]
     done: list[tuple[Simulation, Built]] = []
     with Stopper(args.max_memory) as stopper:
         for b in built:
@@ -100,8 +96,8 @@ def simulate_command(args: argparse.Namespace, loader: Loader, out: TextIO, err:
                 break
             if not args.quiet:
                 print(simulation_header(b.spec.name, args.simulate, steps, chosen), file=out, flush=True)
-            sim = simulate(b.spec, behaviours=args.simulate, depth=steps, seed=chosen, clock=time.perf_counter,
-                           should_stop=stopper)
+            sim = simulate(b.spec, behaviours=args.simulate, depth=steps, seed=chosen, time_limit=args.time_limit,
+                           clock=time.perf_counter, should_stop=stopper)
             done.append((sim, b))
             print(render_simulation(sim, quiet=args.quiet), file=out, flush=True)
         return conclude(stopper, [s for s, _ in done], len(built), quiet=args.quiet, json_path=json_path,

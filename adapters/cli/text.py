@@ -17,9 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from statewright.adapters.runtime.serialize import event_json, state_json
-from statewright.kernel.check.report import PropertyResult, Report, Status, StopReason, TraceStep, Verdict
+from statewright.kernel.check import Kind, PropertyResult, Report, Status, StopReason, TraceStep, Verdict
 from statewright.kernel.check.simulate import Simulation
-from statewright.kernel.check.spec import Kind
 
 __all__ = [
     "changes", "outcome", "render_report", "render_simulation", "render_tally", "render_trace", "simulation_header",

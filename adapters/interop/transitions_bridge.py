@@ -74,7 +74,7 @@ from typing import Any
 
 from transitions.core import Machine as PyMachine
 
-from statewright.kernel.check.spec import Spec
+from statewright.kernel.check import Spec
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.kernel.step import Accepted, step

@@ -69,8 +69,7 @@ from hypothesis.stateful import (
 )
 
 from statewright.kernel.check import check, semantics
-from statewright.kernel.check.report import TraceStep
-from statewright.kernel.check.spec import Kind, Spec
+from statewright.kernel.check import Kind, Spec, TraceStep
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine, Rule
 from statewright.kernel.step import Rejected, current_phase, enabled_rules
@@ -176,7 +175,7 @@ class _Plan:
         props = [p for p in spec.properties if p.name not in skip]
         self.system: System[Any] | None = model if isinstance(model, System) else None
         self.always = [(p.name, p.test) for p in props if p.kind is Kind.ALWAYS]
-        trans = [p for p in props if p.kind is Kind.TRANSITION]
+        trans = [p for p in props if p.kind is Kind.STEP]
         self.local_props = [(p.name, p.test) for p in trans if p.each or self.system is None]
         self.global_props = [(p.name, p.test) for p in trans if not (p.each or self.system is None)]
         self.deadlock = spec.deadlock and "deadlock" not in skip
@@ -240,7 +239,7 @@ class _Plan:
         by_rule: dict[tuple[int, Rule], dict[tuple[str, Any, int], _Outcome]] = {}
         by_action: dict[tuple[str, Any], list[tuple[int, Rule, _Outcome]]] = {}
         ambiguous: list[str] = []
-        constraint = self.spec.bounds.constraint
+        constraint = self.spec.constraint
         cut = constraint is not None and not constraint(state)
         locals_ = self.locals_of(state)
         for gi, g in enumerate(self.groups if not cut else ()):

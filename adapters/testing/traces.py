@@ -16,8 +16,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from statewright.adapters.runtime.serialize import untagged
-from statewright.kernel.check.report import TraceStep
-from statewright.kernel.check.spec import Spec
+from statewright.kernel.check import Spec, TraceStep
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine
 from statewright.kernel.system import Action, Emitted, System

@@ -1,24 +1,50 @@
-"""The model checker: declare a `Spec`, call `check`, read the `Report` (or `simulate` for a `Simulation`)."""
+"""The model checker: declare a `Spec`, call `check`, read the `Report` (or `simulate` for a `Simulation`).
 
-from statewright.kernel.check.report import Coverage, Progress, PropertyResult, Report, Status, StopReason, TraceStep, Verdict
-from statewright.kernel.check.search import check
-from statewright.kernel.check.simulate import Simulation, simulate
-from statewright.kernel.check.spec import Bounds, Kind, Property, Spec, always, sometimes, terminal_stable, transition
-from statewright.kernel.check.temporal import (
-    Fair,
+The rooms, one idea each:
+
+* the model -- `spec` (`Spec`), `properties` (`always`, `always_step`,
+  `eventually`, ...), `fairness` (`weak_fair`, `strong_fair`);
+* how to search -- `options` (`Options`: cut-offs, workers, symmetry, hooks);
+* compiling a spec -- `local` (interned local states and memoised steps),
+  `plan` (tables, views, successors, traces), `symmetry`;
+* judging -- `judge` (invariants, witnesses, step properties, constraints,
+  findings), `semantics` (what the built-ins mean), `behaviours` and
+  `liveness` (temporal properties on the explored graph);
+* the engines -- `search` (`Search`, one core), `lane` (the slow lane they
+  share), `levels` and `packed` (the level engine and its 64-bit store),
+  `workers` (the coordinator and its workers), `simulate` (random
+  behaviours), `engine` (`check`, which picks one);
+* the answer -- `report` (`Report`), `results` (statuses and coverage);
+* `mutants` -- mutation testing of a spec.
+"""
+
+from statewright.kernel.check.engine import check
+from statewright.kernel.check.fairness import Fair, Fairness, strong_fair, weak_fair
+from statewright.kernel.check.options import Options
+from statewright.kernel.check.properties import (
+    Kind,
+    Property,
+    always,
     always_eventually,
+    always_step,
     eventually,
     eventually_always,
     leads_to,
-    strong_fair,
-    weak_fair,
+    sometimes,
+    terminal_stable,
 )
+from statewright.kernel.check.report import Coverage, Progress, PropertyResult, Report, Status, StopReason, Verdict
+from statewright.kernel.check.simulate import Simulation, simulate
+from statewright.kernel.check.spec import Bounds, Spec
+from statewright.kernel.trace import TraceStep
 
 __all__ = [
     "Bounds",
     "Coverage",
     "Fair",
+    "Fairness",
     "Kind",
+    "Options",
     "Progress",
     "Property",
     "PropertyResult",
@@ -31,6 +57,7 @@ __all__ = [
     "Verdict",
     "always",
     "always_eventually",
+    "always_step",
     "check",
     "eventually",
     "eventually_always",
@@ -42,3 +69,12 @@ __all__ = [
     "transition",
     "weak_fair",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Deprecated names, kept for one release."""
+    if name == "transition":
+        from statewright.kernel.check.properties import transition
+
+        return transition
+    raise AttributeError(f"module 'statewright.kernel.check' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Temporal properties judged on the graph a complete search recorded.
+"""Temporal properties judged on the graph a complete search recorded (`TemporalJudge`).
 
 The search (`kernel.check.search`) keeps, only when a spec asks for a
 temporal property, every explored step as three integer arrays (CSR: edges
@@ -18,19 +18,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from statewright.kernel.boundary import raised
+from statewright.kernel.boundary import not_bool, raised
 from statewright.kernel.check import liveness
-from statewright.kernel.check.plan import Key, Plan
-from statewright.kernel.check.report import TraceStep
-from statewright.kernel.check.semantics import is_final
-from statewright.kernel.check.spec import Kind, Spec
 from statewright.kernel.check.fairness import own_rows
+from statewright.kernel.check.local import Key
+from statewright.kernel.check.plan import Plan
+from statewright.kernel.check.properties import Kind
+from statewright.kernel.check.semantics import is_final
+from statewright.kernel.check.spec import Spec
+from statewright.kernel.trace import TraceStep
 
-__all__ = ["Finding", "Graph", "Judge"]
+__all__ = ["Counterexample", "Edges", "TemporalJudge"]
 
 
 @dataclass(frozen=True, slots=True)
-class Finding:
+class Counterexample:
     """A temporal counterexample: the trace, where its loop closes (None for a plain trace), why."""
 
     trace: list[TraceStep]
@@ -39,15 +41,15 @@ class Finding:
 
 
 @dataclass(slots=True)
-class Graph:
-    """The explored steps, as the search records them."""
+class Edges:
+    """The explored steps, as the search records them (CSR arrays; `liveness.Graph` adds the initial states)."""
 
     offsets: array[int]
     targets: array[int]
     labels: array[int]
 
     @classmethod
-    def empty(cls) -> Graph:
+    def empty(cls) -> Edges:
         return cls(array("q", [0]), array("q"), array("q"))
 
 
@@ -57,10 +59,10 @@ def _named(action: Any) -> str:
     return where + type(event).__name__
 
 
-class Judge:
+class TemporalJudge:
     """Decides a spec's temporal properties on a recorded graph."""
 
-    def __init__(self, spec: Spec, plan: Plan, keys: list[Key], parents: Sequence[int], graph: Graph) -> None:
+    def __init__(self, spec: Spec, plan: Plan, keys: Sequence[Key], parents: Sequence[int], graph: Edges) -> None:
         self.spec = spec
         self.plan = plan
         self.keys = keys
@@ -77,10 +79,13 @@ class Judge:
         for j, key in enumerate(self.keys):
             s = view(key)
             try:
-                out[j] = 1 if test(s) else 0
+                ok = test(s)
             except Exception as exc:
                 raised(exc, test, f"property {name!r}", spec=self.spec.name, state=s,
                        trace=tuple(self.plan.path(self.parents, self.keys, j)))
+            if ok is not True and ok is not False:
+                not_bool(ok, test, f"property {name!r}", spec=self.spec.name, state=s)
+            out[j] = ok
         return out
 
     @property
@@ -95,11 +100,11 @@ class Judge:
             self._final = out
         return self._final
 
-    def decide(self) -> dict[str, Finding | None]:
+    def decide(self) -> dict[str, Counterexample | None]:
         """Each temporal property's counterexample, or None when it holds."""
         spec = self.spec
         fair = self.plan.fairness
-        out: dict[str, Finding | None] = {}
+        out: dict[str, Counterexample | None] = {}
         for p in spec.properties:
             if not p.kind.temporal:
                 continue
@@ -122,7 +127,7 @@ class Judge:
             out["recoverable"] = self.recoverable()
         return out
 
-    def lasso(self, lasso: liveness.Lasso, fair: Sequence[liveness.Condition]) -> Finding:
+    def lasso(self, lasso: liveness.Lasso, fair: Sequence[liveness.Condition]) -> Counterexample:
         """A lasso of state numbers as a trace of states and actions, with its loop."""
         plan, keys = self.plan, self.keys
         states = lasso.states
@@ -131,9 +136,9 @@ class Judge:
             trace.append(self._step(keys[a], keys[b], self.graph.labels[e]))
         assumed = ", ".join(c.name for c in fair) or "no fairness"
         if lasso.stutters:
-            return Finding(trace, lasso.loop, f"stutters forever in the last state (assuming {assumed})")
+            return Counterexample(trace, lasso.loop, f"stutters forever in the last state (assuming {assumed})")
         closing = self._step(keys[states[-1]], keys[states[lasso.loop]], self.graph.labels[lasso.edges[-1]])
-        return Finding(trace, lasso.loop,
+        return Counterexample(trace, lasso.loop,
                        f"then {_named(closing.input)} leads back to step {lasso.loop}, forever (assuming {assumed})")
 
     def _step(self, key: Key, target: Key, label: int) -> TraceStep:
@@ -144,7 +149,7 @@ class Judge:
                 return TraceStep(plan.view(nk), plan.action(k, event), effects)
         return plan.step_between(key, target)  # pragma: no cover - the recorded edge is always found
 
-    def recoverable(self) -> Finding | None:
+    def recoverable(self) -> Counterexample | None:
         """AG EF home: the shortest trace to a state from which no home state can be reached."""
         home = self.bits(self.spec.home, "recoverable") if self.spec.home is not None else self.final
         stuck = liveness.trapped(self.graph, home)
@@ -160,7 +165,7 @@ class Judge:
                     break
         shown = "; ".join(list(phases)[:6]) + ("; ..." if len(phases) > 6 else "")
         detail = f"no home state is reachable from here: {region:,} reachable states are trapped ({shown})"
-        return Finding(self.plan.path(self.parents, self.keys, first), None, detail)
+        return Counterexample(self.plan.path(self.parents, self.keys, first), None, detail)
 
     def _phases(self, key: Key) -> str:
         tables = self.plan.tables

@@ -29,10 +29,22 @@ from typing import Any, NoReturn
 from statewright.kernel.boundary import raised, refused, row
 from statewright.kernel.check.semantics import ambiguity, leaves_terminal
 from statewright.kernel.machine import Machine, Rule
-from statewright.kernel.step import Rejected, apply_rule, current_phase, enabled_among, firings, guard_raised, step
+from statewright.kernel.step import (
+    Rejected,
+    apply_rule,
+    current_phase,
+    enabled_among,
+    firings,
+    guard_not_bool,
+    guard_raised,
+    step,
+)
 from statewright.kernel.values import describe, problem
 
-__all__ = ["Local", "LocalTable", "Move"]
+__all__ = ["Key", "Local", "LocalTable", "Move"]
+
+Key = tuple[int, ...]
+"""A system state as the checker stores it: one local state id per instance."""
 
 
 class Local:
@@ -369,10 +381,13 @@ class LocalTable:
                     enabled = firing
                     if guard is not None:
                         try:
-                            if not guard.test(state, event):
-                                continue
+                            ok = guard.test(state, event)
                         except Exception as exc:
                             guard_raised(exc, m, firing[0][0], guard, state, event)
+                        if ok is not True:
+                            if ok is False:
+                                continue
+                            guard_not_bool(ok, m, firing[0][0], guard, state, event)
                 for next_id, effects, rule, flags in self._fire(state, event, enabled):
                     if flags or all_slow:
                         slow.append(Move(event, next_id, effects, rule, flags))

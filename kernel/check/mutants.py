@@ -36,7 +36,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from statewright.kernel.check import Report, Spec, StopReason, Verdict, check
+from statewright.kernel.check.engine import check
+from statewright.kernel.check.report import Report, StopReason, Verdict
+from statewright.kernel.check.spec import Spec
 from statewright.kernel.errors import DefinitionError, UserCodeError, one_line
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.kernel.system import System
@@ -320,14 +322,13 @@ class _Scorer:
             raise SpecFails(spec.name, _failures(baseline))
         self.spec = spec
         self.limit = max(budget * baseline.distinct_states, 1000)
-        self.bounds = dataclasses.replace(spec.bounds, max_states=self.limit)
 
     def fate(self, mutant: Mutant, variant: Callable[[Any], Spec]) -> Fate:
         """Check ``variant(mutant.changed)`` within the budget."""
         if mutant.changed is None:
             return Fate(mutant.description, Outcome.DEFINITION, one_line(mutant.error or ""))
         try:
-            report = check(dataclasses.replace(variant(mutant.changed), bounds=self.bounds))
+            report = check(variant(mutant.changed), max_states=self.limit)
         except UserCodeError as err:
             return Fate(mutant.description, Outcome.RAISED, one_line(f"{err.where} {err.problem}"))
         except DefinitionError as err:

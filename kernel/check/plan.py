@@ -10,24 +10,23 @@ lives in `kernel.check.search`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from itertools import permutations, product
+from collections.abc import Callable, Iterator, Sequence
 from operator import getitem
 from typing import Any
 
-from statewright.kernel.boundary import raised, refused
 from statewright.kernel.check.fairness import Condition, label_bases, resolve
-from statewright.kernel.check.local import LocalTable, Move
-from statewright.kernel.check.report import TraceStep
-from statewright.kernel.check.spec import Kind, Spec
+from statewright.kernel.check.local import Key, LocalTable, Move
+from statewright.kernel.check.properties import Kind
+from statewright.kernel.check.spec import Spec
+from statewright.kernel.check.symmetry import Symmetry
 from statewright.kernel.errors import DefinitionError, UserCodeError
 from statewright.kernel.machine import Machine
 from statewright.kernel.step import Rejected
-from statewright.kernel.system import Action, Blocked, Emitted, Fired, System, guard_raised, settlements
+from statewright.kernel.system import Action, Blocked, Emitted, Fired, System, guard_not_bool, guard_raised, settlements
+from statewright.kernel.trace import TraceStep
 
-__all__ = ["Key", "Plan", "Symmetry", "Taken"]
+__all__ = ["Key", "Plan", "Taken"]
 
-Key = tuple[int, ...]
 Taken = tuple[Key, tuple[Any, ...], tuple[str, ...], int]
 """One successor of a move: next key, effects, broken per-instance properties, the acting row."""
 Test = Callable[..., bool]
@@ -37,7 +36,7 @@ class Plan:
     """A spec compiled for searching: one table per instance and views over keys.
 
     Also the way to enumerate successors outside a full check
-    (`kernel.graph.reachable_graph` draws small specs with it).
+    (`kernel.draw.graphs.reachable_graph` draws small specs with it).
     """
 
     def __init__(self, spec: Spec, *, symmetric: bool = False) -> None:
@@ -45,7 +44,7 @@ class Plan:
         each: list[tuple[str, Test]] = []
         self.global_transitions: list[tuple[str, Test]] = []
         for p in spec.properties:
-            if p.kind is Kind.TRANSITION:
+            if p.kind is Kind.STEP:
                 if p.each or isinstance(model, Machine):
                     each.append((p.name, p.test))
                 else:
@@ -54,9 +53,8 @@ class Plan:
         """The spec's fairness declarations as label sets (`kernel.check.fairness`)."""
         self.bases = label_bases(model)
         """``bases[k]``: the action label of instance position ``k``'s first row; row ``r`` is ``bases[k] + r``."""
-        bounds = spec.bounds
-        self.constraint = bounds.constraint
-        self.action_constraint = bounds.action_constraint
+        self.constraint = spec.constraint
+        self.action_constraint = spec.action_constraint
         self.symmetry = Symmetry.of(spec) if symmetric else None
         """How keys are reduced to one per permutation class (``check(symmetric=True)``), or None."""
         self.all_slow = bool(self.global_transitions or self.constraint or self.action_constraint or self.symmetry)
@@ -102,7 +100,8 @@ class Plan:
         self.tables = tables
         self.distinct_tables = list(shared.values())
         if self.symmetry is not None:
-            self.symmetry.plan = self
+            assert self.system is not None
+            self.symmetry.bind(tables, self.system)
         starts = [list(initial)] if spec.init is None else [self._locals_of(spec, state) for state in spec.init]
         self.raw_initials: list[Key] = list(dict.fromkeys(self._initial(spec, states) for states in starts))
         """The distinct initial keys, in the order the spec gives them."""
@@ -183,8 +182,12 @@ class Plan:
         g = None
         try:
             for g in move.gates:
-                if not g.test(before, k, move.input):
-                    return False
+                ok = g.test(before, k, move.input)
+                if ok is not True:
+                    if ok is False:
+                        return False
+                    assert self.system is not None
+                    guard_not_bool(ok, self.system, g, before, k, move.input)
         except Exception as exc:
             assert self.system is not None and g is not None
             guard_raised(exc, self.system, g, before, k, move.input)
@@ -266,114 +269,3 @@ class Plan:
             if nk == target:
                 return TraceStep(self.view(nk), self.action(k, event), effects)
         raise AssertionError("trace reconstruction lost its way")  # pragma: no cover - successors() disagrees
-
-
-class Symmetry:
-    """Groups of interchangeable instances, and the canonical key of a permutation class.
-
-    Instances of a group share one local table, so their local ids compare.
-    Without ``relabel`` sorting the ids at a group's positions gives the same
-    key for every permutation of the group -- the smallest of them -- and that
-    key is itself a state of the class. With ``relabel`` (instance states
-    that name instances) every permutation is applied, names rewritten, and
-    the smallest key taken, as TLC does.
-
-    >>> Symmetry(((1, 2, 3),), ()).canonical((9, 5, 2, 4))
-    (9, 2, 4, 5)
-    """
-
-    def __init__(
-        self,
-        groups: tuple[tuple[int, ...], ...],
-        names: tuple[tuple[str, ...], ...],
-        relabel: Callable[[Any, Mapping[str, str]], Any] | None = None,
-        spec: str = "",
-    ) -> None:
-        self.groups = groups
-        self.names = names
-        self.relabel = relabel
-        self.spec = spec
-        self.plan: Plan | None = None
-        per_group = []
-        for g, n in zip(groups, names):
-            per_group.append([
-                (tuple(zip(g, (g[j] for j in order))), {n[i]: n[j] for i, j in enumerate(order)})
-                for order in permutations(range(len(g)))
-            ])
-        self.permutations: list[tuple[tuple[tuple[int, int], ...], dict[str, str]]] = []
-        for combo in product(*per_group):
-            moves = tuple(m for part, _ in combo for m in part)
-            renaming = {old: new for _, part in combo for old, new in part.items()}
-            self.permutations.append((moves, renaming))
-
-    @classmethod
-    def of(cls, spec: Spec) -> Symmetry | None:
-        """The spec's declared symmetry as positions; None when it declares none."""
-        model = spec.model
-        if not spec.symmetry or not isinstance(model, System):
-            return None
-        if spec.temporal:
-            raise DefinitionError(
-                f"spec {spec.name!r}: symmetry reduction cannot judge temporal properties soundly "
-                "(a lasso may need two members of a class); check them without symmetry"
-            )
-        groups = tuple(tuple(model.position[n] for n in g) for g in spec.symmetry)
-        return cls(groups, tuple(tuple(g) for g in spec.symmetry), spec.relabel, spec.name)
-
-    def canonical(self, key: Key) -> Key:
-        """The smallest key of ``key``'s permutation class."""
-        if self.relabel is None:
-            out = list(key)
-            for group in self.groups:
-                for p, a in zip(group, sorted(key[p] for p in group)):
-                    out[p] = a
-            return tuple(out)
-        return min(self.permuted(key, moves, renaming) for moves, renaming in self.permutations)
-
-    def twins(self, key: Key) -> list[Key]:
-        """``key`` under every other permutation -- or, past 24 of them, the two that generate each group.
-
-        The probe of symmetric properties compares a property on a state and
-        on its twins.
-        """
-        if len(self.permutations) <= 24:
-            return [self.permuted(key, moves, renaming) for moves, renaming in self.permutations[1:]]
-        out = []
-        for shift in (self._swap, self._rotate):
-            moves = tuple(m for g in self.groups for m in shift(g))
-            renaming = {self.names[x][g.index(src)]: self.names[x][g.index(dst)]
-                        for x, g in enumerate(self.groups) for src, dst in shift(g)}
-            out.append(self.permuted(key, moves, renaming))
-        return out
-
-    @staticmethod
-    def _swap(group: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
-        return ((group[0], group[1]), (group[1], group[0]))
-
-    @staticmethod
-    def _rotate(group: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
-        return tuple(zip(group, group[1:] + group[:1]))
-
-    def permuted(self, key: Key, moves: tuple[tuple[int, int], ...], renaming: Mapping[str, str]) -> Key:
-        """Move each instance's state from slot ``src`` to ``dst``, rewrite names (``relabel``), and intern."""
-        if self.relabel is None:
-            out = list(key)
-            for src, dst in moves:
-                out[dst] = key[src]
-            return tuple(out)
-        plan = self.plan
-        assert plan is not None and plan.system is not None
-        tables = plan.tables
-        states = [t.states[a] for t, a in zip(tables, key)]
-        moved = list(states)
-        for src, dst in moves:
-            moved[dst] = states[src]
-        view = plan.system.make(moved)
-        try:
-            renamed = self.relabel(view, renaming)
-        except Exception as exc:
-            raised(exc, self.relabel, "relabel", spec=self.spec, state=view)
-        if len(renamed) != len(tables):
-            refused(f"returned {len(renamed)} instance states, not {len(tables)}", self.relabel, "relabel",
-                    spec=self.spec, state=view)
-        return tuple(t.initial(s, "relabel") for t, s in zip(tables, renamed))

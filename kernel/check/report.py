@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum, StrEnum
-from typing import Any
 
-from statewright.kernel.check.spec import Kind
+from statewright.kernel.check.properties import Kind
+from statewright.kernel.trace import TraceStep
 
 __all__ = ["Coverage", "Progress", "PropertyResult", "Report", "Status", "StopReason", "TraceStep", "Verdict"]
+# TraceStep lives in `kernel.trace` (the errors and the shell use it too); it is re-exported here.
 
 
 class Verdict(Enum):
@@ -56,15 +57,6 @@ class Status(Enum):
     """Violated as expected, but the shortest trace has a different length than the spec pins."""
     UNKNOWN = "unknown"
     """The search was bounded before the property was decided."""
-
-
-@dataclass(frozen=True, slots=True)
-class TraceStep:
-    """One step of a trace: the input taken (None first), the state reached, the effects."""
-
-    state: Any
-    input: Any
-    effects: tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)

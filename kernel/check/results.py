@@ -7,12 +7,39 @@ from collections.abc import Mapping
 from operator import itemgetter
 from typing import Any
 
-from statewright.kernel.check.plan import Key, Plan
-from statewright.kernel.check.report import Coverage, PropertyResult, Status, TraceStep
-from statewright.kernel.check.spec import BUILTIN, Kind, Spec
+from statewright.kernel.check.judge import Judge
+from statewright.kernel.check.local import Key
+from statewright.kernel.check.plan import Plan
+from statewright.kernel.check.properties import BUILTIN, Kind
+from statewright.kernel.check.report import Coverage, PropertyResult, Report, Status, StopReason, Verdict
+from statewright.kernel.check.spec import Spec
 from statewright.kernel.machine import Machine
+from statewright.kernel.trace import TraceStep
 
-__all__ = ["coverage", "judged"]
+__all__ = ["conclude", "coverage", "judged", "local_hits"]
+
+
+def conclude(
+    judge: Judge,
+    *,
+    stop: StopReason | None,
+    distinct: int,
+    generated: int,
+    depth: int,
+    seconds: float,
+    hits: Mapping[int, Mapping[int, int]],
+    loops: Mapping[str, int] | None = None,
+) -> Report:
+    """The report of a finished search: what ``judge`` found, the counts, and each row's coverage."""
+    spec, plan = judge.spec, judge.plan
+    results = judged(spec, judge.violations, judge.details, judge.witnessed, complete=stop is None, loops=loops)
+    if any(r.failed for r in results):
+        verdict = Verdict.VIOLATED
+    else:
+        verdict = Verdict.OK if stop is None else Verdict.BOUNDED
+    symmetric = plan.symmetry.names if plan.symmetry is not None else ()
+    return Report(spec.name, verdict, stop is None, stop, distinct, generated, depth, seconds, results,
+                  coverage(plan, hits), judge.pruned, symmetric)
 
 
 def judged(

@@ -1,4 +1,4 @@
-"""`check(spec) -> Report`: breadth-first explicit-state model checking.
+"""`Search`: breadth-first explicit-state model checking on one core, with tuple keys in a dict.
 
 Theory of operation
 -------------------
@@ -15,91 +15,72 @@ through each instance's memoised moves in two lanes:
 * the **fast lane** -- local steps that no system guard gates, that route no
   effect and that break no per-instance property -- builds successor keys by
   splicing the next local id into the key, and calls no user code at all;
-* the **slow lane** -- everything else -- goes through `Search._slow`: system
-  guards, routed effects (one `settle` per move), broken local properties,
-  global action properties and the action constraint.
+* the **slow lane** -- everything else -- is `kernel.check.lane.SlowLane`,
+  which every engine shares: system guards, routed effects, broken
+  properties, global step properties and the constraints.
 
-Invariants and ``sometimes`` witnesses are judged on each new state once, in
-discovery order, so the first violation found is a shortest one. Whatever
-stops the search is a `StopReason`; the report is built by `results.py`.
-The search does no IO: time arrives through an optional ``clock`` callable,
-progress leaves through a callback, and the caller's ``should_stop`` is
-polled every 1,024 states.
+What is judged, and how findings are kept, is the `Judge`'s
+(`kernel.check.judge`); cut-offs from outside the model are the `Watch`'s.
+Whatever stops the search is a `StopReason`; `results.conclude` builds the
+report. The search does no IO.
+
+The twin loops
+--------------
+`Search._explore` and `Search._explore_recording` are one loop kept twice on
+purpose: the second also records every step for temporal properties (the
+graph of `kernel.check.behaviours`), and folding that into the first costs
+the fast lane a test per successor. Change one, change the other;
+``tests/kernel/test_search_twins.py`` runs both on every bundled spec and
+requires the same states, numbers, parents and findings.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable
 from typing import Any
 
-from statewright.kernel.boundary import raised
-from statewright.kernel.check.behaviours import Graph, Judge
-from statewright.kernel.check.local import Move
-from statewright.kernel.check.plan import Key, Plan
-from statewright.kernel.check.report import Progress, Report, StopReason, TraceStep, Verdict
-from statewright.kernel.check.results import coverage, judged, local_hits
-from statewright.kernel.check.semantics import is_final
-from statewright.kernel.check.spec import Kind, Spec
-from statewright.kernel.errors import DefinitionError, UserCodeError
-from statewright.kernel.system import Emitted, guard_raised
+from statewright.kernel.check.behaviours import Edges, TemporalJudge
+from statewright.kernel.check.judge import Judge, StoredTraces
+from statewright.kernel.check.lane import SlowLane
+from statewright.kernel.check.local import Key, Move
+from statewright.kernel.check.options import Options
+from statewright.kernel.check.plan import Plan
+from statewright.kernel.check.report import Report, StopReason
+from statewright.kernel.check.results import conclude, local_hits
+from statewright.kernel.check.spec import Spec
+from statewright.kernel.check.watch import POLL, Watch
+from statewright.kernel.errors import UserCodeError
 
-__all__ = ["Search", "check"]
-
-Test = Callable[..., bool]
-POLL = 1023
-"""The search polls its clock and ``should_stop`` when ``i & POLL == 0``."""
+__all__ = ["Search"]
 
 
 class Search:
-    """One breadth-first search of a spec: its frontier, what it found, and why it stopped."""
+    """One breadth-first search of a spec on one core: its frontier, and why it stopped."""
 
-    def __init__(
-        self,
-        spec: Spec,
-        *,
-        keep_going: bool = False,
-        clock: Callable[[], float] | None = None,
-        progress: Callable[[Progress], None] | None = None,
-        progress_every: int = 1 << 16,
-        should_stop: Callable[[], StopReason | None] | None = None,
-        plan: Plan | None = None,
-        symmetry: bool = False,
-    ) -> None:
-        bounds = spec.bounds
-        if bounds.time_limit is not None and clock is None:
-            raise DefinitionError(f"spec {spec.name!r}: a time_limit needs a clock (check(spec, clock=time.monotonic))")
+    def __init__(self, spec: Spec, options: Options | None = None, plan: Plan | None = None) -> None:
+        options = (options or Options()).of(spec)
         self.spec = spec
-        self.keep_going = keep_going
-        self.clock = clock
-        self.progress = progress
-        self.progress_every = progress_every if progress is not None else 0
-        self.should_stop = should_stop
-        self.started = clock() if clock is not None else 0.0
-        self.plan = plan if plan is not None else Plan(spec, symmetric=symmetry)
-        self.probes = 256 if self.plan.symmetry is not None else 0
-        """States whose properties are still to be compared with a permuted twin (symmetry only)."""
-        self.invariants = [(p.name, p.test) for p in spec.properties if p.kind is Kind.ALWAYS]
-        self.witnesses = [(p.name, p.test) for p in spec.properties if p.kind is Kind.SOMETIMES]
-        self.expected = set(spec.expect)
-        self.violations: dict[str, list[TraceStep]] = {}
-        self.details: dict[str, str] = {}
-        self.witnessed: dict[str, list[TraceStep]] = {}
+        self.options = options
+        self.plan = plan if plan is not None else Plan(spec, symmetric=options.symmetry)
         self.keys: list[Key] = []
         self.seen: dict[Key, int] = {}
         self.parents = array("q")
+        self.traces = StoredTraces(self.plan, self.keys, self.parents)
+        self.judge = Judge(spec, self.plan, self.traces, keep_going=options.keep_going)
+        self.lane = SlowLane(self.plan, self.judge, self.seen)
+        self.watch = Watch(options)
         self.stop: StopReason | None = None
         self.cursor = 0
         """The number of the state being expanded; every state before it is expanded."""
         self.depth = 1
         self.level_end = 0
         self.within = 0
-        """States within ``max_depth`` when that bound stopped the search."""
+        """States within ``max_depth`` when that cut-off stopped the search."""
         self.generated = 0
-        self.pruned = 0
-        self.graph = Graph.empty() if spec.temporal else None
+        self.graph = Edges.empty() if spec.temporal else None
         """Every explored step, kept only when a temporal property needs the graph."""
-        self.bases = self.plan.bases
+        if self.graph is not None:
+            self.lane.rules = []
         self.loops: dict[str, int] = {}
 
     # -- the run --------------------------------------------------------------------
@@ -115,25 +96,21 @@ class Search:
                 if self.stop is None:
                     self._judge_temporal(self.graph)
         except UserCodeError as err:
-            raise err.within(spec=self.spec.name, trace=self._trace_to_cursor()) from err.original
+            raise err.within(spec=self.spec.name, trace=self.traces.to(self.cursor)) from err.original
         return self._report()
 
     def _start(self) -> None:
         """Admit the initial states (depth 1); the constraint and invariants apply to them too."""
-        constraint = self.spec.bounds.constraint
-        for key in self.plan.initials:  # not counted as generated: `generated` counts steps (TLC adds inits)
-            if constraint is not None and not self._inside(key):
-                self._judge_outside(key, None)
-                self.pruned += 1
-                continue
+        for key in self.judge.initials():
             self.seen[key] = len(self.keys)
             self.keys.append(key)
             self.parents.append(-1)
         self.level_end = len(self.keys)
-        self._judge(0)
+        self.judge.states(0, self.keys)
+        self._stopped()
 
     def _explore(self) -> None:
-        """The BFS loop; its body is the fast lane (see the module docstring), the rest is in methods."""
+        """The BFS loop; its body is the fast lane (see the module docstring). Twin: `_explore_recording`."""
         plan = self.plan
         keys, seen, parents = self.keys, self.seen, self.parents
         all_moves = [t.moves for t in plan.tables]
@@ -169,14 +146,14 @@ class Search:
             i += 1
         self.cursor = i
 
-    def _explore_recording(self, graph: Graph) -> None:
-        """The BFS loop that also records every step (number of the target, label of the row) for temporal properties.
+    def _explore_recording(self, graph: Edges) -> None:
+        """`_explore` that also records every step (target number, row label) for temporal properties. Twin: `_explore`.
 
-        The same lanes as `_explore`; the fast lane looks up each target's
-        number and appends it with ``base[k] + row`` to the graph's arrays. A
-        step that leaves the state as it was is not recorded: as in TLA+
-        (``<<A>>_vars``), it is a stuttering step, which fairness neither
-        counts as enabling its action nor as taking it.
+        The fast lane looks up each target's number and appends it with
+        ``bases[k] + row`` to the graph's arrays. A step that leaves the state
+        as it was is not recorded: as in TLA+ (``<<A>>_vars``), it is a
+        stuttering step, which fairness neither counts as enabling its action
+        nor as taking it.
         """
         plan = self.plan
         keys, seen, parents = self.keys, self.seen, self.parents
@@ -184,7 +161,7 @@ class Search:
         tables = plan.tables
         all_moves = [t.moves for t in tables]
         rules = [t.fast_rules for t in tables]
-        bases = self.bases
+        bases = plan.bases
         positions = range(len(tables))
         i = self.cursor
         while i < len(keys) and not self.stop:
@@ -224,394 +201,102 @@ class Search:
             i += 1
         self.cursor = i
 
+    def _slow(self, i: int, key: Key, k: int, slow: tuple[Move, ...], before: Any) -> int:
+        """Admit what the slow lane makes of instance ``k``'s slow moves from state ``i``; how many successors."""
+        lane = self.lane
+        out = lane.run(i, key, k, slow, before)
+        seen, keys, parents = self.seen, self.keys, self.parents
+        graph = self.graph
+        if graph is None:
+            for x in out:
+                if x is None:
+                    continue
+                nk = key[:k] + (x,) + key[k + 1 :] if isinstance(x, int) else x
+                if nk not in seen:
+                    seen[nk] = len(keys)
+                    keys.append(nk)
+                    parents.append(i)
+            return len(out)
+        rules = lane.rules
+        assert rules is not None
+        base = self.plan.bases[k]
+        for x, r in zip(out, rules):
+            if x is None:
+                j = -1  # pruned: it still enables its action (TLC's ENABLED), but leads nowhere
+            else:
+                nk = key[:k] + (x,) + key[k + 1 :] if isinstance(x, int) else x
+                j = seen.get(nk, -2)
+                if j == -2:
+                    j = seen[nk] = len(keys)
+                    keys.append(nk)
+                    parents.append(i)
+            if j != i:  # as in the fast lane: a step that changes nothing is a stutter
+                graph.targets.append(j)
+                graph.labels.append(base + r)
+        rules.clear()
+        return len(out)
+
     def _expanded(self, i: int, key: Key, first_new: int, successors: int) -> None:
         """After state ``i`` is expanded (both loops): count, deadlock, judge the new states, ``max_states``."""
         self.generated += successors
+        judge = self.judge
         if not successors:
-            self._quiescent(i, key)
+            judge.quiescent(i, key)
         keys = self.keys
-        max_depth = self.spec.bounds.max_depth
-        if first_new < len(keys) and (self.invariants or self.witnesses) and (
-            max_depth is None or self.depth < max_depth
-        ):
-            self._judge(first_new)
-        max_states = self.spec.bounds.max_states
+        max_depth = self.options.max_depth
+        if first_new < len(keys) and judge.open and (max_depth is None or self.depth < max_depth):
+            judge.states(first_new, keys[first_new:])
+        self._stopped()
+        max_states = self.options.max_states
         if max_states is not None and len(keys) >= max_states and i + 1 < len(keys) and not self.stop:
             self.stop = StopReason.MAX_STATES
 
-    def _judge_temporal(self, graph: Graph) -> None:
-        """Decide the temporal properties on the complete graph."""
-        for name, finding in Judge(self.spec, self.plan, self.keys, self.parents, graph).decide().items():
-            if finding is not None:
-                self._found(name, finding.trace, finding.detail)
-                if finding.loop is not None:
-                    self.loops[name] = finding.loop
-        self.stop = None  # the graph was complete, so every property is decided: nothing was cut short
-
-    # -- one state's slow lane ------------------------------------------------------
-
-    def _slow(self, i: int, key: Key, k: int, slow: tuple[Move, ...], before: Any) -> int:
-        """Take instance ``k``'s slow moves from state ``i``; returns how many successors they made.
-
-        Called once per (state, instance) with slow moves, so the common case
-        -- a gated move whose successor needs no constraint -- stays inline;
-        the rest goes through `_successor`.
-        """
-        plan = self.plan
-        seen, keys, parents = self.seen, self.keys, self.parents
-        wrap = plan.system is not None and plan.all_slow
-        watched = bool(plan.global_transitions)
-        pruning = plan.constraint is not None
-        special = watched or pruning or plan.action_constraint is not None or plan.symmetry is not None
-        graph = self.graph
-        made = 0
-        for move in slow:
-            event = move.input
-            if move.routed:
-                taken = plan.take(key, k, move, before)
-                self._ambiguity(i)
-                for nk, effects, flags, rule in taken:
-                    made += 1
-                    self._successor(i, k, event, nk, effects, flags, rule, before, watched, pruning)
-                continue
-            if move.gates:  # `Plan.allows`, inline: the slow lane is hot (see also `LevelSearch._slow_packed`)
-                g = None
-                try:
-                    for g in move.gates:
-                        if not g.test(before, k, event):
-                            break
-                    else:
-                        g = None
-                except Exception as exc:
-                    assert plan.system is not None and g is not None
-                    guard_raised(exc, plan.system, g, before, k, event)
-                if g is not None:
-                    continue
-            local = move.local
-            nk = key[:k] + (local.next,) + key[k + 1 :]
-            flags = local.flags
-            effects = local.effects
-            if wrap or (flags and plan.system is not None):
-                effects = tuple(Emitted(plan.names[k], e) for e in effects)
-            made += 1
-            move.count += 1
-            if flags or special:
-                self._successor(i, k, event, nk, effects, flags, local.rule, before, watched, pruning)
-                continue
-            j = seen.get(nk, -2)
-            if j == -2:
-                j = seen[nk] = len(keys)
-                keys.append(nk)
-                parents.append(i)
-            if graph is not None and j != i:  # as in the fast lane: a step that changes nothing is a stutter
-                graph.targets.append(j)
-                graph.labels.append(self.bases[k] + local.rule)
-        return made
-
-    def _successor(
-        self, i: int, k: int, event: Any, nk: Key, effects: tuple[Any, ...], flags: tuple[str, ...],
-        rule: int, before: Any, watched: bool, pruning: bool,
-    ) -> None:
-        """One successor from the slow lane: action properties, constraints, the state set and the graph."""
-        plan = self.plan
-        if flags or watched:
-            self._action_properties(i, k, event, nk, effects, flags, before)
-        if plan.action_constraint is not None and not self._action_inside(before, k, event, nk):
-            self._judge_outside(nk, (i, k, event, effects))
-            self.pruned += 1
-            j = -1
-        else:
-            if plan.symmetry is not None:  # judged above as taken; stored as its class's representative
-                nk = plan.symmetry.canonical(nk)
-            if pruning:
-                j = self._admit(i, nk, k, event, effects)
-            else:
-                seen = self.seen
-                j = seen.get(nk, -2)
-                if j == -2:
-                    j = seen[nk] = len(self.keys)
-                    self.keys.append(nk)
-                    self.parents.append(i)
-        graph = self.graph
-        if graph is not None and j != i:  # as in the fast lane: a step that changes nothing is a stutter
-            graph.targets.append(j)
-            graph.labels.append(self.bases[k] + rule)
-
-    def _admit(self, i: int, nk: Key, k: int, event: Any, effects: tuple[Any, ...]) -> int:
-        """Add a successor found by the slow lane unless the state constraint prunes it; its number, or -1."""
-        known = self.seen.get(nk)
-        if known is not None:
-            return known
-        try:
-            inside = self.spec.bounds.constraint is None or self._inside(nk)
-        except UserCodeError as err:
-            raise err.within(trace=tuple(self._edge(i, k, event, nk, effects))) from err.original
-        if not inside:
-            self._judge_outside(nk, (i, k, event, effects))
-            self.pruned += 1
-            return -1
-        j = self.seen[nk] = len(self.keys)
-        self.keys.append(nk)
-        self.parents.append(i)
-        return j
-
-    def _action_properties(
-        self, i: int, k: int, event: Any, nk: Key, effects: tuple[Any, ...], flags: tuple[str, ...], before: Any
-    ) -> None:
-        """Report broken per-instance properties (``flags``) and judge the global action properties."""
-        plan = self.plan
-        for name in flags:
-            if name not in self.violations:
-                self._found(name, self._edge(i, k, event, nk, effects))
-        if not plan.global_transitions:
-            return
-        after = plan.view(nk)
-        act = plan.action(k, event)
-        for name, test in plan.global_transitions:
-            if name in self.violations:
-                continue
-            try:
-                ok = test(before, act, after)
-            except Exception as exc:
-                raised(exc, test, f"property {name!r}", spec=self.spec.name, state=before, input=act)
-            if not ok:
-                self._found(name, self._edge(i, k, event, nk, effects))
-
-    def _quiescent(self, i: int, key: Key) -> None:
-        """State ``i`` has no successor: a deadlock unless it is final."""
-        if not self.spec.deadlock or "deadlock" in self.violations:
-            return
-        plan = self.plan
-        terminal = [plan.tables[k].terminal[a] for k, a in enumerate(key)]
-        if not is_final(plan.view(key), terminal, self.spec.final, spec=self.spec.name):
-            self._found("deadlock", self._path(i))
-
-    # -- constraints ----------------------------------------------------------------
-
-    def _inside(self, key: Key) -> bool:
-        """The spec's state constraint on ``key``."""
-        constraint = self.spec.bounds.constraint
-        assert constraint is not None
-        state = self.plan.view(key)
-        try:
-            return bool(constraint(state))
-        except Exception as exc:
-            raised(exc, constraint, "constraint", spec=self.spec.name, state=state)
-
-    def _action_inside(self, before: Any, k: int, event: Any, nk: Key) -> bool:
-        """The spec's action constraint on one step."""
-        test = self.plan.action_constraint
-        assert test is not None
-        act = self.plan.action(k, event)
-        try:
-            return bool(test(before, act, self.plan.view(nk)))
-        except Exception as exc:
-            raised(exc, test, "action constraint", spec=self.spec.name, state=before, input=act)
-
-    def _judge_outside(self, key: Key, step: tuple[int, int, Any, tuple[Any, ...]] | None) -> None:
-        """Invariants on a state the constraints leave out of the model (TLC checks them too)."""
-        state = self.plan.view(key)
-        for name, test in self.invariants:
-            if name in self.violations:
-                continue
-            try:
-                ok = test(state)
-            except Exception as exc:
-                raised(exc, test, f"property {name!r}", spec=self.spec.name, state=state)
-            if not ok:
-                if step is None:
-                    trace = [TraceStep(state, None, ())]
-                else:
-                    i, k, event, effects = step
-                    trace = self._edge(i, k, event, key, effects)
-                self._found(name, trace)
-
-    # -- findings -------------------------------------------------------------------
-
-    def _found(self, name: str, trace: list[TraceStep], detail: str | None = None) -> None:
-        """Record the first (so shortest) violation of ``name``; stop unless expected or keep_going."""
-        if name in self.violations:
-            return
-        self.violations[name] = trace
-        if detail:
-            self.details[name] = detail
-        if name not in self.expected and not self.keep_going:
+    def _stopped(self) -> None:
+        """Stop once the judge found an unexpected violation."""
+        if self.judge.stop and self.stop is None:
             self.stop = StopReason.VIOLATION
-
-    def _judge(self, start: int) -> None:
-        """Invariants and witnesses on states ``start..``, in discovery (so depth) order."""
-        plan = self.plan
-        name, test = "", None
-        for j in range(start, len(self.keys)):
-            s = plan.view(self.keys[j])
-            if self.probes:
-                self._probe(self.keys[j], s)
-            try:
-                for name, test in self.invariants:
-                    if not test(s):
-                        self._found(name, self._path(j))
-                        self.invariants = [p for p in self.invariants if p[0] != name]
-                for name, test in self.witnesses:
-                    if test(s):
-                        self.witnessed[name] = self._path(j)
-                        self.witnesses = [w for w in self.witnesses if w[0] != name]
-            except Exception as exc:
-                raised(exc, test, f"property {name!r}", spec=self.spec.name, state=s,
-                       trace=tuple(self._path(j)))
-            if self.stop or not (self.invariants or self.witnesses):
-                return
-
-    def _probe(self, key: Key, state: Any) -> None:
-        """Under symmetry, refuse a property that tells members of a group apart (probed on early states)."""
-        symmetry = self.plan.symmetry
-        assert symmetry is not None
-        self.probes -= 1
-        for twin_key in symmetry.twins(key):
-            twin = self.plan.view(twin_key)
-            for name, test in self.invariants + self.witnesses:
-                try:
-                    differs = bool(test(state)) != bool(test(twin))
-                except Exception as exc:
-                    raised(exc, test, f"property {name!r}", spec=self.spec.name, state=twin)
-                if differs:
-                    groups = "; ".join(", ".join(g) for g in symmetry.names)
-                    raise DefinitionError(
-                        f"spec {self.spec.name!r}: property {name!r} is not symmetric in {groups}: it tells "
-                        f"{state!r} and {twin!r} apart, so symmetry reduction would be unsound; check without it"
-                    )
-
-    def _ambiguity(self, i: int) -> None:
-        """Report rows that one input enabled together, found while resolving local steps."""
-        for t in self.plan.distinct_tables:
-            while t.ambiguous:
-                detail = t.ambiguous.pop()
-                if self.spec.determinism:
-                    self._found("determinism", self._path(i), detail)
 
     def _expand_local(self, k: int, a: int) -> tuple[tuple[int, ...], tuple[Move, ...]]:
         """Compute local state ``a``'s moves for instance ``k`` (first time only)."""
         table = self.plan.tables[k]
         moves = table.expand(a)
         if table.ambiguous:
-            self._ambiguity(self.cursor)
+            self.judge.ambiguity(self.cursor)
+            self._stopped()
         return moves
 
-    def _edge(self, i: int, k: int, event: Any, nk: Key, effects: tuple[Any, ...]) -> list[TraceStep]:
-        """The trace to state ``i`` plus one step to ``nk``.
+    def _judge_temporal(self, graph: Edges) -> None:
+        """Decide the temporal properties on the complete graph."""
+        for name, finding in TemporalJudge(self.spec, self.plan, self.keys, self.parents, graph).decide().items():
+            if finding is not None:
+                self.judge.found(name, finding.trace, finding.detail)
+                if finding.loop is not None:
+                    self.loops[name] = finding.loop
+        self.stop = None  # the graph was complete, so every property is decided: nothing was cut short
 
-        Under symmetry the trace to ``i`` ends in a real state that may be a
-        permutation of ``i``; the last step is the same input taken from it.
-        """
-        plan = self.plan
-        if plan.symmetry is None:
-            return self._path(i) + [TraceStep(plan.view(nk), plan.action(k, event), effects)]
-        steps, real = plan.concrete(self.keys, plan.chain(self.parents, i))
-        return steps + [plan.step_into(real, plan.symmetry.canonical(nk), event)[1]]
-
-    def _path(self, i: int) -> list[TraceStep]:
-        """The shortest trace to state ``i`` (every finding's trace starts here)."""
-        return self.plan.path(self.parents, self.keys, i)
-
-    def _trace_to_cursor(self) -> tuple[TraceStep, ...] | None:
-        if not self.keys:
-            return None
-        return tuple(self.plan.path(self.parents, self.keys, min(self.cursor, len(self.keys) - 1)))
-
-    # -- bounds, time and progress --------------------------------------------------
+    # -- cut-offs and the report ----------------------------------------------------
 
     def _next_level(self) -> bool:
         """Start the next BFS level; False when ``max_depth`` forbids it."""
         self.depth += 1
         self.level_end = len(self.keys)
-        max_depth = self.spec.bounds.max_depth
+        max_depth = self.options.max_depth
         if max_depth is not None and self.depth > max_depth:
             self.stop, self.within, self.depth = StopReason.MAX_DEPTH, self.cursor, max_depth
             return False
         return True
 
     def _poll(self) -> bool:
-        """Every 1,024 states: the time limit, the caller's ``should_stop`` and progress. True to stop."""
-        now = self.clock() - self.started if self.clock is not None else 0.0
-        limit = self.spec.bounds.time_limit
-        if limit is not None and now > limit:
-            self.stop = StopReason.TIME_LIMIT
-            return True
-        if self.should_stop is not None:
-            self.stop = self.should_stop()
-            if self.stop is not None:
-                return True
-        i = self.cursor
-        if self.progress_every and not i % self.progress_every:
-            assert self.progress is not None
-            self.progress(Progress(len(self.keys), self.generated, self.depth, len(self.keys) - i, now))
-        return False
-
-    # -- the report -----------------------------------------------------------------
-
-    def _hits(self) -> dict[int, Any]:
-        """How often each local state was expanded, per table: what coverage multiplies out."""
-        return local_hits(self.plan, self.keys[: self.cursor])
+        """Every 1,024 states: what the `Watch` says. True to stop."""
+        self.stop = self.watch.poll(self.cursor, len(self.keys), self.generated, self.depth)
+        return self.stop is not None
 
     def _report(self) -> Report:
         stop = self.stop
         depth = self.depth
         if stop is not StopReason.MAX_DEPTH and len(self.keys) > self.level_end:
             depth += 1  # states of the next level were found before the search stopped
-        seconds = self.clock() - self.started if self.clock is not None else 0.0
         distinct = self.within if stop is StopReason.MAX_DEPTH else len(self.keys)
-        results = judged(self.spec, self.violations, self.details, self.witnessed, complete=stop is None,
-                         loops=self.loops)
-        if any(r.failed for r in results):
-            verdict = Verdict.VIOLATED
-        else:
-            verdict = Verdict.OK if stop is None else Verdict.BOUNDED
-        rows = coverage(self.plan, self._hits())
-        symmetric = self.plan.symmetry.names if self.plan.symmetry is not None else ()
-        return Report(self.spec.name, verdict, stop is None, stop, distinct, self.generated, depth, seconds,
-                      results, rows, self.pruned, symmetric)
-
-
-def check(
-    spec: Spec,
-    *,
-    keep_going: bool = False,
-    clock: Callable[[], float] | None = None,
-    progress: Callable[[Progress], None] | None = None,
-    progress_every: int = 1 << 16,
-    should_stop: Callable[[], StopReason | None] | None = None,
-    symmetry: bool = False,
-) -> Report:
-    """Explore every reachable state of ``spec`` breadth-first and judge its properties.
-
-    By default the search stops at the first unexpected violation (its trace is
-    a shortest one); ``keep_going=True`` explores everything and reports the
-    first (shortest) trace of every violated property. ``clock`` (e.g.
-    ``time.perf_counter``) enables timings and ``Bounds.time_limit``;
-    ``progress`` is called every ``progress_every`` expanded states.
-    ``should_stop`` is polled every 1,024 expanded states; returning a
-    `StopReason` (say ``INTERRUPTED`` from a signal handler's flag) ends the
-    search there with a BOUNDED report of what was explored so far.
-
-    >>> from statewright.kernel.check.spec import Spec, always
-    >>> from statewright.kernel.machine import Machine, Transition
-    >>> from enum import Enum
-    >>> from dataclasses import dataclass, replace
-    >>> class P(Enum):
-    ...     COUNTING = 1
-    >>> @dataclass(frozen=True, slots=True)
-    ... class Counter:
-    ...     phase: P = P.COUNTING
-    ...     n: int = 0
-    >>> @dataclass(frozen=True, slots=True)
-    ... class Inc: pass
-    >>> def below_3(s, i): return s.n < 3
-    >>> counter = Machine("counter", initial=Counter(), transitions=[
-    ...     Transition(P.COUNTING, Inc, P.COUNTING, guard=below_3,
-    ...                update=lambda s, i: replace(s, n=s.n + 1))])
-    >>> report = check(Spec("count", counter, [Inc()], [always("small", lambda s: s.n <= 3)],
-    ...                     deadlock=False))
-    >>> report.verdict, report.distinct_states, report.depth
-    (<Verdict.OK: 'ok'>, 4, 4)
-    """
-    return Search(spec, keep_going=keep_going, clock=clock, progress=progress, progress_every=progress_every,
-                  should_stop=should_stop, symmetry=symmetry).run()
+        return conclude(self.judge, stop=stop, distinct=distinct, generated=self.generated, depth=depth,
+                        seconds=self.watch.elapsed(), hits=local_hits(self.plan, self.keys[: self.cursor]),
+                        loops=self.loops)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from statewright.kernel.boundary import raised
+from statewright.kernel.boundary import not_bool, raised
 from statewright.kernel.machine import Machine, Rule
 
 __all__ = ["ambiguity", "is_final", "leaves_terminal"]
@@ -66,6 +66,9 @@ def is_final(
     if final is None:
         return all(terminal)
     try:
-        return bool(final(state))
+        ok = final(state)
     except Exception as exc:
         raised(exc, final, "final", spec=spec, state=state)
+    if ok is not True and ok is not False:
+        not_bool(ok, final, "final", spec=spec, state=state)
+    return ok

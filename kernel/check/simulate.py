@@ -19,7 +19,9 @@ as the local tables resolve the steps it meets. A ``sometimes`` property
 holds once a behaviour visits a witness. Temporal properties are judged on the
 whole state graph, which a simulation never has: they stay UNKNOWN, and so
 does every claim no behaviour refuted -- a run without a violation is
-``BOUNDED``, never ``OK``. The spec's constraint and action constraint are
+``BOUNDED``, never ``OK``. What is judged, and how, is the `Judge`'s that
+`check` uses too (`kernel.check.judge`); every finding's trace is the
+behaviour under way. The spec's constraint and action constraint are
 part of the model, as in `check`: a successor outside them is judged (its
 step and its state) and then left out of the draw.
 
@@ -35,19 +37,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from statewright.kernel.boundary import raised
-from statewright.kernel.check.local import Move
-from statewright.kernel.check.plan import Key, Plan
-from statewright.kernel.check.report import PropertyResult, Status, StopReason, TraceStep, Verdict
-from statewright.kernel.check.semantics import is_final
-from statewright.kernel.check.spec import BUILTIN, Kind, Spec
-from statewright.kernel.errors import DefinitionError, UserCodeError
+from statewright.kernel.check.judge import Judge
+from statewright.kernel.check.local import Key, Move
+from statewright.kernel.check.options import Options
+from statewright.kernel.check.plan import Plan
+from statewright.kernel.check.properties import BUILTIN, Kind
+from statewright.kernel.check.report import PropertyResult, Status, StopReason, Verdict
+from statewright.kernel.check.spec import Spec
+from statewright.kernel.check.watch import POLL, Watch
+from statewright.kernel.errors import UserCodeError
 from statewright.kernel.step import Rejected
+from statewright.kernel.trace import TraceStep
 
 __all__ = ["Dice", "Simulation", "simulate"]
 
-POLL = 1023
-"""``should_stop`` (and the clock, for a time limit) are polled when ``ticks & POLL == 0``."""
 SPAN = 1 << 64
 MASK = SPAN - 1
 
@@ -145,36 +148,32 @@ class Simulation:
 NOT_DECIDED = "not decided by simulation: a temporal property needs the whole state graph (use check)"
 
 
-class Simulator:
-    """One simulation run: the dice, what the behaviours found, and the behaviour under way."""
+class BehaviourTraces:
+    """The `Traces` of a simulation: every finding's trace is the behaviour under way."""
 
-    def __init__(
-        self,
-        spec: Spec,
-        *,
-        depth: int,
-        seed: int,
-        clock: Callable[[], float] | None,
-        should_stop: Callable[[], StopReason | None] | None,
-    ) -> None:
-        if spec.bounds.time_limit is not None and clock is None:
-            raise DefinitionError(
-                f"spec {spec.name!r}: a time_limit needs a clock (simulate(spec, clock=time.monotonic, ...))")
+    def __init__(self, simulator: Simulator) -> None:
+        self.simulator = simulator
+
+    def path(self, i: int) -> list[Any]:
+        return self.simulator.trace()
+
+    def edge(self, i: int, k: int, event: Any, nk: Key, effects: tuple[Any, ...]) -> list[Any]:
+        return self.simulator.trace()
+
+
+class Simulator:
+    """One simulation run: the dice, the behaviour under way, and the `Judge` that keeps what they found."""
+
+    def __init__(self, spec: Spec, *, depth: int, seed: int, options: Options) -> None:
+        options = options.of(spec)
         self.spec = spec
         self.depth = depth
         self.seed = seed
         self.dice = Dice(seed)
-        self.clock = clock
-        self.started = clock() if clock is not None else 0.0
-        self.should_stop = should_stop
+        self.watch = Watch(options)
         self.plan = Plan(spec)
-        self.invariants = [(p.name, p.test) for p in spec.properties if p.kind is Kind.ALWAYS]
-        self.witnesses = [(p.name, p.test) for p in spec.properties if p.kind is Kind.SOMETIMES]
+        self.judge = Judge(spec, self.plan, BehaviourTraces(self))
         self.constrained = self.plan.constraint is not None or self.plan.action_constraint is not None
-        self.expected = set(spec.expect)
-        self.violations: dict[str, list[TraceStep]] = {}
-        self.details: dict[str, str] = {}
-        self.witnessed: dict[str, list[TraceStep]] = {}
         shared: dict[int, dict[int, Menu]] = {id(t): {} for t in self.plan.distinct_tables}
         self.menus = [shared[id(t)] for t in self.plan.tables]
         """Per instance position, the menus of its table's local states (instances sharing a table share them)."""
@@ -197,7 +196,7 @@ class Simulator:
                 self.behaviours += 1
                 self._behaviour()
         except UserCodeError as err:
-            raise err.within(spec=self.spec.name, trace=tuple(self._trace())) from err.original
+            raise err.within(spec=self.spec.name, trace=tuple(self.trace())) from err.original
         return self._simulation()
 
     def _behaviour(self) -> None:
@@ -220,18 +219,17 @@ class Simulator:
             key = step[2]
 
     def _tick(self) -> None:
-        """Count a state visited; every 1,024 of them ask the time limit and ``should_stop``."""
+        """Count a state visited; every 1,024 of them ask the `Watch` (time limit, ``should_stop``)."""
         self.ticks += 1
         if self.ticks & POLL:
             return
-        limit = self.spec.bounds.time_limit
-        if limit is not None and self._elapsed() > limit:
-            self.stop = StopReason.TIME_LIMIT
-        elif self.should_stop is not None:
-            self.stop = self.should_stop()
+        stop = self.watch.poll(self.ticks, len(self.seen), self.steps, len(self.keys))
+        if stop is not None:
+            self.stop = stop
 
-    def _elapsed(self) -> float:
-        return self.clock() - self.started if self.clock is not None else 0.0
+    def _stopped(self) -> None:
+        if self.judge.stop and self.stop is None:
+            self.stop = StopReason.VIOLATION
 
     # -- one step -------------------------------------------------------------------
 
@@ -241,7 +239,8 @@ class Simulator:
         if self.stop is not None:
             return None
         if not count:
-            self._quiescent(key)
+            self.judge.quiescent(len(self.keys) - 1, key)
+            self._stopped()
             return None
         if self.constrained:
             every = [self._free_step(key, k, m) for k, moves in free for m in moves]
@@ -275,7 +274,8 @@ class Simulator:
                 for move in others:
                     for nk, effects, flags, _rule in plan.take(key, k, move, before):
                         settled.append((k, move.input, nk, effects, flags))
-        self._ambiguity()
+        self.judge.ambiguity(len(self.keys) - 1)
+        self._stopped()
         return free, settled, count + len(settled)
 
     def _menu(self, k: int, a: int) -> Menu:
@@ -320,111 +320,36 @@ class Simulator:
         A state the constraints leave out is judged against the invariants (as
         `check` does) but not entered: the behaviour does not go on from it.
         """
+        judge = self.judge
         if step is not None:
             assert key is not None
             self.keys.append(nk)
             self.taken.append((step[0], step[1], step[3]))
-            self._judge_step(key, step)
-        if not self.constrained:
-            if nk not in self.seen:
-                self.seen.add(nk)
-                self._judge_state(nk, witnesses=True)
-            return True
-        inside = self._inside(key, nk, step)
-        if not inside:
-            self._judge_state(nk, witnesses=False)
+            k, event, _nk, effects, flags = step
+            if flags or self.plan.global_transitions:
+                judge.step(len(self.keys) - 2, k, event, nk, effects, flags, self.plan.view(key))
+        if self.constrained and not self._inside(key, nk, step):
+            judge.prune(nk, None if step is None else (len(self.keys) - 2, step[0], step[1], step[3]))
             if step is not None:
                 self.keys.pop()
                 self.taken.pop()
+            self._stopped()
             return False
         if nk not in self.seen:
             self.seen.add(nk)
-            self._judge_state(nk, witnesses=True)
+            judge.states(len(self.keys) - 1, [nk])
+        self._stopped()
         return True
-
-    def _judge_step(self, key: Key, step: Step) -> None:
-        """The per-instance properties the step broke (flags) and the global action properties."""
-        k, event, nk, _effects, flags = step
-        for name in flags:
-            self._found(name)
-        plan = self.plan
-        if not plan.global_transitions:
-            return
-        before, act, after = plan.view(key), plan.action(k, event), plan.view(nk)
-        for name, test in plan.global_transitions:
-            if name in self.violations:
-                continue
-            try:
-                ok = test(before, act, after)
-            except Exception as exc:
-                raised(exc, test, f"property {name!r}", spec=self.spec.name, state=before, input=act)
-            if not ok:
-                self._found(name)
-
-    def _judge_state(self, nk: Key, *, witnesses: bool) -> None:
-        """Invariants on a state visited or generated, and witnesses if it is in the model."""
-        state = self.plan.view(nk)
-        name, test = "", None
-        try:
-            for name, test in self.invariants:
-                if name not in self.violations and not test(state):
-                    self._found(name)
-            for name, test in self.witnesses if witnesses else ():
-                if name not in self.witnessed and test(state):
-                    self.witnessed[name] = self._trace()
-        except Exception as exc:
-            raised(exc, test, f"property {name!r}", spec=self.spec.name, state=state)
 
     def _inside(self, key: Key | None, nk: Key, step: Step | None) -> bool:
         """Whether the constraints keep ``nk`` (reached from ``key`` by ``step``) in the model."""
-        if not self.constrained:
-            return True
-        plan = self.plan
-        after = plan.view(nk)
-        test = plan.action_constraint
-        if test is not None and step is not None and key is not None:
-            before, act = plan.view(key), plan.action(step[0], step[1])
-            try:
-                if not test(before, act, after):
-                    return False
-            except Exception as exc:
-                raised(exc, test, "action constraint", spec=self.spec.name, state=before, input=act)
-        constraint = plan.constraint
-        if constraint is None:
-            return True
-        try:
-            return bool(constraint(after))
-        except Exception as exc:
-            raised(exc, constraint, "constraint", spec=self.spec.name, state=after)
+        plan, judge = self.plan, self.judge
+        if plan.action_constraint is not None and step is not None and key is not None:
+            if not judge.action_inside(plan.view(key), step[0], step[1], nk):
+                return False
+        return plan.constraint is None or judge.inside(nk)
 
-    def _quiescent(self, key: Key) -> None:
-        """The behaviour's last state has no successor: a deadlock unless it is final."""
-        if not self.spec.deadlock:
-            return
-        plan = self.plan
-        terminal = [plan.tables[k].terminal[a] for k, a in enumerate(key)]
-        if not is_final(plan.view(key), terminal, self.spec.final, spec=self.spec.name):
-            self._found("deadlock")
-
-    def _ambiguity(self) -> None:
-        """Rows one input enabled together, found while resolving the last state's steps."""
-        for t in self.plan.distinct_tables:
-            while t.ambiguous:
-                detail = t.ambiguous.pop()
-                if self.spec.determinism:
-                    self._found("determinism", detail)
-
-    def _found(self, name: str, detail: str | None = None) -> None:
-        """Record the first violation of ``name`` (the behaviour so far is its trace); stop unless expected."""
-        if name in self.violations:
-            return
-        self.violations[name] = self._trace()
-        if detail:
-            self.details[name] = detail
-        if name not in self.expected:
-            self.stop = StopReason.VIOLATION
-
-    def _trace(self) -> list[TraceStep]:
+    def trace(self) -> list[TraceStep]:
         """The behaviour under way, as a trace from its initial state."""
         plan = self.plan
         if not self.keys:
@@ -440,10 +365,11 @@ class Simulator:
         results = self._results()
         verdict = Verdict.VIOLATED if any(r.failed for r in results) else Verdict.BOUNDED
         return Simulation(self.spec.name, verdict, self.stop, self.seed, self.behaviours, self.depth, self.steps,
-                          len(self.seen), self._elapsed(), results)
+                          len(self.seen), self.watch.elapsed(), results)
 
     def _results(self) -> tuple[PropertyResult, ...]:
         """Each checked property's status, in the spec's order (see `Simulation`)."""
+        judge = self.judge
         kinds = {p.name: p.kind for p in self.spec.properties}
         out: list[PropertyResult] = []
         for name in self.spec.checks:
@@ -451,17 +377,17 @@ class Simulator:
             if kind.temporal:
                 out.append(PropertyResult(name, kind, Status.UNKNOWN, detail=NOT_DECIDED))
                 continue
-            trace = self.violations.get(name)
+            trace = judge.violations.get(name)
             status = Status.UNKNOWN
             if kind is Kind.SOMETIMES:
-                trace = self.witnessed.get(name)
+                trace = judge.witnessed.get(name)
                 status = Status.UNKNOWN if trace is None else Status.HOLDS
             elif trace is not None:
                 status = Status.VIOLATED
-            if name in self.expected:
+            if name in judge.expected:
                 status = Status.EXPECTED if status is Status.VIOLATED else Status.MISSING
             out.append(PropertyResult(name, kind, status, None if trace is None else tuple(trace),
-                                      self.details.get(name)))
+                                      judge.details.get(name)))
         return tuple(out)
 
 
@@ -471,7 +397,10 @@ def simulate(
     behaviours: int,
     seed: int,
     depth: int = 100,
+    time_limit: float | None = None,
+    max_memory: int | None = None,
     clock: Callable[[], float] | None = None,
+    memory: Callable[[], int] | None = None,
     should_stop: Callable[[], StopReason | None] | None = None,
 ) -> Simulation:
     """Run ``behaviours`` random behaviours of up to ``depth`` steps and judge the spec's properties on them.
@@ -480,13 +409,14 @@ def simulate(
     nothing (see the module docstring for what is judged). ``seed`` (0 to
     2**64 - 1) fixes every draw, so a run -- and its traces -- reproduce
     exactly. It stops at the first violation the spec does not ``expect``.
-    ``clock`` (e.g. ``time.perf_counter``) times the run and enables the
-    spec's ``time_limit``; ``should_stop`` is polled every 1,024 states
-    visited, and a `StopReason` it returns ends the run there.
+    ``clock`` (e.g. ``time.perf_counter``) times the run and enables
+    ``time_limit``, ``memory`` enables ``max_memory`` (as for `check`);
+    ``should_stop`` is polled every 1,024 states visited, and a `StopReason`
+    it returns ends the run there.
 
     >>> from dataclasses import dataclass, replace
     >>> from enum import Enum
-    >>> from statewright.kernel.check.spec import Spec, always
+    >>> from statewright.kernel.check import Spec, always
     >>> from statewright.kernel.machine import Machine, Transition
     >>> class P(Enum):
     ...     WALKING = 1
@@ -515,4 +445,6 @@ def simulate(
         raise ValueError(f"simulate: depth must be an int of at least 0, got {depth!r}")
     if not isinstance(seed, int) or not 0 <= seed < SPAN:
         raise ValueError(f"simulate: seed must be an int from 0 to 2**64 - 1, got {seed!r}")
-    return Simulator(spec, depth=depth, seed=seed, clock=clock, should_stop=should_stop).run(behaviours)
+    options = Options(time_limit=time_limit, max_memory=max_memory, clock=clock, memory=memory,
+                      should_stop=should_stop)
+    return Simulator(spec, depth=depth, seed=seed, options=options).run(behaviours)

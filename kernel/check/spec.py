@@ -1,14 +1,12 @@
-"""What a check explores and what must hold: `Spec`, `Bounds` and the property constructors.
+"""The model a check explores: `Spec`, and the deprecated `Bounds`.
 
 A spec names a model (a `Machine` or a `System`), the finite inputs to try,
-optional bounds, and named properties. Properties are values, built with
-`always`, `sometimes` and `transition`; three more are built in and on by
-default: ``deadlock`` (a non-final state with no successor), ``determinism``
-(no reachable state where one input enables two rows, so `step` is a
-function of the table) and ``terminal_precedence`` (a terminal phase never
-changes, even through a row that opted out). ``determinism=False`` declares
-the model nondeterministic instead: every enabled row of an input is explored,
-one successor each (a row's own ``choose`` alternatives are explored either way).
+the initial states, the constraints that keep the model finite, the
+properties that must hold and the fairness they are judged under, and the
+symmetry its instances have. *How* to search it -- cut-offs, workers,
+switching symmetry on -- is not part of the spec: those are the options of
+`check` (`kernel.check.options`). Properties are values built with the
+constructors of `kernel.check.properties`.
 
 Input domains: for a machine, a sequence of inputs or ``fn(state) -> inputs``;
 for a system, a mapping from instance name to such a sequence or function of
@@ -19,142 +17,34 @@ every local transition, which is what makes it fast.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
-from statewright.kernel.check.fairness import resolve
+from statewright.kernel.check.fairness import Fair, resolve
+from statewright.kernel.check.properties import BUILTIN, Property
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine
 from statewright.kernel.system import System
 
-__all__ = [
-    "BUILTIN",
-    "Bounds",
-    "Kind",
-    "Property",
-    "Spec",
-    "always",
-    "sometimes",
-    "terminal_stable",
-    "transition",
-]
-
-
-class Kind(Enum):
-    """What sort of claim a property makes."""
-
-    ALWAYS = "always"
-    SOMETIMES = "sometimes"
-    TRANSITION = "transition"
-    DEADLOCK = "deadlock"
-    DETERMINISM = "determinism"
-    TERMINAL_PRECEDENCE = "terminal_precedence"
-    EVENTUALLY = "eventually"
-    LEADS_TO = "leads_to"
-    ALWAYS_EVENTUALLY = "always_eventually"
-    EVENTUALLY_ALWAYS = "eventually_always"
-    TERMINATES = "terminates"
-    RECOVERABLE = "recoverable"
-
-    @property
-    def temporal(self) -> bool:
-        """Whether the property speaks about infinite behaviours (decided on the explored graph)."""
-        return self in TEMPORAL
-
-
-TEMPORAL = frozenset({Kind.EVENTUALLY, Kind.LEADS_TO, Kind.ALWAYS_EVENTUALLY, Kind.EVENTUALLY_ALWAYS,
-                      Kind.TERMINATES, Kind.RECOVERABLE})
-BUILTIN = {
-    "deadlock": Kind.DEADLOCK,
-    "determinism": Kind.DETERMINISM,
-    "terminal_precedence": Kind.TERMINAL_PRECEDENCE,
-    "terminates": Kind.TERMINATES,
-    "recoverable": Kind.RECOVERABLE,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Property:
-    """A named claim about every reachable state or step.
-
-    ``each=True`` on a transition property of a system checks it on every
-    instance's own steps, ``test(before, input, after)`` over that instance's
-    local states; it is then evaluated once per distinct local step.
-    """
-
-    name: str
-    kind: Kind
-    test: Callable[..., bool]
-    each: bool = False
-    then: Callable[[Any], bool] | None = None
-    """The second predicate of ``leads_to(name, p, q)``: ``q``."""
-
-
-def always(name: str, test: Callable[[Any], bool]) -> Property:
-    """Invariant: ``test(state)`` holds in every reachable state.
-
-    >>> always("small", lambda s: s < 10).kind
-    <Kind.ALWAYS: 'always'>
-    """
-    return Property(name, Kind.ALWAYS, test)
-
-
-def sometimes(name: str, test: Callable[[Any], bool]) -> Property:
-    """Reachability: some reachable state satisfies ``test``; the report shows a witness."""
-    return Property(name, Kind.SOMETIMES, test)
-
-
-def transition(name: str, test: Callable[[Any, Any, Any], bool], *, each: bool = False) -> Property:
-    """Action property: ``test(before, input, after)`` holds for every step taken.
-
-    For a system the input is an `Action`; with ``each=True`` the test sees one
-    instance's local ``(before, input, after)`` instead.
-    """
-    return Property(name, Kind.TRANSITION, test, each)
-
-
-def terminal_stable(terminal: Collection[Enum], *, each: bool = False, name: str = "terminal_stable") -> Property:
-    """Action property: a state in a ``terminal`` phase never changes at all, data included.
-
-    The phase is the state itself for Enum states and its ``phase`` field
-    otherwise (the `Machine` defaults). With ``each=True`` it is checked on
-    every instance's own steps of a system.
-
-    >>> from enum import Enum
-    >>> class P(Enum):
-    ...     OPEN = 1
-    ...     DONE = 2
-    >>> p = terminal_stable({P.DONE})
-    >>> p.test(P.DONE, None, P.DONE), p.test(P.DONE, None, P.OPEN), p.test(P.OPEN, None, P.DONE)
-    (True, False, True)
-    """
-    closed = frozenset(terminal)
-
-    def unchanged_once_terminal(before: Any, _input: Any, after: Any) -> bool:
-        phase = before if isinstance(before, Enum) else before.phase
-        return phase not in closed or after == before
-
-    return transition(name, unchanged_once_terminal, each=each)
+__all__ = ["Bounds", "Spec"]
 
 
 @dataclass(frozen=True, slots=True)
 class Bounds:
-    """Where to stop a search that would be too big.
+    """Deprecated: the search cut-offs are `check`'s options and the constraints are `Spec` fields.
+
+    ``Spec(bounds=Bounds(max_depth=..., constraint=...))`` still works for one
+    release (with a DeprecationWarning): the constraints move to the spec, the
+    cut-offs become the defaults of each check of it. What the fields meant:
 
     ``max_depth`` counts BFS levels (the initial states are level 1, as in
     TLC); ``max_states`` stops once at least that many distinct states are
     known; ``time_limit`` is in seconds and needs the checker to be given a
     clock. These three cut the search short and make the report BOUNDED.
 
-    ``constraint(state)`` and ``action_constraint(before, action, after)`` are
-    part of the *model*, as TLC's CONSTRAINT and ACTION_CONSTRAINT: a
-    successor that violates one is generated (and its invariants are checked,
-    as TLC does) but not added to the state set, not expanded and not counted
-    in the depth; it still counts as a successor, so its parent is no
-    deadlock. The verdict stays OK or VIOLATED; the report counts the pruned
-    successors.
+    ``constraint`` and ``action_constraint`` are now `Spec` fields.
     """
 
     max_depth: int | None = None
@@ -183,6 +73,14 @@ class Spec:
     every one is at depth 1, as in TLC. By default the model's initial state
     is the only one.
 
+    ``constraint(state)`` and ``action_constraint(before, action, after)``
+    keep an infinite model finite, as TLC's CONSTRAINT and ACTION_CONSTRAINT
+    do: a successor that violates one is generated (and its invariants are
+    checked, as TLC does) but not added to the state set, not expanded and not
+    counted in the depth; it still counts as a successor, so its parent is no
+    deadlock, and it still enables its action for fairness. The verdict stays
+    OK or VIOLATED; the report counts the pruned successors.
+
     ``fairness`` lists `weak_fair`/`strong_fair` conditions under which the
     temporal properties (`eventually`, `leads_to`, `always_eventually`,
     `eventually_always`) are judged. ``terminates=True`` adds the built-in
@@ -208,23 +106,29 @@ class Spec:
     model: Machine[Any] | System[Any]
     inputs: Domain | Mapping[str, Domain]
     properties: Sequence[Property] = ()
+    _: KW_ONLY
+    init: Iterable[Any] | None = None
+    constraint: Callable[[Any], bool] | None = None
+    action_constraint: Callable[[Any, Any, Any], bool] | None = None
+    fairness: Sequence[Fair] = ()
+    symmetry: Sequence[Sequence[str]] = ()
+    relabel: Callable[[Any, Mapping[str, str]], Any] | None = None
     expect: Collection[str] | Mapping[str, int] = ()
     deadlock: bool = True
     determinism: bool = True
     terminal_precedence: bool = True
-    bounds: Bounds = field(default_factory=Bounds)
-    final: Callable[[Any], bool] | None = None
-    doc: str = ""
-    init: Iterable[Any] | None = None
-    fairness: Sequence[Any] = ()
     terminates: bool = False
     recoverable: bool = False
     home: Callable[[Any], bool] | None = None
-    symmetry: Sequence[Sequence[str]] = ()
-    relabel: Callable[[Any, Mapping[str, str]], Any] | None = None
+    final: Callable[[Any], bool] | None = None
+    doc: str = ""
+    bounds: Bounds | None = None
+    """Deprecated (see `Bounds`): the constraints it holds move to the spec's own fields."""
 
     def __post_init__(self) -> None:
         me = f"spec {self.name!r}"
+        if self.bounds is not None:
+            self._from_bounds(me)
         if not isinstance(self.name, str) or not self.name:
             raise DefinitionError(f"a spec needs a non-empty name, got {self.name!r}")
         if not isinstance(self.model, (Machine, System)):
@@ -232,7 +136,7 @@ class Spec:
         names: list[str] = []
         for p in self.properties:
             if not isinstance(p, Property):
-                raise DefinitionError(f"{me}: {p!r} is not a property (use always/sometimes/transition)")
+                raise DefinitionError(f"{me}: {p!r} is not a property (use always/sometimes/always_step/eventually...)")
             if not callable(p.test):
                 raise DefinitionError(f"{me}: property {p.name!r} has no callable test")
             if p.name in names or p.name in BUILTIN:
@@ -267,7 +171,25 @@ class Spec:
             object.__setattr__(self, "symmetry", _symmetry(self, me))
         if self.relabel is not None and (not callable(self.relabel) or not self.symmetry):
             raise DefinitionError(f"{me}: relabel must be a callable, and needs a declared symmetry")
+        for label in ("constraint", "action_constraint", "final", "home"):
+            fn = getattr(self, label)
+            if fn is not None and not callable(fn):
+                raise DefinitionError(f"{me}: {label} must be a callable, got {fn!r}")
+
+    def _from_bounds(self, me: str) -> None:
+        """The deprecated ``bounds=``: constraints become the spec's; cut-offs stay there as the checks' defaults."""
         b = self.bounds
+        if not isinstance(b, Bounds):
+            raise DefinitionError(f"{me}: bounds must be a Bounds, got {b!r}")
+        warnings.warn("statewright: Spec(bounds=Bounds(...)) is deprecated: give constraint= and action_constraint= "
+                      "to the Spec and the cut-offs (max_depth, max_states, time_limit) to check()",
+                      DeprecationWarning, stacklevel=4)
+        for label in ("constraint", "action_constraint"):
+            moved = getattr(b, label)
+            if moved is not None:
+                if getattr(self, label) is not None:
+                    raise DefinitionError(f"{me}: {label} is given both to the spec and in its bounds")
+                object.__setattr__(self, label, moved)
         for label, v in (("max_depth", b.max_depth), ("max_states", b.max_states)):
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise DefinitionError(f"{me}: {label} must be a positive int, got {v!r}")

@@ -15,7 +15,7 @@ import pytest
 
 from statewright.adapters.cli import run
 from statewright.adapters.cli.resources import parse_size, write_atomic
-from statewright.kernel.check.report import StopReason
+from statewright.kernel.check import StopReason, TraceStep
 from tests.adapters.test_cli_targets import write_orders
 
 BEFORE = """\
@@ -164,7 +164,7 @@ def test_user_mistakes_exit_2_with_one_line_before_any_work(
     def no_work(*_args: Any, **_kw: Any) -> Any:
         raise AssertionError("a check ran before the mistake was reported")
 
-    monkeypatch.setattr(checking, "check_parallel", no_work)
+    monkeypatch.setattr(checking, "check", no_work)
     code, out, err = cli(*argv)
     assert code == 2 and out == ""
     assert err.startswith("statewright: error: ") and message in err and err.count("\n") == 1, err
@@ -233,7 +233,6 @@ def test_an_error_in_the_users_guard_is_one_line_plus_the_trace(
 
 def test_a_user_code_error_with_a_trace_prints_the_trace(monkeypatch: pytest.MonkeyPatch) -> None:
     from statewright.adapters.cli import checking
-    from statewright.kernel.check.report import TraceStep
     from statewright.kernel.errors import DefinitionError
 
     class Located(DefinitionError):
@@ -243,7 +242,7 @@ def test_a_user_code_error_with_a_trace_prints_the_trace(monkeypatch: pytest.Mon
     def failing(*args: object, **kwargs: object) -> None:
         raise Located("machine 'm', guard 'odd' (m.py:3) raised ZeroDivisionError: division by zero, in 1 with Go()")
 
-    monkeypatch.setattr(checking, "check_parallel", failing)
+    monkeypatch.setattr(checking, "check", failing)
     code, _, err = cli("check", "diehard")
     lines = err.splitlines()
     assert code == 2
@@ -259,7 +258,7 @@ def test_internal_errors_stay_internal(monkeypatch: pytest.MonkeyPatch) -> None:
     def buggy(*args: object, **kwargs: object) -> None:
         raise KeyError("oops")
 
-    monkeypatch.setattr(checking, "check_parallel", buggy)
+    monkeypatch.setattr(checking, "check", buggy)
     code, _, err = cli("check", "diehard")
     assert code == 2 and err == "statewright: internal error: KeyError: 'oops'\n"
     code, _, err = cli("--traceback", "check", "diehard")

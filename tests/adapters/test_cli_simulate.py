@@ -38,7 +38,7 @@ def test_the_seeded_bug_is_found_and_printed_like_a_check() -> None:
     assert lines[2].split() == ["step", "input", "changed", "effects"] and "i7.Stage" in lines[13]
     assert lines[14:-1] == [
         "  ??   superseded_by_newer          always               no violation in 11 behaviours",
-        "  ??   terminal_stable              transition           no violation in 11 behaviours",
+        "  ??   terminal_stable              step                 no violation in 11 behaviours",
         "  ??   all_consumed                 sometimes            not witnessed in 11 behaviours",
         "  ??   deadlock                     deadlock             no violation in 11 behaviours",
         "  ??   determinism                  determinism          no violation in 11 behaviours",

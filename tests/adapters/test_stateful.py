@@ -9,7 +9,7 @@ import pytest
 
 from statewright.adapters.testing.stateful import PropertyViolation, Replayed, regression_test, replay, run_suite, suite
 from statewright.kernel.check import Status, check, semantics
-from statewright.kernel.check.spec import Spec
+from statewright.kernel.check import Spec
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.kernel.system import Action, Route, System
 from statewright.specs import REGISTRY

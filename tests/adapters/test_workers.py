@@ -8,29 +8,33 @@ from typing import Any
 
 import pytest
 
-from statewright import Bounds, Spec, UserCodeError, always
+from statewright import Spec, UserCodeError, always
+from statewright.adapters.checking import check
+from statewright.adapters.checking.fork import fork_pool
 from statewright.adapters.cli import run
-from statewright.adapters.runtime import workers as parallel
-from statewright.adapters.runtime.workers import Coordinator, check_parallel
+from statewright.kernel.check import Options, StopReason, Verdict, always_step, sometimes
+from statewright.kernel.check import workers as parallel
 from statewright.kernel.check.levels import prepare
-from statewright.kernel.check.report import StopReason, Verdict
 from statewright.kernel.check.search import Search
-from statewright.kernel.check.spec import sometimes, transition
+from statewright.kernel.check.workers import Coordinator
 from statewright.specs import REGISTRY
 from tests.kernel.test_levels import cells, safety, summary
 
 
 def forked(spec: Spec, workers: int = 2, **options: Any) -> Any:
-    """Run the coordinator directly and insist that it really used its workers."""
-    planned = prepare(spec)
+    """Run the coordinator directly and insist that it really used its forked workers."""
+    started: list[int] = []
+
+    def pool(*args: Any) -> Any:
+        started.append(args[-1])
+        return fork_pool(*args)
+
+    opts = Options(workers=workers, pool=pool, **options)
+    planned = prepare(spec, opts)
     assert planned is not None
-    coordinator = Coordinator(spec, *planned, workers, **options)
-    try:
-        report = coordinator.run()
-        assert coordinator.pool_ is not None, "the search never started its workers"
-        return report
-    finally:
-        coordinator.close()
+    report = Coordinator(spec, *planned, opts).run()
+    assert started == [workers], "the search never started its workers"
+    return report
 
 
 @pytest.fixture
@@ -55,19 +59,19 @@ def test_every_lane_and_finding_crosses_the_process_boundary(variant: str, keep_
                         sometimes("all_held_once", lambda v: all(c.count >= 1 for c in v))]
     options: dict[str, Any] = {}
     if variant == "constraint":
-        options["bounds"] = Bounds(constraint=lambda v: sum(c.count for c in v) <= 5)
+        options["constraint"] = lambda v: sum(c.count for c in v) <= 5
     if variant == "watched":
-        props.append(transition("small_steps", lambda b, a, v: abs(sum(c.count for c in v)
+        props.append(always_step("small_steps", lambda b, a, v: abs(sum(c.count for c in v)
                                                                  - sum(c.count for c in b)) <= 3))
     if variant == "expected":
         props.append(always("never_three", lambda v: all(c.count != 3 for c in v)))
-        props.append(transition("never_drops_three", lambda b, a, v: not (
+        props.append(always_step("never_drops_three", lambda b, a, v: not (
             type(a.input).__name__ == "Drop" and getattr(b, a.instance).count == 3)))
         options["expect"] = ["never_three", "never_drops_three"]
     spec = cells(3, properties=props, determinism=variant != "expected", **options)
     for workers in (2, 3):
         assert summary(forked(spec, workers, keep_going=keep_going)) == summary(
-            Search(spec, keep_going=keep_going).run())
+            Search(spec, Options(keep_going=keep_going)).run())
 
 
 @pytest.mark.usefixtures("fork_early")
@@ -80,7 +84,7 @@ def test_bundled_systems_on_workers() -> None:
 @pytest.mark.usefixtures("fork_early")
 def test_an_unexpected_violation_is_reported_as_search_reports_it() -> None:
     spec = REGISTRY.get("input_lifecycle").spec(n=5, stage_guard=False)
-    assert summary(check_parallel(spec, workers=2)) == summary(Search(spec).run())
+    assert summary(check(spec, workers=2)) == summary(Search(spec).run())
 
 
 @pytest.mark.usefixtures("fork_early")
@@ -94,7 +98,7 @@ def test_user_code_raising_in_a_worker_is_the_error_search_raises() -> None:
     with pytest.raises(UserCodeError) as theirs:
         Search(spec).run()
     with pytest.raises(UserCodeError) as ours:
-        check_parallel(spec, workers=2)
+        check(spec, workers=2)
     assert str(ours.value) == str(theirs.value) and "boom" in str(ours.value)
 
 
@@ -108,20 +112,20 @@ def test_a_worker_that_dies_leaves_the_answer_to_search() -> None:
         return True
 
     spec = cells(3, properties=[always("fine", dies_in_a_worker)])
-    assert summary(check_parallel(spec, workers=2)) == summary(Search(spec).run())
+    assert summary(check(spec, workers=2)) == summary(Search(spec).run())
 
 
 def test_should_stop_interrupts_a_parallel_search() -> None:
     spec = REGISTRY.get("input_lifecycle").spec(n=6)
     calls = iter(range(10**6))
-    r = check_parallel(spec, workers=2, should_stop=lambda: StopReason.INTERRUPTED if next(calls) > 12 else None)
+    r = check(spec, workers=2, should_stop=lambda: StopReason.INTERRUPTED if next(calls) > 12 else None)
     assert (r.verdict, r.stopped_by, r.complete) == (Verdict.BOUNDED, StopReason.INTERRUPTED, False)
     assert 0 < r.distinct_states < 76_516
 
 
 def test_workers_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="at least 1"):
-        check_parallel(REGISTRY.get("two_phase").spec(), workers=0)
+    with pytest.raises(ValueError, match="workers must be a positive int, got 0"):
+        check(REGISTRY.get("two_phase").spec(), workers=0)
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -152,7 +156,7 @@ def test_cli_refuses_bad_workers(capsys: pytest.CaptureFixture[str], argv: list[
 @pytest.mark.parametrize("knobs", [{}, {"rms": 4}, {"all_prepared": False}])
 def test_symmetry_on_workers_is_search_with_symmetry(knobs: dict[str, Any]) -> None:
     spec = REGISTRY.get("two_phase").spec(**knobs)
-    assert summary(check_parallel(spec, workers=2, symmetry=True)) == summary(Search(spec, symmetry=True).run())
+    assert summary(check(spec, workers=2, symmetry=True)) == summary(Search(spec, Options(symmetry=True)).run())
 
 
 def test_cli_symmetry(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from statewright.kernel import Accepted, Authority, Committed, Conflict, Rejected, Snapshot, Staged
+from statewright.kernel import Accepted, Authority, Committed, Stale, Rejected, Snapshot, Staged
 from tests.conftest import DOOR, Close, Closed, Door, DoorState, Lock, Open
 
 
@@ -29,7 +29,7 @@ def test_commit_conflicts_when_the_version_moved_and_changes_nothing() -> None:
     a.apply(Close())
     a.apply(Lock("k"))
     before = a.snapshot()
-    assert a.commit(staged) == Conflict(expected=0, actual=2)
+    assert a.commit(staged) == Stale(expected=0, actual=2)
     assert a.snapshot() == before
 
 
@@ -41,7 +41,7 @@ def test_snapshot_restore_and_restore_if_current() -> None:
     a = Authority(DOOR)
     snap = a.snapshot()
     a.apply(Close())
-    assert a.restore_if_current(snap, expected_version=0) == Conflict(0, 1)
+    assert a.restore_if_current(snap, expected_version=0) == Stale(0, 1)
     assert a.version == 1
     assert a.restore_if_current(snap, expected_version=1) == Snapshot(DoorState(), 2)  # the state, a new version
     assert a.snapshot() == Snapshot(DoorState(), 2)

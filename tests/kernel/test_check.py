@@ -18,7 +18,6 @@ import pytest
 from statewright.kernel import (
     Accepted,
     Action,
-    Bounds,
     DefinitionError,
     Guard,
     Kind,
@@ -29,10 +28,10 @@ from statewright.kernel import (
     Transition,
     Verdict,
     always,
+    always_step,
     check,
     sometimes,
     step,
-    transition,
 )
 from tests.conftest import DOOR, Close, Demolish, Door, DoorState, Lock, Open, Unlock
 from tests.kernel.test_system import WORKER, Assign, Finish, Start, system
@@ -122,41 +121,41 @@ def test_system_with_routes_matches_a_reference_search() -> None:
 
 
 def test_bounds_max_depth() -> None:
-    r = check(counting(10, bounds=Bounds(max_depth=4)))
+    r = check(counting(10), max_depth=4)
     assert (r.verdict, r.complete, r.stopped_by, r.distinct_states, r.depth) == (Verdict.BOUNDED, False, "max_depth", 4, 4)
-    exact = check(counting(3, bounds=Bounds(max_depth=4)))
+    exact = check(counting(3), max_depth=4)
     assert (exact.complete, exact.distinct_states, exact.depth) == (True, 4, 4)
 
 
 def test_bounds_max_states_and_constraint() -> None:
-    r = check(counting(100, bounds=Bounds(max_states=10)))
+    r = check(counting(100), max_states=10)
     assert (r.stopped_by, r.distinct_states, r.verdict) == ("max_states", 10, Verdict.BOUNDED)
 
 
 
 def test_a_constraint_is_part_of_the_model_as_in_tlc() -> None:
     """TLC's CONSTRAINT: a successor outside is generated but neither stored nor expanded; the check completes."""
-    c = check(counting(100, properties=[always("any", lambda s: True)], bounds=Bounds(constraint=lambda s: s.n < 7),
+    c = check(counting(100, properties=[always("any", lambda s: True)], constraint=lambda s: s.n < 7,
                        deadlock=True))
     assert (c.stopped_by, c.distinct_states, c.depth, c.complete, c.pruned) == (None, 7, 7, True, 1)
     assert c.result("any").status is Status.HOLDS and c.verdict is Verdict.OK
     assert c.result("deadlock").status is Status.HOLDS  # n=6 has a successor, even if it is pruned
     # TLC still checks invariants on pruned successors (its probe: CONSTRAINT x <= 2, INVARIANT x # 3)
-    v = check(counting(100, properties=[always("not_7", lambda s: s.n != 7)], bounds=Bounds(constraint=lambda s: s.n < 7)))
+    v = check(counting(100, properties=[always("not_7", lambda s: s.n != 7)], constraint=lambda s: s.n < 7))
     assert v.verdict is Verdict.VIOLATED and len(v.result("not_7").trace or ()) == 8
 
 
 def test_an_action_constraint_prunes_steps() -> None:
-    c = check(counting(100, bounds=Bounds(action_constraint=lambda before, event, after: after.n < 5)))
+    c = check(counting(100, action_constraint=lambda before, event, after: after.n < 5))
     assert (c.distinct_states, c.depth, c.complete, c.pruned, c.verdict) == (5, 5, True, 1, Verdict.OK)
 
 
 def test_bounds_time_limit_uses_the_injected_clock() -> None:
     ticks = count()
-    r = check(counting(100_000, bounds=Bounds(time_limit=5)), clock=lambda: float(next(ticks)))
+    r = check(counting(100_000), time_limit=5, clock=lambda: float(next(ticks)))
     assert r.stopped_by == "time_limit" and r.distinct_states < 100_000
     with pytest.raises(DefinitionError, match="a time_limit needs a clock"):
-        check(counting(3, bounds=Bounds(time_limit=1)))
+        check(counting(3), time_limit=1)
 
 
 def test_deadlock_is_found_with_a_shortest_trace() -> None:
@@ -225,15 +224,15 @@ def test_an_invariant_broken_by_the_initial_state_has_a_one_state_trace() -> Non
 
 
 def test_transition_properties_local_and_global() -> None:
-    grows = transition("grows", lambda b, i, a: a.n > b.n)
+    grows = always_step("grows", lambda b, i, a: a.n > b.n)
     assert check(counting(5, properties=[grows])).result("grows").status is Status.HOLDS
-    shrinks = transition("shrinks", lambda b, i, a: a.n < b.n)
+    shrinks = always_step("shrinks", lambda b, i, a: a.n < b.n)
     r = check(counting(5, properties=[shrinks]))
-    assert r.result("shrinks").kind is Kind.TRANSITION and len(r.result("shrinks").trace or ()) == 2
+    assert r.result("shrinks").kind is Kind.STEP and len(r.result("shrinks").trace or ()) == 2
 
     s = System("pair", {"a": WORKER, "b": WORKER})
-    one_moves = transition("one_moves", lambda b, act, a: sum(x != y for x, y in zip(b, a)) <= 1)
-    busy_never = transition("a_never_busy", lambda b, act, a: a.a.phase.value != "busy")
+    one_moves = always_step("one_moves", lambda b, act, a: sum(x != y for x, y in zip(b, a)) <= 1)
+    busy_never = always_step("a_never_busy", lambda b, act, a: a.a.phase.value != "busy")
     r = check(Spec("pair", s, {"a": [Start()], "b": [Start(), Finish()]}, [one_moves, busy_never], deadlock=False),
               keep_going=True)
     assert r.result("one_moves").status is Status.HOLDS
@@ -279,7 +278,7 @@ def test_spec_definition_errors() -> None:
     with pytest.raises(DefinitionError, match="inputs given for unknown instances"):
         Spec("s", system(), {"zz": []})
     with pytest.raises(DefinitionError, match="max_depth must be a positive int"):
-        counting(2, bounds=Bounds(max_depth=0))
+        check(counting(2), max_depth=0)
 
 
 def test_expected_violations_can_pin_their_trace_length() -> None:

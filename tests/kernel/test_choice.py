@@ -10,7 +10,7 @@ import pytest
 
 from statewright import Action, Machine, Route, Spec, System, Transition, UserCodeError, always, check
 from statewright.adapters.testing.stateful import PropertyViolation, replay, run_suite
-from statewright.kernel.check.report import Status, Verdict
+from statewright.kernel.check import Status, Verdict
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.step import Accepted, Reason, Rejected, outcomes, step
 from statewright.kernel.system import settlements

@@ -6,7 +6,7 @@ from enum import Enum
 
 from statewright.kernel import Machine, Spec, Transition, check
 from statewright.kernel.draw import machine_dot, machine_markdown, machine_mermaid
-from statewright.kernel.graph import analyse, declared_graph, reachable_graph
+from statewright.kernel.draw import analyse, declared_graph, reachable_graph
 from tests.conftest import DOOR, Close, Demolish, Door, Lock, Open, Unlock
 
 

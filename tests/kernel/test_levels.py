@@ -10,13 +10,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from statewright import Bounds, Machine, Route, Spec, System, SystemGuard, Transition, always, check
+from statewright import Machine, Route, Spec, System, SystemGuard, Transition, always, check
 from statewright.adapters.testing.stateful import PropertyViolation, replay
-from statewright.kernel.check.levels import LevelSearch, Packing, Store, admit, close, level_check, prepare
+from statewright.kernel.check import Options, Report, StopReason, Verdict, always_step, sometimes
+from statewright.kernel.check.levels import FellBack, close, prepare
+from statewright.kernel.check.packed import Packing, Store, admit
 from statewright.kernel.check.plan import Plan
-from statewright.kernel.check.report import Report, StopReason, Verdict
 from statewright.kernel.check.search import Search
-from statewright.kernel.check.spec import sometimes, transition
+from statewright.kernel.check.workers import Coordinator
 from statewright.specs import REGISTRY
 
 
@@ -33,11 +34,18 @@ def safety(spec: Spec) -> Spec:
                                expect=[e for e in spec.expect if e in names])
 
 
-def same_as_search(spec: Spec, keep_going: bool = False) -> Report:
-    planned = prepare(spec)
+def levels(spec: Spec, **options: Any) -> Report:
+    """The level engine's report, its chunks taken in this process (it must apply, and must not fall back)."""
+    opts = Options(workers=2, **options)
+    planned = prepare(spec, opts)
     assert planned is not None, f"{spec.name}: the level engine should apply"
-    ours = LevelSearch(spec, *planned, keep_going=keep_going).run()
-    assert summary(ours) == summary(Search(spec, keep_going=keep_going).run())
+    return Coordinator(spec, *planned, opts).run()
+
+
+def same_as_search(spec: Spec, keep_going: bool = False) -> Report:
+    ours = levels(spec, keep_going=keep_going)
+    assert summary(ours) == summary(Search(spec, Options(keep_going=keep_going)).run())
+    assert summary(check(spec, workers=2, keep_going=keep_going)) == summary(ours)
     return ours
 
 
@@ -142,11 +150,11 @@ def test_guards_routes_choices_and_constraints_match_search(variant: str, keep_g
                         sometimes("all_held_once", lambda v: all(c.count >= 1 for c in v))]
     options: dict[str, Any] = {}
     if variant == "constraint":
-        options["bounds"] = Bounds(constraint=lambda v: sum(c.count for c in v) <= 5)
+        options["constraint"] = lambda v: sum(c.count for c in v) <= 5
     if variant == "action_constraint":
-        options["bounds"] = Bounds(action_constraint=lambda b, a, v: a.instance != "c1" or b.c1.count < 2)
+        options["action_constraint"] = lambda b, a, v: a.instance != "c1" or b.c1.count < 2
     if variant == "watched":
-        props.append(transition("counts_move_by_little", lambda b, a, v: abs(sum(c.count for c in v)
+        props.append(always_step("counts_move_by_little", lambda b, a, v: abs(sum(c.count for c in v)
                                                                                - sum(c.count for c in b)) <= 3))
     if variant == "expected":
         props.append(always("never_three", lambda v: all(c.count != 3 for c in v)))
@@ -161,25 +169,26 @@ def test_guards_routes_choices_and_constraints_match_search(variant: str, keep_g
 
 def test_an_unexpected_violation_falls_back_to_search() -> None:
     spec = REGISTRY.get("input_lifecycle").spec(n=4, stage_guard=False)
-    assert prepare(spec) is not None and level_check(spec) is None
-    assert check(spec).result("at_most_one_staged").status.value == "violated"
+    with pytest.raises(FellBack):
+        levels(spec)
+    assert summary(check(spec, workers=2)) == summary(check(spec))
+    assert check(spec, workers=2).result("at_most_one_staged").status.value == "violated"
 
 
-@pytest.mark.parametrize("why, spec", [
-    ("temporal", lambda: REGISTRY.get("session").spec()),
-    ("lone machine", lambda: REGISTRY.get("diehard").spec()),
-    ("max_states", lambda: replace(REGISTRY.get("two_phase").spec(), bounds=Bounds(max_states=10))),
-    ("closure too large", lambda: REGISTRY.get("cas_non_atomic").spec()),
+@pytest.mark.parametrize("why, spec, options", [
+    ("temporal", lambda: REGISTRY.get("session").spec(), Options()),
+    ("lone machine", lambda: REGISTRY.get("diehard").spec(), Options()),
+    ("max_states", lambda: REGISTRY.get("two_phase").spec(), Options(max_states=10)),
+    ("max_depth", lambda: REGISTRY.get("two_phase").spec(), Options(max_depth=3)),
+    ("closure too large", lambda: REGISTRY.get("cas_non_atomic").spec(), Options()),
 ])
-def test_the_engine_declines_what_only_search_reports_exactly(why: str, spec: Any) -> None:
-    assert prepare(spec()) is None, why
+def test_the_engine_declines_what_only_search_reports_exactly(why: str, spec: Any, options: Options) -> None:
+    assert prepare(spec(), options) is None, why
 
 
 def test_should_stop_is_polled_between_chunks_every_1024_states() -> None:
     spec = REGISTRY.get("input_lifecycle").spec(n=5)
-    planned = prepare(spec)
-    assert planned is not None
-    r = LevelSearch(spec, *planned, should_stop=lambda: StopReason.INTERRUPTED).run()
+    r = levels(spec, should_stop=lambda: StopReason.INTERRUPTED)
     assert (r.verdict, r.stopped_by, r.complete) == (Verdict.BOUNDED, StopReason.INTERRUPTED, False)
     assert r.distinct_states == 1_977  # polled (as Search polls) once 1,024 states are expanded: level 10's start
 

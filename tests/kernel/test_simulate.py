@@ -12,7 +12,6 @@ from statewright.adapters.testing.stateful import PropertyViolation, replay
 from statewright.kernel import (
     Accepted,
     Action,
-    Bounds,
     Guard,
     Kind,
     Machine,
@@ -24,10 +23,10 @@ from statewright.kernel import (
     UserCodeError,
     Verdict,
     always,
+    always_step,
     check,
     eventually,
     sometimes,
-    transition,
 )
 from statewright.kernel.check import Simulation, simulate
 from statewright.kernel.check.simulate import Dice
@@ -194,13 +193,13 @@ def test_expected_violations_are_found_as_expected_or_missing() -> None:
 
 
 def test_transition_properties_of_a_machine_and_of_a_system() -> None:
-    sim = simulate(walk(transition("right_only", lambda b, i, a: not isinstance(i, Left))), behaviours=20, seed=4)
+    sim = simulate(walk(always_step("right_only", lambda b, i, a: not isinstance(i, Left))), behaviours=20, seed=4)
     trace = sim.result("right_only").trace
     assert trace is not None and trace[-1].input == Left() and trace[-1].state.x == trace[-2].state.x - 1
 
     pair: System[Any] = System("pair", {"a": WORKER, "b": WORKER})
-    busy_never = transition("a_never_busy", lambda b, act, a: a.a.phase.value != "busy")
-    each = transition("never_finishes", lambda b, i, a: not isinstance(i, Finish), each=True)
+    busy_never = always_step("a_never_busy", lambda b, act, a: a.a.phase.value != "busy")
+    each = always_step("never_finishes", lambda b, i, a: not isinstance(i, Finish), each=True)
     inputs = {"a": [Start(), Finish()], "b": [Start(), Finish()]}
     sim = simulate(Spec("pair", pair, inputs, [busy_never], deadlock=False), behaviours=20, seed=4)
     trace = sim.result("a_never_busy").trace
@@ -256,14 +255,18 @@ def test_routed_steps_replay_and_every_visited_state_is_reachable() -> None:
 
 
 def test_constraints_are_part_of_the_model() -> None:
-    inside = Bounds(constraint=lambda s: abs(s.x) <= 2)
-    sim = simulate(walk(always("near", lambda s: abs(s.x) < 4), bounds=inside), behaviours=100, depth=30, seed=6)
+    def inside(s: Any) -> bool:
+        return abs(s.x) <= 2
+
+    sim = simulate(walk(always("near", lambda s: abs(s.x) < 4), constraint=inside), behaviours=100, depth=30, seed=6)
     assert sim.verdict is Verdict.BOUNDED and sim.distinct_states == 6  # x in -2..2 walking, and home
-    caught = simulate(walk(always("within", lambda s: abs(s.x) < 3), bounds=inside), behaviours=100, seed=6)
+    caught = simulate(walk(always("within", lambda s: abs(s.x) < 3), constraint=inside), behaviours=100, seed=6)
     trace = caught.result("within").trace  # a successor left out of the model is still judged, as check does
     assert trace is not None and abs(trace[-1].state.x) == 3 and all(abs(s.state.x) <= 2 for s in trace[:-1])
-    no_left = Bounds(action_constraint=lambda b, i, a: not isinstance(i, Left))
-    sim = simulate(walk(always("right", lambda s: s.x >= 0), bounds=no_left), behaviours=50, depth=5, seed=6)
+    def no_left(b: Any, i: Any, a: Any) -> bool:
+        return not isinstance(i, Left)
+
+    sim = simulate(walk(always("right", lambda s: s.x >= 0), action_constraint=no_left), behaviours=50, depth=5, seed=6)
     assert sim.result("right").status is Status.VIOLATED  # generated, judged, then left out
 
 
@@ -278,7 +281,7 @@ def test_should_stop_and_the_time_limit_end_a_run() -> None:
     assert (sim.stopped_by, sim.verdict) == (StopReason.INTERRUPTED, Verdict.BOUNDED)
     assert len(calls) == 2 and sim.behaviours < 100_000
     ticks = iter(range(10**9))
-    timed = simulate(walk(bounds=Bounds(time_limit=5)), behaviours=100_000, seed=1, clock=lambda: float(next(ticks)))
+    timed = simulate(walk(), behaviours=100_000, seed=1, time_limit=5, clock=lambda: float(next(ticks)))
     assert timed.stopped_by is StopReason.TIME_LIMIT and timed.seconds > 5
 
 

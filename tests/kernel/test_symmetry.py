@@ -10,20 +10,20 @@ import pytest
 
 from statewright import Machine, Spec, System, SystemGuard, Transition, UserCodeError, always, check, eventually
 from statewright.adapters.testing.stateful import PropertyViolation, replay
-from statewright.kernel.check.plan import Symmetry
-from statewright.kernel.check.report import Verdict
+from statewright.kernel.check import Options, Verdict
 from statewright.kernel.check.search import Search
+from statewright.kernel.check.symmetry import Symmetry
 from statewright.kernel.errors import DefinitionError
 from statewright.specs import REGISTRY
 
 
 def orbits(spec: Spec) -> int:
     """Permutation classes of the unreduced reachable set: what a sound reduction must count."""
-    search = Search(spec, keep_going=True)
+    search = Search(spec, Options(keep_going=True))
     search.run()
     symmetry = Symmetry.of(spec)
-    assert symmetry is not None
-    symmetry.plan = search.plan
+    assert symmetry is not None and search.plan.system is not None
+    symmetry.bind(search.plan.tables, search.plan.system)
     return len({symmetry.canonical(k) for k in search.keys})
 
 

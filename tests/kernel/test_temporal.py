@@ -6,7 +6,6 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from statewright.kernel import (
-    Bounds,
     Guard,
     Machine,
     Spec,
@@ -157,5 +156,5 @@ def test_temporal_properties_with_a_constraint() -> None:
     """TLC: liveness on the pruned graph; a fair action enabled at the boundary cannot be taken there."""
     done = eventually("ten", lambda s: s.n == 10)
     r = check(Spec("c", counter(20), [Inc()], [done], fairness=[weak_fair(Inc)], deadlock=False,
-                   bounds=Bounds(constraint=lambda s: s.n <= 5)))
+                   constraint=lambda s: s.n <= 5))
     assert r.result("ten").status is Status.HOLDS and r.distinct_states == 6 and r.pruned == 1

@@ -23,7 +23,6 @@ import pytest
 
 from statewright.kernel import (
     Action,
-    Bounds,
     DefinitionError,
     Guard,
     Machine,
@@ -34,10 +33,10 @@ from statewright.kernel import (
     Transition,
     UserCodeError,
     always,
+    always_step,
     check,
     sometimes,
     step,
-    transition,
 )
 
 
@@ -196,13 +195,13 @@ def test_a_raising_sometimes_names_the_property() -> None:
 
 
 def test_a_raising_transition_property_of_a_machine_names_it() -> None:
-    err = failure(lambda: check(spec_of(counter(), properties=[transition("grows", flaky_step)])))
+    err = failure(lambda: check(spec_of(counter(), properties=[always_step("grows", flaky_step)])))
     expect(err, "machine 'counter', property 'grows'", flaky_step, DIVIDED + ", " + COUNTED, 3)
     assert err.spec == "spec"
 
 
 def test_a_raising_constraint_is_named() -> None:
-    err = failure(lambda: check(spec_of(counter(), bounds=Bounds(constraint=flaky_state))))
+    err = failure(lambda: check(spec_of(counter(), constraint=flaky_state)))
     expect(err, "spec 'spec', constraint", flaky_state, DIVIDED, 3)
 
 
@@ -237,14 +236,14 @@ def test_a_raising_system_guard_names_the_system_and_the_guard() -> None:
 
 
 def test_a_raising_system_transition_property_names_it() -> None:
-    spec = spec_of(pair(), {"a": [Inc()], "b": [Inc()]}, properties=[transition("steady", flaky_global)])
+    spec = spec_of(pair(), {"a": [Inc()], "b": [Inc()]}, properties=[always_step("steady", flaky_global)])
     err = failure(lambda: check(spec))
     expect(err, "spec 'spec', property 'steady'", flaky_global, DIVIDED, 3)
     assert err.input == Action("a", Inc())
 
 
 def test_a_raising_per_instance_property_names_the_machine_and_property() -> None:
-    spec = spec_of(pair(), {"a": [Inc()], "b": [Inc()]}, properties=[transition("grows", flaky_step, each=True)])
+    spec = spec_of(pair(), {"a": [Inc()], "b": [Inc()]}, properties=[always_step("grows", flaky_step, each=True)])
     err = failure(lambda: check(spec))
     expect(err, "machine 'counter', property 'grows'", flaky_step, DIVIDED + ", " + COUNTED, 3)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from statewright.kernel.check import Bounds, Report, Spec, Status, Verdict, check
+from statewright.kernel.check import Report, Spec, Status, Verdict, check
 from statewright.kernel.step import Accepted, step
 from statewright.machines.token import (
     Attach,
@@ -99,7 +99,7 @@ def test_without_the_use_budget_a_spent_token_verifies_in_5_states() -> None:
     assert res.trace is not None and len(res.trace) == 5 and res.trace[-1].state.uses_left == -1
     replay(spec, res.trace)
     # the invariant sees the same state; the buggy space is infinite, so bound it to see both
-    r = check(replace(spec, bounds=Bounds(max_depth=6)), keep_going=True)
+    r = check(spec, max_depth=6, keep_going=True)
     neg = r.result("uses_never_negative").trace
     assert r.result("no_use_when_spent").status is Status.VIOLATED
     assert neg is not None and len(neg) == 5

@@ -1,7 +1,7 @@
 """Graphs as text: Graphviz DOT, Mermaid state diagrams and a markdown transition table.
 
-Pure string building over the graphs of `kernel.graph`; writing files and
-running Graphviz's ``dot`` is the shell's job (``adapters/diagram.py``).
+Pure string building over the graphs of `kernel.draw.graphs`; writing files and
+running Graphviz's ``dot`` is the shell's job (``adapters/cli/diagram.py``).
 Output is deterministic (phases in declaration order, rows in table order),
 so committed diagrams can be compared with freshly generated ones.
 """
@@ -15,7 +15,7 @@ from typing import Any
 import networkx as nx
 
 from statewright.kernel.check.report import Coverage
-from statewright.kernel.graph import PhaseGraph, StateGraph, declared_graph
+from statewright.kernel.draw.graphs import PhaseGraph, StateGraph, declared_graph
 from statewright.kernel.machine import Machine
 
 __all__ = ["machine_dot", "machine_markdown", "machine_mermaid", "state_dot"]
@@ -115,7 +115,7 @@ def machine_markdown(machine: Machine[Any], coverage: Iterable[Coverage] = ()) -
 
 
 def state_dot(g: StateGraph) -> str:
-    """A reachable state graph (from `kernel.graph.reachable_graph`) as DOT, top to bottom."""
+    """A reachable state graph (from `kernel.draw.graphs.reachable_graph`) as DOT, top to bottom."""
     lines = [
         f"digraph {_q(str(g.graph.get('name', 'states')))} {{",
         "  rankdir=TB;",
