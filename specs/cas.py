@@ -11,9 +11,9 @@ checks it twice, with the same two machines routed differently:
     ``version_matches`` guard refuses once another write has moved the
     version. A refused routed input rejects the whole step, so a stale
     ``Write`` simply cannot happen. The worker notices the failed CAS through
-    its own ``Conflict`` row (back to IDLE, to re-read), gated by the system
+    its own ``Retry`` row (back to IDLE, to re-read), gated by the system
     guard ``cas_would_fail`` -- the exact negation of the store's guard, so in
-    COMPUTED exactly one of ``Write`` and ``Conflict``/``GiveUp`` is enabled.
+    COMPUTED exactly one of ``Write`` and ``Retry``/``GiveUp`` is enabled.
     After ``retries`` conflicts it gives up (FAILED) instead. With the
     defaults (2 workers, 2 retries) the checker proves ``no_lost_update``:
     29 distinct states, depth 10, and a conflict witnessed in 7 states.
@@ -44,9 +44,10 @@ one needs another worker's write after its read).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from statewright.kernel.check import Property, Spec, always, always_step, sometimes
 from statewright.kernel.machine import Guard, Machine, Transition
@@ -58,11 +59,11 @@ __all__ = [
     "WORKER",
     "Cas",
     "Compute",
-    "Conflict",
     "GiveUp",
     "Put",
     "Read",
     "Record",
+    "Retry",
     "StorePhase",
     "Worker",
     "WorkerPhase",
@@ -144,8 +145,8 @@ class Write:
 
 
 @dataclass(frozen=True, slots=True)
-class Conflict:
-    """The worker's CAS was refused (the version moved): go back and re-read."""
+class Retry:
+    """The worker's CAS was refused (the version moved, a conflict): go back and re-read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,11 +205,11 @@ def worker_machine(retries: int) -> Machine[Worker]:
                        update=lambda s, i: replace(s, version=i.version, value=i.value, result=0)),
             Transition(W.READ, Compute, W.COMPUTED, update=lambda s, _: replace(s, result=s.value + 1)),
             Transition(W.COMPUTED, Write, W.DONE, emit=lambda s, _: (Written(s.version, s.result),)),
-            Transition(W.COMPUTED, Conflict, W.IDLE, guard=retries_left(retries),
+            Transition(W.COMPUTED, Retry, W.IDLE, guard=retries_left(retries),
                        update=lambda s, _: replace(s, retries=s.retries + 1)),
             Transition(W.COMPUTED, GiveUp, W.FAILED, guard=no_retries_left(retries)),
         ],
-        inputs=(Read, Compute, Write, Conflict, GiveUp),
+        inputs=(Read, Compute, Write, Retry, GiveUp),
         effects=(Written,),
         doc="Read the record, compute value + 1, write it back (CAS or blind, as routed).",
     )
@@ -239,7 +240,7 @@ def cas_system(workers: int, retries: int, *, atomic: bool) -> System[Any]:
     worker = WORKER if retries == 2 else worker_machine(retries)
     guards = [SystemGuard("reads_current", Read, _reads_current)]
     if atomic:
-        guards.append(SystemGuard("cas_would_fail", (Conflict, GiveUp), _cas_would_fail))
+        guards.append(SystemGuard("cas_would_fail", (Retry, GiveUp), _cas_would_fail))
     return System(
         "cas_atomic" if atomic else "cas_non_atomic",
         {"store": STORE, **{n: worker for n in names}},
@@ -289,7 +290,7 @@ def _properties(system: System[Any], *, atomic: bool) -> list[Property]:
 def _spec(workers: int, retries: int, *, atomic: bool) -> Spec:
     system = cas_system(workers, retries, atomic=atomic)
     reads = [Read(version, value) for version in range(workers + 1) for value in range(workers + 1)]
-    extra: list[Any] = [Conflict(), GiveUp()] if atomic else []
+    extra: list[Any] = [Retry(), GiveUp()] if atomic else []
     domain = [*reads, Compute(), Write(), *extra]
 
     def settled(v: Any) -> bool:
@@ -317,3 +318,21 @@ def cas_atomic(workers: int = 2, retries: int = 2) -> Spec:
 def cas_non_atomic(workers: int = 2) -> Spec:
     """Workers increment one record with read-then-blind-write; the lost update is found as expected."""
     return _spec(workers, 2, atomic=False)
+
+
+# -- renamed names ------------------------------------------------------------------
+
+_RENAMED = {"Conflict": "Retry"}
+
+if TYPE_CHECKING:
+    Conflict = Retry
+else:
+
+    def __getattr__(name: str) -> Any:
+        """A renamed name still works for one release, with a `DeprecationWarning` naming the new one."""
+        new = _RENAMED.get(name)
+        if new is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        warnings.warn(f"{__name__}.{name} is renamed {new}; the old name goes in the next release",
+                      DeprecationWarning, stacklevel=2)
+        return globals()[new]

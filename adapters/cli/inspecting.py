@@ -3,7 +3,7 @@
 The store is a SQLite file, or a PostgreSQL database named by its DSN
 (``postgresql://user@host/db``; the ``postgres`` extra), read in one
 ``REPEATABLE READ READ ONLY`` transaction on a connection whose transactions
-are all read-only (`statewright.adapters.runtime.postgres.Snapshot`).
+are all read-only (`statewright.adapters.runtime.postgres.PostgresReader`).
 
 The machines come from ``--spec TARGET`` (repeatable), else from the
 project's specs, else from the bundled ones. A record naming a machine none of
@@ -233,12 +233,12 @@ class _PostgresReader:
         import asyncio
 
         try:
-            from statewright.adapters.runtime.postgres import Snapshot
+            from statewright.adapters.runtime.postgres import PostgresReader
         except ImportError as exc:
             raise UsageError(str(exc)) from None
         self._loop = asyncio.new_event_loop()
         try:
-            self._snapshot = self._loop.run_until_complete(Snapshot.open(dsn))
+            self._snapshot = self._loop.run_until_complete(PostgresReader.open(dsn))
         except StoreError as exc:
             self._loop.close()
             raise UsageError(str(exc)) from None

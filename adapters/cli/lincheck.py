@@ -20,12 +20,12 @@ EXIT_OK, EXIT_NOT_LINEARIZABLE = 0, 1
 
 
 def lincheck_command(args: argparse.Namespace, out: TextIO) -> int:
-    from statewright.adapters.testing.linearizability import HistoryError, Verdict, check, load_history
+    from statewright.adapters.testing.linearizability import HistoryError, HistoryVerdict, check_history, load_history
 
     try:
         history = load_history(args.histories)
     except HistoryError as exc:
         raise UsageError(str(exc)) from None
-    result = check(history, max_steps=args.max_steps)
+    result = check_history(history, max_steps=args.max_steps)
     print(result.report(), file=out)
-    return EXIT_OK if result.verdict is Verdict.LINEARIZABLE else EXIT_NOT_LINEARIZABLE
+    return EXIT_OK if result.verdict is HistoryVerdict.LINEARIZABLE else EXIT_NOT_LINEARIZABLE

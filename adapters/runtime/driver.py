@@ -89,8 +89,9 @@ import dataclasses
 import hashlib
 import json
 import secrets
+import warnings
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, Literal, cast, overload
 
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
@@ -120,24 +121,31 @@ from statewright.kernel.machine import Machine
 from statewright.kernel.step import UNSET, Rejected
 from statewright.kernel.system import Action, Blocked, Emitted, System, SystemState
 
-__all__ = ["Acted", "BadInput", "Driver", "Fed"]
+__all__ = ["Acted", "ActedAccepted", "ActedBlocked", "BadInput", "Driver", "Fed", "FedAccepted", "FedRejected"]
 
 Sleep = Callable[[float], Awaitable[Any]]
+_MISSING: Any = object()  # an argument not given (None is an input like any other)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Unsure:
     """A batch whose commit was cancelled: it may or may not have landed."""
 
-    request: tuple[Any, ...]  # what the caller asked for: ("feed", event, choice) or ("act", ...)
+    request: tuple[Any, ...]  # what the caller asked for: ("feed", input, choice) or ("act", ...)
     ops: tuple[Op, ...]
     batch: str  # the id it was committed under, which its re-submission must reuse
-    result: Fed | Acted
+    result: FedAccepted | FedRejected | ActedAccepted | ActedBlocked
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Fed:
-    """What one input did: the record after it, its effects, or the rejection; ``attempts`` counts tries."""
+    """What one input did: the record after it, its effects, or the rejection; ``attempts`` counts tries.
+
+    `Driver.feed` returns one of its two forms, `FedAccepted` or `FedRejected`,
+    whose ``accepted`` is a literal: testing it tells a type checker which form
+    it holds, so ``fed.rejection.message`` type-checks where ``fed.accepted`` is
+    false, as does ``fed.rejection`` tested against None.
+    """
 
     accepted: bool
     record: Record
@@ -147,8 +155,30 @@ class Fed:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class FedAccepted(Fed):
+    """The input was accepted and committed: ``record`` is the new state and version; no ``rejection``."""
+
+    accepted: Literal[True] = dataclasses.field(default=True, init=False)
+    rejection: None = dataclasses.field(default=None, init=False)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FedRejected(Fed):
+    """The input was refused: ``rejection`` says why; ``record`` is unchanged and there are no effects."""
+
+    accepted: Literal[False] = dataclasses.field(default=False, init=False)
+    effects: tuple[()] = dataclasses.field(default=(), init=False)
+    rejection: Rejected
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Acted:
-    """What one system action did: each instance's record after it (by instance name) and the system view."""
+    """What one system action did: each instance's record after it (by instance name) and the system view.
+
+    `Driver.act` returns one of its two forms, `ActedAccepted` or
+    `ActedBlocked`; testing ``acted.accepted`` narrows it as for `Fed`, so
+    ``acted.blocked.why`` type-checks where it is false.
+    """
 
     accepted: bool
     records: Mapping[str, Record]
@@ -156,6 +186,23 @@ class Acted:
     effects: tuple[Emitted, ...]
     blocked: Blocked | None
     attempts: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ActedAccepted(Acted):
+    """The action was taken and committed over every record it touched; nothing ``blocked`` it."""
+
+    accepted: Literal[True] = dataclasses.field(default=True, init=False)
+    blocked: None = dataclasses.field(default=None, init=False)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ActedBlocked(Acted):
+    """The action was refused: ``blocked`` says where and why; the records are unchanged, no effects."""
+
+    accepted: Literal[False] = dataclasses.field(default=False, init=False)
+    effects: tuple[()] = dataclasses.field(default=(), init=False)
+    blocked: Blocked
 
 
 class Driver:
@@ -219,17 +266,27 @@ class Driver:
 
     # -- one machine ------------------------------------------------------------------
 
-    async def feed(self, key: str, event: Any, *, choice: Any = UNSET) -> Fed:
-        """Step ``key``'s instance with ``event`` and commit the result (or record the rejection).
+    @overload
+    async def feed(self, key: str, input: Any, *, choice: Any = UNSET) -> FedAccepted | FedRejected: ...
+
+    @overload
+    async def feed(self, key: str, *, event: Any, choice: Any = UNSET) -> FedAccepted | FedRejected: ...
+
+    async def feed(self, key: str, input: Any = _MISSING, *, choice: Any = UNSET,
+                   event: Any = _MISSING) -> FedAccepted | FedRejected:
+        """Step ``key``'s instance with ``input`` and commit the result (or record the rejection).
 
         ``choice`` picks the alternative of a choosing row (see `kernel.step.step`);
-        without it such a row takes its first alternative.
+        without it such a row takes its first alternative. ``event=`` is the old
+        name of ``input`` (an event is what a log records): it works for one
+        release, with a `DeprecationWarning`.
         """
-        self._admit(key, event)
-        request = ("feed", event, choice)
+        input = _input_or_event(input, event)
+        self._admit(key, input)
+        request = ("feed", input, choice)
         settled = await self._settle(key, request)
         if settled is not None:
-            return cast(Fed, settled)
+            return cast(FedAccepted | FedRejected, settled)
         attempt = 0
         while True:
             attempt += 1
@@ -239,23 +296,24 @@ class Driver:
             head, ended = await self._head(key)
             record = await self.store.load(key)
             m = self.catalog.machine(record.machine)
-            staged = Authority(m, record.state, record.version).stage(event, choice=choice)
+            staged = Authority(m, record.state, record.version).stage(input, choice=choice)
+            fed: FedAccepted | FedRejected
             if isinstance(staged, Rejected):
-                fed = Fed(False, record, (), staged, attempt)
+                fed = FedRejected(record, staged, attempt)
                 if ended:
                     return fed
                 ops: list[Op] = [Append(key, head, (("rejected", _rejected_json(staged, self.catalog.limits)),))]
             else:
                 if ended:
-                    raise _ended(key, event)
+                    raise _ended(key, input)
                 result, base = staged.result, staged.base_version  # published by the store's CAS at base
-                ops = self._accepted(key, m, base, head, result.state, [("input", event, result.effects)])
+                ops = self._accepted(key, m, base, head, result.state, [("input", input, result.effects)])
                 after = Record(key, record.machine, result.state, base + 1)
-                fed = Fed(True, after, result.effects, None, attempt)
+                fed = FedAccepted(after, result.effects, attempt)
             if await self._commit(ops, attempt, key, request, fed):
                 return fed
 
-    async def feed_json(self, key: str, text: str | bytes) -> Fed:
+    async def feed_json(self, key: str, text: str | bytes) -> FedAccepted | FedRejected:
         """Feed ``{"type": "Stage", ...fields}`` from outside; `BadInput` (nothing written) if it is not one.
 
         The fields may also be nested as ``{"type": ..., "fields": {...}}``, the
@@ -315,21 +373,21 @@ class Driver:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or name}: {e['msg']}" for e in exc.errors())
             raise BadInput(f"{label}: bad {name}: {problems}", key=key) from None
 
-    def _admit(self, key: str, event: Any) -> None:
-        """`BadInput` unless ``event``'s JSON is storable and within ``max_input_bytes`` (the log records it)."""
+    def _admit(self, key: str, input: Any) -> None:
+        """`BadInput` unless ``input``'s JSON is storable and within ``max_input_bytes`` (the log records it)."""
         limits = self.catalog.limits
         try:
-            canonical_json(event_json(event), limits=limits, max_bytes=limits.max_input_bytes)
+            canonical_json(event_json(input), limits=limits, max_bytes=limits.max_input_bytes)
         except InvalidState as exc:
-            raise BadInput(f"{key!r}: {type(event).__name__} is not an input a store can record: {exc}",
+            raise BadInput(f"{key!r}: {type(input).__name__} is not an input a store can record: {exc}",
                            key=key) from None
         except (RecursionError, TypeError, ValueError, PydanticSerializationError) as exc:
-            raise BadInput(f"{key!r}: {type(event).__name__} is not JSON data: {type(exc).__name__}",
+            raise BadInput(f"{key!r}: {type(input).__name__} is not JSON data: {type(exc).__name__}",
                            key=key) from None
 
     # -- a system of instances --------------------------------------------------------
 
-    async def act(self, system: System[Any], keys: Mapping[str, str], action: Action) -> Acted:
+    async def act(self, system: System[Any], keys: Mapping[str, str], action: Action) -> ActedAccepted | ActedBlocked:
         """Apply one atomic system action (routed inputs included) as one batch over every record it touches.
 
         ``keys`` maps each instance name of ``system`` to its store key.
@@ -342,7 +400,7 @@ class Driver:
         request = ("act", system.name, tuple(sorted(keys.items())), action)
         settled = await self._settle(keys[action.instance], request)
         if settled is not None:
-            return cast(Acted, settled)
+            return cast(ActedAccepted | ActedBlocked, settled)
         attempt = 0
         while True:
             attempt += 1
@@ -355,8 +413,9 @@ class Driver:
             view = system.make([r.state for r in records])
             out = system.settle(view, action)
             ops: list[Op] = []
+            acted: ActedAccepted | ActedBlocked
             if isinstance(out, Blocked):
-                acted = Acted(False, dict(zip(system.names, records)), view, (), out, attempt)
+                acted = ActedBlocked(dict(zip(system.names, records)), view, out, attempt)
                 head, ended = heads[position]
                 if ended:
                     return acted
@@ -376,8 +435,7 @@ class Driver:
                         raise _ended(r.key, steps[j][0][1])
                     ops += self._accepted(r.key, system.machines[j], r.version, head, out.after[j], steps[j])
                     after[j] = Record(r.key, r.machine, out.after[j], r.version + 1)
-                acted = Acted(True, dict(zip(system.names, after)), system.make(out.after), out.emitted, None,
-                              attempt)
+                acted = ActedAccepted(dict(zip(system.names, after)), system.make(out.after), out.emitted, attempt)
             for j, (head, ended) in enumerate(heads):
                 if j not in moved and not ended:
                     ops.append(Append(keys[system.names[j]], head, ()))  # read check: fails if it moved
@@ -389,8 +447,8 @@ class Driver:
     def _accepted(self, key: str, m: Machine[Any], version: int, head: int, state: Any,
                   steps: Sequence[tuple[str, Any, tuple[Any, ...]]]) -> list[Op]:
         events: list[tuple[str, Any]] = []
-        for kind, event, effects in steps:
-            events.append((kind, event_json(event)))
+        for kind, taken, effects in steps:  # an input, as "input" or "routed", then its effects
+            events.append((kind, event_json(taken)))
             events += [("effect", event_json(e)) for e in effects]
         ops: list[Op] = [Cas(key, version, state), Append(key, head, tuple(events))]
         if m.is_terminal(state):
@@ -398,7 +456,7 @@ class Driver:
         return ops
 
     async def _commit(self, ops: Sequence[Op], attempt: int, key: str, request: tuple[Any, ...],
-                      result: Fed | Acted) -> bool:
+                      result: FedAccepted | FedRejected | ActedAccepted | ActedBlocked) -> bool:
         """Commit ``ops``; False after a lost race that may be retried, the `Conflict` once retries are spent.
 
         A cancellation during the commit leaves its outcome unknown: the batch is
@@ -419,7 +477,9 @@ class Driver:
             raise
         return True
 
-    async def _settle(self, key: str, request: tuple[Any, ...]) -> Fed | Acted | None:
+    async def _settle(
+        self, key: str, request: tuple[Any, ...]
+    ) -> FedAccepted | FedRejected | ActedAccepted | ActedBlocked | None:
         """Re-submit the batch of an earlier, cancelled call of the same ``request``; its result if it held."""
         unsure = self._unsure.get(key, [])
         found = next((u for u in unsure if u.request == request), None)
@@ -521,18 +581,18 @@ def _blocked_json(action: Action, b: Blocked, limits: Limits) -> dict[str, Any]:
             "refused": _logged(b.input, limits), **why}
 
 
-def _logged(event: Any, limits: Limits) -> Any:
+def _logged(value: Any, limits: Limits) -> Any:
     """A refused input as its log records it: in full up to ``digest_above`` bytes, else type, SHA-256 and size.
 
     >>> from statewright.machines.input import Stage
     >>> _logged(Stage("r" * 2000), Limits())["bytes"], _logged(Stage("r1"), Limits())
     (2028, {'type': 'Stage', 'run_id': 'r1'})
     """
-    body = event_json(event)
+    body = event_json(value)
     text = canonical_json(body, limits=limits, max_bytes=2**62).encode()
     if len(text) <= limits.digest_above:
         return body
-    return {"type": type(event).__name__, "sha256": hashlib.sha256(text).hexdigest(), "bytes": len(text)}
+    return {"type": type(value).__name__, "sha256": hashlib.sha256(text).hexdigest(), "bytes": len(text)}
 
 
 def _size(text: str | bytes, limit: int) -> int | None:
@@ -547,6 +607,19 @@ def _size(text: str | bytes, limit: int) -> int | None:
         return None
 
 
-def _ended(key: str, event: Any) -> Conflict:
-    return Conflict(f"{key!r}'s log has ended with its terminal event; {type(event).__name__} was accepted "
+def _ended(key: str, input: Any) -> Conflict:
+    return Conflict(f"{key!r}'s log has ended with its terminal event; {type(input).__name__} was accepted "
                     "from a terminal phase (from_terminal=True) and cannot be recorded", key=key)
+
+
+def _input_or_event(input: Any, event: Any) -> Any:
+    """`Driver.feed`'s ``input``, or what the deprecated ``event=`` gave in its place (with a `DeprecationWarning`)."""
+    if event is _MISSING:
+        if input is _MISSING:
+            raise TypeError("Driver.feed() missing 1 required argument: 'input'")
+        return input
+    if input is not _MISSING:
+        raise TypeError("Driver.feed() got 'input' and its old name 'event' together")
+    warnings.warn("Driver.feed(event=...) is renamed Driver.feed(input=...); the old name goes in the next release",
+                  DeprecationWarning, stacklevel=3)
+    return event

@@ -84,11 +84,12 @@ import asyncio
 import math
 import re
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 try:
     import asyncpg  # type: ignore[import-untyped]
@@ -98,7 +99,7 @@ except ImportError as _missing:  # pragma: no cover - depends on the environment
         "pip install 'statewright[postgres]'"
     ) from _missing
 
-from statewright.adapters.runtime.shielded import Aborted, settle
+from statewright.adapters.runtime.shielded import CallerCancelled, settle
 from statewright.adapters.runtime.store import (
     Append,
     AppendTerminal,
@@ -127,7 +128,7 @@ from statewright.adapters.runtime.store import (
     prepare_batch,
 )
 
-__all__ = ["DEFAULT_SCHEMA", "KEEP_BATCHES", "SCHEMA_VERSION", "PostgresStore", "Snapshot", "is_dsn"]
+__all__ = ["DEFAULT_SCHEMA", "KEEP_BATCHES", "SCHEMA_VERSION", "PostgresReader", "PostgresStore", "is_dsn"]
 
 DEFAULT_SCHEMA = "statewright"
 """The PostgreSQL schema (namespace) the store's tables live in unless `PostgresStore.open` is told another."""
@@ -463,7 +464,7 @@ class PostgresStore(SingleWrites):
                 await self._conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
                 out = await body()
                 if flags.abort:
-                    raise Aborted("the caller was cancelled before COMMIT")
+                    raise CallerCancelled("the caller was cancelled before COMMIT")
                 flags.ending = True
                 await self._conn.execute("COMMIT")
             return out
@@ -491,10 +492,10 @@ def is_dsn(text: str) -> bool:
     return text.startswith(("postgresql://", "postgres://"))
 
 
-class Snapshot:
-    """A read-only look at a store's rows, raw, in one snapshot: what ``statewright inspect`` reads.
+class PostgresReader:
+    """A read-only look at a store's rows, raw, in one database snapshot: what ``statewright inspect`` reads.
 
-    `Snapshot.open` connects with ``default_transaction_read_only`` set, checks
+    `PostgresReader.open` connects with ``default_transaction_read_only`` set, checks
     that the schema is a statewright store this release reads (`NotAStore`,
     `IncompatibleSchema` otherwise; a missing database or server is `Io`), and
     begins one ``REPEATABLE READ READ ONLY`` transaction, so every later read
@@ -506,7 +507,7 @@ class Snapshot:
         self._conn, self._sql, self.where = conn, sql, where
 
     @classmethod
-    async def open(cls, dsn: str, *, schema: str = DEFAULT_SCHEMA, timeout: float = 10.0) -> Snapshot:
+    async def open(cls, dsn: str, *, schema: str = DEFAULT_SCHEMA, timeout: float = 10.0) -> PostgresReader:
         if not _NAME.fullmatch(schema):
             raise StoreError(f"schema name {schema!r} is not a plain lower-case identifier")
         where = _redact(dsn)
@@ -641,3 +642,21 @@ def _redact(dsn: str) -> str:
     """``dsn`` without its password (in the URL's user part or a ``password=`` parameter)."""
     dsn = re.sub(r"(://[^:/@?#]*:)[^@/?#]*@", r"\1***@", dsn)
     return re.sub(r"(password\s*=\s*)('[^']*'|[^&\s]+)", r"\1***", dsn, flags=re.IGNORECASE)
+
+
+# -- renamed names ------------------------------------------------------------------
+
+_RENAMED = {"Snapshot": "PostgresReader"}
+
+if TYPE_CHECKING:
+    Snapshot = PostgresReader
+else:
+
+    def __getattr__(name: str) -> Any:
+        """A renamed name still works for one release, with a `DeprecationWarning` naming the new one."""
+        new = _RENAMED.get(name)
+        if new is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        warnings.warn(f"{__name__}.{name} is renamed {new}; the old name goes in the next release",
+                      DeprecationWarning, stacklevel=2)
+        return globals()[new]

@@ -56,18 +56,18 @@ def state_json(state: Any) -> Any:
     return value_json(state)
 
 
-def event_json(event: Any) -> Any:
-    """An input or effect as JSON, tagged with its type (and instance, for systems)."""
-    if isinstance(event, Action):
-        return {"instance": event.instance, **_tagged(event.input)}
-    if isinstance(event, Emitted):
-        return {"instance": event.instance, **_tagged(event.effect)}
-    return _tagged(event)
+def event_json(value: Any) -> Any:
+    """An input or effect as JSON, tagged with its type (and instance, for systems): a log event's data."""
+    if isinstance(value, Action):
+        return {"instance": value.instance, **_tagged(value.input)}
+    if isinstance(value, Emitted):
+        return {"instance": value.instance, **_tagged(value.effect)}
+    return _tagged(value)
 
 
-def _tagged(event: Any) -> dict[str, Any]:
-    body = value_json(event)
-    name = type(event).__name__
+def _tagged(value: Any) -> dict[str, Any]:
+    body = value_json(value)
+    name = type(value).__name__
     if not isinstance(body, dict):
         return {"type": name, "value": body}
     if "type" in body or "instance" in body:

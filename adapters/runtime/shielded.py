@@ -5,19 +5,24 @@ Both `SqliteStore` and `PostgresStore` run each write transaction, from
 a cancelled caller flags it, waits for it with `settle`, and only then
 re-raises its `asyncio.CancelledError`, so a connection is never left inside
 a half transaction. A task that gives up because of that flag raises
-`Aborted` and rolls back.
+`CallerCancelled` and rolls back.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import warnings
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Aborted", "settle"]
+__all__ = ["CallerCancelled", "settle"]
 
 
-class Aborted(Exception):
-    """A write rolled back because its caller was cancelled first; the caller sees `CancelledError`."""
+class CallerCancelled(Exception):
+    """A write rolled back because its caller was cancelled first; the caller sees `CancelledError`.
+
+    Named for why the write stopped; it was ``Aborted``, the name the command
+    line gives a second signal while checking (an alias warns for one release).
+    """
 
 
 async def settle(job: asyncio.Future[Any]) -> None:
@@ -35,3 +40,21 @@ async def settle(job: asyncio.Future[Any]) -> None:
             break
     if not job.cancelled():
         job.exception()
+
+
+# -- renamed names ------------------------------------------------------------------
+
+_RENAMED = {"Aborted": "CallerCancelled"}
+
+if TYPE_CHECKING:
+    Aborted = CallerCancelled
+else:
+
+    def __getattr__(name: str) -> Any:
+        """A renamed name still works for one release, with a `DeprecationWarning` naming the new one."""
+        new = _RENAMED.get(name)
+        if new is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        warnings.warn(f"{__name__}.{name} is renamed {new}; the old name goes in the next release",
+                      DeprecationWarning, stacklevel=2)
+        return globals()[new]

@@ -84,7 +84,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from statewright.adapters.runtime.shielded import Aborted, settle
+from statewright.adapters.runtime.shielded import CallerCancelled, settle
 from statewright.adapters.runtime.store import (
     Append,
     Busy,
@@ -451,7 +451,7 @@ class SqliteStore(SingleWrites):
             try:
                 out = await body()
                 if abort.is_set():
-                    raise Aborted("the caller was cancelled before COMMIT")
+                    raise CallerCancelled("the caller was cancelled before COMMIT")
                 await self._db.execute("COMMIT")
                 return out
             except BaseException:
@@ -466,7 +466,7 @@ class SqliteStore(SingleWrites):
         try:
             while True:
                 if abort.is_set():
-                    raise Aborted("the caller was cancelled while waiting for the write lock")
+                    raise CallerCancelled("the caller was cancelled while waiting for the write lock")
                 try:
                     await self._db.execute("BEGIN IMMEDIATE")
                     return

@@ -1,4 +1,4 @@
-"""Linearizability of recorded store histories: a `Recorder` writes them, `check` judges them.
+"""Linearizability of recorded store histories: a `Recorder` writes them, `check_history` judges them.
 
 A *history* is what processes saw of a shared store: each `Operation` has a
 process, an invoke and a return time (``time.monotonic_ns()``, one clock for
@@ -49,8 +49,8 @@ operation has not returned. The recorder writes each operation at invoke
 operation pending. Each process writes its own file; `load_history` merges
 them.
 
->>> h = [Operation("p", 1, 2, Call(Kind.LOAD, "k"), Result(error="not_found"))]
->>> check(h).summary()
+>>> h = [Operation("p", 1, 2, Call(OpKind.LOAD, "k"), Response(error="not_found"))]
+>>> check_history(h).summary()
 'linearizable: 1 operations, 1 processes, 1 keys'
 """
 
@@ -58,12 +58,13 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from statewright.adapters.runtime.store import (
     Append,
@@ -82,15 +83,15 @@ from statewright.adapters.runtime.store import (
 
 __all__ = [
     "Call",
-    "Check",
+    "HistoryCheck",
     "HistoryError",
-    "Kind",
+    "HistoryVerdict",
+    "OpKind",
     "Operation",
     "Recorder",
-    "Result",
-    "Verdict",
+    "Response",
     "Write",
-    "check",
+    "check_history",
     "load_history",
     "parse_operation",
     "resume",
@@ -100,7 +101,9 @@ DEFAULT_MAX_STEPS = 2_000_000
 IGNORED = frozenset({"busy", "invalid_state"})
 
 
-class Kind(Enum):
+class OpKind(Enum):
+    """Which store call an operation (or one write of a commit) is: the ``kind`` of a history line's ``op``."""
+
     LOAD = "load"
     READ_LOG = "read_log"
     CAS = "cas"
@@ -109,10 +112,12 @@ class Kind(Enum):
     COMMIT = "commit"
 
 
-WRITES = (Kind.CAS, Kind.APPEND, Kind.APPEND_TERMINAL)
+WRITES = (OpKind.CAS, OpKind.APPEND, OpKind.APPEND_TERMINAL)
 
 
-class Verdict(Enum):
+class HistoryVerdict(Enum):
+    """What `check_history` found; ``UNKNOWN`` when the step budget ran out first."""
+
     LINEARIZABLE = "linearizable"
     NOT_LINEARIZABLE = "not linearizable"
     UNKNOWN = "unknown"
@@ -126,7 +131,7 @@ class HistoryError(ValueError):
 class Write:
     """One write: ``expected`` is a version (cas) or a log head (append); ``state`` is canonical JSON."""
 
-    kind: Kind
+    kind: OpKind
     key: str
     expected: int = 0
     state: str | None = None
@@ -138,7 +143,7 @@ class Write:
 class Call:
     """What was called: a read of ``key``, or ``writes`` (one, or a commit's several, with its ``batch`` id)."""
 
-    kind: Kind
+    kind: OpKind
     key: str = ""
     writes: tuple[Write, ...] = ()
     start: int = 1
@@ -151,18 +156,18 @@ class Call:
 
 
 @dataclass(frozen=True, slots=True)
-class Result:
-    """``value`` (canonical JSON text) on success, else the error ``code``."""
+class Response:
+    """What the store answered a call: ``value`` (canonical JSON text) on success, else the error ``code``."""
 
     value: str | None = None
     error: str | None = None
 
     @staticmethod
-    def ok(value: Any) -> Result:
-        return Result(json.dumps(value, sort_keys=True, separators=(",", ":")))
+    def ok(value: Any) -> Response:
+        return Response(json.dumps(value, sort_keys=True, separators=(",", ":")))
 
 
-DONE = Result.ok(None)
+DONE = Response.ok(None)
 """A commit's success."""
 
 
@@ -174,7 +179,7 @@ class Operation:
     invoke: int
     returned: int | None
     call: Call
-    result: Result | None
+    result: Response | None
 
 
 # -- the sequential model: one key's record ------------------------------------------------
@@ -192,7 +197,7 @@ class _Refused(Exception):
 def _write(rec: KeyState, w: Write) -> tuple[KeyState, int]:
     """``w`` applied to ``rec`` as `MemoryStore` does: the new record and the version or head returned."""
     machine, state, version, head, terminal = rec
-    if w.kind is Kind.CAS:
+    if w.kind is OpKind.CAS:
         if w.expected == 0:
             if machine is not None:
                 raise _Refused("conflict")
@@ -210,24 +215,24 @@ def _write(rec: KeyState, w: Write) -> tuple[KeyState, int]:
         raise _Refused("not_found")
     if terminal:
         raise _Refused("conflict")
-    if w.kind is Kind.APPEND:
+    if w.kind is OpKind.APPEND:
         if head != w.expected:
             raise _Refused("conflict")
         return (machine, state, version, head + w.events, False), head + w.events
     return (machine, state, version, head + 1, True), head + 1
 
 
-def _apply(keys: tuple[str, ...], model: tuple[KeyState, ...], call: Call) -> tuple[tuple[KeyState, ...], Result]:
+def _apply(keys: tuple[str, ...], model: tuple[KeyState, ...], call: Call) -> tuple[tuple[KeyState, ...], Response]:
     """The model's next state and result for ``call`` (``keys`` names the slots of ``model``)."""
-    if call.kind is Kind.LOAD:
+    if call.kind is OpKind.LOAD:
         machine, state, version, _, _ = model[keys.index(call.key)]
         if machine is None:
-            return model, Result(error="not_found")
-        return model, Result.ok({"machine": machine, "version": version, "state": json.loads(state or "null")})
-    if call.kind is Kind.READ_LOG:
+            return model, Response(error="not_found")
+        return model, Response.ok({"machine": machine, "version": version, "state": json.loads(state or "null")})
+    if call.kind is OpKind.READ_LOG:
         _, _, _, head, terminal = model[keys.index(call.key)]
         end = head + 1 if call.stop is None else min(call.stop, head + 1)
-        return model, Result.ok([[seq, terminal and seq == head] for seq in range(max(call.start, 1), end)])
+        return model, Response.ok([[seq, terminal and seq == head] for seq in range(max(call.start, 1), end)])
     out = list(model)
     returned = 0
     try:
@@ -235,8 +240,8 @@ def _apply(keys: tuple[str, ...], model: tuple[KeyState, ...], call: Call) -> tu
             i = keys.index(w.key)
             out[i], returned = _write(out[i], w)
     except _Refused as refused:
-        return model, Result(error=refused.code)
-    return tuple(out), Result.ok(None if call.kind is Kind.COMMIT else returned)
+        return model, Response(error=refused.code)
+    return tuple(out), Response.ok(None if call.kind is OpKind.COMMIT else returned)
 
 
 # -- the same model from an unknown record, for shrinking --------------------------------------
@@ -257,27 +262,27 @@ def _known(rec: KeyState) -> bool:
     return UNKNOWN not in rec and rec[0] != EXISTS
 
 
-def _loose_write(rec: KeyState, w: Write, result: Result) -> KeyState | None:
+def _loose_write(rec: KeyState, w: Write, result: Response) -> KeyState | None:
     """``rec`` after single write ``w`` that returned ``result``; None when no record allows that."""
     machine, state, version, head, terminal = rec
     absent: KeyState = (None, None, 0, 0, False)
-    if result.error == "not_found" and (w.kind is not Kind.CAS or w.expected != 0):
+    if result.error == "not_found" and (w.kind is not OpKind.CAS or w.expected != 0):
         return absent if machine in (None, UNKNOWN) else None
-    if machine is None and not (w.kind is Kind.CAS and w.expected == 0):
+    if machine is None and not (w.kind is OpKind.CAS and w.expected == 0):
         return None  # only not_found fits an absent record
     exists = EXISTS if machine in (UNKNOWN, EXISTS) else machine
     if result.error == "conflict":
-        if w.kind is Kind.CAS and w.expected == 0:
+        if w.kind is OpKind.CAS and w.expected == 0:
             return None if machine is None else (exists, state, version, head, terminal)
-        if w.kind is Kind.APPEND_TERMINAL:
+        if w.kind is OpKind.APPEND_TERMINAL:
             return None if terminal is False else (exists, state, version, head, True)
-        if w.kind is Kind.CAS:
+        if w.kind is OpKind.CAS:
             return None if version == w.expected else (exists, state, version, head, terminal)
         return None if terminal is False and head == w.expected else (exists, state, version, head, terminal)
     if result.error is not None or result.value is None:
         return None
     got = json.loads(result.value)
-    if w.kind is Kind.CAS:
+    if w.kind is OpKind.CAS:
         if w.expected == 0:
             ok = machine in (None, UNKNOWN) and got == 1 and w.machine is not None
             return (w.machine, w.state, 1, 0, False) if ok else None
@@ -287,15 +292,15 @@ def _loose_write(rec: KeyState, w: Write, result: Result) -> KeyState | None:
         return (w.machine or exists, w.state, got, head, terminal)
     if terminal is True:
         return None
-    if w.kind is Kind.APPEND:
+    if w.kind is OpKind.APPEND:
         ok = head in (UNKNOWN, w.expected) and got == w.expected + w.events
         return (exists, state, version, got, False) if ok else None
     return (exists, state, version, got, True) if head in (UNKNOWN, got - 1) else None
 
 
-def _loose_read(rec: KeyState, call: Call, result: Result) -> KeyState | None:
+def _loose_read(rec: KeyState, call: Call, result: Response) -> KeyState | None:
     machine, state, version, head, terminal = rec
-    if call.kind is Kind.LOAD:
+    if call.kind is OpKind.LOAD:
         if result.error == "not_found":
             return (None, None, 0, 0, False) if machine in (None, UNKNOWN) else None
         if result.value is None or machine is None:
@@ -319,9 +324,9 @@ def _loose_read(rec: KeyState, call: Call, result: Result) -> KeyState | None:
 def _loose_batched(rec: KeyState, w: Write) -> KeyState | None:
     """``rec`` after ``w`` succeeded inside a committed batch (its own result unseen)."""
     machine, state, version, head, terminal = rec
-    if w.kind is Kind.CAS:
+    if w.kind is OpKind.CAS:
         got = 1 if w.expected == 0 else w.expected + 1
-    elif w.kind is Kind.APPEND:
+    elif w.kind is OpKind.APPEND:
         got = w.expected + w.events
     elif head != UNKNOWN:
         got = head + 1
@@ -329,7 +334,7 @@ def _loose_batched(rec: KeyState, w: Write) -> KeyState | None:
         return None
     else:
         return (EXISTS if machine == UNKNOWN else machine, state, version, UNKNOWN, True)
-    return _loose_write(rec, w, Result.ok(got))
+    return _loose_write(rec, w, Response.ok(got))
 
 
 def _apply_loose(keys: tuple[str, ...], model: tuple[KeyState, ...], op: Operation) -> tuple[KeyState, ...] | None:
@@ -341,9 +346,9 @@ def _apply_loose(keys: tuple[str, ...], model: tuple[KeyState, ...], op: Operati
         return after if op.result is None or result == op.result else None
     out = list(model)
     i = touched[0]
-    if call.kind in (Kind.LOAD, Kind.READ_LOG):
+    if call.kind in (OpKind.LOAD, OpKind.READ_LOG):
         new = _loose_read(model[i], call, op.result)
-    elif call.kind is not Kind.COMMIT:
+    elif call.kind is not OpKind.COMMIT:
         new = _loose_write(model[i], call.writes[0], op.result)
     elif op.result.error is not None:
         return model  # some write failed; which one, and why, is not learned
@@ -470,7 +475,7 @@ class _Search:
             applied = applied | {batch}
         return after, applied
 
-    def run(self) -> Verdict:
+    def run(self) -> HistoryVerdict:
         head = _entries(self.ops)
         model: Model = (tuple(LOOSE if self.loose else ABSENT for _ in self.keys), frozenset())
         linearized = 0
@@ -480,7 +485,7 @@ class _Search:
         while head.next is not None:
             self.steps += 1
             if self.steps > self.max_steps:
-                return Verdict.UNKNOWN
+                return HistoryVerdict.UNKNOWN
             assert entry is not None
             if entry.is_call:
                 after = self._step(model, self.ops[entry.op])
@@ -496,12 +501,12 @@ class _Search:
                 entry = entry.next
             else:  # an operation returned before any order could place it: undo the last choice
                 if not stack:
-                    return Verdict.NOT_LINEARIZABLE
+                    return HistoryVerdict.NOT_LINEARIZABLE
                 entry, model = stack.pop()
                 linearized &= ~(1 << entry.op)
                 _unlift(entry)
                 entry = entry.next
-        return Verdict.LINEARIZABLE
+        return HistoryVerdict.LINEARIZABLE
 
 
 # -- partitioning, shrinking, the verdict -----------------------------------------------------
@@ -539,7 +544,7 @@ def _removable(op: Operation, rest: Sequence[Operation], loose: bool) -> bool:
     a later cut can still leave a gap where a dropped write was: the result is a
     1-minimal failing sub-history, a place to start reading, not a proof of cause.
     """
-    if op.result is not None and (op.call.kind in (Kind.LOAD, Kind.READ_LOG) or op.result.error is not None):
+    if op.result is not None and (op.call.kind in (OpKind.LOAD, OpKind.READ_LOG) or op.result.error is not None):
         return True
     keys = set(op.call.keys)
     others = [r for r in rest if keys.intersection(r.call.keys)]
@@ -556,7 +561,7 @@ def _shrink(ops: list[Operation], max_steps: int) -> list[Operation]:
     writes that built the record need not stay), else from the empty store; only
     `_removable` operations are dropped, so the failure is never one of the cut's making.
     """
-    loose = _Search(ops, max_steps, loose=True).run() is Verdict.NOT_LINEARIZABLE
+    loose = _Search(ops, max_steps, loose=True).run() is HistoryVerdict.NOT_LINEARIZABLE
     chunk = max(len(ops) // 2, 1)
     while True:
         i, before = 0, len(ops)
@@ -565,7 +570,7 @@ def _shrink(ops: list[Operation], max_steps: int) -> list[Operation]:
             if (
                 candidate
                 and all(_removable(op, candidate, loose) for op in ops[i:i + chunk])
-                and _Search(candidate, max_steps, loose=loose).run() is Verdict.NOT_LINEARIZABLE
+                and _Search(candidate, max_steps, loose=loose).run() is HistoryVerdict.NOT_LINEARIZABLE
             ):
                 ops = candidate
             else:
@@ -576,10 +581,10 @@ def _shrink(ops: list[Operation], max_steps: int) -> list[Operation]:
 
 
 @dataclass(frozen=True, slots=True)
-class Check:
+class HistoryCheck:
     """The verdict on a history, its size, and (when not linearizable) a minimal failing sub-history."""
 
-    verdict: Verdict
+    verdict: HistoryVerdict
     operations: int
     processes: int
     keys: int
@@ -589,7 +594,7 @@ class Check:
 
     def summary(self) -> str:
         size = f"{self.operations} operations, {self.processes} processes, {self.keys} keys"
-        if self.verdict is Verdict.UNKNOWN:
+        if self.verdict is HistoryVerdict.UNKNOWN:
             return f"unknown: step budget spent after {self.steps:,} steps ({size})"
         return f"{self.verdict.value}: {size}"
 
@@ -603,12 +608,12 @@ class Check:
         return "\n".join(lines)
 
 
-def check(history: Iterable[Operation], *, max_steps: int = DEFAULT_MAX_STEPS) -> Check:
+def check_history(history: Iterable[Operation], *, max_steps: int = DEFAULT_MAX_STEPS) -> HistoryCheck:
     """Is ``history`` linearizable against the store's per-key sequential specification?
 
-    >>> w = Call(Kind.CAS, writes=(Write(Kind.CAS, "k", 0, "{}", "m"),))
-    >>> check([Operation("a", 1, 4, w, Result.ok(1)), Operation("b", 2, 3, w, Result.ok(1))]).verdict
-    <Verdict.NOT_LINEARIZABLE: 'not linearizable'>
+    >>> w = Call(OpKind.CAS, writes=(Write(OpKind.CAS, "k", 0, "{}", "m"),))
+    >>> check_history([Operation("a", 1, 4, w, Response.ok(1)), Operation("b", 2, 3, w, Response.ok(1))]).verdict
+    <HistoryVerdict.NOT_LINEARIZABLE: 'not linearizable'>
     """
     started = time.perf_counter()
     ops = sorted(
@@ -617,30 +622,30 @@ def check(history: Iterable[Operation], *, max_steps: int = DEFAULT_MAX_STEPS) -
     )
     size = (len(ops), len({op.process for op in ops}), len({k for op in ops for k in op.call.keys}))
     steps = 0
-    verdict = Verdict.LINEARIZABLE
+    verdict = HistoryVerdict.LINEARIZABLE
     for part in _parts(ops):
         search = _Search(part, max_steps - steps)
         outcome = search.run()
         steps += search.steps
-        if outcome is Verdict.NOT_LINEARIZABLE:
+        if outcome is HistoryVerdict.NOT_LINEARIZABLE:
             small = _shrink(part, max_steps)
-            return Check(outcome, *size, steps=steps, seconds=time.perf_counter() - started,
-                         counterexample=tuple(small))
-        if outcome is Verdict.UNKNOWN:
+            return HistoryCheck(outcome, *size, steps=steps, seconds=time.perf_counter() - started,
+                                counterexample=tuple(small))
+        if outcome is HistoryVerdict.UNKNOWN:
             verdict = outcome
-    return Check(verdict, *size, steps=steps, seconds=time.perf_counter() - started)
+    return HistoryCheck(verdict, *size, steps=steps, seconds=time.perf_counter() - started)
 
 
 def render(op: Operation, t0: int = 0) -> str:
     """``p1 [12.0 .. 80.5 µs] cas k0 expected=3 -> ok 4``."""
     end = "..." if op.returned is None else f"{(op.returned - t0) / 1000:.1f}"
-    if op.call.kind is Kind.LOAD:
+    if op.call.kind is OpKind.LOAD:
         what = f"load {op.call.key}"
-    elif op.call.kind is Kind.READ_LOG:
+    elif op.call.kind is OpKind.READ_LOG:
         what = f"read_log {op.call.key} [{op.call.start}, {op.call.stop or 'end'})"
     else:
         what = "; ".join(_render_write(w) for w in op.call.writes)
-        what = f"commit [{what}]" if op.call.kind is Kind.COMMIT else what
+        what = f"commit [{what}]" if op.call.kind is OpKind.COMMIT else what
         what += f" batch={op.call.batch[:12]}" if op.call.batch is not None else ""
     r = op.result
     got = "pending" if r is None else f"error {r.error}" if r.error else f"ok {r.value}"
@@ -648,9 +653,9 @@ def render(op: Operation, t0: int = 0) -> str:
 
 
 def _render_write(w: Write) -> str:
-    if w.kind is Kind.CAS:
+    if w.kind is OpKind.CAS:
         return f"cas {w.key} expected={w.expected} state={w.state}"
-    if w.kind is Kind.APPEND:
+    if w.kind is OpKind.APPEND:
         return f"append {w.key} expected={w.expected} events={w.events}"
     return f"append_terminal {w.key}"
 
@@ -677,20 +682,20 @@ def _str(obj: dict[str, Any], name: str) -> str:
 def _parse_write(obj: Any) -> Write:
     if not isinstance(obj, dict):
         raise ValueError(f"a write must be an object, got {obj!r}")
-    kind = Kind(obj.get("kind"))
+    kind = OpKind(obj.get("kind"))
     key = _str(obj, "key")
-    if kind is Kind.CAS:
+    if kind is OpKind.CAS:
         machine = obj.get("machine")
         if machine is not None and not isinstance(machine, str):
             raise ValueError(f"'machine' must be a string or null, got {machine!r}")
         state = json.dumps(obj.get("state"), sort_keys=True, separators=(",", ":"))
         return Write(kind, key, _int(obj, "expected"), state, machine)
-    if kind is Kind.APPEND:
+    if kind is OpKind.APPEND:
         events = obj.get("events")
         if not isinstance(events, list):
             raise ValueError(f"'events' must be a list, got {events!r}")
         return Write(kind, key, _int(obj, "expected"), events=len(events))
-    if kind is Kind.APPEND_TERMINAL:
+    if kind is OpKind.APPEND_TERMINAL:
         return Write(kind, key)
     raise ValueError(f"{kind.value!r} is not a write")
 
@@ -698,12 +703,12 @@ def _parse_write(obj: Any) -> Write:
 def _parse_call(obj: Any) -> Call:
     if not isinstance(obj, dict):
         raise ValueError(f"'op' must be an object, got {obj!r}")
-    kind = Kind(obj.get("kind"))
-    if kind is Kind.LOAD:
+    kind = OpKind(obj.get("kind"))
+    if kind is OpKind.LOAD:
         return Call(kind, _str(obj, "key"))
-    if kind is Kind.READ_LOG:
+    if kind is OpKind.READ_LOG:
         return Call(kind, _str(obj, "key"), start=_int(obj, "start"), stop=_int(obj, "stop", optional=True))
-    if kind is Kind.COMMIT:
+    if kind is OpKind.COMMIT:
         ops = obj.get("ops")
         if not isinstance(ops, list) or not ops:
             raise ValueError(f"a commit's 'ops' must be a non-empty list, got {ops!r}")
@@ -714,13 +719,13 @@ def _parse_call(obj: Any) -> Call:
     return Call(kind, writes=(_parse_write(obj),))
 
 
-def _parse_result(obj: Any) -> Result | None:
+def _parse_result(obj: Any) -> Response | None:
     if obj is None:
         return None
     if isinstance(obj, dict) and set(obj) == {"ok"}:
-        return Result.ok(obj["ok"])
+        return Response.ok(obj["ok"])
     if isinstance(obj, dict) and set(obj) == {"error"} and isinstance(obj["error"], str):
-        return Result(error=obj["error"])
+        return Response(error=obj["error"])
     raise ValueError(f"'result' must be {{\"ok\": value}}, {{\"error\": code}} or null, got {obj!r}")
 
 
@@ -754,7 +759,7 @@ def load_history(paths: Iterable[str | Path]) -> list[Operation]:
                 continue
             try:
                 index, op = parse_operation(json.loads(line))
-            except ValueError as exc:  # json.JSONDecodeError and Kind(...) included
+            except ValueError as exc:  # json.JSONDecodeError and OpKind(...) included
                 raise HistoryError(f"{path}:{number}: {exc}") from None
             merged[op.process, index] = op
     return list(merged.values())
@@ -886,3 +891,27 @@ def resume(path: str | Path, process: str) -> int:
 def pending(op: Operation) -> Operation:
     """``op`` as if its process had been killed before it returned."""
     return replace(op, returned=None, result=None)
+
+
+# -- renamed names ---------------------------------------------------------------------------
+# Kind, Verdict and check also name the checker's property kinds, verdicts and entry point.
+
+_RENAMED = {"Check": "HistoryCheck", "Kind": "OpKind", "Result": "Response", "Verdict": "HistoryVerdict",
+            "check": "check_history"}
+
+if TYPE_CHECKING:
+    Check = HistoryCheck
+    Kind = OpKind
+    Result = Response
+    Verdict = HistoryVerdict
+    check = check_history
+else:
+
+    def __getattr__(name: str) -> Any:
+        """A renamed name still works for one release, with a `DeprecationWarning` naming the new one."""
+        new = _RENAMED.get(name)
+        if new is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        warnings.warn(f"{__name__}.{name} is renamed {new}; the old name goes in the next release",
+                      DeprecationWarning, stacklevel=2)
+        return globals()[new]

@@ -201,14 +201,14 @@ class _Model:
             for name, m, domain, local in zip(self.names, self.machines, self.domains, states):
                 if domain is None:
                     continue
-                for event in tuple(domain(local)) if callable(domain) else domain:
-                    every.append((name, event))
+                for input in tuple(domain(local)) if callable(domain) else domain:
+                    every.append((name, input))
                     if self.system is None:
-                        ok = isinstance(step(m, local, event), Accepted)
+                        ok = isinstance(step(m, local, input), Accepted)
                     else:
-                        ok = isinstance(self.system.step(self.system.make(states), Action(name, event)), Accepted)
+                        ok = isinstance(self.system.step(self.system.make(states), Action(name, input)), Accepted)
                     if ok:
-                        accepted.append((name, event))
+                        accepted.append((name, input))
             found = self._actions[states] = (tuple(every), tuple(accepted))
         return found
 
@@ -219,32 +219,32 @@ class _Model:
             found = self._strategies[options] = st.sampled_from(options)
         return found
 
-    def advance(self, world: World, name: str, event: Any) -> _Outcome:
+    def advance(self, world: World, name: str, input: Any) -> _Outcome:
         """The model's step for one action, with the events the driver must log for it."""
         if self.system is None:
-            return self._feed(world, event)
-        return self._act(world, self.system, name, event)
+            return self._feed(world, input)
+        return self._act(world, self.system, name, input)
 
-    def _feed(self, world: World, event: Any) -> _Outcome:
+    def _feed(self, world: World, input: Any) -> _Outcome:
         m, inst = self.machines[0], world[0]
-        out = step(m, inst.state, event)
+        out = step(m, inst.state, input)
         if isinstance(out, Rejected):
             if inst.ended:  # too late: returned, not recorded
                 return _Outcome(world, False, False, ())
-            rejected = {"reason": out.reason.value, "phase": value_json(out.phase), "input": event_json(event),
+            rejected = {"reason": out.reason.value, "phase": value_json(out.phase), "input": event_json(input),
                         "guards": list(out.guards)}
             return _Outcome((replace(inst, log=inst.log + (_event("rejected", rejected),)),), False, False, ())
         if inst.ended:
             return _Outcome(world, True, True, ())
-        log = inst.log + (_event("input", event_json(event)),) + tuple(_event("effect", event_json(e))
+        log = inst.log + (_event("input", event_json(input)),) + tuple(_event("effect", event_json(e))
                                                                         for e in out.effects)
         if m.is_terminal(out.state):
             log += (_terminal(m, out.state),)
         return _Outcome((_Instance(out.state, inst.version + 1, log),), True, False, out.effects)
 
-    def _act(self, world: World, system: System[Any], name: str, event: Any) -> _Outcome:
+    def _act(self, world: World, system: System[Any], name: str, input: Any) -> _Outcome:
         k = system.position[name]
-        settled = system.settle(system.make([i.state for i in world]), Action(name, event))
+        settled = system.settle(system.make([i.state for i in world]), Action(name, input))
         after = list(world)
         if isinstance(settled, Blocked):
             if world[k].ended:
@@ -255,7 +255,7 @@ class _Model:
             else:
                 why = {"reason": settled.why.reason.value, "phase": value_json(settled.why.phase),
                        "guards": list(settled.why.guards)}
-            blocked = {"input": event_json(event), "at": settled.instance, "routed": settled.routed,
+            blocked = {"input": event_json(input), "at": settled.instance, "routed": settled.routed,
                        "refused": event_json(settled.input), **why}
             after[k] = replace(world[k], log=world[k].log + (_event("blocked", blocked),))
             return _Outcome(tuple(after), False, False, ())
@@ -320,7 +320,8 @@ async def _no_sleep(_seconds: float) -> None:
     """Backoff without waiting: the drivers interleave through the store, not through the clock."""
 
 
-Result = Fed | Acted | BaseException
+Returned = Fed | Acted | BaseException
+"""What a driver call returned, or the error it raised."""
 
 
 class _Harness:
@@ -353,13 +354,13 @@ class _Harness:
         finally:
             self.loop.close()
 
-    async def drive(self, who: int, name: str, event: Any) -> Result:
+    async def drive(self, who: int, name: str, input: Any) -> Returned:
         """One driver call; a raised error is returned, to be compared with the model."""
         driver, m = self.drivers[who], self.model
         try:
             if m.system is None:
-                return await driver.feed(m.keys[name], event)
-            return await driver.act(m.system, m.keys, Action(name, event))
+                return await driver.feed(m.keys[name], input)
+            return await driver.act(m.system, m.keys, Action(name, input))
         except Exception as exc:  # noqa: BLE001 - compared with what the model says, below
             return exc
 
@@ -394,9 +395,9 @@ class _Harness:
                            f"stored {got.log[n:n + 2]!r}, model {want.log[n:n + 2]!r}")
         return out
 
-    def check_result(self, result: Result, outcome: _Outcome, who: int, name: str, event: Any) -> None:
+    def check_result(self, result: Returned, outcome: _Outcome, who: int, name: str, input: Any) -> None:
         """What the driver call returned agrees with the model's step."""
-        label = f"driver {'AB'[who]}: {name} <- {event!r}"
+        label = f"driver {'AB'[who]}: {name} <- {input!r}"
         if outcome.conflict:
             if not isinstance(result, Conflict):
                 raise RefinementError(f"{label}: accepted on an ended log, so Conflict was due; got {result!r}")
@@ -448,25 +449,25 @@ def refinement_suite(spec: Spec, stores: StoreFactory = sqlite_store) -> type[Ru
             options = accepted if wants else every
         return data.draw(model.choices(options), label=label)
 
-    def apply(self: Any, who: int, name: str, event: Any, result: Result) -> None:
+    def apply(self: Any, who: int, name: str, input: Any, result: Returned) -> None:
         h: _Harness = self.harness
-        outcome = model.advance(h.world, name, event)
-        h.check_result(result, outcome, who, name, event)
+        outcome = model.advance(h.world, name, input)
+        h.check_result(result, outcome, who, name, input)
         h.world = outcome.world
         counts[1] += 1
 
     def feed(self: Any, data: st.DataObject) -> None:
         """Driver A or B takes one input."""
         who = data.draw(drivers, label="driver")
-        name, event = draw(self, data, "input")
-        apply(self, who, name, event, self.harness.run(self.harness.drive(who, name, event)))
+        name, input = draw(self, data, "input")
+        apply(self, who, name, input, self.harness.run(self.harness.drive(who, name, input)))
 
     def interleave(self: Any, data: st.DataObject) -> None:
         """A decides; B takes a whole input just before A commits; A must then decide again."""
         h: _Harness = self.harness
         a = draw(self, data, "A takes")
         b = draw(self, data, "B takes")
-        results: list[Result] = []
+        results: list[Returned] = []
 
         async def b_first() -> None:
             results.append(await h.drive(1, *b))
@@ -488,7 +489,7 @@ def refinement_suite(spec: Spec, stores: StoreFactory = sqlite_store) -> type[Ru
         a = draw(self, data, "A takes")
         b = draw(self, data, "B takes")
 
-        async def both() -> list[Result]:
+        async def both() -> list[Returned]:
             return list(await asyncio.gather(h.drive(0, *a), h.drive(1, *b)))
 
         result_a, result_b = h.run(both())
@@ -499,9 +500,9 @@ def refinement_suite(spec: Spec, stores: StoreFactory = sqlite_store) -> type[Ru
             # an order fits when it ends in the stored world and explains what each call returned
             world = h.world
             try:
-                for who, (name, event), res in order:
-                    outcome = model.advance(world, name, event)
-                    h.check_result(res, outcome, who, name, event)
+                for who, (name, input), res in order:
+                    outcome = model.advance(world, name, input)
+                    h.check_result(res, outcome, who, name, input)
                     world = outcome.world
             except RefinementError as exc:
                 problems.append(f"order {label}: {exc}")

@@ -31,11 +31,11 @@ from typing import Any
 from statewright.adapters.runtime.sqlite import SqliteStore
 from statewright.adapters.runtime.store import Append, Busy, Cas, Conflict, Op
 from statewright.adapters.testing.linearizability import (
-    Check,
+    HistoryCheck,
+    HistoryVerdict,
     Operation,
     Recorder,
-    Verdict,
-    check,
+    check_history,
     load_history,
     resume,
 )
@@ -59,15 +59,15 @@ async def recorded(locator: str, process: str, history: str | Path, **options: A
             yield Recorder(store, process, f, index=start)
 
 
-def judge(files: Iterable[Path], *extra: Operation, max_steps: int = 4_000_000) -> Check:
+def judge(files: Iterable[Path], *extra: Operation, max_steps: int = 4_000_000) -> HistoryCheck:
     """Merge the history files (and ``extra`` operations), check them, and fail unless linearizable.
 
     The budget is sized so that every history of these tests is decided; an
     ``unknown`` verdict fails too, since it proves nothing.
     """
     history = [*load_history(files), *extra]
-    result = check(history, max_steps=max_steps)
-    assert result.verdict is Verdict.LINEARIZABLE, result.report()
+    result = check_history(history, max_steps=max_steps)
+    assert result.verdict is HistoryVerdict.LINEARIZABLE, result.report()
     return result
 
 

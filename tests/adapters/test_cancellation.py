@@ -33,7 +33,7 @@ from statewright.adapters.runtime.driver import Driver, Fed
 from statewright.adapters.runtime.memory import MemoryStore
 from statewright.adapters.runtime.serialize import event_json
 from statewright.adapters.runtime.store import Append, BatchStore, Busy, Cas, Op, batch_id
-from statewright.adapters.testing.linearizability import Check, Operation, Recorder
+from statewright.adapters.testing.linearizability import HistoryCheck, Operation, Recorder
 from statewright.kernel.step import Rejected, step
 from statewright.machines.input import (
     INPUT,
@@ -71,7 +71,7 @@ def say(capsys: pytest.CaptureFixture[str], text: str) -> None:
         print(f"\n[cancellation] {text}")
 
 
-def judged(capsys: pytest.CaptureFixture[str], what: str, *recorders: Recorder) -> Check:
+def judged(capsys: pytest.CaptureFixture[str], what: str, *recorders: Recorder) -> HistoryCheck:
     """Check the recorders' merged history (pending: every call cut short) and print the verdict."""
     history: list[Operation] = [o for r in recorders for o in r.operations()]
     result = W.judge((), *history)
@@ -375,3 +375,12 @@ async def check_replay(store: Any, key: str, accepted: int, rejected: int) -> No
         else:
             assert e.kind == "terminal" and e.terminal
     assert state == record.state
+
+
+def test_the_old_name_of_caller_cancelled_still_works_for_one_release_and_warns() -> None:
+    """``Aborted`` is the command line's second signal; a write rolled back for its caller is `CallerCancelled`."""
+    from statewright.adapters.runtime import shielded
+
+    with pytest.warns(DeprecationWarning, match="shielded.Aborted is renamed CallerCancelled"):
+        assert shielded.Aborted is shielded.CallerCancelled
+    assert shielded.__all__ == ["CallerCancelled", "settle"]

@@ -287,14 +287,14 @@ def test_a_postgresql_store_reads_exactly_as_the_same_sqlite_store(shop: Path, p
 
 
 def test_postgresql_inspect_reads_in_a_read_only_snapshot_and_past_a_held_lock(shop: Path, postgres_dsn: str) -> None:
-    from statewright.adapters.runtime.postgres import Snapshot
+    from statewright.adapters.runtime.postgres import PostgresReader
 
     write_store(postgres_dsn, "orders.py:order_spec")
 
     async def main() -> None:
         import asyncpg
 
-        snapshot = await Snapshot.open(postgres_dsn)
+        snapshot = await PostgresReader.open(postgres_dsn)
         try:
             with pytest.raises(asyncpg.ReadOnlySQLTransactionError):  # its transaction cannot write
                 await snapshot._conn.execute("DELETE FROM statewright.instances")

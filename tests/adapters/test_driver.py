@@ -14,7 +14,16 @@ from typing import Any
 
 import pytest
 
-from statewright.adapters.runtime.driver import BadInput, Driver
+from statewright.adapters.runtime.driver import (
+    Acted,
+    ActedAccepted,
+    ActedBlocked,
+    BadInput,
+    Driver,
+    Fed,
+    FedAccepted,
+    FedRejected,
+)
 from statewright.adapters.runtime.memory import MemoryStore
 from statewright.adapters.runtime.sqlite import SqliteStore
 from statewright.adapters.runtime.store import (
@@ -41,6 +50,7 @@ from statewright.machines.input import (
     Consume,
     Input,
     InputPhase,
+    InputQueued,
     Queue,
     RunFailed,
     Stage,
@@ -409,6 +419,48 @@ def test_a_record_read_but_not_written_is_checked_too(go: Callable[..., None]) -
     go(test)
 
 
+def test_feed_and_act_return_the_accepted_or_the_refused_form(go: Callable[..., None]) -> None:
+    """Each form fixes ``accepted`` (a literal, so testing it narrows the type) and what goes with it."""
+    async def test(store: Recording, driver: Driver, slept: list[float]) -> None:
+        await driver.create("in1", "input")
+        fed = await driver.feed("in1", Queue())
+        assert type(fed) is FedAccepted and isinstance(fed, Fed)
+        assert (fed.accepted, fed.rejection, fed.effects) == (True, None, (InputQueued(),))
+        refused = await driver.feed("in1", Apply("r0"))
+        assert type(refused) is FedRejected and isinstance(refused, Fed)
+        assert refused == FedRejected(fed.record, Rejected(Reason.NO_TRANSITION, InputPhase.QUEUED, Apply("r0")), 1)
+        assert (refused.accepted, refused.effects) == (False, ())
+
+        await driver.create_all(FLOW, FLOW_KEYS)
+        blocked = await driver.act(FLOW, FLOW_KEYS, Action("root", lf.StartFrame()))  # the run has not started
+        assert type(blocked) is ActedBlocked and isinstance(blocked, Acted)
+        assert (blocked.accepted, blocked.effects, blocked.blocked.why) == (False, (), "run_running")
+        acted = await driver.act(FLOW, FLOW_KEYS, Action("run", lf.StartRun()))
+        assert type(acted) is ActedAccepted and isinstance(acted, Acted)
+        assert (acted.accepted, acted.blocked, acted.records["run"].version) == (True, None, 2)
+
+    go(test)
+
+
+def test_feed_takes_its_input_by_the_old_keyword_for_one_release_and_warns() -> None:
+    """``event=`` named the input; an event is what a log records, so the parameter is ``input``."""
+    async def main() -> None:
+        driver = Driver(MemoryStore(CATALOG))
+        await driver.create("in1", "input")
+        renamed = r"Driver.feed\(event=...\) is renamed Driver.feed\(input=...\)"
+        with pytest.warns(DeprecationWarning, match=renamed) as got:
+            fed = await driver.feed("in1", event=Queue())
+        assert fed.accepted and got[0].filename == __file__  # the warning points at the caller
+        assert (await driver.feed("in1", input=Stage("r1"))).accepted
+        with pytest.raises(TypeError, match="missing 1 required argument: 'input'"):
+            await driver.feed("in1")  # type: ignore[call-overload]
+        with pytest.raises(TypeError, match="got 'input' and its old name 'event' together"):
+            await driver.feed("in1", Apply("r1"), event=Apply("r1"))  # type: ignore[call-overload]
+        assert (await driver.store.load("in1")).version == 3  # the refused calls wrote nothing
+
+    asyncio.run(main())
+
+
 def test_a_routed_rejection_blocks_the_action_and_is_recorded_on_the_acting_instance(go: Callable[..., None]) -> None:
     async def test(store: Recording, driver: Driver, slept: list[float]) -> None:
         await driver.create_all(FLOW, FLOW_KEYS)
@@ -526,7 +578,7 @@ def test_a_feed_cancelled_after_its_commit_is_not_applied_twice_on_retry() -> No
         with pytest.raises(asyncio.CancelledError):
             await driver.feed("in1", Queue())
         fed = await driver.feed("in1", Queue())  # the retry re-submits the same batch by id
-        assert fed.accepted and fed.record.version == 2
+        assert type(fed) is FedAccepted and fed.record.version == 2 and fed.attempts == 1
         assert store.ids[-1] == store.ids[-2] is not None
         assert (await store.load("in1")).version == 2
         assert [e.kind for e in await store.read_log("in1")] == ["created", "input", "effect"]

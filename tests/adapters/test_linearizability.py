@@ -40,15 +40,15 @@ from statewright.adapters.runtime.store import (
 )
 from statewright.adapters.testing.linearizability import (
     Call,
-    Kind,
+    HistoryVerdict,
+    OpKind,
     Operation,
     Recorder,
-    Result,
-    Verdict,
+    Response,
     Write,
     _Search,
     _removable,
-    check,
+    check_history,
     load_history,
     pending,
     render,
@@ -67,62 +67,62 @@ JOIN_TIMEOUT = 120.0
 
 
 def cas(key: str, expected: int, state: str = "{}") -> Call:
-    return Call(Kind.CAS, writes=(Write(Kind.CAS, key, expected, state, "m" if expected == 0 else None),))
+    return Call(OpKind.CAS, writes=(Write(OpKind.CAS, key, expected, state, "m" if expected == 0 else None),))
 
 
 def append(key: str, expected: int, events: int = 1) -> Call:
-    return Call(Kind.APPEND, writes=(Write(Kind.APPEND, key, expected, events=events),))
+    return Call(OpKind.APPEND, writes=(Write(OpKind.APPEND, key, expected, events=events),))
 
 
 def terminal(key: str) -> Call:
-    return Call(Kind.APPEND_TERMINAL, writes=(Write(Kind.APPEND_TERMINAL, key),))
+    return Call(OpKind.APPEND_TERMINAL, writes=(Write(OpKind.APPEND_TERMINAL, key),))
 
 
 def load(key: str) -> Call:
-    return Call(Kind.LOAD, key)
+    return Call(OpKind.LOAD, key)
 
 
 def commit(*calls: Call) -> Call:
-    return Call(Kind.COMMIT, writes=tuple(w for c in calls for w in c.writes))
+    return Call(OpKind.COMMIT, writes=tuple(w for c in calls for w in c.writes))
 
 
-def loaded(version: int, state: Any = None) -> Result:
-    return Result.ok({"machine": "m", "version": version, "state": {} if state is None else state})
+def loaded(version: int, state: Any = None) -> Response:
+    return Response.ok({"machine": "m", "version": version, "state": {} if state is None else state})
 
 
-def op(process: str, invoke: int, returned: int | None, call: Call, result: Result | None) -> Operation:
+def op(process: str, invoke: int, returned: int | None, call: Call, result: Response | None) -> Operation:
     return Operation(process, invoke, returned, call, result)
 
 
-CONFLICT = Result(error="conflict")
-CREATE = op("p0", 0, 1, cas("k", 0), Result.ok(1))
+CONFLICT = Response(error="conflict")
+CREATE = op("p0", 0, 1, cas("k", 0), Response.ok(1))
 
 
 def test_a_concurrent_history_that_has_an_order_is_linearizable() -> None:
     history = [
         CREATE,
-        op("p1", 2, 10, cas("k", 1), Result.ok(2)),
+        op("p1", 2, 10, cas("k", 1), Response.ok(2)),
         op("p2", 3, 5, load("k"), loaded(1)),  # before p1's cas took effect
         op("p3", 4, 12, cas("k", 1), CONFLICT),  # lost to p1
         op("p2", 11, 13, load("k"), loaded(2)),
-        op("p1", 14, 30, append("k", 0, 2), Result.ok(2)),
-        op("p3", 15, 20, terminal("k"), Result.ok(3)),  # took effect after p1's append, both concurrent
+        op("p1", 14, 30, append("k", 0, 2), Response.ok(2)),
+        op("p3", 15, 20, terminal("k"), Response.ok(3)),  # took effect after p1's append, both concurrent
         op("p2", 31, 32, append("k", 3), CONFLICT),  # the log has ended
     ]
-    result = check(history)
-    assert result.verdict is Verdict.LINEARIZABLE
+    result = check_history(history)
+    assert result.verdict is HistoryVerdict.LINEARIZABLE
     assert result.summary() == "linearizable: 8 operations, 4 processes, 1 keys"
 
 
 def test_a_stale_read_is_caught_and_shrunk_to_the_write_and_the_read() -> None:
     history = [
         CREATE,
-        op("p1", 2, 3, cas("k", 1), Result.ok(2)),
+        op("p1", 2, 3, cas("k", 1), Response.ok(2)),
         op("p2", 2, 3, load("k"), loaded(1)),  # concurrent: may see either
         op("p2", 4, 5, load("k"), loaded(1)),  # after p1's cas returned: stale
     ]
-    result = check(history)
-    assert result.verdict is Verdict.NOT_LINEARIZABLE
+    result = check_history(history)
+    assert result.verdict is HistoryVerdict.NOT_LINEARIZABLE
     assert result.counterexample == (history[1], history[3])
     assert result.report().splitlines() == [
         "not linearizable: 4 operations, 3 processes, 1 keys",
@@ -135,59 +135,60 @@ def test_a_stale_read_is_caught_and_shrunk_to_the_write_and_the_read() -> None:
 def test_a_lost_update_is_caught_as_two_writes_at_one_version() -> None:
     history = [
         CREATE,
-        op("p1", 2, 6, cas("k", 1, '"a"'), Result.ok(2)),
-        op("p2", 3, 5, cas("k", 1, '"b"'), Result.ok(2)),
+        op("p1", 2, 6, cas("k", 1, '"a"'), Response.ok(2)),
+        op("p2", 3, 5, cas("k", 1, '"b"'), Response.ok(2)),
     ]
-    result = check(history)
-    assert result.verdict is Verdict.NOT_LINEARIZABLE
+    result = check_history(history)
+    assert result.verdict is HistoryVerdict.NOT_LINEARIZABLE
     assert result.counterexample == (history[1], history[2])
 
 
 def test_a_pending_operation_may_or_may_not_have_taken_effect_but_not_both() -> None:
-    maybe = pending(op("p1", 2, 3, cas("k", 1), Result.ok(2)))
+    maybe = pending(op("p1", 2, 3, cas("k", 1), Response.ok(2)))
     assert render(maybe) == "p1 [0.0 .. ... µs] cas k expected=1 state={} -> pending"
     took = op("p2", 5, 6, load("k"), loaded(2))
     did_not = op("p2", 5, 6, load("k"), loaded(1))
-    assert check([CREATE, maybe, took]).verdict is Verdict.LINEARIZABLE
-    assert check([CREATE, maybe, did_not]).verdict is Verdict.LINEARIZABLE
+    assert check_history([CREATE, maybe, took]).verdict is HistoryVerdict.LINEARIZABLE
+    assert check_history([CREATE, maybe, did_not]).verdict is HistoryVerdict.LINEARIZABLE
     undone = op("p2", 7, 8, load("k"), loaded(1))
-    result = check([CREATE, maybe, took, undone])
-    assert result.verdict is Verdict.NOT_LINEARIZABLE
+    result = check_history([CREATE, maybe, took, undone])
+    assert result.verdict is HistoryVerdict.NOT_LINEARIZABLE
     assert result.counterexample == (took, undone)  # whatever the cas did, versions do not go back
 
 
 def test_a_batch_joins_its_keys_and_is_all_or_nothing() -> None:
-    both = [CREATE, op("p0", 2, 3, cas("j", 0), Result.ok(1))]
+    both = [CREATE, op("p0", 2, 3, cas("j", 0), Response.ok(1))]
     failed = op("p1", 4, 5, commit(cas("k", 1), cas("j", 7)), CONFLICT)
-    assert check([*both, failed, op("p1", 6, 7, load("k"), loaded(1))]).summary() == (
+    assert check_history([*both, failed, op("p1", 6, 7, load("k"), loaded(1))]).summary() == (
         "linearizable: 4 operations, 2 processes, 2 keys"
     )
-    half = check([*both, failed, op("p1", 6, 7, load("k"), loaded(2))])  # the failed batch's first write leaked
-    assert half.verdict is Verdict.NOT_LINEARIZABLE
+    half = check_history([*both, failed, op("p1", 6, 7, load("k"), loaded(2))])  # the failed batch's first write leaked
+    assert half.verdict is HistoryVerdict.NOT_LINEARIZABLE
     assert half.counterexample == (CREATE, half.counterexample[-1])  # version 2 with no write that succeeded
-    done = op("p1", 4, 5, commit(cas("k", 1), append("j", 0)), Result.ok(None))
-    assert check([*both, done, op("p2", 6, 7, load("k"), loaded(2))]).verdict is Verdict.LINEARIZABLE
+    done = op("p1", 4, 5, commit(cas("k", 1), append("j", 0)), Response.ok(None))
+    assert check_history([*both, done, op("p2", 6, 7, load("k"), loaded(2))]).verdict is HistoryVerdict.LINEARIZABLE
 
 
 def by_id(call: Call, batch: str) -> Call:
-    return Call(Kind.COMMIT, writes=call.writes, batch=batch)
+    return Call(OpKind.COMMIT, writes=call.writes, batch=batch)
 
 
 def test_a_batch_id_takes_effect_at_most_once() -> None:
-    both = [CREATE, op("p0", 2, 3, cas("j", 0), Result.ok(1))]
-    first = op("p1", 4, 5, by_id(commit(cas("k", 1), append("j", 0)), "b1"), Result.ok(None))
-    again = op("p1", 6, 7, by_id(commit(cas("k", 1), append("j", 0)), "b1"), Result.ok(None))  # nothing applied
+    both = [CREATE, op("p0", 2, 3, cas("j", 0), Response.ok(1))]
+    first = op("p1", 4, 5, by_id(commit(cas("k", 1), append("j", 0)), "b1"), Response.ok(None))
+    again = op("p1", 6, 7, by_id(commit(cas("k", 1), append("j", 0)), "b1"), Response.ok(None))  # nothing applied
     history = [*both, first, again, op("p2", 8, 9, load("k"), loaded(2))]
-    assert check(history).summary() == "linearizable: 5 operations, 3 processes, 2 keys"
-    twice = check([*both, first, again, op("p2", 8, 9, load("k"), loaded(3))])
-    assert twice.verdict is Verdict.NOT_LINEARIZABLE  # version 3: the re-submission applied again
+    assert check_history(history).summary() == "linearizable: 5 operations, 3 processes, 2 keys"
+    twice = check_history([*both, first, again, op("p2", 8, 9, load("k"), loaded(3))])
+    assert twice.verdict is HistoryVerdict.NOT_LINEARIZABLE  # version 3: the re-submission applied again
     unknown_first = [*both, pending(first), again]  # cut short: landed or not, the re-submission settles it
-    assert check([*unknown_first, op("p2", 8, 9, load("k"), loaded(2))]).verdict is Verdict.LINEARIZABLE
+    assert check_history([*unknown_first, op("p2", 8, 9, load("k"), loaded(2))]).verdict is HistoryVerdict.LINEARIZABLE
     refused = op("p1", 6, 7, by_id(commit(cas("k", 1), append("j", 0)), "b1"), CONFLICT)
-    assert check([*both, first, refused]).verdict is Verdict.NOT_LINEARIZABLE  # its id was recorded: ok, not conflict
+    # its id was recorded: ok, not conflict
+    assert check_history([*both, first, refused]).verdict is HistoryVerdict.NOT_LINEARIZABLE
     failed = op("p1", 4, 5, by_id(commit(cas("k", 7), append("j", 0)), "b2"), CONFLICT)  # failed: no id left
     retried = op("p1", 6, 7, by_id(commit(cas("k", 7), append("j", 0)), "b2"), CONFLICT)
-    assert check([*both, failed, retried]).verdict is Verdict.LINEARIZABLE
+    assert check_history([*both, failed, retried]).verdict is HistoryVerdict.LINEARIZABLE
     assert render(again) == (
         "p1 [0.0 .. 0.0 µs] commit [cas k expected=1 state={}; append j expected=0 events=1] batch=b1 -> ok null")
 
@@ -205,16 +206,32 @@ def resubmitted(history: Sequence[Operation]) -> list[Operation]:
 
 
 def test_busy_and_invalid_state_wrote_nothing_and_are_left_out() -> None:
-    history = [CREATE, op("p1", 2, 3, cas("k", 1), Result(error="busy")),
-               op("p1", 4, 5, cas("k", 1), Result(error="invalid_state")), op("p2", 6, 7, load("k"), loaded(1))]
-    assert check(history).summary() == "linearizable: 2 operations, 2 processes, 1 keys"
+    history = [CREATE, op("p1", 2, 3, cas("k", 1), Response(error="busy")),
+               op("p1", 4, 5, cas("k", 1), Response(error="invalid_state")), op("p2", 6, 7, load("k"), loaded(1))]
+    assert check_history(history).summary() == "linearizable: 2 operations, 2 processes, 1 keys"
 
 
 def test_a_search_past_its_step_budget_is_unknown() -> None:
     history = [CREATE, *(op(f"p{i}", 2, 9, load("k"), loaded(1)) for i in range(8))]
-    result = check(history, max_steps=3)
-    assert result.verdict is Verdict.UNKNOWN
+    result = check_history(history, max_steps=3)
+    assert result.verdict is HistoryVerdict.UNKNOWN
     assert result.summary().startswith("unknown: step budget spent after 4 steps")
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("Check", "HistoryCheck"), ("Kind", "OpKind"), ("Result", "Response"), ("Verdict", "HistoryVerdict"),
+    ("check", "check_history"),
+])
+def test_the_old_names_still_work_for_one_release_and_warn(old: str, new: str) -> None:
+    """They also named the checker's verdicts, property kinds and entry point, so they were renamed."""
+    from statewright.adapters.testing import linearizability
+
+    message = f"statewright.adapters.testing.linearizability.{old} is renamed {new}"
+    with pytest.warns(DeprecationWarning, match=message):
+        assert getattr(linearizability, old) is getattr(linearizability, new)
+    assert old not in linearizability.__all__ and new in linearizability.__all__
+    with pytest.raises(AttributeError, match="has no attribute 'Checks'"):
+        linearizability.Checks  # noqa: B018 - only renamed names are looked up
 
 
 def test_the_model_agrees_with_memory_store_on_random_sequential_histories() -> None:
@@ -230,10 +247,10 @@ def test_the_model_agrees_with_memory_store_on_random_sequential_histories() -> 
     history = asyncio.run(body())
     kinds = {o.call.kind for o in history}
     errors = {o.result.error for o in history if o.result is not None}
-    assert kinds == set(Kind)
+    assert kinds == set(OpKind)
     assert errors >= {None, "conflict", "not_found"}  # failures as well as successes were compared
     assert resubmitted(history)  # and batches re-submitted by id
-    assert check(history).verdict is Verdict.LINEARIZABLE
+    assert check_history(history).verdict is HistoryVerdict.LINEARIZABLE
 
 
 # -- a random client, in tests and in worker processes --------------------------------------
@@ -378,13 +395,13 @@ def test_real_processes_racing_give_a_linearizable_history(
 ) -> None:
     files = race(locator(backend, tmp_path, request), tmp_path, broken=False)
     history = load_history(files)
-    result = check(history)
-    assert result.verdict is Verdict.LINEARIZABLE, result.report()
+    result = check_history(history)
+    assert result.verdict is HistoryVerdict.LINEARIZABLE, result.report()
     assert result.processes == RACERS + 1 and result.keys == len(KEYS) + len(TERMINAL_KEYS)
     done = [o for o in history if o.result is not None]
     ok = sum(1 for o in done if o.result is not None and o.result.error is None)
     conflicts = sum(1 for o in done if o.result is not None and o.result.error == "conflict")
-    batches = sum(1 for o in done if o.call.kind is Kind.COMMIT and o.result is not None and o.result.error is None)
+    batches = sum(1 for o in done if o.call.kind is OpKind.COMMIT and o.result is not None and o.result.error is None)
     again = len(resubmitted(history))
     assert len(done) == len(history) and conflicts > 0 and batches > 0 and again > 0
     assert run(["lincheck", *map(str, files)], out=io.StringIO(), err=io.StringIO()) == 0
@@ -397,13 +414,13 @@ def test_a_store_that_writes_outside_a_transaction_is_caught(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     files = race(str(tmp_path / "s.db"), tmp_path, broken=True)
-    result = check(load_history(files))
-    assert result.verdict is Verdict.NOT_LINEARIZABLE
+    result = check_history(load_history(files))
+    assert result.verdict is HistoryVerdict.NOT_LINEARIZABLE
     small = list(result.counterexample)
     assert 2 <= len(small) <= 4 and {k for o in small for k in o.call.keys} == {"k0"}
     for i in range(len(small)):  # 1-minimal: no operation the shrinker may drop can go and the rest still fail
         rest = small[:i] + small[i + 1:]
-        assert (_Search(rest, 10**6, loose=True).run() is Verdict.LINEARIZABLE
+        assert (_Search(rest, 10**6, loose=True).run() is HistoryVerdict.LINEARIZABLE
                 or not _removable(small[i], rest, True))
     say(capsys, result.report())
 
@@ -470,7 +487,7 @@ def test_lincheck_prints_the_minimal_counterexample_and_exits_1(tmp_path: Path) 
     [
         ("{not json", "h.jsonl:2: Expecting property name"),
         ('{"process": "p", "index": 0, "invoke": 1, "return": 2, "op": {"kind": "jump"}, "result": {"ok": 1}}',
-         "h.jsonl:2: 'jump' is not a valid Kind"),
+         "h.jsonl:2: 'jump' is not a valid OpKind"),
         ('{"process": "p", "index": 0, "invoke": 5, "return": 2, "op": {"kind": "load", "key": "k"}, '
          '"result": {"ok": 1}}', "h.jsonl:2: returned at 2, before its invoke at 5"),
         ('{"process": "p", "index": 0, "invoke": 1, "return": 2, "op": {"kind": "load", "key": "k"}, "result": 3}',

@@ -498,3 +498,14 @@ def test_without_binaries_the_server_is_unavailable_in_one_line(monkeypatch: pyt
     with pytest.raises(_postgres.Unavailable) as info:
         _postgres.start()
     assert "PostgreSQL not found" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_old_name_of_the_reader_still_works_for_one_release_and_warns() -> None:
+    """``Snapshot`` is the kernel's (state, version) copy; the read-only view of a database is `PostgresReader`."""
+    from statewright.adapters.runtime import postgres
+
+    with pytest.warns(DeprecationWarning, match="runtime.postgres.Snapshot is renamed PostgresReader"):
+        assert postgres.Snapshot is postgres.PostgresReader
+    assert "Snapshot" not in postgres.__all__ and "PostgresReader" in postgres.__all__
+    with pytest.raises(AttributeError, match="has no attribute 'Snapshots'"):
+        postgres.Snapshots  # noqa: B018

@@ -38,7 +38,7 @@ from typing import Any
 import pytest
 
 from statewright.adapters.runtime.store import Append, Busy, Cas, Conflict, Corrupt, Event, Record
-from statewright.adapters.testing.linearizability import Check, Kind, Recorder, load_history
+from statewright.adapters.testing.linearizability import HistoryCheck, OpKind, Recorder, load_history
 from tests.adapters import _backends as B
 from tests.adapters import _workers as W
 
@@ -83,7 +83,7 @@ def say(capsys: pytest.CaptureFixture[str], text: str) -> None:
         print(f"\n[reliability] {text}")
 
 
-def linearizable(capsys: pytest.CaptureFixture[str], what: str, result: Check) -> None:
+def linearizable(capsys: pytest.CaptureFixture[str], what: str, result: HistoryCheck) -> None:
     say(capsys, f"{what}: {result.summary()} (checked in {result.seconds:.2f} s, {result.steps:,} steps)")
 
 
@@ -348,11 +348,11 @@ def test_kill_9_mid_batch_leaves_whole_batches_only(
     recorded = load_history(histories(tmp_path))
     cut = [o for o in recorded if o.result is None]
     pending = len(cut)  # a writer killed inside commit(), once its Recorder had written the invoke
-    assert {o.call.kind for o in cut} <= {Kind.COMMIT} and len({o.process for o in cut}) == pending
+    assert {o.call.kind for o in cut} <= {OpKind.COMMIT} and len({o.process for o in cut}) == pending
     # killed inside the transaction before COMMIT: certainly pending; after COMMIT started, pending
     # unless the kill fell between the Recorder's return line and the acknowledgement
     assert stages[W.IN_TRANSACTION] <= pending <= trials - stages[W.BETWEEN]
-    returned = sum(1 for o in recorded if o.call.kind is Kind.COMMIT and o.result is not None)
+    returned = sum(1 for o in recorded if o.call.kind is OpKind.COMMIT and o.result is not None)
     assert batches - landed <= returned <= batches  # acknowledged ones, and any killed before its ack
     # the creates; per writer a load, its returned commits and the pending one; per trial the
     # parent's 3 loads and 3 read_logs

@@ -24,9 +24,9 @@ from statewright.kernel.step import Reason, Rejected
 from statewright.kernel.system import Action, Blocked, System
 from statewright.specs.cas import (
     Compute,
-    Conflict,
     Read,
     Record,
+    Retry,
     WorkerPhase,
     Write,
     cas_atomic,
@@ -67,7 +67,7 @@ def test_cas_atomic_witnesses_a_conflict_and_everyone_done() -> None:
     assert conflict is not None and len(conflict) == 7
     assert _inputs(conflict) == [
         ("w1", Read(0, 0)), ("w1", Compute()), ("w2", Read(0, 0)), ("w1", Write()),
-        ("w2", Compute()), ("w2", Conflict()),
+        ("w2", Compute()), ("w2", Retry()),
     ]
     last = conflict[-1].state
     assert last.w2.phase is WorkerPhase.IDLE and last.w2.retries == 1 and last.store == Record(value=1, version=1)
@@ -89,7 +89,7 @@ def test_a_stale_cas_rejects_the_whole_step() -> None:
     assert (out.why.reason, out.why.guards) == (Reason.GUARD_FAILED, ("version_matches",))
     # and a conflict is only admitted while the CAS would fail
     computed = trace[2].state  # w1 computed from version 0, nothing written yet
-    refused = system.step(computed, Action("w1", Conflict()))
+    refused = system.step(computed, Action("w1", Retry()))
     assert isinstance(refused, Blocked) and refused.why == "cas_would_fail" and not refused.routed
 
 
@@ -111,8 +111,19 @@ def test_cas_non_atomic_finds_the_lost_update_as_expected() -> None:
     assert set(others) == {"version_counts_writes", "version_never_decreases", "write_bumps_version_once",
                            "reads_what_was_written", "all_done", "deadlock", "determinism", "terminal_precedence"}
     assert [c.label for c in r.never_fired] == [
-        "OPEN --Cas[version_matches]--> OPEN", "COMPUTED --Conflict[retries_left]--> IDLE",
+        "OPEN --Cas[version_matches]--> OPEN", "COMPUTED --Retry[retries_left]--> IDLE",
         "COMPUTED --GiveUp[no_retries_left]--> FAILED"]
+
+
+def test_the_old_name_of_retry_still_works_for_one_release_and_warns() -> None:
+    """``Conflict`` also names the store's error and (today) the kernel's stale commit, so the input is ``Retry``."""
+    from statewright.specs import cas
+
+    with pytest.warns(DeprecationWarning, match="statewright.specs.cas.Conflict is renamed Retry"):
+        assert cas.Conflict is Retry
+    assert "Conflict" not in cas.__all__
+    with pytest.raises(AttributeError, match="has no attribute 'Conflicts'"):
+        cas.Conflicts  # noqa: B018
 
 
 def test_cas_non_atomic_without_the_expectation_is_violated() -> None:
