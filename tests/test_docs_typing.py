@@ -28,10 +28,6 @@ from tests.test_readme import NO_EXAMPLES, PAGES, ROOT
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 NAMED = re.compile(r"# ([\w]+\.py)\n")
 NOT_YET = {
-    "docs/checking.md": "check(..., max_depth=..., workers=...), Spec(constraint=...) and always_step are "
-                        "issue 16's API, not in this tree yet",
-    "docs/guide.md": "drive.py reads fed.rejection.message where Fed.rejection is typed Rejected | None "
-                     "even when the input was refused (fixed beside issue 16)",
 }
 __doc__ += "".join(f"\n* {page}: {why}" for page, why in NOT_YET.items())
 

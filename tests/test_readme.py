@@ -44,7 +44,6 @@ NO_EXAMPLES = {
 }
 PENDING = {
     "docs/checking.md": "check(..., max_depth=..., workers=...), Spec(constraint=...), always_step, str(report)",
-    "docs/guide.md": "Authority.commit's Stale",
 }
 MIN_EXAMPLES = {"README.md": 20}
 WALK_THROUGH = "docs/guide.md"

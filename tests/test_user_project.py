@@ -27,7 +27,6 @@ CONSOLE = re.compile(r"```console\n(.*?)```", re.S)
 EXITS = re.compile(r"\s+# exits (\d+)$")
 # The walk-through writes its action properties with `always_step`, the name issue 16's API change
 # introduces; until that lands, orders.py cannot import it. Remove this mark at merge.
-NEEDS_NEW_API = pytest.mark.xfail(strict=True, reason="docs/guide.md uses always_step (issue 16's new API)")
 
 
 @dataclass(frozen=True)
@@ -92,13 +91,11 @@ def test_the_section_shows_what_the_issue_asks_for() -> None:
     assert any(line.startswith("pytest") or line.startswith("python -m pytest") for line in lines)
 
 
-@NEEDS_NEW_API
 def test_walk_through_in_this_environment(tmp_path: Path) -> None:
     walk_through(tmp_path, Path(sys.executable).parent)
 
 
 @pytest.mark.slow
-@NEEDS_NEW_API
 def test_walk_through_with_only_the_wheel_installed(tmp_path: Path, wheel: Path) -> None:
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)

@@ -33,7 +33,15 @@ from statewright.kernel.check.properties import (
     sometimes,
     terminal_stable,
 )
-from statewright.kernel.check.report import Coverage, Progress, PropertyResult, Report, Status, StopReason, Verdict
+from statewright.kernel.check.report import (
+    Coverage,
+    Progress,
+    PropertyResult,
+    Report,
+    Status,
+    StopReason,
+    Verdict,
+)
 from statewright.kernel.check.simulate import Simulation, simulate
 from statewright.kernel.check.spec import Bounds, Spec
 from statewright.kernel.trace import TraceStep

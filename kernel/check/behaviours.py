@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import statewright.kernel.check.liveness as liveness
 from statewright.kernel.boundary import not_bool, raised
-from statewright.kernel.check import liveness
 from statewright.kernel.check.fairness import own_rows
 from statewright.kernel.check.local import Key
 from statewright.kernel.check.plan import Plan

@@ -17,13 +17,15 @@ coverage), and the tests compare them whole.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from statewright.kernel.check.levels import FellBack, prepare
 from statewright.kernel.check.options import Options
 from statewright.kernel.check.report import Progress, Report, StopReason
 from statewright.kernel.check.search import Search
 from statewright.kernel.check.spec import Spec
-from statewright.kernel.check.workers import Coordinator, PoolFactory, WorkerFailed
+
+if TYPE_CHECKING:
+    from statewright.kernel.check.pool import PoolFactory
 
 __all__ = ["check", "explore"]
 
@@ -92,6 +94,10 @@ def explore(spec: Spec, options: Options) -> Report:
     """`check` with its options given as one `Options` value: pick the engine and run it."""
     options = options.of(spec)
     if options.workers > 1:
+        # the level engine needs numpy: imported here, so that one-core checks (and `import statewright`) never do
+        from statewright.kernel.check.levels import FellBack, prepare
+        from statewright.kernel.check.workers import Coordinator, WorkerFailed
+
         planned = prepare(spec, options)
         if planned is not None:
             try:

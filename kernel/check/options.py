@@ -32,8 +32,8 @@ from statewright.kernel.check.report import Progress, StopReason
 from statewright.kernel.errors import DefinitionError
 
 if TYPE_CHECKING:
+    from statewright.kernel.check.pool import PoolFactory
     from statewright.kernel.check.spec import Spec
-    from statewright.kernel.check.workers import PoolFactory
 
 __all__ = ["Options"]
 

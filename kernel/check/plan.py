@@ -22,7 +22,16 @@ from statewright.kernel.check.symmetry import Symmetry
 from statewright.kernel.errors import DefinitionError, UserCodeError
 from statewright.kernel.machine import Machine
 from statewright.kernel.step import Rejected
-from statewright.kernel.system import Action, Blocked, Emitted, Fired, System, guard_not_bool, guard_raised, settlements
+from statewright.kernel.system import (
+    Action,
+    Blocked,
+    Emitted,
+    Fired,
+    System,
+    guard_not_bool,
+    guard_raised,
+    settlements,
+)
 from statewright.kernel.trace import TraceStep
 
 __all__ = ["Key", "Plan", "Taken"]

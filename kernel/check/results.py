@@ -11,7 +11,14 @@ from statewright.kernel.check.judge import Judge
 from statewright.kernel.check.local import Key
 from statewright.kernel.check.plan import Plan
 from statewright.kernel.check.properties import BUILTIN, Kind
-from statewright.kernel.check.report import Coverage, PropertyResult, Report, Status, StopReason, Verdict
+from statewright.kernel.check.report import (
+    Coverage,
+    PropertyResult,
+    Report,
+    Status,
+    StopReason,
+    Verdict,
+)
 from statewright.kernel.check.spec import Spec
 from statewright.kernel.machine import Machine
 from statewright.kernel.trace import TraceStep

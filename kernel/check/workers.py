@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,6 +47,7 @@ from statewright.kernel.check.local import Key
 from statewright.kernel.check.options import Options
 from statewright.kernel.check.packed import Keys, Packing, Store, StoredKeys, admit
 from statewright.kernel.check.plan import Plan
+from statewright.kernel.check.pool import Pool
 from statewright.kernel.check.report import Report, StopReason
 from statewright.kernel.check.results import conclude
 from statewright.kernel.check.spec import Spec
@@ -55,8 +56,8 @@ from statewright.kernel.errors import UserCodeError
 from statewright.kernel.trace import TraceStep
 
 __all__ = [
-    "FORK_AT", "Coordinator", "Fired", "Found", "LocalPool", "Order", "PathTo", "Pool", "PoolFactory", "StepTo",
-    "Worker", "WorkerFailed", "add_fired",
+    "FORK_AT", "Coordinator", "Fired", "Found", "LocalPool", "Order", "PathTo", "StepTo", "Worker", "WorkerFailed",
+    "add_fired",
 ]
 
 SMALLEST_CHUNK = 512
@@ -233,28 +234,7 @@ class Worker:
         self.found.append(Found(order, name, tuple(trace), detail))
 
 
-# -- pools ----------------------------------------------------------------------------
-
-
-class Pool(Protocol):
-    """Workers reached by number: ask one a message, wait for answers.
-
-    ``shared`` says whether the workers count into this process's own local
-    tables (then their coverage needs no `Fired` message).
-    """
-
-    size: int
-    shared: bool
-
-    def ask(self, w: int, message: tuple[Any, ...]) -> None: ...
-
-    def answers(self, busy: set[int]) -> list[tuple[int, Any]]: ...
-
-    def close(self) -> None: ...
-
-
-PoolFactory = Callable[[Spec, Plan, Packing, int], Pool]
-"""Starts ``n`` workers for a closed plan: what `Options.pool` gives (the shell's forks processes)."""
+# -- the pool in this process ----------------------------------------------------------
 
 
 class LocalPool:

@@ -1,0 +1,40 @@
+"""What carries the level engine's jobs: the `Pool` protocol and the factory `Options.pool` holds.
+
+A pool is workers reached by number: ask one a message, wait for answers
+(`kernel.check.workers` says which messages). The kernel's `LocalPool`
+answers in this process; the shell's forks processes
+(`statewright.adapters.checking.fork`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from statewright.kernel.check.packed import Packing
+    from statewright.kernel.check.plan import Plan
+    from statewright.kernel.check.spec import Spec
+
+__all__ = ["Pool", "PoolFactory"]
+
+
+class Pool(Protocol):
+    """Workers reached by number: ask one a message, wait for answers.
+
+    ``shared`` says whether the workers count into this process's own local
+    tables (then their coverage needs no ``fired`` message).
+    """
+
+    size: int
+    shared: bool
+
+    def ask(self, w: int, message: tuple[Any, ...]) -> None: ...
+
+    def answers(self, busy: set[int]) -> list[tuple[int, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+PoolFactory = Callable[["Spec", "Plan", "Packing", int], Pool]
+"""Starts ``n`` workers for a closed plan: what `Options.pool` gives (the shell's forks processes)."""
