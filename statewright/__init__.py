@@ -69,8 +69,8 @@ from statewright.kernel import (
     Simulation,
     Snapshot,
     Spec,
-    Stale,
     Staged,
+    Stale,
     Status,
     StopReason,
     System,
@@ -96,13 +96,32 @@ from statewright.kernel import (
 
 if TYPE_CHECKING:
     from statewright.adapters.cli import run as cli
-    from statewright.adapters.interop.transitions_bridge import Bridged, from_transitions, to_transitions
-    from statewright.adapters.runtime.driver import Acted, Driver, Fed
+    from statewright.adapters.interop.transitions_bridge import (
+        Bridged,
+        from_transitions,
+        to_transitions,
+    )
+    from statewright.adapters.runtime.driver import (
+        Acted,
+        ActedAccepted,
+        ActedBlocked,
+        Driver,
+        Fed,
+        FedAccepted,
+        FedRejected,
+    )
     from statewright.adapters.runtime.memory import MemoryStore
     from statewright.adapters.runtime.postgres import PostgresStore
     from statewright.adapters.runtime.sqlite import SqliteStore
     from statewright.adapters.runtime.store import Catalog, Record, StoreError
     from statewright.adapters.testing.stateful import Replayed, replay, run_suite, suite
+
+    # deprecated, for one release (see _DEPRECATED)
+    from statewright.adapters.checking import check_parallel
+    from statewright.kernel.check.properties import transition
+    from statewright.kernel.check.spec import Bounds
+
+    Conflict = Stale
 
 
 def version() -> str:
@@ -120,6 +139,8 @@ __version__ = version()
 __all__ = [
     "Accepted",
     "Acted",
+    "ActedAccepted",
+    "ActedBlocked",
     "Action",
     "Authority",
     "Blocked",
@@ -133,6 +154,8 @@ __all__ = [
     "Fair",
     "Fairness",
     "Fed",
+    "FedAccepted",
+    "FedRejected",
     "Guard",
     "Kind",
     "Machine",
@@ -195,6 +218,10 @@ _LAZY = {
     "Driver": ("statewright.adapters.runtime.driver", "Driver"),
     "Fed": ("statewright.adapters.runtime.driver", "Fed"),
     "Acted": ("statewright.adapters.runtime.driver", "Acted"),
+    "ActedAccepted": ("statewright.adapters.runtime.driver", "ActedAccepted"),
+    "ActedBlocked": ("statewright.adapters.runtime.driver", "ActedBlocked"),
+    "FedAccepted": ("statewright.adapters.runtime.driver", "FedAccepted"),
+    "FedRejected": ("statewright.adapters.runtime.driver", "FedRejected"),
     "Catalog": ("statewright.adapters.runtime.store", "Catalog"),
     "Record": ("statewright.adapters.runtime.store", "Record"),
     "StoreError": ("statewright.adapters.runtime.store", "StoreError"),
@@ -220,20 +247,22 @@ _DEPRECATED = {
 """Old names kept for one release: name -> (module, attribute, warning; None when calling it warns)."""
 
 
-def __getattr__(name: str) -> Any:
-    """Import the shell's entry points on first use (PEP 562); old names warn and still work."""
-    if name in _DEPRECATED:
-        module, attr, message = _DEPRECATED[name]
-        if message is not None:
-            warnings.warn(message, DeprecationWarning, stacklevel=2)
-        return getattr(importlib.import_module(module), attr)
-    try:
-        module, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'statewright' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:  # for type checkers every name is imported above, so a typo is an error
+
+    def __getattr__(name: str) -> Any:
+        """Import the shell's entry points on first use (PEP 562); old names warn and still work."""
+        if name in _DEPRECATED:
+            module, attr, message = _DEPRECATED[name]
+            if message is not None:
+                warnings.warn(message, DeprecationWarning, stacklevel=2)
+            return getattr(importlib.import_module(module), attr)
+        try:
+            module, attr = _LAZY[name]
+        except KeyError:
+            raise AttributeError(f"module 'statewright' has no attribute {name!r}") from None
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
 
 
 def __dir__() -> list[str]:

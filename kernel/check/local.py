@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, NoReturn
 
-from statewright.kernel.boundary import raised, refused, row
+from statewright.kernel.boundary import not_bool, raised, refused, row
 from statewright.kernel.check.semantics import ambiguity, leaves_terminal
 from statewright.kernel.machine import Machine, Rule
 from statewright.kernel.step import (
@@ -289,7 +289,9 @@ class LocalTable:
                 ok = test(before, event, after)
             except Exception as exc:
                 raised(exc, test, f"property {name!r}", machine=self.machine.name, state=before, input=event)
-            if not ok:
+            if ok is not True:
+                if ok is not False:
+                    not_bool(ok, test, f"property {name!r}", machine=self.machine.name, state=before, input=event)
                 broken += (name,)
         return broken
 
