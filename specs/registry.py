@@ -3,7 +3,7 @@
 A spec is registered by a builder function whose keyword parameters (with
 their defaults) are the knobs ``--set KEY=VALUE`` can turn; the default's type
 (bool, int, float, an Enum, str) decides how a value is parsed. The same rules
-hold for builders in users' own files and modules (`adapters.cli.targets`).
+hold for builders in users' own files and modules (`adapters.project.targets`).
 """
 
 from __future__ import annotations

@@ -25,9 +25,9 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, TextIO
 
-from statewright.adapters.cli.errors import UsageError
+from statewright.adapters.project.errors import UsageError
 from statewright.adapters.cli.resources import rss, size_text, write_atomic
-from statewright.adapters.cli.targets import Loader, Target, machines_of
+from statewright.adapters.project.targets import Loader, Target, machines_of
 from statewright.adapters.runtime.workers import check_parallel, default_workers
 from statewright.kernel.check import Progress, Report, Simulation, Spec, StopReason, check
 from statewright.specs.registry import parse_value
@@ -183,7 +183,8 @@ def check_command(args: argparse.Namespace, loader: Loader, out: TextIO, err: Te
                                     clock=time.perf_counter, progress=ticker, should_stop=stopper,
                                     symmetry=args.symmetry and bool(b.spec.symmetry))
             done.append((report, b))
-            print(render_report(report, traces=not args.quiet, quiet=args.quiet), file=out, flush=True)
+            print(render_report(report, traces=not args.quiet, quiet=args.quiet, max_states=b.spec.bounds.max_states),
+                  file=out, flush=True)
         return conclude(stopper, [r for r, _ in done], len(built), quiet=args.quiet, json_path=json_path,
                         json_text=lambda: _json_text(done), out=out, err=err)
 

@@ -12,7 +12,7 @@
 
 A TARGET is a spec name, a file (``orders.py``, ``orders.py:order_spec``) or a
 module (``myapp.lifecycles``, ``myapp.lifecycles:order_spec``); see
-`adapters.cli.targets` for the rules. Inside a project (a pyproject.toml with
+`adapters.project.targets` for the rules. Inside a project (a pyproject.toml with
 ``[tool.statewright] specs = [...]``) ``--all`` means the project's specs.
 
 Exit codes: 0 when every property holds (expected violations found, or the
@@ -43,7 +43,7 @@ from statewright.adapters.cli.commands import (
     percentage,
     test_command,
 )
-from statewright.adapters.cli.errors import UsageError
+from statewright.adapters.project.errors import UsageError
 from statewright.adapters.cli.resources import default_budget, parse_size, size_text, writable_dir, writable_file
 from statewright.adapters.cli.simulating import (
     DEFAULT_DEPTH,
@@ -52,7 +52,7 @@ from statewright.adapters.cli.simulating import (
     simulation_options,
     step_count,
 )
-from statewright.adapters.cli.targets import Loader
+from statewright.adapters.project.targets import Loader
 from statewright.adapters.runtime.workers import default_workers
 from statewright.kernel.errors import DefinitionError
 

@@ -7,8 +7,8 @@ import math
 from typing import TYPE_CHECKING, Any, TextIO
 
 from statewright.adapters.cli.checking import build
-from statewright.adapters.cli.errors import UsageError
-from statewright.adapters.cli.targets import Loader, Target, UnknownName, machines_of
+from statewright.adapters.project.errors import UsageError
+from statewright.adapters.project.targets import Loader, Target, UnknownName, machines_of
 from statewright.kernel.check import Spec, check
 from statewright.kernel.machine import Machine
 

@@ -13,7 +13,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from statewright.adapters.cli.errors import UsageError
+from statewright.adapters.project.errors import UsageError
 
 __all__ = ["DEFAULT_SHARE", "available_memory", "default_budget", "parse_size", "rss", "size_text",
            "writable_dir", "writable_file", "write_atomic"]

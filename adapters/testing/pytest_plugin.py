@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from statewright.adapters.cli.project import Project, find_project
+from statewright.adapters.project.settings import Project, find_project
 
 __all__ = ["SpecFailed", "pytest_addoption", "pytest_collection_modifyitems", "pytest_unconfigure"]
 
@@ -49,7 +49,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def _project(config: pytest.Config) -> Project | None:
     if config.getoption("no_statewright") or not config.getini("statewright"):
         return None
-    from statewright.adapters.cli.errors import UsageError
+    from statewright.adapters.project.errors import UsageError
 
     try:
         project = find_project(Path(config.invocation_params.dir))
@@ -77,7 +77,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     project = _project(config)
     if project is None:
         return
-    from statewright.adapters.cli.targets import Loader
+    from statewright.adapters.project.targets import Loader
 
     loader = Loader(Path(config.invocation_params.dir), project)
     config.stash[_LOADER] = loader
@@ -101,7 +101,7 @@ def _explain(exc: BaseException) -> str:
     text = f"statewright: error: {exc}"
     trace = getattr(exc, "trace", None)
     if trace:
-        from statewright.adapters.cli.text import render_trace
+        from statewright.kernel.check.text import render_trace
 
         text += "\nreached by:\n" + render_trace(trace)
     return text
@@ -116,7 +116,7 @@ class Specs(pytest.Collector):
         self.loader = loader
 
     def collect(self) -> list[pytest.Item | pytest.Collector]:
-        from statewright.adapters.cli.errors import UsageError
+        from statewright.adapters.project.errors import UsageError
         from statewright.kernel.errors import DefinitionError
 
         try:
@@ -148,7 +148,7 @@ class SpecItem(pytest.Item):
     def runtest(self) -> None:
         spec = self.target.spec()
         if self.kind == "check":
-            from statewright.adapters.cli.text import render_report
+            from statewright.kernel.check.text import render_report
             from statewright.kernel.check import check
 
             report = check(spec, clock=time.perf_counter)
@@ -163,7 +163,7 @@ class SpecItem(pytest.Item):
             raise SpecFailed(f"{spec.name}: the generated suite failed\n{result.failure or ''}".rstrip())
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
-        from statewright.adapters.cli.errors import UsageError
+        from statewright.adapters.project.errors import UsageError
         from statewright.kernel.errors import DefinitionError
 
         if isinstance(excinfo.value, SpecFailed):

@@ -17,7 +17,7 @@ A builder is called once when it is loaded (to learn its spec's name and
 surface its errors early). A `Spec` object with the same name as a builder of
 the same module is taken for that builder's default build and left out. Two
 different targets giving specs of one name are an error naming both
-(`by_name`). Where the modules come from is `adapters.cli.targets`' business.
+(`by_name`). Where the modules come from is `adapters.project.targets`' business.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from statewright.adapters.cli.errors import UsageError, describe, user_location
+from statewright.adapters.project.errors import UsageError, describe, user_location
 from statewright.kernel.check import Spec
 from statewright.kernel.errors import DefinitionError
 from statewright.specs.registry import Entry, Registry, builder_params

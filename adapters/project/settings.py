@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from statewright.adapters.cli.errors import UsageError, shown_path
+from statewright.adapters.project.errors import UsageError, shown_path
 
 __all__ = ["Project", "find_project"]
 
