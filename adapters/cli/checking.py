@@ -30,7 +30,7 @@ from statewright.adapters.cli.resources import rss, size_text, write_atomic
 from statewright.adapters.project.targets import Loader, Target, machines_of
 from statewright.adapters.runtime.workers import check_parallel, default_workers
 from statewright.kernel.check import Progress, Report, Simulation, Spec, StopReason, check
-from statewright.specs.registry import parse_value
+from statewright.specs.registry import no_parameter, parse_value
 
 __all__ = [
     "Aborted", "Built", "Stopper", "Ticker", "build", "check_command", "conclude", "explain_stop", "positive_float", "positive_int",
@@ -74,8 +74,9 @@ def build(loader: Loader, args: argparse.Namespace) -> list[Built]:
     settings = _settings(args.params)
     for key, _ in settings:
         if not any(key in t.params for t in targets):
-            known = sorted({k for t in targets for k in t.params}) or ["none"]
-            raise UsageError(f"no spec named has a parameter {key!r} (parameters: {', '.join(known)})")
+            if len(targets) == 1:
+                raise UsageError(no_parameter(key, targets[0].params, targets[0].name))
+            raise UsageError(no_parameter(key, sorted({k for t in targets for k in t.params})))
     out = []
     for t in targets:
         overrides = {k: parse_value(t.entry, k, v) for k, v in settings if k in t.params}

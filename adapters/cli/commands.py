@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -144,10 +145,12 @@ class _Diagrams:
     def trace(self, t: Target, spec: Spec) -> Any:
         if not self.args.trace:
             return ()
-        report = check(spec, keep_going=True)
-        result = report.result(self.args.trace) if self.args.trace in spec.checks else None
-        if result is None:
-            raise UsageError(f"spec {t.name!r} has no property {self.args.trace!r} (properties: {', '.join(spec.checks)})")
+        if self.args.trace not in spec.checks:
+            close = difflib.get_close_matches(self.args.trace, list(spec.checks), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"spec {t.name!r} has no property {self.args.trace!r}{hint}; "
+                             f"its properties: {', '.join(spec.checks)}")
+        result = check(spec, keep_going=True).result(self.args.trace)
         if result.trace is None:
             raise UsageError(f"property {self.args.trace!r} of {t.name!r} has no trace to highlight (it holds)")
         return result.trace

@@ -32,7 +32,7 @@ from typing import Any
 from statewright.adapters.project.errors import UsageError, describe, user_location
 from statewright.kernel.check import Spec
 from statewright.kernel.errors import DefinitionError
-from statewright.specs.registry import Entry, Registry, builder_params
+from statewright.specs.registry import Entry, Registry, builder_params, no_parameter
 
 __all__ = ["BUNDLED", "Target", "by_name", "from_entry", "targets_of", "unique"]
 
@@ -71,8 +71,7 @@ class Target:
             return self.default
         unknown = sorted(set(overrides) - set(self.params))
         if unknown:
-            known = ", ".join(self.params) or "none"
-            raise UsageError(f"spec {self.name!r} has no parameter {unknown[0]!r} (parameters: {known})")
+            raise UsageError(no_parameter(unknown[0], self.params, self.name))
         settings = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
         what = f"spec {self.name!r}" + (f" ({settings})" if settings else "")
         built = _call_builder(self.build, what, {**self.params, **overrides})
