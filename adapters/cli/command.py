@@ -216,7 +216,9 @@ def _parser() -> argparse.ArgumentParser:
     t = _command(sub, "test")
     _common(t)
     t.add_argument("--examples", type=int, default=100, metavar="N", help="programs to run per spec (default 100)")
-    t.add_argument("--seed", type=int, default=None, metavar="S", help="seed for a reproducible run")
+    t.add_argument("--seed", type=int, default=None, metavar="S",
+                   help="seed the programs are drawn from (default 0: every run draws the same programs; "
+                        "a failure prints the seed that finds it again)")
     i = _command(sub, "inspect")
     i.add_argument("db", metavar="DB", help="a SQLite file written by statewright's store, or a PostgreSQL DSN "
                                             "(postgresql://user@host/db)")

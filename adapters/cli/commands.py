@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import math
+import shlex
 from typing import TYPE_CHECKING, Any, TextIO
 
 from statewright.adapters.cli.checking import build
@@ -22,13 +23,21 @@ EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
 
 
 def test_command(args: argparse.Namespace, loader: Loader, out: TextIO) -> int:
+    """Run each chosen spec's generated suite; a failure prints its program as Python and the seed to rerun it."""
     if args.examples < 1:
         raise UsageError(f"--examples must be at least 1, got {args.examples}")
-    from statewright.adapters.testing.stateful import run_suite
+    from statewright.adapters.testing.stateful import DEFAULT_SEED, run_suite
 
+    seed = DEFAULT_SEED if args.seed is None else args.seed
+    again = ["statewright", "test", *args.names, *(["--all"] if args.all else [])]
+    for setting in args.params:
+        again += ["--set", setting]
+    rerun = shlex.join([*again, "--examples", str(args.examples), "--seed", str(seed)])
     failed = False
     for b in build(loader, args):
-        result = run_suite(b.spec, examples=args.examples, seed=args.seed)
+        overrides = {k: v for k, v in b.params.items() if k not in b.target.params or b.target.params[k] != v}
+        result = run_suite(b.spec, examples=args.examples, seed=seed, spec_code=b.target.spec_code(overrides),
+                           rerun=rerun)
         if result.passed:
             print(f"{b.spec.name}: passed ({result.examples} programs, {result.steps} steps in all)", file=out)
         else:

@@ -4,7 +4,8 @@ In a project whose pyproject.toml has ``[tool.statewright] specs = [...]``, a
 plain ``pytest`` collects two items per spec::
 
     statewright::order::check    the model check; fails with the report and its counterexample table
-    statewright::order::suite    the generated hypothesis suite; fails with the shrunk program
+    statewright::order::suite    the generated hypothesis suite; fails with the shrunk program as
+                                 Python to paste, and the ``statewright test`` line that reruns it
 
 They are added when pytest runs without paths (or with a path holding the
 project's folder), so ``pytest tests/test_x.py`` runs that file alone. Turn the
@@ -20,6 +21,7 @@ The explicit form needs no plugin, one line in a test module::
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -155,10 +157,12 @@ class SpecItem(pytest.Item):
             if not report.ok:
                 raise SpecFailed(render_report(report))
             return
-        from statewright.adapters.testing.stateful import run_suite
+        from statewright.adapters.testing.stateful import DEFAULT_SEED, run_suite
 
         project: Project = self.parent.parent.project  # type: ignore[union-attr]
-        result = run_suite(spec, examples=project.examples)
+        rerun = shlex.join(["statewright", "test", self.target.name, "--examples", str(project.examples),
+                            "--seed", str(DEFAULT_SEED)])
+        result = run_suite(spec, examples=project.examples, spec_code=self.target.spec_code(), rerun=rerun)
         if not result.passed:
             raise SpecFailed(f"{spec.name}: the generated suite failed\n{result.failure or ''}".rstrip())
 

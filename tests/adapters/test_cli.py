@@ -202,7 +202,27 @@ def test_test_command_passes_bundled_specs_and_finds_seeded_bugs() -> None:
     code, out, _ = cli("test", "input_lifecycle", "--set", "n=3", "--set", "stage_guard=false",
                        "--examples", "40", "--seed", "1")
     assert code == 1 and "input_lifecycle: FAILED" in out
-    assert "property 'at_most_one_staged' violated" in out and "Stage_STAGED" in out
+    assert "property 'at_most_one_staged' violated" in out and "input=Stage()" in out
+
+
+def test_a_failing_suite_prints_a_program_to_paste_and_the_command_that_finds_it_again(tmp_path: Path) -> None:
+    import shlex
+
+    argv = ["test", "input_lifecycle", "--set", "n=3", "--set", "stage_guard=false", "--examples", "60"]
+    code, out, _ = cli(*argv)
+    assert code == 1 and out.startswith("input_lifecycle: FAILED\nPropertyViolation: property 'at_most_one_staged'")
+    program = out[out.index("\nfrom ") + 1:out.index("\n])\n") + 3]
+    assert "spec = REGISTRY.get('input_lifecycle').spec(n=3, stage_guard=False)" in program.splitlines()
+    (tmp_path / "repro.py").write_text(program)
+    done = subprocess.run([sys.executable, "repro.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "PropertyViolation: property 'at_most_one_staged' violated" in done.stderr
+    last = out.splitlines()[-1]
+    assert last == ("seed 0: `statewright test input_lifecycle --set n=3 --set stage_guard=false --examples 60 "
+                    "--seed 0` runs the same programs and finds it again")
+    again = shlex.split(last.split("`")[1])
+    assert cli(*again[1:]) == (1, out, "")  # the printed command prints the same failure
+    code, out, _ = cli(*argv, "--seed", "5")
+    assert code == 1 and out.splitlines()[-1].startswith("seed 5: `statewright test input_lifecycle ")
 
 
 def test_inspect_shows_instances_and_logs_and_flags_corrupt_records(tmp_path: Path) -> None:
