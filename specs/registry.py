@@ -3,12 +3,13 @@
 A spec is registered by a builder function whose keyword parameters (with
 their defaults) are the knobs ``--set KEY=VALUE`` can turn; the default's type
 (bool, int, float, an Enum, str) decides how a value is parsed. The same rules
-hold for builders in users' own files and modules (`adapters.cli.targets`).
+hold for builders in users' own files and modules (`adapters.project.targets`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import difflib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from inspect import Parameter, signature
@@ -19,7 +20,7 @@ from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine
 from statewright.kernel.system import System
 
-__all__ = ["Entry", "Registry", "builder_params", "machines_of", "parse_value"]
+__all__ = ["Entry", "Registry", "builder_params", "machines_of", "no_parameter", "parse_value"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +36,23 @@ class Entry:
         """Build the spec, with some parameters overridden (unknown ones are an error)."""
         unknown = sorted(set(overrides) - set(self.params))
         if unknown:
-            known = ", ".join(self.params) or "none"
-            raise DefinitionError(f"spec {self.name!r} has no parameter {unknown[0]!r} (parameters: {known})")
+            raise DefinitionError(no_parameter(unknown[0], self.params, self.name))
         return self.build(**{**self.params, **overrides})
+
+
+def no_parameter(key: str, params: Iterable[str], spec: str | None = None) -> str:
+    """The one-line error for a ``--set`` name that spec ``spec`` (None: any chosen spec) lacks, with a close one.
+
+    >>> no_parameter("rmz", ["rms", "all_prepared", "commit_sent"], "two_phase")
+    "spec 'two_phase' has no parameter 'rmz' (did you mean 'rms'?); its parameters: rms, all_prepared, commit_sent"
+    >>> no_parameter("n", ["rms", "all_prepared"])
+    "none of the chosen specs has a parameter 'n'; their parameters: rms, all_prepared"
+    """
+    known = list(dict.fromkeys(params))
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    what = f"spec {spec!r} has no parameter {key!r}" if spec else f"none of the chosen specs has a parameter {key!r}"
+    return f"{what}{hint}; {'its' if spec else 'their'} parameters: {', '.join(known) or 'none'}"
 
 
 def builder_params(build: Callable[..., Any]) -> dict[str, Any]:
@@ -67,8 +82,7 @@ def parse_value(entry: Entry, key: str, raw: str) -> Any:
     2.5
     """
     if key not in entry.params:
-        known = ", ".join(entry.params) or "none"
-        raise DefinitionError(f"spec {entry.name!r} has no parameter {key!r} (parameters: {known})")
+        raise DefinitionError(no_parameter(key, entry.params, entry.name))
     default = entry.params[key]
     if isinstance(default, bool):
         lowered = raw.strip().lower()

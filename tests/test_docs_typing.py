@@ -8,9 +8,6 @@ with statewright importable and the shared cache of this module. A Python
 block that is neither a doctest nor a named file is refused: it would be a
 snippet nobody checks. Pages with no Python at all are listed in
 `test_readme.NO_EXAMPLES`.
-
-Some pages cannot pass yet, each for a reason of the API rather than of the
-page (strict xfails: remove one when its test passes):
 """
 
 from __future__ import annotations
@@ -27,9 +24,6 @@ from tests.test_readme import NO_EXAMPLES, PAGES, ROOT
 
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 NAMED = re.compile(r"# ([\w]+\.py)\n")
-NOT_YET = {
-}
-__doc__ += "".join(f"\n* {page}: {why}" for page, why in NOT_YET.items())
 
 
 def sources(page: str) -> dict[str, str]:
@@ -54,14 +48,8 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("mypy_cache")
 
 
-def marked(page: str) -> pytest.MarkDecorator | tuple[()]:
-    if page in NOT_YET:
-        return pytest.mark.xfail(strict=True, reason=NOT_YET[page])
-    return ()
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("page", [pytest.param(p, marks=marked(p)) for p in PAGES])
+@pytest.mark.parametrize("page", PAGES)
 def test_snippets_pass_mypy_strict(page: str, tmp_path: Path, cache: Path) -> None:
     files = sources(page)
     if page in NO_EXAMPLES:

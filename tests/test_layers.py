@@ -5,16 +5,29 @@ or ``adapters`` import would claim a name users' own projects use. Inside the
 kernel, its root modules (machine, step, system, trace, ...) know nothing of
 the checker, and the checker nothing of drawing. Inside adapters, the runtime
 never imports the test harnesses (nor hypothesis), and checking on worker
-processes needs only the kernel. Nothing inside imports the facade, and no
-module imports another that imports it back, however indirectly (imports under
-``TYPE_CHECKING`` included): there are no import circles.
+processes needs only the kernel; the command (``adapters/cli``) and the
+pytest plugin (``adapters/testing``) share the project room
+(``adapters/project``), and the harnesses never import the command. Nothing
+inside imports the facade, and no module imports another that imports it
+back, however indirectly: there are no import circles.
+
+The circle check builds the import graph of every module with `ast` -- each
+``import``, at the top or nested in a function or an ``if TYPE_CHECKING:``
+block -- and looks for a strongly connected component of more than one
+module. An import names the deepest module it reaches (``from
+statewright.kernel.check import report`` reaches ``kernel.check.report``;
+``from statewright.kernel.check import Spec`` reaches ``kernel.check``), not
+the packages on the way. The only imports allowed to reach *up* are listed in
+`DEFERRED_UP`, each with its reason, and must sit inside a function.
 """
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
+import networkx as nx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,33 +52,6 @@ def imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             out.add(node.module)
     return out
-
-
-def module_name(path: Path) -> str:
-    """The dotted name a source file is imported as (``statewright.kernel.check.search``)."""
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    if parts[0] == "statewright":
-        parts = parts[1:]
-    if parts and parts[-1] == "__init__":
-        parts = parts[:-1]
-    return ".".join(["statewright", *parts])
-
-
-def import_graph() -> dict[str, set[str]]:
-    """Module -> the statewright modules it imports (``from m import name`` counts ``m.name`` when that is a module)."""
-    modules = {module_name(p): p for p in SOURCES if p.name != "__main__.py"}
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        tree = ast.parse(path.read_text())
-        found: set[str] = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                found.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                found.add(node.module)
-                found.update(f"{node.module}.{alias.name}" for alias in node.names)
-        graph[name] = {m for m in found if m in modules and m != name}
-    return graph
 
 
 def layer_of(name: str) -> str | None:
@@ -126,38 +112,173 @@ def test_checking_on_workers_needs_only_the_kernel() -> None:
         assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
 
 
+SUBPACKAGES = {"statewright." + layer for layer in LAYERS}
+
+
+def _module_name(path: Path) -> str:
+    """``adapters/cli/text.py`` -> ``statewright.adapters.cli.text``; a package's ``__init__`` is the package."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[0] == "statewright":
+        parts = parts[1:]
+    if parts and parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(["statewright", *parts])
+
+
+def _sources() -> dict[str, Path]:
+    found = {_module_name(p): p for layer in LAYERS for p in (ROOT / layer).rglob("*.py")}
+    found.update({_module_name(p): p for p in (ROOT / "statewright").glob("*.py")})
+    return found
+
+
+MODULES = _sources()
+
+
+def _imported(path: Path, module: str) -> Iterator[tuple[str, str | None]]:
+    """``(module, name)`` for every import in ``path`` (``name`` is what a ``from`` import takes)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, None
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, *([base] if base else [])])
+            for alias in node.names:
+                yield base, alias.name
+
+
+def targets(path: Path, module: str) -> set[str]:
+    """The statewright modules ``path`` imports (each import's deepest module)."""
+    out: set[str] = set()
+    for base, name in _imported(path, module):
+        if not (base == "statewright" or base.startswith("statewright.")):
+            continue
+        if name is not None and f"{base}.{name}" in MODULES:
+            out.add(f"{base}.{name}")
+        elif base in MODULES:
+            out.add(base)
+    return out
+
+
+DEFERRED_UP = {
+    ("statewright.kernel.check.report", "statewright.kernel.check.text"):
+        "a Report renders itself (str(report)) with the renderer that reads reports",
+    ("statewright.kernel.check.report", "statewright.kernel.check.html"):
+        "a Report renders itself in a notebook (_repr_html_) with the renderer that reads reports",
+}
+"""The only imports that reach *up*: made inside a function, so that no module needs the other to load."""
+
+
+def graph() -> nx.DiGraph:
+    """Every import between statewright modules, but the deliberate `DEFERRED_UP` ones."""
+    g = nx.DiGraph()
+    for module, path in MODULES.items():
+        g.add_node(module)
+        g.add_edges_from((module, t) for t in targets(path, module) if t != module and (module, t) not in DEFERRED_UP)
+    return g
+
+
+def deferred(path: Path) -> set[str]:
+    """The modules ``path`` imports only inside function bodies."""
+    tree = ast.parse(path.read_text())
+    inside: set[str] = set()
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(fn):
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    inside.add(node.module)
+    top = {node.module for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
+    return inside - top
+
+
+def circles(g: nx.DiGraph) -> list[list[str]]:
+    """Each strongly connected component of more than one module, as one circle through it."""
+    out = []
+    for component in nx.strongly_connected_components(g):
+        if len(component) > 1:
+            sub = g.subgraph(component)
+            cycle = nx.find_cycle(sub, source=min(component))
+            out.append([a for a, _ in cycle] + [cycle[0][0]])
+    return sorted(out)
+
+
+def _shown(found: list[list[str]]) -> str:
+    return "; ".join(" -> ".join(m.removeprefix("statewright.") for m in c) for c in found)
+
+
+def _under(module: str, folder: str) -> bool:
+    return module == f"statewright.{folder}" or module.startswith(f"statewright.{folder}.")
+
+
+def test_the_graph_sees_every_kind_of_import() -> None:
+    """Relative, nested and TYPE_CHECKING imports all count (a graph that saw none would pass anything)."""
+    g = graph()
+    assert g.has_edge("statewright.adapters.cli.command", "statewright.adapters.project.targets")
+    assert g.has_edge("statewright.adapters.cli.commands", "statewright.adapters.testing.stateful")  # nested
+    assert g.has_edge("statewright", "statewright.adapters.cli")  # under TYPE_CHECKING
+    assert len(MODULES) > 80 and g.number_of_edges() > 300
+
+
+def test_testing_never_imports_the_command() -> None:
+    bad = {
+        (m, t)
+        for m, path in MODULES.items()
+        if _under(m, "adapters.testing")
+        for t in targets(path, m)
+        if _under(t, "adapters.cli")
+    }
+    assert not bad, f"adapters/testing imports the command: {sorted(bad)}"
+
+
+@pytest.mark.parametrize("side", ["adapters.cli", "adapters.testing"])
+def test_the_command_and_the_plugin_share_the_project_room(side: str) -> None:
+    users = {
+        m for m, path in MODULES.items()
+        if _under(m, side) and any(_under(t, "adapters.project") for t in targets(path, m))
+    }
+    assert users, f"nothing in {side} imports adapters.project"
+
+
+def test_the_project_room_imports_neither_the_command_nor_the_harnesses() -> None:
+    bad = {
+        (m, t)
+        for m, path in MODULES.items()
+        if _under(m, "adapters.project")
+        for t in targets(path, m)
+        if _under(t, "adapters.cli") or _under(t, "adapters.testing")
+    }
+    assert not bad, f"adapters/project imports what imports it: {sorted(bad)}"
+
+
 def test_nothing_inside_imports_the_facade() -> None:
-    for layer in LAYERS:
-        for path in (ROOT / layer).rglob("*.py"):
-            assert "statewright" not in imports(path), f"{path.relative_to(ROOT)} imports the statewright facade"
+    bad = []
+    for module, path in MODULES.items():
+        if module == "statewright" or module == "statewright.__main__":
+            continue
+        for base, name in _imported(path, module):
+            if base == "statewright" and (name is None or f"statewright.{name}" not in SUBPACKAGES):
+                bad.append(f"{module} imports statewright" + (f".{name}" if name else ""))
+    assert not bad, "; ".join(bad)
 
 
-def test_there_are_no_import_circles() -> None:
-    graph = import_graph()
-    assert len(graph) > 90 and "statewright.kernel.check.search" in graph["statewright.kernel.check.engine"]
-    for start in sorted(graph):
-        path = _circle(graph, start)
-        assert path is None, "import circle: " + " -> ".join(path or ())
+def test_the_imports_that_reach_up_are_deferred() -> None:
+    for (module, target), why in DEFERRED_UP.items():
+        assert target in deferred(MODULES[module]), f"{module} must import {target} inside a function: {why}"
 
 
-def _circle(graph: dict[str, set[str]], start: str) -> list[str] | None:
-    """A path of imports from ``start`` back to itself, if there is one (depth-first, iterative)."""
-    stack: list[tuple[str, list[str]]] = [(start, [start])]
-    seen: set[str] = set()
-    while stack:
-        node, path = stack.pop()
-        for nxt in sorted(graph[node]):
-            if nxt == start:
-                return [*path, nxt]
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.append((nxt, [*path, nxt]))
-    return None
+def test_no_import_circles_at_all() -> None:
+    found = circles(graph())
+    assert not found, f"import circles: {_shown(found)}"
 
 
-def test_the_circle_finder_finds_a_circle() -> None:
-    assert _circle({"a": {"b"}, "b": {"c"}, "c": {"a"}}, "a") == ["a", "b", "c", "a"]
-    assert _circle({"a": {"b"}, "b": set()}, "a") is None
+def test_circles_are_found() -> None:
+    """The circle finder on a made-up graph: one circle of three, a self-free chain left alone."""
+    g = nx.DiGraph([("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")])
+    assert circles(g) == [["a", "b", "c", "a"]]
 
 
 def test_importing_statewright_stays_light() -> None:

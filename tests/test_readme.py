@@ -16,11 +16,6 @@ One test per page for each promise:
 * no page tells users to install from PyPI, where statewright is not
   published, and no prose names a git revision (performance.md dates its
   rows instead).
-
-`PENDING` pages use the API issue 16 introduces (``always_step``,
-``check(..., max_depth=..., workers=...)``, ``Spec(constraint=...)``,
-``Stale``, ``str(report)``): their doctests are expected to fail until that
-lands, and strictly so -- remove a page from `PENDING` when its test passes.
 """
 
 from __future__ import annotations
@@ -42,9 +37,6 @@ NO_EXAMPLES = {
     "docs/layout.md": "the tree, checked by test_docs_layout.py",
     "docs/performance.md": "measured figures",
 }
-PENDING = {
-    "docs/checking.md": "check(..., max_depth=..., workers=...), Spec(constraint=...), always_step, str(report)",
-}
 MIN_EXAMPLES = {"README.md": 20}
 WALK_THROUGH = "docs/guide.md"
 FENCE = re.compile(r"^```.*?^```", re.S | re.M)
@@ -52,13 +44,6 @@ LINK = re.compile(r"\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^#{1,6} +(.+?) *$", re.M)
 PYPI = re.compile(r"pip install +['\"]?statewright\b")
 REVISION = re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b")
-
-
-def pending(page: str) -> pytest.MarkDecorator | tuple[()]:
-    """The strict xfail of a page that needs issue 16's API, or no mark."""
-    if page in PENDING:
-        return pytest.mark.xfail(strict=True, reason=f"needs issue 16's API: {PENDING[page]}")
-    return ()
 
 
 def prose(text: str) -> str:
@@ -83,7 +68,7 @@ def anchors(path: Path) -> set[str]:
     return out
 
 
-@pytest.mark.parametrize("page", [pytest.param(p, marks=pending(p)) for p in PAGES])
+@pytest.mark.parametrize("page", PAGES)
 def test_examples_run(page: str) -> None:
     result = doctest.testfile(str(ROOT / page), module_relative=False, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
@@ -95,8 +80,7 @@ def test_examples_run(page: str) -> None:
 
 def test_every_page_is_known() -> None:
     """The lists above name pages that exist, so none of them silently stops applying."""
-    assert set(NO_EXAMPLES) | set(PENDING) <= set(PAGES)
-    assert not set(NO_EXAMPLES) & set(PENDING)
+    assert set(NO_EXAMPLES) <= set(PAGES)
 
 
 @pytest.mark.slow

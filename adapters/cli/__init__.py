@@ -1,8 +1,9 @@
-"""The ``statewright`` command and what it prints: spec loading, text and JSON reports, diagrams.
+"""The ``statewright`` command and what it prints: text and JSON reports, diagrams.
 
-`main` and `run` (from `adapters.cli.command`) are imported on first use, so
-the pytest plugin can read a project's settings (`adapters.cli.project`)
-without importing the whole command.
+Which specs a command means (a project's settings, files, modules, names) is
+`adapters.project`'s business, shared with the pytest plugin. `main` and `run`
+(from `adapters.cli.command`) are imported on first use, so importing this
+package stays cheap.
 """
 
 from __future__ import annotations

@@ -25,12 +25,12 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, TextIO
 
-from statewright.adapters.cli.errors import UsageError
+from statewright.adapters.project.errors import UsageError
 from statewright.adapters.cli.resources import rss, size_text, write_atomic
-from statewright.adapters.cli.targets import Loader, Target, machines_of
 from statewright.adapters.checking import check, default_workers
+from statewright.adapters.project.targets import Loader, Target, machines_of
 from statewright.kernel.check import Progress, Report, Simulation, Spec, StopReason
-from statewright.specs.registry import parse_value
+from statewright.specs.registry import no_parameter, parse_value
 
 __all__ = [
     "Aborted", "Built", "Stopper", "Ticker", "build", "check_command", "conclude", "explain_stop", "positive_float", "positive_int",
@@ -74,8 +74,9 @@ def build(loader: Loader, args: argparse.Namespace) -> list[Built]:
     settings = _settings(args.params)
     for key, _ in settings:
         if not any(key in t.params for t in targets):
-            known = sorted({k for t in targets for k in t.params}) or ["none"]
-            raise UsageError(f"no spec named has a parameter {key!r} (parameters: {', '.join(known)})")
+            if len(targets) == 1:
+                raise UsageError(no_parameter(key, targets[0].params, targets[0].name))
+            raise UsageError(no_parameter(key, sorted({k for t in targets for k in t.params})))
     out = []
     for t in targets:
         overrides = {k: parse_value(t.entry, k, v) for k, v in settings if k in t.params}
@@ -179,7 +180,8 @@ def check_command(args: argparse.Namespace, loader: Loader, out: TextIO, err: Te
                            clock=time.perf_counter, progress=ticker, should_stop=stopper,
                            symmetry=args.symmetry and bool(b.spec.symmetry))
             done.append((report, b))
-            print(render_report(report, traces=not args.quiet, quiet=args.quiet), file=out, flush=True)
+            print(render_report(report, traces=not args.quiet, quiet=args.quiet, max_states=args.max_states),
+                  file=out, flush=True)
         return conclude(stopper, [r for r, _ in done], len(built), quiet=args.quiet, json_path=json_path,
                         json_text=lambda: _json_text(done), out=out, err=err)
 

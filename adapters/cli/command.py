@@ -9,11 +9,15 @@
     statewright inspect DB|DSN [--key KEY]... [--spec TARGET]...
     statewright lincheck HISTORY.jsonl... [--max-steps N]
     statewright list [TARGET...]
+    statewright --version
 
-A TARGET is a spec name, a file (``orders.py``, ``orders.py:order_spec``) or a
+``statewright COMMAND --help`` describes each command with examples. A
+TARGET is a spec name, a file (``orders.py``, ``orders.py:order_spec``) or a
 module (``myapp.lifecycles``, ``myapp.lifecycles:order_spec``); see
-`adapters.cli.targets` for the rules. Inside a project (a pyproject.toml with
-``[tool.statewright] specs = [...]``) ``--all`` means the project's specs.
+`adapters.project.targets` for the rules. Inside a project (a pyproject.toml
+with ``[tool.statewright] specs = [...]``) ``--all`` means the project's specs.
+A mistyped command, spec name or ``--set`` name is one line naming the close
+ones (``unknown command 'chek' (did you mean 'check'?)``).
 
 Exit codes: 0 when every property holds (expected violations found, or the
 search was bounded with nothing failing), 1 when a property is violated or an
@@ -28,6 +32,7 @@ SIGINT or SIGTERM stopped a check. "internal error" means a bug in statewright.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 import traceback
@@ -43,7 +48,8 @@ from statewright.adapters.cli.commands import (
     percentage,
     test_command,
 )
-from statewright.adapters.cli.errors import UsageError
+from statewright.adapters.project.errors import UsageError
+from statewright.adapters.project.settings import statewright_version
 from statewright.adapters.cli.resources import default_budget, parse_size, size_text, writable_dir, writable_file
 from statewright.adapters.cli.simulating import (
     DEFAULT_DEPTH,
@@ -52,8 +58,8 @@ from statewright.adapters.cli.simulating import (
     simulation_options,
     step_count,
 )
-from statewright.adapters.cli.targets import Loader
 from statewright.adapters.checking import default_workers
+from statewright.adapters.project.targets import Loader
 from statewright.kernel.errors import DefinitionError
 
 __all__ = ["UsageError", "main", "run"]
@@ -74,6 +80,63 @@ knobs), and its Registry entries. Inside a project whose pyproject.toml has
 add specs through the `statewright.specs` entry-point group."""
 
 
+COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "check": (
+        "model-check specs",
+        "Explore every reachable state of each spec breadth-first and judge its properties; a violation "
+        "prints its shortest trace as a table. With --simulate, run random behaviours instead.",
+        ("statewright check two_phase",
+         "statewright check orders.py --set max_attempts=3 --quiet",
+         "statewright check input_lifecycle --set n=7 --max-states 100000 --json report.json",
+         "statewright check input_lifecycle --simulate 1000 --seed 7"),
+    ),
+    "test": (
+        "run the generated hypothesis suite of specs",
+        "Run each spec's generated hypothesis suite: random programs step the model and assert its "
+        "properties after every step. A failure prints the shrunk program as Python to paste, and the "
+        "seed that finds it again.",
+        ("statewright test two_phase --examples 500",
+         "statewright test input_lifecycle --set stage_guard=false --seed 3"),
+    ),
+    "mutate": (
+        "score how many mutants of its machines and system each spec catches",
+        "Break each spec's machines one small change at a time (a dropped guard, a row sent elsewhere, ...) "
+        "and count the mutants its properties catch: a low score means properties that say too little.",
+        ("statewright mutate two_phase", "statewright mutate --all --min 80"),
+    ),
+    "diagram": (
+        "draw machines (or a spec's reachable states) as svg/png/dot/mmd/md",
+        "Draw machines from their transition tables, or a spec's reachable state graph, as svg, png "
+        "(both need Graphviz), dot, Mermaid (mmd) or Markdown (md).",
+        ("statewright diagram input --out diagrams",
+         "statewright diagram two_phase --reachable --format svg",
+         "statewright diagram diehard --reachable --trace not_solved --format dot"),
+    ),
+    "inspect": (
+        "show the instances and event logs of a store (SQLite file or PostgreSQL)",
+        "Show what a store holds -- each instance's state and version and its event log -- decoded "
+        "through the specs' machines. It only reads: nothing in the store is written or created.",
+        ("statewright inspect shop.db", "statewright inspect shop.db --key order-17 --spec orders.py",
+         "statewright inspect postgresql://me@localhost/shop"),
+    ),
+    "lincheck": (
+        "check that recorded store histories (JSON Lines) are linearizable",
+        "Check that histories recorded against a store "
+        "(statewright.adapters.testing.linearizability.Recorder, one file per process) are "
+        "linearizable: some order of the operations, each taking effect at one instant between its "
+        "call and its return, explains every result.",
+        ("statewright lincheck history-1.jsonl history-2.jsonl",),
+    ),
+    "list": (
+        "list specs (with their origin) and machines",
+        "List the specs (where each comes from, and its --set parameters with their defaults) and the "
+        "machines they exercise.",
+        ("statewright list", "statewright list orders.py"),
+    ),
+}
+"""Each command's one-line help, its description and its examples (``statewright COMMAND --help``)."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
@@ -87,18 +150,37 @@ def _common(p: argparse.ArgumentParser, *, names: str = "TARGET", set_params: bo
                        help="set a spec parameter, e.g. --set n=7 (repeatable)")
 
 
+def _command(sub: Any, name: str, *, targets: bool = True) -> argparse.ArgumentParser:
+    """The parser of one command, with its description and examples (and the TARGET rules) in ``--help``."""
+    short, description, examples = COMMANDS[name]
+    epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples) + ("\n\n" + TARGETS if targets else "")
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=short, description=description, epilog=epilog, formatter_class=_Formatter)
+    return parser
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the epilog's example lines as written, and wraps the description as a paragraph."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith(("examples:", "TARGET")):
+            return super()._fill_text(text, width, indent)
+        return argparse.HelpFormatter._fill_text(self, text, width, indent)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="statewright", description="Lifecycle state machines you can prove.")
+    p = _Parser(prog="statewright", description="Lifecycle state machines you can prove.",
+                epilog="`statewright COMMAND --help` describes a command, with examples.")
+    p.add_argument("--version", action="store_true", help="print statewright's version and exit")
     p.add_argument("--traceback", action="store_true", help="on an error, also print the original traceback")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    kw: dict[str, Any] = {"epilog": TARGETS, "formatter_class": argparse.RawDescriptionHelpFormatter}
-    c = sub.add_parser("check", help="model-check specs", **kw)
+    c = _command(sub, "check")
     _common(c)
     c.add_argument("--continue", action="store_true", dest="keep_going",
                    help="explore everything instead of stopping at the first violation")
     c.add_argument("--json", metavar="PATH", type=Path, help="write the report(s) as JSON to PATH")
     c.add_argument("--quiet", action="store_true", help="one line per spec and a tally; no progress, no traces")
-    c.add_argument("--max-states", type=positive_int, metavar="N", help="stop after N distinct states")
+    c.add_argument("--max-states", type=positive_int, metavar="N", help="stop once at least N distinct states are known")
     c.add_argument("--max-depth", type=positive_int, metavar="N", help="explore N breadth-first levels at most")
     c.add_argument("--time-limit", type=positive_float, metavar="SECONDS", help="stop a spec's search after SECONDS")
     budget = default_budget()
@@ -116,13 +198,13 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"with --simulate: steps per behaviour at most (default {DEFAULT_DEPTH})")
     c.add_argument("--seed", type=seed_number, metavar="S",
                    help="with --simulate: seed that repeats a run (default: a random one, printed)")
-    m = sub.add_parser("mutate", help="score how many mutants of its machines and system each spec catches", **kw)
+    m = _command(sub, "mutate")
     _common(m, set_params=False)
     m.add_argument("--min", type=percentage, default=0.0, metavar="PERCENT",
                    help="exit 1 when a group's score (a machine's, or the system's) is below PERCENT, "
                         "0 to 100; a group with no mutants is not counted (exit 1 too when a spec fails "
                         "its own check: it is not scored)")
-    d = sub.add_parser("diagram", help="draw machines (or a spec's reachable states) as svg/png/dot/mmd/md", **kw)
+    d = _command(sub, "diagram")
     _common(d, names="TARGET|MACHINE", set_params=False)
     d.add_argument("--format", action="append", dest="formats", metavar="FORMAT",
                    help="svg, png, dot, mmd or md (repeatable or comma-separated; default: svg,dot,mmd,md, "
@@ -130,25 +212,26 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", type=Path, default=Path("diagrams"), metavar="DIR", help="output folder (default: diagrams)")
     d.add_argument("--reachable", action="store_true", help="draw each spec's reachable state graph instead")
     d.add_argument("--trace", metavar="PROPERTY", help="highlight the counterexample (or witness) of PROPERTY")
-    d.add_argument("--limit", type=int, default=500, help="largest reachable graph to draw (default: 500 states)")
-    t = sub.add_parser("test", help="run the generated hypothesis suite of specs", **kw)
+    d.add_argument("--limit", type=int, default=500, metavar="N", help="largest reachable graph to draw (default: 500 states)")
+    t = _command(sub, "test")
     _common(t)
     t.add_argument("--examples", type=int, default=100, metavar="N", help="programs to run per spec (default 100)")
-    t.add_argument("--seed", type=int, default=None, metavar="S", help="seed for a reproducible run")
-    i = sub.add_parser("inspect", help="show the instances and event logs of a store (SQLite file or PostgreSQL)",
-                       **kw)
+    t.add_argument("--seed", type=int, default=None, metavar="S",
+                   help="seed the programs are drawn from (default 0: every run draws the same programs; "
+                        "a failure prints the seed that finds it again)")
+    i = _command(sub, "inspect")
     i.add_argument("db", metavar="DB", help="a SQLite file written by statewright's store, or a PostgreSQL DSN "
                                             "(postgresql://user@host/db)")
     i.add_argument("--key", action="append", default=[], metavar="KEY", help="only these instances (repeatable)")
     i.add_argument("--spec", action="append", default=[], metavar="TARGET",
                    help="decode records with the machines of these specs (repeatable; default: the project's "
                         "specs, or the bundled ones)")
-    lc = sub.add_parser("lincheck", help="check that recorded store histories (JSON Lines) are linearizable")
+    lc = _command(sub, "lincheck", targets=False)
     lc.add_argument("histories", nargs="+", type=Path, metavar="HISTORY.jsonl",
-                    help="history files written by adapters.testing.linearizability.Recorder (merged)")
+                    help="history files written by statewright.adapters.testing.linearizability.Recorder (merged)")
     lc.add_argument("--max-steps", type=positive_int, default=2_000_000, metavar="N",
                     help="search steps before giving up with 'unknown' (default 2,000,000)")
-    ls = sub.add_parser("list", help="list specs (with their origin) and machines", **kw)
+    ls = _command(sub, "list")
     ls.add_argument("names", nargs="*", metavar="TARGET", help="list these (default: what --all means here)")
     for s in (c, m, d, t, i, lc, ls):
         s.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -180,7 +263,22 @@ def _dispatch(args: argparse.Namespace, loader: Loader, out: TextIO, err: TextIO
         return mutate_command(args, loader, out)
     if args.command == "list":
         return list_command(args, loader, out)
-    raise UsageError("expected a command: check, test, diagram, mutate, inspect, lincheck or list (see statewright --help)")
+    raise UsageError(f"expected a command: {_commands()} (see statewright --help)")
+
+
+def _commands() -> str:
+    names = list(COMMANDS)
+    return ", ".join(names[:-1]) + f" or {names[-1]}"
+
+
+def _check_command_word(argv: Sequence[str]) -> None:
+    """A mistyped command is one line with the close names (argparse would list every choice, unasked)."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    if word is None or word in COMMANDS:
+        return
+    close = difflib.get_close_matches(word, COMMANDS, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise UsageError(f"unknown command {word!r}{hint}; commands: {_commands()}")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -220,8 +318,13 @@ def run(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: Te
     argv = list(sys.argv[1:] if argv is None else argv)
     show_traceback = "--traceback" in argv
     try:
+        _check_command_word(argv)
+        args = _parser().parse_args(argv)
+        if args.version:
+            print(f"statewright {statewright_version()}", file=out)
+            return EXIT_OK
         with Loader() as loader:
-            return _dispatch(_parser().parse_args(argv), loader, out, err)
+            return _dispatch(args, loader, out, err)
     except (UsageError, DefinitionError) as exc:
         _explain(exc, err, show_traceback)
         return EXIT_USAGE

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
+import shlex
 from typing import TYPE_CHECKING, Any, TextIO
 
 from statewright.adapters.cli.checking import build
-from statewright.adapters.cli.errors import UsageError
-from statewright.adapters.cli.targets import Loader, Target, UnknownName, machines_of
+from statewright.adapters.project.errors import UsageError
+from statewright.adapters.project.targets import Loader, Target, UnknownName, machines_of
 from statewright.kernel.check import Spec, check
 from statewright.kernel.machine import Machine
 
@@ -21,13 +23,21 @@ EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
 
 
 def test_command(args: argparse.Namespace, loader: Loader, out: TextIO) -> int:
+    """Run each chosen spec's generated suite; a failure prints its program as Python and the seed to rerun it."""
     if args.examples < 1:
         raise UsageError(f"--examples must be at least 1, got {args.examples}")
-    from statewright.adapters.testing.stateful import run_suite
+    from statewright.adapters.testing.stateful import DEFAULT_SEED, run_suite
 
+    seed = DEFAULT_SEED if args.seed is None else args.seed
+    again = ["statewright", "test", *args.names, *(["--all"] if args.all else [])]
+    for setting in args.params:
+        again += ["--set", setting]
+    rerun = shlex.join([*again, "--examples", str(args.examples), "--seed", str(seed)])
     failed = False
     for b in build(loader, args):
-        result = run_suite(b.spec, examples=args.examples, seed=args.seed)
+        overrides = {k: v for k, v in b.params.items() if k not in b.target.params or b.target.params[k] != v}
+        result = run_suite(b.spec, examples=args.examples, seed=seed, spec_code=b.target.spec_code(overrides),
+                           rerun=rerun)
         if result.passed:
             print(f"{b.spec.name}: passed ({result.examples} programs, {result.steps} steps in all)", file=out)
         else:
@@ -144,10 +154,12 @@ class _Diagrams:
     def trace(self, t: Target, spec: Spec) -> Any:
         if not self.args.trace:
             return ()
-        report = check(spec, keep_going=True)
-        result = report.result(self.args.trace) if self.args.trace in spec.checks else None
-        if result is None:
-            raise UsageError(f"spec {t.name!r} has no property {self.args.trace!r} (properties: {', '.join(spec.checks)})")
+        if self.args.trace not in spec.checks:
+            close = difflib.get_close_matches(self.args.trace, list(spec.checks), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"spec {t.name!r} has no property {self.args.trace!r}{hint}; "
+                             f"its properties: {', '.join(spec.checks)}")
+        result = check(spec, keep_going=True).result(self.args.trace)
         if result.trace is None:
             raise UsageError(f"property {self.args.trace!r} of {t.name!r} has no trace to highlight (it holds)")
         return result.trace

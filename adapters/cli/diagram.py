@@ -41,7 +41,8 @@ def dot_missing(formats: Sequence[str]) -> str | None:
     """Why ``formats`` cannot all be drawn here (svg/png without Graphviz's ``dot``), or None."""
     needs = [f for f in formats if f not in TEXT_FORMATS]
     if needs and shutil.which("dot") is None:
-        return f"{' and '.join(needs)} need Graphviz's `dot`, which is not on PATH (apt-get install graphviz)"
+        verb = "needs" if len(needs) == 1 else "need"
+        return f"{' and '.join(needs)} {verb} Graphviz's `dot`, which is not on PATH (apt-get install graphviz)"
     return None
 
 

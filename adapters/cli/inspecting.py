@@ -53,8 +53,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from statewright.adapters.cli.errors import UsageError
-from statewright.adapters.cli.targets import Loader, machines_of
+from statewright.adapters.project.errors import UsageError
+from statewright.adapters.project.targets import Loader, machines_of
 from statewright.adapters.runtime.store import Catalog, Corrupt, StoreError
 from statewright.kernel.machine import Machine
 

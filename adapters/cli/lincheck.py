@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from statewright.adapters.cli.errors import UsageError
+from statewright.adapters.project.errors import UsageError
 
 __all__ = ["lincheck_command"]
 

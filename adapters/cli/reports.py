@@ -1,8 +1,8 @@
 """Check reports as JSON: what ``statewright check --json`` writes.
 
-Traces are lists of ``{"state", "input", "effects"}`` built from the value
-encoding of `adapters.runtime.serialize`, so a trace written here reads back
-with the same codec the stores use.
+Traces are lists of ``{"state", "input", "effects"}`` (`kernel.jsonable.trace_json`,
+handed on here), the value encoding the stores use too, so a trace written
+here reads back with the same codec (`adapters.testing.traces`).
 """
 
 from __future__ import annotations
@@ -10,26 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from statewright.adapters.runtime.serialize import event_json, state_json, value_json
-from statewright.kernel.check import PropertyResult, Report, TraceStep
+from statewright.adapters.runtime.serialize import value_json
+from statewright.kernel.check import PropertyResult, Report
 from statewright.kernel.check.simulate import Simulation
 from statewright.kernel.draw import Analysis
+from statewright.kernel.jsonable import trace_json
 
 __all__ = ["report_json", "simulation_json", "trace_json"]
-
-
-def trace_json(trace: tuple[TraceStep, ...] | None) -> list[dict[str, Any]] | None:
-    """A trace as a list of ``{"state", "input", "effects"}``; the first input is null."""
-    if trace is None:
-        return None
-    return [
-        {
-            "state": state_json(s.state),
-            "input": None if s.input is None else event_json(s.input),
-            "effects": [event_json(e) for e in s.effects],
-        }
-        for s in trace
-    ]
 
 
 def _property_json(r: PropertyResult) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from statewright.adapters.checking.memory import available_memory, rss
-from statewright.adapters.cli.errors import UsageError
+from statewright.adapters.project.errors import UsageError
 
 __all__ = ["DEFAULT_SHARE", "available_memory", "default_budget", "parse_size", "rss", "size_text",
            "writable_dir", "writable_file", "write_atomic"]

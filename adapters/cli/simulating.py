@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from statewright.adapters.cli.checking import Built, Stopper, build, conclude
-from statewright.adapters.cli.errors import UsageError
-from statewright.adapters.cli.targets import Loader
+from statewright.adapters.project.errors import UsageError
+from statewright.adapters.project.targets import Loader
 from statewright.kernel.check.simulate import Simulation, simulate
 
 __all__ = ["DEFAULT_DEPTH", "seed_number", "simulate_command", "simulation_options", "step_count"]

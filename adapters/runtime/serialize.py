@@ -1,12 +1,10 @@
-"""Kernel values as JSON: states, inputs and effects (reports are in `adapters.cli.reports`).
+"""Kernel values as JSON for the stores: the encoding, its inverse and what may be stored.
 
-States serialise as objects of their fields; inputs and effects as objects
-of their fields with a ``"type"`` key naming the class (under ``"fields"``
-when a field is itself called ``type`` or ``instance``); a system state is an
-object keyed by instance name, and a system input or effect adds the
-``"instance"`` it belongs to. Sets become sorted lists and keys are sorted, so
-the same report always serialises to the same bytes. Leaf values (enums,
-dates, decimals, ...) are converted by pydantic.
+`value_json`, `state_json` and `event_json` are the kernel's encoding
+(`kernel.jsonable`: states as objects of their fields, inputs and effects
+tagged with ``"type"`` and, in a system, ``"instance"``), handed on here so the
+shell has one place to import it from; reports are in `adapters.cli.reports`.
+`untagged` undoes the tagging of an input or effect.
 
 `json_problem` says why JSON data cannot be stored or taken as input (a float,
 a lone surrogate, nesting past a depth) without recursing, so data nested far
@@ -16,63 +14,15 @@ past Python's recursion limit is measured rather than crashed on.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Mapping
-from enum import Enum
 from typing import Any
 
-from pydantic_core import to_jsonable_python
-
-from statewright.kernel.system import Action, Emitted, SystemState
+from statewright.kernel.jsonable import event_json, state_json, value_json
 
 __all__ = ["event_json", "json_problem", "state_json", "untagged", "value_json"]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")  # a str holding one cannot be encoded as UTF-8
-
-
-def value_json(value: Any) -> Any:
-    """Any kernel value as plain JSON data (dataclasses become objects of their fields)."""
-    if isinstance(value, SystemState):
-        return {name: value_json(s) for name, s in zip(value.names, value)}
-    if isinstance(value, Enum):
-        return value_json(value.value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: value_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, (set, frozenset)):
-        items = [value_json(v) for v in value]
-        return sorted(items, key=lambda v: json.dumps(v, sort_keys=True))
-    if isinstance(value, (list, tuple)):
-        return [value_json(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): value_json(v) for k, v in value.items()}
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return to_jsonable_python(value)
-
-
-def state_json(state: Any) -> Any:
-    """A state (or system state) as JSON."""
-    return value_json(state)
-
-
-def event_json(value: Any) -> Any:
-    """An input or effect as JSON, tagged with its type (and instance, for systems): a log event's data."""
-    if isinstance(value, Action):
-        return {"instance": value.instance, **_tagged(value.input)}
-    if isinstance(value, Emitted):
-        return {"instance": value.instance, **_tagged(value.effect)}
-    return _tagged(value)
-
-
-def _tagged(value: Any) -> dict[str, Any]:
-    body = value_json(value)
-    name = type(value).__name__
-    if not isinstance(body, dict):
-        return {"type": name, "value": body}
-    if "type" in body or "instance" in body:
-        return {"type": name, "fields": body}
-    return {"type": name, **body}
 
 
 def untagged(kind: type, body: Mapping[str, Any]) -> dict[str, Any]:

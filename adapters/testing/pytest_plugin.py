@@ -4,7 +4,8 @@ In a project whose pyproject.toml has ``[tool.statewright] specs = [...]``, a
 plain ``pytest`` collects two items per spec::
 
     statewright::order::check    the model check; fails with the report and its counterexample table
-    statewright::order::suite    the generated hypothesis suite; fails with the shrunk program
+    statewright::order::suite    the generated hypothesis suite; fails with the shrunk program as
+                                 Python to paste, and the ``statewright test`` line that reruns it
 
 They are added when pytest runs without paths (or with a path holding the
 project's folder), so ``pytest tests/test_x.py`` runs that file alone. Turn the
@@ -20,6 +21,7 @@ The explicit form needs no plugin, one line in a test module::
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from statewright.adapters.cli.project import Project, find_project
+from statewright.adapters.project.settings import Project, find_project
 
 __all__ = ["SpecFailed", "pytest_addoption", "pytest_collection_modifyitems", "pytest_unconfigure"]
 
@@ -49,7 +51,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def _project(config: pytest.Config) -> Project | None:
     if config.getoption("no_statewright") or not config.getini("statewright"):
         return None
-    from statewright.adapters.cli.errors import UsageError
+    from statewright.adapters.project.errors import UsageError
 
     try:
         project = find_project(Path(config.invocation_params.dir))
@@ -77,7 +79,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     project = _project(config)
     if project is None:
         return
-    from statewright.adapters.cli.targets import Loader
+    from statewright.adapters.project.targets import Loader
 
     loader = Loader(Path(config.invocation_params.dir), project)
     config.stash[_LOADER] = loader
@@ -101,7 +103,7 @@ def _explain(exc: BaseException) -> str:
     text = f"statewright: error: {exc}"
     trace = getattr(exc, "trace", None)
     if trace:
-        from statewright.adapters.cli.text import render_trace
+        from statewright.kernel.check.text import render_trace
 
         text += "\nreached by:\n" + render_trace(trace)
     return text
@@ -116,7 +118,7 @@ class Specs(pytest.Collector):
         self.loader = loader
 
     def collect(self) -> list[pytest.Item | pytest.Collector]:
-        from statewright.adapters.cli.errors import UsageError
+        from statewright.adapters.project.errors import UsageError
         from statewright.kernel.errors import DefinitionError
 
         try:
@@ -148,22 +150,24 @@ class SpecItem(pytest.Item):
     def runtest(self) -> None:
         spec = self.target.spec()
         if self.kind == "check":
-            from statewright.adapters.cli.text import render_report
+            from statewright.kernel.check.text import render_report
             from statewright.kernel.check import check
 
             report = check(spec, clock=time.perf_counter)
             if not report.ok:
                 raise SpecFailed(render_report(report))
             return
-        from statewright.adapters.testing.stateful import run_suite
+        from statewright.adapters.testing.stateful import DEFAULT_SEED, run_suite
 
         project: Project = self.parent.parent.project  # type: ignore[union-attr]
-        result = run_suite(spec, examples=project.examples)
+        rerun = shlex.join(["statewright", "test", self.target.name, "--examples", str(project.examples),
+                            "--seed", str(DEFAULT_SEED)])
+        result = run_suite(spec, examples=project.examples, spec_code=self.target.spec_code(), rerun=rerun)
         if not result.passed:
             raise SpecFailed(f"{spec.name}: the generated suite failed\n{result.failure or ''}".rstrip())
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
-        from statewright.adapters.cli.errors import UsageError
+        from statewright.adapters.project.errors import UsageError
         from statewright.kernel.errors import DefinitionError
 
         if isinstance(excinfo.value, SpecFailed):

@@ -38,18 +38,23 @@ what determinism, terminal precedence and deadlock mean comes from
 
 Properties the spec *expects* to be violated are left out unless
 ``include_expected=True``: the suite tests what must hold. A failure raises
-`PropertyViolation` (an ``AssertionError``) naming the property, and
-hypothesis prints the shrunk program that reaches it.
+`PropertyViolation` (an ``AssertionError``) naming the property, with a note
+holding the inputs the program took as a `replay` call.
 
-`run_suite` runs a suite for the CLI and captures that program; `replay`
-feeds a checker trace through the same logic, and `regression_test` turns a
-counterexample into a pytest function in one call.
+`run_suite` runs a suite with a seed (0 unless given, so every run draws the
+same programs) and, on a failure, shrinks hypothesis's program further to
+the inputs that matter and prints them as Python to paste -- ``replay(spec,
+[Action(instance='i1', input=Stage()), ...])`` after the lines that rebuild
+the spec -- with the seed that finds it again. `replay` feeds such a list of
+inputs, or a checker trace, through the same logic, and `regression_test`
+turns a counterexample into a pytest function in one call.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, cast
@@ -68,6 +73,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from statewright.adapters.testing.programs import program_text
 from statewright.kernel.check import check, semantics
 from statewright.kernel.check import Kind, Spec, TraceStep
 from statewright.kernel.errors import DefinitionError
@@ -76,9 +82,11 @@ from statewright.kernel.step import Rejected, current_phase, enabled_rules
 from statewright.kernel.system import Action, Blocked, Fired, Microstep, System, settlements
 
 __all__ = [
+    "DEFAULT_SEED",
     "PropertyViolation",
     "Replayed",
     "SuiteResult",
+    "Way",
     "regression_test",
     "replay",
     "run_program",
@@ -100,20 +108,39 @@ class PropertyViolation(AssertionError):
         self.step: int | None = None
 
 
+DEFAULT_SEED = 0
+"""The seed `run_suite` draws programs from unless told otherwise: every run draws the same ones."""
+
+
 @dataclass(frozen=True, slots=True)
 class SuiteResult:
-    """What `run_suite` found: ``failure`` is hypothesis's failing program, or None when it passed.
+    """What `run_suite` found: ``failure`` says what failed and how to reproduce it, None when it passed.
 
     ``examples`` counts the programs hypothesis ran (shrinking included) and
-    ``steps`` the rules they applied.
+    ``steps`` the rules they applied; ``seed`` draws the same programs again.
+    ``program`` is the failing program as Python to paste (a `replay` call
+    after the lines that rebuild the spec), when it could be written so.
     """
 
     spec: str
     passed: bool
     examples: int
     steps: int
-    seed: int | None
+    seed: int
     failure: str | None = None
+    program: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Way:
+    """An input that may go several ways (a choosing row, or several enabled rows), and which way it takes.
+
+    ``n`` counts from 0 in the order the suite finds the ways (rows in table
+    order, then a row's choices); a bare input in a `replay` list takes way 0.
+    """
+
+    input: Any
+    n: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,7 +365,8 @@ def suite(spec: Spec, *, include_expected: bool = False) -> type[RuleBasedStateM
     >>> run_state_machine_as_test(DieHard, settings=settings(max_examples=5, database=None, derandomize=True))
     """
     plan = _Plan(spec, include_expected)
-    ns: dict[str, Any] = {"_plan": plan, "_counts": [0, 0], "__doc__": f"Generated hypothesis suite for spec {spec.name!r}."}
+    ns: dict[str, Any] = {"_plan": plan, "_counts": [0, 0], "_program": [],
+                          "__doc__": f"Generated hypothesis suite for spec {spec.name!r}."}
     names = plan.rule_names()
     ns["_rule_names"] = names
     for gi, g in enumerate(plan.groups):
@@ -365,10 +393,13 @@ def suite(spec: Spec, *, include_expected: bool = False) -> type[RuleBasedStateM
         self.options_key = None
         self.options = None
         self._counts[0] += 1
+        self._program.clear()  # the inputs this program took since the last start: what `replay` repeats
 
     def restart(self: Any) -> None:
-        plan.judge_quiescent(self.state)
+        with _noted(self):
+            plan.judge_quiescent(self.state)
         note("# nothing is enabled: start over from the initial state")
+        self._program.clear()
         self.state = plan.spec.model.initial
         plan.judge_state(self.state)
 
@@ -403,12 +434,17 @@ def _options(self: Any) -> Mapping[tuple[int, Rule], Mapping[tuple[str, Any, int
 def _take(self: Any, gi: int, r: Rule, name: str, event: Any, n: int) -> None:
     """Apply way ``n`` of the accepted action ``name <- event`` (found among the state's moves) and judge it."""
     plan: _Plan = self._plan
-    out = plan.moves(self.state).by_rule[(gi, r)][(name, event, n)]
+    moves = plan.moves(self.state)
+    out = moves.by_rule[(gi, r)][(name, event, n)]
+    way = next(k for k, w in enumerate(moves.by_action[(name, event)]) if w[2] is out)
+    taken = event if plan.system is None else Action(name, event)
+    self._program.append(Way(taken, way) if way else taken)
     before = self.state
     self.state = out.state
     self.seen.add(out.state)
     self._counts[1] += 1
-    plan.judge_step(before, name, event, out)
+    with _noted(self):
+        plan.judge_step(before, name, event, out)
 
 
 def _named(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
@@ -454,12 +490,13 @@ def _invariant(plan: _Plan, prop: str | None, name: str) -> Any:
     tests = dict(plan.always)
 
     def check_always(self: Any) -> None:
-        if prop is None:
-            amb = plan.moves(self.state).ambiguous
-            if amb:
-                raise PropertyViolation("determinism", amb[0])
-        elif not tests[prop](self.state):
-            raise PropertyViolation(prop, f"in {self.state!r}")
+        with _noted(self):
+            if prop is None:
+                amb = plan.moves(self.state).ambiguous
+                if amb:
+                    raise PropertyViolation("determinism", amb[0])
+            elif not tests[prop](self.state):
+                raise PropertyViolation(prop, f"in {self.state!r}")
 
     return invariant()(_named(check_always, name))
 
@@ -472,24 +509,50 @@ def run_suite(
     seed: int | None = None,
     include_expected: bool = False,
     shrink: bool = True,
+    spec_code: str | None = None,
+    rerun: str | None = None,
 ) -> SuiteResult:
-    """Run the generated suite of ``spec``; on failure, ``failure`` holds the shrunk program.
+    """Run the generated suite of ``spec``; on failure, ``failure`` says what failed and how to reproduce it.
 
-    Without ``seed`` the run is derandomized (the same programs every time);
-    with one, hypothesis draws from that seed. No example database is used.
+    Hypothesis draws the programs from ``seed`` (`DEFAULT_SEED` when None,
+    so every run draws the same ones); no example database is used.
     ``shrink=False`` reports the first failing program as found (faster, longer).
-    The printed program leaves out the invariant calls hypothesis makes after
-    every step; the failing one is named in the first line.
+
+    On a failure the inputs of hypothesis's shrunk program are shrunk further
+    -- each is dropped while the rest still fail the same way -- and printed
+    as Python to paste (`SuiteResult.program`): ``spec_code`` (lines that bind
+    ``spec``; the command and the pytest plugin pass how to rebuild their
+    target) and a `replay` call that raises the same failure. When the inputs
+    alone do not reproduce it, hypothesis's own program is shown instead,
+    without the invariant calls it makes after every step. The last line
+    names the seed and ``rerun``, how to run the same programs again
+    (default: the `run_suite` call).
 
     >>> from statewright.specs import REGISTRY
     >>> run_suite(REGISTRY.get("diehard").spec(), examples=5).passed
     True
     """
+    seed = DEFAULT_SEED if seed is None else seed
     cls = suite(spec, include_expected=include_expected)
     counts: list[int] = cls._counts  # type: ignore[attr-defined]
     quiet = {f"state.{name}()" for name in cls._invariant_names}  # type: ignore[attr-defined]
-    failure = run_program(cls, examples=examples, steps=steps, seed=seed, shrink=shrink, quiet=quiet)
-    return SuiteResult(spec.name, failure is None, counts[0], counts[1], seed, failure)
+    failed = _run(cls, examples=examples, steps=steps, seed=seed, shrink=shrink)
+    if failed is None:
+        return SuiteResult(spec.name, True, counts[0], counts[1], seed)
+    exc, reported = failed
+    again = rerun or f"run_suite(spec, examples={examples}, steps={steps}, seed={seed})"
+    seed_line = f"seed {seed}: `{again}` runs the same programs and finds it again"
+    plan: _Plan = cls._plan  # type: ignore[attr-defined]
+    inputs = _shortest(plan, list(cls._program), exc)  # type: ignore[attr-defined]
+    if inputs is None:
+        hypothesis_program = "\n".join(line for line in _failure(exc, reported).splitlines() if line not in quiet)
+        return SuiteResult(spec.name, False, counts[0], counts[1], seed, f"{hypothesis_program}\n{seed_line}")
+    program, exact = program_text(inputs, spec_code=spec_code, spec_name=spec.name)
+    count = f"{len(inputs)} input{'' if len(inputs) == 1 else 's'}"
+    how = "paste it into Python to reproduce the failure" if exact else \
+        "some values are written by their repr and may need editing before it runs"
+    text = "\n".join([_headline(exc), f"The failing program, shrunk to {count} ({how}):", "", program, "", seed_line])
+    return SuiteResult(spec.name, False, counts[0], counts[1], seed, text, program)
 
 
 def run_program(
@@ -507,6 +570,20 @@ def run_program(
     ``quiet`` (invariant calls hypothesis prints after every step) are left
     out of the printed program. Any exception, not only a property failure,
     counts as a failing program.
+    """
+    failed = _run(cls, examples=examples, steps=steps, seed=seed, shrink=shrink)
+    if failed is None:
+        return None
+    return "\n".join(line for line in _failure(*failed).splitlines() if line not in quiet)
+
+
+def _run(
+    cls: type[RuleBasedStateMachine], *, examples: int, steps: int, seed: int | None, shrink: bool
+) -> tuple[Exception, list[str]] | None:
+    """Run the state machine's test: None when it passes, else the exception and what hypothesis reported.
+
+    The last program hypothesis runs is the one it reports, so a suite's
+    ``_program`` holds that program's inputs afterwards.
     """
     config = Settings(
         max_examples=examples,
@@ -527,14 +604,107 @@ def run_program(
         with with_reporter(lambda value: reported.append(str(value))):
             test()
     except Exception as exc:
-        return "\n".join(line for line in _failure(exc, reported).splitlines() if line not in quiet)
+        return exc, reported
     return None
 
 
+def _headline(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+@contextmanager
+def _noted(machine: Any) -> Iterator[None]:
+    """Adds the program's inputs so far, as a `replay` call, to a `PropertyViolation` raised inside.
+
+    So a suite run by hypothesis directly (``suite(spec).TestCase``) names
+    the inputs too, not only hypothesis's rule calls.
+    """
+    try:
+        yield
+    except PropertyViolation as exc:
+        text, _ = program_text(list(machine._program), spec_code=None, spec_name=machine._plan.spec.name)
+        exc.add_note("The inputs, as a replay (statewright):\n" + text)
+        raise
+
+
+def _same_failure(plan: _Plan, inputs: Sequence[Any], key: tuple[str, object]) -> bool:
+    """Whether replaying ``inputs`` fails as the suite did: the same property, or the same exception type."""
+    try:
+        _replay_inputs(plan, inputs)
+    except PropertyViolation as exc:
+        return key == ("property", exc.property)
+    except Exception as exc:
+        return key == ("raised", type(exc))
+    return False
+
+
+def _shortest(plan: _Plan, inputs: list[Any], exc: BaseException) -> list[Any] | None:
+    """The fewest of ``inputs`` that still fail like ``exc`` (None when they do not reproduce it at all).
+
+    Drops each input in turn and keeps the drop while the rest still fail
+    the same way, until no single input can go: hypothesis shrinks the rule
+    calls, and this removes what its program keeps for the rules' sake.
+    """
+    key = ("property", exc.property) if isinstance(exc, PropertyViolation) else ("raised", type(exc))
+    if not _same_failure(plan, inputs, key):
+        return None
+    changed = True
+    while changed:
+        changed = False
+        i = 0
+        while i < len(inputs):
+            fewer = inputs[:i] + inputs[i + 1:]
+            if _same_failure(plan, fewer, key):
+                inputs, changed = fewer, True
+            else:
+                i += 1
+    return inputs
+
+
+def _replay_inputs(plan: _Plan, inputs: Sequence[Any]) -> Replayed:
+    """Take ``inputs`` one by one from the model's initial state, judging as the suite does (see `replay`)."""
+    state = plan.spec.model.initial
+    taken = 0
+    try:
+        plan.judge_state(state)
+        for taken, item in enumerate(inputs, 1):
+            way = 0
+            if isinstance(item, Way):
+                item, way = item.input, item.n
+            if plan.system is None:
+                name, event = plan.names[0], item
+            elif isinstance(item, Action):
+                name, event = item.instance, item.input
+            else:
+                raise TypeError(f"replay: {plan.spec.name!r} is a system, so each input is an "
+                                f"Action(instance, input); input {taken} is {item!r}")
+            ways = plan.moves(state).by_action.get((name, event), [])
+            if way >= len(ways):
+                why = f"takes {event!r} in {len(ways)} ways, not way {way}" if ways else f"does not take {event!r}"
+                return Replayed(taken - 1, f"step {taken}: {name} {why}")
+            out = ways[way][2]
+            before, state = state, out.state
+            plan.judge_step(before, name, event, out)
+            plan.judge_state(state)
+        if not plan.moves(state).by_action:
+            plan.judge_quiescent(state)  # what the suite's restart asserts where nothing is enabled
+    except PropertyViolation as exc:
+        exc.step = taken
+        raise
+    return Replayed(len(inputs))
+
+
 def replay(
-    spec: Spec, trace: Sequence[TraceStep], *, include_expected: bool = True, loop: int | None = None
+    spec: Spec, trace: Sequence[TraceStep] | Sequence[Any], *, include_expected: bool = True, loop: int | None = None
 ) -> Replayed:
-    """Feed a checker trace through the generated suite's logic, step by step.
+    """Feed a checker trace, or a list of inputs, through the generated suite's logic, step by step.
+
+    ``trace`` is a trace of ``check(spec)`` (`TraceStep`s), or the inputs to
+    take from the model's initial state: inputs of the machine, or, for a
+    system, ``Action(instance, input)``s; a `Way` picks one of the ways an
+    input may go. A failing `run_suite` prints such a list. After the last
+    input, a state where nothing is enabled must be final (no deadlock), as
+    the suite asserts.
 
     For a lasso (a temporal counterexample, ``loop`` = `PropertyResult.loop`)
     the replay also checks that the loop closes: the last state steps back to
@@ -546,10 +716,11 @@ def replay(
     a `Replayed` when the trace runs out, or stops early where the model
     refuses a step or reaches a different state (a fixed model, say). Expected
     violations are asserted by default, so an expected finding replays too.
-    The failure carries a note with the equivalent hypothesis program.
+    A trace's failure carries a note with its inputs as such a list.
 
     >>> from statewright.kernel.check import check
     >>> from statewright.specs import REGISTRY
+    >>> from statewright.specs.diehard import BigToSmall, FillBig
     >>> spec = REGISTRY.get("diehard").spec()
     >>> trace = check(spec).result("not_solved").trace
     >>> try:
@@ -557,45 +728,53 @@ def replay(
     ... except PropertyViolation as exc:
     ...     print(exc.property, "at step", exc.step)
     not_solved at step 6
+    >>> replay(spec, [FillBig(), BigToSmall()])
+    Replayed(steps=2, stopped=None)
     """
     cls = suite(spec, include_expected=include_expected)
     plan: _Plan = cls._plan  # type: ignore[attr-defined]
-    names: dict[tuple[int, Rule], str] = cls._rule_names  # type: ignore[attr-defined]
-    machine: Any = cls()
-    program = [f"state = {cls.__name__}()"]
+    if trace and not isinstance(trace[0], TraceStep):
+        if loop is not None:
+            raise TypeError("replay: loop= belongs to a trace of TraceSteps, not to a list of inputs")
+        return _replay_inputs(plan, trace)
+    steps_: Sequence[TraceStep] = trace
+    state = plan.spec.model.initial
+    inputs: list[Any] = []
+    start = ""
     taken = 0
     try:
-        if trace and trace[0].state != machine.state:
-            if trace[0].state not in _initial_views(spec):
-                return Replayed(0, f"the trace starts from {trace[0].state!r}, not an initial state")
-            machine.state = trace[0].state  # one of the spec's several initial states (Spec(init=...))
-            program.append(f"state.state = {trace[0].state!r}  # an initial state of the spec")
-        plan.judge_state(machine.state)
-        for taken, item in enumerate(trace[1:], 1):
+        if steps_ and steps_[0].state != state:
+            if steps_[0].state not in _initial_views(spec):
+                return Replayed(0, f"the trace starts from {steps_[0].state!r}, not an initial state")
+            state = steps_[0].state  # one of the spec's several initial states (Spec(init=...))
+            start = f"# from the initial state {state!r}, not the model's own:\n"
+        plan.judge_state(state)
+        for taken, item in enumerate(steps_[1:], 1):
             if plan.system is None:
                 name, event = plan.names[0], item.input
             else:
                 name, event = item.input.instance, item.input.input
-            ways = plan.moves(machine.state).by_action.get((name, event))
+            ways = plan.moves(state).by_action.get((name, event))
             if not ways:
                 return Replayed(taken - 1, f"step {taken}: {name} does not take {event!r}")
             # the way the trace went (a choice, or one of several enabled rows); else the first
-            gi, r, out = next((w for w in ways if w[2].state == item.state), ways[0])
-            who = "" if plan.system is None else f", instance={name!r}"
-            program.append(f"state.{names[(gi, r)]}(data=data(...){who})  # takes {event!r}")
-            before, machine.state = machine.state, out.state
+            way = next((k for k, w in enumerate(ways) if w[2].state == item.state), 0)
+            out = ways[way][2]
+            inputs.append(Way(item.input, way) if way else item.input)
+            before, state = state, out.state
             plan.judge_step(before, name, event, out)
-            plan.judge_state(machine.state)
-            if item.state != machine.state:
-                return Replayed(taken, f"step {taken}: reached {machine.state!r}, the trace has {item.state!r}")
+            plan.judge_state(state)
+            if item.state != state:
+                return Replayed(taken, f"step {taken}: reached {state!r}, the trace has {item.state!r}")
     except PropertyViolation as exc:
         exc.step = taken
-        exc.add_note("Replayed program:\n" + "\n".join(program))
+        text, _ = program_text(inputs, spec_code=None, spec_name=spec.name)
+        exc.add_note("The trace's inputs, as a replay:\n" + start + text)
         raise
-    steps = max(len(trace) - 1, 0)
-    if loop is not None and loop < len(trace) - 1:
-        back = trace[loop].state
-        every = plan.moves(machine.state).by_action.values()
+    steps = max(len(steps_) - 1, 0)
+    if loop is not None and loop < len(steps_) - 1:
+        back = steps_[loop].state
+        every = plan.moves(state).by_action.values()
         if not any(out.state == back for each in every for _, _, out in each):
             return Replayed(steps, f"the loop does not close: no input leads from step {steps} back to step {loop}")
     return Replayed(steps)

@@ -1,6 +1,6 @@
 """Traces read back from JSON: what ``statewright check --json`` wrote, as `TraceStep`s again.
 
-A report's trace (`statewright.adapters.cli.reports.trace_json`) holds
+A report's trace (`statewright.kernel.jsonable.trace_json`) holds
 states as objects of their fields and inputs tagged with their ``type`` (and
 ``instance`` in a system). Reading one back needs the spec: its machines
 say which classes the names stand for, and pydantic rebuilds the frozen
@@ -28,7 +28,7 @@ def trace_from_json(spec: Spec, data: Sequence[Mapping[str, Any]]) -> tuple[Trac
     """Rebuild a trace of ``spec`` from its JSON form; a `DefinitionError` names the first step that does not fit.
 
     >>> from statewright.kernel.check import check
-    >>> from statewright.adapters.cli.reports import trace_json
+    >>> from statewright.kernel.jsonable import trace_json
     >>> from statewright.specs import REGISTRY
     >>> spec = REGISTRY.get("diehard").spec()
     >>> trace = check(spec).result("not_solved").trace

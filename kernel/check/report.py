@@ -136,9 +136,9 @@ class Report:
     properties: tuple[PropertyResult, ...]
     coverage: tuple[Coverage, ...]
     pruned: int = 0
+    """Successors generated but left out of the model by the spec's (action) constraint."""
     symmetric: tuple[tuple[str, ...], ...] = ()
     """The groups of interchangeable instances the search was reduced by (``check(symmetry=True)``)."""
-    """Successors generated but left out of the model by the spec's (action) constraint."""
 
     @property
     def ok(self) -> bool:
@@ -156,3 +156,15 @@ class Report:
     def never_fired(self) -> tuple[Coverage, ...]:
         """Rows that never fired in any reachable state."""
         return tuple(c for c in self.coverage if c.fired == 0)
+
+    def __str__(self) -> str:
+        """The report as the command line prints it: the summary, one line per property, the traces."""
+        from statewright.kernel.check.text import render_report  # the renderer reads reports: it sits above
+
+        return render_report(self)
+
+    def _repr_html_(self) -> str:
+        """The report as an HTML table, for notebooks."""
+        from statewright.kernel.check.html import html_report
+
+        return html_report(self)

@@ -95,13 +95,21 @@ def test_set_parameters_and_seeded_bug_exits_1(tmp_path: Path) -> None:
     [
         (["check", "nope"], "unknown spec 'nope'; known specs: " + ", ".join(REGISTRY.names)),
         (["check"], "check needs spec names or --all"),
-        (["check", "diehard", "--set", "n=3"], "no spec named has a parameter 'n'"),
+        (["check", "diehard", "--set", "n=3"], "spec 'diehard' has no parameter 'n'; its parameters: none"),
+        (["check", "two_phase", "--set", "rmz=3"],
+         "spec 'two_phase' has no parameter 'rmz' (did you mean 'rms'?); its parameters: rms, all_prepared, commit_sent"),
+        (["check", "two_phase", "diehard", "--set", "all_prepare=false"],
+         "none of the chosen specs has a parameter 'all_prepare' (did you mean 'all_prepared'?); their parameters: "
+         "all_prepared, commit_sent, rms"),
+        (["check", "two_phse"], "unknown spec 'two_phse' (did you mean 'two_phase'?); known specs: "),
         (["check", "input_lifecycle", "--set", "n=abc"], "n='abc': expected an integer"),
         (["check", "input_lifecycle", "--set", "n"], "--set expects KEY=VALUE, got 'n'"),
         (["check", "input_lifecycle", "--set", "n=0"], "n must be at least 1"),
         (["check", "input_lifecycle", "--set", "stage_guard=maybe"], "expected true or false"),
-        (["frobnicate"], "invalid choice: 'frobnicate'"),
-        ([], "expected a command: check, test, diagram, mutate, inspect, lincheck or list"),
+        (["frobnicate"], "unknown command 'frobnicate'; commands: check, test, mutate, diagram, inspect, lincheck or list"),
+        (["chek", "diehard"], "unknown command 'chek' (did you mean 'check'?); commands: check, test, "),
+        (["lsit"], "unknown command 'lsit' (did you mean 'list'?)"),
+        ([], "expected a command: check, test, mutate, diagram, inspect, lincheck or list"),
         (["check", "diehard", "--json", "/nonexistent/dir/r.json"], "cannot write /nonexistent/dir/r.json"),
     ],
 )
@@ -194,7 +202,27 @@ def test_test_command_passes_bundled_specs_and_finds_seeded_bugs() -> None:
     code, out, _ = cli("test", "input_lifecycle", "--set", "n=3", "--set", "stage_guard=false",
                        "--examples", "40", "--seed", "1")
     assert code == 1 and "input_lifecycle: FAILED" in out
-    assert "property 'at_most_one_staged' violated" in out and "Stage_STAGED" in out
+    assert "property 'at_most_one_staged' violated" in out and "input=Stage()" in out
+
+
+def test_a_failing_suite_prints_a_program_to_paste_and_the_command_that_finds_it_again(tmp_path: Path) -> None:
+    import shlex
+
+    argv = ["test", "input_lifecycle", "--set", "n=3", "--set", "stage_guard=false", "--examples", "60"]
+    code, out, _ = cli(*argv)
+    assert code == 1 and out.startswith("input_lifecycle: FAILED\nPropertyViolation: property 'at_most_one_staged'")
+    program = out[out.index("\nfrom ") + 1:out.index("\n])\n") + 3]
+    assert "spec = REGISTRY.get('input_lifecycle').spec(n=3, stage_guard=False)" in program.splitlines()
+    (tmp_path / "repro.py").write_text(program)
+    done = subprocess.run([sys.executable, "repro.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "PropertyViolation: property 'at_most_one_staged' violated" in done.stderr
+    last = out.splitlines()[-1]
+    assert last == ("seed 0: `statewright test input_lifecycle --set n=3 --set stage_guard=false --examples 60 "
+                    "--seed 0` runs the same programs and finds it again")
+    again = shlex.split(last.split("`")[1])
+    assert cli(*again[1:]) == (1, out, "")  # the printed command prints the same failure
+    code, out, _ = cli(*argv, "--seed", "5")
+    assert code == 1 and out.splitlines()[-1].startswith("seed 5: `statewright test input_lifecycle ")
 
 
 def test_inspect_shows_instances_and_logs_and_flags_corrupt_records(tmp_path: Path) -> None:
@@ -232,13 +260,14 @@ def test_svg_asked_for_without_graphviz_is_an_error_naming_what_works(
     import shutil
 
     monkeypatch.setattr(shutil, "which", lambda _name: None)
-    for formats in (["svg"], ["svg,dot"], ["png", "mmd"]):
+    for formats, needs in ((["svg"], "svg needs"), (["svg,dot"], "svg needs"), (["png", "mmd"], "png needs"),
+                           (["svg,png"], "svg and png need")):
         argv = ["diagram", "run", "--out", str(tmp_path / "d")]
         for f in formats:
             argv += ["--format", f]
         code, out, err = cli(*argv)
         assert code == 2 and out == "" and err.count("\n") == 1
-        assert "need Graphviz's `dot`, which is not on PATH" in err and "use --format dot, mmd or md" in err
+        assert f": {needs} Graphviz's `dot`, which is not on PATH" in err and "use --format dot, mmd or md" in err
         assert not (tmp_path / "d").exists()  # refused before anything was written
     code, out, _ = cli("diagram", "run", "--out", str(tmp_path / "d"))  # the default set skips svg, and says so
     assert code == 0 and "skipped run.svg" in out and (tmp_path / "d" / "run.dot").is_file()
@@ -262,3 +291,48 @@ def test_list_outside_a_project_shows_the_bundled_specs_without_origins(
     code, out, _ = cli("list")
     assert code == 0 and "  diehard  " in out and "(from " not in out
     assert out.count("\n") == 1 + len(REGISTRY.names) + 1 + len(REGISTRY.machines)
+
+
+def test_version_prints_the_installed_version() -> None:
+    import importlib.metadata
+
+    assert cli("--version") == (0, f"statewright {importlib.metadata.version('statewright')}\n", "")
+
+
+@pytest.mark.parametrize("name", ["check", "test", "mutate", "diagram", "inspect", "lincheck", "list"])
+def test_each_command_help_has_a_sentence_and_examples_that_parse(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shlex
+
+    from statewright.adapters.cli.command import COMMANDS, _parser
+
+    with pytest.raises(SystemExit) as exit_:
+        run([name, "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    _, description, examples = COMMANDS[name]
+    assert " ".join(description.split()[:6]) in " ".join(text.split()) and description.endswith(".")
+    assert "\nexamples:\n" in text and examples
+    for line in examples:
+        assert f"\n  {line}\n" in text
+        argv = shlex.split(line)
+        assert argv[:2] == ["statewright", name]
+        assert _parser().parse_args(argv[1:]).command == name  # each example is a valid command line
+
+
+def test_lincheck_help_names_the_recorder_by_its_import_path(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        run(["lincheck", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "statewright.adapters.testing.linearizability.Recorder" in text
+    assert " adapters.testing" not in text and "(adapters.testing" not in text
+
+
+def test_max_states_says_the_search_may_know_more_states_than_asked() -> None:
+    code, out, _ = cli("check", "two_phase", "--max-states", "5", "--quiet")
+    assert code == 0
+    assert out.splitlines()[0].startswith(
+        "two_phase: BOUNDED (max_states reached) -- 8 distinct states (max_states was 5; the search stops once at "
+        "least that many are known), 7 generated, depth 2, "
+    )

@@ -65,7 +65,7 @@ def test_quiet_is_one_line_per_spec_and_names_failed_properties() -> None:
     assert code == 1
     lines = out.splitlines()
     assert len(lines) == 3
-    assert lines[0].startswith("input_lifecycle: VIOLATED (stopped by violation) -- 56 distinct states")
+    assert lines[0].startswith("input_lifecycle: VIOLATED (stopped at the first violation) -- 56 distinct states")
     assert lines[0].endswith("; failed: at_most_one_staged")
     assert lines[2] == "2 specs: 0 ok, 1 violated as expected, 1 failed"
 
@@ -80,21 +80,21 @@ def test_properties_left_open_by_the_first_violation_say_so() -> None:
 def test_bounds_from_the_command_line() -> None:
     code, out, _ = cli("check", "input_lifecycle", "--max-states", "1000", "--quiet")
     assert code == 0
-    assert out.startswith("input_lifecycle: BOUNDED (stopped by max_states) -- 1,")
+    assert out.startswith("input_lifecycle: BOUNDED (max_states reached) -- 1,")
     assert out.splitlines()[1] == "1 spec: 0 ok, 0 violated as expected, 1 bounded, 0 failed"
     code, out, _ = cli("check", "input_lifecycle", "--max-depth", "3", "--quiet")
-    assert out.startswith("input_lifecycle: BOUNDED (stopped by max_depth) -- 106 distinct states, 1,323 generated, depth 3")
+    assert out.startswith("input_lifecycle: BOUNDED (max_depth reached) -- 106 distinct states, 1,323 generated, depth 3")
     code, out, _ = cli("check", "input_lifecycle", "--set", "n=9", "--time-limit", "0.3", "--quiet")
-    assert code == 0 and out.startswith("input_lifecycle: BOUNDED (stopped by time_limit)")
+    assert code == 0 and out.startswith("input_lifecycle: BOUNDED (time_limit reached)")
     code, out, _ = cli("check", "input_lifecycle", "--max-depth", "3")
-    assert "undecided (search was bounded: max_depth)" in out
+    assert "undecided (max_depth reached)" in out
 
 
 def test_the_memory_budget_stops_a_search_with_a_clear_message(tmp_path: Path) -> None:
     path = tmp_path / "r.json"
     code, out, err = cli("check", "input_lifecycle", "diehard", "--set", "n=9", "--max-memory", "1M", "--json", str(path))
     assert code == 1
-    assert out.startswith("input_lifecycle: BOUNDED (stopped by memory) -- ")
+    assert out.startswith("input_lifecycle: BOUNDED (memory budget spent) -- ")
     assert "undecided (the search ran out of its memory budget)" in out
     assert out.splitlines()[-1] == "2 specs: 0 ok, 0 violated as expected, 1 bounded, 0 failed, 1 not run"
     assert "statewright: input_lifecycle: stopped at the memory budget" in err and "--max-memory" in err
@@ -295,7 +295,7 @@ def test_sigint_stops_the_check_and_still_writes_every_report(tmp_path: Path) ->
     last = data[-1]
     assert (last["stopped_by"], last["verdict"], last["complete"]) == ("interrupted", "bounded", False)
     assert last["distinct_states"] > 0
-    assert "input_lifecycle: BOUNDED (stopped by interrupted)" in out
+    assert "input_lifecycle: BOUNDED (interrupted)" in out
     assert out.splitlines()[-1] == "3 specs: 0 ok, 1 violated as expected, 1 bounded, 0 failed, 1 not run"
     assert "statewright: interrupted by SIGINT: input_lifecycle stopped after " in err and "1 spec not run" in err
     assert "states/s" not in err and "/s), depth" in err and "memory" in err  # progress: rate and memory

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from statewright.adapters.cli import run
-from statewright.adapters.cli.targets import Loader
+from statewright.adapters.project.targets import Loader
 from statewright.adapters.runtime.sqlite import SCHEMA_VERSION, SqliteStore
 from statewright.adapters.runtime.store import Catalog
 from statewright.specs.registry import machines_of

@@ -44,7 +44,7 @@ def test_the_seeded_bug_is_found_and_printed_like_a_check() -> None:
         "  ??   determinism                  determinism          no violation in 11 behaviours",
         "  ??   terminal_precedence          terminal_precedence  no violation in 11 behaviours",
     ]
-    assert without_rates(lines[-1]) == ("input_lifecycle: VIOLATED (stopped by violation) -- 11 behaviours, "
+    assert without_rates(lines[-1]) == ("input_lifecycle: VIOLATED (stopped at the first violation) -- 11 behaviours, "
                                         "136 steps, 126 distinct states seen, seed 7")
 
 
@@ -112,9 +112,9 @@ def test_json_of_a_violation(tmp_path: Path) -> None:
 
 def test_time_limit_and_memory_budget_stop_a_simulation() -> None:
     code, out, _ = cli("check", "input_lifecycle", "--simulate", "100000000", "--time-limit", "0.2", "--quiet")
-    assert code == 0 and out.startswith("input_lifecycle: BOUNDED (stopped by time_limit) -- ")
+    assert code == 0 and out.startswith("input_lifecycle: BOUNDED (time_limit reached) -- ")
     code, out, err = cli("check", "input_lifecycle", "--simulate", "100000000", "--max-memory", "1M", "--quiet")
-    assert code == 1 and out.startswith("input_lifecycle: BOUNDED (stopped by memory) -- ")
+    assert code == 1 and out.startswith("input_lifecycle: BOUNDED (memory budget spent) -- ")
     assert "statewright: input_lifecycle: stopped at the memory budget" in err and "simulate fewer" in err
 
 
@@ -179,5 +179,5 @@ def test_sigint_stops_a_simulation_and_still_reports_it(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert header == "simulating input_lifecycle: 1,000,000,000 behaviours of up to 100 steps, seed 3\n"
-    assert "input_lifecycle: BOUNDED (stopped by interrupted) -- " in out
+    assert "input_lifecycle: BOUNDED (interrupted) -- " in out
     assert "statewright: interrupted by SIGINT: input_lifecycle stopped after " in err

@@ -146,7 +146,7 @@ def test_one_attribute_of_a_file_and_its_knobs(user: Path) -> None:
     code, out, _ = cli("check", "orders.py:ORDER", "--quiet")
     assert code == 0 and out.startswith("order: OK -- 12 distinct states")
     code, _, err = cli("check", "orders.py:ORDER", "--set", "max_attempts=3")
-    assert code == 2 and "no spec named has a parameter 'max_attempts' (parameters: none)" in err
+    assert code == 2 and "spec 'order' has no parameter 'max_attempts'; its parameters: none" in err
 
 
 def test_a_module_and_module_attributes(user: Path) -> None:

@@ -73,7 +73,7 @@ def test_a_lasso_prints_its_loop_round_trips_through_json_and_replays(tmp_path: 
     (done,) = [p for p in data["properties"] if p["name"] == "done"]
     assert done["loop"] == 0 and len(done["trace"]) == 3
 
-    from statewright.adapters.cli.targets import Loader  # the same loading as the command
+    from statewright.adapters.project.targets import Loader  # the same loading as the command
 
     with Loader(tmp_path, None, find=False) as loader:
         (target,) = loader.resolve(f"{spec_file}:cycle_spec")

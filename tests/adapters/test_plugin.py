@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from statewright.adapters.cli.project import find_project
+from statewright.adapters.project.settings import find_project
 from tests.adapters.test_cli_targets import ORDERS, write_orders
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,10 +59,13 @@ def test_a_violated_spec_fails_with_its_report_and_counterexample(tmp_path: Path
     code, out = pytest_in(folder, "-k", "order")
     assert code == 1
     assert "statewright::order::check FAILED" in out and "statewright::order::suite FAILED" in out
-    assert "order: VIOLATED (stopped by violation) -- " in out
+    assert "order: VIOLATED (stopped at the first violation) -- " in out
     assert "  FAIL bounded                      always               VIOLATED (3-state trace)" in out
     assert "step  input" in out and "Retry" in out
-    assert "property 'bounded' violated" in out  # the suite's shrunk program
+    assert "property 'bounded' violated" in out  # the suite's shrunk program, as Python to paste
+    assert "from orders import order_spec\n" in out and "\nspec = order_spec()\nreplay(spec, [\n" in out
+    assert "    Retry(),\n    Retry(),\n])\n" in out and "from orders_inputs import Retry\n" in out
+    assert "seed 0: `statewright test order --examples 20 --seed 0` runs the same programs" in out
 
 
 @pytest.mark.parametrize(

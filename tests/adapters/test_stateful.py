@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass, replace
 from enum import Enum
+from pathlib import Path
 
 import pytest
 
-from statewright.adapters.testing.stateful import PropertyViolation, Replayed, regression_test, replay, run_suite, suite
-from statewright.kernel.check import Status, check, semantics
+from statewright.adapters.testing.stateful import (
+    PropertyViolation,
+    Replayed,
+    Way,
+    regression_test,
+    replay,
+    run_suite,
+    suite,
+)
+from statewright.kernel.check import Status, always, check, semantics
 from statewright.kernel.check import Spec
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.kernel.system import Action, Route, System
 from statewright.specs import REGISTRY
-from statewright.specs.input_lifecycle import Phase, Stage
+from statewright.specs.input_lifecycle import Enqueue, Phase, Stage
 
 SMALL = {"input_lifecycle": {"n": 3}}
 
@@ -54,14 +65,101 @@ def test_a_machine_spec_needs_no_bundle() -> None:
 
 
 def test_missing_stage_guard_is_found_and_shrunk_to_a_printed_program() -> None:
-    result = run_suite(lifecycle(stage_guard=False), examples=30, steps=30)
-    assert not result.passed and result.failure is not None
-    first, *program = result.failure.splitlines()
+    result = run_suite(lifecycle(stage_guard=False), examples=60, steps=30)
+    assert not result.passed and result.failure is not None and result.program is not None
+    first, *rest = result.failure.splitlines()
     assert first.startswith("PropertyViolation: property 'at_most_one_staged' violated")
-    assert "state = InputLifecycleSuite()" in program
-    stages = [line for line in program if line.startswith("state.tla_input__QUEUED_Stage_STAGED(")]
-    assert len(stages) == 2  # shrunk: two inputs staged at once
-    assert "state.always__at_most_one_staged()" not in program  # invariant calls are left out
+    assert rest[0] == "The failing program, shrunk to 4 inputs (paste it into Python to reproduce the failure):"
+    assert result.program in result.failure
+    lines = result.program.splitlines()
+    assert lines[:3] == ["from statewright.adapters.testing.stateful import replay",
+                         "from statewright.kernel.system import Action",
+                         "from statewright.specs.input_lifecycle import Enqueue, Stage"]
+    assert lines[4] == "# spec: the Spec 'input_lifecycle' that was run"  # no spec_code: the caller's spec
+    taken = lines[6:-1]  # two inputs enqueued, then both staged: no step of hypothesis's program is left over
+    assert [line.split("input=")[1] for line in taken] == ["Enqueue()),", "Enqueue()),", "Stage()),", "Stage()),"]
+    assert len({line.split("'")[1] for line in taken}) == 2
+    assert rest[-1] == "seed 0: `run_suite(spec, examples=60, steps=30, seed=0)` runs the same programs and finds it again"
+    assert "data(" not in result.failure and "state." not in result.failure  # no hypothesis rule calls
+
+
+def test_the_printed_program_reproduces_the_failure_in_a_fresh_interpreter(tmp_path: Path) -> None:
+    from statewright.adapters.project.discovery import BUNDLED, from_entry
+
+    target = from_entry(REGISTRY.get("input_lifecycle"), BUNDLED)
+    overrides = {"n": 3, "stage_guard": False}
+    result = run_suite(target.spec(**overrides), examples=60, steps=30, spec_code=target.spec_code(overrides))
+    assert result.program is not None
+    assert "spec = REGISTRY.get('input_lifecycle').spec(n=3, stage_guard=False)" in result.program.splitlines()
+    (tmp_path / "repro.py").write_text(result.program + "\n")
+    done = subprocess.run([sys.executable, "repro.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1].startswith(
+        "statewright.adapters.testing.stateful.PropertyViolation: property 'at_most_one_staged' violated")
+    fixed = result.program.replace("stage_guard=False", "stage_guard=True")  # the same inputs, the guard back
+    (tmp_path / "fixed.py").write_text(fixed + "\nprint('refused')\n")
+    done = subprocess.run([sys.executable, "fixed.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (0, "refused\n")
+
+
+def test_running_again_with_the_printed_seed_finds_the_same_program() -> None:
+    spec = lifecycle(stage_guard=False)
+    first = run_suite(spec, examples=60, steps=30, seed=5)
+    assert not first.passed and first.failure is not None
+    assert first.failure.splitlines()[-1].startswith("seed 5: `run_suite(spec, examples=60, steps=30, seed=5)`")
+    again = run_suite(spec, examples=60, steps=30, seed=5)
+    assert (again.failure, again.program, again.examples) == (first.failure, first.program, first.examples)
+    assert run_suite(spec, examples=60, steps=30).seed == 0  # no seed: DEFAULT_SEED, printed like any other
+
+
+def test_a_suite_run_by_hypothesis_itself_notes_the_inputs_as_a_replay() -> None:
+    from hypothesis import settings
+    from hypothesis.stateful import run_state_machine_as_test
+
+    buggy = suite(lifecycle(stage_guard=False))
+    with pytest.raises(PropertyViolation) as info:
+        run_state_machine_as_test(buggy, settings=settings(max_examples=200, database=None, derandomize=True,
+                                                           deadline=None))
+    notes = "\n".join(info.value.__notes__)
+    assert "The inputs, as a replay (statewright):" in notes and "replay(spec, [" in notes
+    assert notes.count("input=Stage()") >= 2
+
+
+def test_replay_takes_a_list_of_inputs() -> None:
+    spec = lifecycle(stage_guard=False)
+    with pytest.raises(PropertyViolation) as info:
+        replay(spec, [Action("i1", Enqueue()), Action("i2", Enqueue()), Action("i1", Stage()), Action("i2", Stage())])
+    assert (info.value.property, info.value.step) == ("at_most_one_staged", 4)
+    assert replay(lifecycle(), [Action("i1", Enqueue()), Action("i2", Enqueue()), Action("i1", Stage()),
+                                Action("i2", Stage())]) == Replayed(3, "step 4: i2 does not take Stage()")
+    assert replay(spec, [Action("i1", Enqueue())]) == Replayed(1)
+    with pytest.raises(TypeError, match="is a system, so each input is an Action"):
+        replay(spec, [Enqueue()])
+
+
+def test_replay_of_inputs_ends_by_judging_a_state_where_nothing_is_enabled() -> None:
+    stuck = Machine("stuck", initial=Q.A, terminal={Q.DONE}, transitions=[Transition(Q.A, Go, Q.B),
+                                                                           Transition(Q.B, Fin, Q.DONE)])
+    spec = Spec("stuck", stuck, [Go()])
+    with pytest.raises(PropertyViolation) as info:
+        replay(spec, [Go()])
+    assert info.value.property == "deadlock"
+    assert replay(Spec("stuck", stuck, [Go()], deadlock=False), [Go()]) == Replayed(1)
+
+
+def test_a_way_picks_one_of_the_ways_an_input_may_go() -> None:
+    both = Machine("both", initial=Q.A, terminal={Q.B, Q.DONE}, transitions=[
+        Transition(Q.A, Go, Q.B, guard=YES), Transition(Q.A, Go, Q.DONE, guard=ALSO)])
+    spec = Spec("both", both, [Go()], determinism=False, properties=[always("never_done", lambda s: s is not Q.DONE)])
+    assert replay(spec, [Go()]) == Replayed(1)
+    with pytest.raises(PropertyViolation) as info:
+        replay(spec, [Way(Go(), 1)])
+    assert info.value.property == "never_done"
+    assert replay(spec, [Way(Go(), 2)]) == Replayed(0, "step 1: both takes Go() in 2 ways, not way 2")
+    result = run_suite(spec, examples=30, steps=5)
+    assert result.program is not None and "    Way(input=Go(), n=1),\n" in result.program
+    with pytest.raises(PropertyViolation):  # the printed program, run here with this spec
+        exec(result.program, {"spec": spec})
 
 
 def test_abandoning_a_terminal_input_is_found() -> None:
@@ -106,7 +204,8 @@ def test_replaying_the_checker_trace_reproduces_its_violation() -> None:
             replay(spec, trace)
         assert info.value.property == "at_most_one_staged"
         assert info.value.step == 4
-        assert "Replayed program:" in "\n".join(info.value.__notes__)
+        notes = "\n".join(info.value.__notes__)
+        assert "The trace's inputs, as a replay:" in notes and "    Action(instance='i1', input=Stage()),\n" in notes
 
 
 def test_replay_against_the_fixed_model_stops_where_it_refuses() -> None:

@@ -17,7 +17,7 @@ A TARGET on the command line is one of
 =============================  ================================================
 
 What a file or module offers, and the `Target` each spec becomes, are
-`adapters.cli.discovery`'s rules: its Spec objects, its functions annotated
+`adapters.project.discovery`'s rules: its Spec objects, its functions annotated
 ``-> Spec`` whose parameters all have defaults, and its Registry entries.
 
 Files are imported under a unique module name with their folder first on
@@ -48,9 +48,10 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
 
-from statewright.adapters.cli.discovery import BUNDLED, Target, by_name, from_entry, targets_of, unique
-from statewright.adapters.cli.errors import UsageError, describe, shown_path, user_location
-from statewright.adapters.cli.project import Project, find_project
+from statewright.adapters.project.discovery import BUNDLED, Target, by_name, from_entry, targets_of, unique
+from statewright.adapters.project.errors import UsageError, describe, shown_path, user_location
+from statewright.adapters.project.settings import Project, find_project
+from statewright.adapters.project.source import user_module_name
 from statewright.kernel.machine import Machine
 from statewright.specs.registry import machines_of
 
@@ -282,8 +283,7 @@ class Loader:
                 self._imported.modules.append(name)
 
     def _import_file(self, path: Path, where: str) -> ModuleType:
-        stem = "".join(c if c.isalnum() else "_" for c in path.stem)
-        name = f"_statewright_user_{next(_COUNTER)}_{stem}"
+        name = user_module_name(next(_COUNTER), path)
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
             raise UsageError(f"{where}cannot import {shown_path(path)}")

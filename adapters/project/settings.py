@@ -12,19 +12,24 @@ Found by walking up from the current directory to the nearest
 pyproject's folder, or modules importable from it). Inside such a project
 ``statewright check --all`` checks exactly these specs, and ``inspect``
 decodes records through their machines.
+
+`statewright_version` reads statewright's own version: from the installed
+distribution, else from the pyproject.toml beside the package in a checkout.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib.metadata
+import importlib.util
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from statewright.adapters.cli.errors import UsageError, shown_path
+from statewright.adapters.project.errors import UsageError, shown_path
 
-__all__ = ["Project", "find_project"]
+__all__ = ["Project", "find_project", "statewright_version"]
 
 KEYS = ("specs", "pytest", "examples")
 
@@ -84,3 +89,25 @@ def _project(root: Path, path: Path, table: dict[str, Any]) -> Project:
     if not isinstance(examples, int) or isinstance(examples, bool) or examples < 1:
         raise UsageError(f"{where} examples must be a positive integer")
     return Project(root, tuple(s.strip() for s in specs), pytest, examples)
+
+
+def statewright_version() -> str:
+    """statewright's version: the installed distribution's, else the ``[project] version`` of a checkout.
+
+    >>> statewright_version().count(".") >= 1
+    True
+    """
+    try:
+        return importlib.metadata.version("statewright")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    found = importlib.util.find_spec("statewright")
+    for folder in found.submodule_search_locations or () if found is not None else ():
+        try:
+            data = tomllib.loads((Path(folder).parent / "pyproject.toml").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            continue
+        version = data.get("project", {}).get("version")
+        if isinstance(version, str) and data["project"].get("name") == "statewright":
+            return version
+    return "unknown (not installed, and no pyproject.toml beside the package)"

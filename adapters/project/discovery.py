@@ -17,7 +17,7 @@ A builder is called once when it is loaded (to learn its spec's name and
 surface its errors early). A `Spec` object with the same name as a builder of
 the same module is taken for that builder's default build and left out. Two
 different targets giving specs of one name are an error naming both
-(`by_name`). Where the modules come from is `adapters.cli.targets`' business.
+(`by_name`). Where the modules come from is `adapters.project.targets`' business.
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from statewright.adapters.cli.errors import UsageError, describe, user_location
+from statewright.adapters.project.errors import UsageError, describe, user_location
+from statewright.adapters.project.source import Source, importable
 from statewright.kernel.check import Spec
 from statewright.kernel.errors import DefinitionError
-from statewright.specs.registry import Entry, Registry, builder_params
+from statewright.specs.registry import Entry, Registry, builder_params, no_parameter
 
 __all__ = ["BUNDLED", "Target", "by_name", "from_entry", "targets_of", "unique"]
 
@@ -45,7 +46,9 @@ class Target:
 
     ``source`` is the builder function or `Spec` object itself: two targets
     with the same source are the same spec reached twice. ``default`` is the
-    spec built with the defaults, when loading already built it.
+    spec built with the defaults, when loading already built it. ``home`` is
+    the module and attribute a `Spec` object was found under (what
+    `spec_code` imports it by).
     """
 
     name: str
@@ -55,6 +58,7 @@ class Target:
     summary: str = ""
     source: object = None
     default: Spec | None = None
+    home: tuple[str, str] | None = None
 
     @property
     def entry(self) -> Entry:
@@ -65,14 +69,42 @@ class Target:
     def bundled(self) -> bool:
         return self.origin == BUNDLED
 
+    def spec_code(self, overrides: Mapping[str, Any] | None = None) -> str | None:
+        """Python lines that bind ``spec`` to this spec (with ``overrides``) in a fresh interpreter.
+
+        None when it cannot be named so (a builder defined inside a function,
+        a ``__main__`` script, a parameter value with no literal form). A
+        spec from a user's file is imported by the file's name, from its folder.
+
+        >>> from statewright.specs import REGISTRY
+        >>> print(from_entry(REGISTRY.get("two_phase"), BUNDLED).spec_code({"rms": 2}))
+        from statewright.specs import REGISTRY
+        spec = REGISTRY.get('two_phase').spec(rms=2)
+        """
+        src = Source()
+        args = ", ".join(f"{k}={src.value(v)}" for k, v in (overrides or {}).items())
+        if self.bundled:
+            src.need("statewright.specs", "REGISTRY")
+            expression = f"REGISTRY.get({self.name!r}).spec({args})"
+        elif isinstance(self.source, Spec):
+            module = importable(self.home[0]) if self.home else None
+            if module is None or self.home is None or args:
+                return None
+            src.need(module, self.home[1].split(".")[0])
+            expression = self.home[1]
+        elif callable(self.source):
+            expression = f"{src.name(self.source)}({args})"
+        else:
+            return None
+        return "\n".join([*src.import_lines(), f"spec = {expression}"]) if src.exact else None
+
     def spec(self, **overrides: Any) -> Spec:
         """The spec with some parameters overridden; a failing builder is a `UsageError` naming it."""
         if not overrides and self.default is not None:
             return self.default
         unknown = sorted(set(overrides) - set(self.params))
         if unknown:
-            known = ", ".join(self.params) or "none"
-            raise UsageError(f"spec {self.name!r} has no parameter {unknown[0]!r} (parameters: {known})")
+            raise UsageError(no_parameter(unknown[0], self.params, self.name))
         settings = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
         what = f"spec {self.name!r}" + (f" ({settings})" if settings else "")
         built = _call_builder(self.build, what, {**self.params, **overrides})
@@ -132,8 +164,8 @@ def _builder(fn: Callable[..., Any], origin: str, where: str, *, explicit: bool)
     return Target(built.name, fn, params, origin, _first_line(fn.__doc__) or _first_line(built.doc), fn, built)
 
 
-def _from_spec(spec: Spec, origin: str) -> Target:
-    return Target(spec.name, lambda: spec, {}, origin, _first_line(spec.doc), spec, spec)
+def _from_spec(spec: Spec, origin: str, home: tuple[str, str]) -> Target:
+    return Target(spec.name, lambda: spec, {}, origin, _first_line(spec.doc), spec, spec, home)
 
 
 def _registry(registry: Registry, module: ModuleType | None, origin: str) -> list[Target]:
@@ -165,7 +197,7 @@ def targets_of(module: ModuleType, attribute: str | None, origin: str, where: st
         value = getattr(value, part)
     label = f"{origin}:{attribute}"
     if isinstance(value, Spec):
-        return [_from_spec(value, label)]
+        return [_from_spec(value, label, (module.__name__, attribute))]
     if isinstance(value, Registry):
         return _registry(value, None, label)
     if isinstance(value, ModuleType):
@@ -185,7 +217,7 @@ def _discover(module: ModuleType, origin: str, where: str) -> list[Target]:
         if attr.startswith("_"):
             continue
         if isinstance(value, Spec):
-            objects.append(_from_spec(value, f"{origin}:{attr}"))
+            objects.append(_from_spec(value, f"{origin}:{attr}", (module.__name__, attr)))
         elif isinstance(value, Registry):
             builders += _registry(value, module, origin)
         elif inspect.isfunction(value) and value.__module__ == module.__name__ and _returns_spec(value):

@@ -1,4 +1,4 @@
-"""The command's errors and how it points at the user's code.
+"""A user's mistakes as one-line errors, and how they point at the user's code.
 
 `UsageError` is every mistake a person can make on the command line or in
 their own files: it prints as one line, ``statewright: error: ...``, and exits
@@ -9,6 +9,7 @@ so an error while importing ``orders.py`` reads ``orders.py:12: NameError: ...``
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sysconfig
 from pathlib import Path
@@ -29,10 +30,14 @@ class UsageError(Exception):
 
 
 def _roots() -> tuple[str, ...]:
-    """Folders whose frames are not the user's: statewright itself, the standard library."""
-    import statewright
+    """Folders whose frames are not the user's: statewright itself, the standard library.
 
-    package = Path(statewright.__file__).resolve().parent
+    The package's folder comes from its import spec, not from importing the
+    facade (nothing inside statewright imports ``statewright`` itself).
+    """
+    found = importlib.util.find_spec("statewright")
+    assert found is not None and found.submodule_search_locations, "statewright is a package"
+    package = Path(next(iter(found.submodule_search_locations))).resolve()
     layers = [package / name for name in ("kernel", "machines", "specs", "adapters")]  # symlinks in a checkout
     roots = {str(package), *(str(p.resolve()) for p in layers if p.exists())}
     for key in ("stdlib", "platstdlib"):
