@@ -10,7 +10,7 @@ checker; `kernel.check` is the checker and `kernel.draw` draws -- it may read
 the checker, the checker never reads it.
 """
 
-from statewright.kernel.authority import Authority, Committed, Snapshot, Stale, Staged
+from statewright.kernel.authority import Authority, Committed, Snapshot, Staged, Stale
 from statewright.kernel.check import (
     Bounds,
     Coverage,
@@ -43,7 +43,15 @@ from statewright.kernel.check import (
 from statewright.kernel.errors import DefinitionError, UserCodeError
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.kernel.step import Accepted, Reason, Rejected, step
-from statewright.kernel.system import Action, Blocked, Emitted, Route, System, SystemGuard, SystemState
+from statewright.kernel.system import (
+    Action,
+    Blocked,
+    Emitted,
+    Route,
+    System,
+    SystemGuard,
+    SystemState,
+)
 from statewright.kernel.trace import TraceStep
 
 __all__ = [

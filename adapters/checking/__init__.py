@@ -57,7 +57,10 @@ def check(
     """
     pool = None
     if workers > 1:
-        from statewright.adapters.checking.fork import can_fork, fork_pool  # multiprocessing, only when asked for
+        from statewright.adapters.checking.fork import (  # multiprocessing, only when asked for
+            can_fork,
+            fork_pool,
+        )
 
         pool = fork_pool if can_fork() else None
     return engine.check(spec, workers=workers, max_depth=max_depth, max_states=max_states, time_limit=time_limit,

@@ -16,7 +16,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from statewright.kernel.check.packed import Packing
-from statewright.kernel.check.plan import Plan
+from statewright.kernel.check.space import StateSpace
 from statewright.kernel.check.spec import Spec
 from statewright.kernel.check.workers import Worker, WorkerFailed
 
@@ -33,14 +33,14 @@ class ForkPool:
 
     shared = False
 
-    def __init__(self, spec: Spec, plan: Plan, packing: Packing, n: int) -> None:
+    def __init__(self, spec: Spec, space: StateSpace, packing: Packing, n: int) -> None:
         context = multiprocessing.get_context("fork")
         self.size = n
         self.connections: list[Connection] = []
         self.processes: list[Any] = []
         for _ in range(n):
             mine, theirs = context.Pipe()
-            process = context.Process(target=_serve, args=(theirs, spec, plan, packing), daemon=True)
+            process = context.Process(target=_serve, args=(theirs, spec, space, packing), daemon=True)
             process.start()
             theirs.close()
             self.connections.append(mine)
@@ -83,15 +83,15 @@ class ForkPool:
         return out
 
 
-def fork_pool(spec: Spec, plan: Plan, packing: Packing, n: int) -> ForkPool:
+def fork_pool(spec: Spec, space: StateSpace, packing: Packing, n: int) -> ForkPool:
     """The `kernel.check.workers.PoolFactory` of forked processes."""
-    return ForkPool(spec, plan, packing, n)
+    return ForkPool(spec, space, packing, n)
 
 
-def _serve(conn: Connection, spec: Spec, plan: Plan, packing: Packing) -> None:
+def _serve(conn: Connection, spec: Spec, space: StateSpace, packing: Packing) -> None:
     """A worker's loop: jobs in, answers out, until told to stop (or the pipe closes)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides what an interrupt means
-    worker = Worker(spec, plan, packing, forked=True)
+    worker = Worker(spec, space, packing, forked=True)
     while True:
         try:
             message = conn.recv()

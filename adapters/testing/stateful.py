@@ -187,7 +187,7 @@ class _Moves:
 
 
 @dataclass
-class _Plan:
+class _Stepper:
     """A spec compiled for stepping one action at a time, with its properties split by kind."""
 
     spec: Spec
@@ -364,7 +364,7 @@ def suite(spec: Spec, *, include_expected: bool = False) -> type[RuleBasedStateM
     'DiehardSuite'
     >>> run_state_machine_as_test(DieHard, settings=settings(max_examples=5, database=None, derandomize=True))
     """
-    plan = _Plan(spec, include_expected)
+    plan = _Stepper(spec, include_expected)
     ns: dict[str, Any] = {"_plan": plan, "_counts": [0, 0], "_program": [],
                           "__doc__": f"Generated hypothesis suite for spec {spec.name!r}."}
     names = plan.rule_names()
@@ -419,7 +419,7 @@ def _options(self: Any) -> Mapping[tuple[int, Rule], Mapping[tuple[str, Any, int
     key = (self.state, len(self.seen))
     if self.options_key == key:
         return self.options  # type: ignore[no-any-return]
-    plan: _Plan = self._plan
+    plan: _Stepper = self._plan
     options: Mapping[tuple[int, Rule], Mapping[tuple[str, Any, int], _Outcome]] = plan.moves(self.state).by_rule
     if self.novelty:
         seen = self.seen
@@ -433,7 +433,7 @@ def _options(self: Any) -> Mapping[tuple[int, Rule], Mapping[tuple[str, Any, int
 
 def _take(self: Any, gi: int, r: Rule, name: str, event: Any, n: int) -> None:
     """Apply way ``n`` of the accepted action ``name <- event`` (found among the state's moves) and judge it."""
-    plan: _Plan = self._plan
+    plan: _Stepper = self._plan
     moves = plan.moves(self.state)
     out = moves.by_rule[(gi, r)][(name, event, n)]
     way = next(k for k, w in enumerate(moves.by_action[(name, event)]) if w[2] is out)
@@ -452,7 +452,7 @@ def _named(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     return fn
 
 
-def _row_rule(plan: _Plan, gi: int, r: Rule, bundle: Any, name: str) -> Any:
+def _row_rule(plan: _Stepper, gi: int, r: Rule, bundle: Any, name: str) -> Any:
     """A rule for one row: draw an instance (from the bundle), then one of its inputs this row takes."""
     only = plan.groups[gi].names[0]
 
@@ -486,7 +486,7 @@ def _initializer(bundle: Any, names: tuple[str, ...], name: str) -> Any:
     return initialize(target=bundle)(_named(init, name))  # type: ignore[no-untyped-call]
 
 
-def _invariant(plan: _Plan, prop: str | None, name: str) -> Any:
+def _invariant(plan: _Stepper, prop: str | None, name: str) -> Any:
     tests = dict(plan.always)
 
     def check_always(self: Any) -> None:
@@ -542,7 +542,7 @@ def run_suite(
     exc, reported = failed
     again = rerun or f"run_suite(spec, examples={examples}, steps={steps}, seed={seed})"
     seed_line = f"seed {seed}: `{again}` runs the same programs and finds it again"
-    plan: _Plan = cls._plan  # type: ignore[attr-defined]
+    plan: _Stepper = cls._plan  # type: ignore[attr-defined]
     inputs = _shortest(plan, list(cls._program), exc)  # type: ignore[attr-defined]
     if inputs is None:
         hypothesis_program = "\n".join(line for line in _failure(exc, reported).splitlines() if line not in quiet)
@@ -627,7 +627,7 @@ def _noted(machine: Any) -> Iterator[None]:
         raise
 
 
-def _same_failure(plan: _Plan, inputs: Sequence[Any], key: tuple[str, object]) -> bool:
+def _same_failure(plan: _Stepper, inputs: Sequence[Any], key: tuple[str, object]) -> bool:
     """Whether replaying ``inputs`` fails as the suite did: the same property, or the same exception type."""
     try:
         _replay_inputs(plan, inputs)
@@ -638,7 +638,7 @@ def _same_failure(plan: _Plan, inputs: Sequence[Any], key: tuple[str, object]) -
     return False
 
 
-def _shortest(plan: _Plan, inputs: list[Any], exc: BaseException) -> list[Any] | None:
+def _shortest(plan: _Stepper, inputs: list[Any], exc: BaseException) -> list[Any] | None:
     """The fewest of ``inputs`` that still fail like ``exc`` (None when they do not reproduce it at all).
 
     Drops each input in turn and keeps the drop while the rest still fail
@@ -661,7 +661,7 @@ def _shortest(plan: _Plan, inputs: list[Any], exc: BaseException) -> list[Any] |
     return inputs
 
 
-def _replay_inputs(plan: _Plan, inputs: Sequence[Any]) -> Replayed:
+def _replay_inputs(plan: _Stepper, inputs: Sequence[Any]) -> Replayed:
     """Take ``inputs`` one by one from the model's initial state, judging as the suite does (see `replay`)."""
     state = plan.spec.model.initial
     taken = 0
@@ -732,7 +732,7 @@ def replay(
     Replayed(steps=2, stopped=None)
     """
     cls = suite(spec, include_expected=include_expected)
-    plan: _Plan = cls._plan  # type: ignore[attr-defined]
+    plan: _Stepper = cls._plan  # type: ignore[attr-defined]
     if trace and not isinstance(trace[0], TraceStep):
         if loop is not None:
             raise TypeError("replay: loop= belongs to a trace of TraceSteps, not to a list of inputs")
@@ -782,10 +782,10 @@ def replay(
 
 def _initial_views(spec: Spec) -> list[Any]:
     """Every initial state of ``spec`` as the states a trace shows."""
-    from statewright.kernel.check.plan import Plan
+    from statewright.kernel.check.space import StateSpace
 
-    checker = Plan(spec)
-    return [checker.view(key) for key in checker.raw_initials]
+    space = StateSpace(spec)
+    return [space.view(key) for key in space.raw_initials]
 
 
 def regression_test(spec: Spec, property_name: str, *, against: Spec | None = None) -> Callable[[], None]:

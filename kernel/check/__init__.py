@@ -6,7 +6,7 @@ The rooms, one idea each:
   `eventually`, ...), `fairness` (`weak_fair`, `strong_fair`);
 * how to search -- `options` (`Options`: cut-offs, workers, symmetry, hooks);
 * compiling a spec -- `local` (interned local states and memoised steps),
-  `plan` (tables, views, successors, traces), `symmetry`;
+  `space` (tables, views, successors, traces), `symmetry`;
 * judging -- `judge` (invariants, witnesses, step properties, constraints,
   findings), `semantics` (what the built-ins mean), `behaviours` and
   `liveness` (temporal properties on the explored graph);

@@ -22,9 +22,9 @@ import statewright.kernel.check.liveness as liveness
 from statewright.kernel.boundary import not_bool, raised
 from statewright.kernel.check.fairness import own_rows
 from statewright.kernel.check.local import Key
-from statewright.kernel.check.plan import Plan
 from statewright.kernel.check.properties import Kind
 from statewright.kernel.check.semantics import is_final
+from statewright.kernel.check.space import StateSpace
 from statewright.kernel.check.spec import Spec
 from statewright.kernel.trace import TraceStep
 
@@ -62,27 +62,27 @@ def _named(action: Any) -> str:
 class TemporalJudge:
     """Decides a spec's temporal properties on a recorded graph."""
 
-    def __init__(self, spec: Spec, plan: Plan, keys: Sequence[Key], parents: Sequence[int], graph: Edges) -> None:
+    def __init__(self, spec: Spec, space: StateSpace, keys: Sequence[Key], parents: Sequence[int], graph: Edges) -> None:
         self.spec = spec
-        self.plan = plan
+        self.space = space
         self.keys = keys
         self.parents = parents
         self.graph = liveness.Graph(tuple(i for i, p in enumerate(parents) if p < 0), graph.offsets, graph.targets,
                                     graph.labels)
         self._final: bytearray | None = None
-        self.bases = plan.bases
+        self.bases = space.bases
 
     def bits(self, test: Callable[[Any], bool], name: str) -> bytearray:
         """``test`` on every explored state, as a byte per state."""
         out = bytearray(len(self.keys))
-        view = self.plan.view
+        view = self.space.view
         for j, key in enumerate(self.keys):
             s = view(key)
             try:
                 ok = test(s)
             except Exception as exc:
                 raised(exc, test, f"property {name!r}", spec=self.spec.name, state=s,
-                       trace=tuple(self.plan.path(self.parents, self.keys, j)))
+                       trace=tuple(self.space.path(self.parents, self.keys, j)))
             if ok is not True and ok is not False:
                 not_bool(ok, test, f"property {name!r}", spec=self.spec.name, state=s)
             out[j] = ok
@@ -93,9 +93,9 @@ class TemporalJudge:
         """Which explored states are final (every instance terminal, or the spec's ``final``)."""
         if self._final is None:
             out = bytearray(len(self.keys))
-            tables = self.plan.tables
+            tables = self.space.tables
             for j, key in enumerate(self.keys):
-                out[j] = is_final(self.plan.view(key), [tables[k].terminal[a] for k, a in enumerate(key)],
+                out[j] = is_final(self.space.view(key), [tables[k].terminal[a] for k, a in enumerate(key)],
                                   self.spec.final, spec=self.spec.name)
             self._final = out
         return self._final
@@ -103,7 +103,7 @@ class TemporalJudge:
     def decide(self) -> dict[str, Counterexample | None]:
         """Each temporal property's counterexample, or None when it holds."""
         spec = self.spec
-        fair = self.plan.fairness
+        fair = self.space.fairness
         out: dict[str, Counterexample | None] = {}
         for p in spec.properties:
             if not p.kind.temporal:
@@ -129,9 +129,9 @@ class TemporalJudge:
 
     def lasso(self, lasso: liveness.Lasso, fair: Sequence[liveness.Condition]) -> Counterexample:
         """A lasso of state numbers as a trace of states and actions, with its loop."""
-        plan, keys = self.plan, self.keys
+        space, keys = self.space, self.keys
         states = lasso.states
-        trace = [TraceStep(plan.view(keys[states[0]]), None, ())]
+        trace = [TraceStep(space.view(keys[states[0]]), None, ())]
         for a, b, e in zip(states, states[1:], lasso.edges):
             trace.append(self._step(keys[a], keys[b], self.graph.labels[e]))
         assumed = ", ".join(c.name for c in fair) or "no fairness"
@@ -143,11 +143,11 @@ class TemporalJudge:
 
     def _step(self, key: Key, target: Key, label: int) -> TraceStep:
         """The step from ``key`` to ``target`` by the row ``label`` names (two rows may join the same states)."""
-        plan = self.plan
-        for k, event, nk, effects, rule in plan.successors(key):
+        space = self.space
+        for k, event, nk, effects, rule in space.successors(key):
             if nk == target and self.bases[k] + rule == label:
-                return TraceStep(plan.view(nk), plan.action(k, event), effects)
-        return plan.step_between(key, target)  # pragma: no cover - the recorded edge is always found
+                return TraceStep(space.view(nk), space.action(k, event), effects)
+        return space.step_between(key, target)  # pragma: no cover - the recorded edge is always found
 
     def recoverable(self) -> Counterexample | None:
         """AG EF home: the shortest trace to a state from which no home state can be reached."""
@@ -165,13 +165,13 @@ class TemporalJudge:
                     break
         shown = "; ".join(list(phases)[:6]) + ("; ..." if len(phases) > 6 else "")
         detail = f"no home state is reachable from here: {region:,} reachable states are trapped ({shown})"
-        return Counterexample(self.plan.path(self.parents, self.keys, first), None, detail)
+        return Counterexample(self.space.path(self.parents, self.keys, first), None, detail)
 
     def _phases(self, key: Key) -> str:
-        tables = self.plan.tables
+        tables = self.space.tables
         parts = []
         for k, a in enumerate(key):
             m = tables[k].machine
             phase = m.phase_of(tables[k].states[a]).name
-            parts.append(phase if self.plan.system is None else f"{self.plan.names[k]}={phase}")
+            parts.append(phase if self.space.system is None else f"{self.space.names[k]}={phase}")
         return ", ".join(parts)

@@ -95,10 +95,10 @@ def explore(spec: Spec, options: Options) -> Report:
     options = options.of(spec)
     if options.workers > 1:
         # the level engine needs numpy: imported here, so that one-core checks (and `import statewright`) never do
-        from statewright.kernel.check.levels import FellBack, prepare
+        from statewright.kernel.check.levels import FellBack, prepare_levels
         from statewright.kernel.check.workers import Coordinator, WorkerFailed
 
-        planned = prepare(spec, options)
+        planned = prepare_levels(spec, options)
         if planned is not None:
             try:
                 return Coordinator(spec, *planned, options).run()

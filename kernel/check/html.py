@@ -28,7 +28,12 @@ from collections.abc import Sequence
 from html import escape
 
 from statewright.kernel.check.report import PropertyResult, Report, Status, TraceStep
-from statewright.kernel.check.text import loop_text, result_text, summary_line, trace_rows
+from statewright.kernel.check.text import (
+    loop_text,
+    result_text,
+    summary_line,
+    trace_rows,
+)
 
 __all__ = ["html_report", "html_trace"]
 

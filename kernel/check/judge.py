@@ -31,9 +31,9 @@ from typing import Any, Protocol
 
 from statewright.kernel.boundary import not_bool, raised
 from statewright.kernel.check.local import Key
-from statewright.kernel.check.plan import Plan
 from statewright.kernel.check.properties import Kind
 from statewright.kernel.check.semantics import is_final
+from statewright.kernel.check.space import StateSpace
 from statewright.kernel.check.spec import Spec
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.trace import TraceStep
@@ -54,14 +54,14 @@ class Traces(Protocol):
 class StoredTraces:
     """Shortest traces rebuilt from a store's keys and parent links (``parents[j]`` is -1 for an initial state)."""
 
-    def __init__(self, plan: Plan, keys: Sequence[Key], parents: Sequence[int]) -> None:
-        self.plan = plan
+    def __init__(self, space: StateSpace, keys: Sequence[Key], parents: Sequence[int]) -> None:
+        self.space = space
         self.keys = keys
         self.parents = parents
 
     def path(self, i: int) -> list[Any]:
         """The shortest trace to state ``i``."""
-        return self.plan.path(self.parents, self.keys, i)
+        return self.space.path(self.parents, self.keys, i)
 
     def edge(self, i: int, k: int, event: Any, nk: Key, effects: tuple[Any, ...]) -> list[Any]:
         """The trace to state ``i`` plus one step to ``nk``.
@@ -69,11 +69,11 @@ class StoredTraces:
         Under symmetry the trace to ``i`` ends in a real state that may be a
         permutation of ``i``; the last step is the same input taken from it.
         """
-        plan = self.plan
-        if plan.symmetry is None:
-            return self.path(i) + [TraceStep(plan.view(nk), plan.action(k, event), effects)]
-        steps, real = plan.concrete(self.keys, plan.chain(self.parents, i))
-        return [*steps, plan.step_into(real, plan.symmetry.canonical(nk), event)[1]]
+        space = self.space
+        if space.symmetry is None:
+            return self.path(i) + [TraceStep(space.view(nk), space.action(k, event), effects)]
+        steps, real = space.concrete(self.keys, space.chain(self.parents, i))
+        return [*steps, space.step_into(real, space.symmetry.canonical(nk), event)[1]]
 
     def to(self, i: int) -> tuple[TraceStep, ...] | None:
         """The trace to state ``i`` (or the last state stored), for an error raised while expanding it."""
@@ -85,9 +85,9 @@ class StoredTraces:
 class Judge:
     """What a spec says about the states and steps one engine meets (see the module docstring)."""
 
-    def __init__(self, spec: Spec, plan: Plan, traces: Traces, *, keep_going: bool = False) -> None:
+    def __init__(self, spec: Spec, space: StateSpace, traces: Traces, *, keep_going: bool = False) -> None:
         self.spec = spec
-        self.plan = plan
+        self.space = space
         self.traces = traces
         self.keep_going = keep_going
         self.all_invariants: tuple[Named, ...] = tuple((p.name, p.test) for p in spec.properties if p.kind is Kind.ALWAYS)
@@ -97,7 +97,7 @@ class Judge:
         self.expected = frozenset(spec.expect)
         self.on_found: Callable[[str, list[Any], str | None], None] | None = None
         """Called with each new finding (the workers tag it with its place in the search's order)."""
-        self.probes = 256 if plan.symmetry is not None else 0
+        self.probes = 256 if space.symmetry is not None else 0
         """States whose properties are still to be compared with a permuted twin (symmetry only)."""
         self.pruned = 0
         """Successors (and initial states) the constraints left out of the model."""
@@ -136,7 +136,7 @@ class Judge:
 
     def states(self, first: int, keys: Sequence[Key]) -> None:
         """Invariants and witnesses on the new states ``keys``, numbered from ``first``, in that order."""
-        view = self.plan.view
+        view = self.space.view
         traces = self.traces
         name, test = "", None
         for j, key in enumerate(keys, first):
@@ -164,11 +164,11 @@ class Judge:
                 return
 
     def initials(self) -> list[Key]:
-        """The plan's initial keys that the constraint keeps, in order; those it leaves out are judged and pruned."""
-        if self.plan.constraint is None:
-            return list(self.plan.initials)
+        """The space's initial keys that the constraint keeps, in order; those it leaves out are judged and pruned."""
+        if self.space.constraint is None:
+            return list(self.space.initials)
         kept = []
-        for key in self.plan.initials:  # not counted as generated: `generated` counts steps (TLC adds inits)
+        for key in self.space.initials:  # not counted as generated: `generated` counts steps (TLC adds inits)
             if self.inside(key):
                 kept.append(key)
             else:
@@ -179,14 +179,14 @@ class Judge:
         """State ``i`` has no successor: a deadlock unless it is final."""
         if not self.spec.deadlock or "deadlock" in self.violations:
             return
-        plan = self.plan
-        terminal = [plan.tables[k].terminal[a] for k, a in enumerate(key)]
-        if not is_final(plan.view(key), terminal, self.spec.final, spec=self.spec.name):
+        space = self.space
+        terminal = [space.tables[k].terminal[a] for k, a in enumerate(key)]
+        if not is_final(space.view(key), terminal, self.spec.final, spec=self.spec.name):
             self.found("deadlock", self.traces.path(i))
 
     def ambiguity(self, i: int) -> None:
         """Report rows that one input enabled together, found while resolving local steps from state ``i``."""
-        for t in self.plan.distinct_tables:
+        for t in self.space.distinct_tables:
             while t.ambiguous:
                 detail = t.ambiguous.pop()
                 if self.spec.determinism:
@@ -194,11 +194,11 @@ class Judge:
 
     def probe(self, key: Key, state: Any) -> None:
         """Under symmetry, refuse a property that tells members of a group apart (probed on early states)."""
-        symmetry = self.plan.symmetry
+        symmetry = self.space.symmetry
         assert symmetry is not None
         self.probes -= 1
         for twin_key in symmetry.twins(key):
-            twin = self.plan.view(twin_key)
+            twin = self.space.view(twin_key)
             for name, test in self.all_invariants + self.all_witnesses:
                 try:
                     differs = bool(test(state)) != bool(test(twin))
@@ -217,15 +217,15 @@ class Judge:
         self, i: int, k: int, event: Any, nk: Key, effects: tuple[Any, ...], flags: tuple[str, ...], before: Any
     ) -> None:
         """Report the per-instance properties a step broke (``flags``) and judge the global step properties."""
-        plan = self.plan
+        space = self.space
         for name in flags:
             if name not in self.violations:
                 self.found(name, self.traces.edge(i, k, event, nk, effects))
-        if not plan.global_transitions:
+        if not space.global_transitions:
             return
-        after = plan.view(nk)
-        act = plan.action(k, event)
-        for name, test in plan.global_transitions:
+        after = space.view(nk)
+        act = space.action(k, event)
+        for name, test in space.global_transitions:
             if name in self.violations:
                 continue
             try:
@@ -241,9 +241,9 @@ class Judge:
 
     def inside(self, key: Key) -> bool:
         """The spec's state constraint on ``key``."""
-        constraint = self.plan.constraint
+        constraint = self.space.constraint
         assert constraint is not None
-        state = self.plan.view(key)
+        state = self.space.view(key)
         try:
             ok = constraint(state)
         except Exception as exc:
@@ -254,11 +254,11 @@ class Judge:
 
     def action_inside(self, before: Any, k: int, event: Any, nk: Key) -> bool:
         """The spec's action constraint on one step."""
-        test = self.plan.action_constraint
+        test = self.space.action_constraint
         assert test is not None
-        act = self.plan.action(k, event)
+        act = self.space.action(k, event)
         try:
-            ok = test(before, act, self.plan.view(nk))
+            ok = test(before, act, self.space.view(nk))
         except Exception as exc:
             raised(exc, test, "action constraint", spec=self.spec.name, state=before, input=act)
         if ok is not True and ok is not False:
@@ -272,7 +272,7 @@ class Judge:
         None for an initial state.
         """
         self.pruned += 1
-        state = self.plan.view(key)
+        state = self.space.view(key)
         for name, test in self.invariants:
             if name in self.violations:
                 continue

@@ -17,8 +17,8 @@ per successor, in the order the search generates them:
 Each engine turns the entries into its own keys: `Search` splices ints into
 tuples and looks them up in its dict, the level engine shifts them into
 packed 64-bit keys. The guard loop, routed settling and successor judging are
-here and nowhere else; `Plan.take` (the general path used for traces) asks
-`Plan.allows`, which calls the guards the same way.
+here and nowhere else; `StateSpace.take` (the general path used for traces) asks
+`StateSpace.allows`, which calls the guards the same way.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 from statewright.kernel.check.judge import Judge
 from statewright.kernel.check.local import Key, Move
-from statewright.kernel.check.plan import Plan
+from statewright.kernel.check.space import StateSpace
 from statewright.kernel.errors import UserCodeError
 from statewright.kernel.system import Emitted, guard_not_bool, guard_raised
 
@@ -41,33 +41,33 @@ Entry = int | Key | None
 class SlowLane:
     """Runs slow moves for an engine; ``known`` (the engine's state set, if it has one) spares constraint calls."""
 
-    def __init__(self, plan: Plan, judge: Judge, known: Container[Key] | None = None) -> None:
-        self.plan = plan
+    def __init__(self, space: StateSpace, judge: Judge, known: Container[Key] | None = None) -> None:
+        self.space = space
         self.judge = judge
         self.known = known
         """States already admitted (they passed the constraint then); None: ask the constraint of every successor."""
-        self.wrap = plan.system is not None and plan.all_slow
+        self.wrap = space.system is not None and space.all_slow
         """Effects of plain local steps are wrapped as `Emitted` because every move is judged as a system step."""
-        self.special = bool(plan.global_transitions) or plan.all_slow
+        self.special = bool(space.global_transitions) or space.all_slow
         """Every successor needs judging: global step properties, constraints or symmetry."""
         self.rules: list[int] | None = None
         """When a list, `run` appends each successor's row to it (the temporal graph's labels)."""
 
     def run(self, i: int, key: Key, k: int, slow: tuple[Move, ...], before: Any) -> list[Entry]:
         """The successors of instance ``k``'s slow moves from state ``i`` (``before`` is its view), in order."""
-        plan = self.plan
+        space = self.space
         out: list[Entry] = []
         rules = self.rules
         special = self.special
         for move in slow:
             event = move.input
             if move.routed:
-                for nk, effects, flags, rule in plan.take(key, k, move, before):
+                for nk, effects, flags, rule in space.take(key, k, move, before):
                     out.append(self.judged(i, k, event, nk, effects, flags, before))
                     if rules is not None:
                         rules.append(rule)
                 continue
-            if move.gates:  # the system guards: a refusal drops the move (`Plan.allows` is the same loop)
+            if move.gates:  # the system guards: a refusal drops the move (`StateSpace.allows` is the same loop)
                 g = None
                 try:
                     for g in move.gates:
@@ -75,13 +75,13 @@ class SlowLane:
                         if ok is not True:
                             if ok is False:
                                 break
-                            assert plan.system is not None
-                            guard_not_bool(ok, plan.system, g, before, k, event)
+                            assert space.system is not None
+                            guard_not_bool(ok, space.system, g, before, k, event)
                     else:
                         g = None
                 except Exception as exc:
-                    assert plan.system is not None and g is not None
-                    guard_raised(exc, plan.system, g, before, k, event)
+                    assert space.system is not None and g is not None
+                    guard_raised(exc, space.system, g, before, k, event)
                 if g is not None:
                     continue
             move.count += 1
@@ -92,8 +92,8 @@ class SlowLane:
                     rules.append(move.rule)
                 continue
             effects = move.effects
-            if self.wrap or (flags and plan.system is not None):
-                effects = tuple(Emitted(plan.names[k], e) for e in effects)
+            if self.wrap or (flags and space.system is not None):
+                effects = tuple(Emitted(space.names[k], e) for e in effects)
             nk = key[:k] + (move.next,) + key[k + 1 :]
             out.append(self.judged(i, k, event, nk, effects, flags, before))
             if rules is not None:
@@ -104,15 +104,15 @@ class SlowLane:
         self, i: int, k: int, event: Any, nk: Key, effects: tuple[Any, ...], flags: tuple[str, ...], before: Any
     ) -> Key | None:
         """Judge one successor taken: its key to admit (canonical under symmetry), or None when a constraint prunes it."""
-        plan, judge = self.plan, self.judge
-        if flags or plan.global_transitions:
+        space, judge = self.space, self.judge
+        if flags or space.global_transitions:
             judge.step(i, k, event, nk, effects, flags, before)
-        if plan.action_constraint is not None and not judge.action_inside(before, k, event, nk):
+        if space.action_constraint is not None and not judge.action_inside(before, k, event, nk):
             judge.prune(nk, (i, k, event, effects))
             return None
-        if plan.symmetry is not None:  # judged above as taken; stored as its class's representative
-            nk = plan.symmetry.canonical(nk)
-        if plan.constraint is not None and (self.known is None or nk not in self.known):
+        if space.symmetry is not None:  # judged above as taken; stored as its class's representative
+            nk = space.symmetry.canonical(nk)
+        if space.constraint is not None and (self.known is None or nk not in self.known):
             try:
                 inside = judge.inside(nk)
             except UserCodeError as err:

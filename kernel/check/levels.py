@@ -28,7 +28,7 @@ chunks is `kernel.check.workers.Coordinator`, and a `Worker` holds a `Levels`.
 
 When it applies
 ---------------
-`prepare` returns None -- use `Search` -- for temporal properties (they need
+`prepare_levels` returns None -- use `Search` -- for temporal properties (they need
 the edge graph), ``max_states`` and ``max_depth`` (their exact cut points are
 `Search`'s), a lone machine (its local states are its states: nothing to
 decompose), a closure above ``limit`` local states or wider than 63 bits, user
@@ -51,13 +51,13 @@ from statewright.kernel.check.lane import SlowLane
 from statewright.kernel.check.local import LocalTable
 from statewright.kernel.check.options import Options
 from statewright.kernel.check.packed import PRUNED, U64, Keys, Packing
-from statewright.kernel.check.plan import Plan
+from statewright.kernel.check.space import StateSpace
 from statewright.kernel.check.spec import Spec
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.step import Rejected
 from statewright.kernel.system import System, _targets
 
-__all__ = ["CHUNK", "LIMIT", "Expanded", "FellBack", "FastLane", "Levels", "close", "prepare"]
+__all__ = ["CHUNK", "LIMIT", "Expanded", "FellBack", "FastLane", "Levels", "close", "prepare_levels"]
 
 CHUNK = 1 << 15
 """Frontier states expanded together: bounds the candidate arrays, and how often ``should_stop`` is polled."""
@@ -79,7 +79,7 @@ class FellBack(Exception):
     """The engine met something only `Search` reports exactly (an unexpected violation): run `Search`."""
 
 
-def close(plan: Plan, limit: int = LIMIT) -> bool:
+def close(space: StateSpace, limit: int = LIMIT) -> bool:
     """Intern and expand every local state the search could meet; False if that is not possible here.
 
     Local steps under each table's input domain, and every input a route can
@@ -89,8 +89,8 @@ def close(plan: Plan, limit: int = LIMIT) -> bool:
     ``limit`` local states, makes it give up (the search would judge those
     calls only if it met them).
     """
-    system = plan.system
-    tables = plan.distinct_tables
+    system = space.system
+    tables = space.distinct_tables
     expanded = {id(t): 0 for t in tables}
     routed: dict[int, list[Any]] = {id(t): [] for t in tables}
     delivered: dict[tuple[int, int], int] = {}
@@ -120,7 +120,7 @@ def close(plan: Plan, limit: int = LIMIT) -> bool:
                                 continue
                             for name in t.instances:
                                 for target, event in _targets(route.to(effect, name)):
-                                    inbox = routed[id(plan.tables[system.position[target]])]
+                                    inbox = routed[id(space.tables[system.position[target]])]
                                     if event not in inbox:
                                         inbox.append(event)
             for u in tables:
@@ -167,20 +167,20 @@ class Levels:
     it (0 slow lane, 1 deadlock): a worker tags findings with both.
     """
 
-    def __init__(self, plan: Plan, packing: Packing, judge: Judge) -> None:
-        self.plan = plan
+    def __init__(self, space: StateSpace, packing: Packing, judge: Judge) -> None:
+        self.space = space
         self.packing = packing
         self.judge = judge
-        self.lanes = [FastLane(t) for t in plan.tables]
-        self.slow = SlowLane(plan, judge)
+        self.lanes = [FastLane(t) for t in space.tables]
+        self.slow = SlowLane(space, judge)
         self.masks = [~packing.field(k) & (2**64 - 1) for k in range(len(packing.shifts))]
         self.cursor = 0
         self.phase = 0
 
     def expand(self, first: int, keys: Keys) -> Expanded:
         """Every successor of states ``first..`` in `Search`'s order (pruned ones as `PRUNED`); deadlocks judged."""
-        plan, packing = self.plan, self.packing
-        m, n = keys.size, len(plan.tables)
+        space, packing = self.space, self.packing
+        m, n = keys.size, len(space.tables)
         ids = packing.unpack(keys)
         degree = np.empty((m, n), dtype=np.int64)
         slow_any = np.zeros(m, dtype=bool)
@@ -194,7 +194,7 @@ class Levels:
         rows = np.flatnonzero(slow_any)
         if rows.size:
             self._slow_rows(first, keys, ids, rows, made, slow_keys)
-            if any(len(t.states) != lane.degree.size for t, lane in zip(plan.tables, self.lanes)):
+            if any(len(t.states) != lane.degree.size for t, lane in zip(space.tables, self.lanes)):
                 raise FellBack("a local state outside the closure")  # its id would not fit its field
         counts = degree + made
         per_state = counts.sum(axis=1)
@@ -234,8 +234,8 @@ class Levels:
         out: list[int],
     ) -> None:
         """The slow lane of the chunk's states ``rows``, in order, as packed candidates in ``out``; ``made`` counts them."""
-        plan, packing, lane = self.plan, self.packing, self.slow
-        all_moves = [t.moves for t in plan.tables]
+        space, packing, lane = self.space, self.packing, self.slow
+        all_moves = [t.moves for t in space.tables]
         shifts, masks = packing.shifts, self.masks
         pack = packing.pack
         pruned = int(PRUNED)
@@ -243,7 +243,7 @@ class Levels:
             i = first + r
             self.cursor = i
             key = tuple(key_list)
-            before = plan.view(key)
+            before = space.view(key)
             for k, a in enumerate(key):
                 moves = all_moves[k][a]
                 assert moves is not None
@@ -265,18 +265,18 @@ class Levels:
             self.judge.states(start, [tuple(row) for row in self.packing.unpack(keys).tolist()])
 
 
-def prepare(spec: Spec, options: Options, limit: int = LIMIT) -> tuple[Plan, Packing] | None:
-    """A closed plan and its packing when the engine applies to ``spec`` searched with ``options``; None: use `Search`."""
+def prepare_levels(spec: Spec, options: Options, limit: int = LIMIT) -> tuple[StateSpace, Packing] | None:
+    """A closed space and its packing when the engine applies to ``spec`` searched with ``options``; None: use `Search`."""
     if spec.temporal or options.bounded:
         return None
     if not isinstance(spec.model, System):
         return None
-    plan = Plan(spec, symmetric=options.symmetry)
-    if not close(plan, limit):
+    space = StateSpace(spec, symmetric=options.symmetry)
+    if not close(space, limit):
         return None
-    if any(t.ambiguous for t in plan.distinct_tables):
+    if any(t.ambiguous for t in space.distinct_tables):
         return None
-    packing = Packing.of([len(t.states) for t in plan.tables])
+    packing = Packing.of([len(t.states) for t in space.tables])
     if packing.bits > 63:
         return None
-    return plan, packing
+    return space, packing

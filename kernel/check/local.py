@@ -91,7 +91,7 @@ class Move(Local):
 
 
 LocalTest = Callable[[Any, Any, Any], bool]
-Step = tuple[int, tuple[Any, ...], int, tuple[str, ...]]
+LocalStep = tuple[int, tuple[Any, ...], int, tuple[str, ...]]
 """One local step as `LocalTable._fire` computes it: next id, effects, row index, broken local properties."""
 
 
@@ -126,7 +126,7 @@ class LocalTable:
         self.fast_rules: list[tuple[int, ...]] = []
         self.routed_fired: dict[int, int] = {}
         self.routed_emitted: dict[int, dict[str, None]] = {}
-        """Effect type names each row emitted when a routed step fired it (`Plan.take` records them)."""
+        """Effect type names each row emitted when a routed step fired it (`StateSpace.take` records them)."""
         self.fast_emitted: list[tuple[tuple[int, tuple[str, ...]], ...]] = []
         """Per local state: (row, effect type names) of its fast moves that emit something."""
         self.results: dict[tuple[int, Any], tuple[Local, ...] | Rejected] = {}
@@ -203,7 +203,7 @@ class LocalTable:
         refused(what, fn, where, machine=m.name, state=before, input=event)
 
     def resolve(self, a: int, event: Any) -> tuple[Local, ...] | Rejected:
-        """Step local state ``a`` by ``event``, once; later calls hit the memo.
+        """LocalStep local state ``a`` by ``event``, once; later calls hit the memo.
 
         Accepted, it is one `Local` per successor: each alternative of a
         choosing row, of the first enabled row -- or of every enabled row when
@@ -236,7 +236,7 @@ class LocalTable:
 
     def _fire(
         self, state: Any, event: Any, enabled: Sequence[tuple[Rule, tuple[Any, ...]]], report: bool = True
-    ) -> list[Step]:
+    ) -> list[LocalStep]:
         """The successors of ``state`` by ``event`` through its ``enabled`` rows (`enabled_among`), interned.
 
         Each is judged here: the declared effects, the per-instance transition
@@ -250,7 +250,7 @@ class LocalTable:
                 if why is not None:
                     self.ambiguous.append(why)
             enabled = enabled[:1]
-        out: list[Step] = []
+        out: list[LocalStep] = []
         for rule, alts in enabled:
             for choice in alts:
                 new, effects = apply_rule(m, rule, state, event, choice)

@@ -2,7 +2,7 @@
 
 Once every local state of every instance is known in advance (the closure
 of `kernel.check.levels`), a key fits in one ``uint64``: instance ``k``'s
-local id in ``widths[k]`` bits at ``shifts[k]`` (`Packing`). The `Store`
+local id in ``widths[k]`` bits at ``shifts[k]`` (`Packing`). The `PackedStore`
 keeps three flat arrays -- the keys seen, sorted (membership by binary
 search), the keys in discovery order, and the parent numbers -- where
 `Search`'s dict of tuples costs about 220 bytes a state. `admit` finds the
@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from statewright.kernel.check.local import Key
 
-__all__ = ["PRUNED", "U64", "Keys", "Packing", "Store", "StoredKeys", "admit"]
+__all__ = ["PRUNED", "U64", "Keys", "Packing", "PackedStore", "StoredKeys", "admit"]
 
 U64 = np.uint64
 PRUNED = np.uint64(2**64 - 1)
@@ -76,10 +76,10 @@ class Packing:
         return ((1 << self.widths[k]) - 1) << self.shifts[k]
 
 
-class Store:
+class PackedStore:
     """Every state found: sorted keys for membership, keys in discovery order, parent numbers.
 
-    ``keys`` is a read-only sequence of key tuples, as `Plan.path` wants it.
+    ``keys`` is a read-only sequence of key tuples, as `StateSpace.path` wants it.
     """
 
     def __init__(self, packing: Packing) -> None:
@@ -132,9 +132,9 @@ class Store:
 
 
 class StoredKeys(Sequence[Key]):
-    """The store's keys as tuples, for `Plan.path` and the trace builders."""
+    """The store's keys as tuples, for `StateSpace.path` and the trace builders."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: PackedStore) -> None:
         self.store = store
 
     def __len__(self) -> int:
@@ -153,13 +153,13 @@ class StoredKeys(Sequence[Key]):
             yield self[i]
 
 
-def admit(store: Store, candidates: Keys) -> tuple[Keys, NDArray[np.int64]]:
+def admit(store: PackedStore, candidates: Keys) -> tuple[Keys, NDArray[np.int64]]:
     """The candidates new to ``store``, each once, in order of first occurrence, with that occurrence's position.
 
     ``candidates`` are in generation order, so the first occurrence of a key
     is where a sequential search would have found it.
 
-    >>> s = Store(Packing.of([8]))
+    >>> s = PackedStore(Packing.of([8]))
     >>> _ = s.add(np.array([3], dtype=np.uint64), np.array([-1]))
     >>> keys, at = admit(s, np.array([5, 3, 1, 5, PRUNED], dtype=np.uint64))
     >>> keys.tolist(), at.tolist()

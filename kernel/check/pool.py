@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from statewright.kernel.check.packed import Packing
-    from statewright.kernel.check.plan import Plan
+    from statewright.kernel.check.space import StateSpace
     from statewright.kernel.check.spec import Spec
 
 __all__ = ["Pool", "PoolFactory"]
@@ -36,5 +36,5 @@ class Pool(Protocol):
     def close(self) -> None: ...
 
 
-PoolFactory = Callable[["Spec", "Plan", "Packing", int], Pool]
-"""Starts ``n`` workers for a closed plan: what `Options.pool` gives (the shell's forks processes)."""
+PoolFactory = Callable[["Spec", "StateSpace", "Packing", int], Pool]
+"""Starts ``n`` workers for a closed space: what `Options.pool` gives (the shell's forks processes)."""

@@ -159,7 +159,9 @@ class Report:
 
     def __str__(self) -> str:
         """The report as the command line prints it: the summary, one line per property, the traces."""
-        from statewright.kernel.check.text import render_report  # the renderer reads reports: it sits above
+        from statewright.kernel.check.text import (
+            render_report,  # the renderer reads reports: it sits above
+        )
 
         return render_report(self)
 

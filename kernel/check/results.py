@@ -9,7 +9,6 @@ from typing import Any
 
 from statewright.kernel.check.judge import Judge
 from statewright.kernel.check.local import Key
-from statewright.kernel.check.plan import Plan
 from statewright.kernel.check.properties import BUILTIN, Kind
 from statewright.kernel.check.report import (
     Coverage,
@@ -19,6 +18,7 @@ from statewright.kernel.check.report import (
     StopReason,
     Verdict,
 )
+from statewright.kernel.check.space import StateSpace
 from statewright.kernel.check.spec import Spec
 from statewright.kernel.machine import Machine
 from statewright.kernel.trace import TraceStep
@@ -38,15 +38,15 @@ def conclude(
     loops: Mapping[str, int] | None = None,
 ) -> Report:
     """The report of a finished search: what ``judge`` found, the counts, and each row's coverage."""
-    spec, plan = judge.spec, judge.plan
+    spec, space = judge.spec, judge.space
     results = judged(spec, judge.violations, judge.details, judge.witnessed, complete=stop is None, loops=loops)
     if any(r.failed for r in results):
         verdict = Verdict.VIOLATED
     else:
         verdict = Verdict.OK if stop is None else Verdict.BOUNDED
-    symmetric = plan.symmetry.names if plan.symmetry is not None else ()
+    symmetric = space.symmetry.names if space.symmetry is not None else ()
     return Report(spec.name, verdict, stop is None, stop, distinct, generated, depth, seconds, results,
-                  coverage(plan, hits), judge.pruned, symmetric)
+                  coverage(space, hits), judge.pruned, symmetric)
 
 
 def judged(
@@ -87,21 +87,21 @@ def judged(
     return tuple(out)
 
 
-def local_hits(plan: Plan, expanded: list[Key]) -> dict[int, Counter[int]]:
+def local_hits(space: StateSpace, expanded: list[Key]) -> dict[int, Counter[int]]:
     """How often each local state was expanded, per table (``id(table)``): what `coverage` multiplies out."""
     hits: dict[int, Counter[int]] = {}
-    for k, t in enumerate(plan.tables):
+    for k, t in enumerate(space.tables):
         hits.setdefault(id(t), Counter()).update(map(itemgetter(k), expanded))
     return hits
 
 
-def coverage(plan: Plan, hits: Mapping[int, Mapping[int, int]]) -> tuple[Coverage, ...]:
+def coverage(space: StateSpace, hits: Mapping[int, Mapping[int, int]]) -> tuple[Coverage, ...]:
     """Times each row fired -- expansions of each local state (``hits``, per table) times its fast rows, plus
     slow and routed firings -- and the effect types each row emitted in the steps taken."""
     counts: dict[int, dict[int, int]] = {}
     emitted: dict[int, dict[int, dict[str, None]]] = {}
     machines: dict[int, Machine[Any]] = {}
-    for t in plan.distinct_tables:
+    for t in space.distinct_tables:
         machines[id(t.machine)] = t.machine
         mine = counts.setdefault(id(t.machine), {})
         for rule, fired in t.fired(hits.get(id(t), {})).items():

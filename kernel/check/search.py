@@ -44,9 +44,9 @@ from statewright.kernel.check.judge import Judge, StoredTraces
 from statewright.kernel.check.lane import SlowLane
 from statewright.kernel.check.local import Key, Move
 from statewright.kernel.check.options import Options
-from statewright.kernel.check.plan import Plan
 from statewright.kernel.check.report import Report, StopReason
 from statewright.kernel.check.results import conclude, local_hits
+from statewright.kernel.check.space import StateSpace
 from statewright.kernel.check.spec import Spec
 from statewright.kernel.check.watch import POLL, Watch
 from statewright.kernel.errors import UserCodeError
@@ -57,17 +57,17 @@ __all__ = ["Search"]
 class Search:
     """One breadth-first search of a spec on one core: its frontier, and why it stopped."""
 
-    def __init__(self, spec: Spec, options: Options | None = None, plan: Plan | None = None) -> None:
+    def __init__(self, spec: Spec, options: Options | None = None, space: StateSpace | None = None) -> None:
         options = (options or Options()).of(spec)
         self.spec = spec
         self.options = options
-        self.plan = plan if plan is not None else Plan(spec, symmetric=options.symmetry)
+        self.space = space if space is not None else StateSpace(spec, symmetric=options.symmetry)
         self.keys: list[Key] = []
         self.seen: dict[Key, int] = {}
         self.parents = array("q")
-        self.traces = StoredTraces(self.plan, self.keys, self.parents)
-        self.judge = Judge(spec, self.plan, self.traces, keep_going=options.keep_going)
-        self.lane = SlowLane(self.plan, self.judge, self.seen)
+        self.traces = StoredTraces(self.space, self.keys, self.parents)
+        self.judge = Judge(spec, self.space, self.traces, keep_going=options.keep_going)
+        self.lane = SlowLane(self.space, self.judge, self.seen)
         self.watch = Watch(options)
         self.stop: StopReason | None = None
         self.cursor = 0
@@ -111,10 +111,10 @@ class Search:
 
     def _explore(self) -> None:
         """The BFS loop; its body is the fast lane (see the module docstring). Twin: `_explore_recording`."""
-        plan = self.plan
+        space = self.space
         keys, seen, parents = self.keys, self.seen, self.parents
-        all_moves = [t.moves for t in plan.tables]
-        positions = range(len(plan.tables))
+        all_moves = [t.moves for t in space.tables]
+        positions = range(len(space.tables))
         i = self.cursor
         while i < len(keys) and not self.stop:
             self.cursor = i
@@ -140,7 +140,7 @@ class Search:
                             parents.append(i)
                 if slow:
                     if before is None:
-                        before = plan.view(key)
+                        before = space.view(key)
                     successors += self._slow(i, key, k, slow, before)
             self._expanded(i, key, first_new, successors)
             i += 1
@@ -155,13 +155,13 @@ class Search:
         stuttering step, which fairness neither counts as enabling its action
         nor as taking it.
         """
-        plan = self.plan
+        space = self.space
         keys, seen, parents = self.keys, self.seen, self.parents
         offsets, targets, labels = graph.offsets, graph.targets, graph.labels
-        tables = plan.tables
+        tables = space.tables
         all_moves = [t.moves for t in tables]
         rules = [t.fast_rules for t in tables]
-        bases = plan.bases
+        bases = space.bases
         positions = range(len(tables))
         i = self.cursor
         while i < len(keys) and not self.stop:
@@ -194,7 +194,7 @@ class Search:
                             labels.append(base + r)
                 if slow:
                     if before is None:
-                        before = plan.view(key)
+                        before = space.view(key)
                     successors += self._slow(i, key, k, slow, before)
             offsets.append(len(targets))
             self._expanded(i, key, first_new, successors)
@@ -219,7 +219,7 @@ class Search:
             return len(out)
         rules = lane.rules
         assert rules is not None
-        base = self.plan.bases[k]
+        base = self.space.bases[k]
         for x, r in zip(out, rules):
             if x is None:
                 j = -1  # pruned: it still enables its action (TLC's ENABLED), but leads nowhere
@@ -258,7 +258,7 @@ class Search:
 
     def _expand_local(self, k: int, a: int) -> tuple[tuple[int, ...], tuple[Move, ...]]:
         """Compute local state ``a``'s moves for instance ``k`` (first time only)."""
-        table = self.plan.tables[k]
+        table = self.space.tables[k]
         moves = table.expand(a)
         if table.ambiguous:
             self.judge.ambiguity(self.cursor)
@@ -267,7 +267,7 @@ class Search:
 
     def _judge_temporal(self, graph: Edges) -> None:
         """Decide the temporal properties on the complete graph."""
-        for name, finding in TemporalJudge(self.spec, self.plan, self.keys, self.parents, graph).decide().items():
+        for name, finding in TemporalJudge(self.spec, self.space, self.keys, self.parents, graph).decide().items():
             if finding is not None:
                 self.judge.found(name, finding.trace, finding.detail)
                 if finding.loop is not None:
@@ -298,5 +298,5 @@ class Search:
             depth += 1  # states of the next level were found before the search stopped
         distinct = self.within if stop is StopReason.MAX_DEPTH else len(self.keys)
         return conclude(self.judge, stop=stop, distinct=distinct, generated=self.generated, depth=depth,
-                        seconds=self.watch.elapsed(), hits=local_hits(self.plan, self.keys[: self.cursor]),
+                        seconds=self.watch.elapsed(), hits=local_hits(self.space, self.keys[: self.cursor]),
                         loops=self.loops)

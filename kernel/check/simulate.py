@@ -2,10 +2,10 @@
 
 Theory of operation
 -------------------
-TLC's ``-simulate`` mode, on the checker's own `Plan`. A behaviour starts in
+TLC's ``-simulate`` mode, on the checker's own `StateSpace`. A behaviour starts in
 an initial state drawn uniformly from the spec's initial states and takes up
 to ``depth`` steps, each to a successor drawn uniformly from *all* successors
-of the state it is in, enumerated in the plan's deterministic order. So a run
+of the state it is in, enumerated in the space's deterministic order. So a run
 is a function of the spec, ``behaviours``, ``depth`` and ``seed``: the same
 seed replays the same behaviours.
 
@@ -40,9 +40,9 @@ from typing import Any
 from statewright.kernel.check.judge import Judge
 from statewright.kernel.check.local import Key, Move
 from statewright.kernel.check.options import Options
-from statewright.kernel.check.plan import Plan
 from statewright.kernel.check.properties import BUILTIN, Kind
 from statewright.kernel.check.report import PropertyResult, Status, StopReason, Verdict
+from statewright.kernel.check.space import StateSpace
 from statewright.kernel.check.spec import Spec
 from statewright.kernel.check.watch import POLL, Watch
 from statewright.kernel.errors import UserCodeError
@@ -54,11 +54,11 @@ __all__ = ["Dice", "Simulation", "simulate"]
 SPAN = 1 << 64
 MASK = SPAN - 1
 
-Step = tuple[int, Any, Key, tuple[Any, ...], tuple[str, ...]]
+Successor = tuple[int, Any, Key, tuple[Any, ...], tuple[str, ...]]
 """One step out of a state: instance position, input, next key, effects, broken per-instance properties."""
 Menu = tuple[tuple[Move, ...], tuple[Move, ...]]
 """A local state's moves: *free* ones (no system guard, nothing routed: one successor each, no user code)
-and the others, which `Plan.take` settles (zero or more successors)."""
+and the others, which `StateSpace.take` settles (zero or more successors)."""
 
 
 class Dice:
@@ -171,11 +171,11 @@ class Simulator:
         self.seed = seed
         self.dice = Dice(seed)
         self.watch = Watch(options)
-        self.plan = Plan(spec)
-        self.judge = Judge(spec, self.plan, BehaviourTraces(self))
-        self.constrained = self.plan.constraint is not None or self.plan.action_constraint is not None
-        shared: dict[int, dict[int, Menu]] = {id(t): {} for t in self.plan.distinct_tables}
-        self.menus = [shared[id(t)] for t in self.plan.tables]
+        self.space = StateSpace(spec)
+        self.judge = Judge(spec, self.space, BehaviourTraces(self))
+        self.constrained = self.space.constraint is not None or self.space.action_constraint is not None
+        shared: dict[int, dict[int, Menu]] = {id(t): {} for t in self.space.distinct_tables}
+        self.menus = [shared[id(t)] for t in self.space.tables]
         """Per instance position, the menus of its table's local states (instances sharing a table share them)."""
         self.seen: set[Key] = set()
         self.stop: StopReason | None = None
@@ -201,7 +201,7 @@ class Simulator:
 
     def _behaviour(self) -> None:
         """One behaviour: a random initial state, then random steps until ``depth``, a dead end or a stop."""
-        initials = self.plan.initials
+        initials = self.space.initials
         key = initials[self.dice.below(len(initials))]
         self.keys = [key]
         self.taken = []
@@ -233,7 +233,7 @@ class Simulator:
 
     # -- one step -------------------------------------------------------------------
 
-    def _step(self, key: Key) -> Step | None:
+    def _step(self, key: Key) -> Successor | None:
         """Draw and take one successor of ``key``; None when the behaviour ends here."""
         free, settled, count = self._successors(key)
         if self.stop is not None:
@@ -255,11 +255,11 @@ class Simulator:
             step = settled[r]
         return step if self._arrive(key, step[2], step) else None
 
-    def _successors(self, key: Key) -> tuple[list[tuple[int, tuple[Move, ...]]], list[Step], int]:
+    def _successors(self, key: Key) -> tuple[list[tuple[int, tuple[Move, ...]]], list[Successor], int]:
         """Every successor of ``key``: each instance's free moves (not taken yet), the settled steps, their number."""
-        plan = self.plan
+        space = self.space
         free: list[tuple[int, tuple[Move, ...]]] = []
-        settled: list[Step] = []
+        settled: list[Successor] = []
         count = 0
         before = None
         for k, menus in enumerate(self.menus):
@@ -270,9 +270,9 @@ class Simulator:
                 count += len(moves)
             if others:
                 if before is None:
-                    before = plan.view(key)
+                    before = space.view(key)
                 for move in others:
-                    for nk, effects, flags, _rule in plan.take(key, k, move, before):
+                    for nk, effects, flags, _rule in space.take(key, k, move, before):
                         settled.append((k, move.input, nk, effects, flags))
         self.judge.ambiguity(len(self.keys) - 1)
         self._stopped()
@@ -280,7 +280,7 @@ class Simulator:
 
     def _menu(self, k: int, a: int) -> Menu:
         """Local state ``a``'s moves, free and settled ones apart (once per local state of each table)."""
-        table = self.plan.tables[k]
+        table = self.space.tables[k]
         free: list[Move] = []
         others: list[Move] = []
         for event in table.inputs_of(a):
@@ -292,12 +292,12 @@ class Simulator:
         menu = self.menus[k][a] = (tuple(free), tuple(others))
         return menu
 
-    def _free_step(self, key: Key, k: int, move: Move) -> Step:
+    def _free_step(self, key: Key, k: int, move: Move) -> Successor:
         """The one successor of a free move (no guard to ask, so no state view is needed)."""
-        [(nk, effects, flags, _rule)] = self.plan.take(key, k, move, None)
+        [(nk, effects, flags, _rule)] = self.space.take(key, k, move, None)
         return k, move.input, nk, effects, flags
 
-    def _constrained(self, key: Key, steps: list[Step]) -> Step | None:
+    def _constrained(self, key: Key, steps: list[Successor]) -> Successor | None:
         """Draw among the successors inside the constraints; those outside are judged and left out.
 
         None when every successor is outside: the behaviour ends, but the
@@ -314,7 +314,7 @@ class Simulator:
 
     # -- judging --------------------------------------------------------------------
 
-    def _arrive(self, key: Key | None, nk: Key, step: Step | None = None) -> bool:
+    def _arrive(self, key: Key | None, nk: Key, step: Successor | None = None) -> bool:
         """Start in ``nk``, or take ``step`` from ``key`` to it, and judge; False when the model leaves it out.
 
         A state the constraints leave out is judged against the invariants (as
@@ -326,8 +326,8 @@ class Simulator:
             self.keys.append(nk)
             self.taken.append((step[0], step[1], step[3]))
             k, event, _nk, effects, flags = step
-            if flags or self.plan.global_transitions:
-                judge.step(len(self.keys) - 2, k, event, nk, effects, flags, self.plan.view(key))
+            if flags or self.space.global_transitions:
+                judge.step(len(self.keys) - 2, k, event, nk, effects, flags, self.space.view(key))
         if self.constrained and not self._inside(key, nk, step):
             judge.prune(nk, None if step is None else (len(self.keys) - 2, step[0], step[1], step[3]))
             if step is not None:
@@ -341,22 +341,22 @@ class Simulator:
         self._stopped()
         return True
 
-    def _inside(self, key: Key | None, nk: Key, step: Step | None) -> bool:
+    def _inside(self, key: Key | None, nk: Key, step: Successor | None) -> bool:
         """Whether the constraints keep ``nk`` (reached from ``key`` by ``step``) in the model."""
-        plan, judge = self.plan, self.judge
-        if plan.action_constraint is not None and step is not None and key is not None:
-            if not judge.action_inside(plan.view(key), step[0], step[1], nk):
+        space, judge = self.space, self.judge
+        if space.action_constraint is not None and step is not None and key is not None:
+            if not judge.action_inside(space.view(key), step[0], step[1], nk):
                 return False
-        return plan.constraint is None or judge.inside(nk)
+        return space.constraint is None or judge.inside(nk)
 
     def trace(self) -> list[TraceStep]:
         """The behaviour under way, as a trace from its initial state."""
-        plan = self.plan
+        space = self.space
         if not self.keys:
             return []
-        steps = [TraceStep(plan.view(self.keys[0]), None, ())]
+        steps = [TraceStep(space.view(self.keys[0]), None, ())]
         for nk, (k, event, effects) in zip(self.keys[1:], self.taken):
-            steps.append(TraceStep(plan.view(nk), plan.action(k, event), effects))
+            steps.append(TraceStep(space.view(nk), space.action(k, event), effects))
         return steps
 
     # -- the result -----------------------------------------------------------------

@@ -95,7 +95,7 @@ class Spec:
     which no guard, route, property or initial state tells apart. Declaring
     it changes nothing by itself; ``check(spec, symmetry=True)`` (``check
     --symmetry``) then explores one state per permutation class, as TLC's
-    SYMMETRY does (see `kernel.check.plan.Symmetry`). Where instance states
+    SYMMETRY does (see `kernel.check.space.Symmetry`). Where instance states
     name other instances (a coordinator's set of participants, messages
     carrying a sender), ``relabel(view, renaming)`` returns the view with
     those names rewritten by ``renaming`` (old name -> new name); the kernel

@@ -4,7 +4,7 @@ A spec declares which instances of a system are interchangeable
 (``Spec(symmetry=[("r1", "r2", "r3")])``); ``check(spec, symmetry=True)``
 then stores one state per permutation class, as TLC's SYMMETRY does. The
 search keeps *canonical* keys (`Symmetry.canonical`), and traces are rebuilt
-through real states of the model (`kernel.check.plan.Plan.path`) so that
+through real states of the model (`kernel.check.space.StateSpace.path`) so that
 they replay without the reduction.
 """
 
@@ -63,7 +63,7 @@ class Symmetry:
             self.permutations.append((moves, renaming))
 
     def bind(self, tables: Sequence[LocalTable], system: System[Any]) -> None:
-        """The plan's tables and system: what `permuted` interns relabelled states in."""
+        """The space's tables and system: what `permuted` interns relabelled states in."""
         self.tables = tables
         self.system = system
 

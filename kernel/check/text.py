@@ -19,9 +19,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from statewright.kernel.check.report import PropertyResult, Report, Status, StopReason, TraceStep, Verdict
-from statewright.kernel.check.simulate import Simulation
 from statewright.kernel.check.properties import Kind
+from statewright.kernel.check.report import (
+    PropertyResult,
+    Report,
+    Status,
+    StopReason,
+    TraceStep,
+    Verdict,
+)
+from statewright.kernel.check.simulate import Simulation
 from statewright.kernel.jsonable import event_json, state_json
 
 __all__ = [

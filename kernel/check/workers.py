@@ -2,7 +2,7 @@
 
 How it works
 ------------
-The `Coordinator` closes the spec's local tables (`kernel.check.levels.prepare`
+The `Coordinator` closes the spec's local tables (`kernel.check.levels.prepare_levels`
 did that), owns the packed state store and orders the work. Each level's
 frontier is cut into chunks; a chunk goes to an idle worker, which runs the
 slow lane and the vectorised fast lane on it (`Worker.expand_job`) and sends
@@ -20,12 +20,12 @@ to give.
 The transport
 -------------
 Workers receive and return plain data: a chunk's first state number and its
-keys; an `Expanded`; a list of `Found`; a `Fired`. A `Pool` carries those
+keys; an `Expanded`; a list of `Found`; a `Counted`. A `Pool` carries those
 messages. `LocalPool` answers them in this process (small levels, and every
 level when no other pool is given); the shell's pool forks processes
 (`statewright.adapters.checking`), and another transport -- Ray actors, say --
 only has to carry the same four messages and give every worker the closed
-plan. Partitioning the store itself across machines means sending each
+space. Partitioning the store itself across machines means sending each
 candidate to the owner of ``hash(key) % n`` instead of to the coordinator, and
 gathering each level's new keys with their first positions (`admit` is a
 function of a store and a candidate array).
@@ -45,19 +45,25 @@ from statewright.kernel.check.judge import Judge, StoredTraces
 from statewright.kernel.check.levels import CHUNK, Expanded, FellBack, Levels
 from statewright.kernel.check.local import Key
 from statewright.kernel.check.options import Options
-from statewright.kernel.check.packed import Keys, Packing, Store, StoredKeys, admit
-from statewright.kernel.check.plan import Plan
+from statewright.kernel.check.packed import (
+    Keys,
+    PackedStore,
+    Packing,
+    StoredKeys,
+    admit,
+)
 from statewright.kernel.check.pool import Pool
 from statewright.kernel.check.report import Report, StopReason
 from statewright.kernel.check.results import conclude
+from statewright.kernel.check.space import StateSpace
 from statewright.kernel.check.spec import Spec
 from statewright.kernel.check.watch import POLL, Watch
 from statewright.kernel.errors import UserCodeError
 from statewright.kernel.trace import TraceStep
 
 __all__ = [
-    "FORK_AT", "Coordinator", "Fired", "Found", "LocalPool", "Order", "PathTo", "StepTo", "Worker", "WorkerFailed",
-    "add_fired",
+    "FORK_AT", "Coordinator", "Counted", "Found", "LocalPool", "Order", "PathTo", "StepTo", "Worker", "WorkerFailed",
+    "add_counted",
 ]
 
 SMALLEST_CHUNK = 512
@@ -126,7 +132,7 @@ class Found:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Fired:
+class Counted:
     """What a worker's tables counted: slow moves, per table, local state and move; routed rows and effects."""
 
     moves: tuple[tuple[tuple[int, int, int], ...], ...]
@@ -134,9 +140,9 @@ class Fired:
     emitted: tuple[dict[int, dict[str, None]], ...]
 
 
-def add_fired(plan: Plan, fired: Fired) -> None:
-    """Add a worker's counts (`Worker.fired`) to ``plan``'s tables."""
-    for t, moves, routed, emitted in zip(plan.distinct_tables, fired.moves, fired.routed, fired.emitted):
+def add_counted(space: StateSpace, fired: Counted) -> None:
+    """Add a worker's counts (`Worker.fired`) to ``space``'s tables."""
+    for t, moves, routed, emitted in zip(space.distinct_tables, fired.moves, fired.routed, fired.emitted):
         for a, j, count in moves:
             slot = t.moves[a]
             assert slot is not None
@@ -153,24 +159,24 @@ def add_fired(plan: Plan, fired: Fired) -> None:
 class Worker:
     """The level engine's expand and judge steps as jobs on arrays, for a place that holds no store.
 
-    It runs on the coordinator's closed plan (a forked copy, so local ids
+    It runs on the coordinator's closed space (a forked copy, so local ids
     agree: ``forked=True`` forgets the counts the copy inherited), never stops
     on a finding (the coordinator decides), and returns each job's findings
     with their `Order` and `PathTo` markers.
     """
 
-    def __init__(self, spec: Spec, plan: Plan, packing: Packing, *, forked: bool) -> None:
+    def __init__(self, spec: Spec, space: StateSpace, packing: Packing, *, forked: bool) -> None:
         if forked:
-            for t in plan.distinct_tables:
+            for t in space.distinct_tables:
                 t.routed_fired.clear()
                 t.routed_emitted.clear()
                 for moves in t.moves:
                     for m in moves[1] if moves is not None else ():
                         m.count = 0
-        self.plan = plan
-        self.judge = Judge(spec, plan, Markers(), keep_going=True)
+        self.space = space
+        self.judge = Judge(spec, space, Markers(), keep_going=True)
         self.judge.on_found = self._found
-        self.levels = Levels(plan, packing, self.judge)
+        self.levels = Levels(space, packing, self.judge)
         self.found: list[Found] = []
         self.sequence = 0
         self.judged_from: tuple[int, NDArray[np.int64]] = (0, np.empty(0, dtype=np.int64))
@@ -205,14 +211,14 @@ class Worker:
             self.found.append(Found(self._judged_order(trace), name, tuple(trace), None, True))
         return self.found
 
-    def fired(self) -> Fired:
+    def fired(self) -> Counted:
         """The counts the coordinator adds to its own tables before it reports coverage."""
-        tables = self.plan.distinct_tables
+        tables = self.space.distinct_tables
         moves = tuple(
             tuple((a, j, m.count) for a, ms in enumerate(t.moves) if ms is not None for j, m in enumerate(ms[1]) if m.count)
             for t in tables
         )
-        return Fired(moves, tuple(dict(t.routed_fired) for t in tables),
+        return Counted(moves, tuple(dict(t.routed_fired) for t in tables),
                      tuple({r: dict(n) for r, n in t.routed_emitted.items()} for t in tables))
 
     def _fresh(self) -> None:
@@ -269,20 +275,20 @@ class Coordinator:
     already interned.
     """
 
-    def __init__(self, spec: Spec, plan: Plan, packing: Packing, options: Options) -> None:
+    def __init__(self, spec: Spec, space: StateSpace, packing: Packing, options: Options) -> None:
         self.spec = spec
-        self.plan = plan
+        self.space = space
         self.packing = packing
         self.options = options
-        self.store = Store(packing)
+        self.store = PackedStore(packing)
         self.keys = StoredKeys(self.store)
-        self.traces = StoredTraces(plan, self.keys, self.store.parents)
-        self.judge = Judge(spec, plan, self.traces, keep_going=options.keep_going)
+        self.traces = StoredTraces(space, self.keys, self.store.parents)
+        self.judge = Judge(spec, space, self.traces, keep_going=options.keep_going)
         self.watch = Watch(options)
-        self.local = LocalPool(Worker(spec, plan, packing, forked=False))
+        self.local = LocalPool(Worker(spec, space, packing, forked=False))
         self.factory = options.pool
         self.remote: Pool | None = None
-        self.hit_counts = [np.zeros(len(t.states), dtype=np.int64) for t in plan.tables]
+        self.hit_counts = [np.zeros(len(t.states), dtype=np.int64) for t in space.tables]
         self.stop: StopReason | None = None
         self.cursor = 0
         self.depth = 1
@@ -327,7 +333,7 @@ class Coordinator:
     def _pool(self, frontier: Keys) -> Pool:
         """The pool for a level of this size: the local one until levels reach `FORK_AT` states."""
         if self.remote is None and self.factory is not None and frontier.size >= FORK_AT:
-            self.remote = self.factory(self.spec, self.plan, self.packing, self.options.workers)
+            self.remote = self.factory(self.spec, self.space, self.packing, self.options.workers)
         return self.remote if self.remote is not None else self.local
 
     def _level(self, frontier: Keys) -> Keys:
@@ -406,7 +412,7 @@ class Coordinator:
         for w in range(pool.size):
             pool.ask(w, ("fired",))
             for _, answer in pool.answers({w}):
-                add_fired(self.plan, answer[1])
+                add_counted(self.space, answer[1])
 
     def _admit(self, expanded: Expanded) -> tuple[Keys, NDArray[np.int64]]:
         """The new states among ``expanded``'s successors, in discovery order, with their parents' numbers."""
@@ -456,7 +462,7 @@ class Coordinator:
         stop = self.stop
         depth = self.depth + (1 if self.store.count > self.level_end else 0)
         hits: dict[int, dict[int, int]] = {}
-        for t, counts in zip(self.plan.tables, self.hit_counts):
+        for t, counts in zip(self.space.tables, self.hit_counts):
             mine = hits.setdefault(id(t), {})
             for a in np.flatnonzero(counts).tolist():
                 mine[a] = mine.get(a, 0) + int(counts[a])

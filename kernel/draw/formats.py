@@ -12,8 +12,6 @@ from collections.abc import Collection, Iterable
 from enum import Enum
 from typing import Any
 
-import networkx as nx
-
 from statewright.kernel.check.report import Coverage
 from statewright.kernel.draw.graphs import PhaseGraph, StateGraph, declared_graph
 from statewright.kernel.machine import Machine

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import networkx as nx
 
-from statewright.kernel.check.plan import Plan
 from statewright.kernel.check.report import Coverage
+from statewright.kernel.check.space import StateSpace
 from statewright.kernel.check.spec import Spec
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine, Rule
@@ -140,15 +140,15 @@ def reachable_graph(spec: Spec, *, limit: int = 500, highlight: Sequence[Any] = 
     states (a trace's states): its nodes and the edges between consecutive
     ones get ``highlight=True``. Raises `GraphTooLarge` past ``limit`` states.
     """
-    plan = Plan(spec)
-    keys = list(plan.initials)
+    space = StateSpace(spec)
+    keys = list(space.initials)
     index = {key: n for n, key in enumerate(keys)}
     depth = dict.fromkeys(range(len(keys)), 1)
     g: StateGraph = nx.DiGraph(name=spec.name)
     i = 0
     while i < len(keys):
         key = keys[i]
-        for k, event, nk, _effects, _rule in plan.successors(key):
+        for k, event, nk, _effects, _rule in space.successors(key):
             j = index.get(nk)
             if j is None:
                 if len(keys) >= limit:
@@ -158,13 +158,13 @@ def reachable_graph(spec: Spec, *, limit: int = 500, highlight: Sequence[Any] = 
                 j = index[nk] = len(keys)
                 keys.append(nk)
                 depth[j] = depth[i] + 1
-            label = _input_label(plan.action(k, event))
+            label = _input_label(space.action(k, event))
             if g.has_edge(i, j):
                 g.edges[i, j]["label"] += f"\n{label}"
             else:
                 g.add_edge(i, j, label=label)
         i += 1
-    states = [plan.view(k) for k in keys]
+    states = [space.view(k) for k in keys]
     for n, s in enumerate(states):
         g.add_node(n, state=s, label=_state_label(s), depth=depth[n], highlight=False)
     if highlight:

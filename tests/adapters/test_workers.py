@@ -12,9 +12,15 @@ from statewright import Spec, UserCodeError, always
 from statewright.adapters.checking import check
 from statewright.adapters.checking.fork import fork_pool
 from statewright.adapters.cli import run
-from statewright.kernel.check import Options, StopReason, Verdict, always_step, sometimes
+from statewright.kernel.check import (
+    Options,
+    StopReason,
+    Verdict,
+    always_step,
+    sometimes,
+)
 from statewright.kernel.check import workers as parallel
-from statewright.kernel.check.levels import prepare
+from statewright.kernel.check.levels import prepare_levels
 from statewright.kernel.check.search import Search
 from statewright.kernel.check.workers import Coordinator
 from statewright.specs import REGISTRY
@@ -30,7 +36,7 @@ def forked(spec: Spec, workers: int = 2, **options: Any) -> Any:
         return fork_pool(*args)
 
     opts = Options(workers=workers, pool=pool, **options)
-    planned = prepare(spec, opts)
+    planned = prepare_levels(spec, opts)
     assert planned is not None
     report = Coordinator(spec, *planned, opts).run()
     assert started == [workers], "the search never started its workers"

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from statewright.kernel import Accepted, Authority, Committed, Stale, Rejected, Snapshot, Staged
+from statewright.kernel import (
+    Accepted,
+    Authority,
+    Committed,
+    Rejected,
+    Snapshot,
+    Staged,
+    Stale,
+)
 from tests.conftest import DOOR, Close, Closed, Door, DoorState, Lock, Open
 
 

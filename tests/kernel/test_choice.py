@@ -8,7 +8,17 @@ from typing import Any
 
 import pytest
 
-from statewright import Action, Machine, Route, Spec, System, Transition, UserCodeError, always, check
+from statewright import (
+    Action,
+    Machine,
+    Route,
+    Spec,
+    System,
+    Transition,
+    UserCodeError,
+    always,
+    check,
+)
 from statewright.adapters.testing.stateful import PropertyViolation, replay, run_suite
 from statewright.kernel.check import Status, Verdict
 from statewright.kernel.errors import DefinitionError

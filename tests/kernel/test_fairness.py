@@ -20,7 +20,16 @@ from typing import Any
 
 import pytest
 
-from statewright.kernel import DefinitionError, Machine, Spec, Status, System, Transition, Verdict, check
+from statewright.kernel import (
+    DefinitionError,
+    Machine,
+    Spec,
+    Status,
+    System,
+    Transition,
+    Verdict,
+    check,
+)
 from statewright.kernel.check import eventually, strong_fair, weak_fair
 
 

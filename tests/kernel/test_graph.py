@@ -5,8 +5,14 @@ from __future__ import annotations
 from enum import Enum
 
 from statewright.kernel import Machine, Spec, Transition, check
-from statewright.kernel.draw import machine_dot, machine_markdown, machine_mermaid
-from statewright.kernel.draw import analyse, declared_graph, reachable_graph
+from statewright.kernel.draw import (
+    analyse,
+    declared_graph,
+    machine_dot,
+    machine_markdown,
+    machine_mermaid,
+    reachable_graph,
+)
 from tests.conftest import DOOR, Close, Demolish, Door, Lock, Open, Unlock
 
 

@@ -10,13 +10,29 @@ from typing import Any
 import numpy as np
 import pytest
 
-from statewright import Machine, Route, Spec, System, SystemGuard, Transition, always, check
+from statewright import (
+    Machine,
+    Route,
+    Spec,
+    System,
+    SystemGuard,
+    Transition,
+    always,
+    check,
+)
 from statewright.adapters.testing.stateful import PropertyViolation, replay
-from statewright.kernel.check import Options, Report, StopReason, Verdict, always_step, sometimes
-from statewright.kernel.check.levels import FellBack, close, prepare
-from statewright.kernel.check.packed import Packing, Store, admit
-from statewright.kernel.check.plan import Plan
+from statewright.kernel.check import (
+    Options,
+    Report,
+    StopReason,
+    Verdict,
+    always_step,
+    sometimes,
+)
+from statewright.kernel.check.levels import FellBack, close, prepare_levels
+from statewright.kernel.check.packed import PackedStore, Packing, admit
 from statewright.kernel.check.search import Search
+from statewright.kernel.check.space import StateSpace
 from statewright.kernel.check.workers import Coordinator
 from statewright.specs import REGISTRY
 
@@ -37,7 +53,7 @@ def safety(spec: Spec) -> Spec:
 def levels(spec: Spec, **options: Any) -> Report:
     """The level engine's report, its chunks taken in this process (it must apply, and must not fall back)."""
     opts = Options(workers=2, **options)
-    planned = prepare(spec, opts)
+    planned = prepare_levels(spec, opts)
     assert planned is not None, f"{spec.name}: the level engine should apply"
     return Coordinator(spec, *planned, opts).run()
 
@@ -61,7 +77,7 @@ def test_packing_round_trips_and_masks_one_field() -> None:
 
 
 def test_store_admits_each_new_key_once_at_its_first_occurrence() -> None:
-    store = Store(Packing.of([16]))
+    store = PackedStore(Packing.of([16]))
     assert store.add(np.array([4, 9], dtype=np.uint64), np.array([-1, -1])) == 0
     new, at = admit(store, np.array([9, 7, 2, 7, 4, 2], dtype=np.uint64))
     assert (new.tolist(), at.tolist()) == ([7, 2], [1, 2])
@@ -71,10 +87,10 @@ def test_store_admits_each_new_key_once_at_its_first_occurrence() -> None:
 
 
 def test_the_closure_interns_every_local_state_before_the_search() -> None:
-    plan = Plan(REGISTRY.get("two_phase").spec())
-    assert close(plan)
-    assert [len(t.states) for t in plan.distinct_tables] == [17, 4, 32]
-    assert all(moves is not None for t in plan.distinct_tables for moves in t.moves)
+    space = StateSpace(REGISTRY.get("two_phase").spec())
+    assert close(space)
+    assert [len(t.states) for t in space.distinct_tables] == [17, 4, 32]
+    assert all(moves is not None for t in space.distinct_tables for moves in t.moves)
 
 
 # -- equal to Search ------------------------------------------------------------------------------
@@ -183,7 +199,7 @@ def test_an_unexpected_violation_falls_back_to_search() -> None:
     ("closure too large", lambda: REGISTRY.get("cas_non_atomic").spec(), Options()),
 ])
 def test_the_engine_declines_what_only_search_reports_exactly(why: str, spec: Any, options: Options) -> None:
-    assert prepare(spec(), options) is None, why
+    assert prepare_levels(spec(), options) is None, why
 
 
 def test_should_stop_is_polled_between_chunks_every_1024_states() -> None:

@@ -275,8 +275,8 @@ def test_a_spec_is_scored_per_machine_then_per_system() -> None:
 
 
 def test_dropping_each_fairness_condition_is_a_mutant_a_liveness_property_must_catch() -> None:
-    from statewright.kernel.check.mutants import Scope, score_spec
     from statewright.kernel.check import eventually, weak_fair
+    from statewright.kernel.check.mutants import Scope, score_spec
 
     class Q(Enum):
         A = 1

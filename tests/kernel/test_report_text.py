@@ -7,8 +7,6 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from html.parser import HTMLParser
 
-import pytest
-
 from statewright.kernel import Machine, Spec, Transition, always, check, sometimes
 from statewright.kernel.check import Report, StopReason
 from statewright.kernel.check.html import html_report

@@ -6,7 +6,17 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from statewright.kernel import Accepted, Machine, Reason, Rejected, Transition, step
-from tests.conftest import DOOR, Close, Closed, Demolish, Door, DoorState, Lock, Open, Unlock
+from tests.conftest import (
+    DOOR,
+    Close,
+    Closed,
+    Demolish,
+    Door,
+    DoorState,
+    Lock,
+    Open,
+    Unlock,
+)
 
 
 def test_accepted_carries_state_effects_and_row() -> None:

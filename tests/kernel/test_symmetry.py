@@ -8,7 +8,17 @@ from typing import Any
 
 import pytest
 
-from statewright import Machine, Spec, System, SystemGuard, Transition, UserCodeError, always, check, eventually
+from statewright import (
+    Machine,
+    Spec,
+    System,
+    SystemGuard,
+    Transition,
+    UserCodeError,
+    always,
+    check,
+    eventually,
+)
 from statewright.adapters.testing.stateful import PropertyViolation, replay
 from statewright.kernel.check import Options, Verdict
 from statewright.kernel.check.search import Search
@@ -22,8 +32,8 @@ def orbits(spec: Spec) -> int:
     search = Search(spec, Options(keep_going=True))
     search.run()
     symmetry = Symmetry.of(spec)
-    assert symmetry is not None and search.plan.system is not None
-    symmetry.bind(search.plan.tables, search.plan.system)
+    assert symmetry is not None and search.space.system is not None
+    symmetry.bind(search.space.tables, search.space.system)
     return len({symmetry.canonical(k) for k in search.keys})
 
 

@@ -7,7 +7,20 @@ from enum import Enum
 
 import pytest
 
-from statewright.kernel import Accepted, Action, Blocked, DefinitionError, Emitted, Machine, Reason, Rejected, Route, System, SystemGuard, Transition
+from statewright.kernel import (
+    Accepted,
+    Action,
+    Blocked,
+    DefinitionError,
+    Emitted,
+    Machine,
+    Reason,
+    Rejected,
+    Route,
+    System,
+    SystemGuard,
+    Transition,
+)
 
 
 class Q(Enum):

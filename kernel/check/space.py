@@ -1,7 +1,7 @@
-"""A spec compiled for searching: local tables, keys, views, successors and traces.
+"""The state space of a spec, compiled for searching: local tables, keys, views, successors and traces.
 
 A global state is a *key*: a tuple of small ints, one per instance, each the
-id of that instance's state in its `LocalTable`. The plan turns keys into the
+id of that instance's state in its `LocalTable`. The space turns keys into the
 states users see (`view`), enumerates a key's successors the slow, general
 way (`successors`, used to rebuild traces and to draw small graphs), and
 rebuilds shortest traces from parent links (`path`). The fast search loop
@@ -34,15 +34,18 @@ from statewright.kernel.system import (
 )
 from statewright.kernel.trace import TraceStep
 
-__all__ = ["Key", "Plan", "Taken"]
+__all__ = ["Key", "StateSpace", "Taken"]
 
 Taken = tuple[Key, tuple[Any, ...], tuple[str, ...], int]
 """One successor of a move: next key, effects, broken per-instance properties, the acting row."""
 Test = Callable[..., bool]
 
 
-class Plan:
-    """A spec compiled for searching: one table per instance and views over keys.
+class StateSpace:
+    """The state space of a spec: one table per instance, views over keys, successors and traces.
+
+    (Not to be confused with `statewright.machines.run.Plan`, a run's plan of
+    steps: the checker's compiled spec is a space, not a plan.)
 
     Also the way to enumerate successors outside a full check
     (`kernel.draw.graphs.reachable_graph` draws small specs with it).
