@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from enum import Enum
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from statewright.kernel import Guard, Machine, Transition
 
@@ -19,8 +21,19 @@ ROOT = Path(__file__).resolve().parent.parent
 SKIP_COPY = shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis")
 
 
+settings.register_profile("quick", max_examples=10)
+if "HYPOTHESIS_PROFILE" in os.environ:
+    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
+"""`make quick` sets ``HYPOTHESIS_PROFILE=quick``: fewer examples for tests that take hypothesis's
+defaults. Unset (`make test`), hypothesis chooses as it always has: ``default``, or ``ci`` where the
+``CI`` variable is set. Suites run through ``run_suite`` or ``run_refinement`` pass their own example
+counts and are not affected."""
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: takes more than a few seconds (deselect with -m 'not slow')")
+    config.addinivalue_line("markers", "slow: over ~0.5 s on an idle 2-core machine, or pays a shared cost that "
+                                       "large; left out of `make quick` (-m 'not slow'), run by `make test` "
+                                       "(tests/README.md)")
 
 
 @pytest.fixture(scope="session")

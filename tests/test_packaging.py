@@ -34,6 +34,7 @@ def user_packages(root: Path) -> None:
     (root / "coexist.py").write_text(CHECK_SCRIPT)
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_only_statewright(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}

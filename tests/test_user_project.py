@@ -91,6 +91,7 @@ def test_the_section_shows_what_the_issue_asks_for() -> None:
     assert any(line.startswith("pytest") or line.startswith("python -m pytest") for line in lines)
 
 
+@pytest.mark.slow
 def test_walk_through_in_this_environment(tmp_path: Path) -> None:
     walk_through(tmp_path, Path(sys.executable).parent)
 

@@ -150,6 +150,7 @@ async def seed(store: Any) -> None:
         await store.cas(k, 0, tagged(0), machine="input")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["memory", *B.BACKENDS])
 def test_a_write_cancelled_at_every_await_and_at_random_stays_whole(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -203,6 +204,7 @@ async def release_after(holder: B.Holder, delay: float) -> None:
     await holder.release()
 
 
+@pytest.mark.slow
 def test_a_write_cancelled_while_another_connection_holds_the_lock(
     store_at: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -276,6 +278,7 @@ INPUTS = (Queue(), Stage("r1"), Apply("r1"), RunFailed("r1"), AwaitConsumption("
 SLOTS = 4  # instances driven at once, each by its own task, driver and recorder
 
 
+@pytest.mark.slow
 def test_random_timeouts_through_the_driver_apply_each_input_once(
     store_at: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

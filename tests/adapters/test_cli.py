@@ -196,6 +196,7 @@ def test_mutate_refuses_a_spec_that_already_fails(counting: None) -> None:
     assert code == 1 and out.splitlines()[1].startswith("counting/counter: 3/7 mutants caught")
 
 
+@pytest.mark.slow
 def test_test_command_passes_bundled_specs_and_finds_seeded_bugs() -> None:
     code, out, _ = cli("test", "run", "two_phase", "--examples", "10", "--seed", "3")
     assert code == 0 and "run: passed" in out and "two_phase: passed" in out

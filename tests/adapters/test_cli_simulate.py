@@ -80,6 +80,7 @@ def test_temporal_and_expected_properties() -> None:
            "behaviours" in out
 
 
+@pytest.mark.slow
 def test_all_and_quiet_simulate_every_spec(tmp_path: Path) -> None:
     path = tmp_path / "sims.json"
     code, out, _ = cli("check", "--all", "--simulate", "50", "--depth", "50", "--seed", "1", "--quiet",

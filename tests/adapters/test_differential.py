@@ -232,6 +232,7 @@ def backends(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
     return open_all
 
 
+@pytest.mark.slow
 def test_every_backend_agrees_on_every_batch(backends: Opener) -> None:
     tally: dict[str, int] = {}
 

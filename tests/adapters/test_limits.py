@@ -184,6 +184,7 @@ def test_an_accepted_input_is_logged_in_full(go: Callable[..., None]) -> None:
     go(test)
 
 
+@pytest.mark.slow
 def test_fifty_rejected_megabyte_inputs_leave_a_small_file(tmp_path: Path) -> None:
     """The finding: 50 rejected 1 MB inputs made a 50 MB database. Now each is logged as a ~150-byte digest."""
     path = tmp_path / "s.db"

@@ -389,6 +389,7 @@ def say(capsys: pytest.CaptureFixture[str], text: str) -> None:
         print(f"\n[linearizability] {text}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_real_processes_racing_give_a_linearizable_history(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -410,6 +411,7 @@ def test_real_processes_racing_give_a_linearizable_history(
                 f"checked in {result.seconds:.2f} s, {result.steps:,} search steps")
 
 
+@pytest.mark.slow
 def test_a_store_that_writes_outside_a_transaction_is_caught(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

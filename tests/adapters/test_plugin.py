@@ -52,6 +52,7 @@ def test_plain_pytest_collects_a_check_and_a_suite_per_spec(tmp_path: Path) -> N
     assert code == 0 and "statewright::" not in out and "1 passed" in out
 
 
+@pytest.mark.slow
 def test_a_violated_spec_fails_with_its_report_and_counterexample(tmp_path: Path) -> None:
     folder = shop(tmp_path)
     (folder / "orders.py").write_text(ORDERS.replace("lambda s: s.attempts <= s.max_attempts",
@@ -82,6 +83,7 @@ def test_the_plugin_can_be_turned_off(tmp_path: Path, args: list[str], table: st
     assert code == 5 and "statewright::" not in out, out  # 5: no tests ran
 
 
+@pytest.mark.slow
 def test_specs_that_cannot_be_loaded_fail_one_item_with_the_error(tmp_path: Path) -> None:
     folder = shop(tmp_path)
     (folder / "orders.py").write_text("import statewright\n\nundefined_name\n")

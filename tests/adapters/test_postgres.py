@@ -305,6 +305,7 @@ async def _consistent(store: PostgresStore) -> int:
     return version
 
 
+@pytest.mark.slow
 def test_cancelled_writes_leave_the_store_usable_and_apply_once(postgres_dsn: str) -> None:
     """Cancel a batch at a random moment (half the time while another connection holds its row lock),
     then re-submit it by id: it applies exactly once, the store's connection is idle and holds no lock."""
@@ -425,6 +426,7 @@ def test_a_killed_connection_is_io(postgres_dsn: str) -> None:
     pg_test(postgres_dsn, body)
 
 
+@pytest.mark.slow
 def test_a_stopped_server_is_io() -> None:
     try:
         server = _postgres.start()
@@ -480,6 +482,7 @@ def test_without_asyncpg_the_import_names_the_extra() -> None:
     assert "asyncpg" in out and "statewright[postgres]" in out
 
 
+@pytest.mark.slow
 def test_only_the_postgres_adapter_imports_asyncpg() -> None:
     root = Path(__file__).resolve().parents[2]
     importers = set()

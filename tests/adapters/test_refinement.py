@@ -35,7 +35,8 @@ MACHINES = ("input", "run", "task", "token", "operator", "session")
 SYSTEMS = ("session_inputs", "loop_frame")
 
 
-@pytest.mark.parametrize("name", MACHINES + SYSTEMS)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("operator", *SYSTEMS) else n
+                                  for n in MACHINES + SYSTEMS])
 def test_sqlite_store_refines_the_model(name: str) -> None:
     result = run_refinement(REGISTRY.get(name).spec(), sqlite_store, examples=6, steps=12)
     assert result.passed, result.failure
@@ -91,6 +92,7 @@ def broken(*, version: bool, head: bool) -> StoreFactory:
     return stores
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["input", "session_inputs"])
 def test_a_store_that_compares_nothing_is_caught(name: str) -> None:
     result = run_refinement(REGISTRY.get(name).spec(), broken(version=False, head=False),
@@ -103,6 +105,7 @@ def test_a_store_that_compares_nothing_is_caught(name: str) -> None:
     assert result.failure.count("\nstate.") == 2  # the interleave, then teardown
 
 
+@pytest.mark.slow
 def test_a_store_whose_appends_ignore_the_head_is_caught() -> None:
     result = run_refinement(REGISTRY.get("input").spec(), broken(version=True, head=False),
                             examples=50, steps=15, seed=1)
@@ -113,6 +116,7 @@ def test_a_store_whose_appends_ignore_the_head_is_caught() -> None:
     assert "state.interleave(data=data(...))" in result.failure
 
 
+@pytest.mark.slow
 def test_a_cas_that_ignores_only_the_version_is_masked_by_the_head_check() -> None:
     """Every batch that bumps a version also appends at an expected head, so the driver stays correct."""
     result = run_refinement(REGISTRY.get("input").spec(), broken(version=False, head=True),

@@ -121,6 +121,7 @@ def span(results: list[dict[str, Any]]) -> float:
 # -- 1. load-then-cas -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cas_race_across_processes_has_one_winner_per_version(
     store_at: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -166,6 +167,7 @@ def test_cas_race_across_processes_has_one_winner_per_version(
 # -- 2. read head, append at it -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_head_race_keeps_the_log_gapless(store_at: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     attempts = SIZES[backend(store_at)].head_attempts
 
@@ -210,6 +212,7 @@ def test_head_race_keeps_the_log_gapless(store_at: str, tmp_path: Path, capsys: 
 # -- 3. terminal race -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_terminal_race_ends_each_log_exactly_once(
     store_at: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -283,6 +286,7 @@ def integrity(path: str) -> list[tuple[Any, ...]]:
         db.close()
 
 
+@pytest.mark.slow
 def test_kill_9_mid_batch_leaves_whole_batches_only(
     store_at: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -364,6 +368,7 @@ def test_kill_9_mid_batch_leaves_whole_batches_only(
 # -- 5. Busy across processes ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_lock_held_by_another_process_is_busy_after_the_timeout(
     store_at: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

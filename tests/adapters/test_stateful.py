@@ -27,6 +27,9 @@ from statewright.specs import REGISTRY
 from statewright.specs.input_lifecycle import Enqueue, Phase, Stage
 
 SMALL = {"input_lifecycle": {"n": 3}}
+SLOW_SUITES = {"cas_atomic", "ewd840", "input_lifecycle", "lamport_mutex", "loop_frame", "session_inputs",
+               "task_as_written", "token", "two_phase"}
+"""Specs whose generated suite takes over ~0.5 s (marked `slow`: left out of `make quick`)."""
 
 
 def bundled(name: str) -> Spec:
@@ -37,7 +40,8 @@ def lifecycle(**knobs: object) -> Spec:
     return REGISTRY.get("input_lifecycle").spec(n=3, **knobs)
 
 
-@pytest.mark.parametrize("name", REGISTRY.names)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_SUITES else n
+                                  for n in REGISTRY.names])
 def test_every_bundled_spec_passes_its_suite(name: str) -> None:
     result = run_suite(bundled(name), examples=30, steps=30)
     assert result.passed, result.failure
@@ -64,6 +68,7 @@ def test_a_machine_spec_needs_no_bundle() -> None:
     assert "always__not_solved" in vars(suite(bundled("diehard"), include_expected=True))
 
 
+@pytest.mark.slow
 def test_missing_stage_guard_is_found_and_shrunk_to_a_printed_program() -> None:
     result = run_suite(lifecycle(stage_guard=False), examples=60, steps=30)
     assert not result.passed and result.failure is not None and result.program is not None
@@ -177,7 +182,8 @@ def test_diehard_without_its_expectation_finds_the_solution() -> None:
 
 
 @pytest.mark.parametrize(("name", "prop"), [("cas_non_atomic", "no_lost_update"),
-                                            ("task_as_written", "terminal_stable")])
+                                            pytest.param("task_as_written", "terminal_stable",
+                                                         marks=pytest.mark.slow)])
 def test_expected_violations_are_found_on_request(name: str, prop: str) -> None:
     spec = bundled(name)
     assert check(spec).result(prop).status is Status.EXPECTED

@@ -50,6 +50,7 @@ def fork_early(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(parallel, "SMALLEST_CHUNK", 4)
 
 
+@pytest.mark.slow
 def test_input_lifecycle_on_two_workers_is_search_exactly() -> None:
     spec = REGISTRY.get("input_lifecycle").spec(n=6)
     ours = forked(spec)
@@ -80,6 +81,7 @@ def test_every_lane_and_finding_crosses_the_process_boundary(variant: str, keep_
             Search(spec, Options(keep_going=keep_going)).run())
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("fork_early")
 def test_bundled_systems_on_workers() -> None:
     for name in ("two_phase", "session_inputs", "cas_atomic"):
@@ -159,7 +161,7 @@ def test_cli_refuses_bad_workers(capsys: pytest.CaptureFixture[str], argv: list[
 
 
 @pytest.mark.usefixtures("fork_early")
-@pytest.mark.parametrize("knobs", [{}, {"rms": 4}, {"all_prepared": False}])
+@pytest.mark.parametrize("knobs", [{}, pytest.param({"rms": 4}, marks=pytest.mark.slow), {"all_prepared": False}])
 def test_symmetry_on_workers_is_search_with_symmetry(knobs: dict[str, Any]) -> None:
     spec = REGISTRY.get("two_phase").spec(**knobs)
     assert summary(check(spec, workers=2, symmetry=True)) == summary(Search(spec, Options(symmetry=True)).run())

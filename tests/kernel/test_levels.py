@@ -98,7 +98,7 @@ def test_the_closure_interns_every_local_state_before_the_search() -> None:
 
 @pytest.mark.parametrize("name, knobs", [
     ("input_lifecycle", {"n": 5}), ("two_phase", {}), ("cas_atomic", {}),
-    ("session_inputs", {}),
+    pytest.param("session_inputs", {}, marks=pytest.mark.slow),
 ])
 @pytest.mark.parametrize("keep_going", [False, True])
 def test_bundled_systems_report_exactly_what_search_reports(name: str, knobs: dict[str, Any], keep_going: bool) -> None:
@@ -196,7 +196,7 @@ def test_an_unexpected_violation_falls_back_to_search() -> None:
     ("lone machine", lambda: REGISTRY.get("diehard").spec(), Options()),
     ("max_states", lambda: REGISTRY.get("two_phase").spec(), Options(max_states=10)),
     ("max_depth", lambda: REGISTRY.get("two_phase").spec(), Options(max_depth=3)),
-    ("closure too large", lambda: REGISTRY.get("cas_non_atomic").spec(), Options()),
+    pytest.param("closure too large", lambda: REGISTRY.get("cas_non_atomic").spec(), Options(), marks=pytest.mark.slow),
 ])
 def test_the_engine_declines_what_only_search_reports_exactly(why: str, spec: Any, options: Options) -> None:
     assert prepare_levels(spec(), options) is None, why

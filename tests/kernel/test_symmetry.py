@@ -37,7 +37,8 @@ def orbits(spec: Spec) -> int:
     return len({symmetry.canonical(k) for k in search.keys})
 
 
-@pytest.mark.parametrize("rms, full, reduced, depth", [(3, 288, 80, 11), (4, 1_568, 166, 14)])
+@pytest.mark.parametrize("rms, full, reduced, depth", [(3, 288, 80, 11),
+                                                     pytest.param(4, 1_568, 166, 14, marks=pytest.mark.slow)])
 def test_two_phase_matches_tlc_symmetry_permutations(rms: int, full: int, reduced: int, depth: int) -> None:
     # TLC 1.8.0 on TwoPhase with SYMMETRY Permutations(RM): 80 (RM = 3) and 166 (RM = 4), depths 11 and 14
     spec = REGISTRY.get("two_phase").spec(rms=rms)

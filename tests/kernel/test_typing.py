@@ -15,6 +15,8 @@ from mypy import api
 
 import statewright
 
+pytestmark = pytest.mark.slow  # the first mypy run analyses statewright itself (3-4 s)
+
 MODULE = '''\
 from dataclasses import dataclass, replace
 from enum import Enum

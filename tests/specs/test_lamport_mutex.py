@@ -17,7 +17,7 @@ from statewright.specs.lamport_mutex import Enter, Processes, Request
 
 
 @pytest.mark.parametrize(("n", "max_clock", "distinct", "depth", "tlc_generated", "pruned"), [
-    (3, 3, 10_209, 31, 41_533, 10_042),
+    pytest.param(3, 3, 10_209, 31, 41_533, 10_042, marks=pytest.mark.slow),
     (2, 6, 1_043, 40, 2_001, 92),
 ])
 def test_lamport_mutex_matches_tlc(n: int, max_clock: int, distinct: int, depth: int, tlc_generated: int,
@@ -32,6 +32,7 @@ def test_lamport_mutex_matches_tlc(n: int, max_clock: int, distinct: int, depth:
     }
 
 
+@pytest.mark.slow
 def test_without_the_tie_break_two_processes_enter_as_tlc_finds() -> None:
     """TLC on the same mutant: ``Invariant Mutex is violated`` with a 13-state trace."""
     spec = REGISTRY.get("lamport_mutex").spec(tie_break=False)

@@ -112,7 +112,8 @@ INTENDED: dict[str, Status | None] = {
 ``recoverable`` is on everywhere and holds everywhere."""
 
 
-@pytest.mark.parametrize("name", sorted(INTENDED))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "session_inputs" else n
+                                  for n in sorted(INTENDED)])
 def test_each_lifecycle_reports_terminates_and_recoverable_as_intended(name: str) -> None:
     spec = build(name)
     assert spec.recoverable and spec.terminates == (INTENDED[name] is not None)
@@ -159,6 +160,7 @@ def test_the_operator_needs_a_home_because_nothing_ends_it() -> None:
 # -- part two: the source runtimes' liveness bugs ----------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_abandoned_input_strands_the_backlog() -> None:
     """(a) The failed input is abandoned at its limit; deferring it is refused and the loop loses its wake."""
     spec = build("session_inputs", defer_total=False)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from statewright.kernel.check import Status, Verdict, check
 from statewright.kernel.system import Action, System
 from statewright.machines.loop_frame import GrantBody, LoopPhase, RequestBody, RunPhase
@@ -90,6 +92,7 @@ def test_every_property_that_sees_the_tear_sees_it_at_once() -> None:
     assert report.complete and report.distinct_states == 123
 
 
+@pytest.mark.slow
 def test_the_spec_kills_the_mutants_of_its_machines() -> None:
     from statewright.kernel.check.mutants import score
 

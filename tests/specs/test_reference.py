@@ -48,13 +48,14 @@ def test_two_phase() -> None:
     assert len(r.result("all_committed").trace or ()) == 11
 
 
-@pytest.mark.parametrize("n", range(1, 7))
+@pytest.mark.parametrize("n", [*range(1, 6), pytest.param(6, marks=pytest.mark.slow)])
 def test_input_lifecycle_matches_the_handwritten_search(n: int) -> None:
     r = check(spec("input_lifecycle", n=n))
     assert r.verdict is Verdict.OK
     assert (r.distinct_states, r.depth) == explore(n)
 
 
+@pytest.mark.slow
 def test_input_lifecycle_n7_is_tlcs_figure() -> None:
     r = check(spec("input_lifecycle", n=7))
     assert (r.verdict, r.distinct_states, r.depth) == (Verdict.OK, 496_420, 29)

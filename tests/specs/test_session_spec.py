@@ -12,6 +12,7 @@ session asks for them).
 
 from __future__ import annotations
 
+import pytest
 
 from statewright.kernel.check import Status, Verdict, check
 from statewright.kernel.system import Action, Blocked, System
@@ -37,6 +38,7 @@ def test_the_session_alone_is_checked_completely() -> None:
                        "reach_draining": 5, "reach_running_retired": 5}
 
 
+@pytest.mark.slow
 def test_the_session_with_three_inputs_is_checked_completely() -> None:
     report = cached("session_inputs")  # shared with test_liveness_findings
     assert report.verdict is Verdict.OK and report.complete and report.stopped_by is None
