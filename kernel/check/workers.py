@@ -288,6 +288,12 @@ class Coordinator:
         self.local = LocalPool(Worker(spec, space, packing, forked=False))
         self.factory = options.pool
         self.remote: Pool | None = None
+        self.current: Pool | None = None
+        """The pool the work in flight went to."""
+        self.idle: deque[int] = deque()
+        self.busy: set[int] = set()
+        self.judging: deque[tuple[int, Keys, NDArray[np.int64]]] = deque()
+        """New states admitted and not yet sent to be judged: (first number, packed keys, parents)."""
         self.hit_counts = [np.zeros(len(t.states), dtype=np.int64) for t in space.tables]
         self.stop: StopReason | None = None
         self.cursor = 0
@@ -305,6 +311,7 @@ class Coordinator:
             frontier = self._start()
             while frontier.size and not self.stop:
                 frontier = self._level(frontier)
+            self._finish()
             self._drain()
         except UserCodeError as err:
             raise err.within(spec=self.spec.name, trace=self.traces.to(self.cursor)) from err.original
@@ -337,17 +344,20 @@ class Coordinator:
         return self.remote if self.remote is not None else self.local
 
     def _level(self, frontier: Keys) -> Keys:
-        """One level: chunks expanded by workers, admitted here in order, their new states judged by workers."""
-        pool = self._pool(frontier)
+        """One level: chunks expanded by workers, admitted here in order, their new states judged by workers.
+
+        Judging runs behind expanding: the last chunks of a level are judged
+        while the next level's first chunks are expanded (`_finish` waits for
+        them when the search ends, or before another pool takes over).
+        """
+        pool = self._use(self._pool(frontier))
         first = self.store.count - frontier.size
         self.cursor = first
         if self._poll():  # as `Search` polls before expanding a state: here, before a level's first chunk
             return np.empty(0, dtype=np.uint64)
         size = CHUNK if pool is self.local else max(SMALLEST_CHUNK, min(CHUNK, frontier.size // (4 * pool.size) + 1))
         chunks = [(first + lo, frontier[lo : lo + size]) for lo in range(0, frontier.size, size)]
-        idle = deque(range(pool.size))
-        busy: set[int] = set()
-        judging: deque[tuple[int, Keys, NDArray[np.int64]]] = deque()
+        idle, busy, judging = self.idle, self.busy, self.judging
         expanded: dict[int, Expanded] = {}
         sent = admitted = 0
         new: list[Keys] = []
@@ -360,7 +370,7 @@ class Coordinator:
                 else:
                     pool.ask(w, ("judge", *judging.popleft()))
                 busy.add(w)
-            self._collect(pool, busy, idle, expanded)
+            self._collect(expanded)
             while admitted < len(chunks) and chunks[admitted][0] in expanded:
                 start_of, keys = chunks[admitted]
                 ex = expanded.pop(start_of)
@@ -377,27 +387,45 @@ class Coordinator:
                 break
         if self.stop is None and admitted == len(chunks):
             self.cursor = self.store.count
-        while (judging or busy) and self.stop in (None, StopReason.VIOLATION):  # finish judging this level
-            while idle and judging:
-                w = idle.popleft()
-                pool.ask(w, ("judge", *judging.popleft()))
-                busy.add(w)
-            self._collect(pool, busy, idle, {})
-        while busy:
-            self._collect(pool, busy, idle, {})
+        while busy and self.stop is not None:  # stopping: wait for the chunks out (their answers are dropped)
+            self._collect({})
         found = np.concatenate(new) if new else np.empty(0, dtype=np.uint64)
         if found.size and not self.stop:
             self.depth += 1
             self.level_end = self.store.count
         return found
 
-    def _collect(self, pool: Pool, busy: set[int], idle: deque[int], expanded: dict[int, Expanded]) -> None:
-        """Take every answer ready now (waiting for one), back into the idle queue."""
-        if not busy:
+    def _use(self, pool: Pool) -> Pool:
+        """Make ``pool`` the one in use, once the one before it has judged everything it was given."""
+        if pool is not self.current:
+            self._finish()
+            self.current = pool
+            self.idle = deque(range(pool.size))
+            self.busy = set()
+        return pool
+
+    def _finish(self) -> None:
+        """Judge every state admitted so far (unless a cut-off stopped the search), and wait for every answer."""
+        pool = self.current
+        if pool is None:
             return
-        for w, answer in pool.answers(busy):
-            busy.discard(w)
-            idle.append(w)
+        while self.judging and self.stop is None:
+            while self.idle and self.judging:
+                w = self.idle.popleft()
+                pool.ask(w, ("judge", *self.judging.popleft()))
+                self.busy.add(w)
+            self._collect({})
+        while self.busy:
+            self._collect({})
+
+    def _collect(self, expanded: dict[int, Expanded]) -> None:
+        """Take every answer ready now from the pool in use (waiting for one), back into the idle queue."""
+        if not self.busy:
+            return
+        assert self.current is not None
+        for w, answer in self.current.answers(self.busy):
+            self.busy.discard(w)
+            self.idle.append(w)
             if answer[0] == "expand":
                 expanded[answer[1]] = answer[2]
                 self._merge(answer[3])
