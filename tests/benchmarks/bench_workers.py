@@ -25,12 +25,12 @@ import time
 
 PROBE = """
 import json, resource, sys, time
-from statewright.adapters.runtime.workers import check_parallel
+from statewright import check
 from statewright.specs import REGISTRY
 n, workers = int(sys.argv[1]), int(sys.argv[2])
 spec = REGISTRY.get("input_lifecycle").spec(n=n)
 start = time.perf_counter()
-report = check_parallel(spec, workers=workers)
+report = check(spec, workers=workers)
 seconds = time.perf_counter() - start
 own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
