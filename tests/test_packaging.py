@@ -62,7 +62,8 @@ def test_a_user_module_named_like_a_layer_does_not_break_the_command(tmp_path: P
 
 
 def test_import_statewright_stays_light() -> None:
-    probe = ("import sys, statewright; print(sorted(m for m in ('hypothesis', 'aiosqlite', 'transitions', 'pytest')"
+    probe = ("import sys, statewright; print(sorted(m for m in ('hypothesis', 'aiosqlite', 'transitions', 'pytest', "
+             "'asyncpg', 'numpy', 'multiprocessing', 'networkx', 'pydantic')"
              " if m in sys.modules)); statewright.SqliteStore; print('aiosqlite' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.split("\n")[:2] == ["[]", "True"]

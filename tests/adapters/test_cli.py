@@ -206,6 +206,7 @@ def test_test_command_passes_bundled_specs_and_finds_seeded_bugs() -> None:
     assert "property 'at_most_one_staged' violated" in out and "input=Stage()" in out
 
 
+@pytest.mark.slow
 def test_a_failing_suite_prints_a_program_to_paste_and_the_command_that_finds_it_again(tmp_path: Path) -> None:
     import shlex
 

@@ -88,6 +88,7 @@ def test_missing_stage_guard_is_found_and_shrunk_to_a_printed_program() -> None:
     assert "data(" not in result.failure and "state." not in result.failure  # no hypothesis rule calls
 
 
+@pytest.mark.slow
 def test_the_printed_program_reproduces_the_failure_in_a_fresh_interpreter(tmp_path: Path) -> None:
     from statewright.adapters.project.discovery import BUNDLED, from_entry
 
@@ -107,6 +108,7 @@ def test_the_printed_program_reproduces_the_failure_in_a_fresh_interpreter(tmp_p
     assert (done.returncode, done.stdout) == (0, "refused\n")
 
 
+@pytest.mark.slow
 def test_running_again_with_the_printed_seed_finds_the_same_program() -> None:
     spec = lifecycle(stage_guard=False)
     first = run_suite(spec, examples=60, steps=30, seed=5)
@@ -117,6 +119,7 @@ def test_running_again_with_the_printed_seed_finds_the_same_program() -> None:
     assert run_suite(spec, examples=60, steps=30).seed == 0  # no seed: DEFAULT_SEED, printed like any other
 
 
+@pytest.mark.slow
 def test_a_suite_run_by_hypothesis_itself_notes_the_inputs_as_a_replay() -> None:
     from hypothesis import settings
     from hypothesis.stateful import run_state_machine_as_test

@@ -17,6 +17,7 @@ from statewright.kernel.check.search import Search
 from statewright.specs import REGISTRY
 
 SIZES = {"input_lifecycle": {"n": 4}, "lamport_mutex": {"n": 2, "max_clock": 2}}
+SLOW = {"session_inputs"}
 
 
 def run(spec: Any, *, recording: bool, keep_going: bool) -> tuple[Search, Report]:
@@ -35,7 +36,7 @@ def safety_only(report: Report) -> tuple[Any, ...]:
     return (report.distinct_states, report.generated, report.depth, report.pruned, report.coverage, safety)
 
 
-@pytest.mark.parametrize("name", REGISTRY.names)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in REGISTRY.names])
 @pytest.mark.parametrize("keep_going", [False, True])
 def test_both_loops_explore_and_judge_alike(name: str, keep_going: bool) -> None:
     spec = REGISTRY.get(name).spec(**SIZES.get(name, {}))
