@@ -170,7 +170,7 @@ class Authority(Generic[S]):
 def __getattr__(name: str) -> object:
     """``Conflict``, the old name of `Stale`, kept for one release."""
     if name == "Conflict":
-        warnings.warn("statewright: the Authority's Conflict is now Stale (Conflict is the store error)",
+        warnings.warn("the Authority's Conflict is now Stale (Conflict is the store error)",
                       DeprecationWarning, stacklevel=2)
         return Stale
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -79,6 +79,6 @@ def default_workers() -> int:
 
 def check_parallel(spec: Spec, *, workers: int, **options: Any) -> Report:
     """Deprecated: `check` (``check(spec, workers=N)``) does this now."""
-    warnings.warn("statewright: check_parallel(spec, workers=N) is now check(spec, workers=N); the old name goes "
+    warnings.warn("check_parallel(spec, workers=N) is now check(spec, workers=N); the old name goes "
                   "in the next release", DeprecationWarning, stacklevel=2)
     return check(spec, workers=workers, **options)

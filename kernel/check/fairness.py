@@ -177,8 +177,10 @@ def resolve(spec: str, model: Machine[Any] | System[Any], fairness: Sequence[Any
         for target in fair.targets:
             found = _labels_of(target, names, machines, bases)
             if not found:
+                hint = (" (rows are matched by identity: use the Transition object of the machine's table, e.g. "
+                        "machine.transitions[i])" if isinstance(target, Transition) else "")
                 raise DefinitionError(f"spec {spec!r}: {fair.label}: {target_name(target)!r} matches no row of any "
-                                      "instance")
+                                      f"instance{hint}")
             for k, label in found:
                 labels.add(label)
                 covered[names[k]] = None

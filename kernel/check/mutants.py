@@ -37,6 +37,7 @@ from enum import Enum
 from typing import Any
 
 from statewright.kernel.check.engine import check
+from statewright.kernel.check.fairness import Fair
 from statewright.kernel.check.report import Report, StopReason, Verdict
 from statewright.kernel.check.spec import Spec
 from statewright.kernel.errors import DefinitionError, UserCodeError, one_line
@@ -216,16 +217,34 @@ def system_mutants(spec: Spec, operators: Sequence[SystemOperator] = SYSTEM_OPER
 
 
 def substitute(spec: Spec, original: Machine[Any], replacement: Machine[Any]) -> Spec:
-    """The spec with ``replacement`` wherever ``original`` (by name) was its model or an instance's machine.
+    """The spec with ``replacement``'s table wherever ``original`` (by name) was its model or an instance's machine.
 
     Matching by name mutates every instance of the lifecycle, also when a
-    user built one machine object per instance from the same table.
+    user built one machine object per instance from the same table; each such
+    object gets its own mutated copy, so fairness declared per machine object
+    (matched by identity, `kernel.check.fairness`) still names the same
+    instances, and fairness on a row names the mutated row.
     """
     model = spec.model
+    swapped: dict[int, tuple[Machine[Any], Machine[Any]]] = {}
+
+    def swap(m: Machine[Any]) -> Machine[Any]:
+        if m is not original and (isinstance(model, Machine) or m.name != original.name):
+            return m
+        if id(m) not in swapped:
+            swapped[id(m)] = (m, replacement if m is original else
+                              dataclasses.replace(m, transitions=list(replacement.transitions)))
+        return swapped[id(m)][1]
+
     if isinstance(model, Machine):
-        return dataclasses.replace(spec, model=replacement if model is original else model)
-    instances = {n: replacement if m.name == original.name else m for n, m in zip(model.names, model.machines)}
-    return dataclasses.replace(spec, model=dataclasses.replace(model, instances=instances))
+        changed: Machine[Any] | System[Any] = swap(model)
+    else:
+        instances = {n: swap(m) for n, m in zip(model.names, model.machines)}
+        changed = dataclasses.replace(model, instances=instances)
+    machines = {id(old): new for old, new in swapped.values()}
+    rows = {id(a): b for old, new in swapped.values() for a, b in zip(old.transitions, new.transitions)}
+    fairness = [Fair(f.kind, tuple(machines.get(id(t), rows.get(id(t), t)) for t in f.targets)) for f in spec.fairness]
+    return dataclasses.replace(spec, model=changed, fairness=fairness)
 
 
 # -- scoring ---------------------------------------------------------------------------------

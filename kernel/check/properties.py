@@ -127,7 +127,7 @@ def always_step(name: str, test: Callable[[Any, Any, Any], bool], *, each: bool 
 
 def transition(name: str, test: Callable[[Any, Any, Any], bool], *, each: bool = False) -> Property:
     """Deprecated: `always_step` (``transition`` also names a table row, `Transition`)."""
-    warnings.warn("statewright: transition(name, test) is now always_step(name, test); the old name goes in the "
+    warnings.warn("transition(name, test) is now always_step(name, test); the old name goes in the "
                   "next release", DeprecationWarning, stacklevel=2)
     return always_step(name, test, each=each)
 

@@ -139,7 +139,9 @@ class Spec:
                 raise DefinitionError(f"{me}: {p!r} is not a property (use always/sometimes/always_step/eventually...)")
             if not callable(p.test):
                 raise DefinitionError(f"{me}: property {p.name!r} has no callable test")
-            if p.name in names or p.name in BUILTIN:
+            if p.name in BUILTIN:
+                raise DefinitionError(f"{me}: property name {p.name!r} is the built-in property's; choose another")
+            if p.name in names:
                 raise DefinitionError(f"{me}: property name {p.name!r} is used twice")
             names.append(p.name)
         for e in self.expect:
@@ -181,7 +183,7 @@ class Spec:
         b = self.bounds
         if not isinstance(b, Bounds):
             raise DefinitionError(f"{me}: bounds must be a Bounds, got {b!r}")
-        warnings.warn("statewright: Spec(bounds=Bounds(...)) is deprecated: give constraint= and action_constraint= "
+        warnings.warn("Spec(bounds=Bounds(...)) is deprecated: give constraint= and action_constraint= "
                       "to the Spec and the cut-offs (max_depth, max_states, time_limit) to check()",
                       DeprecationWarning, stacklevel=4)
         for label in ("constraint", "action_constraint"):
@@ -243,7 +245,11 @@ def _symmetry(spec: Spec, me: str) -> tuple[tuple[str, ...], ...]:
 
 
 def _check_domain(d: Any, where: str) -> None:
-    if callable(d):
+    if callable(d) and not isinstance(d, type):
         return
-    if isinstance(d, (str, bytes)) or not isinstance(d, Sequence):
+    if isinstance(d, (str, bytes, type)) or not isinstance(d, Sequence):
         raise DefinitionError(f"{where}: inputs must be a sequence of inputs or a function of the state")
+    for item in d:
+        if isinstance(item, type):
+            raise DefinitionError(f"{where}: the inputs hold the class {item.__name__}, not an input: write "
+                                  f"{item.__name__}(...)")

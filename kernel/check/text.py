@@ -172,7 +172,7 @@ def result_text(r: PropertyResult, stopped_by: StopReason | None) -> str:
     shape = "trace" if r.loop is None else "lasso"
     bounded = stopped_by is not None and stopped_by is not StopReason.VIOLATION
     return {
-        Status.HOLDS: "holds" if r.trace is None else f"witnessed in {states} states",
+        Status.HOLDS: "holds" if r.trace is None else f"witnessed ({states}-state trace)",
         Status.VIOLATED: "VIOLATED: no witness" if unwitnessed else f"VIOLATED ({states}-state {shape})",
         Status.EXPECTED: "no witness, as expected" if unwitnessed else f"violated as expected ({states}-state {shape})",
         Status.MISSING: "expected a violation, none found" + (f" ({stopped_text(stopped_by)} first)" if bounded else ""),
@@ -295,7 +295,7 @@ def _simulated_line(r: PropertyResult, behaviours: int) -> str:
             what = f"no violation in {runs}"
     else:
         what = {
-            Status.HOLDS: f"witnessed in {states} states",
+            Status.HOLDS: f"witnessed ({states}-state trace)",
             Status.VIOLATED: f"VIOLATED ({states}-state trace)",
             Status.EXPECTED: f"violated as expected ({states}-state trace)",
             Status.MISSING: f"expected a violation, none found in {runs}",

@@ -319,3 +319,21 @@ def test_the_stopper_reports_signals_then_memory() -> None:
     assert stopper() is StopReason.INTERRUPTED
     low = Stopper(budget=1)
     assert low() is StopReason.MEMORY and low.memory is not None and low.reason is StopReason.MEMORY
+
+
+def test_names_from_before_a_rename_warn_on_one_line_and_still_work(tmp_path: Path) -> None:
+    spec_file = tmp_path / "old_names.py"
+    spec_file.write_text(
+        "from enum import Enum\n"
+        "from statewright import Machine, Spec, Transition\n"
+        "from statewright.kernel.check import transition\n"
+        "class P(Enum):\n"
+        "    ON = 1\n"
+        "class Go: ...\n"
+        "LAMP = Machine('lamp', initial=P.ON, transitions=[Transition(P.ON, Go, P.ON)])\n"
+        "SPEC = Spec('lamp', LAMP, [Go()], [transition('same', lambda b, i, a: a == b)], deadlock=False)\n"
+    )
+    code, out, err = cli("check", str(spec_file), "--quiet")
+    assert code == 0 and out.startswith("lamp: OK -- 1 distinct states")
+    assert err == (f"statewright: warning: {spec_file}:8: transition(name, test) is now "
+                   "always_step(name, test); the old name goes in the next release\n")

@@ -271,8 +271,12 @@ def test_user_code_that_raises_becomes_a_definition_error() -> None:
 def test_spec_definition_errors() -> None:
     with pytest.raises(DefinitionError, match="expects a violation of unknown property 'nope'"):
         counting(2, expect=["nope"])
-    with pytest.raises(DefinitionError, match="property name 'deadlock' is used twice"):
+    with pytest.raises(DefinitionError, match="property name 'deadlock' is the built-in property's"):
         counting(2, properties=[always("deadlock", bool)])
+    with pytest.raises(DefinitionError, match="property name 'twice' is used twice"):
+        counting(2, properties=[always("twice", bool), always("twice", bool)])
+    with pytest.raises(DefinitionError, match=r"the inputs hold the class Inc, not an input: write Inc\(\.\.\.\)"):
+        Spec("c", counter(2), [Inc])
     with pytest.raises(DefinitionError, match="a system's inputs must map instance names"):
         Spec("s", system(), [Start()])
     with pytest.raises(DefinitionError, match="inputs given for unknown instances"):

@@ -24,7 +24,7 @@ from statewright.kernel.check.mutants import (
     score_system,
     system_mutants,
 )
-from statewright.kernel.machine import Machine, Transition
+from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.kernel.step import Accepted
 from statewright.kernel.system import Action, Route, System, SystemGuard
 
@@ -295,3 +295,51 @@ def test_dropping_each_fairness_condition_is_a_mutant_a_liveness_property_must_c
     (weak,) = [g for g in unprotected if g.scope is Scope.FAIRNESS]
     assert (weak.killed, weak.total, weak.survivors) == (0, 1, ("drop fairness WF(Go)",))
     assert [g.scope for g in score_spec(Spec("plain", m, [Go()]))] == [Scope.MACHINE]
+
+
+def test_fairness_on_machine_objects_and_rows_follows_the_mutated_machines() -> None:
+    """Fairness names machines and rows by identity; each mutant's spec names its own mutated ones.
+
+    Two workers built by a factory (one machine object each, one name) count to
+    two and finish; fairness covers worker ``a``'s machine and ``b``'s Finish
+    row. Dropping a guard must be caught by a property, not by a fairness
+    declaration that no longer matches anything.
+    """
+    from statewright.kernel.check import always, eventually, strong_fair, weak_fair
+    from statewright.kernel.check.mutants import Outcome, Scope, score_spec
+
+    class Q(Enum):
+        RUN = 1
+        DONE = 2
+
+    @dataclass(frozen=True, slots=True)
+    class W:
+        phase: Q = Q.RUN
+        n: int = 0
+
+    class Inc: ...
+
+    class Finish: ...
+
+    def worker() -> Machine[W]:
+        return Machine("worker", initial=W(), terminal={Q.DONE}, transitions=[
+            Transition(Q.RUN, Inc, Q.RUN, guard=Guard("below_2", lambda s, i: s.n < 2),
+                       update=lambda s, i: replace(s, n=s.n + 1)),
+            Transition(Q.RUN, Finish, Q.DONE, guard=Guard("at_2", lambda s, i: s.n == 2))])
+
+    a, b = worker(), worker()
+    system: System[Any] = System("pair", {"a": a, "b": b})
+    spec = Spec("pair", system, {"a": [Inc(), Finish()], "b": [Inc(), Finish()]},
+                [always("small", lambda v: v.a.n <= 2 and v.b.n <= 2),
+                 eventually("a_done", lambda v: v.a.phase is Q.DONE),
+                 eventually("b_done", lambda v: v.b.phase is Q.DONE)],
+                fairness=[weak_fair(a), weak_fair(b.transitions[0]), strong_fair(b.transitions[1])], deadlock=False)
+    groups = score_spec(spec)
+    assert [g.scope for g in groups] == [Scope.MACHINE, Scope.SYSTEM, Scope.FAIRNESS]
+    machine, fair = groups[0], groups[2]
+    definitions = [f.detail for f in machine.fates if f.outcome is Outcome.DEFINITION]
+    assert definitions == ["machine 'worker': phases unreachable from RUN in the table: DONE"]  # retarget Finish
+    outcomes = {f.mutant: f.outcome for f in machine.fates}
+    assert outcomes["#0 RUN --Inc[below_2]--> RUN: drop guard below_2"] is Outcome.VIOLATED
+    assert outcomes["#1 RUN --Finish[at_2]--> DONE: drop guard at_2"] is Outcome.SURVIVED
+    assert (fair.killed, fair.total) == (3, 3)

@@ -117,7 +117,7 @@ def test_html_report_escapes_what_the_model_names() -> None:
 def test_html_report_shows_witnesses_of_a_complete_search_as_rows() -> None:
     spec = Spec("toggle", TOGGLE, [Flip()], [sometimes("on", lambda s: s is Light.ON)])
     page = html_report(check(spec))
-    assert 'data-verdict="ok"' in page and re.search(r">witnessed in 2 states<", page)
+    assert 'data-verdict="ok"' in page and re.search(r">witnessed \(2-state trace\)<", page)
 
 
 def test_str_and_repr_html_of_a_report_render_it() -> None:
