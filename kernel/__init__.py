@@ -6,12 +6,12 @@ Nothing here does IO, reads a clock or draws randomness; the shell
 
 The rooms: the kernel's root modules (`machine`, `step`, `system`,
 `authority`, `trace`, `errors`, `boundary`, `values`) know nothing of the
-checker; `kernel.check` is the checker and `kernel.draw` draws -- it may read
+checker; `kernel.checker` is the checker and `kernel.draw` draws -- it may read
 the checker, the checker never reads it.
 """
 
 from statewright.kernel.authority import Authority, Committed, Snapshot, Staged, Stale
-from statewright.kernel.check import (
+from statewright.kernel.checker import (
     Bounds,
     Coverage,
     Fair,
@@ -112,7 +112,7 @@ _DEPRECATED = {"transition": "always_step", "Conflict": "Stale"}
 def __getattr__(name: str) -> object:
     """Deprecated names, kept for one release (each warns and names its successor)."""
     if name == "transition":
-        from statewright.kernel.check.properties import transition
+        from statewright.kernel.checker.properties import transition
 
         return transition
     if name == "Conflict":

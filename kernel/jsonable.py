@@ -1,7 +1,7 @@
 """Kernel values as plain JSON data: states, inputs and effects.
 
 One encoding serves every reader of a value: the text and HTML renderings of
-reports and traces (`kernel.check.text`, `kernel.check.html`), ``statewright
+reports and traces (`kernel.checker.text`, `kernel.checker.html`), ``statewright
 check --json`` and the stores (`adapters.runtime.serialize` hands these
 functions on). It builds data and never writes it anywhere.
 

@@ -54,7 +54,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
-from statewright.kernel.check import Fair, Property, Spec, always, always_step, leads_to, strong_fair, weak_fair
+from statewright.kernel.checker import Fair, Property, Spec, always, always_step, leads_to, strong_fair, weak_fair
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.specs.registry import REGISTRY
 

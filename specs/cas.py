@@ -35,7 +35,7 @@ than it, as every record the store held has) and, for ``cas_atomic``,
 ``conflicts_are_real`` (a worker's conflicts never outnumber the writes: each
 one needs another worker's write after its read).
 
->>> from statewright.kernel.check import check
+>>> from statewright.kernel.checker import check
 >>> check(cas_atomic()).result("no_lost_update").status.name
 'HOLDS'
 >>> check(cas_non_atomic()).result("no_lost_update").status.name
@@ -49,7 +49,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from statewright.kernel.check import Property, Spec, always, always_step, sometimes
+from statewright.kernel.checker import Property, Spec, always, always_step, sometimes
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.kernel.system import Action, Route, System, SystemGuard
 from statewright.specs.registry import REGISTRY

@@ -39,7 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from statewright.kernel.check import Property, Spec, always, always_step, eventually, weak_fair
+from statewright.kernel.checker import Property, Spec, always, always_step, eventually, weak_fair
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.specs.registry import REGISTRY
 

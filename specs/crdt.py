@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
-from statewright.kernel.check import Spec, always, always_step, leads_to, weak_fair
+from statewright.kernel.checker import Spec, always, always_step, leads_to, weak_fair
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.specs.registry import REGISTRY
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from statewright.kernel.check import Spec, always
+from statewright.kernel.checker import Spec, always
 from statewright.kernel.machine import Machine, Transition
 from statewright.specs.registry import REGISTRY
 

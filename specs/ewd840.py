@@ -49,7 +49,7 @@ from enum import Enum
 from itertools import product
 from typing import Any
 
-from statewright.kernel.check import Spec, always, leads_to, weak_fair
+from statewright.kernel.checker import Spec, always, leads_to, weak_fair
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.specs.registry import REGISTRY
 

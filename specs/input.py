@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from statewright.kernel.check import Spec, always, always_step, sometimes, terminal_stable
+from statewright.kernel.checker import Spec, always, always_step, sometimes, terminal_stable
 from statewright.machines.input import (
     INPUT,
     TERMINAL,

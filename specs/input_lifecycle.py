@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from statewright.kernel.check import Spec, always, sometimes, terminal_stable
+from statewright.kernel.checker import Spec, always, sometimes, terminal_stable
 from statewright.kernel.machine import Machine, Transition
 from statewright.kernel.system import System, SystemGuard
 from statewright.specs.registry import REGISTRY

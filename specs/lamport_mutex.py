@@ -53,7 +53,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TypeVar
 
-from statewright.kernel.check import Spec, always
+from statewright.kernel.checker import Spec, always
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.specs.registry import REGISTRY
 

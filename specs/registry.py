@@ -15,7 +15,7 @@ from enum import Enum
 from inspect import Parameter, signature
 from typing import Any
 
-from statewright.kernel.check import Spec
+from statewright.kernel.checker import Spec
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine
 from statewright.kernel.system import System

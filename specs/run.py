@@ -38,7 +38,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from statewright.kernel.check import Spec, always, always_step, sometimes, terminal_stable
+from statewright.kernel.checker import Spec, always, always_step, sometimes, terminal_stable
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Guard, Transition
 from statewright.kernel.step import Accepted, apply_rule, step
@@ -129,7 +129,7 @@ def run(
         """What the step emitted: the effects of the row that took it, found by input and phases.
 
         A step the table refuses was taken by a model whose guards differ from it (a mutant,
-        `kernel.check.mutants`); its row is the one leading where the step went, and guards
+        `kernel.checker.mutants`); its row is the one leading where the step went, and guards
         do not change what a row emits.
         """
         out = step(machine, before, event)

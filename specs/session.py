@@ -86,7 +86,7 @@ only when the knob selects the bug:
   DRAINING forever); the invariant ``registration_consistent``, which says
   DRAINING only while a RUNNING session holds a run, sees that state too.
 
-Mutation scores (`kernel.check.mutants`; tests/specs/test_mutation.py prints
+Mutation scores (`kernel.checker.mutants`; tests/specs/test_mutation.py prints
 them): ``session`` alone catches 240 of its 243 mutants. Dropping
 ``accepting`` from ``IDLE --AcceptInput`` is equivalent (IDLE always takes
 input); dropping or negating ``queued`` on ``StartRun`` lets a run start
@@ -113,7 +113,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from statewright.kernel.check import (
+from statewright.kernel.checker import (
     Kind,
     Property,
     Spec,

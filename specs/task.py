@@ -55,7 +55,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from statewright.kernel.check import Property, Spec, always, always_step, leads_to, sometimes, strong_fair, weak_fair
+from statewright.kernel.checker import Property, Spec, always, always_step, leads_to, sometimes, strong_fair, weak_fair
 from statewright.machines.task import (
     OUTCOMES,
     TERMINAL,

@@ -40,7 +40,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from statewright.kernel.check import Spec, always, always_step, sometimes, terminal_stable
+from statewright.kernel.checker import Spec, always, always_step, sometimes, terminal_stable
 from statewright.kernel.machine import Machine, Transition
 from statewright.machines.token import (
     GATE,

@@ -22,7 +22,7 @@ from enum import Enum
 from collections.abc import Mapping
 from typing import Any
 
-from statewright.kernel.check import Spec, always, sometimes
+from statewright.kernel.checker import Spec, always, sometimes
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.kernel.system import Route, System, SystemGuard
 from statewright.specs.registry import REGISTRY

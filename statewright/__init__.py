@@ -118,8 +118,8 @@ if TYPE_CHECKING:
 
     # deprecated, for one release (see _DEPRECATED)
     from statewright.adapters.checking import check_parallel
-    from statewright.kernel.check.properties import transition
-    from statewright.kernel.check.spec import Bounds
+    from statewright.kernel.checker.properties import transition
+    from statewright.kernel.checker.spec import Bounds
 
     Conflict = Stale
 
@@ -236,9 +236,9 @@ _LAZY = {
 """The shell's names, imported on first use: name -> (module, attribute)."""
 
 _DEPRECATED = {
-    "transition": ("statewright.kernel.check.properties", "transition", None),
+    "transition": ("statewright.kernel.checker.properties", "transition", None),
     "check_parallel": ("statewright.adapters.checking", "check_parallel", None),
-    "Bounds": ("statewright.kernel.check.spec", "Bounds",
+    "Bounds": ("statewright.kernel.checker.spec", "Bounds",
                "statewright.Bounds is deprecated: give constraint= and action_constraint= to the Spec and the "
                "cut-offs (max_depth, max_states, time_limit) to check()"),
     "Conflict": ("statewright.kernel.authority", "Stale",

@@ -10,7 +10,7 @@ import pytest
 
 import statewright
 from statewright import Machine, Spec, Transition
-from statewright.kernel.check import Kind, always_step
+from statewright.kernel.checker import Kind, always_step
 
 
 class P(Enum):

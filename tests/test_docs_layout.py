@@ -1,8 +1,8 @@
 """docs/layout.md names every package and module of the tree, and only those.
 
 A module is named by its path from the repository root in backticks
-(`kernel/check/search.py`), a package by its folder with a trailing slash
-(`kernel/check/`, which stands for its ``__init__.py``). The tree is walked
+(`kernel/checker/search.py`), a package by its folder with a trailing slash
+(`kernel/checker/`, which stands for its ``__init__.py``). The tree is walked
 under the four layers and ``statewright/`` itself (whose links to the layers
 are not followed again); ``__pycache__`` and non-Python files are ignored.
 """
@@ -43,7 +43,7 @@ def named() -> set[str]:
 def test_the_walk_finds_the_tree() -> None:
     """The walk itself sees what is there (a walk that finds nothing would pass everything)."""
     tree = on_disk()
-    assert {"kernel/check/", "kernel/check/search.py", "adapters/runtime/driver.py", "statewright/__main__.py"} <= tree
+    assert {"kernel/checker/", "kernel/checker/search.py", "adapters/runtime/driver.py", "statewright/__main__.py"} <= tree
     assert not any(p.startswith("statewright/kernel") for p in tree), "links into the layers are not walked twice"
 
 

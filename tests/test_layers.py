@@ -15,8 +15,8 @@ The circle check builds the import graph of every module with `ast` -- each
 ``import``, at the top or nested in a function or an ``if TYPE_CHECKING:``
 block -- and looks for a strongly connected component of more than one
 module. An import names the deepest module it reaches (``from
-statewright.kernel.check import report`` reaches ``kernel.check.report``;
-``from statewright.kernel.check import Spec`` reaches ``kernel.check``), not
+statewright.kernel.checker import report`` reaches ``kernel.checker.report``;
+``from statewright.kernel.checker import Spec`` reaches ``kernel.checker``), not
 the packages on the way. The only imports allowed to reach *up* are listed in
 `DEFERRED_UP`, each with its reason, and must sit inside a function.
 """
@@ -102,7 +102,7 @@ def test_the_kernel_root_knows_nothing_of_the_checker_or_drawing() -> None:
     for path in (ROOT / "kernel").glob("*.py"):
         if path.name == "__init__.py":  # the package hands on the checker's public names
             continue
-        wrong = {n for n in imports(path) if n.startswith(("statewright.kernel.check", "statewright.kernel.draw"))}
+        wrong = {n for n in imports(path) if n.startswith(("statewright.kernel.checker", "statewright.kernel.draw"))}
         assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
 
 
@@ -172,9 +172,9 @@ def targets(path: Path, module: str) -> set[str]:
 
 
 DEFERRED_UP = {
-    ("statewright.kernel.check.report", "statewright.kernel.check.text"):
+    ("statewright.kernel.checker.report", "statewright.kernel.checker.text"):
         "a Report renders itself (str(report)) with the renderer that reads reports",
-    ("statewright.kernel.check.report", "statewright.kernel.check.html"):
+    ("statewright.kernel.checker.report", "statewright.kernel.checker.html"):
         "a Report renders itself in a notebook (_repr_html_) with the renderer that reads reports",
 }
 """The only imports that reach *up*: made inside a function, so that no module needs the other to load."""

@@ -1,6 +1,6 @@
 """`statewright.check`: the kernel's check, with the shell's clock, memory gauge and worker processes.
 
-The kernel (`statewright.kernel.check`) reads no clock, measures no memory
+The kernel (`statewright.kernel.checker`) reads no clock, measures no memory
 and starts no process; its `check` takes all three as arguments. This room
 fills them in -- ``time.perf_counter``, the process's resident set size and
 forked workers -- so that one function serves every engine:
@@ -18,9 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 from statewright.adapters.checking.memory import available_memory, rss
-from statewright.kernel.check import engine
-from statewright.kernel.check.report import Progress, Report, StopReason
-from statewright.kernel.check.spec import Spec
+from statewright.kernel.checker import engine
+from statewright.kernel.checker.report import Progress, Report, StopReason
+from statewright.kernel.checker.spec import Spec
 
 __all__ = ["available_memory", "check", "check_parallel", "default_workers", "rss"]
 
@@ -48,7 +48,7 @@ def check(
     of the spec's declared symmetry; ``keep_going`` reports every violated
     property instead of stopping at the first. ``progress`` is called every
     ``progress_every`` expanded states and ``should_stop`` polled every
-    1,024 (see `statewright.kernel.check.check`).
+    1,024 (see `statewright.kernel.checker.check`).
 
     >>> from statewright.specs import REGISTRY
     >>> spec = REGISTRY.get("two_phase").spec()

@@ -1,9 +1,9 @@
 """Workers as forked processes: the `Pool` `statewright.check` gives the kernel's coordinator.
 
-The coordinator (`kernel.check.workers.Coordinator`) closes the local tables
+The coordinator (`kernel.checker.workers.Coordinator`) closes the local tables
 before it asks for a pool, so every forked worker holds the same local ids
 and the user's code without pickling either. Each worker serves messages
-over its own pipe, one at a time (`kernel.check.workers.Worker.serve`); an
+over its own pipe, one at a time (`kernel.checker.workers.Worker.serve`); an
 exception in a worker is sent back as text and becomes `WorkerFailed`, and
 the caller answers with the one-core `Search` instead.
 """
@@ -15,10 +15,10 @@ import signal
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from statewright.kernel.check.packed import Packing
-from statewright.kernel.check.space import StateSpace
-from statewright.kernel.check.spec import Spec
-from statewright.kernel.check.workers import Worker, WorkerFailed
+from statewright.kernel.checker.packed import Packing
+from statewright.kernel.checker.space import StateSpace
+from statewright.kernel.checker.spec import Spec
+from statewright.kernel.checker.workers import Worker, WorkerFailed
 
 __all__ = ["ForkPool", "can_fork", "fork_pool"]
 
@@ -84,7 +84,7 @@ class ForkPool:
 
 
 def fork_pool(spec: Spec, space: StateSpace, packing: Packing, n: int) -> ForkPool:
-    """The `kernel.check.workers.PoolFactory` of forked processes."""
+    """The `kernel.checker.workers.PoolFactory` of forked processes."""
     return ForkPool(spec, space, packing, n)
 
 

@@ -29,7 +29,7 @@ from statewright.adapters.project.errors import UsageError
 from statewright.adapters.cli.resources import rss, size_text, write_atomic
 from statewright.adapters.checking import check, default_workers
 from statewright.adapters.project.targets import Loader, Target, machines_of
-from statewright.kernel.check import Progress, Report, Simulation, Spec, StopReason
+from statewright.kernel.checker import Progress, Report, Simulation, Spec, StopReason
 from statewright.specs.registry import no_parameter, parse_value
 
 __all__ = [

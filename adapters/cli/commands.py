@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 from statewright.adapters.cli.checking import build
 from statewright.adapters.project.errors import UsageError
 from statewright.adapters.project.targets import Loader, Target, UnknownName, machines_of
-from statewright.kernel.check import Spec, check
+from statewright.kernel.checker import Spec, check
 from statewright.kernel.machine import Machine
 
 if TYPE_CHECKING:
-    from statewright.kernel.check.mutants import MutationScore
+    from statewright.kernel.checker.mutants import MutationScore
 
 __all__ = ["diagram_command", "list_command", "mutate_command", "percentage", "test_command"]
 
@@ -61,7 +61,7 @@ def percentage(raw: str) -> float:
 
 def mutate_command(args: argparse.Namespace, loader: Loader, out: TextIO) -> int:
     """Score each spec's mutants per group; exit 1 when a scored group is below ``--min`` or a spec fails unmutated."""
-    from statewright.kernel.check.mutants import SpecFails, score_spec
+    from statewright.kernel.checker.mutants import SpecFails, score_spec
 
     targets = loader.select(args.names, args.all)
     if not targets:

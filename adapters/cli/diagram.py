@@ -15,8 +15,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from statewright.kernel.check import Spec, check
-from statewright.kernel.check import Coverage, TraceStep
+from statewright.kernel.checker import Spec, check
+from statewright.kernel.checker import Coverage, TraceStep
 from statewright.kernel.draw import machine_dot, machine_markdown, machine_mermaid, state_dot
 from statewright.kernel.draw import reachable_graph
 from statewright.kernel.machine import Machine

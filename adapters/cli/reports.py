@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from statewright.adapters.runtime.serialize import value_json
-from statewright.kernel.check import PropertyResult, Report
-from statewright.kernel.check.simulate import Simulation
+from statewright.kernel.checker import PropertyResult, Report
+from statewright.kernel.checker.simulate import Simulation
 from statewright.kernel.draw import Analysis
 from statewright.kernel.jsonable import trace_json
 

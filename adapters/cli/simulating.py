@@ -1,7 +1,7 @@
 """``statewright check --simulate N [--depth D] [--seed S]``: random behaviours instead of an exhaustive search.
 
 For state spaces too big to check, each chosen spec runs N random behaviours
-of up to D steps (`kernel.check.simulate`). The seed makes a run reproducible;
+of up to D steps (`kernel.checker.simulate`). The seed makes a run reproducible;
 without ``--seed`` one is drawn here (the kernel draws no randomness) and
 printed in the header, so any run can be repeated. ``--time-limit`` and the
 memory budget stop a simulation as they stop a check, and so do SIGINT and
@@ -23,7 +23,7 @@ from typing import Any, TextIO
 from statewright.adapters.cli.checking import Built, Stopper, build, conclude
 from statewright.adapters.project.errors import UsageError
 from statewright.adapters.project.targets import Loader
-from statewright.kernel.check.simulate import Simulation, simulate
+from statewright.kernel.checker.simulate import Simulation, simulate
 
 __all__ = ["DEFAULT_DEPTH", "seed_number", "simulate_command", "simulation_options", "step_count"]
 

@@ -1,4 +1,4 @@
-"""Reports and traces as text for the terminal: `kernel.check.text`'s renderings, handed on.
+"""Reports and traces as text for the terminal: `kernel.checker.text`'s renderings, handed on.
 
 The renderings are pure string building and live in the kernel, so
 ``str(report)`` and the command print the same table; the command and the
@@ -7,7 +7,7 @@ pytest plugin import them from there or from here alike.
 
 from __future__ import annotations
 
-from statewright.kernel.check.text import (
+from statewright.kernel.checker.text import (
     MARK,
     STOPPED,
     changes,

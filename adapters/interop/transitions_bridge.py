@@ -47,7 +47,7 @@ current phase (including every trigger in a terminal phase) raises
 ``transitions.core.MachineError``, and one whose guards fail returns False.
 
 >>> from transitions import Machine as PyMachine
->>> from statewright.kernel.check import check
+>>> from statewright.kernel.checker import check
 >>> m = PyMachine(states=["solid", "liquid", "gas", "plasma"], initial="solid",
 ...               transitions=[["melt", "solid", "liquid"], ["evaporate", "liquid", "gas"],
 ...                            ["sublimate", "solid", "gas"], ["ionize", "gas", "plasma"]])
@@ -74,7 +74,7 @@ from typing import Any
 
 from transitions.core import Machine as PyMachine
 
-from statewright.kernel.check import Spec
+from statewright.kernel.checker import Spec
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.kernel.step import Accepted, step

@@ -31,7 +31,7 @@ from typing import Any
 
 from statewright.adapters.project.errors import UsageError, describe, user_location
 from statewright.adapters.project.source import Source, importable
-from statewright.kernel.check import Spec
+from statewright.kernel.checker import Spec
 from statewright.kernel.errors import DefinitionError
 from statewright.specs.registry import Entry, Registry, builder_params, no_parameter
 

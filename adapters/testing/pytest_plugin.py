@@ -103,7 +103,7 @@ def _explain(exc: BaseException) -> str:
     text = f"statewright: error: {exc}"
     trace = getattr(exc, "trace", None)
     if trace:
-        from statewright.kernel.check.text import render_trace
+        from statewright.kernel.checker.text import render_trace
 
         text += "\nreached by:\n" + render_trace(trace)
     return text
@@ -150,8 +150,8 @@ class SpecItem(pytest.Item):
     def runtest(self) -> None:
         spec = self.target.spec()
         if self.kind == "check":
-            from statewright.kernel.check.text import render_report
-            from statewright.kernel.check import check
+            from statewright.kernel.checker.text import render_report
+            from statewright.kernel.checker import check
 
             report = check(spec, clock=time.perf_counter)
             if not report.ok:

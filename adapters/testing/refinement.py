@@ -58,7 +58,7 @@ from statewright.adapters.runtime.store import (
     canonical_json,
     takes_batch,
 )
-from statewright.kernel.check import Spec
+from statewright.kernel.checker import Spec
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine
 from statewright.kernel.step import Accepted, Rejected, step

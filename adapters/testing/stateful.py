@@ -5,7 +5,7 @@ spec's machine state (or system view). It reads the same transition table as
 `step` and the checker, applies every action with `kernel.system.settle` (a
 lone machine as a one-instance system) and judges the microsteps it returns;
 what determinism, terminal precedence and deadlock mean comes from
-`kernel.check.semantics`, as for the checker:
+`kernel.checker.semantics`, as for the checker:
 
 * one rule per compiled table row (per source phase) of every *group* of
   instances -- instances sharing a machine and an input domain, as the
@@ -74,8 +74,8 @@ from hypothesis.stateful import (
 )
 
 from statewright.adapters.testing.programs import program_text
-from statewright.kernel.check import check, semantics
-from statewright.kernel.check import Kind, Spec, TraceStep
+from statewright.kernel.checker import check, semantics
+from statewright.kernel.checker import Kind, Spec, TraceStep
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine, Rule
 from statewright.kernel.step import Rejected, current_phase, enabled_rules
@@ -718,7 +718,7 @@ def replay(
     violations are asserted by default, so an expected finding replays too.
     A trace's failure carries a note with its inputs as such a list.
 
-    >>> from statewright.kernel.check import check
+    >>> from statewright.kernel.checker import check
     >>> from statewright.specs import REGISTRY
     >>> from statewright.specs.diehard import BigToSmall, FillBig
     >>> spec = REGISTRY.get("diehard").spec()
@@ -782,7 +782,7 @@ def replay(
 
 def _initial_views(spec: Spec) -> list[Any]:
     """Every initial state of ``spec`` as the states a trace shows."""
-    from statewright.kernel.check.space import StateSpace
+    from statewright.kernel.checker.space import StateSpace
 
     space = StateSpace(spec)
     return [space.view(key) for key in space.raw_initials]

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from statewright.adapters.runtime.serialize import untagged
-from statewright.kernel.check import Spec, TraceStep
+from statewright.kernel.checker import Spec, TraceStep
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine
 from statewright.kernel.system import Action, Emitted, System
@@ -27,7 +27,7 @@ __all__ = ["trace_from_json"]
 def trace_from_json(spec: Spec, data: Sequence[Mapping[str, Any]]) -> tuple[TraceStep, ...]:
     """Rebuild a trace of ``spec`` from its JSON form; a `DefinitionError` names the first step that does not fit.
 
-    >>> from statewright.kernel.check import check
+    >>> from statewright.kernel.checker import check
     >>> from statewright.kernel.jsonable import trace_json
     >>> from statewright.specs import REGISTRY
     >>> spec = REGISTRY.get("diehard").spec()

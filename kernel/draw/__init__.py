@@ -2,7 +2,7 @@
 
 This room sits above the checker: it reads a machine's table and, for the
 reachable graph of a small spec, the checker's `StateSpace`; nothing in
-`kernel.check` imports it. It builds graphs and strings only -- writing files
+`kernel.checker` imports it. It builds graphs and strings only -- writing files
 and running Graphviz are the shell's (`statewright.adapters.cli.diagram`).
 """
 

@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable
 from enum import Enum
 from typing import Any
 
-from statewright.kernel.check.report import Coverage
+from statewright.kernel.checker.report import Coverage
 from statewright.kernel.draw.graphs import PhaseGraph, StateGraph, declared_graph
 from statewright.kernel.machine import Machine
 

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import networkx as nx
 
-from statewright.kernel.check.report import Coverage
-from statewright.kernel.check.space import StateSpace
-from statewright.kernel.check.spec import Spec
+from statewright.kernel.checker.report import Coverage
+from statewright.kernel.checker.space import StateSpace
+from statewright.kernel.checker.spec import Spec
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine, Rule
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from statewright.adapters.cli import run
-from statewright.kernel.check import always
+from statewright.kernel.checker import always
 from statewright.specs import REGISTRY
 from statewright.specs.registry import Entry
 

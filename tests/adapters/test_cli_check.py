@@ -15,7 +15,7 @@ import pytest
 
 from statewright.adapters.cli import run
 from statewright.adapters.cli.resources import parse_size, write_atomic
-from statewright.kernel.check import StopReason, TraceStep
+from statewright.kernel.checker import StopReason, TraceStep
 from tests.adapters.test_cli_targets import write_orders
 
 BEFORE = """\
@@ -326,7 +326,7 @@ def test_names_from_before_a_rename_warn_on_one_line_and_still_work(tmp_path: Pa
     spec_file.write_text(
         "from enum import Enum\n"
         "from statewright import Machine, Spec, Transition\n"
-        "from statewright.kernel.check import transition\n"
+        "from statewright.kernel.checker import transition\n"
         "class P(Enum):\n"
         "    ON = 1\n"
         "class Go: ...\n"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from statewright.adapters.cli.text import render_trace
-from statewright.kernel.check import simulate
+from statewright.kernel.checker import simulate
 from statewright.specs import REGISTRY
 from tests.adapters.test_cli_check import BOOM, cli
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from statewright.adapters.cli import run
 from statewright.adapters.testing.stateful import replay
 from statewright.adapters.testing.traces import trace_from_json
-from statewright.kernel.check import check
+from statewright.kernel.checker import check
 
 SPEC = '''
 from dataclasses import dataclass, replace

@@ -19,8 +19,8 @@ from statewright.adapters.testing.stateful import (
     run_suite,
     suite,
 )
-from statewright.kernel.check import Status, always, check, semantics
-from statewright.kernel.check import Spec
+from statewright.kernel.checker import Status, always, check, semantics
+from statewright.kernel.checker import Spec
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.kernel.system import Action, Route, System
 from statewright.specs import REGISTRY
@@ -258,7 +258,7 @@ def test_regression_test_needs_a_counterexample() -> None:
         regression_test(lifecycle(), "at_most_one_staged")
 
 
-# -- the built-ins, judged on settle's microsteps with kernel.check.semantics ---------
+# -- the built-ins, judged on settle's microsteps with kernel.checker.semantics ---------
 
 
 class P(Enum):

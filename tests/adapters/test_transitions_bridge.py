@@ -14,7 +14,7 @@ from transitions.core import MachineError
 from transitions.extensions import HierarchicalMachine
 
 from statewright.adapters.interop.transitions_bridge import Bridged, from_transitions, to_transitions
-from statewright.kernel.check import Status, Verdict, check
+from statewright.kernel.checker import Status, Verdict, check
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.step import Accepted, Reason, Rejected
 
@@ -392,7 +392,7 @@ def test_the_bridged_value_is_frozen() -> None:
 README = '''
 >>> from transitions import Machine, State
 >>> from statewright.adapters.interop.transitions_bridge import from_transitions, to_transitions
->>> from statewright.kernel.check import check
+>>> from statewright.kernel.checker import check
 >>> order = Machine(
 ...     name="order",
 ...     states=["new", "paid", "shipped", "backordered", State("delivered", final=True)],

@@ -12,17 +12,17 @@ from statewright import Spec, UserCodeError, always
 from statewright.adapters.checking import check
 from statewright.adapters.checking.fork import fork_pool
 from statewright.adapters.cli import run
-from statewright.kernel.check import (
+from statewright.kernel.checker import (
     Options,
     StopReason,
     Verdict,
     always_step,
     sometimes,
 )
-from statewright.kernel.check import workers as parallel
-from statewright.kernel.check.levels import prepare_levels
-from statewright.kernel.check.search import Search
-from statewright.kernel.check.workers import Coordinator
+from statewright.kernel.checker import workers as parallel
+from statewright.kernel.checker.levels import prepare_levels
+from statewright.kernel.checker.search import Search
+from statewright.kernel.checker.workers import Coordinator
 from statewright.specs import REGISTRY
 from tests.kernel.test_levels import cells, safety, summary
 

@@ -297,7 +297,7 @@ def test_expected_violations_can_pin_their_trace_length() -> None:
 
 
 def test_mutation_score_counts_killed_mutants() -> None:
-    from statewright.kernel.check.mutants import mutants, score
+    from statewright.kernel.checker.mutants import mutants, score
 
     spec = Spec("door", DOOR, DOOR_INPUTS, [always("few", lambda s: s.closes <= 2),
                                            sometimes("gone", lambda s: s.phase is Door.GONE)])

@@ -20,7 +20,7 @@ from statewright import (
     check,
 )
 from statewright.adapters.testing.stateful import PropertyViolation, replay, run_suite
-from statewright.kernel.check import Status, Verdict
+from statewright.kernel.checker import Status, Verdict
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.step import Accepted, Reason, Rejected, outcomes, step
 from statewright.kernel.system import settlements

@@ -30,7 +30,7 @@ from statewright.kernel import (
     Verdict,
     check,
 )
-from statewright.kernel.check import eventually, strong_fair, weak_fair
+from statewright.kernel.checker import eventually, strong_fair, weak_fair
 
 
 class W(Enum):

@@ -21,7 +21,7 @@ from statewright import (
     check,
 )
 from statewright.adapters.testing.stateful import PropertyViolation, replay
-from statewright.kernel.check import (
+from statewright.kernel.checker import (
     Options,
     Report,
     StopReason,
@@ -29,11 +29,11 @@ from statewright.kernel.check import (
     always_step,
     sometimes,
 )
-from statewright.kernel.check.levels import FellBack, close, prepare_levels
-from statewright.kernel.check.packed import PackedStore, Packing, admit
-from statewright.kernel.check.search import Search
-from statewright.kernel.check.space import StateSpace
-from statewright.kernel.check.workers import Coordinator
+from statewright.kernel.checker.levels import FellBack, close, prepare_levels
+from statewright.kernel.checker.packed import PackedStore, Packing, admit
+from statewright.kernel.checker.search import Search
+from statewright.kernel.checker.space import StateSpace
+from statewright.kernel.checker.workers import Coordinator
 from statewright.specs import REGISTRY
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 import networkx as nx
 import pytest
 
-from statewright.kernel.check.liveness import (
+from statewright.kernel.checker.liveness import (
     CUT,
     STUTTER,
     Condition,

@@ -1,4 +1,4 @@
-"""`kernel.check.mutants`: the operators, the outcome of each kind of mutant, and the refusals."""
+"""`kernel.checker.mutants`: the operators, the outcome of each kind of mutant, and the refusals."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from statewright.kernel.check import Spec, always, sometimes
-from statewright.kernel.check.mutants import (
+from statewright.kernel.checker import Spec, always, sometimes
+from statewright.kernel.checker.mutants import (
     MACHINE_OPERATORS,
     SYSTEM,
     Outcome,
@@ -275,8 +275,8 @@ def test_a_spec_is_scored_per_machine_then_per_system() -> None:
 
 
 def test_dropping_each_fairness_condition_is_a_mutant_a_liveness_property_must_catch() -> None:
-    from statewright.kernel.check import eventually, weak_fair
-    from statewright.kernel.check.mutants import Scope, score_spec
+    from statewright.kernel.checker import eventually, weak_fair
+    from statewright.kernel.checker.mutants import Scope, score_spec
 
     class Q(Enum):
         A = 1
@@ -305,8 +305,8 @@ def test_fairness_on_machine_objects_and_rows_follows_the_mutated_machines() -> 
     row. Dropping a guard must be caught by a property, not by a fairness
     declaration that no longer matches anything.
     """
-    from statewright.kernel.check import always, eventually, strong_fair, weak_fair
-    from statewright.kernel.check.mutants import Outcome, Scope, score_spec
+    from statewright.kernel.checker import always, eventually, strong_fair, weak_fair
+    from statewright.kernel.checker.mutants import Outcome, Scope, score_spec
 
     class Q(Enum):
         RUN = 1

@@ -8,9 +8,9 @@ from enum import Enum
 from html.parser import HTMLParser
 
 from statewright.kernel import Machine, Spec, Transition, always, check, sometimes
-from statewright.kernel.check import Report, StopReason
-from statewright.kernel.check.html import html_report
-from statewright.kernel.check.text import STOPPED, render_report, summary_line
+from statewright.kernel.checker import Report, StopReason
+from statewright.kernel.checker.html import html_report
+from statewright.kernel.checker.text import STOPPED, render_report, summary_line
 from statewright.kernel.jsonable import event_json, state_json, trace_json, value_json
 from statewright.kernel.system import Action
 
@@ -142,7 +142,7 @@ def test_the_shell_hands_on_the_kernels_encoding_and_text() -> None:
     from statewright.adapters.cli import reports, text
     from statewright.adapters.runtime import serialize
     from statewright.kernel import jsonable
-    from statewright.kernel.check import text as kernel_text
+    from statewright.kernel.checker import text as kernel_text
 
     assert (serialize.value_json, serialize.state_json, serialize.event_json) == (
         jsonable.value_json, jsonable.state_json, jsonable.event_json)

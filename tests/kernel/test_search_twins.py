@@ -1,4 +1,4 @@
-"""`Search._explore` and `Search._explore_recording` are one loop kept twice (see `kernel.check.search`).
+"""`Search._explore` and `Search._explore_recording` are one loop kept twice (see `kernel.checker.search`).
 
 The second also records the graph temporal properties need; everything else
 must be the same: states in the same order, the same parents, findings,
@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from statewright.kernel.check import Options, Report
-from statewright.kernel.check.behaviours import Edges
-from statewright.kernel.check.search import Search
+from statewright.kernel.checker import Options, Report
+from statewright.kernel.checker.behaviours import Edges
+from statewright.kernel.checker.search import Search
 from statewright.specs import REGISTRY
 
 SIZES = {"input_lifecycle": {"n": 4}, "lamport_mutex": {"n": 2, "max_clock": 2}}

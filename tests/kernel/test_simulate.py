@@ -28,8 +28,8 @@ from statewright.kernel import (
     eventually,
     sometimes,
 )
-from statewright.kernel.check import Simulation, simulate
-from statewright.kernel.check.simulate import Dice
+from statewright.kernel.checker import Simulation, simulate
+from statewright.kernel.checker.simulate import Dice
 from statewright.specs import REGISTRY
 from tests.kernel.test_system import WORKER, Assign, Finish, Start, Worker, system
 

@@ -20,9 +20,9 @@ from statewright import (
     eventually,
 )
 from statewright.adapters.testing.stateful import PropertyViolation, replay
-from statewright.kernel.check import Options, Verdict
-from statewright.kernel.check.search import Search
-from statewright.kernel.check.symmetry import Symmetry
+from statewright.kernel.checker import Options, Verdict
+from statewright.kernel.checker.search import Search
+from statewright.kernel.checker.symmetry import Symmetry
 from statewright.kernel.errors import DefinitionError
 from statewright.specs import REGISTRY
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from statewright.kernel.check import Verdict, check
+from statewright.kernel.checker import Verdict, check
 from statewright.kernel.step import Accepted, Reason, Rejected, step
 from statewright.machines.input import (
     INPUT,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from statewright.kernel.check import Report, check
+from statewright.kernel.checker import Report, check
 from statewright.specs import REGISTRY
 
 

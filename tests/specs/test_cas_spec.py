@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from statewright.kernel.check import Status, Verdict, check
+from statewright.kernel.checker import Status, Verdict, check
 from statewright.kernel.step import Reason, Rejected
 from statewright.kernel.system import Action, Blocked, System
 from statewright.specs.cas import (

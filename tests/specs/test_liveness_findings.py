@@ -34,7 +34,7 @@ import pytest
 
 from statewright.adapters.cli import run
 from statewright.adapters.testing.stateful import replay
-from statewright.kernel.check import PropertyResult, Report, Spec, Status, Verdict, check
+from statewright.kernel.checker import PropertyResult, Report, Spec, Status, Verdict, check
 from statewright.kernel.step import Accepted, Rejected, step
 from statewright.kernel.system import Action, Blocked, System
 from statewright.machines.input import AbandonReason, InputPhase

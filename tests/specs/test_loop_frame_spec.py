@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from statewright.kernel.check import Status, Verdict, check
+from statewright.kernel.checker import Status, Verdict, check
 from statewright.kernel.system import Action, System
 from statewright.machines.loop_frame import GrantBody, LoopPhase, RequestBody, RunPhase
 from statewright.specs.loop_frame import loop_frame as build
@@ -94,7 +94,7 @@ def test_every_property_that_sees_the_tear_sees_it_at_once() -> None:
 
 @pytest.mark.slow
 def test_the_spec_kills_the_mutants_of_its_machines() -> None:
-    from statewright.kernel.check.mutants import score
+    from statewright.kernel.checker.mutants import score
 
     spec = build()
     assert isinstance(spec.model, System)

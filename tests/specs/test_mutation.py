@@ -1,6 +1,6 @@
 """Mutation test: every spec catches at least 90% of the mutants of what protects it.
 
-Two kinds of groups are scored (`kernel.check.mutants`). *Machine groups*: each
+Two kinds of groups are scored (`kernel.checker.mutants`). *Machine groups*: each
 library machine a registered spec contains, mutated row by row (a guard
 dropped, a guard negated, the row retargeted). *System groups*: each
 registered system spec's system, with one `SystemGuard` or one `Route`
@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from statewright.kernel import Machine, System
-from statewright.kernel.check.mutants import SYSTEM, MutationScore, Outcome, score_spec
+from statewright.kernel.checker.mutants import SYSTEM, MutationScore, Outcome, score_spec
 from statewright.specs import REGISTRY
 
 THRESHOLD = 0.90

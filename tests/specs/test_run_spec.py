@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from statewright.kernel.check import Status, Verdict, check
+from statewright.kernel.checker import Status, Verdict, check
 from statewright.machines.run import (
     RUN_TRANSITIONS,
     Enter,

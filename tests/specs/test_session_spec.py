@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from statewright.kernel.check import Status, Verdict, check
+from statewright.kernel.checker import Status, Verdict, check
 from statewright.kernel.system import Action, Blocked, System
 from statewright.machines.input import InputPhase, Queue
 from statewright.machines.session import AcceptInput, ApplyRun, AttachExecutor, CommitRun, StageInput, StartRun

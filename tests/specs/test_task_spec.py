@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from statewright.kernel.check import Status, Verdict, check
+from statewright.kernel.checker import Status, Verdict, check
 from statewright.kernel.step import Accepted, Rejected, step
 from statewright.machines.task import Answer, Ask, Cancel, Dispatch, Spawn, TaskPhase, WorkerPassed, task_machine
 from statewright.specs.task import AS_WRITTEN_VIOLATES, task, task_as_written

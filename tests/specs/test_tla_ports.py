@@ -26,7 +26,7 @@ import pytest
 
 from statewright.adapters.testing.stateful import Replayed, replay
 from statewright.kernel import Accepted, Kind, PropertyResult, Report, Spec, Status, Verdict, check, step
-from statewright.kernel.check import Fair
+from statewright.kernel.checker import Fair
 from statewright.kernel.machine import Machine
 from statewright.specs import REGISTRY
 from statewright.specs.alternating_bit import RcvMsg, Strength

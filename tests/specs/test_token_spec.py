@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from statewright.kernel.check import Report, Spec, Status, Verdict, check
+from statewright.kernel.checker import Report, Spec, Status, Verdict, check
 from statewright.kernel.step import Accepted, step
 from statewright.machines.token import (
     Attach,

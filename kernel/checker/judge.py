@@ -1,7 +1,7 @@
 """Judging the states and steps a search meets: invariants, witnesses, action properties, constraints, findings.
 
 Every engine -- the one-core `Search`, the level engine's workers
-(`kernel.check.workers`) and the simulator -- *holds* a `Judge` and asks it
+(`kernel.checker.workers`) and the simulator -- *holds* a `Judge` and asks it
 the same questions, so each rule is written once:
 
 * `Judge.states` -- invariants and ``sometimes`` witnesses on new states,
@@ -30,11 +30,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from statewright.kernel.boundary import not_bool, raised
-from statewright.kernel.check.local import Key
-from statewright.kernel.check.properties import Kind
-from statewright.kernel.check.semantics import is_final
-from statewright.kernel.check.space import StateSpace
-from statewright.kernel.check.spec import Spec
+from statewright.kernel.checker.local import Key
+from statewright.kernel.checker.properties import Kind
+from statewright.kernel.checker.semantics import is_final
+from statewright.kernel.checker.space import StateSpace
+from statewright.kernel.checker.spec import Spec
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.trace import TraceStep
 

@@ -7,11 +7,11 @@
   on every step taken (`terminal_stable` is one);
 * ``eventually``, ``leads_to``, ``always_eventually``, ``eventually_always``
   -- temporal properties over infinite behaviours, judged under the spec's
-  fairness (`kernel.check.fairness`) on the explored graph.
+  fairness (`kernel.checker.fairness`) on the explored graph.
 
 Five more are built in (`BUILTIN`) and switched by `Spec` flags: ``deadlock``,
 ``determinism`` and ``terminal_precedence`` are on by default; ``terminates``
-and ``recoverable`` are opt-in. `kernel.check.semantics` says what each means.
+and ``recoverable`` are opt-in. `kernel.checker.semantics` says what each means.
 
 Behaviours are TLA+'s: any state may *stutter* (stay as it is) forever, so a
 temporal property that needs progress needs fairness to say who must move.

@@ -18,10 +18,10 @@ The rooms, one idea each:
 * `mutants` -- mutation testing of a spec.
 """
 
-from statewright.kernel.check.engine import check
-from statewright.kernel.check.fairness import Fair, Fairness, strong_fair, weak_fair
-from statewright.kernel.check.options import Options
-from statewright.kernel.check.properties import (
+from statewright.kernel.checker.engine import check
+from statewright.kernel.checker.fairness import Fair, Fairness, strong_fair, weak_fair
+from statewright.kernel.checker.options import Options
+from statewright.kernel.checker.properties import (
     Kind,
     Property,
     always,
@@ -33,7 +33,7 @@ from statewright.kernel.check.properties import (
     sometimes,
     terminal_stable,
 )
-from statewright.kernel.check.report import (
+from statewright.kernel.checker.report import (
     Coverage,
     Progress,
     PropertyResult,
@@ -42,8 +42,8 @@ from statewright.kernel.check.report import (
     StopReason,
     Verdict,
 )
-from statewright.kernel.check.simulate import Simulation, simulate
-from statewright.kernel.check.spec import Bounds, Spec
+from statewright.kernel.checker.simulate import Simulation, simulate
+from statewright.kernel.checker.spec import Bounds, Spec
 from statewright.kernel.trace import TraceStep
 
 __all__ = [
@@ -82,7 +82,7 @@ __all__ = [
 def __getattr__(name: str) -> object:
     """Deprecated names, kept for one release."""
     if name == "transition":
-        from statewright.kernel.check.properties import transition
+        from statewright.kernel.checker.properties import transition
 
         return transition
-    raise AttributeError(f"module 'statewright.kernel.check' has no attribute {name!r}")
+    raise AttributeError(f"module 'statewright.kernel.checker' has no attribute {name!r}")

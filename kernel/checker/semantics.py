@@ -1,6 +1,6 @@
 """What the built-in properties mean, in one place.
 
-The checker (`kernel.check.local`, `kernel.check.search`) and the generated
+The checker (`kernel.checker.local`, `kernel.checker.search`) and the generated
 hypothesis suites (`adapters.testing.stateful`) both judge the three
 built-ins; they ask this module instead of each spelling the rule out:
 

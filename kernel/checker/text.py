@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from statewright.kernel.check.properties import Kind
-from statewright.kernel.check.report import (
+from statewright.kernel.checker.properties import Kind
+from statewright.kernel.checker.report import (
     PropertyResult,
     Report,
     Status,
@@ -28,7 +28,7 @@ from statewright.kernel.check.report import (
     TraceStep,
     Verdict,
 )
-from statewright.kernel.check.simulate import Simulation
+from statewright.kernel.checker.simulate import Simulation
 from statewright.kernel.jsonable import event_json, state_json
 
 __all__ = [

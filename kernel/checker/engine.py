@@ -5,7 +5,7 @@ engine gives the same report (states, numbers, depths, verdicts, traces,
 coverage), and the tests compare them whole.
 
 * ``workers=1`` -- `Search`, breadth-first on one core over tuple keys;
-* ``workers=N`` -- the level engine (`kernel.check.levels`) under a
+* ``workers=N`` -- the level engine (`kernel.checker.levels`) under a
   `Coordinator`: packed 64-bit keys, 24 bytes a state, levels cut into chunks
   that N workers expand and judge. The workers are the ``pool`` the caller
   gives (`statewright.check` forks processes); without one, the chunks are
@@ -19,13 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from statewright.kernel.check.options import Options
-from statewright.kernel.check.report import Progress, Report, StopReason
-from statewright.kernel.check.search import Search
-from statewright.kernel.check.spec import Spec
+from statewright.kernel.checker.options import Options
+from statewright.kernel.checker.report import Progress, Report, StopReason
+from statewright.kernel.checker.search import Search
+from statewright.kernel.checker.spec import Spec
 
 if TYPE_CHECKING:
-    from statewright.kernel.check.pool import PoolFactory
+    from statewright.kernel.checker.pool import PoolFactory
 
 __all__ = ["check", "explore"]
 
@@ -62,8 +62,8 @@ def check(
     `statewright.check` is the same function with the real clock, memory
     gauge and process pool filled in.
 
-    >>> from statewright.kernel.check.properties import always
-    >>> from statewright.kernel.check.spec import Spec
+    >>> from statewright.kernel.checker.properties import always
+    >>> from statewright.kernel.checker.spec import Spec
     >>> from statewright.kernel.machine import Machine, Transition
     >>> from enum import Enum
     >>> from dataclasses import dataclass, replace
@@ -95,8 +95,8 @@ def explore(spec: Spec, options: Options) -> Report:
     options = options.of(spec)
     if options.workers > 1:
         # the level engine needs numpy: imported here, so that one-core checks (and `import statewright`) never do
-        from statewright.kernel.check.levels import FellBack, prepare_levels
-        from statewright.kernel.check.workers import Coordinator, WorkerFailed
+        from statewright.kernel.checker.levels import FellBack, prepare_levels
+        from statewright.kernel.checker.workers import Coordinator, WorkerFailed
 
         planned = prepare_levels(spec, options)
         if planned is not None:

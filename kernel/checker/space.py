@@ -5,7 +5,7 @@ id of that instance's state in its `LocalTable`. The space turns keys into the
 states users see (`view`), enumerates a key's successors the slow, general
 way (`successors`, used to rebuild traces and to draw small graphs), and
 rebuilds shortest traces from parent links (`path`). The fast search loop
-lives in `kernel.check.search`.
+lives in `kernel.checker.search`.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterator, Sequence
 from operator import getitem
 from typing import Any
 
-from statewright.kernel.check.fairness import Condition, label_bases, resolve
-from statewright.kernel.check.local import Key, LocalTable, Move
-from statewright.kernel.check.properties import Kind
-from statewright.kernel.check.spec import Spec
-from statewright.kernel.check.symmetry import Symmetry
+from statewright.kernel.checker.fairness import Condition, label_bases, resolve
+from statewright.kernel.checker.local import Key, LocalTable, Move
+from statewright.kernel.checker.properties import Kind
+from statewright.kernel.checker.spec import Spec
+from statewright.kernel.checker.symmetry import Symmetry
 from statewright.kernel.errors import DefinitionError, UserCodeError
 from statewright.kernel.machine import Machine
 from statewright.kernel.step import Rejected
@@ -62,7 +62,7 @@ class StateSpace:
                 else:
                     self.global_transitions.append((p.name, p.test))
         self.fairness: tuple[Condition, ...] = resolve(spec.name, model, spec.fairness)
-        """The spec's fairness declarations as label sets (`kernel.check.fairness`)."""
+        """The spec's fairness declarations as label sets (`kernel.checker.fairness`)."""
         self.bases = label_bases(model)
         """``bases[k]``: the action label of instance position ``k``'s first row; row ``r`` is ``bases[k] + r``."""
         self.constraint = spec.constraint

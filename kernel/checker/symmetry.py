@@ -4,7 +4,7 @@ A spec declares which instances of a system are interchangeable
 (``Spec(symmetry=[("r1", "r2", "r3")])``); ``check(spec, symmetry=True)``
 then stores one state per permutation class, as TLC's SYMMETRY does. The
 search keeps *canonical* keys (`Symmetry.canonical`), and traces are rebuilt
-through real states of the model (`kernel.check.space.StateSpace.path`) so that
+through real states of the model (`kernel.checker.space.StateSpace.path`) so that
 they replay without the reduction.
 """
 
@@ -15,8 +15,8 @@ from itertools import permutations, product
 from typing import Any
 
 from statewright.kernel.boundary import raised, refused
-from statewright.kernel.check.local import Key, LocalTable
-from statewright.kernel.check.spec import Spec
+from statewright.kernel.checker.local import Key, LocalTable
+from statewright.kernel.checker.spec import Spec
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.system import System
 

@@ -1,7 +1,7 @@
 """The packed state store: a system state in one unsigned 64-bit integer, 24 bytes a state.
 
 Once every local state of every instance is known in advance (the closure
-of `kernel.check.levels`), a key fits in one ``uint64``: instance ``k``'s
+of `kernel.checker.levels`), a key fits in one ``uint64``: instance ``k``'s
 local id in ``widths[k]`` bits at ``shifts[k]`` (`Packing`). The `PackedStore`
 keeps three flat arrays -- the keys seen, sorted (membership by binary
 search), the keys in discovery order, and the parent numbers -- where
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from statewright.kernel.check.local import Key
+from statewright.kernel.checker.local import Key
 
 __all__ = ["PRUNED", "U64", "Keys", "Packing", "PackedStore", "StoredKeys", "admit"]
 

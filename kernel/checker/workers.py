@@ -2,12 +2,12 @@
 
 How it works
 ------------
-The `Coordinator` closes the spec's local tables (`kernel.check.levels.prepare_levels`
+The `Coordinator` closes the spec's local tables (`kernel.checker.levels.prepare_levels`
 did that), owns the packed state store and orders the work. Each level's
 frontier is cut into chunks; a chunk goes to an idle worker, which runs the
 slow lane and the vectorised fast lane on it (`Worker.expand_job`) and sends
 back its successors as a packed ``uint64`` array in `Search`'s order. The
-coordinator admits chunks in order (`kernel.check.packed.admit`: a binary
+coordinator admits chunks in order (`kernel.checker.packed.admit`: a binary
 search against the sorted store, the first occurrence of each new key), so
 states get the numbers `Search` would give them, and hands each chunk's new
 states to a worker to judge (`Worker.judge_job`). Findings carry their place
@@ -41,23 +41,23 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from statewright.kernel.check.judge import Judge, StoredTraces
-from statewright.kernel.check.levels import CHUNK, Expanded, FellBack, Levels
-from statewright.kernel.check.local import Key
-from statewright.kernel.check.options import Options
-from statewright.kernel.check.packed import (
+from statewright.kernel.checker.judge import Judge, StoredTraces
+from statewright.kernel.checker.levels import CHUNK, Expanded, FellBack, Levels
+from statewright.kernel.checker.local import Key
+from statewright.kernel.checker.options import Options
+from statewright.kernel.checker.packed import (
     Keys,
     PackedStore,
     Packing,
     StoredKeys,
     admit,
 )
-from statewright.kernel.check.pool import Pool
-from statewright.kernel.check.report import Report, StopReason
-from statewright.kernel.check.results import conclude
-from statewright.kernel.check.space import StateSpace
-from statewright.kernel.check.spec import Spec
-from statewright.kernel.check.watch import POLL, Watch
+from statewright.kernel.checker.pool import Pool
+from statewright.kernel.checker.report import Report, StopReason
+from statewright.kernel.checker.results import conclude
+from statewright.kernel.checker.space import StateSpace
+from statewright.kernel.checker.spec import Spec
+from statewright.kernel.checker.watch import POLL, Watch
 from statewright.kernel.errors import UserCodeError
 from statewright.kernel.trace import TraceStep
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, NoReturn
 
 from statewright.kernel.boundary import not_bool, raised, refused, row
-from statewright.kernel.check.semantics import ambiguity, leaves_terminal
+from statewright.kernel.checker.semantics import ambiguity, leaves_terminal
 from statewright.kernel.machine import Machine, Rule
 from statewright.kernel.step import (
     Rejected,

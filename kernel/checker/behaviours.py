@@ -1,13 +1,13 @@
 """Temporal properties judged on the graph a complete search recorded (`TemporalJudge`).
 
-The search (`kernel.check.search`) keeps, only when a spec asks for a
+The search (`kernel.checker.search`) keeps, only when a spec asks for a
 temporal property, every explored step as three integer arrays (CSR: edges
 of state ``i`` are ``offsets[i]..offsets[i+1]``, each with a target state
 number -- ``-1`` for a successor a constraint pruned -- and an action label).
 A label names the row that fired in the acting instance: ``base[k] + row``
 for instance position ``k``. This module turns a spec's fairness
 declarations into sets of labels, its temporal properties into per-state
-predicates, asks `kernel.check.liveness` for a lasso, and turns the answer
+predicates, asks `kernel.checker.liveness` for a lasso, and turns the answer
 back into a trace of the user's states and actions.
 """
 
@@ -18,14 +18,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import statewright.kernel.check.liveness as liveness
+import statewright.kernel.checker.liveness as liveness
 from statewright.kernel.boundary import not_bool, raised
-from statewright.kernel.check.fairness import own_rows
-from statewright.kernel.check.local import Key
-from statewright.kernel.check.properties import Kind
-from statewright.kernel.check.semantics import is_final
-from statewright.kernel.check.space import StateSpace
-from statewright.kernel.check.spec import Spec
+from statewright.kernel.checker.fairness import own_rows
+from statewright.kernel.checker.local import Key
+from statewright.kernel.checker.properties import Kind
+from statewright.kernel.checker.semantics import is_final
+from statewright.kernel.checker.space import StateSpace
+from statewright.kernel.checker.spec import Spec
 from statewright.kernel.trace import TraceStep
 
 __all__ = ["Counterexample", "Edges", "TemporalJudge"]

@@ -5,8 +5,8 @@ the initial states, the constraints that keep the model finite, the
 properties that must hold and the fairness they are judged under, and the
 symmetry its instances have. *How* to search it -- cut-offs, workers,
 switching symmetry on -- is not part of the spec: those are the options of
-`check` (`kernel.check.options`). Properties are values built with the
-constructors of `kernel.check.properties`.
+`check` (`kernel.checker.options`). Properties are values built with the
+constructors of `kernel.checker.properties`.
 
 Input domains: for a machine, a sequence of inputs or ``fn(state) -> inputs``;
 for a system, a mapping from instance name to such a sequence or function of
@@ -22,8 +22,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
-from statewright.kernel.check.fairness import Fair, resolve
-from statewright.kernel.check.properties import BUILTIN, Property
+from statewright.kernel.checker.fairness import Fair, resolve
+from statewright.kernel.checker.properties import BUILTIN, Property
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine
 from statewright.kernel.system import System
@@ -95,7 +95,7 @@ class Spec:
     which no guard, route, property or initial state tells apart. Declaring
     it changes nothing by itself; ``check(spec, symmetry=True)`` (``check
     --symmetry``) then explores one state per permutation class, as TLC's
-    SYMMETRY does (see `kernel.check.space.Symmetry`). Where instance states
+    SYMMETRY does (see `kernel.checker.space.Symmetry`). Where instance states
     name other instances (a coordinator's set of participants, messages
     carrying a sender), ``relabel(view, renaming)`` returns the view with
     those names rewritten by ``renaming`` (old name -> new name); the kernel

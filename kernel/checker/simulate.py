@@ -20,7 +20,7 @@ holds once a behaviour visits a witness. Temporal properties are judged on the
 whole state graph, which a simulation never has: they stay UNKNOWN, and so
 does every claim no behaviour refuted -- a run without a violation is
 ``BOUNDED``, never ``OK``. What is judged, and how, is the `Judge`'s that
-`check` uses too (`kernel.check.judge`); every finding's trace is the
+`check` uses too (`kernel.checker.judge`); every finding's trace is the
 behaviour under way. The spec's constraint and action constraint are
 part of the model, as in `check`: a successor outside them is judged (its
 step and its state) and then left out of the draw.
@@ -37,14 +37,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from statewright.kernel.check.judge import Judge
-from statewright.kernel.check.local import Key, Move
-from statewright.kernel.check.options import Options
-from statewright.kernel.check.properties import BUILTIN, Kind
-from statewright.kernel.check.report import PropertyResult, Status, StopReason, Verdict
-from statewright.kernel.check.space import StateSpace
-from statewright.kernel.check.spec import Spec
-from statewright.kernel.check.watch import POLL, Watch
+from statewright.kernel.checker.judge import Judge
+from statewright.kernel.checker.local import Key, Move
+from statewright.kernel.checker.options import Options
+from statewright.kernel.checker.properties import BUILTIN, Kind
+from statewright.kernel.checker.report import PropertyResult, Status, StopReason, Verdict
+from statewright.kernel.checker.space import StateSpace
+from statewright.kernel.checker.spec import Spec
+from statewright.kernel.checker.watch import POLL, Watch
 from statewright.kernel.errors import UserCodeError
 from statewright.kernel.step import Rejected
 from statewright.kernel.trace import TraceStep
@@ -416,7 +416,7 @@ def simulate(
 
     >>> from dataclasses import dataclass, replace
     >>> from enum import Enum
-    >>> from statewright.kernel.check import Spec, always
+    >>> from statewright.kernel.checker import Spec, always
     >>> from statewright.kernel.machine import Machine, Transition
     >>> class P(Enum):
     ...     WALKING = 1

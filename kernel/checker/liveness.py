@@ -92,7 +92,7 @@ from itertools import chain, islice, repeat
 from operator import and_, le, not_, or_
 from typing import Final
 
-from statewright.kernel.check.fairness import Condition, Fairness
+from statewright.kernel.checker.fairness import Condition, Fairness
 
 __all__ = [
     "CUT",

@@ -1,6 +1,6 @@
 """A report as one self-contained HTML table: what a notebook shows for ``report``.
 
-`html_report` says what `kernel.check.text.render_report` says -- the summary
+`html_report` says what `kernel.checker.text.render_report` says -- the summary
 line, one row per property with its status, the traces of violations (and
 witnesses) as tables of their own, the rows that never fired -- in HTML with
 inline styles only, so it renders the same in Jupyter, VS Code or a saved
@@ -27,8 +27,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from statewright.kernel.check.report import PropertyResult, Report, Status, TraceStep
-from statewright.kernel.check.text import (
+from statewright.kernel.checker.report import PropertyResult, Report, Status, TraceStep
+from statewright.kernel.checker.text import (
     loop_text,
     result_text,
     summary_line,
@@ -88,7 +88,7 @@ def html_report(report: Report, *, max_states: int | None = None) -> str:
     """The report as HTML: the summary line, a table with one row per property, traces as tables.
 
     What ``report._repr_html_()`` returns; ``max_states`` as for
-    `kernel.check.text.summary_line`.
+    `kernel.checker.text.summary_line`.
     """
     head = _row(("", "property", "kind", "result"), tag="th")
     body = "".join(_property(r, report) for r in report.properties)

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 Once every local state an instance could meet is known in advance, a system
-state packs into one uint64 (`kernel.check.packed`). Knowing them in advance
+state packs into one uint64 (`kernel.checker.packed`). Knowing them in advance
 is the *closure* of the local tables (`close`): each instance's local steps
 from its initial states under its input domain, plus every routed delivery,
 ignoring system guards -- a superset of what the search can reach, computed
@@ -22,9 +22,9 @@ a chunk's work:
   `Judge`.
 
 *Admitting* candidates against the store sits between the two
-(`kernel.check.packed.admit`). All three are functions of arrays, so they can
+(`kernel.checker.packed.admit`). All three are functions of arrays, so they can
 run on several processes: the coordinator that owns the store and orders the
-chunks is `kernel.check.workers.Coordinator`, and a `Worker` holds a `Levels`.
+chunks is `kernel.checker.workers.Coordinator`, and a `Worker` holds a `Levels`.
 
 When it applies
 ---------------
@@ -46,13 +46,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from statewright.kernel.check.judge import Judge
-from statewright.kernel.check.lane import SlowLane
-from statewright.kernel.check.local import LocalTable
-from statewright.kernel.check.options import Options
-from statewright.kernel.check.packed import PRUNED, U64, Keys, Packing
-from statewright.kernel.check.space import StateSpace
-from statewright.kernel.check.spec import Spec
+from statewright.kernel.checker.judge import Judge
+from statewright.kernel.checker.lane import SlowLane
+from statewright.kernel.checker.local import LocalTable
+from statewright.kernel.checker.options import Options
+from statewright.kernel.checker.packed import PRUNED, U64, Keys, Packing
+from statewright.kernel.checker.space import StateSpace
+from statewright.kernel.checker.spec import Spec
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.step import Rejected
 from statewright.kernel.system import System, _targets

@@ -8,8 +8,8 @@ itself: both arrive as the caller's callables in `Options`.
 
 from __future__ import annotations
 
-from statewright.kernel.check.options import Options
-from statewright.kernel.check.report import Progress, StopReason
+from statewright.kernel.checker.options import Options
+from statewright.kernel.checker.report import Progress, StopReason
 
 __all__ = ["POLL", "Watch"]
 

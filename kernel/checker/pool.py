@@ -1,7 +1,7 @@
 """What carries the level engine's jobs: the `Pool` protocol and the factory `Options.pool` holds.
 
 A pool is workers reached by number: ask one a message, wait for answers
-(`kernel.check.workers` says which messages). The kernel's `LocalPool`
+(`kernel.checker.workers` says which messages). The kernel's `LocalPool`
 answers in this process; the shell's forks processes
 (`statewright.adapters.checking.fork`).
 """
@@ -12,9 +12,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from statewright.kernel.check.packed import Packing
-    from statewright.kernel.check.space import StateSpace
-    from statewright.kernel.check.spec import Spec
+    from statewright.kernel.checker.packed import Packing
+    from statewright.kernel.checker.space import StateSpace
+    from statewright.kernel.checker.spec import Spec
 
 __all__ = ["Pool", "PoolFactory"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 
-from statewright.kernel.check.properties import Kind
+from statewright.kernel.checker.properties import Kind
 from statewright.kernel.trace import TraceStep
 
 __all__ = ["Coverage", "Progress", "PropertyResult", "Report", "Status", "StopReason", "TraceStep", "Verdict"]
@@ -159,7 +159,7 @@ class Report:
 
     def __str__(self) -> str:
         """The report as the command line prints it: the summary, one line per property, the traces."""
-        from statewright.kernel.check.text import (
+        from statewright.kernel.checker.text import (
             render_report,  # the renderer reads reports: it sits above
         )
 
@@ -167,6 +167,6 @@ class Report:
 
     def _repr_html_(self) -> str:
         """The report as an HTML table, for notebooks."""
-        from statewright.kernel.check.html import html_report
+        from statewright.kernel.checker.html import html_report
 
         return html_report(self)

@@ -9,18 +9,18 @@ found from (-1 for an initial state), which is enough to rebuild a shortest
 trace; the action behind each step is found again by re-expanding the parent
 (as TLC does), only when a trace is wanted.
 
-A key is a tuple of local ids (`kernel.check.local`). Expanding a state runs
+A key is a tuple of local ids (`kernel.checker.local`). Expanding a state runs
 through each instance's memoised moves in two lanes:
 
 * the **fast lane** -- local steps that no system guard gates, that route no
   effect and that break no per-instance property -- builds successor keys by
   splicing the next local id into the key, and calls no user code at all;
-* the **slow lane** -- everything else -- is `kernel.check.lane.SlowLane`,
+* the **slow lane** -- everything else -- is `kernel.checker.lane.SlowLane`,
   which every engine shares: system guards, routed effects, broken
   properties, global step properties and the constraints.
 
 What is judged, and how findings are kept, is the `Judge`'s
-(`kernel.check.judge`); cut-offs from outside the model are the `Watch`'s.
+(`kernel.checker.judge`); cut-offs from outside the model are the `Watch`'s.
 Whatever stops the search is a `StopReason`; `results.conclude` builds the
 report. The search does no IO.
 
@@ -28,7 +28,7 @@ The twin loops
 --------------
 `Search._explore` and `Search._explore_recording` are one loop kept twice on
 purpose: the second also records every step for temporal properties (the
-graph of `kernel.check.behaviours`), and folding that into the first costs
+graph of `kernel.checker.behaviours`), and folding that into the first costs
 the fast lane a test per successor. Change one, change the other;
 ``tests/kernel/test_search_twins.py`` runs both on every bundled spec and
 requires the same states, numbers, parents and findings.
@@ -39,16 +39,16 @@ from __future__ import annotations
 from array import array
 from typing import Any
 
-from statewright.kernel.check.behaviours import Edges, TemporalJudge
-from statewright.kernel.check.judge import Judge, StoredTraces
-from statewright.kernel.check.lane import SlowLane
-from statewright.kernel.check.local import Key, Move
-from statewright.kernel.check.options import Options
-from statewright.kernel.check.report import Report, StopReason
-from statewright.kernel.check.results import conclude, local_hits
-from statewright.kernel.check.space import StateSpace
-from statewright.kernel.check.spec import Spec
-from statewright.kernel.check.watch import POLL, Watch
+from statewright.kernel.checker.behaviours import Edges, TemporalJudge
+from statewright.kernel.checker.judge import Judge, StoredTraces
+from statewright.kernel.checker.lane import SlowLane
+from statewright.kernel.checker.local import Key, Move
+from statewright.kernel.checker.options import Options
+from statewright.kernel.checker.report import Report, StopReason
+from statewright.kernel.checker.results import conclude, local_hits
+from statewright.kernel.checker.space import StateSpace
+from statewright.kernel.checker.spec import Spec
+from statewright.kernel.checker.watch import POLL, Watch
 from statewright.kernel.errors import UserCodeError
 
 __all__ = ["Search"]

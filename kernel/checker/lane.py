@@ -1,6 +1,6 @@
 """The slow lane: the successors of one state's slow moves, for one instance -- one copy for every engine.
 
-A local table splits each local state's moves in two (`kernel.check.local`):
+A local table splits each local state's moves in two (`kernel.checker.local`):
 *fast* moves, which the engines splice into keys without calling user code,
 and *slow* ones, which need the whole system state. `SlowLane.run` takes the
 slow moves of instance ``k`` in state ``i`` in order and returns one entry
@@ -26,9 +26,9 @@ from __future__ import annotations
 from collections.abc import Container
 from typing import Any
 
-from statewright.kernel.check.judge import Judge
-from statewright.kernel.check.local import Key, Move
-from statewright.kernel.check.space import StateSpace
+from statewright.kernel.checker.judge import Judge
+from statewright.kernel.checker.local import Key, Move
+from statewright.kernel.checker.space import StateSpace
 from statewright.kernel.errors import UserCodeError
 from statewright.kernel.system import Emitted, guard_not_bool, guard_raised
 

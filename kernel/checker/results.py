@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from operator import itemgetter
 from typing import Any
 
-from statewright.kernel.check.judge import Judge
-from statewright.kernel.check.local import Key
-from statewright.kernel.check.properties import BUILTIN, Kind
-from statewright.kernel.check.report import (
+from statewright.kernel.checker.judge import Judge
+from statewright.kernel.checker.local import Key
+from statewright.kernel.checker.properties import BUILTIN, Kind
+from statewright.kernel.checker.report import (
     Coverage,
     PropertyResult,
     Report,
@@ -18,8 +18,8 @@ from statewright.kernel.check.report import (
     StopReason,
     Verdict,
 )
-from statewright.kernel.check.space import StateSpace
-from statewright.kernel.check.spec import Spec
+from statewright.kernel.checker.space import StateSpace
+from statewright.kernel.checker.spec import Spec
 from statewright.kernel.machine import Machine
 from statewright.kernel.trace import TraceStep
 

@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from statewright.kernel.check.engine import check
-from statewright.kernel.check.fairness import Fair
-from statewright.kernel.check.report import Report, StopReason, Verdict
-from statewright.kernel.check.spec import Spec
+from statewright.kernel.checker.engine import check
+from statewright.kernel.checker.fairness import Fair
+from statewright.kernel.checker.report import Report, StopReason, Verdict
+from statewright.kernel.checker.spec import Spec
 from statewright.kernel.errors import DefinitionError, UserCodeError, one_line
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.kernel.system import System
@@ -222,7 +222,7 @@ def substitute(spec: Spec, original: Machine[Any], replacement: Machine[Any]) ->
     Matching by name mutates every instance of the lifecycle, also when a
     user built one machine object per instance from the same table; each such
     object gets its own mutated copy, so fairness declared per machine object
-    (matched by identity, `kernel.check.fairness`) still names the same
+    (matched by identity, `kernel.checker.fairness`) still names the same
     instances, and fairness on a row names the mutated row.
     """
     model = spec.model
@@ -381,7 +381,7 @@ def score(spec: Spec, machine: Machine[Any], *, budget: int = 20) -> MutationSco
     Raises `SpecFails` when the unmutated spec fails its check.
 
     >>> from enum import Enum
-    >>> from statewright.kernel.check import always
+    >>> from statewright.kernel.checker import always
     >>> class L(Enum):
     ...     OFF = 0
     ...     ON = 1

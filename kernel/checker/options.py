@@ -28,12 +28,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from statewright.kernel.check.report import Progress, StopReason
+from statewright.kernel.checker.report import Progress, StopReason
 from statewright.kernel.errors import DefinitionError
 
 if TYPE_CHECKING:
-    from statewright.kernel.check.pool import PoolFactory
-    from statewright.kernel.check.spec import Spec
+    from statewright.kernel.checker.pool import PoolFactory
+    from statewright.kernel.checker.spec import Spec
 
 __all__ = ["Options"]
 
