@@ -39,7 +39,8 @@ def test_command(args: argparse.Namespace, loader: Loader, out: TextIO) -> int:
         result = run_suite(b.spec, examples=args.examples, seed=seed, spec_code=b.target.spec_code(overrides),
                            rerun=rerun)
         if result.passed:
-            print(f"{b.spec.name}: passed ({result.examples} programs, {result.steps} steps in all)", file=out)
+            programs = "program" if result.examples == 1 else "programs"
+            print(f"{b.spec.name}: passed ({result.examples} {programs}, {result.steps} steps in all)", file=out)
         else:
             failed = True
             print(f"{b.spec.name}: FAILED", file=out)
