@@ -18,11 +18,11 @@ once as many later steps have brought the count back to its base version.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from statewright.kernel.machine import Machine
+from statewright.kernel.renamed import renamed
 from statewright.kernel.step import UNSET, Accepted, Rejected, step
 
 __all__ = ["Authority", "Committed", "Snapshot", "Stale", "Staged"]
@@ -167,10 +167,7 @@ class Authority(Generic[S]):
         return f"Authority({self._machine.name!r}, version={self._version}, state={self._state!r})"
 
 
-def __getattr__(name: str) -> object:
-    """``Conflict``, the old name of `Stale`, kept for one release."""
-    if name == "Conflict":
-        warnings.warn("the Authority's Conflict is now Stale (Conflict is the store error)",
-                      DeprecationWarning, stacklevel=2)
-        return Stale
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+if TYPE_CHECKING:
+    Conflict = Stale  # the old name, for one release (`Conflict` is now only the store error)
+else:
+    __getattr__ = renamed(__name__, {"Conflict": "Stale"}, globals())

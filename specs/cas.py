@@ -44,13 +44,13 @@ one needs another worker's write after its read).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from statewright.kernel.checker import Property, Spec, always, always_step, sometimes
 from statewright.kernel.machine import Guard, Machine, Transition
+from statewright.kernel.renamed import renamed
 from statewright.kernel.system import Action, Route, System, SystemGuard
 from statewright.specs.registry import REGISTRY
 
@@ -327,12 +327,4 @@ _RENAMED = {"Conflict": "Retry"}
 if TYPE_CHECKING:
     Conflict = Retry
 else:
-
-    def __getattr__(name: str) -> Any:
-        """A renamed name still works for one release, with a `DeprecationWarning` naming the new one."""
-        new = _RENAMED.get(name)
-        if new is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        warnings.warn(f"{__name__}.{name} is renamed {new}; the old name goes in the next release",
-                      DeprecationWarning, stacklevel=2)
-        return globals()[new]
+    __getattr__ = renamed(__name__, _RENAMED, globals())

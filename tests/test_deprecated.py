@@ -58,7 +58,7 @@ def test_the_authoritys_conflict_is_stale() -> None:
         assert statewright.Conflict is statewright.Stale
     import statewright.kernel as kernel
 
-    with pytest.warns(DeprecationWarning, match="Conflict is now Stale"):
+    with pytest.warns(DeprecationWarning, match="authority.Conflict is renamed Stale"):
         assert kernel.Conflict is statewright.Stale
 
 

@@ -84,7 +84,6 @@ import asyncio
 import math
 import re
 import time
-import warnings
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -101,6 +100,7 @@ except ImportError as _missing:  # pragma: no cover - depends on the environment
 
 from statewright.adapters.runtime.shielded import CallerCancelled, settle
 from statewright.adapters.runtime.store import (
+    KEEP_BATCHES,
     Append,
     AppendTerminal,
     Busy,
@@ -111,12 +111,10 @@ from statewright.adapters.runtime.store import (
     Event,
     Full,
     IncompatibleSchema,
-    InvalidState,
     Io,
     NotAStore,
     NotFound,
     Op,
-    KEEP_BATCHES,
     ReadOnly,
     Record,
     Retention,
@@ -127,6 +125,7 @@ from statewright.adapters.runtime.store import (
     open_log,
     prepare_batch,
 )
+from statewright.kernel.renamed import renamed
 
 __all__ = ["DEFAULT_SCHEMA", "KEEP_BATCHES", "SCHEMA_VERSION", "PostgresReader", "PostgresStore", "is_dsn"]
 
@@ -651,12 +650,4 @@ _RENAMED = {"Snapshot": "PostgresReader"}
 if TYPE_CHECKING:
     Snapshot = PostgresReader
 else:
-
-    def __getattr__(name: str) -> Any:
-        """A renamed name still works for one release, with a `DeprecationWarning` naming the new one."""
-        new = _RENAMED.get(name)
-        if new is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        warnings.warn(f"{__name__}.{name} is renamed {new}; the old name goes in the next release",
-                      DeprecationWarning, stacklevel=2)
-        return globals()[new]
+    __getattr__ = renamed(__name__, _RENAMED, globals())

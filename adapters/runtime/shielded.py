@@ -11,8 +11,9 @@ a half transaction. A task that gives up because of that flag raises
 from __future__ import annotations
 
 import asyncio
-import warnings
 from typing import TYPE_CHECKING, Any
+
+from statewright.kernel.renamed import renamed
 
 __all__ = ["CallerCancelled", "settle"]
 
@@ -49,12 +50,4 @@ _RENAMED = {"Aborted": "CallerCancelled"}
 if TYPE_CHECKING:
     Aborted = CallerCancelled
 else:
-
-    def __getattr__(name: str) -> Any:
-        """A renamed name still works for one release, with a `DeprecationWarning` naming the new one."""
-        new = _RENAMED.get(name)
-        if new is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        warnings.warn(f"{__name__}.{name} is renamed {new}; the old name goes in the next release",
-                      DeprecationWarning, stacklevel=2)
-        return globals()[new]
+    __getattr__ = renamed(__name__, _RENAMED, globals())

@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -80,6 +79,7 @@ from statewright.adapters.runtime.store import (
     canonical_json,
     takes_batch,
 )
+from statewright.kernel.renamed import renamed
 
 __all__ = [
     "Call",
@@ -906,12 +906,4 @@ if TYPE_CHECKING:
     Verdict = HistoryVerdict
     check = check_history
 else:
-
-    def __getattr__(name: str) -> Any:
-        """A renamed name still works for one release, with a `DeprecationWarning` naming the new one."""
-        new = _RENAMED.get(name)
-        if new is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        warnings.warn(f"{__name__}.{name} is renamed {new}; the old name goes in the next release",
-                      DeprecationWarning, stacklevel=2)
-        return globals()[new]
+    __getattr__ = renamed(__name__, _RENAMED, globals())
