@@ -24,7 +24,11 @@ from statewright.kernel.errors import DefinitionError, UserCodeError, one_line
 from statewright.kernel.trace import TraceStep
 from statewright.kernel.values import describe
 
-__all__ = ["locate", "not_bool", "raised", "refused", "row"]
+__all__ = ["FAILURES", "locate", "not_bool", "raised", "refused", "row"]
+
+FAILURES = (Exception, SystemExit)
+"""What a call into user code can fail with: any exception, and ``sys.exit()`` -- which from a guard or a
+property is a failure to report, never the end of a check (exit 0 would read as a pass in CI)."""
 
 
 def locate(fn: object) -> tuple[str, str]:
@@ -55,7 +59,7 @@ def row(index: int, label: str) -> str:
 
 
 def raised(
-    exc: Exception,
+    exc: BaseException,
     fn: object,
     where: str,
     *,
@@ -73,11 +77,14 @@ def raised(
     if isinstance(exc, DefinitionError):
         raise exc
     function, location = locate(fn)
-    try:
-        message = str(exc)
-    except Exception:  # an exception whose __str__ fails still gets reported by type
-        message = ""
-    problem = f"raised {type(exc).__name__}" + (f": {one_line(message)}" if message else "")
+    if isinstance(exc, SystemExit):
+        problem = f"called sys.exit({exc.code!r})"
+    else:
+        try:
+            message = str(exc)
+        except Exception:  # an exception whose __str__ fails still gets reported by type
+            message = ""
+        problem = f"raised {type(exc).__name__}" + (f": {one_line(message)}" if message else "")
     raise UserCodeError(
         where=where, problem=problem, function=function, location=location, spec=spec, machine=machine,
         state=state, input=input, trace=trace, original=exc,

@@ -37,7 +37,7 @@ from typing import Any, Generic
 
 from typing_extensions import TypeVar
 
-from statewright.kernel.boundary import raised
+from statewright.kernel.boundary import FAILURES, raised
 from statewright.kernel.errors import DefinitionError
 
 __all__ = ["Guard", "Machine", "Transition"]
@@ -267,7 +267,7 @@ class Machine(Generic[S]):
             raise DefinitionError(f"{me}: phase must be a callable, got {phase_of!r}")
         try:
             first = phase_of(self.initial)
-        except Exception as exc:
+        except FAILURES as exc:
             raised(exc, phase_of, "phase of the initial state", machine=self.name, state=self.initial)
         if not isinstance(first, Enum):
             raise DefinitionError(f"{me}: the phase of the initial state is {first!r}, not an Enum member")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final, Generic, NoReturn, TypeVar
 
-from statewright.kernel.boundary import not_bool, raised, refused, row
+from statewright.kernel.boundary import FAILURES, not_bool, raised, refused, row
 from statewright.kernel.machine import PLAIN, Guard, Machine, Rule
 from statewright.kernel.values import describe
 
@@ -122,7 +122,7 @@ def apply_rule(
     if rule.update is not None:
         try:
             new = rule.update(state, event) if rule.choose is None else rule.update(state, event, choice)
-        except Exception as exc:
+        except FAILURES as exc:
             raised(exc, rule.update, row(rule.index, rule.label) + ", update",
                    machine=machine.name, state=state, input=event)
         if type(new) is not machine.state_type:
@@ -131,14 +131,14 @@ def apply_rule(
     try:
         if machine.phase_of(new) is not rule.target:
             new = machine.stamp(new, rule.target)
-    except Exception as exc:
+    except FAILURES as exc:
         raised(exc, machine.with_phase or machine.phase_of, row(rule.index, rule.label) + ", setting the phase",
                machine=machine.name, state=new, input=event)
     if rule.emit is None:
         return new, rule.effects
     try:
         effects = rule.emit(new, event) if rule.choose is None else rule.emit(new, event, choice)
-    except Exception as exc:
+    except FAILURES as exc:
         raised(exc, rule.emit, row(rule.index, rule.label) + ", emit", machine=machine.name, state=new, input=event)
     if not isinstance(effects, tuple):
         refused(f"returned {describe(effects)}, not a tuple of effects", rule.emit,
@@ -156,7 +156,7 @@ def failing_guard(machine: Machine[Any], rule: Rule, state: Any, event: Any) -> 
     for g in rule.guards:
         try:
             ok = g.test(state, event)
-        except Exception as exc:
+        except FAILURES as exc:
             guard_raised(exc, machine, rule, g, state, event)
         if ok is not True:
             if ok is not False:
@@ -165,7 +165,7 @@ def failing_guard(machine: Machine[Any], rule: Rule, state: Any, event: Any) -> 
     return None
 
 
-def guard_raised(exc: Exception, machine: Machine[Any], rule: Rule, guard: Guard[Any, Any], state: Any,
+def guard_raised(exc: BaseException, machine: Machine[Any], rule: Rule, guard: Guard[Any, Any], state: Any,
                  event: Any) -> NoReturn:
     """Re-raise what ``guard`` of ``rule`` raised as a `UserCodeError` naming the row and the guard."""
     raised(exc, guard.test, f"{row(rule.index, rule.label)}, guard {guard.name!r}",
@@ -183,7 +183,7 @@ def current_phase(machine: Machine[Any], state: Any, event: Any = None) -> Enum:
     """The phase of ``state``; a failing ``phase=`` projection becomes a `UserCodeError`."""
     try:
         return machine.phase_of(state)
-    except Exception as exc:
+    except FAILURES as exc:
         raised(exc, machine.phase_of, "phase of the state", machine=machine.name, state=state, input=event)
 
 
@@ -198,14 +198,14 @@ def alternatives(machine: Machine[Any], rule: Rule, state: Any, event: Any) -> t
     where = row(rule.index, rule.label) + ", choose"
     try:
         offered = rule.choose(state, event)
-    except Exception as exc:
+    except FAILURES as exc:
         raised(exc, rule.choose, where, machine=machine.name, state=state, input=event)
     if isinstance(offered, (str, bytes)) or not hasattr(offered, "__iter__"):
         refused(f"returned {describe(offered)}, not an iterable of alternatives", rule.choose, where,
                 machine=machine.name, state=state, input=event)
     try:
         return tuple(offered)
-    except Exception as exc:
+    except FAILURES as exc:
         raised(exc, rule.choose, where, machine=machine.name, state=state, input=event)
 
 
@@ -240,7 +240,7 @@ def enabled_among(
                     guard_not_bool(ok, machine, r, g, state, event)
             else:
                 g = None
-        except Exception as exc:
+        except FAILURES as exc:
             assert g is not None
             guard_raised(exc, machine, r, g, state, event)
         if g is not None:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, Generic, NamedTuple, NoReturn, TypeVar
 
-from statewright.kernel.boundary import not_bool, raised
+from statewright.kernel.boundary import FAILURES, not_bool, raised
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine
 from statewright.kernel.step import Accepted, Rejected, outcomes, step
@@ -228,7 +228,7 @@ def settlements(
             for g in guards.get(type(ev), ()):
                 try:
                     allowed = g.test(before, k, ev)
-                except Exception as exc:
+                except FAILURES as exc:
                     guard_raised(exc, system, g, before, k, ev)
                 if allowed is not True and allowed is not False:
                     guard_not_bool(allowed, system, g, before, k, ev)
@@ -279,7 +279,7 @@ def _fired(
             continue
         try:
             to = route.to(eff, names[k])
-        except Exception as exc:
+        except FAILURES as exc:
             raised(exc, route.to, f"system {system.name!r}, route of {type(eff).__name__}",
                    state=before, input=eff)
         for target, routed_input in _targets(to):
@@ -298,7 +298,7 @@ def _fired(
     return hops
 
 
-def guard_raised(exc: Exception, system: System[Any], g: SystemGuard, before: Any, k: int, event: Any) -> NoReturn:
+def guard_raised(exc: BaseException, system: System[Any], g: SystemGuard, before: Any, k: int, event: Any) -> NoReturn:
     """Report that system guard ``g`` raised while judging ``event`` for instance ``k``."""
     raised(exc, g.test, f"system {system.name!r}, system guard {g.name!r}",
            state=before, input=Action(system.names[k], event))

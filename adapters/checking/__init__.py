@@ -17,12 +17,12 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from statewright.adapters.checking.memory import available_memory, rss
+from statewright.adapters.checking.memory import available_memory, in_use, rss
 from statewright.kernel.checker import engine
 from statewright.kernel.checker.report import Progress, Report, StopReason
 from statewright.kernel.checker.spec import Spec
 
-__all__ = ["available_memory", "check", "check_parallel", "default_workers", "rss"]
+__all__ = ["available_memory", "check", "check_parallel", "default_workers", "in_use", "rss"]
 
 
 def check(
@@ -43,7 +43,8 @@ def check(
     """Check ``spec`` on ``workers`` processes (the same report for every number of them).
 
     ``max_depth``, ``max_states``, ``time_limit`` (seconds) and
-    ``max_memory`` (bytes of resident memory) cut the search short and make
+    ``max_memory`` (bytes in use by this process and its workers,
+    `memory.in_use`) cut the search short and make
     the report BOUNDED; ``symmetry`` explores one state per permutation class
     of the spec's declared symmetry; ``keep_going`` reports every violated
     property instead of stopping at the first. ``progress`` is called every
@@ -65,7 +66,7 @@ def check(
         pool = fork_pool if can_fork() else None
     return engine.check(spec, workers=workers, max_depth=max_depth, max_states=max_states, time_limit=time_limit,
                         max_memory=max_memory, symmetry=symmetry, keep_going=keep_going, clock=clock,
-                        memory=rss if max_memory is not None else None, progress=progress,
+                        memory=in_use if max_memory is not None else None, progress=progress,
                         progress_every=progress_every, should_stop=should_stop, pool=pool)
 
 

@@ -1,8 +1,12 @@
-"""How much memory this process uses and may use: the gauge behind ``check(max_memory=...)``.
+"""How much memory a check uses and may use: the gauge behind ``check(max_memory=...)``.
 
-The resident set size (RSS) is read from ``/proc/self/statm`` (one small
-read) or, elsewhere, the peak from ``resource.getrusage``. What the process
-may use is physical memory, or a cgroup limit when one is lower.
+`in_use` is what the budget is compared with: this process's resident set
+size (RSS, from ``/proc/self/statm``, one small read; elsewhere the peak from
+``resource.getrusage``) -- or, while forked workers run (their pids are in
+`watched`), the proportional set size (PSS) of this process and of each
+worker, from ``/proc/<pid>/smaps_rollup``: pages the workers still share
+with the coordinator are counted once, not once per process. What the
+process may use is physical memory, or a cgroup limit when one is lower.
 """
 
 from __future__ import annotations
@@ -10,7 +14,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["available_memory", "rss"]
+__all__ = ["available_memory", "in_use", "pss", "rss", "watched"]
+
+watched: set[int] = set()
+"""The pids of the worker processes running now (`statewright.adapters.checking.fork` keeps it)."""
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -47,3 +54,33 @@ def available_memory() -> int | None:
         if text.isdigit() and int(text) < (total or 1 << 62):
             total = int(text)
     return total
+
+
+def pss(pid: int | str = "self") -> int | None:
+    """The proportional set size of process ``pid`` in bytes; None where the system does not say."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def in_use() -> int:
+    """Bytes this check uses: RSS of this process alone, or PSS of it and its workers while they run."""
+    if not watched:
+        return rss()
+    mine = pss()
+    if mine is None:  # no smaps_rollup: resident sizes, pages shared with workers counted in each
+        return rss() + sum(_rss_of(pid) for pid in list(watched))
+    return mine + sum(pss(pid) or 0 for pid in list(watched))
+
+
+def _rss_of(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0

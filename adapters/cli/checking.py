@@ -25,9 +25,9 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, TextIO
 
-from statewright.adapters.project.errors import UsageError
+from statewright.adapters.checking import check, default_workers, in_use
 from statewright.adapters.cli.resources import rss, size_text, write_atomic
-from statewright.adapters.checking import check, default_workers
+from statewright.adapters.project.errors import UsageError, user_location
 from statewright.adapters.project.targets import Loader, Target, machines_of
 from statewright.kernel.checker import Progress, Report, Simulation, Spec, StopReason
 from statewright.specs.registry import no_parameter, parse_value
@@ -85,10 +85,12 @@ def build(loader: Loader, args: argparse.Namespace) -> list[Built]:
 
 
 class Stopper:
-    """The check's ``should_stop``: a signal arrived, or the memory budget is spent.
+    """The check's ``should_stop`` (a signal arrived), and what stopped the run: a signal or the memory budget.
 
     Used as a context manager around the checks, it installs SIGINT and SIGTERM
     handlers (main thread only) that set a flag, and restores the old ones.
+    The memory budget is the check's own (``max_memory``, polled as often as
+    the states' size needs); `record` notes a result it stopped.
     """
 
     def __init__(self, budget: int | None) -> None:
@@ -106,9 +108,15 @@ class Stopper:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        handled = bool(self._saved)
         for signum, handler in self._saved.items():
             signal.signal(signum, handler)
         self._saved.clear()
+        if handled and isinstance(exc, KeyboardInterrupt):
+            # Ctrl-C only sets a flag here, so this KeyboardInterrupt was raised by the spec's own code
+            where = user_location(exc)
+            raise UsageError(f"{where + ': ' if where else ''}the spec's code raised KeyboardInterrupt (a check "
+                             "stops on Ctrl-C by itself and still reports)", original=exc) from exc
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None:
@@ -116,14 +124,12 @@ class Stopper:
         self.signum = signum
 
     def __call__(self) -> StopReason | None:
-        if self.signum is not None:
-            return StopReason.INTERRUPTED
-        if self.budget is not None:
-            used = rss()
-            if used > self.budget:
-                self.memory = used
-                return StopReason.MEMORY
-        return None
+        return StopReason.INTERRUPTED if self.signum is not None else None
+
+    def record(self, result: Report | Simulation) -> None:
+        """Note a result the memory budget stopped: the remaining specs are skipped, and the run says why."""
+        if result.stopped_by is StopReason.MEMORY:
+            self.memory = in_use()
 
     @property
     def reason(self) -> StopReason | None:
@@ -177,8 +183,9 @@ def check_command(args: argparse.Namespace, loader: Loader, out: TextIO, err: Te
             ticker = None if args.quiet else Ticker(b.spec.name, err)
             report = check(b.spec, workers=args.workers or default_workers(), keep_going=args.keep_going,
                            max_states=args.max_states, max_depth=args.max_depth, time_limit=args.time_limit,
-                           clock=time.perf_counter, progress=ticker, should_stop=stopper,
-                           symmetry=args.symmetry and bool(b.spec.symmetry))
+                           max_memory=args.max_memory, clock=time.perf_counter, progress=ticker,
+                           should_stop=stopper, symmetry=args.symmetry and bool(b.spec.symmetry))
+            stopper.record(report)
             done.append((report, b))
             print(render_report(report, traces=not args.quiet, quiet=args.quiet, max_states=args.max_states),
                   file=out, flush=True)

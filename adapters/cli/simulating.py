@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from statewright.adapters.checking import in_use
 from statewright.adapters.cli.checking import Built, Stopper, build, conclude
 from statewright.adapters.project.errors import UsageError
 from statewright.adapters.project.targets import Loader
@@ -97,7 +98,9 @@ def simulate_command(args: argparse.Namespace, loader: Loader, out: TextIO, err:
             if not args.quiet:
                 print(simulation_header(b.spec.name, args.simulate, steps, chosen), file=out, flush=True)
             sim = simulate(b.spec, behaviours=args.simulate, depth=steps, seed=chosen, time_limit=args.time_limit,
-                           clock=time.perf_counter, should_stop=stopper)
+                           max_memory=args.max_memory, clock=time.perf_counter, memory=in_use,
+                           should_stop=stopper)
+            stopper.record(sim)
             done.append((sim, b))
             print(render_simulation(sim, quiet=args.quiet), file=out, flush=True)
         return conclude(stopper, [s for s, _ in done], len(built), quiet=args.quiet, json_path=json_path,

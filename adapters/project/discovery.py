@@ -118,7 +118,7 @@ def _call_builder(build: Callable[..., Any], what: str, kwargs: Mapping[str, Any
         return build(**kwargs)
     except DefinitionError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         where = user_location(exc)
         message = f"{where}: {describe(exc)} (in {what})" if where else f"{what}: {describe(exc)}"
         raise UsageError(message, original=exc) from exc

@@ -103,6 +103,8 @@ def user_location(exc: BaseException) -> str | None:
 
 def describe(exc: BaseException) -> str:
     """``Type: message`` on one line (a `SyntaxError` without its file and line, which are said elsewhere)."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})"
     if isinstance(exc, SyntaxError):
         text = exc.msg
     else:

@@ -294,7 +294,7 @@ class Loader:
         self._imported.modules.append(name)
         try:
             spec.loader.exec_module(module)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() while importing a spec is a failure, not a pass
             raise _import_error(exc, where, shown_path(path)) from exc
         finally:
             self._remember(before, folder)
@@ -313,7 +313,7 @@ class Loader:
                 hint = f" (did you mean the spec {close[0]!r}?)" if close else ""
                 raise UsageError(f"{where}no module named {name!r}{hint}", original=exc) from exc
             raise _import_error(exc, where, name) from exc
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise _import_error(exc, where, name) from exc
         finally:
             self._remember(before, folder)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import statewright.kernel.checker.liveness as liveness
-from statewright.kernel.boundary import not_bool, raised
+from statewright.kernel.boundary import FAILURES, not_bool, raised
 from statewright.kernel.checker.fairness import own_rows
 from statewright.kernel.checker.local import Key
 from statewright.kernel.checker.properties import Kind
@@ -80,7 +80,7 @@ class TemporalJudge:
             s = view(key)
             try:
                 ok = test(s)
-            except Exception as exc:
+            except FAILURES as exc:
                 raised(exc, test, f"property {name!r}", spec=self.spec.name, state=s,
                        trace=tuple(self.space.path(self.parents, self.keys, j)))
             if ok is not True and ok is not False:

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from statewright.kernel.boundary import not_bool, raised
+from statewright.kernel.boundary import FAILURES, not_bool, raised
 from statewright.kernel.checker.local import Key
 from statewright.kernel.checker.properties import Kind
 from statewright.kernel.checker.semantics import is_final
@@ -158,7 +158,7 @@ class Judge:
                             not_bool(ok, test, f"property {name!r}", spec=self.spec.name, state=s)
                         self.witnessed[name] = traces.path(j)
                         self.witnesses = [w for w in self.witnesses if w[0] != name]
-            except Exception as exc:
+            except FAILURES as exc:
                 raised(exc, test, f"property {name!r}", spec=self.spec.name, state=s, trace=tuple(traces.path(j)))
             if self.stop or not (self.invariants or self.witnesses):
                 return
@@ -202,7 +202,7 @@ class Judge:
             for name, test in self.all_invariants + self.all_witnesses:
                 try:
                     differs = bool(test(state)) != bool(test(twin))
-                except Exception as exc:
+                except FAILURES as exc:
                     raised(exc, test, f"property {name!r}", spec=self.spec.name, state=twin)
                 if differs:
                     groups = "; ".join(", ".join(g) for g in symmetry.names)
@@ -230,7 +230,7 @@ class Judge:
                 continue
             try:
                 ok = test(before, act, after)
-            except Exception as exc:
+            except FAILURES as exc:
                 raised(exc, test, f"property {name!r}", spec=self.spec.name, state=before, input=act)
             if ok is not True:
                 if ok is not False:
@@ -246,7 +246,7 @@ class Judge:
         state = self.space.view(key)
         try:
             ok = constraint(state)
-        except Exception as exc:
+        except FAILURES as exc:
             raised(exc, constraint, "constraint", spec=self.spec.name, state=state)
         if ok is not True and ok is not False:
             not_bool(ok, constraint, "constraint", spec=self.spec.name, state=state)
@@ -259,7 +259,7 @@ class Judge:
         act = self.space.action(k, event)
         try:
             ok = test(before, act, self.space.view(nk))
-        except Exception as exc:
+        except FAILURES as exc:
             raised(exc, test, "action constraint", spec=self.spec.name, state=before, input=act)
         if ok is not True and ok is not False:
             not_bool(ok, test, "action constraint", spec=self.spec.name, state=before, input=act)
@@ -278,7 +278,7 @@ class Judge:
                 continue
             try:
                 ok = test(state)
-            except Exception as exc:
+            except FAILURES as exc:
                 raised(exc, test, f"property {name!r}", spec=self.spec.name, state=state)
             if ok is not True:
                 if ok is not False:

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Container
 from typing import Any
 
+from statewright.kernel.boundary import FAILURES
 from statewright.kernel.checker.judge import Judge
 from statewright.kernel.checker.local import Key, Move
 from statewright.kernel.checker.space import StateSpace
@@ -79,7 +80,7 @@ class SlowLane:
                             guard_not_bool(ok, space.system, g, before, k, event)
                     else:
                         g = None
-                except Exception as exc:
+                except FAILURES as exc:
                     assert space.system is not None and g is not None
                     guard_raised(exc, space.system, g, before, k, event)
                 if g is not None:

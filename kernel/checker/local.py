@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, NoReturn
 
-from statewright.kernel.boundary import not_bool, raised, refused, row
+from statewright.kernel.boundary import FAILURES, not_bool, raised, refused, row
 from statewright.kernel.checker.semantics import ambiguity, leaves_terminal
 from statewright.kernel.machine import Machine, Rule
 from statewright.kernel.step import (
@@ -287,7 +287,7 @@ class LocalTable:
         for name, test in self.local_properties:
             try:
                 ok = test(before, event, after)
-            except Exception as exc:
+            except FAILURES as exc:
                 raised(exc, test, f"property {name!r}", machine=self.machine.name, state=before, input=event)
             if ok is not True:
                 if ok is not False:
@@ -309,7 +309,7 @@ class LocalTable:
         if callable(self.domain):
             try:
                 return tuple(self.domain(self.states[a]))
-            except Exception as exc:
+            except FAILURES as exc:
                 raised(exc, self.domain, self.domain_where, machine=self.machine.name, state=self.states[a])
         return self.domain  # type: ignore[no-any-return]
 
@@ -384,7 +384,7 @@ class LocalTable:
                     if guard is not None:
                         try:
                             ok = guard.test(state, event)
-                        except Exception as exc:
+                        except FAILURES as exc:
                             guard_raised(exc, m, firing[0][0], guard, state, event)
                         if ok is not True:
                             if ok is False:

@@ -31,10 +31,19 @@ class Pool(Protocol):
 
     def ask(self, w: int, message: tuple[Any, ...]) -> None: ...
 
-    def answers(self, busy: set[int]) -> list[tuple[int, Any]]: ...
+    def answers(self, busy: set[int], timeout: float | None = None) -> list[tuple[int, Any]]:
+        """The answers ready among ``busy`` workers, waiting up to ``timeout`` seconds (None: for at least one)."""
+        ...
+
+    def interrupt(self, busy: set[int]) -> None:
+        """Ask ``busy`` workers to drop the job they are doing: each answers ``("stopped",)`` instead."""
+        ...
 
     def close(self) -> None: ...
 
 
-PoolFactory = Callable[["Spec", "StateSpace", "Packing", int], Pool]
-"""Starts ``n`` workers for a closed space: what `Options.pool` gives (the shell's forks processes)."""
+PoolFactory = Callable[["Spec", "StateSpace", "Packing", int], "Pool | None"]
+"""Starts ``n`` workers for a closed space: what `Options.pool` gives (the shell's forks processes).
+
+None when no workers can be started here (threads are running, say): the
+coordinator then keeps the work in its own process, with the same report."""

@@ -48,7 +48,7 @@ from statewright.kernel.checker.report import Report, StopReason
 from statewright.kernel.checker.results import conclude, local_hits
 from statewright.kernel.checker.space import StateSpace
 from statewright.kernel.checker.spec import Spec
-from statewright.kernel.checker.watch import POLL, Watch
+from statewright.kernel.checker.watch import Watch
 from statewright.kernel.errors import UserCodeError
 
 __all__ = ["Search"]
@@ -116,12 +116,15 @@ class Search:
         all_moves = [t.moves for t in space.tables]
         positions = range(len(space.tables))
         i = self.cursor
+        poll_at = self.watch.next
         while i < len(keys) and not self.stop:
             self.cursor = i
             if i == self.level_end and not self._next_level():
                 break
-            if not i & POLL and i and self._poll():
-                break
+            if i >= poll_at:
+                if self._poll():
+                    break
+                poll_at = self.watch.next
             key = keys[i]
             first_new = len(keys)
             successors = 0
@@ -164,12 +167,15 @@ class Search:
         bases = space.bases
         positions = range(len(tables))
         i = self.cursor
+        poll_at = self.watch.next
         while i < len(keys) and not self.stop:
             self.cursor = i
             if i == self.level_end and not self._next_level():
                 break
-            if not i & POLL and i and self._poll():
-                break
+            if i >= poll_at:
+                if self._poll():
+                    break
+                poll_at = self.watch.next
             key = keys[i]
             first_new = len(keys)
             successors = 0
@@ -287,7 +293,7 @@ class Search:
         return True
 
     def _poll(self) -> bool:
-        """Every 1,024 states: what the `Watch` says. True to stop."""
+        """When the `Watch` says a poll is due (every 1,024 states, or sooner): whether to stop."""
         self.stop = self.watch.poll(self.cursor, len(self.keys), self.generated, self.depth)
         return self.stop is not None
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from statewright.kernel.boundary import not_bool, raised
+from statewright.kernel.boundary import FAILURES, not_bool, raised
 from statewright.kernel.machine import Machine, Rule
 
 __all__ = ["ambiguity", "is_final", "leaves_terminal"]
@@ -67,7 +67,7 @@ def is_final(
         return all(terminal)
     try:
         ok = final(state)
-    except Exception as exc:
+    except FAILURES as exc:
         raised(exc, final, "final", spec=spec, state=state)
     if ok is not True and ok is not False:
         not_bool(ok, final, "final", spec=spec, state=state)

@@ -41,10 +41,15 @@ from statewright.kernel.checker.judge import Judge
 from statewright.kernel.checker.local import Key, Move
 from statewright.kernel.checker.options import Options
 from statewright.kernel.checker.properties import BUILTIN, Kind
-from statewright.kernel.checker.report import PropertyResult, Status, StopReason, Verdict
+from statewright.kernel.checker.report import (
+    PropertyResult,
+    Status,
+    StopReason,
+    Verdict,
+)
 from statewright.kernel.checker.space import StateSpace
 from statewright.kernel.checker.spec import Spec
-from statewright.kernel.checker.watch import POLL, Watch
+from statewright.kernel.checker.watch import Watch
 from statewright.kernel.errors import UserCodeError
 from statewright.kernel.step import Rejected
 from statewright.kernel.trace import TraceStep
@@ -221,7 +226,7 @@ class Simulator:
     def _tick(self) -> None:
         """Count a state visited; every 1,024 of them ask the `Watch` (time limit, ``should_stop``)."""
         self.ticks += 1
-        if self.ticks & POLL:
+        if not self.watch.due(self.ticks):
             return
         stop = self.watch.poll(self.ticks, len(self.seen), self.steps, len(self.keys))
         if stop is not None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from operator import getitem
-from typing import Any
+from typing import Any, NoReturn
 
+from statewright.kernel.boundary import FAILURES, refused, row
 from statewright.kernel.checker.fairness import Condition, label_bases, resolve
 from statewright.kernel.checker.local import Key, LocalTable, Move
 from statewright.kernel.checker.properties import Kind
@@ -200,7 +201,7 @@ class StateSpace:
                         return False
                     assert self.system is not None
                     guard_not_bool(ok, self.system, g, before, k, move.input)
-        except Exception as exc:
+        except FAILURES as exc:
             assert self.system is not None and g is not None
             guard_raised(exc, self.system, g, before, k, move.input)
         return True
@@ -273,11 +274,38 @@ class StateSpace:
         for k, taken, nk, effects, _rule in self.successors(key):
             if (event is None or taken == event) and canonical(nk) == target:
                 return nk, TraceStep(self.view(nk), self.action(k, taken), effects)
-        raise AssertionError("trace reconstruction lost its way")  # pragma: no cover - the model is not symmetric
+        self.disagreed(key, target, canonical)
 
     def step_between(self, key: Key, target: Key) -> TraceStep:
         """The first step (in search order) from ``key`` to ``target``, as a trace step."""
         for k, event, nk, effects, _rule in self.successors(key):
             if nk == target:
                 return TraceStep(self.view(nk), self.action(k, event), effects)
-        raise AssertionError("trace reconstruction lost its way")  # pragma: no cover - successors() disagrees
+        self.disagreed(key, target)
+
+    def disagreed(self, key: Key, target: Key, canonical: Callable[[Key], Key] | None = None) -> NoReturn:
+        """The search went from ``key`` to ``target``, but stepping ``key`` again does not: user code is not a function.
+
+        A trace is rebuilt by stepping each state again (`step_between`); a
+        guard, system guard, update, choice or input domain that answers
+        differently for the same state and input (it reads a clock, draws
+        randomness, keeps a counter) makes the two evaluations disagree. The
+        error names the row the search took -- the first one of the instance
+        that changed whose memoised move leads to the target -- and the state.
+        """
+        same = canonical or (lambda k: k)
+        changed = [k for k in range(len(key)) if key[k] != target[k]] or list(range(len(key)))
+        k = changed[0]
+        table = self.tables[k]
+        a = key[k]
+        rows: list[int] = []
+        moves = table.moves[a] if a < len(table.moves) else None
+        if moves is not None:
+            fast, slow = moves
+            rows += [r for b, r in zip(fast, table.fast_rules[a]) if same(key[:k] + (b,) + key[k + 1 :]) == same(target)]
+            rows += [m.rule for m in slow if m.next == target[k]]
+        m = table.machine
+        where = row(rows[0], m.labels[rows[0]]) if rows else f"a step of instance {self.names[k]!r}"
+        refused("gave a different answer when the same state was stepped again to rebuild the trace: a guard, "
+                "system guard, update, choice or input domain is not a function of the state and input (a clock, "
+                "randomness or a counter?)", None, where, machine=m.name, state=self.view(key))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from itertools import permutations, product
 from typing import Any
 
-from statewright.kernel.boundary import raised, refused
+from statewright.kernel.boundary import FAILURES, raised, refused
 from statewright.kernel.checker.local import Key, LocalTable
 from statewright.kernel.checker.spec import Spec
 from statewright.kernel.errors import DefinitionError
@@ -131,7 +131,7 @@ class Symmetry:
         view = system.make(moved)
         try:
             renamed = self.relabel(view, renaming)
-        except Exception as exc:
+        except FAILURES as exc:
             raised(exc, self.relabel, "relabel", spec=self.spec, state=view)
         if len(renamed) != len(tables):
             refused(f"returned {len(renamed)} instance states, not {len(tables)}", self.relabel, "relabel",

@@ -57,7 +57,7 @@ from statewright.kernel.checker.report import Report, StopReason
 from statewright.kernel.checker.results import conclude
 from statewright.kernel.checker.space import StateSpace
 from statewright.kernel.checker.spec import Spec
-from statewright.kernel.checker.watch import POLL, Watch
+from statewright.kernel.checker.watch import Watch
 from statewright.kernel.errors import UserCodeError
 from statewright.kernel.trace import TraceStep
 
@@ -67,6 +67,8 @@ __all__ = [
 ]
 
 SMALLEST_CHUNK = 512
+WAIT = 0.1
+"""Seconds the coordinator waits for a worker's answer before it polls the `Watch` again."""
 FORK_AT = 4096
 """The frontier size from which levels go to the pool a `PoolFactory` makes (smaller ones stay local)."""
 
@@ -256,8 +258,11 @@ class LocalPool:
     def ask(self, w: int, message: tuple[Any, ...]) -> None:
         self.asked[w] = message
 
-    def answers(self, busy: set[int]) -> list[tuple[int, Any]]:
+    def answers(self, busy: set[int], timeout: float | None = None) -> list[tuple[int, Any]]:
         return [(w, self.worker.serve(self.asked.pop(w))) for w in sorted(busy)]
+
+    def interrupt(self, busy: set[int]) -> None:
+        """Nothing runs between `ask` and `answers` here, so there is nothing to interrupt."""
 
     def close(self) -> None:
         self.asked.clear()
@@ -300,7 +305,6 @@ class Coordinator:
         self.depth = 1
         self.level_end = 0
         self.generated = 0
-        self.polled_at = 0
         self.best: dict[tuple[str, bool], Found] = {}
 
     # -- the run --------------------------------------------------------------------
@@ -338,9 +342,15 @@ class Coordinator:
         return keys
 
     def _pool(self, frontier: Keys) -> Pool:
-        """The pool for a level of this size: the local one until levels reach `FORK_AT` states."""
+        """The pool for a level of this size: the local one until levels reach `FORK_AT` states.
+
+        A factory that cannot start workers here (it returns None) leaves every
+        level to the local pool: the same report, on one core.
+        """
         if self.remote is None and self.factory is not None and frontier.size >= FORK_AT:
             self.remote = self.factory(self.spec, self.space, self.packing, self.options.workers)
+            if self.remote is None:
+                self.factory = None
         return self.remote if self.remote is not None else self.local
 
     def _level(self, frontier: Keys) -> Keys:
@@ -387,8 +397,8 @@ class Coordinator:
                 break
         if self.stop is None and admitted == len(chunks):
             self.cursor = self.store.count
-        while busy and self.stop is not None:  # stopping: wait for the chunks out (their answers are dropped)
-            self._collect({})
+        if self.stop is not None:
+            self._abandon()
         found = np.concatenate(new) if new else np.empty(0, dtype=np.uint64)
         if found.size and not self.stop:
             self.depth += 1
@@ -405,7 +415,7 @@ class Coordinator:
         return pool
 
     def _finish(self) -> None:
-        """Judge every state admitted so far (unless a cut-off stopped the search), and wait for every answer."""
+        """Judge every state admitted so far (unless the search stopped), and wait for every answer."""
         pool = self.current
         if pool is None:
             return
@@ -415,15 +425,37 @@ class Coordinator:
                 pool.ask(w, ("judge", *self.judging.popleft()))
                 self.busy.add(w)
             self._collect({})
+        self._abandon()
+
+    def _abandon(self) -> None:
+        """Stopping: the jobs out are interrupted (their answers, if any, dropped) and nothing more is judged."""
+        if self.busy and self.stop is not None:
+            assert self.current is not None
+            self.current.interrupt(self.busy)
         while self.busy:
             self._collect({})
+        if self.stop is not None:
+            self.judging.clear()
 
     def _collect(self, expanded: dict[int, Expanded]) -> None:
-        """Take every answer ready now from the pool in use (waiting for one), back into the idle queue."""
+        """Take every answer ready now from the pool in use (waiting for one), back into the idle queue.
+
+        While it waits it polls the `Watch` every `WAIT` seconds: a worker's
+        long job (slow user code, a big chunk) must not keep a stop request,
+        the time limit or the memory budget waiting.
+        """
         if not self.busy:
             return
         assert self.current is not None
-        for w, answer in self.current.answers(self.busy):
+        answers = self.current.answers(self.busy, WAIT)
+        while not answers:
+            if self.stop is None:
+                stop = self.watch.poll(self.cursor, self.store.count, self.generated, self.depth)
+                if stop is not None:
+                    self.stop = stop
+                    self.current.interrupt(self.busy)
+            answers = self.current.answers(self.busy, WAIT)
+        for w, answer in answers:
             self.busy.discard(w)
             self.idle.append(w)
             if answer[0] == "expand":
@@ -467,9 +499,8 @@ class Coordinator:
 
     def _poll(self) -> bool:
         """Between chunks, once 1,024 more states are expanded: what the `Watch` says. True to stop."""
-        if self.cursor - self.polled_at <= POLL:
+        if not self.watch.due(self.cursor):
             return False
-        self.polled_at = self.cursor
         stop = self.watch.poll(self.cursor, self.store.count, self.generated, self.depth)
         if stop is not None:
             self.stop = stop

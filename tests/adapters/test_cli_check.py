@@ -8,14 +8,16 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from statewright.adapters.cli import run
 from statewright.adapters.cli.resources import parse_size, write_atomic
-from statewright.kernel.checker import StopReason, TraceStep
+from statewright.kernel.checker import StopReason, TraceStep, check
+from statewright.specs import REGISTRY
 from tests.adapters.test_cli_targets import write_orders
 
 BEFORE = """\
@@ -99,7 +101,9 @@ def test_the_memory_budget_stops_a_search_with_a_clear_message(tmp_path: Path) -
     assert out.splitlines()[-1] == "2 specs: 0 ok, 0 violated as expected, 1 bounded, 0 failed, 1 not run"
     assert "statewright: input_lifecycle: stopped at the memory budget" in err and "--max-memory" in err
     data = json.loads(path.read_text())
-    assert (data["stopped_by"], data["verdict"]) == ("memory", "bounded") and data["distinct_states"] > 1000
+    # under a budget the first poll comes after one state (then as often as the states' size needs): the
+    # initial state and its 18 successors, where a poll every 1,024 states would have gone on far past 1 MB
+    assert (data["stopped_by"], data["verdict"], data["distinct_states"]) == ("memory", "bounded", 19)
 
 
 def test_memory_sizes() -> None:
@@ -318,7 +322,9 @@ def test_the_stopper_reports_signals_then_memory() -> None:
     stopper.signum = signal.SIGTERM
     assert stopper() is StopReason.INTERRUPTED
     low = Stopper(budget=1)
-    assert low() is StopReason.MEMORY and low.memory is not None and low.reason is StopReason.MEMORY
+    assert low() is None and low.reason is None  # the check polls the budget itself (check(max_memory=...))
+    low.record(replace(check(REGISTRY.get("diehard").spec()), stopped_by=StopReason.MEMORY))
+    assert low.memory is not None and low.memory > 1 and low.reason is StopReason.MEMORY
 
 
 def test_names_from_before_a_rename_warn_on_one_line_and_still_work(tmp_path: Path) -> None:
