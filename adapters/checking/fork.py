@@ -42,7 +42,8 @@ from statewright.adapters.checking import memory
 from statewright.kernel.checker.packed import Packing
 from statewright.kernel.checker.space import StateSpace
 from statewright.kernel.checker.spec import Spec
-from statewright.kernel.checker.workers import Worker, WorkerFailed
+from statewright.kernel.checker.workers import UserCodeInWorker, Worker, WorkerFailed
+from statewright.kernel.errors import DefinitionError
 
 __all__ = ["ForkPool", "Interrupted", "can_fork", "fork_pool"]
 
@@ -113,6 +114,8 @@ class ForkPool:
                     status, value = c.recv()
                 except (EOFError, OSError) as exc:
                     raise WorkerFailed(f"worker {w} died") from exc
+                if status == "user":
+                    raise UserCodeInWorker(f"worker {w}: {value}")
                 if status != "ok":
                     raise WorkerFailed(f"worker {w}: {value}")
                 out.append((w, value))
@@ -194,6 +197,12 @@ def _serve(
                 signal.pthread_sigmask(signal.SIG_BLOCK, usr1)
         except Interrupted:
             answer = ("stopped",)
+        except DefinitionError as exc:  # the user's code (or model) at fault: Search reports it in its order
+            try:
+                conn.send(("user", f"{type(exc).__name__}: {exc}"))
+            except Exception:
+                return
+            continue
         except BaseException as exc:  # reported, not raised: the coordinator falls back to Search
             try:
                 conn.send(("error", f"{type(exc).__name__}: {exc}"))

@@ -16,6 +16,7 @@ coverage), and the tests compare them whole.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -96,12 +97,17 @@ def explore(spec: Spec, options: Options) -> Report:
     if options.workers > 1:
         # the level engine needs numpy: imported here, so that one-core checks (and `import statewright`) never do
         from statewright.kernel.checker.levels import FellBack, prepare_levels
-        from statewright.kernel.checker.workers import Coordinator, WorkerFailed
+        from statewright.kernel.checker.workers import Coordinator, UserCodeInWorker, WorkerFailed
 
         planned = prepare_levels(spec, options)
         if planned is not None:
             try:
                 return Coordinator(spec, *planned, options).run()
-            except (FellBack, WorkerFailed):
-                pass  # the answer is the one-core search's (see the module docstring)
+            except FellBack:
+                pass  # an unexpected violation: the report, cut there, is the one-core search's
+            except UserCodeInWorker:
+                pass  # the one-core search raises the user's error where its order meets it first
+            except WorkerFailed as exc:
+                warnings.warn(f"a worker failed ({exc}); the check goes on in one process", RuntimeWarning,
+                              stacklevel=3)
     return Search(spec, options).run()

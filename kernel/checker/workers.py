@@ -62,7 +62,8 @@ from statewright.kernel.errors import UserCodeError
 from statewright.kernel.trace import TraceStep
 
 __all__ = [
-    "FORK_AT", "Coordinator", "Counted", "Found", "LocalPool", "Order", "PathTo", "StepTo", "Worker", "WorkerFailed",
+    "FORK_AT", "Coordinator", "Counted", "Found", "LocalPool", "Order", "PathTo", "StepTo", "UserCodeInWorker",
+    "Worker", "WorkerFailed",
     "add_counted",
 ]
 
@@ -75,6 +76,10 @@ FORK_AT = 4096
 
 class WorkerFailed(Exception):
     """A worker raised or died; the caller answers with `Search` instead."""
+
+
+class UserCodeInWorker(WorkerFailed):
+    """A worker's job met an error in the user's code: `Search` raises it, at the first place in its order."""
 
 
 # -- the messages ---------------------------------------------------------------------
