@@ -73,7 +73,8 @@ Errors
 Every call into asyncpg goes through `_mapped`, which turns driver and server
 errors into typed store errors by SQLSTATE: lock timeouts, deadlocks and
 serialisation failures are `Busy`; unique violations `Conflict`; a read-only
-transaction `ReadOnly`; a full disk or memory `Full`; data corruption
+transaction `ReadOnly`; a privilege the role lacks (SQLSTATE 42501, e.g. a
+role that may only ``SELECT``, writing) `PermissionDenied`; a full disk or memory `Full`; data corruption
 `Corrupt`; a lost or refused connection `Io`. Messages are one line and name
 the DSN without its password.
 """
@@ -103,6 +104,7 @@ from statewright.adapters.runtime.store import (
     KEEP_BATCHES,
     Append,
     AppendTerminal,
+    BadOption,
     Busy,
     Cas,
     Catalog,
@@ -115,12 +117,14 @@ from statewright.adapters.runtime.store import (
     NotAStore,
     NotFound,
     Op,
+    PermissionDenied,
     ReadOnly,
     Record,
     Retention,
     SingleWrites,
     StoreError,
     cas_machine,
+    check_options,
     decode_event,
     open_log,
     prepare_batch,
@@ -257,7 +261,10 @@ class PostgresStore(SingleWrites):
         with `Busy`. A schema of a newer version, or our tables with other
         columns, raise `IncompatibleSchema`; a schema holding only other tables
         raises `NotAStore`; a server that cannot be reached or refuses the
-        connection raises `Io` -- all before anything is written.
+        connection raises `Io`; a role without the privileges to read our tables
+        `PermissionDenied` -- all before anything is written. A ``busy_timeout``,
+        ``keep_batches`` or ``schema`` no store can honour (`check_options`) raises
+        `BadOption` before connecting.
 
         Batch ids are remembered ``keep_batches`` seconds (default a week) by
         ``clock`` (this process's: clocks of several machines need only agree to
@@ -265,8 +272,9 @@ class PostgresStore(SingleWrites):
         most every tenth of that and at most hourly. A re-submission later than
         that, of a batch that had landed, is no longer recognised.
         """
+        check_options(busy_timeout=busy_timeout, keep_batches=keep_batches)
         if not _NAME.fullmatch(schema):
-            raise StoreError(f"schema name {schema!r} is not a plain lower-case identifier")
+            raise BadOption(f"schema name {schema!r} is not a plain lower-case identifier")
         where = _redact(dsn)
         millis = max(1, round(busy_timeout * 1000))  # 0 would mean "wait forever" to PostgreSQL
         with _mapped(None, where, opening=True):
@@ -508,7 +516,7 @@ class PostgresReader:
     @classmethod
     async def open(cls, dsn: str, *, schema: str = DEFAULT_SCHEMA, timeout: float = 10.0) -> PostgresReader:
         if not _NAME.fullmatch(schema):
-            raise StoreError(f"schema name {schema!r} is not a plain lower-case identifier")
+            raise BadOption(f"schema name {schema!r} is not a plain lower-case identifier")
         where = _redact(dsn)
         with _mapped(None, where, opening=True):
             try:
@@ -572,6 +580,7 @@ _BY_STATE: dict[str, type[StoreError]] = {
     "57014": Busy,  # query_canceled (a statement_timeout)
     "23505": Conflict,  # unique_violation: a race the constraints caught
     "25006": ReadOnly,  # read_only_sql_transaction
+    "42501": PermissionDenied,  # insufficient_privilege: a role that may only read, writing
     "53000": Full,  # insufficient_resources
     "53100": Full,  # disk_full
     "53200": Full,  # out_of_memory

@@ -44,6 +44,9 @@ READONLY (any extended)     `ReadOnly`: a read-only file, directory or URI
 FULL                        `Full` (the transaction was rolled back whole)
 IOERR, CANTOPEN, PERM       `Io`; an `OSError` likewise (EROFS: `ReadOnly`,
                             ENOSPC: `Full`)
+AUTH                        `PermissionDenied`: an authorizer refused it
+TOOBIG                      `InvalidState`: a value over SQLite's length limit
+                            (nothing was written)
 CONSTRAINT                  `Conflict`: a race the database caught
 anything else               `StoreError` naming the operation
 ==========================  ==================================================
@@ -101,12 +104,14 @@ from statewright.adapters.runtime.store import (
     NotFound,
     Op,
     KEEP_BATCHES,
+    PermissionDenied,
     ReadOnly,
     Record,
     Retention,
     SingleWrites,
     StoreError,
     cas_machine,
+    check_options,
     decode_event,
     is_name,
     open_log,
@@ -161,14 +166,18 @@ SCHEMA = (
 async def _check_schema(db: aiosqlite.Connection, path: str | Path) -> bool:
     """Refuse a file that is not a store of a schema this release reads, without writing to it.
 
-    True when the file already holds the current schema (every table and the
-    one-terminal index), so that opening it needs no write.
+    A database holding any object -- table, view, index or trigger (SQLite's
+    own ``sqlite_*`` ones aside) -- but not our ``instances`` table is someone
+    else's: `NotAStore`. A store may hold objects of its user's beside ours
+    (an index on ``events``, say). True when the file already holds the
+    current schema (every table and the one-terminal index), so that opening
+    it needs no write.
     """
     async with db.execute("PRAGMA user_version") as cur:
         row = await cur.fetchone()
     version = int(row[0]) if row else 0
-    async with db.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'index')") as cur:
-        objects = {(str(r[0]), str(r[1])) for r in await cur.fetchall()}
+    async with db.execute("SELECT type, name FROM sqlite_master") as cur:  # tables, indexes, views, triggers
+        objects = {(str(r[0]), str(r[1])) for r in await cur.fetchall() if not str(r[1]).startswith("sqlite_")}
     tables = {name for kind, name in objects if kind == "table"}
     shapes = {}
     for table in COLUMNS:
@@ -179,8 +188,9 @@ async def _check_schema(db: aiosqlite.Connection, path: str | Path) -> bool:
         raise IncompatibleSchema(
             f"{path}: schema version {version} is newer than this statewright's ({SCHEMA_VERSION}); upgrade statewright"
         )
-    if tables and "instances" not in tables:
-        raise NotAStore(f"{path}: not a statewright store (it holds {', '.join(sorted(tables))})")
+    if objects and "instances" not in tables:  # anything at all, and not our table: someone else's database
+        held = ", ".join(f"{kind} {name}" for kind, name in sorted(objects))
+        raise NotAStore(f"{path}: not a statewright store (it holds {held})")
     for table, columns in shapes.items():
         if columns != COLUMNS[table] and version > UPGRADABLE.get(table, {}).get(columns, -1):
             raise IncompatibleSchema(
@@ -235,10 +245,12 @@ class SqliteStore(SingleWrites):
 
         A new file is created readable by its owner only (0600; SQLite gives its
         ``-wal`` and ``-shm`` files the same mode). A file that is not a database,
-        or holds other tables and none of ours, raises `NotAStore`; a newer schema
-        version or a table of another shape raises `IncompatibleSchema` -- both
-        before the file is switched to WAL or written in any way. A store whose
-        schema is current is not written at all.
+        or holds anything (tables, views, indexes, triggers) but not our tables,
+        raises `NotAStore`; a newer schema version or a table of another shape
+        raises `IncompatibleSchema` -- both before the file is switched to WAL or
+        written in any way. A store whose schema is current is not written at
+        all. A ``busy_timeout`` or ``keep_batches`` no store can honour (`check_options`)
+        raises `BadOption` before the file is even created.
 
         Batch ids (`BatchStore`) are remembered ``keep_batches`` seconds (default
         a week) by ``clock``: the store forgets older ones as it records new ones
@@ -247,6 +259,7 @@ class SqliteStore(SingleWrites):
         is no longer recognised -- it conflicts on the version it names, and a
         driver then decides its input afresh.
         """
+        check_options(busy_timeout=busy_timeout, keep_batches=keep_batches)
         what = f"opening {path}"
         if str(path) != ":memory:" and not str(path).startswith("file:"):
             try:
@@ -534,6 +547,10 @@ def _typed(exc: sqlite3.Error, key: str | None, what: str, *, opening: bool) -> 
         return Full(f"{what}: the database or disk is full; nothing was written ({detail})", key=key)
     if primary in _IO:
         return Io(f"{what}: {detail}", key=key)
+    if primary == sqlite3.SQLITE_AUTH:
+        return PermissionDenied(f"{what}: not authorized ({detail})", key=key)
+    if primary == sqlite3.SQLITE_TOOBIG:
+        return InvalidState(f"{what}: a value is over SQLite's length limit; nothing was written ({detail})", key=key)
     return StoreError(f"{what}: {detail}", key=key)
 
 

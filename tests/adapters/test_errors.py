@@ -42,6 +42,7 @@ from statewright.adapters.runtime.store import (
     Io,
     NotAStore,
     NotFound,
+    PermissionDenied,
     ReadOnly,
     Store,
     StoreError,
@@ -66,6 +67,7 @@ def test_every_code_is_stable_and_every_error_a_store_error() -> None:
         "StoreError": "store_error", "Conflict": "conflict", "Busy": "busy", "NotFound": "not_found",
         "Corrupt": "corrupt", "InvalidState": "invalid_state", "BadInput": "bad_input", "NotAStore": "not_a_store",
         "IncompatibleSchema": "incompatible_schema", "ReadOnly": "read_only", "Full": "full", "Io": "io",
+        "PermissionDenied": "permission_denied", "BadOption": "bad_option",
     }
 
 
@@ -102,6 +104,8 @@ MAPPING: list[tuple[str, BaseException, bool, type[StoreError]]] = [
     ("IOERR_FSTAT", sqlite_error(sqlite3.OperationalError, 1802), False, Io),
     ("CANTOPEN", sqlite_error(sqlite3.OperationalError, sqlite3.SQLITE_CANTOPEN), True, Io),
     ("PERM", sqlite_error(sqlite3.OperationalError, sqlite3.SQLITE_PERM), False, Io),
+    ("AUTH", sqlite_error(sqlite3.DatabaseError, sqlite3.SQLITE_AUTH), False, PermissionDenied),
+    ("TOOBIG", sqlite_error(sqlite3.DataError, sqlite3.SQLITE_TOOBIG), False, InvalidState),
     ("CONSTRAINT_UNIQUE", sqlite_error(sqlite3.IntegrityError, 2067), False, Conflict),
     ("not UTF-8", sqlite3.OperationalError("Could not decode to UTF-8 column 'state' with text 'x'"), False, Corrupt),
     ("OSError", OSError(errno.EIO, "Input/output error"), False, Io),

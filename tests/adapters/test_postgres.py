@@ -23,7 +23,9 @@ import pytest
 
 from statewright.adapters.runtime.postgres import SCHEMA_VERSION, PostgresStore
 from statewright.adapters.runtime.store import (
+    MAX_KEEP_BATCHES,
     Append,
+    BadOption,
     Busy,
     Cas,
     Conflict,
@@ -32,6 +34,7 @@ from statewright.adapters.runtime.store import (
     Io,
     NotAStore,
     Op,
+    PermissionDenied,
     ReadOnly,
     Record,
     StoreError,
@@ -170,6 +173,39 @@ def test_batch_ids_are_forgotten_after_their_retention(postgres_dsn: str) -> Non
         assert [r for (r,) in await admin.fetch("SELECT id FROM statewright.batches ORDER BY id")] == kept
 
     pg_test(postgres_dsn, body, keep_batches=100.0, clock=lambda: now[0])
+
+
+@pytest.mark.parametrize("option, value", [("keep_batches", float("inf")), ("keep_batches", 1e300),
+                                           ("keep_batches", 0), ("busy_timeout", float("inf")),
+                                           ("busy_timeout", -1.0)], ids=repr)
+def test_an_option_no_store_can_honour_is_refused_before_connecting(
+    postgres_dsn: str, option: str, value: float
+) -> None:
+    """``keep_batches=inf`` was an OverflowError on every write, ``1e300`` a store_error: now bad_option at open."""
+
+    async def main() -> None:
+        for dsn in (postgres_dsn, "postgresql://nobody@/nowhere?host=/nonexistent"):  # no server is asked
+            with pytest.raises(BadOption, match=f"^{option} must be ") as caught:
+                await PostgresStore.open(dsn, CATALOG, **{option: value})
+            assert caught.value.code == "bad_option"
+        admin = await asyncpg.connect(postgres_dsn)
+        try:
+            assert await admin.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = 'statewright'") == 0
+        finally:
+            await admin.close()
+
+    asyncio.run(main())
+
+
+def test_the_longest_retention_keeps_and_prunes_ids(postgres_dsn: str) -> None:
+    async def body(store: PostgresStore, admin: Any) -> None:
+        await store.cas("in1", 0, Input(), machine="input")
+        await store.commit([Cas("in1", 1, Input())], batch="b1")  # the first recording prunes at once
+        await store.commit([Cas("in1", 1, Input())], batch="b1")  # remembered: a no-op
+        assert (await store.load("in1")).version == 2
+        assert await admin.fetchval("SELECT count(*) FROM statewright.batches") == 1
+
+    pg_test(postgres_dsn, body, keep_batches=MAX_KEEP_BATCHES)
 
 
 def test_other_tables_and_schemas_share_the_database(postgres_dsn: str) -> None:
@@ -395,6 +431,37 @@ def test_a_read_only_database_refuses_writes(postgres_dsn: str) -> None:
                 assert info.value.code == "read_only"
                 one_line(info.value)
             assert await snapshot(store) == before
+
+    asyncio.run(main())
+
+
+def test_a_role_that_may_only_select_gets_permission_denied(postgres_dsn: str) -> None:
+    """A SELECT-only role's write was ``store_error: permission denied``; SQLSTATE 42501 has a code of its own."""
+
+    async def main() -> None:
+        async with await PostgresStore.open(postgres_dsn, CATALOG) as store:
+            await seed(store)
+            before = await snapshot(store)
+        admin = await asyncpg.connect(postgres_dsn)
+        role = "reader_" + str(await admin.fetchval("SELECT current_database()"))
+        try:
+            await admin.execute(f"CREATE ROLE {role} LOGIN; GRANT USAGE ON SCHEMA statewright TO {role};"
+                                f"GRANT SELECT ON ALL TABLES IN SCHEMA statewright TO {role}")
+            async with await PostgresStore.open(postgres_dsn.replace("statewright@", f"{role}@"), CATALOG) as store:
+                assert await snapshot(store) == before  # it may read
+                for write in (store.cas("in1", 1, QUEUED), store.commit(list(GOOD_OPS)),
+                              store.cas("new", 0, QUEUED, machine="input"), store.append("in1", 2, [("x", {})])):
+                    with pytest.raises(PermissionDenied) as info:
+                        await write
+                    assert info.value.code == "permission_denied" and not isinstance(info.value, ReadOnly)
+                    assert "permission denied" in one_line(info.value)
+                assert await snapshot(store) == before  # and still reads after each refusal
+            await admin.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA statewright FROM {role}")
+            with pytest.raises(PermissionDenied):  # a role that may not even read cannot open it
+                await PostgresStore.open(postgres_dsn.replace("statewright@", f"{role}@"), CATALOG)
+        finally:
+            await admin.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+            await admin.close()
 
     asyncio.run(main())
 
