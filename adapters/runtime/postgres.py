@@ -13,13 +13,18 @@ versions. With the rows locked nobody else can move them, so each later
 statement (a fresh snapshot at READ COMMITTED) sees the current version and
 log head, and the compare-and-swap is decided on them as in SQLite.
 
-A key that does not exist yet has no row to lock. Two batches creating it
-both insert, the primary key makes the second wait for the first, and when
-the first commits the second fails with a unique violation, which is a
-`Conflict`, as in SQLite. The same constraint guards a key created by another
-transaction between this one's lock and its writes: ``events`` has primary
-key ``(key, seq)`` and a partial unique index allows one terminal event per
-key, so a lost race is always caught by the database, never written.
+A key that does not exist yet has no row to lock, so a batch that creates
+keys first takes a transaction-level advisory lock on each of them
+(`creation_locks`: a 64-bit hash of schema and key, taken in ascending
+order, like the row locks in one global order). Two batches creating the
+same keys, in whatever order, queue on the first lock they share: the second
+then finds the rows the first created and fails with `Conflict`, as in
+SQLite -- without the locks each inserted one key and waited on the other's
+insert, a deadlock PostgreSQL broke after a second. The constraints still
+guard a key created by a writer that took no such lock: ``instances`` has
+primary key ``key``, ``events`` ``(key, seq)`` and a partial unique index
+allows one terminal event per key, so a lost race is always caught by the
+database (a unique violation, `Conflict`), never written.
 
 Three tables and a version live in their own schema (default
 ``statewright``; a PostgreSQL database is shared, and other tables in it are
@@ -82,10 +87,11 @@ the DSN without its password.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -131,7 +137,7 @@ from statewright.adapters.runtime.store import (
 )
 from statewright.kernel.renamed import renamed
 
-__all__ = ["DEFAULT_SCHEMA", "KEEP_BATCHES", "SCHEMA_VERSION", "PostgresReader", "PostgresStore", "is_dsn"]
+__all__ = ["DEFAULT_SCHEMA", "KEEP_BATCHES", "SCHEMA_VERSION", "PostgresReader", "PostgresStore", "creation_locks", "is_dsn"]
 
 DEFAULT_SCHEMA = "statewright"
 """The PostgreSQL schema (namespace) the store's tables live in unless `PostgresStore.open` is told another."""
@@ -187,6 +193,7 @@ class _Statements:
             f'SELECT key, machine, version FROM {s}.instances WHERE key = ANY($1::text[]) '
             f'ORDER BY key COLLATE "C" FOR UPDATE'
         )
+        self.creating = "SELECT pg_advisory_xact_lock(h) FROM unnest($1::bigint[]) AS h"  # in the array's order
         self.claim = f"INSERT INTO {s}.batches (id, at) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING id"
         self.prune = f"DELETE FROM {s}.batches WHERE at < $1"
         self.heads = (
@@ -351,6 +358,9 @@ class PostgresStore(SingleWrites):
 
     async def _batch(self, ops: Sequence[Op], prepared: list[Any], batch: str | None) -> list[Record | int]:
         """The body of a write transaction: lock the keys, claim the batch id, check, then write."""
+        created = {op.key for op in ops if isinstance(op, Cas) and op.expected == 0}
+        if created:  # keys with no row to lock yet: their advisory locks, in one global order, come first
+            await self._conn.execute(self._sql.creating, creation_locks(self._schema, created))
         keys = sorted({op.key for op in ops})
         rows = {str(k): _Row(str(m), int(v)) for k, m, v in await self._conn.fetch(self._sql.lock, keys)}
         if batch is not None:
@@ -488,6 +498,23 @@ class PostgresStore(SingleWrites):
             await self._conn.execute("ROLLBACK")
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
             self._conn.terminate()  # never leave a half transaction for the next write to join
+
+
+def creation_locks(schema: str, keys: Iterable[str]) -> list[int]:
+    """The advisory lock ids a batch creating ``keys`` takes first, sorted: one 64-bit hash per key and schema.
+
+    Every creating batch takes them in this one order before any row lock, so
+    two batches creating the same keys in opposite orders queue on the first
+    id they share instead of deadlocking on each other's inserts. Two keys
+    sharing an id (a hash collision) only serialise their creators.
+
+    >>> a = creation_locks("statewright", ["y", "x"])
+    >>> a == sorted(a) == creation_locks("statewright", ["x", "y", "x"]) != creation_locks("other", ["x", "y"])
+    True
+    """
+    ids = {int.from_bytes(hashlib.blake2b(f"{schema}\0{key}".encode(), digest_size=8).digest(), "big", signed=True)
+           for key in keys}
+    return sorted(ids)
 
 
 def is_dsn(text: str) -> bool:

@@ -306,6 +306,26 @@ def test_batches_in_opposite_key_orders_never_deadlock(postgres_dsn: str) -> Non
     asyncio.run(main())
 
 
+def test_batches_creating_the_same_keys_in_opposite_orders_never_deadlock(postgres_dsn: str) -> None:
+    """Creations have no row to lock: they deadlocked in 18 of 30 rounds (reported as Busy after 1 s)."""
+
+    def creating(keys: tuple[str, ...]) -> list[Op]:
+        return [op for k in keys for op in (Cas(k, 0, QUEUED, machine="input"), Append(k, 0, (("created", {}),)))]
+
+    async def main() -> None:
+        async with await PostgresStore.open(postgres_dsn, CATALOG, busy_timeout=10.0) as a, \
+                await PostgresStore.open(postgres_dsn, CATALOG, busy_timeout=10.0) as b:
+            for i in range(60):
+                keys = (f"x{i}", f"y{i}", f"z{i}")
+                results = await asyncio.gather(a.commit(creating(keys)), b.commit(creating(keys[::-1])),
+                                               return_exceptions=True)
+                assert sorted(type(r).__name__ for r in results) == ["Conflict", "NoneType"], results
+                assert [(await a.load(k)).version for k in keys] == [1, 1, 1]
+                assert [len(await a.read_log(k)) for k in keys] == [1, 1, 1]
+
+    asyncio.run(main())
+
+
 def test_racing_creations_from_separate_connections_have_one_winner(postgres_dsn: str) -> None:
     async def main() -> None:
         stores = [await PostgresStore.open(postgres_dsn, CATALOG) for _ in range(4)]
