@@ -105,6 +105,7 @@ except ImportError as _missing:  # pragma: no cover - depends on the environment
         "pip install 'statewright[postgres]'"
     ) from _missing
 
+from statewright.adapters.runtime.bulk import Plan, machine_less
 from statewright.adapters.runtime.shielded import CallerCancelled, settle
 from statewright.adapters.runtime.store import (
     KEEP_BATCHES,
@@ -119,6 +120,7 @@ from statewright.adapters.runtime.store import (
     Event,
     Full,
     IncompatibleSchema,
+    InvalidState,
     Io,
     NotAStore,
     NotFound,
@@ -137,7 +139,7 @@ from statewright.adapters.runtime.store import (
 )
 from statewright.kernel.renamed import renamed
 
-__all__ = ["DEFAULT_SCHEMA", "KEEP_BATCHES", "SCHEMA_VERSION", "PostgresReader", "PostgresStore", "creation_locks", "is_dsn"]
+__all__ = ["DEFAULT_SCHEMA", "KEEP_BATCHES", "MAX_STATEMENT_BYTES", "SCHEMA_VERSION", "PostgresReader", "PostgresStore", "creation_locks", "is_dsn"]
 
 DEFAULT_SCHEMA = "statewright"
 """The PostgreSQL schema (namespace) the store's tables live in unless `PostgresStore.open` is told another."""
@@ -199,13 +201,19 @@ class _Statements:
         self.heads = (
             f"SELECT key, max(seq), bool_or(terminal) FROM {s}.events WHERE key = ANY($1::text[]) GROUP BY key"
         )
-        self.create = f"INSERT INTO {s}.instances (key, machine, state, version) VALUES ($1, $2, $3, 1)"
-        self.update = f"UPDATE {s}.instances SET state = $1, version = $2 WHERE key = $3 AND version = $4"
-        self.append = (
-            f"INSERT INTO {s}.events (key, seq, kind, data) "
-            f"SELECT $1, u.seq, u.kind, u.data FROM unnest($2::bigint[], $3::text[], $4::text[]) AS u(seq, kind, data)"
+        self.create = (
+            f"INSERT INTO {s}.instances (key, machine, state, version) "
+            f"SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])"
         )
-        self.terminal = f"INSERT INTO {s}.events (key, seq, kind, data, terminal) VALUES ($1, $2, $3, $4, true)"
+        self.update = (
+            f"UPDATE {s}.instances AS i SET state = u.state, version = u.version "
+            f"FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS u(key, state, version, expected) "
+            f"WHERE i.key = u.key AND i.version = u.expected"
+        )
+        self.append = (
+            f"INSERT INTO {s}.events (key, seq, kind, data, terminal) "
+            f"SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::boolean[])"
+        )
         self.load = f"SELECT machine, state, version FROM {s}.instances WHERE key = $1"
         self.log = f"SELECT seq, kind, data, terminal FROM {s}.events WHERE key = $1 AND seq >= $2"
         self.keys = f"SELECT key FROM {s}.instances"
@@ -217,14 +225,6 @@ class _Statements:
             "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
             "WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY c.relname, a.attnum"
         )
-
-
-@dataclass(slots=True)
-class _Row:
-    """A locked instance row as the transaction has left it so far."""
-
-    machine: str
-    version: int
 
 
 @dataclass(slots=True)
@@ -357,12 +357,17 @@ class PostgresStore(SingleWrites):
         return await self._guarded(key, lambda: self._batch(ops, prepared, batch))
 
     async def _batch(self, ops: Sequence[Op], prepared: list[Any], batch: str | None) -> list[Record | int]:
-        """The body of a write transaction: lock the keys, claim the batch id, check, then write."""
+        """The body of a write transaction: lock the keys, claim the batch id, decide in memory, then write.
+
+        The whole batch is decided on the locked rows and log heads (`bulk.Plan`:
+        the port's rules, op by op) before anything is written; then each kind
+        of row is written with one statement of arrays (`_flush`).
+        """
         created = {op.key for op in ops if isinstance(op, Cas) and op.expected == 0}
         if created:  # keys with no row to lock yet: their advisory locks, in one global order, come first
             await self._conn.execute(self._sql.creating, creation_locks(self._schema, created))
         keys = sorted({op.key for op in ops})
-        rows = {str(k): _Row(str(m), int(v)) for k, m, v in await self._conn.fetch(self._sql.lock, keys)}
+        rows = {str(k): (str(m), int(v)) for k, m, v in await self._conn.fetch(self._sql.lock, keys)}
         if batch is not None:
             now = self._retention.clock()
             if await self._conn.fetchval(self._sql.claim, batch, int(now)) is None:
@@ -370,55 +375,33 @@ class PostgresStore(SingleWrites):
             cutoff = self._retention.cutoff(now)
             if cutoff is not None:  # forget ids past their retention, in this same transaction
                 await self._conn.execute(self._sql.prune, math.ceil(cutoff))  # `at` is whole seconds
-        # a Cas naming no machine is validated against the stored row's machine
-        # before any version or head is compared, so InvalidState always wins
-        for i, op in enumerate(ops):
-            if isinstance(op, Cas) and prepared[i] is None and op.key in rows:
-                prepared[i] = self.catalog.dump(rows[op.key].machine, op.state, key=op.key)
+        machine_less(self.catalog, ops, prepared, rows)  # InvalidState before any version or head is compared
         logs = sorted({op.key for op in ops if not isinstance(op, Cas)})
         heads: dict[str, tuple[int, bool]] = {}
         if logs:
             heads = {str(k): (int(h), bool(e)) for k, h, e in await self._conn.fetch(self._sql.heads, logs)}
-        out: list[Record | int] = []
-        for op, payload in zip(ops, prepared):
-            with _mapped(op.key, self._where, self._conn):
-                if isinstance(op, Cas):
-                    out.append(await self._cas(op, payload, rows))
-                else:
-                    out.append(await self._append(op, payload, rows, heads))
+        plan = Plan(self.catalog, dict(rows), heads)
+        out = [plan.apply(op, payload) for op, payload in zip(ops, prepared)]
+        await self._flush(plan)
         return out
 
-    async def _cas(self, op: Cas, text: str | None, rows: dict[str, _Row]) -> Record:
-        row = rows.get(op.key)
-        machine = cas_machine(op, None if row is None else (row.machine, row.version))
-        if op.expected == 0:
-            assert text is not None  # prepare serialised every creation
-            await self._conn.execute(self._sql.create, op.key, machine, text)
-        else:
-            if text is None:
-                text = self.catalog.dump(machine, op.state, key=op.key)
-            status = await self._conn.execute(self._sql.update, text, op.expected + 1, op.key, op.expected)
-            if status != "UPDATE 1":
-                raise Conflict(f"{op.key!r} moved past version {op.expected}", key=op.key)
-        rows[op.key] = _Row(machine, op.expected + 1)
-        return Record(op.key, machine, self.catalog.load(machine, text, key=op.key), op.expected + 1)
+    async def _flush(self, plan: Plan) -> None:
+        """Write a decided batch: new instances, changed instances and events, each as arrays through ``unnest``.
 
-    async def _append(
-        self, op: Append | AppendTerminal, payload: Any, rows: dict[str, _Row], heads: dict[str, tuple[int, bool]]
-    ) -> int:
-        """Append to a log whose instance exists and which has not ended; the head is kept in ``heads``."""
-        head, ended = heads.get(op.key, (0, False))
-        open_log(op.key, op.key in rows, head, ended, expected=op.expected if isinstance(op, Append) else None)
-        if isinstance(op, AppendTerminal):
-            await self._conn.execute(self._sql.terminal, op.key, head + 1, op.kind, payload)
-            heads[op.key] = (head + 1, True)
-            return head + 1
-        if payload:
-            seqs = list(range(head + 1, head + 1 + len(payload)))
-            kinds, datas = [kind for kind, _ in payload], [data for _, data in payload]
-            await self._conn.execute(self._sql.append, op.key, seqs, kinds, datas)
-        heads[op.key] = (head + len(payload), False)
-        return head + len(payload)
+        Each kind of row goes in as few statements as `MAX_STATEMENT_BYTES` allows
+        (one, unless the batch carries hundreds of megabytes); a row alone over
+        it is `InvalidState` before its statement is sent.
+        """
+        inserts = [(k, m, text, v) for k, (m, text, v) in plan.inserts.items()]
+        for chunk in _chunks(inserts, lambda r: (r[0], r[1], r[2]), "a state"):
+            await self._conn.execute(self._sql.create, *map(list, zip(*chunk)))
+        updates = [(k, text, v, read) for k, (text, v, read) in plan.updates.items()]
+        for changed in _chunks(updates, lambda r: (r[0], r[1]), "a state"):
+            status = await self._conn.execute(self._sql.update, *map(list, zip(*changed)))
+            if status != f"UPDATE {len(changed)}":  # cannot happen on locked rows; never write past it
+                raise Conflict(f"an instance of the batch moved under it ({status} of {len(changed)})")
+        for events in _chunks(plan.events, lambda r: (r[0], r[2], r[3]), "an event"):
+            await self._conn.execute(self._sql.append, *map(list, zip(*events)))
 
     # -- schema -----------------------------------------------------------------
 
@@ -498,6 +481,46 @@ class PostgresStore(SingleWrites):
             await self._conn.execute("ROLLBACK")
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
             self._conn.terminate()  # never leave a half transaction for the next write to join
+
+
+MAX_STATEMENT_BYTES = 1_000_000_000
+"""The most text one statement of a write carries, in UTF-8 bytes.
+
+PostgreSQL refuses a protocol message, and a single value, over 1 GiB
+(1,073,741,823 bytes) and then drops the connection; this ceiling keeps a
+margin under that for the statement's other parameters and framing. A batch
+over it is written in several statements; a single row over it (a state, or
+an event, of a gigabyte: `Limits` raised that far) is `InvalidState` before
+anything of it is sent, and the store stays usable. (SQLite's own ceiling,
+1,000,000,000 bytes a value, answers the same way.)
+"""
+
+_ROW_OVERHEAD = 64  # bytes a row costs a statement besides its text: lengths, numbers, array headers
+
+
+def _chunks(rows: list[T], texts: Callable[[T], tuple[str, ...]], what: str) -> Iterator[list[T]]:
+    """``rows`` cut into runs whose text stays within `MAX_STATEMENT_BYTES`; `InvalidState` for a row alone over it."""
+    limit = MAX_STATEMENT_BYTES
+    chunk: list[T] = []
+    size = 0
+    for row in rows:
+        cost = _ROW_OVERHEAD + sum(_utf8_size(t) for t in texts(row))
+        if cost > limit:
+            key = texts(row)[0]
+            raise InvalidState(f"{key!r}: {what} of {cost - _ROW_OVERHEAD:,} bytes is over PostgreSQL's limit of "
+                               f"{limit:,} bytes for one statement; nothing was written", key=key)
+        if chunk and size + cost > limit:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(row)
+        size += cost
+    if chunk:
+        yield chunk
+
+
+def _utf8_size(text: str) -> int:
+    """UTF-8 bytes of ``text``, without encoding it when it is ASCII (a flag CPython keeps on every str)."""
+    return len(text) if text.isascii() else len(text.encode())
 
 
 def creation_locks(schema: str, keys: Iterable[str]) -> list[int]:

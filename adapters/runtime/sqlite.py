@@ -87,6 +87,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from statewright.adapters.runtime.bulk import Plan, machine_less
 from statewright.adapters.runtime.shielded import CallerCancelled, settle
 from statewright.adapters.runtime.store import (
     Append,
@@ -141,6 +142,7 @@ UPGRADABLE: dict[str, dict[tuple[str, ...], int]] = {"batches": {("id",): 1}}
 
 T = TypeVar("T")
 _POLL = 0.005  # seconds between tries for the write lock; also how soon a cancelled waiter gives up
+_CHUNK = 500  # keys per ``IN (...)``: far under SQLite's limit on parameters (999 before 3.32)
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS instances (
@@ -367,20 +369,25 @@ class SqliteStore(SingleWrites):
         return await self._guarded(key, lambda: self._batch(ops, prepared, batch), what)
 
     async def _batch(self, ops: Sequence[Op], prepared: list[Any], batch: str | None) -> list[Record | int]:
-        """The body of a write transaction; ``batch``, if given, is recorded with it, and an old one skips it."""
+        """The body of a write transaction; ``batch``, if given, is recorded with it, and an old one skips it.
+
+        Reads the rows and log heads of every key in one statement each,
+        decides the whole batch in memory (`bulk.Plan`: the port's rules, op by
+        op), then writes each kind of row with one ``executemany``.
+        """
         if batch is not None and await self._one("SELECT 1 FROM batches WHERE id = ?", (batch,)) is not None:
             return []  # committed before: that was its outcome, and nothing is applied twice
-        # a Cas naming no machine is validated against the stored row's machine
-        # before any version or head is compared, so InvalidState always wins
-        for i, op in enumerate(ops):
-            if isinstance(op, Cas) and prepared[i] is None:
-                row = await self._one("SELECT machine FROM instances WHERE key = ?", (op.key,))
-                if row is not None:
-                    prepared[i] = self.catalog.dump(row[0], op.state, key=op.key)
-        out: list[Record | int] = []
-        for op, payload in zip(ops, prepared):
-            async with _mapped(op.key, f"writing {op.key!r}"):
-                out.append(await self._apply(op, payload))
+        keys = sorted({op.key for op in ops})
+        rows = {k: (m, v) for k, m, v in await self._where("SELECT key, machine, version FROM instances", keys)}
+        logs = sorted({op.key for op in ops if not isinstance(op, Cas)})
+        heads = {k: (int(h), bool(e)) for k, h, e in await self._where(
+            "SELECT key, MAX(seq), MAX(terminal) FROM events", logs, "GROUP BY key")}
+        machine_less(self.catalog, ops, prepared, rows)  # InvalidState before any version or head is compared
+        plan = Plan(self.catalog, rows, heads)
+        out = [plan.apply(op, payload) for op, payload in zip(ops, prepared)]
+        key = ops[0].key if len(ops) == 1 else None
+        async with _mapped(key, f"writing {key!r}" if key is not None else f"writing a batch of {len(ops)} operations"):
+            await self._flush(plan)
         if batch is not None:
             now = self._retention.clock()
             cutoff = self._retention.cutoff(now)
@@ -389,47 +396,32 @@ class SqliteStore(SingleWrites):
             await self._db.execute("INSERT INTO batches (id, at) VALUES (?, ?)", (batch, int(now)))
         return out
 
-    async def _apply(self, op: Op, payload: Any) -> Record | int:
-        if isinstance(op, Cas):
-            return await self._cas(op, payload)
-        if isinstance(op, Append):
-            head = await self._open_log(op.key, op.expected)
-            rows = [(op.key, head + i, kind, data) for i, (kind, data) in enumerate(payload, start=1)]
-            await self._db.executemany("INSERT INTO events (key, seq, kind, data) VALUES (?, ?, ?, ?)", rows)
-            return head + len(rows)
-        head = await self._open_log(op.key)
-        await self._db.execute(
-            "INSERT INTO events (key, seq, kind, data, terminal) VALUES (?, ?, ?, ?, 1)",
-            (op.key, head + 1, op.kind, payload),
-        )
-        return head + 1
-
-    async def _cas(self, op: Cas, text: str | None) -> Record:
-        row = await self._one("SELECT machine, version FROM instances WHERE key = ?", (op.key,))
-        machine = cas_machine(op, None if row is None else (row[0], row[1]))
-        if op.expected == 0:
-            assert text is not None  # prepare serialised every creation
-            await self._db.execute(
-                "INSERT INTO instances (key, machine, state, version) VALUES (?, ?, ?, 1)", (op.key, machine, text)
-            )
-        else:
-            if text is None:
-                text = self.catalog.dump(machine, op.state, key=op.key)
-            async with self._db.execute(
+    async def _flush(self, plan: Plan) -> None:
+        """Write a decided batch: one ``executemany`` each for new instances, changed instances and events."""
+        if plan.inserts:
+            await self._db.executemany(
+                "INSERT INTO instances (key, machine, state, version) VALUES (?, ?, ?, ?)",
+                [(k, m, text, v) for k, (m, text, v) in plan.inserts.items()])
+        if plan.updates:
+            async with self._db.executemany(
                 "UPDATE instances SET state = ?, version = ? WHERE key = ? AND version = ?",
-                (text, op.expected + 1, op.key, op.expected),
+                [(text, v, k, read) for k, (text, v, read) in plan.updates.items()],
             ) as cur:
-                if cur.rowcount != 1:
-                    raise Conflict(f"{op.key!r} moved past version {op.expected}", key=op.key)
-        return Record(op.key, machine, self.catalog.load(machine, text, key=op.key), op.expected + 1)
+                if cur.rowcount != len(plan.updates):  # cannot happen under the write lock; never write past it
+                    raise Conflict(f"{len(plan.updates) - cur.rowcount} of the batch's instances moved under it")
+        if plan.events:
+            await self._db.executemany(
+                "INSERT INTO events (key, seq, kind, data, terminal) VALUES (?, ?, ?, ?, ?)",
+                [(k, seq, kind, data, int(end)) for k, seq, kind, data, end in plan.events])
 
-    async def _open_log(self, key: str, expected: int | None = None) -> int:
-        """The head of ``key``'s log, once `store.open_log` allows appending at it (``expected``: an Append's)."""
-        if await self._one("SELECT 1 FROM instances WHERE key = ?", (key,)) is None:
-            return open_log(key, False, 0, False)
-        row = await self._one("SELECT COALESCE(MAX(seq), 0), COALESCE(MAX(terminal), 0) FROM events WHERE key = ?", (key,))
-        assert row is not None
-        return open_log(key, True, int(row[0]), bool(row[1]), expected=expected)
+    async def _where(self, select: str, keys: list[str], tail: str = "") -> list[Any]:
+        """``select ... WHERE key IN (keys) tail``, in chunks SQLite's limit on parameters allows."""
+        out: list[Any] = []
+        for i in range(0, len(keys), _CHUNK):
+            chunk = keys[i:i + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            out += await self._db.execute_fetchall(f"{select} WHERE key IN ({marks}) {tail}", chunk)
+        return out
 
     # -- plumbing ---------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
+from statewright.adapters.runtime import postgres as postgres_module
 from statewright.adapters.runtime.postgres import SCHEMA_VERSION, PostgresStore
 from statewright.adapters.runtime.store import (
     MAX_KEEP_BATCHES,
@@ -28,10 +29,13 @@ from statewright.adapters.runtime.store import (
     BadOption,
     Busy,
     Cas,
+    Catalog,
     Conflict,
     Corrupt,
     IncompatibleSchema,
+    InvalidState,
     Io,
+    Limits,
     NotAStore,
     Op,
     PermissionDenied,
@@ -41,7 +45,7 @@ from statewright.adapters.runtime.store import (
     batch_id,
     canonical_json,
 )
-from statewright.machines.input import Input
+from statewright.machines.input import INPUT, Input
 from tests.adapters import _postgres
 from tests.adapters.test_store_contract import (
     CATALOG,
@@ -599,3 +603,59 @@ def test_the_old_name_of_the_reader_still_works_for_one_release_and_warns() -> N
     assert "Snapshot" not in postgres.__all__ and "PostgresReader" in postgres.__all__
     with pytest.raises(AttributeError, match="has no attribute 'Snapshots'"):
         postgres.Snapshots  # noqa: B018
+
+
+# -- values over what one statement can carry --------------------------------------------------
+
+BIG = Catalog({"input": INPUT}, limits=Limits(max_record_bytes=2**31))  # limits raised past PostgreSQL's own
+
+
+def test_a_value_over_the_statement_ceiling_is_refused_before_it_is_sent(
+    postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1.1 GB append answered Io and killed the store; the ceiling, lowered here, is checked before sending."""
+    monkeypatch.setattr(postgres_module, "MAX_STATEMENT_BYTES", 100_000)
+
+    async def main() -> None:
+        async with await PostgresStore.open(postgres_dsn, BIG) as store:
+            await store.cas("in1", 0, Input(), machine="input")
+            before = await snapshot(store)
+            for write in (store.append("in1", 0, [("input", {"blob": "x" * 100_000})]),
+                          store.append_terminal("in1", "terminal", {"blob": "é" * 50_000}),
+                          store.cas("in1", 1, Input(run_id="r" * 100_000)),
+                          store.cas("in2", 0, Input(run_id="r" * 100_000), machine="input")):
+                with pytest.raises(InvalidState, match=r"over PostgreSQL's limit of 100,000 bytes for one statement"):
+                    await write
+                assert await snapshot(store) == before
+            # under the ceiling one by one, over it together: several statements, one transaction
+            events = [("input", {"blob": str(i) * 30_000}) for i in range(10)]
+            assert await store.append("in1", 0, events) == 10
+            assert [e.data["blob"][0] for e in await store.read_log("in1")] == [str(i) for i in range(10)]
+            await store.commit([Cas(f"k{i}", 0, Input(run_id=str(i) * 30_000), machine="input") for i in range(10)])
+            assert [(await store.load(f"k{i}")).state.run_id[0] for i in range(10)] == [str(i) for i in range(10)]
+
+    asyncio.run(main())
+
+
+def _available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_available_memory() < 6 * 2**30, reason="needs about 4 GiB of memory free (3.3 GiB measured)")
+def test_a_real_gigabyte_append_is_refused_and_the_store_stays_usable(postgres_dsn: str) -> None:
+    """The attack as it was made: one 1.1 GB event, limits raised; the server must never see it."""
+
+    async def main() -> None:
+        async with await PostgresStore.open(postgres_dsn, BIG) as store:
+            await store.cas("in1", 0, Input(), machine="input")
+            with pytest.raises(InvalidState, match="over PostgreSQL's limit"):
+                await store.append("in1", 0, [("input", {"blob": "x" * 1_100_000_000})])
+            assert await store.append("in1", 0, [("input", {"ok": 1})]) == 1  # the connection is still alive
+
+    asyncio.run(main())
