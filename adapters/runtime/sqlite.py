@@ -79,6 +79,7 @@ import errno
 import os
 import sqlite3
 import time
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -86,6 +87,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import aiosqlite
+import aiosqlite.core
 
 from statewright.adapters.runtime.bulk import Plan, machine_less
 from statewright.adapters.runtime.shielded import CallerCancelled, settle
@@ -237,6 +239,32 @@ class SqliteStore(SingleWrites):
         self._lock = asyncio.Lock()
         self._closed = False
         self._retention = Retention(keep_batches, clock)
+        self._label = "a connection"  # what `__del__`'s warning names; `open` gives the path
+
+    def __del__(self) -> None:
+        """A store dropped unclosed warns, as an unclosed file does, and stops its worker thread quietly.
+
+        aiosqlite's own finaliser would post the stop to the event loop the
+        store last used, usually closed by then, which printed ``RuntimeError:
+        Event loop is closed`` tracebacks at exit; this closes the connection
+        on its worker thread with no loop involved. (A store still referenced
+        when the interpreter exits does not hold it up: its worker thread is a
+        daemon, and SQLite recovers an unclosed file as after a crash.)
+        """
+        db = getattr(self, "_db", None)
+        connection = getattr(db, "_connection", None)
+        if db is None or connection is None or getattr(self, "_closed", True):
+            return
+        warnings.warn(f"unclosed SqliteStore on {self._label}", ResourceWarning, source=self, stacklevel=2)
+        db._connection = None  # so that aiosqlite's finaliser, which runs next, leaves it to us
+        db._running = False
+        stop = getattr(aiosqlite.core, "_STOP_RUNNING_SENTINEL", None)
+
+        def close() -> object:
+            connection.close()
+            return stop
+
+        db._tx.put_nowait((None, close))  # no future: the worker answers nobody, and ends on ``stop``
 
     @classmethod
     async def open(
@@ -271,6 +299,7 @@ class SqliteStore(SingleWrites):
             except OSError as exc:
                 raise _os_error(exc, f"{path}: cannot create the store") from None
         connecting = aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout, uri=str(path).startswith("file:"))
+        connecting._thread.daemon = True  # an unclosed store must not keep the interpreter from exiting
         try:
             async with _mapped(None, what, opening=True):
                 db = await connecting
@@ -287,6 +316,7 @@ class SqliteStore(SingleWrites):
             if mode not in ("wal", "memory"):  # "memory": a ":memory:" database cannot use WAL
                 raise StoreError(f"{path}: could not switch to WAL journal mode (got {mode!r})")
             store = cls(db, catalog, busy_timeout=busy_timeout, keep_batches=keep_batches, clock=clock)
+            store._label = str(path)
 
             async def schema() -> None:
                 await _upgrade(db, int(clock()))
