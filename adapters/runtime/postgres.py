@@ -53,8 +53,11 @@ Lock waits end after ``busy_timeout`` (the session's ``lock_timeout``) with
 `Busy`: never a hang, never a `Conflict`.
 
 Cost: a single-key Cas+Append batch with a batch id is seven round trips
-(``BEGIN``, lock, claim, log head, ``UPDATE``, ``INSERT``, ``COMMIT``), each a
-prepared statement after the first. ``tests/benchmarks/bench_store.py``
+(``BEGIN``, lock, claim, log heads, ``UPDATE``, ``INSERT``, ``COMMIT``), each a
+prepared statement after the first -- and so is a batch of thousands of
+keys: it is decided in memory (`bulk.Plan`, on the locked rows and heads) and
+each kind of row is written as arrays through ``unnest`` in one statement,
+or several when its text passes `MAX_STATEMENT_BYTES`. ``tests/benchmarks/bench_store.py``
 measured, on a shared 2-core machine (medians, +-30% between runs),
 PostgreSQL 15 over a Unix socket with fsync on: about 440 batches/s from one
 process and 500/s from four, against `SqliteStore`'s 400/s and 510/s on the

@@ -27,8 +27,13 @@ exception is a `Cas` that names no machine, whose machine is read from its
 row inside the transaction and validated there, before anything is written.
 
 A batch (`commit`) is one transaction: the operations run in order, each
-seeing the ones before it, and any failure rolls the whole batch back. An
-`asyncio.Lock` keeps other tasks' statements out of an open transaction.
+seeing the ones before it, and any failure rolls the whole batch back. The
+order is kept in memory: the rows and log heads of the batch's keys are read
+with one statement each (500 keys a statement), `bulk.Plan` applies the
+port's rules op by op, and new instances, changed instances and events are
+then written with one ``executemany`` each -- so the write lock is held for a
+handful of statements, whatever the size of the batch. An `asyncio.Lock`
+keeps other tasks' statements out of an open transaction.
 
 Errors
 ------
