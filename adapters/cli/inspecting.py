@@ -397,7 +397,7 @@ def inspect_command(args: argparse.Namespace, loader: Loader, out: TextIO) -> in
     db = Path(args.db)
     for attempt in range(ATTEMPTS):
         if attempt:
-            time.sleep(0.02 * 2**attempt)
+            time.sleep(0.01 * 2**attempt)
         before = _Moment.of(db)
         printed = io.StringIO()
         try:

@@ -413,9 +413,9 @@ class SqliteStore(SingleWrites):
         if batch is not None and await self._one("SELECT 1 FROM batches WHERE id = ?", (batch,)) is not None:
             return []  # committed before: that was its outcome, and nothing is applied twice
         keys = sorted({op.key for op in ops})
-        rows = {k: (m, v) for k, m, v in await self._where("SELECT key, machine, version FROM instances", keys)}
+        rows = {k: (m, v) for k, m, v in await self._in_keys("SELECT key, machine, version FROM instances", keys)}
         logs = sorted({op.key for op in ops if not isinstance(op, Cas)})
-        heads = {k: (int(h), bool(e)) for k, h, e in await self._where(
+        heads = {k: (int(h), bool(e)) for k, h, e in await self._in_keys(
             "SELECT key, MAX(seq), MAX(terminal) FROM events", logs, "GROUP BY key")}
         machine_less(self.catalog, ops, prepared, rows)  # InvalidState before any version or head is compared
         plan = Plan(self.catalog, rows, heads)
@@ -449,7 +449,7 @@ class SqliteStore(SingleWrites):
                 "INSERT INTO events (key, seq, kind, data, terminal) VALUES (?, ?, ?, ?, ?)",
                 [(k, seq, kind, data, int(end)) for k, seq, kind, data, end in plan.events])
 
-    async def _where(self, select: str, keys: list[str], tail: str = "") -> list[Any]:
+    async def _in_keys(self, select: str, keys: list[str], tail: str = "") -> list[Any]:
         """``select ... WHERE key IN (keys) tail``, in chunks SQLite's limit on parameters allows."""
         out: list[Any] = []
         for i in range(0, len(keys), _CHUNK):

@@ -272,6 +272,14 @@ def test_a_writer_and_a_checkpoint_during_an_idle_read_are_no_false_alarm(
     assert len(out.splitlines()) == 3 + 150 * 3 + 300 + 1
 
 
+def test_a_log_without_its_index_is_retried_then_one_line_and_left_alone(shop: Path) -> None:
+    """A writer just starting has its -wal before its -shm: retried; a log left without one is refused, untouched."""
+    (shop / "shop.db-wal").write_bytes(b"\x37\x7f\x06\x82" + bytes(60))
+    before = fingerprint(shop)
+    refused(["inspect", "shop.db"], "shop.db has a write-ahead log but no shop.db-shm index")
+    assert fingerprint(shop) == before
+
+
 def test_garbled_rows_are_shown_as_garbled_and_the_rest_still_shown(shop: Path) -> None:
     raw = sqlite3.connect(shop / "shop.db")
     with raw:
