@@ -78,28 +78,28 @@ async def sent(store: Any, attribute: str, ops: list[Op]) -> int:
     return counting.sent
 
 
-def test_sqlite_sends_no_more_statements_for_2000_keys_than_for_2_but_its_key_lookups(tmp_path: Path) -> None:
+def test_sqlite_sends_no_more_statements_for_1200_keys_than_for_2_but_its_key_lookups(tmp_path: Path) -> None:
     async def main() -> None:
         async with await SqliteStore.open(tmp_path / "s.db", CATALOG) as store:
             await sent(store, "_db", creating(1, "w"))  # the first batch id recorded also prunes old ones
             for shape in (creating, feeding):
-                small, big = await sent(store, "_db", shape(2, "s")), await sent(store, "_db", shape(2000, "b"))
-                assert big == small + 2 * (math.ceil(2000 / sqlite_module._CHUNK) - 1), (shape.__name__, small, big)
-            assert (await store.load("b1999")).version == 2 and len(await store.read_log("b1999")) == 3
+                small, big = await sent(store, "_db", shape(2, "s")), await sent(store, "_db", shape(1200, "b"))
+                assert big == small + 2 * (math.ceil(1200 / sqlite_module._CHUNK) - 1), (shape.__name__, small, big)
+            assert (await store.load("b1199")).version == 2 and len(await store.read_log("b1199")) == 3
 
     asyncio.run(main())
 
 
-def test_postgres_sends_as_many_statements_for_2000_keys_as_for_2(postgres_dsn: str) -> None:
+def test_postgres_sends_as_many_statements_for_1200_keys_as_for_2(postgres_dsn: str) -> None:
     from statewright.adapters.runtime.postgres import PostgresStore
 
     async def main() -> None:
         async with await PostgresStore.open(postgres_dsn, CATALOG) as store:
             await sent(store, "_conn", creating(1, "w"))  # the first batch id recorded also prunes old ones
             for shape in (creating, feeding):
-                small, big = await sent(store, "_conn", shape(2, "s")), await sent(store, "_conn", shape(2000, "b"))
+                small, big = await sent(store, "_conn", shape(2, "s")), await sent(store, "_conn", shape(1200, "b"))
                 assert big == small, (shape.__name__, small, big)
-            assert (await store.load("b1999")).version == 2 and len(await store.read_log("b1999")) == 3
+            assert (await store.load("b1199")).version == 2 and len(await store.read_log("b1199")) == 3
 
     asyncio.run(main())
 
