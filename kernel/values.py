@@ -25,7 +25,7 @@ from typing import Any
 
 from statewright.kernel.errors import short_repr
 
-__all__ = ["describe", "problem"]
+__all__ = ["MAX_DEPTH", "describe", "problem"]
 
 _NUMBER = 1
 """A number: immutable, but it may be a NaN."""
@@ -80,6 +80,17 @@ def _reader(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
     return lambda value: ()
 
 
+MAX_DEPTH = 100
+"""How deeply a state may nest values that hold values (dataclasses, tuples, frozensets; the state is level 1).
+
+Python's own ``hash``, ``==`` and ``repr`` of such a value recurse once or
+more a level and exceed the interpreter's recursion limit a few hundred
+levels down (``==`` of nested frozen dataclasses at about 330 from an empty
+stack), so a deeper state would fail -- or be compared wrongly -- somewhere
+in the checker. A stored state may nest 64 levels (`Limits.max_depth`).
+"""
+
+
 def problem(state: object, since: object = None) -> str | None:
     """Why ``state`` cannot be a state, or None when it can (hashability is the caller's test).
 
@@ -87,7 +98,9 @@ def problem(state: object, since: object = None) -> str | None:
     (an update's argument): a value of ``state`` that *is* the value at the
     same place in ``since`` is part of a judged state, so immutable and free of
     NaN all the way down, and is not walked again. An update that changes one
-    field of a large record costs a walk of that field only.
+    field of a large record costs a walk of that field only. The walk goes a
+    level at a time without recursing, so a state nested past `MAX_DEPTH` is
+    named as such however deep it goes.
 
     >>> from dataclasses import dataclass
     >>> @dataclass
@@ -102,59 +115,80 @@ def problem(state: object, since: object = None) -> str | None:
     >>> old = (("a", "b"), (1, 2))
     >>> problem((old[0], (1, [2])), since=old)
     'holds [2], a mutable list (use a tuple or frozenset)'
+    >>> deep = ()
+    >>> for _ in range(150):
+    ...     deep = (deep,)
+    >>> problem(deep)
+    "is nested deeper than 100 levels (Python's hash, == and repr of it would exceed the recursion limit)"
     """
     if since is not None:
         return _problem_since(state, since)
     atoms, kinds = _atoms, _kinds
-    todo: list[Any] = [state]
-    push = todo.append
-    while todo:
-        value = todo.pop()
-        cls = type(value)
-        if cls in atoms:
-            continue
-        kind = kinds.get(cls) or _judge(cls)
-        if kind == _FIELDS or kind == _ITEMS:
-            for v in _fields[cls](value) if kind == _FIELDS else value:
-                if type(v) not in atoms:
-                    push(v)
-        elif kind == _NUMBER:
-            if value != value:
-                return _naming(value, state, "which is not equal to itself (a NaN makes every such state new)")
-        elif kind == _MUTABLE:
-            return _mutable(value, state)
+    level: list[Any] = [state]
+    depth = 0
+    while level:
+        depth += 1
+        below: list[Any] = []
+        push = below.append
+        for value in level:
+            cls = type(value)
+            if cls in atoms:
+                continue
+            kind = kinds.get(cls) or _judge(cls)
+            if kind == _FIELDS or kind == _ITEMS:
+                if depth > MAX_DEPTH:
+                    return _TOO_DEEP
+                for v in _fields[cls](value) if kind == _FIELDS else value:
+                    if type(v) not in atoms:
+                        push(v)
+            elif kind == _NUMBER:
+                if value != value:
+                    return _naming(value, state, "which is not equal to itself (a NaN makes every such state new)")
+            elif kind == _MUTABLE:
+                return _mutable(value, state)
+        level = below
     return None
+
+
+_TOO_DEEP = (f"is nested deeper than {MAX_DEPTH} levels (Python's hash, == and repr of it would exceed "
+             "the recursion limit)")
 
 
 def _problem_since(state: object, since: object) -> str | None:
     """`problem`, skipping every value that is the judged ``since``'s value at the same place."""
     atoms, kinds = _atoms, _kinds
-    todo: list[tuple[Any, Any]] = [(state, since)]
-    push = todo.append
-    while todo:
-        value, old = todo.pop()
-        if value is old:
-            continue
-        cls = type(value)
-        if cls in atoms:
-            continue
-        kind = kinds.get(cls) or _judge(cls)
-        if kind == _FIELDS or kind == _ITEMS:
-            items = _fields[cls](value) if kind == _FIELDS else value
-            if (kind == _FIELDS and type(old) is cls) or (cls is tuple and type(old) is tuple):
-                olds = _fields[cls](old) if kind == _FIELDS else old
-                for v, o in zip(items, olds):
-                    if v is not o and type(v) not in atoms:
-                        push((v, o))
-                items = items[len(olds):]
-            for v in items:
-                if type(v) not in atoms:
-                    push((v, None))
-        elif kind == _NUMBER:
-            if value != value:
-                return _naming(value, state, "which is not equal to itself (a NaN makes every such state new)")
-        elif kind == _MUTABLE:
-            return _mutable(value, state)
+    level: list[tuple[Any, Any]] = [(state, since)]
+    depth = 0
+    while level:
+        depth += 1
+        below: list[tuple[Any, Any]] = []
+        push = below.append
+        for value, old in level:
+            if value is old:
+                continue
+            cls = type(value)
+            if cls in atoms:
+                continue
+            kind = kinds.get(cls) or _judge(cls)
+            if kind == _FIELDS or kind == _ITEMS:
+                if depth > MAX_DEPTH:
+                    return _TOO_DEEP
+                items = _fields[cls](value) if kind == _FIELDS else value
+                if (kind == _FIELDS and type(old) is cls) or (cls is tuple and type(old) is tuple):
+                    olds = _fields[cls](old) if kind == _FIELDS else old
+                    for v, o in zip(items, olds):
+                        if v is not o and type(v) not in atoms:
+                            push((v, o))
+                    items = items[len(olds):]
+                for v in items:
+                    if type(v) not in atoms:
+                        push((v, None))
+            elif kind == _NUMBER:
+                if value != value:
+                    return _naming(value, state, "which is not equal to itself (a NaN makes every such state new)")
+            elif kind == _MUTABLE:
+                return _mutable(value, state)
+        level = below
     return None
 
 

@@ -24,16 +24,22 @@ connection is ``mode=ro&immutable=1``, which takes no locks and creates no
 ``-wal``/``-shm`` sibling (a plain ``mode=ro`` reader would leave both behind),
 so a read-only file or directory can be inspected too. (After a crash, SQLite
 rebuilds the ``-shm`` index a ``mode=ro`` reader shares; the file and its log
-are never written. A writer that opens the file during an immutable read
-writes to a new log; only its checkpoint could change pages under the read,
-which would show as damage, never be written by inspect.)
+are never written.) A writer that opens the file during an immutable read
+writes to a new log, and its checkpoint may then change pages under the read
+-- which read as ``database disk image is malformed``, though nothing is
+damaged. So the output of a read is held until it is done, and if a writer
+appeared meanwhile (its ``-wal`` is there, or the file's size, times or header
+moved) the whole read is made again, now through the writer's log; a busy file
+or a writer just starting is retried the same way, up to five reads, after
+which it is one line asking to try again -- never ``CORRUPT``.
 
 A missing path, an empty file, a file that is not SQLite, a truncated one, and a
 SQLite database without statewright's tables are each one line, exit 2, naming
 it "not a statewright store"; a file whose ``PRAGMA user_version`` is newer than
 this version knows says so. Rows are read raw: a state that does not decode is
-``CORRUPT``, an event whose data does not parse is ``<garbled: ...>``, and both
-count as damage (exit 1) while later rows and instances are still shown. Keys,
+``CORRUPT``, an event whose data does not parse -- or is nested too deep to
+decode -- is ``<garbled: ...>``, and both count as damage (exit 1) while later
+rows and instances are still shown. Keys,
 kinds and machine names are printed with backslashes and unprintable characters
 escaped (``\\n``, ``\\x1b``), so no stored text can forge a line of the output.
 
@@ -46,10 +52,13 @@ escaped (``\\n``, ``\\x1b``), so no stored text can forge a line of the output.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -63,6 +72,7 @@ __all__ = ["UnknownMachine", "inspect_command"]
 EXIT_OK, EXIT_DAMAGED = 0, 1
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_WAIT = 2.0  # seconds; a WAL reader only waits out a recovery or a checkpoint's instant
+ATTEMPTS = 5  # whole reads of a file that a writer keeps changing (or keeps busy) before giving up
 COLUMNS = {
     "instances": "key, machine, state, version",
     "events": "key, seq, kind, data, terminal",
@@ -88,6 +98,37 @@ class _Catalog(Catalog):
 
 class _Unreadable(Exception):
     """SQLite could not read part of the file (a malformed page); the caller says where."""
+
+
+class _Transient(UsageError):
+    """The file is busy or a writer is just starting: worth another try, and the message if tries run out."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Moment:
+    """What a writer changes in a store's files: the main file's identity, size, times and header, and its siblings.
+
+    An immutable read (no ``-wal``/``-shm`` at its start) takes no lock, so a
+    writer that begins meanwhile is seen only here: while it is open its
+    ``-wal`` and ``-shm`` exist; once it has checkpointed (and closed, which
+    checkpoints) the main file's size, times or header moved.
+    """
+
+    main: tuple[int, ...] | None
+    header: bytes
+    siblings: tuple[bool, ...]
+
+    @classmethod
+    def of(cls, db: Path) -> _Moment:
+        try:
+            st = db.stat()
+            with db.open("rb") as f:
+                header = f.read(100)
+            main: tuple[int, ...] | None = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        except OSError:
+            main, header = None, b""
+        siblings = tuple(Path(f"{db}{suffix}").exists() for suffix in ("-wal", "-shm", "-journal"))
+        return cls(main, header, siblings)
 
 
 def _machines(loader: Loader, specs: list[str]) -> dict[str, Machine[Any]]:
@@ -137,7 +178,7 @@ def _uri(db: Path) -> str:
     if wal.exists() and shm.exists():
         return f"{path.as_uri()}?mode=ro"
     if wal.exists() and wal.stat().st_size > 0:
-        raise UsageError(
+        raise _Transient(
             f"{db} has a write-ahead log but no {shm.name} index, and reading it would create one: "
             "inspect a copy of both files"
         )
@@ -166,6 +207,7 @@ class _Reader:
         _header(db)
         self.db = db
         uri = _uri(db)
+        self.immutable = uri.endswith("immutable=1")
         try:
             self._conn = sqlite3.connect(uri, uri=True, timeout=BUSY_WAIT, isolation_level=None)
         except sqlite3.Error as exc:
@@ -178,7 +220,7 @@ class _Reader:
             yield
         except sqlite3.OperationalError as exc:
             if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY or "locked" in str(exc):
-                raise UsageError(f"{self.db} stayed locked for {BUSY_WAIT:g}s ({exc}); try again") from None
+                raise _Transient(f"{self.db} stayed locked for {BUSY_WAIT:g}s ({exc}); try again") from None
             raise _Unreadable(str(exc)) from None
         except sqlite3.Error as exc:  # DatabaseError: "file is not a database", "disk image is malformed"
             raise _Unreadable(str(exc)) from None
@@ -326,34 +368,83 @@ class _Inspection:
             self._damage(f"{head} <garbled: {data!r}>{mark}")
             return
         try:
-            parsed = json.loads(data)
+            shown = json.dumps(json.loads(data), sort_keys=True)
+        except RecursionError:  # no store writes JSON this deep (Limits.max_depth): damage, shown in one line
+            self._damage(f"{head} <garbled: nested too deep to decode (past Python's recursion limit)>{mark}")
+            return
         except ValueError as exc:
             self._damage(f"{head} <garbled: {_escape(data[:60])!s}: {exc}>{mark}")
             return
-        print(f"{head} {json.dumps(parsed, sort_keys=True)}{mark}", file=self.out)
+        print(f"{head} {shown}{mark}", file=self.out)
 
 
 def inspect_command(args: argparse.Namespace, loader: Loader, out: TextIO) -> int:
-    """Print each instance and its log; exit 1 when a record is damaged. Reads the file, never writes it."""
-    from statewright.machines.input import INPUT, authorize_seed
+    """Print each instance and its log; exit 1 when a record is damaged. Reads the file, never writes it.
 
-    reader: _Reader | _PostgresReader
+    A SQLite file read without a lock (immutable: no writer had it open) is
+    read again, whole, when a writer changed it meanwhile (`_Moment`): what a
+    checkpoint rewrote under the read is not damage. So is one that was busy
+    or whose writer was just starting. The output is printed once, from the
+    read that saw one moment of the store.
+    """
+    machines = _Lazy(loader, args.spec)
     if _is_dsn(args.db):
         reader = _PostgresReader(args.db)
-    else:
-        reader = _Reader(Path(args.db))
-    try:
-        keys = reader.check()
-        machines = _machines(loader, args.spec)
-        authorize = {"input": authorize_seed} if machines.get("input") is INPUT else {}
-        inspection = _Inspection(reader, _Catalog(machines, authorize), out)
-        rowids = {key: rowid for rowid, key in keys if isinstance(key, str)}
-        for key in args.key:
-            if key not in rowids:
-                known = ", ".join(_shown(k) for _, k in keys) or "none"
-                raise UsageError(f"no instance {key!r} in {reader.db} (instances: {known})")
-        for rowid, key in [(rowids[k], k) for k in args.key] or keys:
-            inspection.instance(rowid, key)
-    finally:
-        reader.close()
+        try:
+            return _inspect(reader, args, machines, out)
+        finally:
+            reader.close()
+    db = Path(args.db)
+    for attempt in range(ATTEMPTS):
+        if attempt:
+            time.sleep(0.01 * 2**attempt)
+        before = _Moment.of(db)
+        printed = io.StringIO()
+        try:
+            sqlite = _Reader(db)
+            try:
+                code = _inspect(sqlite, args, machines, printed)
+            finally:
+                sqlite.close()
+        except _Transient:
+            if attempt == ATTEMPTS - 1:
+                raise
+            continue
+        except UsageError:
+            if _Moment.of(db) == before:
+                raise  # the file did not move: it is what it says
+            continue
+        if not sqlite.immutable or _Moment.of(db) == before:
+            out.write(printed.getvalue())
+            return code
+    raise UsageError(f"{db} kept changing while it was read ({ATTEMPTS} tries; a writer is checkpointing): try again")
+
+
+class _Lazy:
+    """The machines to decode with, loaded from the specs the first time a read needs them (once for every retry)."""
+
+    def __init__(self, loader: Loader, specs: list[str]) -> None:
+        self._loader, self._specs = loader, specs
+        self._catalog: _Catalog | None = None
+
+    def catalog(self) -> _Catalog:
+        if self._catalog is None:
+            from statewright.machines.input import INPUT, authorize_seed
+
+            machines = _machines(self._loader, self._specs)
+            self._catalog = _Catalog(machines, {"input": authorize_seed} if machines.get("input") is INPUT else {})
+        return self._catalog
+
+
+def _inspect(reader: _Reader | _PostgresReader, args: argparse.Namespace, machines: _Lazy, out: TextIO) -> int:
+    """One read of the whole store (or of ``--key``'s instances) through ``reader``, printed to ``out``."""
+    keys = reader.check()
+    inspection = _Inspection(reader, machines.catalog(), out)
+    rowids = {key: rowid for rowid, key in keys if isinstance(key, str)}
+    for key in args.key:
+        if key not in rowids:
+            known = ", ".join(_shown(k) for _, k in keys) or "none"
+            raise UsageError(f"no instance {key!r} in {reader.db} (instances: {known})")
+    for rowid, key in [(rowids[k], k) for k in args.key] or keys:
+        inspection.instance(rowid, key)
     return EXIT_DAMAGED if inspection.damaged else EXIT_OK

@@ -117,6 +117,7 @@ from statewright.adapters.runtime.store import (
     takes_batch,
 )
 from statewright.kernel.authority import Authority
+from statewright.kernel.boundary import row
 from statewright.kernel.machine import Machine
 from statewright.kernel.step import UNSET, Rejected
 from statewright.kernel.system import Action, Blocked, Emitted, System, SystemState
@@ -256,9 +257,10 @@ class Driver:
 
     @staticmethod
     def _creation(key: str, name: str, m: Machine[Any], state: Any) -> list[Op]:
+        created = _recordable(lambda: value_json(state), key, f"a {name} state")
         ops: list[Op] = [
             Cas(key, 0, state, machine=name),
-            Append(key, 0, (("created", {"machine": name, "state": value_json(state)}),)),
+            Append(key, 0, (("created", {"machine": name, "state": created}),)),
         ]
         if m.is_terminal(state):
             ops.append(_terminal(key, m, state))
@@ -307,7 +309,8 @@ class Driver:
                 if ended:
                     raise _ended(key, input)
                 result, base = staged.result, staged.base_version  # published by the store's CAS at base
-                ops = self._accepted(key, m, base, head, result.state, [("input", input, result.effects)])
+                ops = self._accepted(key, m, base, head, result.state,
+                                     [("input", input, result.effects, result.transition)])
                 after = Record(key, record.machine, result.state, base + 1)
                 fed = FedAccepted(after, result.effects, attempt)
             if await self._commit(ops, attempt, key, request, fed):
@@ -423,10 +426,10 @@ class Driver:
                 ops.append(Append(keys[action.instance], head, (("blocked", blocked),)))
                 moved: set[int] = {position}
             else:
-                steps: dict[int, list[tuple[str, Any, tuple[Any, ...]]]] = {}
+                steps: dict[int, list[tuple[str, Any, tuple[Any, ...], int]]] = {}
                 for micro in out.microsteps:
                     steps.setdefault(micro.position, []).append(
-                        ("routed" if micro.routed else "input", micro.input, micro.effects))
+                        ("routed" if micro.routed else "input", micro.input, micro.effects, micro.rule))
                 moved = set(out.moved)
                 after = list(records)
                 for j in sorted(moved):
@@ -445,11 +448,14 @@ class Driver:
     # -- plumbing ---------------------------------------------------------------------
 
     def _accepted(self, key: str, m: Machine[Any], version: int, head: int, state: Any,
-                  steps: Sequence[tuple[str, Any, tuple[Any, ...]]]) -> list[Op]:
+                  steps: Sequence[tuple[str, Any, tuple[Any, ...], int]]) -> list[Op]:
+        """The batch of an accepted step; each step is (kind, input, its effects, the index of the row that fired)."""
         events: list[tuple[str, Any]] = []
-        for kind, taken, effects in steps:  # an input, as "input" or "routed", then its effects
+        for kind, taken, effects, rule in steps:  # an input, as "input" or "routed", then its effects
             events.append((kind, event_json(taken)))
-            events += [("effect", event_json(e)) for e in effects]
+            for e in effects:
+                what = f"effect {type(e).__name__} of {row(rule, m.labels[rule])}"
+                events.append(("effect", _recordable(lambda: event_json(e), key, what)))
         ops: list[Op] = [Cas(key, version, state), Append(key, head, tuple(events))]
         if m.is_terminal(state):
             ops.append(_terminal(key, m, state))
@@ -556,6 +562,22 @@ class Driver:
                              f"missing {missing}, unknown {extra}")
         if len(set(keys.values())) != len(keys):
             raise ValueError(f"system {system.name!r}: two instances share a store key")
+
+
+def _recordable(encode: Callable[[], Any], key: str, what: str) -> Any:
+    """``encode()``: a value's JSON for the log; `InvalidState` naming ``what`` when it is not JSON data.
+
+    The store refuses floats, deep nesting and the like in the same batch;
+    this names what user code produced a value that cannot even be encoded
+    (an ``object()``, nesting past Python's recursion limit) before any of the
+    batch is written.
+    """
+    try:
+        return encode()
+    except (TypeError, ValueError, RecursionError, PydanticSerializationError) as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise InvalidState(f"{key!r}: {what} is not JSON data a store can record: {type(exc).__name__}: "
+                           f"{detail[:200]}", key=key) from None
 
 
 def _terminal(key: str, m: Machine[Any], state: Any) -> AppendTerminal:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "BadInput",
+    "BadOption",
     "Busy",
     "Conflict",
     "Corrupt",
@@ -19,6 +20,7 @@ __all__ = [
     "Io",
     "NotAStore",
     "NotFound",
+    "PermissionDenied",
     "ReadOnly",
     "StoreError",
 ]
@@ -86,6 +88,27 @@ class ReadOnly(StoreError):
     """The backend refuses writes (a read-only file, directory or server); nothing was written."""
 
     code = "read_only"
+
+
+class PermissionDenied(StoreError):
+    """The database role lacks a privilege the operation needs (PostgreSQL's insufficient_privilege).
+
+    A role that may only ``SELECT`` gets it on its first write; nothing was
+    written. Not `ReadOnly`: the database takes writes, only not from this role,
+    and a read the role may not make fails the same way.
+    """
+
+    code = "permission_denied"
+
+
+class BadOption(StoreError, ValueError):
+    """A store was opened with an option it cannot honour (``keep_batches``, ``busy_timeout``, a schema name).
+
+    Raised before anything is connected or written. Also a `ValueError`, which
+    is what such an option raised before it had a code of its own.
+    """
+
+    code = "bad_option"
 
 
 class Full(StoreError):

@@ -13,13 +13,18 @@ versions. With the rows locked nobody else can move them, so each later
 statement (a fresh snapshot at READ COMMITTED) sees the current version and
 log head, and the compare-and-swap is decided on them as in SQLite.
 
-A key that does not exist yet has no row to lock. Two batches creating it
-both insert, the primary key makes the second wait for the first, and when
-the first commits the second fails with a unique violation, which is a
-`Conflict`, as in SQLite. The same constraint guards a key created by another
-transaction between this one's lock and its writes: ``events`` has primary
-key ``(key, seq)`` and a partial unique index allows one terminal event per
-key, so a lost race is always caught by the database, never written.
+A key that does not exist yet has no row to lock, so a batch that creates
+keys first takes a transaction-level advisory lock on each of them
+(`creation_locks`: a 64-bit hash of schema and key, taken in ascending
+order, like the row locks in one global order). Two batches creating the
+same keys, in whatever order, queue on the first lock they share: the second
+then finds the rows the first created and fails with `Conflict`, as in
+SQLite -- without the locks each inserted one key and waited on the other's
+insert, a deadlock PostgreSQL broke after a second. The constraints still
+guard a key created by a writer that took no such lock: ``instances`` has
+primary key ``key``, ``events`` ``(key, seq)`` and a partial unique index
+allows one terminal event per key, so a lost race is always caught by the
+database (a unique violation, `Conflict`), never written.
 
 Three tables and a version live in their own schema (default
 ``statewright``; a PostgreSQL database is shared, and other tables in it are
@@ -48,8 +53,11 @@ Lock waits end after ``busy_timeout`` (the session's ``lock_timeout``) with
 `Busy`: never a hang, never a `Conflict`.
 
 Cost: a single-key Cas+Append batch with a batch id is seven round trips
-(``BEGIN``, lock, claim, log head, ``UPDATE``, ``INSERT``, ``COMMIT``), each a
-prepared statement after the first. ``tests/benchmarks/bench_store.py``
+(``BEGIN``, lock, claim, log heads, ``UPDATE``, ``INSERT``, ``COMMIT``), each a
+prepared statement after the first -- and so is a batch of thousands of
+keys: it is decided in memory (`bulk.Plan`, on the locked rows and heads) and
+each kind of row is written as arrays through ``unnest`` in one statement,
+or several when its text passes `MAX_STATEMENT_BYTES`. ``tests/benchmarks/bench_store.py``
 measured, on a shared 2-core machine (medians, +-30% between runs),
 PostgreSQL 15 over a Unix socket with fsync on: about 440 batches/s from one
 process and 500/s from four, against `SqliteStore`'s 400/s and 510/s on the
@@ -73,7 +81,8 @@ Errors
 Every call into asyncpg goes through `_mapped`, which turns driver and server
 errors into typed store errors by SQLSTATE: lock timeouts, deadlocks and
 serialisation failures are `Busy`; unique violations `Conflict`; a read-only
-transaction `ReadOnly`; a full disk or memory `Full`; data corruption
+transaction `ReadOnly`; a privilege the role lacks (SQLSTATE 42501, e.g. a
+role that may only ``SELECT``, writing) `PermissionDenied`; a full disk or memory `Full`; data corruption
 `Corrupt`; a lost or refused connection `Io`. Messages are one line and name
 the DSN without its password.
 """
@@ -81,10 +90,11 @@ the DSN without its password.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -98,11 +108,13 @@ except ImportError as _missing:  # pragma: no cover - depends on the environment
         "pip install 'statewright[postgres]'"
     ) from _missing
 
+from statewright.adapters.runtime.bulk import Plan, machine_less
 from statewright.adapters.runtime.shielded import CallerCancelled, settle
 from statewright.adapters.runtime.store import (
     KEEP_BATCHES,
     Append,
     AppendTerminal,
+    BadOption,
     Busy,
     Cas,
     Catalog,
@@ -111,23 +123,26 @@ from statewright.adapters.runtime.store import (
     Event,
     Full,
     IncompatibleSchema,
+    InvalidState,
     Io,
     NotAStore,
     NotFound,
     Op,
+    PermissionDenied,
     ReadOnly,
     Record,
     Retention,
     SingleWrites,
     StoreError,
     cas_machine,
+    check_options,
     decode_event,
     open_log,
     prepare_batch,
 )
 from statewright.kernel.renamed import renamed
 
-__all__ = ["DEFAULT_SCHEMA", "KEEP_BATCHES", "SCHEMA_VERSION", "PostgresReader", "PostgresStore", "is_dsn"]
+__all__ = ["DEFAULT_SCHEMA", "KEEP_BATCHES", "MAX_STATEMENT_BYTES", "SCHEMA_VERSION", "PostgresReader", "PostgresStore", "creation_locks", "is_dsn"]
 
 DEFAULT_SCHEMA = "statewright"
 """The PostgreSQL schema (namespace) the store's tables live in unless `PostgresStore.open` is told another."""
@@ -183,18 +198,26 @@ class _Statements:
             f'SELECT key, machine, version FROM {s}.instances WHERE key = ANY($1::text[]) '
             f'ORDER BY key COLLATE "C" FOR UPDATE'
         )
+        self.creating = "SELECT pg_advisory_xact_lock(h) FROM unnest($1::bigint[]) AS h"  # in the array's order
         self.claim = f"INSERT INTO {s}.batches (id, at) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING id"
         self.prune = f"DELETE FROM {s}.batches WHERE at < $1"
         self.heads = (
             f"SELECT key, max(seq), bool_or(terminal) FROM {s}.events WHERE key = ANY($1::text[]) GROUP BY key"
         )
-        self.create = f"INSERT INTO {s}.instances (key, machine, state, version) VALUES ($1, $2, $3, 1)"
-        self.update = f"UPDATE {s}.instances SET state = $1, version = $2 WHERE key = $3 AND version = $4"
-        self.append = (
-            f"INSERT INTO {s}.events (key, seq, kind, data) "
-            f"SELECT $1, u.seq, u.kind, u.data FROM unnest($2::bigint[], $3::text[], $4::text[]) AS u(seq, kind, data)"
+        self.create = (
+            f"INSERT INTO {s}.instances (key, machine, state, version) "
+            f"SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])"
         )
-        self.terminal = f"INSERT INTO {s}.events (key, seq, kind, data, terminal) VALUES ($1, $2, $3, $4, true)"
+        self.update = (
+            f"UPDATE {s}.instances AS i SET state = u.state, version = u.version "
+            f"FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS u(key, state, version, expected) "
+            f"WHERE i.key = u.key AND i.version = u.expected"
+        )
+        self.update_one = f"UPDATE {s}.instances SET state = $1, version = $2 WHERE key = $3 AND version = $4"
+        self.append = (
+            f"INSERT INTO {s}.events (key, seq, kind, data, terminal) "
+            f"SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::boolean[])"
+        )
         self.load = f"SELECT machine, state, version FROM {s}.instances WHERE key = $1"
         self.log = f"SELECT seq, kind, data, terminal FROM {s}.events WHERE key = $1 AND seq >= $2"
         self.keys = f"SELECT key FROM {s}.instances"
@@ -206,14 +229,6 @@ class _Statements:
             "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
             "WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY c.relname, a.attnum"
         )
-
-
-@dataclass(slots=True)
-class _Row:
-    """A locked instance row as the transaction has left it so far."""
-
-    machine: str
-    version: int
 
 
 @dataclass(slots=True)
@@ -257,7 +272,10 @@ class PostgresStore(SingleWrites):
         with `Busy`. A schema of a newer version, or our tables with other
         columns, raise `IncompatibleSchema`; a schema holding only other tables
         raises `NotAStore`; a server that cannot be reached or refuses the
-        connection raises `Io` -- all before anything is written.
+        connection raises `Io`; a role without the privileges to read our tables
+        `PermissionDenied` -- all before anything is written. A ``busy_timeout``,
+        ``keep_batches`` or ``schema`` no store can honour (`check_options`) raises
+        `BadOption` before connecting.
 
         Batch ids are remembered ``keep_batches`` seconds (default a week) by
         ``clock`` (this process's: clocks of several machines need only agree to
@@ -265,8 +283,9 @@ class PostgresStore(SingleWrites):
         most every tenth of that and at most hourly. A re-submission later than
         that, of a batch that had landed, is no longer recognised.
         """
+        check_options(busy_timeout=busy_timeout, keep_batches=keep_batches)
         if not _NAME.fullmatch(schema):
-            raise StoreError(f"schema name {schema!r} is not a plain lower-case identifier")
+            raise BadOption(f"schema name {schema!r} is not a plain lower-case identifier")
         where = _redact(dsn)
         millis = max(1, round(busy_timeout * 1000))  # 0 would mean "wait forever" to PostgreSQL
         with _mapped(None, where, opening=True):
@@ -342,9 +361,17 @@ class PostgresStore(SingleWrites):
         return await self._guarded(key, lambda: self._batch(ops, prepared, batch))
 
     async def _batch(self, ops: Sequence[Op], prepared: list[Any], batch: str | None) -> list[Record | int]:
-        """The body of a write transaction: lock the keys, claim the batch id, check, then write."""
+        """The body of a write transaction: lock the keys, claim the batch id, decide in memory, then write.
+
+        The whole batch is decided on the locked rows and log heads (`bulk.Plan`:
+        the port's rules, op by op) before anything is written; then each kind
+        of row is written with one statement of arrays (`_flush`).
+        """
+        created = {op.key for op in ops if isinstance(op, Cas) and op.expected == 0}
+        if created:  # keys with no row to lock yet: their advisory locks, in one global order, come first
+            await self._conn.execute(self._sql.creating, creation_locks(self._schema, created))
         keys = sorted({op.key for op in ops})
-        rows = {str(k): _Row(str(m), int(v)) for k, m, v in await self._conn.fetch(self._sql.lock, keys)}
+        rows = {str(k): (str(m), int(v)) for k, m, v in await self._conn.fetch(self._sql.lock, keys)}
         if batch is not None:
             now = self._retention.clock()
             if await self._conn.fetchval(self._sql.claim, batch, int(now)) is None:
@@ -352,55 +379,37 @@ class PostgresStore(SingleWrites):
             cutoff = self._retention.cutoff(now)
             if cutoff is not None:  # forget ids past their retention, in this same transaction
                 await self._conn.execute(self._sql.prune, math.ceil(cutoff))  # `at` is whole seconds
-        # a Cas naming no machine is validated against the stored row's machine
-        # before any version or head is compared, so InvalidState always wins
-        for i, op in enumerate(ops):
-            if isinstance(op, Cas) and prepared[i] is None and op.key in rows:
-                prepared[i] = self.catalog.dump(rows[op.key].machine, op.state, key=op.key)
+        machine_less(self.catalog, ops, prepared, rows)  # InvalidState before any version or head is compared
         logs = sorted({op.key for op in ops if not isinstance(op, Cas)})
         heads: dict[str, tuple[int, bool]] = {}
         if logs:
             heads = {str(k): (int(h), bool(e)) for k, h, e in await self._conn.fetch(self._sql.heads, logs)}
-        out: list[Record | int] = []
-        for op, payload in zip(ops, prepared):
-            with _mapped(op.key, self._where, self._conn):
-                if isinstance(op, Cas):
-                    out.append(await self._cas(op, payload, rows))
-                else:
-                    out.append(await self._append(op, payload, rows, heads))
+        plan = Plan(self.catalog, dict(rows), heads)
+        out = [plan.apply(op, payload) for op, payload in zip(ops, prepared)]
+        await self._flush(plan)
         return out
 
-    async def _cas(self, op: Cas, text: str | None, rows: dict[str, _Row]) -> Record:
-        row = rows.get(op.key)
-        machine = cas_machine(op, None if row is None else (row.machine, row.version))
-        if op.expected == 0:
-            assert text is not None  # prepare serialised every creation
-            await self._conn.execute(self._sql.create, op.key, machine, text)
-        else:
-            if text is None:
-                text = self.catalog.dump(machine, op.state, key=op.key)
-            status = await self._conn.execute(self._sql.update, text, op.expected + 1, op.key, op.expected)
-            if status != "UPDATE 1":
-                raise Conflict(f"{op.key!r} moved past version {op.expected}", key=op.key)
-        rows[op.key] = _Row(machine, op.expected + 1)
-        return Record(op.key, machine, self.catalog.load(machine, text, key=op.key), op.expected + 1)
+    async def _flush(self, plan: Plan) -> None:
+        """Write a decided batch: new instances, changed instances and events, each as arrays through ``unnest``.
 
-    async def _append(
-        self, op: Append | AppendTerminal, payload: Any, rows: dict[str, _Row], heads: dict[str, tuple[int, bool]]
-    ) -> int:
-        """Append to a log whose instance exists and which has not ended; the head is kept in ``heads``."""
-        head, ended = heads.get(op.key, (0, False))
-        open_log(op.key, op.key in rows, head, ended, expected=op.expected if isinstance(op, Append) else None)
-        if isinstance(op, AppendTerminal):
-            await self._conn.execute(self._sql.terminal, op.key, head + 1, op.kind, payload)
-            heads[op.key] = (head + 1, True)
-            return head + 1
-        if payload:
-            seqs = list(range(head + 1, head + 1 + len(payload)))
-            kinds, datas = [kind for kind, _ in payload], [data for _, data in payload]
-            await self._conn.execute(self._sql.append, op.key, seqs, kinds, datas)
-        heads[op.key] = (head + len(payload), False)
-        return head + len(payload)
+        Each kind of row goes in as few statements as `MAX_STATEMENT_BYTES` allows
+        (one, unless the batch carries hundreds of megabytes); a row alone over
+        it is `InvalidState` before its statement is sent.
+        """
+        inserts = [(k, m, text, v) for k, (m, text, v) in plan.inserts.items()]
+        for chunk in _chunks(inserts, lambda r: (r[0], r[1], r[2]), "a state"):
+            await self._conn.execute(self._sql.create, *map(list, zip(*chunk)))
+        updates = [(k, text, v, read) for k, (text, v, read) in plan.updates.items()]
+        for changed in _chunks(updates, lambda r: (r[0], r[1]), "a state"):
+            if len(changed) == 1:  # the driver's usual batch: a plain update by key is cheaper than a join
+                key, text, version, read = changed[0]
+                status = await self._conn.execute(self._sql.update_one, text, version, key, read)
+            else:
+                status = await self._conn.execute(self._sql.update, *map(list, zip(*changed)))
+            if status != f"UPDATE {len(changed)}":  # cannot happen on locked rows; never write past it
+                raise Conflict(f"an instance of the batch moved under it ({status} of {len(changed)})")
+        for events in _chunks(plan.events, lambda r: (r[0], r[2], r[3]), "an event"):
+            await self._conn.execute(self._sql.append, *map(list, zip(*events)))
 
     # -- schema -----------------------------------------------------------------
 
@@ -482,6 +491,63 @@ class PostgresStore(SingleWrites):
             self._conn.terminate()  # never leave a half transaction for the next write to join
 
 
+MAX_STATEMENT_BYTES = 1_000_000_000
+"""The most text one statement of a write carries, in UTF-8 bytes.
+
+PostgreSQL refuses a protocol message, and a single value, over 1 GiB
+(1,073,741,823 bytes) and then drops the connection; this ceiling keeps a
+margin under that for the statement's other parameters and framing. A batch
+over it is written in several statements; a single row over it (a state, or
+an event, of a gigabyte: `Limits` raised that far) is `InvalidState` before
+anything of it is sent, and the store stays usable. (SQLite's own ceiling,
+1,000,000,000 bytes a value, answers the same way.)
+"""
+
+_ROW_OVERHEAD = 64  # bytes a row costs a statement besides its text: lengths, numbers, array headers
+
+
+def _chunks(rows: list[T], texts: Callable[[T], tuple[str, ...]], what: str) -> Iterator[list[T]]:
+    """``rows`` cut into runs whose text stays within `MAX_STATEMENT_BYTES`; `InvalidState` for a row alone over it."""
+    limit = MAX_STATEMENT_BYTES
+    chunk: list[T] = []
+    size = 0
+    for row in rows:
+        cost = _ROW_OVERHEAD + sum(_utf8_size(t) for t in texts(row))
+        if cost > limit:
+            key = texts(row)[0]
+            raise InvalidState(f"{key!r}: {what} of {cost - _ROW_OVERHEAD:,} bytes is over PostgreSQL's limit of "
+                               f"{limit:,} bytes for one statement; nothing was written", key=key)
+        if chunk and size + cost > limit:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(row)
+        size += cost
+    if chunk:
+        yield chunk
+
+
+def _utf8_size(text: str) -> int:
+    """UTF-8 bytes of ``text``, without encoding it when it is ASCII (a flag CPython keeps on every str)."""
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def creation_locks(schema: str, keys: Iterable[str]) -> list[int]:
+    """The advisory lock ids a batch creating ``keys`` takes first, sorted: one 64-bit hash per key and schema.
+
+    Every creating batch takes them in this one order before any row lock, so
+    two batches creating the same keys in opposite orders queue on the first
+    id they share instead of deadlocking on each other's inserts. Two keys
+    sharing an id (a hash collision) only serialise their creators.
+
+    >>> a = creation_locks("statewright", ["y", "x"])
+    >>> a == sorted(a) == creation_locks("statewright", ["x", "y", "x"]) != creation_locks("other", ["x", "y"])
+    True
+    """
+    ids = {int.from_bytes(hashlib.blake2b(f"{schema}\0{key}".encode(), digest_size=8).digest(), "big", signed=True)
+           for key in keys}
+    return sorted(ids)
+
+
 def is_dsn(text: str) -> bool:
     """Whether ``text`` names a PostgreSQL database (a ``postgresql://`` or ``postgres://`` URL).
 
@@ -508,7 +574,7 @@ class PostgresReader:
     @classmethod
     async def open(cls, dsn: str, *, schema: str = DEFAULT_SCHEMA, timeout: float = 10.0) -> PostgresReader:
         if not _NAME.fullmatch(schema):
-            raise StoreError(f"schema name {schema!r} is not a plain lower-case identifier")
+            raise BadOption(f"schema name {schema!r} is not a plain lower-case identifier")
         where = _redact(dsn)
         with _mapped(None, where, opening=True):
             try:
@@ -572,6 +638,7 @@ _BY_STATE: dict[str, type[StoreError]] = {
     "57014": Busy,  # query_canceled (a statement_timeout)
     "23505": Conflict,  # unique_violation: a race the constraints caught
     "25006": ReadOnly,  # read_only_sql_transaction
+    "42501": PermissionDenied,  # insufficient_privilege: a role that may only read, writing
     "53000": Full,  # insufficient_resources
     "53100": Full,  # disk_full
     "53200": Full,  # out_of_memory

@@ -27,8 +27,13 @@ exception is a `Cas` that names no machine, whose machine is read from its
 row inside the transaction and validated there, before anything is written.
 
 A batch (`commit`) is one transaction: the operations run in order, each
-seeing the ones before it, and any failure rolls the whole batch back. An
-`asyncio.Lock` keeps other tasks' statements out of an open transaction.
+seeing the ones before it, and any failure rolls the whole batch back. The
+order is kept in memory: the rows and log heads of the batch's keys are read
+with one statement each (500 keys a statement), `bulk.Plan` applies the
+port's rules op by op, and new instances, changed instances and events are
+then written with one ``executemany`` each -- so the write lock is held for a
+handful of statements, whatever the size of the batch. An `asyncio.Lock`
+keeps other tasks' statements out of an open transaction.
 
 Errors
 ------
@@ -44,6 +49,9 @@ READONLY (any extended)     `ReadOnly`: a read-only file, directory or URI
 FULL                        `Full` (the transaction was rolled back whole)
 IOERR, CANTOPEN, PERM       `Io`; an `OSError` likewise (EROFS: `ReadOnly`,
                             ENOSPC: `Full`)
+AUTH                        `PermissionDenied`: an authorizer refused it
+TOOBIG                      `InvalidState`: a value over SQLite's length limit
+                            (nothing was written)
 CONSTRAINT                  `Conflict`: a race the database caught
 anything else               `StoreError` naming the operation
 ==========================  ==================================================
@@ -76,6 +84,7 @@ import errno
 import os
 import sqlite3
 import time
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -83,7 +92,9 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import aiosqlite
+import aiosqlite.core
 
+from statewright.adapters.runtime.bulk import Plan, machine_less
 from statewright.adapters.runtime.shielded import CallerCancelled, settle
 from statewright.adapters.runtime.store import (
     Append,
@@ -101,12 +112,14 @@ from statewright.adapters.runtime.store import (
     NotFound,
     Op,
     KEEP_BATCHES,
+    PermissionDenied,
     ReadOnly,
     Record,
     Retention,
     SingleWrites,
     StoreError,
     cas_machine,
+    check_options,
     decode_event,
     is_name,
     open_log,
@@ -136,6 +149,7 @@ UPGRADABLE: dict[str, dict[tuple[str, ...], int]] = {"batches": {("id",): 1}}
 
 T = TypeVar("T")
 _POLL = 0.005  # seconds between tries for the write lock; also how soon a cancelled waiter gives up
+_CHUNK = 500  # keys per ``IN (...)``: far under SQLite's limit on parameters (999 before 3.32)
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS instances (
@@ -161,14 +175,18 @@ SCHEMA = (
 async def _check_schema(db: aiosqlite.Connection, path: str | Path) -> bool:
     """Refuse a file that is not a store of a schema this release reads, without writing to it.
 
-    True when the file already holds the current schema (every table and the
-    one-terminal index), so that opening it needs no write.
+    A database holding any object -- table, view, index or trigger (SQLite's
+    own ``sqlite_*`` ones aside) -- but not our ``instances`` table is someone
+    else's: `NotAStore`. A store may hold objects of its user's beside ours
+    (an index on ``events``, say). True when the file already holds the
+    current schema (every table and the one-terminal index), so that opening
+    it needs no write.
     """
     async with db.execute("PRAGMA user_version") as cur:
         row = await cur.fetchone()
     version = int(row[0]) if row else 0
-    async with db.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'index')") as cur:
-        objects = {(str(r[0]), str(r[1])) for r in await cur.fetchall()}
+    async with db.execute("SELECT type, name FROM sqlite_master") as cur:  # tables, indexes, views, triggers
+        objects = {(str(r[0]), str(r[1])) for r in await cur.fetchall() if not str(r[1]).startswith("sqlite_")}
     tables = {name for kind, name in objects if kind == "table"}
     shapes = {}
     for table in COLUMNS:
@@ -179,8 +197,9 @@ async def _check_schema(db: aiosqlite.Connection, path: str | Path) -> bool:
         raise IncompatibleSchema(
             f"{path}: schema version {version} is newer than this statewright's ({SCHEMA_VERSION}); upgrade statewright"
         )
-    if tables and "instances" not in tables:
-        raise NotAStore(f"{path}: not a statewright store (it holds {', '.join(sorted(tables))})")
+    if objects and "instances" not in tables:  # anything at all, and not our table: someone else's database
+        held = ", ".join(f"{kind} {name}" for kind, name in sorted(objects))
+        raise NotAStore(f"{path}: not a statewright store (it holds {held})")
     for table, columns in shapes.items():
         if columns != COLUMNS[table] and version > UPGRADABLE.get(table, {}).get(columns, -1):
             raise IncompatibleSchema(
@@ -225,6 +244,32 @@ class SqliteStore(SingleWrites):
         self._lock = asyncio.Lock()
         self._closed = False
         self._retention = Retention(keep_batches, clock)
+        self._label = "a connection"  # what `__del__`'s warning names; `open` gives the path
+
+    def __del__(self) -> None:
+        """A store dropped unclosed warns, as an unclosed file does, and stops its worker thread quietly.
+
+        aiosqlite's own finaliser would post the stop to the event loop the
+        store last used, usually closed by then, which printed ``RuntimeError:
+        Event loop is closed`` tracebacks at exit; this closes the connection
+        on its worker thread with no loop involved. (A store still referenced
+        when the interpreter exits does not hold it up: its worker thread is a
+        daemon, and SQLite recovers an unclosed file as after a crash.)
+        """
+        db = getattr(self, "_db", None)
+        connection = getattr(db, "_connection", None)
+        if db is None or connection is None or getattr(self, "_closed", True):
+            return
+        warnings.warn(f"unclosed SqliteStore on {self._label}", ResourceWarning, source=self, stacklevel=2)
+        db._connection = None  # so that aiosqlite's finaliser, which runs next, leaves it to us
+        db._running = False
+        stop = getattr(aiosqlite.core, "_STOP_RUNNING_SENTINEL", None)
+
+        def close() -> object:
+            connection.close()
+            return stop
+
+        db._tx.put_nowait((None, close))  # no future: the worker answers nobody, and ends on ``stop``
 
     @classmethod
     async def open(
@@ -235,10 +280,12 @@ class SqliteStore(SingleWrites):
 
         A new file is created readable by its owner only (0600; SQLite gives its
         ``-wal`` and ``-shm`` files the same mode). A file that is not a database,
-        or holds other tables and none of ours, raises `NotAStore`; a newer schema
-        version or a table of another shape raises `IncompatibleSchema` -- both
-        before the file is switched to WAL or written in any way. A store whose
-        schema is current is not written at all.
+        or holds anything (tables, views, indexes, triggers) but not our tables,
+        raises `NotAStore`; a newer schema version or a table of another shape
+        raises `IncompatibleSchema` -- both before the file is switched to WAL or
+        written in any way. A store whose schema is current is not written at
+        all. A ``busy_timeout`` or ``keep_batches`` no store can honour (`check_options`)
+        raises `BadOption` before the file is even created.
 
         Batch ids (`BatchStore`) are remembered ``keep_batches`` seconds (default
         a week) by ``clock``: the store forgets older ones as it records new ones
@@ -247,6 +294,7 @@ class SqliteStore(SingleWrites):
         is no longer recognised -- it conflicts on the version it names, and a
         driver then decides its input afresh.
         """
+        check_options(busy_timeout=busy_timeout, keep_batches=keep_batches)
         what = f"opening {path}"
         if str(path) != ":memory:" and not str(path).startswith("file:"):
             try:
@@ -256,6 +304,7 @@ class SqliteStore(SingleWrites):
             except OSError as exc:
                 raise _os_error(exc, f"{path}: cannot create the store") from None
         connecting = aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout, uri=str(path).startswith("file:"))
+        connecting._thread.daemon = True  # an unclosed store must not keep the interpreter from exiting
         try:
             async with _mapped(None, what, opening=True):
                 db = await connecting
@@ -272,6 +321,7 @@ class SqliteStore(SingleWrites):
             if mode not in ("wal", "memory"):  # "memory": a ":memory:" database cannot use WAL
                 raise StoreError(f"{path}: could not switch to WAL journal mode (got {mode!r})")
             store = cls(db, catalog, busy_timeout=busy_timeout, keep_batches=keep_batches, clock=clock)
+            store._label = str(path)
 
             async def schema() -> None:
                 await _upgrade(db, int(clock()))
@@ -354,20 +404,25 @@ class SqliteStore(SingleWrites):
         return await self._guarded(key, lambda: self._batch(ops, prepared, batch), what)
 
     async def _batch(self, ops: Sequence[Op], prepared: list[Any], batch: str | None) -> list[Record | int]:
-        """The body of a write transaction; ``batch``, if given, is recorded with it, and an old one skips it."""
+        """The body of a write transaction; ``batch``, if given, is recorded with it, and an old one skips it.
+
+        Reads the rows and log heads of every key in one statement each,
+        decides the whole batch in memory (`bulk.Plan`: the port's rules, op by
+        op), then writes each kind of row with one ``executemany``.
+        """
         if batch is not None and await self._one("SELECT 1 FROM batches WHERE id = ?", (batch,)) is not None:
             return []  # committed before: that was its outcome, and nothing is applied twice
-        # a Cas naming no machine is validated against the stored row's machine
-        # before any version or head is compared, so InvalidState always wins
-        for i, op in enumerate(ops):
-            if isinstance(op, Cas) and prepared[i] is None:
-                row = await self._one("SELECT machine FROM instances WHERE key = ?", (op.key,))
-                if row is not None:
-                    prepared[i] = self.catalog.dump(row[0], op.state, key=op.key)
-        out: list[Record | int] = []
-        for op, payload in zip(ops, prepared):
-            async with _mapped(op.key, f"writing {op.key!r}"):
-                out.append(await self._apply(op, payload))
+        keys = sorted({op.key for op in ops})
+        rows = {k: (m, v) for k, m, v in await self._in_keys("SELECT key, machine, version FROM instances", keys)}
+        logs = sorted({op.key for op in ops if not isinstance(op, Cas)})
+        heads = {k: (int(h), bool(e)) for k, h, e in await self._in_keys(
+            "SELECT key, MAX(seq), MAX(terminal) FROM events", logs, "GROUP BY key")}
+        machine_less(self.catalog, ops, prepared, rows)  # InvalidState before any version or head is compared
+        plan = Plan(self.catalog, rows, heads)
+        out = [plan.apply(op, payload) for op, payload in zip(ops, prepared)]
+        key = ops[0].key if len(ops) == 1 else None
+        async with _mapped(key, f"writing {key!r}" if key is not None else f"writing a batch of {len(ops)} operations"):
+            await self._flush(plan)
         if batch is not None:
             now = self._retention.clock()
             cutoff = self._retention.cutoff(now)
@@ -376,47 +431,32 @@ class SqliteStore(SingleWrites):
             await self._db.execute("INSERT INTO batches (id, at) VALUES (?, ?)", (batch, int(now)))
         return out
 
-    async def _apply(self, op: Op, payload: Any) -> Record | int:
-        if isinstance(op, Cas):
-            return await self._cas(op, payload)
-        if isinstance(op, Append):
-            head = await self._open_log(op.key, op.expected)
-            rows = [(op.key, head + i, kind, data) for i, (kind, data) in enumerate(payload, start=1)]
-            await self._db.executemany("INSERT INTO events (key, seq, kind, data) VALUES (?, ?, ?, ?)", rows)
-            return head + len(rows)
-        head = await self._open_log(op.key)
-        await self._db.execute(
-            "INSERT INTO events (key, seq, kind, data, terminal) VALUES (?, ?, ?, ?, 1)",
-            (op.key, head + 1, op.kind, payload),
-        )
-        return head + 1
-
-    async def _cas(self, op: Cas, text: str | None) -> Record:
-        row = await self._one("SELECT machine, version FROM instances WHERE key = ?", (op.key,))
-        machine = cas_machine(op, None if row is None else (row[0], row[1]))
-        if op.expected == 0:
-            assert text is not None  # prepare serialised every creation
-            await self._db.execute(
-                "INSERT INTO instances (key, machine, state, version) VALUES (?, ?, ?, 1)", (op.key, machine, text)
-            )
-        else:
-            if text is None:
-                text = self.catalog.dump(machine, op.state, key=op.key)
-            async with self._db.execute(
+    async def _flush(self, plan: Plan) -> None:
+        """Write a decided batch: one ``executemany`` each for new instances, changed instances and events."""
+        if plan.inserts:
+            await self._db.executemany(
+                "INSERT INTO instances (key, machine, state, version) VALUES (?, ?, ?, ?)",
+                [(k, m, text, v) for k, (m, text, v) in plan.inserts.items()])
+        if plan.updates:
+            async with self._db.executemany(
                 "UPDATE instances SET state = ?, version = ? WHERE key = ? AND version = ?",
-                (text, op.expected + 1, op.key, op.expected),
+                [(text, v, k, read) for k, (text, v, read) in plan.updates.items()],
             ) as cur:
-                if cur.rowcount != 1:
-                    raise Conflict(f"{op.key!r} moved past version {op.expected}", key=op.key)
-        return Record(op.key, machine, self.catalog.load(machine, text, key=op.key), op.expected + 1)
+                if cur.rowcount != len(plan.updates):  # cannot happen under the write lock; never write past it
+                    raise Conflict(f"{len(plan.updates) - cur.rowcount} of the batch's instances moved under it")
+        if plan.events:
+            await self._db.executemany(
+                "INSERT INTO events (key, seq, kind, data, terminal) VALUES (?, ?, ?, ?, ?)",
+                [(k, seq, kind, data, int(end)) for k, seq, kind, data, end in plan.events])
 
-    async def _open_log(self, key: str, expected: int | None = None) -> int:
-        """The head of ``key``'s log, once `store.open_log` allows appending at it (``expected``: an Append's)."""
-        if await self._one("SELECT 1 FROM instances WHERE key = ?", (key,)) is None:
-            return open_log(key, False, 0, False)
-        row = await self._one("SELECT COALESCE(MAX(seq), 0), COALESCE(MAX(terminal), 0) FROM events WHERE key = ?", (key,))
-        assert row is not None
-        return open_log(key, True, int(row[0]), bool(row[1]), expected=expected)
+    async def _in_keys(self, select: str, keys: list[str], tail: str = "") -> list[Any]:
+        """``select ... WHERE key IN (keys) tail``, in chunks SQLite's limit on parameters allows."""
+        out: list[Any] = []
+        for i in range(0, len(keys), _CHUNK):
+            chunk = keys[i:i + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            out += await self._db.execute_fetchall(f"{select} WHERE key IN ({marks}) {tail}", chunk)
+        return out
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -534,6 +574,10 @@ def _typed(exc: sqlite3.Error, key: str | None, what: str, *, opening: bool) -> 
         return Full(f"{what}: the database or disk is full; nothing was written ({detail})", key=key)
     if primary in _IO:
         return Io(f"{what}: {detail}", key=key)
+    if primary == sqlite3.SQLITE_AUTH:
+        return PermissionDenied(f"{what}: not authorized ({detail})", key=key)
+    if primary == sqlite3.SQLITE_TOOBIG:
+        return InvalidState(f"{what}: a value is over SQLite's length limit; nothing was written ({detail})", key=key)
     return StoreError(f"{what}: {detail}", key=key)
 
 

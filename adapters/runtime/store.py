@@ -37,8 +37,12 @@ driver's errors to them at one boundary, and nothing else escapes a store:
 ``not_a_store``    the database is not a statewright store; left untouched
 ``incompatible_schema``  a statewright store of a schema this release cannot use
 ``read_only``      the backend refuses writes (a read-only file or server)
+``permission_denied``  the database role lacks a privilege the operation needs
+                   (a role that may only read, writing); nothing was written
 ``full``           the disk or the database is full; nothing of the batch was written
 ``io``             the backend could not read or write its files (or the server went away)
+``bad_option``     a store was opened with an option it cannot honour (also a
+                   `ValueError`); nothing was opened
 ``store_error``    any other failure of the backend; the message names the operation
 =================  ============================================================
 
@@ -104,6 +108,7 @@ from pydantic_core import PydanticSerializationError
 
 from statewright.adapters.runtime.errors import (
     BadInput,
+    BadOption,
     Busy,
     Conflict,
     Corrupt,
@@ -113,6 +118,7 @@ from statewright.adapters.runtime.errors import (
     Io,
     NotAStore,
     NotFound,
+    PermissionDenied,
     ReadOnly,
     StoreError,
 )
@@ -124,6 +130,7 @@ __all__ = [
     "Append",
     "AppendTerminal",
     "BadInput",
+    "BadOption",
     "BatchStore",
     "Busy",
     "Cas",
@@ -138,9 +145,12 @@ __all__ = [
     "Io",
     "KEEP_BATCHES",
     "Limits",
+    "MAX_BUSY_TIMEOUT",
+    "MAX_KEEP_BATCHES",
     "NotAStore",
     "NotFound",
     "Op",
+    "PermissionDenied",
     "ReadOnly",
     "Record",
     "Retention",
@@ -151,6 +161,7 @@ __all__ = [
     "canonical_json",
     "cas_machine",
     "check_name",
+    "check_options",
     "decode_event",
     "is_name",
     "open_log",
@@ -531,6 +542,43 @@ def open_log(key: str, exists: bool, head: int, ended: bool, *, expected: int | 
 KEEP_BATCHES = 7 * 24 * 3600.0
 """How long (seconds) the SQL backends remember a committed batch id by default: a week."""
 
+MAX_KEEP_BATCHES = 100 * 365 * 24 * 3600.0
+"""The longest retention a store takes, about 100 years (3,153,600,000 s).
+
+Ids are kept with their whole-second time in a 64-bit integer, and "forever"
+is not offered: the table of ids would then grow without bound. A century is
+forever for any store, and its cut-off is still an ordinary integer.
+"""
+
+MAX_BUSY_TIMEOUT = (2**31 - 1) / 1000
+"""The longest busy timeout a store takes, about 24.8 days: SQLite and PostgreSQL both count it in a 32-bit int of ms."""
+
+
+def check_options(*, busy_timeout: Any, keep_batches: Any) -> None:
+    """`BadOption` unless both are numbers of seconds a backend can honour; every SQL store calls it first in ``open``.
+
+    ``busy_timeout``: from 0 to `MAX_BUSY_TIMEOUT`; ``keep_batches``: more than
+    0, at most `MAX_KEEP_BATCHES`. NaN, infinities and non-numbers (a bool, a
+    string) are refused, before anything is connected, created or written.
+
+    >>> try:
+    ...     check_options(busy_timeout=5, keep_batches=float("inf"))
+    ... except BadOption as exc:
+    ...     print(exc.code, exc)
+    bad_option keep_batches must be a positive number of seconds, at most 3153600000 (about 100 years), got inf
+    """
+    if not (_seconds(busy_timeout) and 0 <= busy_timeout <= MAX_BUSY_TIMEOUT):
+        raise BadOption(f"busy_timeout must be a number of seconds from 0 to {MAX_BUSY_TIMEOUT:g} "
+                        f"(about 24 days), got {busy_timeout!r}")
+    if not (_seconds(keep_batches) and 0 < keep_batches <= MAX_KEEP_BATCHES):
+        raise BadOption(f"keep_batches must be a positive number of seconds, at most {MAX_KEEP_BATCHES:.0f} "
+                        f"(about 100 years), got {keep_batches!r}")
+
+
+def _seconds(value: Any) -> bool:
+    """Whether ``value`` is a real int or float (a bool is not a number of seconds)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
 
 class Retention:
     """When a backend forgets recorded batch ids: those older than ``keep`` seconds, by ``clock``.
@@ -551,8 +599,7 @@ class Retention:
     __slots__ = ("clock", "keep", "_next")
 
     def __init__(self, keep: float, clock: Callable[[], float]) -> None:
-        if not keep > 0:
-            raise ValueError(f"keep_batches must be a positive number of seconds, got {keep!r}")
+        check_options(busy_timeout=0, keep_batches=keep)
         self.keep = keep
         self.clock = clock
         self._next = float("-inf")

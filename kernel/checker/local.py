@@ -166,6 +166,8 @@ class LocalTable:
             hash(state)
         except TypeError as exc:
             refused(f"is not hashable ({exc})", None, where, machine=m.name, state=state)
+        except RecursionError:  # nested past what Python can hash: `problem` names the depth without recursing
+            refused(problem(state) or "cannot be hashed (Python's recursion limit)", None, where, machine=m.name)
         bad = problem(state)
         if bad is not None:
             refused(bad, None, where, machine=m.name, state=state)
@@ -186,6 +188,9 @@ class LocalTable:
             found = ids.setdefault(new, fresh)
         except TypeError as exc:
             self._refuse(f"returned {describe(new)}, which is not hashable ({exc})", rule, before, event)
+        except RecursionError:  # nested past what Python can hash: `problem` names the depth without recursing
+            why = problem(new) or "cannot be hashed (Python's recursion limit)"
+            self._refuse(f"returned a state that {why}", rule, before, event)
         if found != fresh:
             return found
         bad = problem(new, before)

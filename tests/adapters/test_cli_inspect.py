@@ -6,9 +6,11 @@ import asyncio
 import hashlib
 import io
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -214,6 +216,70 @@ def test_a_writer_holding_the_lock_does_not_stop_inspect_nor_is_disturbed(shop: 
         writer.close()
 
 
+WRITER = r"""
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA journal_mode = WAL")
+state = db.execute("SELECT state FROM instances WHERE key = 'order-43'").fetchone()[0]
+db.execute("BEGIN IMMEDIATE")
+db.execute("DELETE FROM events WHERE key LIKE 'bulk-%'")
+db.execute("DELETE FROM instances WHERE key LIKE 'bulk-%' AND key > 'bulk-0150'")
+db.executemany("INSERT INTO events VALUES (?, ?, 'input', ?, 0)",
+               [(f"bulk-{i:04d}", j, '{"type": "Pay", "pad": "%s"}' % ("y" * 300)) for i in range(150) for j in (1, 2)])
+db.executemany("INSERT INTO instances VALUES (?, 'order', ?, 1)", [(f"late-{i:04d}", state) for i in range(300)])
+db.execute("COMMIT")
+db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the changed pages land in the file inspect is reading
+db.close()
+"""
+
+
+@pytest.fixture
+def busy_shop(shop: Path) -> Path:
+    """The shop, grown to 400 more instances with logs over many pages, idle (no -wal, no -shm)."""
+    raw = sqlite3.connect(shop / "shop.db")
+    with raw:
+        state = raw.execute("SELECT state FROM instances WHERE key = 'order-43'").fetchone()[0]
+        raw.executemany("INSERT INTO instances VALUES (?, 'order', ?, 1)", [(f"bulk-{i:04d}", state) for i in range(400)])
+        raw.executemany("INSERT INTO events VALUES (?, ?, 'input', ?, 0)",
+                        [(f"bulk-{i:04d}", j, '{"type": "Pay", "pad": "%s"}' % ("x" * 200))
+                         for i in range(400) for j in (1, 2, 3)])
+    raw.close()
+    assert sorted(p.name for p in shop.iterdir() if p.name.startswith("shop.db")) == ["shop.db"]
+    return shop
+
+
+def test_a_writer_and_a_checkpoint_during_an_idle_read_are_no_false_alarm(
+    busy_shop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inspect began on an idle store, then a writer and a checkpoint changed the file: it said CORRUPT (exit 1)."""
+    from statewright.adapters.cli import inspecting
+
+    shown = inspecting._Inspection.instance
+    wrote: list[int] = []
+
+    def instance(self: Any, rowid: Any, key: Any) -> None:
+        if not wrote:  # once, after the read has begun: another process writes and checkpoints
+            wrote.append(subprocess.run([sys.executable, "-c", WRITER, str(busy_shop / "shop.db")]).returncode)
+        shown(self, rowid, key)
+
+    monkeypatch.setattr(inspecting._Inspection, "instance", instance)
+    code, out, err = cli("inspect", "shop.db", "--spec", "orders.py")
+    assert wrote == [0]
+    monkeypatch.setattr(inspecting._Inspection, "instance", shown)
+    after = cli("inspect", "shop.db", "--spec", "orders.py")
+    assert "CORRUPT" not in out and "garbled" not in out and err == "", (out[-500:], err)
+    assert (code, out) == after[:2] and code == 0  # the whole store as the writer left it, read again
+    assert len(out.splitlines()) == 3 + 150 * 3 + 300 + 1
+
+
+def test_a_log_without_its_index_is_retried_then_one_line_and_left_alone(shop: Path) -> None:
+    """A writer just starting has its -wal before its -shm: retried; a log left without one is refused, untouched."""
+    (shop / "shop.db-wal").write_bytes(b"\x37\x7f\x06\x82" + bytes(60))
+    before = fingerprint(shop)
+    refused(["inspect", "shop.db"], "shop.db has a write-ahead log but no shop.db-shm index")
+    assert fingerprint(shop) == before
+
+
 def test_garbled_rows_are_shown_as_garbled_and_the_rest_still_shown(shop: Path) -> None:
     raw = sqlite3.connect(shop / "shop.db")
     with raw:
@@ -233,6 +299,28 @@ def test_garbled_rows_are_shown_as_garbled_and_the_rest_still_shown(shop: Path) 
         "order-420: CORRUPT -- record 'order-420' cannot be decoded: 1 validation error for Order",
         "order-421: CORRUPT -- <garbled: machine, state, version = 'order', '{}', 'x'>",
         "    1 input      <garbled: b'\\x00\\xff'>",
+        "order-43: order NEW (version 1)",
+    ]
+
+
+DEEP = "[" * 100_000 + "]" * 100_000  # JSON far past Python's recursion limit
+
+
+def test_an_event_nested_too_deep_is_one_garbled_line_and_the_rest_is_shown(shop: Path) -> None:
+    """Was ``internal error: RecursionError``, and the instances after it were never shown."""
+    raw = sqlite3.connect(shop / "shop.db")
+    with raw:
+        raw.execute("UPDATE events SET data = ? WHERE key = 'order-42'", (DEEP,))
+        raw.execute("INSERT INTO events VALUES ('order-42', 2, 'input', ?, 0)", ('{"a": ' * 1_500 + "1" + "}" * 1_500,))
+        raw.execute("INSERT INTO instances VALUES ('order-41', 'order', ?, 1)", ('{"phase": ' + DEEP + "}",))
+    raw.close()
+    code, out, err = cli("inspect", "shop.db", "--spec", "orders.py")
+    assert code == 1 and err == "", err
+    assert out.splitlines() == [
+        "order-41: CORRUPT -- record 'order-41' cannot be decoded: 1 validation error for Order",
+        "order-42: order PAID (version 1)",
+        "    1 input      <garbled: nested too deep to decode (past Python's recursion limit)>",
+        "    2 input      <garbled: nested too deep to decode (past Python's recursion limit)>",
         "order-43: order NEW (version 1)",
     ]
 
@@ -328,6 +416,20 @@ def test_postgresql_inspect_refusals_are_one_line(shop: Path, postgres_dsn: str)
     pg(postgres_dsn, "UPDATE statewright.statewright_schema SET version = 99")
     code, out, err = cli("inspect", postgres_dsn)
     assert code == 2 and "schema version 99 is newer" in err and err.count("\n") == 1
+
+
+def test_postgresql_an_event_nested_too_deep_is_one_garbled_line_and_the_rest_is_shown(
+    shop: Path, postgres_dsn: str
+) -> None:
+    write_store(postgres_dsn, "orders.py:order_spec")
+    pg(postgres_dsn, f"UPDATE statewright.events SET data = '{DEEP}' WHERE key = 'order-42'")
+    code, out, err = cli("inspect", postgres_dsn, "--spec", "orders.py")
+    assert code == 1 and err == "", err
+    assert out.splitlines() == [
+        "order-42: order PAID (version 1)",
+        "    1 input      <garbled: nested too deep to decode (past Python's recursion limit)>",
+        "order-43: order NEW (version 1)",
+    ]
 
 
 def test_postgresql_garbled_rows_are_shown_as_garbled_and_the_rest_still_shown(shop: Path, postgres_dsn: str) -> None:

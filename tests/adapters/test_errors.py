@@ -42,6 +42,7 @@ from statewright.adapters.runtime.store import (
     Io,
     NotAStore,
     NotFound,
+    PermissionDenied,
     ReadOnly,
     Store,
     StoreError,
@@ -66,6 +67,7 @@ def test_every_code_is_stable_and_every_error_a_store_error() -> None:
         "StoreError": "store_error", "Conflict": "conflict", "Busy": "busy", "NotFound": "not_found",
         "Corrupt": "corrupt", "InvalidState": "invalid_state", "BadInput": "bad_input", "NotAStore": "not_a_store",
         "IncompatibleSchema": "incompatible_schema", "ReadOnly": "read_only", "Full": "full", "Io": "io",
+        "PermissionDenied": "permission_denied", "BadOption": "bad_option",
     }
 
 
@@ -102,6 +104,8 @@ MAPPING: list[tuple[str, BaseException, bool, type[StoreError]]] = [
     ("IOERR_FSTAT", sqlite_error(sqlite3.OperationalError, 1802), False, Io),
     ("CANTOPEN", sqlite_error(sqlite3.OperationalError, sqlite3.SQLITE_CANTOPEN), True, Io),
     ("PERM", sqlite_error(sqlite3.OperationalError, sqlite3.SQLITE_PERM), False, Io),
+    ("AUTH", sqlite_error(sqlite3.DatabaseError, sqlite3.SQLITE_AUTH), False, PermissionDenied),
+    ("TOOBIG", sqlite_error(sqlite3.DataError, sqlite3.SQLITE_TOOBIG), False, InvalidState),
     ("CONSTRAINT_UNIQUE", sqlite_error(sqlite3.IntegrityError, 2067), False, Conflict),
     ("not UTF-8", sqlite3.OperationalError("Could not decode to UTF-8 column 'state' with text 'x'"), False, Corrupt),
     ("OSError", OSError(errno.EIO, "Input/output error"), False, Io),
@@ -585,3 +589,53 @@ def test_a_store_error_in_any_command_is_one_line_with_its_code(
     run(seeded(path))
     code, err = cli("inspect", str(path))
     assert code == 2 and err == f"statewright: error: {error.code}: {error}\n"
+
+
+# -- a store nobody closed -------------------------------------------------------------------
+
+UNCLOSED = """
+import asyncio, gc, sys, tempfile, pathlib
+from statewright.adapters.runtime.sqlite import SqliteStore
+from statewright.adapters.runtime.store import Catalog
+from statewright.machines.input import INPUT, Input
+
+async def opened():
+    store = await SqliteStore.open(pathlib.Path(tempfile.mkdtemp()) / "s.db", Catalog({"input": INPUT}))
+    await store.cas("in1", 0, Input(), machine="input")
+    return store
+
+how = sys.argv[1]
+if how == "kept until exit":
+    kept = asyncio.run(opened())
+elif how == "dropped after its loop closed":
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    store = loop.run_until_complete(opened())
+    loop.close()
+    del store
+    gc.collect()
+else:
+    async def drop():
+        await opened()
+    asyncio.run(drop())
+    gc.collect()
+print("done", flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["kept until exit", "dropped after its loop closed", "dropped in its loop"])
+def test_an_unclosed_store_warns_as_a_file_does_and_never_hangs_or_prints_a_traceback(how: str) -> None:
+    """Was 'RuntimeError: Event loop is closed' tracebacks at exit, or an interpreter that never exited."""
+    import subprocess
+    import sys
+
+    try:
+        done = subprocess.run([sys.executable, "-W", "always::ResourceWarning", "-c", UNCLOSED, how],
+                              capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{how}: the interpreter did not exit within 30 s")
+    assert done.returncode == 0 and done.stdout == "done\n", done.stderr
+    assert "Traceback" not in done.stderr and "Event loop is closed" not in done.stderr, done.stderr
+    if how != "kept until exit":  # a warning at interpreter exit may be printed or not, as for a file
+        assert "ResourceWarning: unclosed SqliteStore on " in done.stderr, done.stderr

@@ -15,11 +15,13 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from statewright import Machine, Transition
 from statewright.adapters.runtime.driver import Driver
 from statewright.adapters.runtime.memory import MemoryStore
 from statewright.adapters.runtime.sqlite import SqliteStore
@@ -243,3 +245,76 @@ def test_a_key_over_max_key_bytes_is_an_invalid_state(go: Callable[..., None]) -
             await store.cas("é" * 513, 0, Input(), machine="input")
 
     go(test)
+
+
+class Lamp(Enum):
+    OFF = "off"
+    ON = "on"
+
+
+@dataclass(frozen=True, slots=True)
+class Flip:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Lit:
+    what: Any
+
+
+def _deep(levels: int) -> Any:
+    value: Any = ()
+    for _ in range(levels):
+        value = (value,)
+    return value
+
+
+EFFECTS = {"object()": object(), "200,000 levels": _deep(200_000)}
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+@pytest.mark.parametrize("what", list(EFFECTS))
+def test_an_effect_no_log_could_record_is_an_invalid_state_naming_it_and_its_row(
+    tmp_path: Path, backend: str, what: str
+) -> None:
+    """Was a raw PydanticSerializationError (or RecursionError) out of Driver.feed."""
+    lamp = Machine("lamp", initial=Lamp.OFF, transitions=[
+        Transition(Lamp.OFF, Flip, Lamp.ON, emit=lambda s, i: (Lit(EFFECTS[what]),)),
+        Transition(Lamp.ON, Flip, Lamp.OFF)])
+
+    async def main() -> None:
+        catalog = Catalog({"lamp": lamp})
+        store: Store = MemoryStore(catalog) if backend == "memory" else await SqliteStore.open(tmp_path / "s.db", catalog)
+        try:
+            driver = Driver(store)
+            await driver.create("hall", "lamp")
+            before = await contents(store)
+            with pytest.raises(InvalidState) as info:
+                await driver.feed("hall", Flip())
+            message = str(info.value)
+            assert message.startswith("'hall': effect Lit of transition #0 (OFF --Flip--> ON) is not JSON data "
+                                      "a store can record: "), message
+            assert info.value.code == "invalid_state" and info.value.key == "hall" and "\n" not in message
+            assert await contents(store) == before
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_a_created_state_no_store_could_hold_is_an_invalid_state() -> None:
+    @dataclass(frozen=True, slots=True)
+    class Holder:
+        phase: Lamp = Lamp.OFF
+        what: Any = None
+
+    machine = Machine("holder", initial=Holder(), phase=lambda s: s.phase,
+                      transitions=[Transition(Lamp.OFF, Flip, Lamp.ON), Transition(Lamp.ON, Flip, Lamp.OFF)])
+
+    async def main() -> None:
+        store = MemoryStore(Catalog({"holder": machine}))
+        with pytest.raises(InvalidState, match="^'h1': a holder state is not JSON data a store can record: "):
+            await Driver(store).create("h1", "holder", Holder(what=object()))
+        assert await store.keys() == []
+
+    asyncio.run(main())

@@ -21,24 +21,31 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
+from statewright.adapters.runtime import postgres as postgres_module
 from statewright.adapters.runtime.postgres import SCHEMA_VERSION, PostgresStore
 from statewright.adapters.runtime.store import (
+    MAX_KEEP_BATCHES,
     Append,
+    BadOption,
     Busy,
     Cas,
+    Catalog,
     Conflict,
     Corrupt,
     IncompatibleSchema,
+    InvalidState,
     Io,
+    Limits,
     NotAStore,
     Op,
+    PermissionDenied,
     ReadOnly,
     Record,
     StoreError,
     batch_id,
     canonical_json,
 )
-from statewright.machines.input import Input
+from statewright.machines.input import INPUT, Input
 from tests.adapters import _postgres
 from tests.adapters.test_store_contract import (
     CATALOG,
@@ -172,6 +179,39 @@ def test_batch_ids_are_forgotten_after_their_retention(postgres_dsn: str) -> Non
     pg_test(postgres_dsn, body, keep_batches=100.0, clock=lambda: now[0])
 
 
+@pytest.mark.parametrize("option, value", [("keep_batches", float("inf")), ("keep_batches", 1e300),
+                                           ("keep_batches", 0), ("busy_timeout", float("inf")),
+                                           ("busy_timeout", -1.0)], ids=repr)
+def test_an_option_no_store_can_honour_is_refused_before_connecting(
+    postgres_dsn: str, option: str, value: float
+) -> None:
+    """``keep_batches=inf`` was an OverflowError on every write, ``1e300`` a store_error: now bad_option at open."""
+
+    async def main() -> None:
+        for dsn in (postgres_dsn, "postgresql://nobody@/nowhere?host=/nonexistent"):  # no server is asked
+            with pytest.raises(BadOption, match=f"^{option} must be ") as caught:
+                await PostgresStore.open(dsn, CATALOG, **{option: value})
+            assert caught.value.code == "bad_option"
+        admin = await asyncpg.connect(postgres_dsn)
+        try:
+            assert await admin.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = 'statewright'") == 0
+        finally:
+            await admin.close()
+
+    asyncio.run(main())
+
+
+def test_the_longest_retention_keeps_and_prunes_ids(postgres_dsn: str) -> None:
+    async def body(store: PostgresStore, admin: Any) -> None:
+        await store.cas("in1", 0, Input(), machine="input")
+        await store.commit([Cas("in1", 1, Input())], batch="b1")  # the first recording prunes at once
+        await store.commit([Cas("in1", 1, Input())], batch="b1")  # remembered: a no-op
+        assert (await store.load("in1")).version == 2
+        assert await admin.fetchval("SELECT count(*) FROM statewright.batches") == 1
+
+    pg_test(postgres_dsn, body, keep_batches=MAX_KEEP_BATCHES)
+
+
 def test_other_tables_and_schemas_share_the_database(postgres_dsn: str) -> None:
     async def main() -> None:
         admin = await asyncpg.connect(postgres_dsn)
@@ -266,6 +306,26 @@ def test_batches_in_opposite_key_orders_never_deadlock(postgres_dsn: str) -> Non
             assert len(one) == len(two) == 60
             wins = (one + two).count("ok")
             assert (await a.load("x")).version == (await a.load("y")).version == 1 + wins
+
+    asyncio.run(main())
+
+
+def test_batches_creating_the_same_keys_in_opposite_orders_never_deadlock(postgres_dsn: str) -> None:
+    """Creations have no row to lock: they deadlocked in 18 of 30 rounds (reported as Busy after 1 s)."""
+
+    def creating(keys: tuple[str, ...]) -> list[Op]:
+        return [op for k in keys for op in (Cas(k, 0, QUEUED, machine="input"), Append(k, 0, (("created", {}),)))]
+
+    async def main() -> None:
+        async with await PostgresStore.open(postgres_dsn, CATALOG, busy_timeout=10.0) as a, \
+                await PostgresStore.open(postgres_dsn, CATALOG, busy_timeout=10.0) as b:
+            for i in range(60):
+                keys = (f"x{i}", f"y{i}", f"z{i}")
+                results = await asyncio.gather(a.commit(creating(keys)), b.commit(creating(keys[::-1])),
+                                               return_exceptions=True)
+                assert sorted(type(r).__name__ for r in results) == ["Conflict", "NoneType"], results
+                assert [(await a.load(k)).version for k in keys] == [1, 1, 1]
+                assert [len(await a.read_log(k)) for k in keys] == [1, 1, 1]
 
     asyncio.run(main())
 
@@ -399,6 +459,37 @@ def test_a_read_only_database_refuses_writes(postgres_dsn: str) -> None:
     asyncio.run(main())
 
 
+def test_a_role_that_may_only_select_gets_permission_denied(postgres_dsn: str) -> None:
+    """A SELECT-only role's write was ``store_error: permission denied``; SQLSTATE 42501 has a code of its own."""
+
+    async def main() -> None:
+        async with await PostgresStore.open(postgres_dsn, CATALOG) as store:
+            await seed(store)
+            before = await snapshot(store)
+        admin = await asyncpg.connect(postgres_dsn)
+        role = "reader_" + str(await admin.fetchval("SELECT current_database()"))
+        try:
+            await admin.execute(f"CREATE ROLE {role} LOGIN; GRANT USAGE ON SCHEMA statewright TO {role};"
+                                f"GRANT SELECT ON ALL TABLES IN SCHEMA statewright TO {role}")
+            async with await PostgresStore.open(postgres_dsn.replace("statewright@", f"{role}@"), CATALOG) as store:
+                assert await snapshot(store) == before  # it may read
+                for write in (store.cas("in1", 1, QUEUED), store.commit(list(GOOD_OPS)),
+                              store.cas("new", 0, QUEUED, machine="input"), store.append("in1", 2, [("x", {})])):
+                    with pytest.raises(PermissionDenied) as info:
+                        await write
+                    assert info.value.code == "permission_denied" and not isinstance(info.value, ReadOnly)
+                    assert "permission denied" in one_line(info.value)
+                assert await snapshot(store) == before  # and still reads after each refusal
+            await admin.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA statewright FROM {role}")
+            with pytest.raises(PermissionDenied):  # a role that may not even read cannot open it
+                await PostgresStore.open(postgres_dsn.replace("statewright@", f"{role}@"), CATALOG)
+        finally:
+            await admin.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+            await admin.close()
+
+    asyncio.run(main())
+
+
 def test_a_read_only_database_without_a_schema_cannot_be_opened(postgres_dsn: str) -> None:
     async def main() -> None:
         admin = await asyncpg.connect(postgres_dsn)
@@ -512,3 +603,59 @@ def test_the_old_name_of_the_reader_still_works_for_one_release_and_warns() -> N
     assert "Snapshot" not in postgres.__all__ and "PostgresReader" in postgres.__all__
     with pytest.raises(AttributeError, match="has no attribute 'Snapshots'"):
         postgres.Snapshots  # noqa: B018
+
+
+# -- values over what one statement can carry --------------------------------------------------
+
+BIG = Catalog({"input": INPUT}, limits=Limits(max_record_bytes=2**31))  # limits raised past PostgreSQL's own
+
+
+def test_a_value_over_the_statement_ceiling_is_refused_before_it_is_sent(
+    postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1.1 GB append answered Io and killed the store; the ceiling, lowered here, is checked before sending."""
+    monkeypatch.setattr(postgres_module, "MAX_STATEMENT_BYTES", 100_000)
+
+    async def main() -> None:
+        async with await PostgresStore.open(postgres_dsn, BIG) as store:
+            await store.cas("in1", 0, Input(), machine="input")
+            before = await snapshot(store)
+            for write in (store.append("in1", 0, [("input", {"blob": "x" * 100_000})]),
+                          store.append_terminal("in1", "terminal", {"blob": "é" * 50_000}),
+                          store.cas("in1", 1, Input(run_id="r" * 100_000)),
+                          store.cas("in2", 0, Input(run_id="r" * 100_000), machine="input")):
+                with pytest.raises(InvalidState, match=r"over PostgreSQL's limit of 100,000 bytes for one statement"):
+                    await write
+                assert await snapshot(store) == before
+            # under the ceiling one by one, over it together: several statements, one transaction
+            events = [("input", {"blob": str(i) * 30_000}) for i in range(10)]
+            assert await store.append("in1", 0, events) == 10
+            assert [e.data["blob"][0] for e in await store.read_log("in1")] == [str(i) for i in range(10)]
+            await store.commit([Cas(f"k{i}", 0, Input(run_id=str(i) * 30_000), machine="input") for i in range(10)])
+            assert [(await store.load(f"k{i}")).state.run_id[0] for i in range(10)] == [str(i) for i in range(10)]
+
+    asyncio.run(main())
+
+
+def _available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_available_memory() < 6 * 2**30, reason="needs about 4 GiB of memory free (3.3 GiB measured)")
+def test_a_real_gigabyte_append_is_refused_and_the_store_stays_usable(postgres_dsn: str) -> None:
+    """The attack as it was made: one 1.1 GB event, limits raised; the server must never see it."""
+
+    async def main() -> None:
+        async with await PostgresStore.open(postgres_dsn, BIG) as store:
+            await store.cas("in1", 0, Input(), machine="input")
+            with pytest.raises(InvalidState, match="over PostgreSQL's limit"):
+                await store.append("in1", 0, [("input", {"blob": "x" * 1_100_000_000})])
+            assert await store.append("in1", 0, [("input", {"ok": 1})]) == 1  # the connection is still alive
+
+    asyncio.run(main())

@@ -18,6 +18,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from statewright.adapters.runtime.driver import Driver
 from statewright.adapters.testing.refinement import StoreFactory, catalog_for, memory_store, run_refinement, sqlite_store
 from statewright.adapters.runtime.serialize import event_json
 from statewright.adapters.runtime.sqlite import SqliteStore
-from statewright.adapters.runtime.store import Append, Catalog, Event, Op, Record, Store
+from statewright.adapters.runtime.store import Append, Cas, Catalog, Event, Op, Record, Store
 from statewright.machines.input import InputPhase, Queue, Stage
 from statewright.specs import REGISTRY
 
@@ -51,30 +52,28 @@ def test_memory_store_refines_the_model() -> None:
 
 
 class BrokenStore(SqliteStore):
-    """A SQLite store that skips some of its compare-and-swap checks."""
+    """A SQLite store that skips some of its compare-and-swap checks.
+
+    It rewrites each operation to expect what is stored before the store
+    decides the batch, so the store's own comparisons always pass.
+    """
 
     compare_version = True
     compare_head = True
 
-    async def _cas(self, op: Any, text: str | None) -> Record:
-        if self.compare_version or op.expected == 0:
-            return await super()._cas(op, text)
-        row = await self._one("SELECT machine FROM instances WHERE key = ?", (op.key,))
-        assert row is not None
-        machine = row[0]
-        text = text if text is not None else self.catalog.dump(machine, op.state, key=op.key)
-        # the bug: no "AND version = ?" -- whoever writes last wins
-        await self._db.execute("UPDATE instances SET state = ?, version = ? WHERE key = ?",
-                               (text, op.expected + 1, op.key))
-        return Record(op.key, machine, self.catalog.load(machine, text, key=op.key), op.expected + 1)
-
-    async def _apply(self, op: Any, payload: Any) -> Record | int:
-        if isinstance(op, Append) and not self.compare_head:
-            head = await self._open_log(op.key)  # the bug: appended at the real head, not checked against op.expected
-            rows = [(op.key, head + i, kind, data) for i, (kind, data) in enumerate(payload, start=1)]
-            await self._db.executemany("INSERT INTO events (key, seq, kind, data) VALUES (?, ?, ?, ?)", rows)
-            return head + len(rows)
-        return await super()._apply(op, payload)
+    async def _batch(self, ops: Sequence[Op], prepared: list[Any], batch: str | None) -> list[Record | int]:
+        rewritten: list[Op] = []
+        for op in ops:
+            if isinstance(op, Cas) and op.expected != 0 and not self.compare_version:
+                row = await self._one("SELECT version FROM instances WHERE key = ?", (op.key,))
+                if row is not None:  # the bug: no version compared -- whoever writes last wins
+                    op = replace(op, expected=row[0])
+            elif isinstance(op, Append) and not self.compare_head:
+                row = await self._one("SELECT COALESCE(MAX(seq), 0) FROM events WHERE key = ?", (op.key,))
+                assert row is not None  # the bug: appended at the real head, not checked against op.expected
+                op = replace(op, expected=row[0])
+            rewritten.append(op)
+        return await super()._batch(rewritten, prepared, batch)
 
 
 def broken(*, version: bool, head: bool) -> StoreFactory:

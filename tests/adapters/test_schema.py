@@ -13,6 +13,8 @@ import pytest
 
 from statewright.adapters.runtime.sqlite import SCHEMA_VERSION, SqliteStore
 from statewright.adapters.runtime.store import (
+    MAX_KEEP_BATCHES,
+    BadOption,
     Cas,
     Corrupt,
     IncompatibleSchema,
@@ -117,6 +119,35 @@ def test_retention_must_be_positive(tmp_path: Path) -> None:
         asyncio.run(SqliteStore.open(tmp_path / "s.db", CATALOG, keep_batches=0))
 
 
+BAD_KEEP = [0, -1.0, float("nan"), float("inf"), 1e300, MAX_KEEP_BATCHES * 2, True, "7d"]
+BAD_TIMEOUT = [-1.0, float("nan"), float("inf"), 1e300, True, "5s"]
+
+
+@pytest.mark.parametrize("option, value", [("keep_batches", v) for v in BAD_KEEP]
+                         + [("busy_timeout", v) for v in BAD_TIMEOUT], ids=repr)
+def test_an_option_no_store_can_honour_is_refused_before_the_file_is_made(
+    tmp_path: Path, option: str, value: object
+) -> None:
+    """``keep_batches=inf`` was taken here and broke every PostgreSQL write: both backends refuse it at open."""
+    path = tmp_path / "s.db"
+    with pytest.raises(BadOption, match=f"^{option} must be ") as caught:
+        asyncio.run(SqliteStore.open(path, CATALOG, **{option: value}))  # type: ignore[arg-type]
+    assert caught.value.code == "bad_option" and isinstance(caught.value, ValueError)
+    assert "\n" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []  # refused before anything was created
+
+
+def test_the_longest_retention_keeps_and_prunes_ids(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with await SqliteStore.open(tmp_path / "s.db", CATALOG, keep_batches=MAX_KEEP_BATCHES) as store:
+            await store.cas("in1", 0, Input(), machine="input")
+            await store.commit([Cas("in1", 1, Input())], batch="b1")  # the first recording prunes at once
+            await store.commit([Cas("in1", 1, Input())], batch="b1")  # remembered: a no-op
+            assert (await store.load("in1")).version == 2
+
+    asyncio.run(go())
+
+
 @pytest.mark.parametrize("case", ["newer", "foreign", "junk", "wrong_columns"])
 def test_files_this_release_cannot_use_are_refused_untouched(tmp_path: Path, case: str) -> None:
     path = tmp_path / "x.db"
@@ -133,7 +164,7 @@ def test_files_this_release_cannot_use_are_refused_untouched(tmp_path: Path, cas
         raw.execute("CREATE TABLE users (name TEXT)")
         raw.commit()
         raw.close()
-        expected, message = NotAStore, "not a statewright store (it holds users)"
+        expected, message = NotAStore, "not a statewright store (it holds table users)"
     elif case == "junk":
         path.write_bytes(b"SQLite format 3\x00" + b"\xff" * 200)
         expected, message = NotAStore, "not a statewright store"
@@ -149,6 +180,45 @@ def test_files_this_release_cannot_use_are_refused_untouched(tmp_path: Path, cas
         opened(path)
     assert caught.value.code in ("incompatible_schema", "not_a_store")
     assert fingerprint(path) == before  # no WAL switch, no tables, no new files
+
+
+FOREIGN = {
+    "a view": ["CREATE VIEW answer AS SELECT 42 AS n"],
+    "views over nothing of ours": ["CREATE VIEW a AS SELECT 1", "CREATE VIEW b AS SELECT * FROM a"],
+    "a view named like our table": ["CREATE VIEW instances AS SELECT 'k' AS key, 'm' AS machine, '{}' AS state, "
+                                    "1 AS version"],
+    "a table, an index and a trigger": ["CREATE TABLE t (a)", "CREATE INDEX t_a ON t(a)",
+                                        "CREATE TRIGGER t_ins AFTER INSERT ON t BEGIN SELECT 1; END"],
+    "one of our tables beside another's": ["CREATE TABLE events (key TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT "
+                                           "NOT NULL, data TEXT NOT NULL, terminal INTEGER NOT NULL DEFAULT 0, "
+                                           "PRIMARY KEY (key, seq))", "CREATE VIEW v AS SELECT 1"],
+}
+
+
+@pytest.mark.parametrize("case", list(FOREIGN))
+def test_a_database_of_anything_but_ours_is_refused_byte_for_byte_untouched(tmp_path: Path, case: str) -> None:
+    """A database holding only views was switched to WAL and given our tables; any foreign object refuses it."""
+    path = tmp_path / "theirs.db"
+    raw = sqlite3.connect(path)
+    for statement in FOREIGN[case]:
+        raw.execute(statement)
+    raw.commit()
+    raw.close()
+    before = fingerprint(path)
+    with pytest.raises(NotAStore, match="not a statewright store") as caught:
+        opened(path)
+    assert caught.value.code == "not_a_store" and "\n" not in str(caught.value)
+    assert fingerprint(path) == before  # byte for byte, still in its journal mode, and no -wal or -shm
+
+
+def test_a_store_with_an_index_of_the_users_own_is_still_a_store(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    opened(path)
+    raw = sqlite3.connect(path)
+    raw.execute("CREATE INDEX events_kind ON events(kind)")
+    raw.commit()
+    raw.close()
+    opened(path)
 
 
 def test_two_terminal_events_in_a_log_are_corrupt_not_a_conflict(tmp_path: Path) -> None:
