@@ -710,7 +710,7 @@ class _Segment:
         return _maximal(self.found)
 
     def _moves(self, model: Model, placed: int) -> tuple[_Move | None, list[_Move]]:
-        """The placements possible now: one that loses nothing (then only it), else those that change the model."""
+        """The placements possible now: one that loses nothing (then only it), else all the others that fit."""
         search = self.search
         ops = search.ops
         moves: list[_Move] = []
@@ -727,8 +727,7 @@ class _Segment:
             elif (after := search._step(model, op)) is not None:
                 if after == model and not search.loose:
                     return (entry, after), []
-                if after != model or search.loose:
-                    moves.append((entry, after))
+                moves.append((entry, after))
             entry = entry.next
         moves.reverse()  # popped from the end: in time order
         return None, moves
