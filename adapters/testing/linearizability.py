@@ -992,6 +992,14 @@ def check_files(
     return _check(reader.operations(), budget, started)
 
 
+def _as_bounds(op: Operation) -> Operation:
+    """``op`` with a read_log result given as a list of events (built in Python) held as its bounds, as a file's is."""
+    value = op.result.value if op.result is not None else None
+    if op.call.kind is not OpKind.READ_LOG or value is None or not value.startswith("["):
+        return op
+    return replace(op, result=_parse_log_read(json.loads(value)))
+
+
 def _size(ops: Sequence[Operation]) -> tuple[int, int, int]:
     return len(ops), len({op.process for op in ops}), len({k for op in ops for k in op.call.keys})
 
@@ -1010,6 +1018,7 @@ def _check(history: Iterable[Operation], budget: _Budget, started: float) -> His
         budget.spend(len(everything))  # sorting, splitting into parts and segments
     except _Spent:
         return _unknown(ops, budget, started)
+    ops = [_as_bounds(op) for op in ops]
     ops.sort(key=lambda op: (op.invoke, op.process))
     memo = segments = 0
     for part in _parts(ops):

@@ -413,3 +413,14 @@ def test_the_search_agrees_with_trying_every_order() -> None:
         result = check_history(ops)
         assert (result.verdict is HistoryVerdict.LINEARIZABLE) is every_order(ops, False), (trial, ops)
     assert min(verdicts.values()) > 40, verdicts  # both verdicts, in both modes, many times
+
+
+def test_a_log_read_built_in_python_as_a_list_is_judged_as_one_read_from_a_file() -> None:
+    create = Operation("w", 0, 1, Call(OpKind.CAS, writes=(Write(OpKind.CAS, "k", 0, "{}", "m"),)), Response.ok(1))
+    ended = Operation("w", 2, 3, Call(OpKind.APPEND_TERMINAL, writes=(Write(OpKind.APPEND_TERMINAL, "k"),)),
+                      Response.ok(1))
+    read = Call(OpKind.READ_LOG, "k")
+    assert check_history([create, ended, Operation("r", 4, 5, read, Response.ok([[1, True]]))]).verdict is (
+        HistoryVerdict.LINEARIZABLE)
+    assert check_history([create, ended, Operation("r", 4, 5, read, Response.ok([[1, False]]))]).verdict is (
+        HistoryVerdict.NOT_LINEARIZABLE)
