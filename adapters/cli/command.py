@@ -7,7 +7,7 @@
     statewright mutate TARGET... [--all] [--min PERCENT]
     statewright diagram TARGET|MACHINE... [--all] [--format F]... [--out DIR] [--reachable] [--trace PROPERTY]
     statewright inspect DB|DSN [--key KEY]... [--spec TARGET]...
-    statewright lincheck HISTORY.jsonl... [--max-steps N]
+    statewright lincheck HISTORY.jsonl... [--max-steps N] [--time-limit S]
     statewright list [TARGET...]
     statewright --version
 
@@ -231,7 +231,10 @@ def _parser() -> argparse.ArgumentParser:
     lc.add_argument("histories", nargs="+", type=Path, metavar="HISTORY.jsonl",
                     help="history files written by statewright.adapters.testing.linearizability.Recorder (merged)")
     lc.add_argument("--max-steps", type=positive_int, default=2_000_000, metavar="N",
-                    help="search steps before giving up with 'unknown' (default 2,000,000)")
+                    help="steps (reading the files, searching, shrinking) before giving up with 'unknown' "
+                         "(default 2,000,000)")
+    lc.add_argument("--time-limit", type=positive_float, default=None, metavar="S",
+                    help="seconds before giving up with 'unknown' (default: no limit)")
     ls = _command(sub, "list")
     ls.add_argument("names", nargs="*", metavar="TARGET", help="list these (default: what --all means here)")
     for s in (c, m, d, t, i, lc, ls):

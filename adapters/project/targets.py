@@ -16,6 +16,10 @@ A TARGET on the command line is one of
 ``myapp.lifecycles:ORDER``     one attribute of a module
 =============================  ================================================
 
+A folder or file may have colons in its name (``dir:with:colons/spec.py``,
+``dir:x/spec.py:name``): a colon starts an attribute only where a (dotted)
+name follows the last one and the whole is no file or folder (`_split`).
+
 What a file or module offers, and the `Target` each spec becomes, are
 `adapters.project.discovery`'s rules: its Spec objects, its functions annotated
 ``-> Spec`` whose parameters all have defaults, and its Registry entries.
@@ -193,9 +197,8 @@ class Loader:
         """
         base = base or self.cwd
         text = text.strip()
-        left, sep, attr = text.rpartition(":") if ":" in text else (text, "", "")
-        attribute = attr.strip() or None if sep else None
-        if left.endswith(".py") or "/" in left or "\\" in left:
+        left, sep, attribute = _split(text, base)
+        if left.endswith(".py") or "/" in left or "\\" in left or (":" in left and not sep):
             return self._file_target(base / left, attribute, where)
         if sep or "." in left or not names:
             return self._module_target(text, base, where)
@@ -317,6 +320,27 @@ class Loader:
             raise _import_error(exc, where, name) from exc
         finally:
             self._remember(before, folder)
+
+
+def _split(text: str, base: Path) -> tuple[str, str, str | None]:
+    """``text`` as (file or module, ``":"`` or ``""``, attribute or None): which colon, if any, starts an attribute.
+
+    A folder or file may have colons in its name (``dir:with:colons/spec.py``),
+    so a colon starts an attribute only where what follows the last one is an
+    attribute -- a dotted name, not a path nor a ``.py`` file -- and the whole
+    is no file or folder in ``base``.
+
+    >>> _split("orders.py:order_spec", Path(".")), _split("dir:x/orders.py", Path("."))
+    (('orders.py', ':', 'order_spec'), ('dir:x/orders.py', '', None))
+    """
+    left, sep, attr = text.rpartition(":")
+    if not sep:
+        return text, "", None
+    attr = attr.strip()
+    named = not attr or (all(part.isidentifier() for part in attr.split(".")) and not attr.endswith(".py"))
+    if not named or (base / text).exists():
+        return text, "", None
+    return left, sep, attr or None
 
 
 def _entry_points() -> Iterable[importlib.metadata.EntryPoint]:

@@ -23,11 +23,15 @@ also holds the ids of batches that took effect -- only those some other
 commit of the history names again, since no other operation observes them.
 
 Search is Wing & Gong's, with Lowe's memoisation of (linearized set, model
-state) as in Porcupine, iterative and bounded by a step budget (past it the
-verdict is ``unknown``). It is P-compositional: the history is split into
-independent parts by key, and a ``commit`` touching several keys joins them
-(union-find), so each part is the union of the keys batches connect and its
-model state is the tuple of those keys' records.
+state) as in Porcupine, iterative. It is P-compositional: the history is
+split into independent parts by key, and a ``commit`` touching several keys
+joins them (union-find), so each part is the union of the keys batches
+connect and its model state is the tuple of those keys' records. Each part
+is cut at quiescent points and searched a segment at a time, each with its
+own memo (see the search section below), so memory follows the longest
+stretch of overlapping operations, not the history. One budget of steps
+(and an optional time limit) bounds everything -- reading the files,
+preparing, searching, shrinking; past it the verdict is ``unknown``.
 
 History files are JSON Lines, one operation per line::
 
@@ -57,11 +61,15 @@ them.
 from __future__ import annotations
 
 import json
+import math
+import reprlib
+import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
@@ -79,6 +87,7 @@ from statewright.adapters.runtime.store import (
     canonical_json,
     takes_batch,
 )
+from statewright.kernel.errors import one_line
 from statewright.kernel.renamed import renamed
 
 __all__ = [
@@ -91,6 +100,7 @@ __all__ = [
     "Recorder",
     "Response",
     "Write",
+    "check_files",
     "check_history",
     "load_history",
     "parse_operation",
@@ -99,6 +109,21 @@ __all__ = [
 
 DEFAULT_MAX_STEPS = 2_000_000
 IGNORED = frozenset({"busy", "invalid_state"})
+
+LOOK_EVERY = 256
+"""Steps between two looks at the clock when a time limit is set."""
+
+BYTES_PER_STEP = 128
+"""Reading a line costs a step, plus one per this many bytes of it: about what parsing them takes."""
+
+MAX_LINE_BYTES = 256 * 1024 * 1024
+"""The longest history line read (256 MiB: a read back of a 10-million-event log); a longer one is an error."""
+
+MAX_DEPTH = 500
+"""How deep a line's JSON may nest (a state the store takes nests at most 64 levels, by default)."""
+
+PARSE_BYTES = (72, 240, 2)
+"""What parsing may cost in memory: bytes per ``[``, per ``{`` and per byte of the line (Python's lists and dicts)."""
 
 
 class OpKind(Enum):
@@ -229,10 +254,10 @@ def _apply(keys: tuple[str, ...], model: tuple[KeyState, ...], call: Call) -> tu
         if machine is None:
             return model, Response(error="not_found")
         return model, Response.ok({"machine": machine, "version": version, "state": json.loads(state or "null")})
-    if call.kind is OpKind.READ_LOG:
+    if call.kind is OpKind.READ_LOG:  # the events as their bounds (`_log_read`): a long log costs no more
         _, _, _, head, terminal = model[keys.index(call.key)]
-        end = head + 1 if call.stop is None else min(call.stop, head + 1)
-        return model, Response.ok([[seq, terminal and seq == head] for seq in range(max(call.start, 1), end)])
+        first, last = max(call.start, 1), head if call.stop is None else min(call.stop - 1, head)
+        return model, _log_read(first, last, terminal and last == head) if first <= last else NO_EVENTS
     out = list(model)
     returned = 0
     try:
@@ -282,6 +307,8 @@ def _loose_write(rec: KeyState, w: Write, result: Response) -> KeyState | None:
     if result.error is not None or result.value is None:
         return None
     got = json.loads(result.value)
+    if type(got) is not int:
+        return None  # a write returns a version or a log head
     if w.kind is OpKind.CAS:
         if w.expected == 0:
             ok = machine in (None, UNKNOWN) and got == 1 and w.machine is not None
@@ -306,6 +333,8 @@ def _loose_read(rec: KeyState, call: Call, result: Response) -> KeyState | None:
         if result.value is None or machine is None:
             return None
         got = json.loads(result.value)
+        if not isinstance(got, dict) or set(got) != {"machine", "state", "version"}:
+            return None  # no record reads like that
         seen = (got["machine"], json.dumps(got["state"], sort_keys=True, separators=(",", ":")), got["version"])
         if any(mine not in (UNKNOWN, EXISTS, theirs) for mine, theirs in zip((machine, state, version), seen)):
             return None
@@ -313,12 +342,16 @@ def _loose_read(rec: KeyState, call: Call, result: Response) -> KeyState | None:
     if result.value is None:
         return None
     events = json.loads(result.value)
-    if call.stop is None and events:
-        last, ended = events[-1]
+    if events == []:
+        return rec  # no events pins nothing down
+    if not isinstance(events, dict):
+        return None  # events no log gives
+    if call.stop is None:
+        last, ended = events["last"], events["ended"]
         if head not in (UNKNOWN, last) or terminal not in (UNKNOWN, ended):
             return None
         return (EXISTS if machine == UNKNOWN else machine, state, version, last, ended)
-    return rec  # what an empty or bounded read pins down is left unlearned
+    return rec  # what a bounded read pins down is left unlearned
 
 
 def _loose_batched(rec: KeyState, w: Write) -> KeyState | None:
@@ -390,6 +423,68 @@ def _loose_resubmitted(keys: tuple[str, ...], model: tuple[KeyState, ...], call:
 
 
 # -- the search ---------------------------------------------------------------------------
+#
+# The history of a part is cut at quiescent points: instants by which every
+# operation begun so far has returned (pending ones aside) and the next has not
+# begun. Every order puts all of one segment before all of the next, so the
+# search goes segment by segment, from each *configuration* the segment before
+# can end in -- a model, and the pending operations not yet placed, which may
+# still take effect. Each segment has its own memo, dropped when it is done:
+# memory follows the longest segment, not the history (a sequential history is
+# one segment per operation).
+#
+# Reductions keep a segment's search small, and lose no order:
+# - a pending operation is placed only where it changes the model (placed
+#   anywhere else it is as if never placed); a pending read is dropped at once;
+# - in the exact model, where records only grow, a pending write is dropped
+#   once it never can take effect (`_refused_for_good`), and an operation that
+#   returned, fits the model now and leaves it as it is (a read, a refused
+#   write) is placed at once, nothing else tried there: any order placing it
+#   later still works with it moved to now, since wherever its result fits it
+#   leaves the model as it is. Not so in the shrinker's loose model, which
+#   learns from reads and forgets where it joins two records: there every
+#   order is tried.
+
+
+class _Spent(Exception):
+    """The budget ran out; the check turns it into an ``unknown`` verdict (or a counterexample less small)."""
+
+
+
+@dataclass(slots=True)
+class _Budget:
+    """The steps one check may spend, reading, preparing, searching and shrinking alike, and a time limit.
+
+    A step is one operation evaluated against a model, one operation prepared
+    or set out in a segment, or one line read (plus one per `BYTES_PER_STEP`
+    bytes of it): each a few microseconds, so a budget of steps bounds time
+    too. ``why`` and ``where`` say what ran out, and where.
+    """
+
+    limit: int
+    time_limit: float | None = None
+    clock: Callable[[], float] = time.monotonic
+    used: int = 0
+    why: str = ""
+    where: str = ""
+    deadline: float = field(init=False)
+    look: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.deadline = math.inf if self.time_limit is None else self.clock() + self.time_limit
+        self.look = LOOK_EVERY
+
+    def spend(self, n: int = 1) -> None:
+        if self.used + n > self.limit:
+            self.used = self.limit + 1
+            self.why = "step budget"
+            raise _Spent
+        self.used += n
+        if self.used >= self.look:
+            self.look = self.used + LOOK_EVERY
+            if self.clock() > self.deadline:
+                self.why = f"time limit of {self.time_limit} s"
+                raise _Spent
 
 
 @dataclass(eq=False, slots=True)
@@ -401,16 +496,13 @@ class _Entry:
     match: _Entry | None = None  # a call's return entry
 
 
-def _entries(ops: Sequence[Operation]) -> _Entry:
-    """The calls and returns in time order (a call before a return at the same instant), linked; the head sentinel."""
-    marks: list[tuple[float, int, int]] = []
-    for i, op in enumerate(ops):
-        marks.append((op.invoke, 0, i))
-        marks.append((float("inf") if op.returned is None else op.returned, 1, i))
-    marks.sort()
+def _entries(spans: Sequence[tuple[float, float]]) -> tuple[_Entry, list[_Entry]]:
+    """The calls and returns of ``spans`` in time order (a call first at one instant), linked: the head, the calls."""
+    marks = sorted([(call, 0, i) for i, (call, _) in enumerate(spans)]
+                   + [(ret, 1, i) for i, (_, ret) in enumerate(spans)])
     head = _Entry(-1, False)
     last = head
-    calls: dict[int, _Entry] = {}
+    calls: list[_Entry] = [head] * len(spans)
     for _, kind, i in marks:
         e = _Entry(i, kind == 0, prev=last)
         last.next = e
@@ -419,7 +511,7 @@ def _entries(ops: Sequence[Operation]) -> _Entry:
             calls[i] = e
         else:
             calls[i].match = e
-    return head
+    return head, calls
 
 
 def _lift(call: _Entry) -> None:
@@ -441,18 +533,60 @@ def _unlift(call: _Entry) -> None:
 Model = tuple[tuple[KeyState, ...], frozenset[str]]
 """The records of a part's keys, and the ids of batches that took effect (those named again only)."""
 
+Config = tuple[Model, frozenset[int]]
+"""Where a segment may end: the model, and the pending operations (indices into the part) not yet placed."""
+
+_Move = tuple[_Entry, Model]
+_Frame = tuple[_Entry, Model, int, int, int, "list[_Move] | None"]
+"""A placement to undo: its entry, the configuration before it (model, low, window, pending placed), the moves left."""
+
+
+def _refused_for_good(rec: KeyState, w: Write) -> bool:
+    """Whether ``w`` fails on ``rec`` and on every record that can follow it, so it can never take effect.
+
+    Records only grow: one created stays, with its machine; versions and log
+    heads only rise; an ended log stays ended. Fields not yet learned (the
+    shrinker's unknown record) never count as known here.
+    """
+    machine, _, version, head, terminal = rec
+    exists = machine is not None and machine != UNKNOWN
+    if w.kind is OpKind.CAS:
+        if w.expected == 0:
+            return exists or w.machine is None
+        if exists and machine != EXISTS and w.machine is not None and w.machine != machine:
+            return True
+        return exists and type(version) is int and version > w.expected
+    if terminal is True:
+        return True
+    return w.kind is OpKind.APPEND and type(head) is int and head > w.expected
+
 
 class _Search:
-    """Wing & Gong's search over one part of a history, memoised on (linearized set, model state)."""
+    """Wing & Gong's search over one part of a history, segment by segment, memoised on (placed set, model).
 
-    def __init__(self, ops: Sequence[Operation], max_steps: int, *, loose: bool = False) -> None:
-        self.ops = ops
+    ``ops`` are the part's operations in invoke order; ``cuts`` where each
+    segment starts in them; ``failed`` (not linearizable) the end of the
+    segment no configuration got through; ``memo`` the most memo entries one
+    segment held. ``budget`` is shared with the rest of the check (an int: a
+    budget of its own).
+    """
+
+    def __init__(self, ops: Sequence[Operation], budget: _Budget | int, *, loose: bool = False) -> None:
+        self.ops = sorted(ops, key=lambda op: op.invoke)
+        self.budget = budget if isinstance(budget, _Budget) else _Budget(budget)
         self.keys = tuple(sorted({k for op in ops for k in op.call.keys}))
-        self.max_steps = max_steps
         self.loose = loose
-        self.steps = 0
+        self.first = self.budget.used
+        self.cuts: list[int] = []
+        self.failed = 0
+        self.memo = 0
         named = Counter(op.call.batch for op in ops if op.call.batch is not None)
         self.again = frozenset(b for b, n in named.items() if n > 1)  # ids a later commit may ask about
+
+    @property
+    def steps(self) -> int:
+        """The steps this search spent."""
+        return self.budget.used - self.first
 
     def _step(self, model: Model, op: Operation) -> Model | None:
         records, applied = model
@@ -475,38 +609,182 @@ class _Search:
             applied = applied | {batch}
         return after, applied
 
+    def _inert(self, model: Model, op: Operation) -> bool:
+        """Whether pending ``op`` can never change ``model`` or any model after it (a batch id applies once).
+
+        A read never can. For a write this holds of the exact model only: the
+        loose one forgets what it knew where it joins two records.
+        """
+        call = op.call
+        if call.kind in (OpKind.LOAD, OpKind.READ_LOG):
+            return True
+        if self.loose:
+            return False
+        records, applied = model
+        if call.batch is not None and call.batch in applied:
+            return True
+        return any(_refused_for_good(records[self.keys.index(w.key)], w) for w in call.writes)
+
     def run(self) -> HistoryVerdict:
-        head = _entries(self.ops)
-        model: Model = (tuple(LOOSE if self.loose else ABSENT for _ in self.keys), frozenset())
-        linearized = 0
-        seen: set[tuple[int, Model]] = set()
-        stack: list[tuple[_Entry, Model]] = []
-        entry = head.next
-        while head.next is not None:
-            self.steps += 1
-            if self.steps > self.max_steps:
-                return HistoryVerdict.UNKNOWN
-            assert entry is not None
-            if entry.is_call:
-                after = self._step(model, self.ops[entry.op])
-                if after is not None:
-                    bits = linearized | 1 << entry.op
-                    if (bits, after) not in seen:
-                        seen.add((bits, after))
-                        stack.append((entry, model))
-                        model, linearized = after, bits
-                        _lift(entry)
-                        entry = head.next
-                        continue
-                entry = entry.next
-            else:  # an operation returned before any order could place it: undo the last choice
-                if not stack:
+        records = tuple(LOOSE if self.loose else ABSENT for _ in self.keys)
+        configs: set[Config] = {((records, frozenset()), frozenset())}
+        try:
+            self.cuts = _cuts(self.ops)
+            for start, stop in zip(self.cuts, [*self.cuts[1:], len(self.ops)]):
+                op = self.ops[start]
+                if stop - start == 1 and op.returned is not None and not any(waiting for _, waiting in configs):
+                    # one operation, nothing pending: each configuration goes on as the operation takes it
+                    self.budget.spend(1 + len(configs))  # set out, and evaluated: as a `_Segment` counts
+                    configs = {(after, frozenset()) for model, _ in configs
+                               if (after := self._step(model, op)) is not None}
+                else:
+                    configs = _Segment(self, configs, start, stop).ends()
+                if not configs:
+                    self.failed = stop
                     return HistoryVerdict.NOT_LINEARIZABLE
-                entry, model = stack.pop()
-                linearized &= ~(1 << entry.op)
-                _unlift(entry)
-                entry = entry.next
+        except _Spent:
+            return HistoryVerdict.UNKNOWN
         return HistoryVerdict.LINEARIZABLE
+
+
+def _cuts(ops: Sequence[Operation]) -> list[int]:
+    """Where each segment of ``ops`` (in invoke order) starts: past every return so far, pending operations aside."""
+    cuts: list[int] = []
+    horizon = -math.inf
+    for i, op in enumerate(ops):
+        if op.invoke > horizon:
+            cuts.append(i)
+        if op.returned is not None and op.returned > horizon:
+            horizon = op.returned
+    return cuts
+
+
+class _Segment:
+    """One segment's search: the pending operations carried in, and its own, from each configuration it may start in.
+
+    Local operations are numbered carried-then-own. Those that returned have a
+    *rank* among themselves (invoke order), the pending ones a bit each. The
+    placed set is ``low`` (every rank below it placed) and ``window`` (bits of
+    the ranks placed from ``low`` on), plus the pending bits: a few bits however
+    long the segment, since nothing is placed past the first unplaced
+    operation's return.
+    """
+
+    def __init__(self, search: _Search, configs: set[Config], start: int, stop: int) -> None:
+        self.search = search
+        self.configs = configs
+        carried = sorted({i for _, waiting in configs for i in waiting})
+        self.carried = len(carried)
+        self.local = [*carried, *range(start, stop)]
+        search.budget.spend(len(self.local))
+        ops = search.ops
+        spans = [(-math.inf if n < self.carried else ops[i].invoke,
+                  math.inf if ops[i].returned is None else ops[i].returned) for n, i in enumerate(self.local)]
+        self.head, self.calls = _entries(spans)
+        self.rank: list[int] = []  # a returned operation's rank; a pending one's bit, as ~bit (negative)
+        ranks = bits = 0
+        for i in self.local:
+            if ops[i].returned is None:
+                self.rank.append(~bits)
+                bits += 1
+            else:
+                self.rank.append(ranks)
+                ranks += 1
+        self.total = ranks
+        self.pending = [(n, i, 1 << ~r) for n, (i, r) in enumerate(zip(self.local, self.rank)) if r < 0]
+        self.seen: set[tuple[int, int, int, Model]] = set()
+        self.found: set[Config] = set()
+
+    def ends(self) -> set[Config]:
+        """Every configuration the segment can end in (less those another one covers)."""
+        for model, waiting in self.configs:
+            placed = 0
+            already = [n for n, i, _ in self.pending if n < self.carried and i not in waiting]
+            for n in already:  # carried in, but placed already in the configuration this one comes from
+                placed |= 1 << ~self.rank[n]
+                _lift(self.calls[n])
+            self._explore(model, placed)
+            for n in reversed(already):
+                _unlift(self.calls[n])
+        self.search.memo = max(self.search.memo, len(self.seen))
+        return _maximal(self.found)
+
+    def _moves(self, model: Model, placed: int) -> tuple[_Move | None, list[_Move]]:
+        """The placements possible now: one that loses nothing (then only it), else all the others that fit."""
+        search = self.search
+        ops = search.ops
+        moves: list[_Move] = []
+        entry = self.head.next
+        while entry is not None and entry.is_call:
+            search.budget.spend()
+            op = ops[self.local[entry.op]]
+            if self.rank[entry.op] < 0:  # pending: placed where it changes the model, dropped once it never can
+                if search._inert(model, op):
+                    return (entry, model), []
+                after = search._step(model, op)
+                if after is not None and after != model:
+                    moves.append((entry, after))
+            elif (after := search._step(model, op)) is not None:
+                if after == model and not search.loose:
+                    return (entry, after), []
+                moves.append((entry, after))
+            entry = entry.next
+        moves.reverse()  # popped from the end: in time order
+        return None, moves
+
+    def _explore(self, model: Model, placed: int) -> None:
+        """Depth first from one configuration, adding every end reached to ``found``."""
+        low = window = 0
+        key = (low, window, placed, model)
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        stack: list[_Frame] = []
+        while True:  # at a configuration not seen before
+            if low == self.total:
+                self.found.add((model, frozenset(i for _, i, bit in self.pending if not placed & bit)))
+            forced, moves = self._moves(model, placed)
+            left: list[_Move] | None = None if forced is not None else moves
+            todo = [forced] if forced is not None else moves
+            while True:
+                picked = None
+                while todo:
+                    entry, after = todo.pop()
+                    rank = self.rank[entry.op]
+                    if rank < 0:
+                        new = (low, window, placed | 1 << ~rank)
+                    else:
+                        w = window | 1 << (rank - low)
+                        ones = (~w & (w + 1)).bit_length() - 1  # placed ranks from low on, in a row
+                        new = (low + ones, w >> ones, placed)
+                    key = (*new, after)
+                    if key not in self.seen:
+                        picked = entry, after, new
+                        break
+                    if left is None:
+                        todo = []  # the one move that loses nothing leads where we have been: nothing new here
+                if picked is not None:
+                    entry, after, (new_low, new_window, new_placed) = picked
+                    self.seen.add((new_low, new_window, new_placed, after))
+                    stack.append((entry, model, low, window, placed, left))
+                    _lift(entry)
+                    model, low, window, placed = after, new_low, new_window, new_placed
+                    break
+                if not stack:
+                    return
+                entry, model, low, window, placed, left = stack.pop()
+                _unlift(entry)
+                todo = left if left is not None else []
+
+
+def _maximal(ends: set[Config]) -> set[Config]:
+    """``ends`` without those another end with the same model covers: it waits on the same operations and more."""
+    if len(ends) < 2:
+        return ends
+    by_model: dict[Model, list[frozenset[int]]] = {}
+    for model, waiting in ends:
+        by_model.setdefault(model, []).append(waiting)
+    return {(m, w) for m, ws in by_model.items() for w in ws if not any(w < other for other in ws)}
 
 
 # -- partitioning, shrinking, the verdict -----------------------------------------------------
@@ -554,35 +832,87 @@ def _removable(op: Operation, rest: Sequence[Operation], loose: bool) -> bool:
     return loose and all(r.returned is None or r.returned > op.invoke for r in others)
 
 
-def _shrink(ops: list[Operation], max_steps: int) -> list[Operation]:
-    """Drop chunks, then single operations, while the rest stays not linearizable (1-minimal).
+class _Shrinker:
+    """Cuts a part that failed down to a 1-minimal failing sub-history, within the check's budget.
 
-    Judged from an unknown record when the whole part already fails that way (so the
-    writes that built the record need not stay), else from the empty store; only
-    `_removable` operations are dropped, so the failure is never one of the cut's making.
+    It starts from what the search found: nothing after the segment no
+    configuration got through is needed, and, judged from an unknown record,
+    often only the last few segments before it (tried 1, 2, 4, ... back). Then
+    it drops chunks, then single operations, while the rest stays not
+    linearizable -- from an unknown record when the start already fails that way
+    (so the writes that built the record need not stay), else from the empty
+    store; only `_removable` operations are dropped, so the failure is never one
+    of the cut's making. ``ops`` is the smallest failing history found so far:
+    the answer when the budget runs out first.
     """
-    loose = _Search(ops, max_steps, loose=True).run() is HistoryVerdict.NOT_LINEARIZABLE
-    chunk = max(len(ops) // 2, 1)
-    while True:
-        i, before = 0, len(ops)
-        while i < len(ops) and len(ops) > 1:
-            candidate = ops[:i] + ops[i + chunk:]
-            if (
-                candidate
-                and all(_removable(op, candidate, loose) for op in ops[i:i + chunk])
-                and _Search(candidate, max_steps, loose=loose).run() is HistoryVerdict.NOT_LINEARIZABLE
-            ):
-                ops = candidate
-            else:
-                i += chunk
-        if chunk == 1 and len(ops) == before:
-            return ops  # a whole pass dropped nothing (a drop can make an earlier one removable: pass again)
-        chunk = max(chunk // 2, 1)
+
+    def __init__(self, search: _Search) -> None:
+        self.budget = search.budget
+        self.ops = search.ops[:search.failed]
+        self.loose = False
+        self.cuts = [c for c in search.cuts if c < search.failed]
+
+    def _fails(self, ops: Sequence[Operation], loose: bool) -> bool:
+        verdict = _Search(ops, self.budget, loose=loose).run()
+        if verdict is HistoryVerdict.UNKNOWN:
+            raise _Spent
+        return verdict is HistoryVerdict.NOT_LINEARIZABLE
+
+    def run(self) -> bool:
+        """Shrink ``ops``; True when it got to a 1-minimal one, False when the budget ran out first."""
+        try:
+            self._cut_front()
+            self._minimise()
+        except _Spent:
+            return False
+        return True
+
+    def _cut_front(self) -> None:
+        last = len(self.cuts) - 1
+        back = 1
+        while True:
+            first = max(last - back + 1, 0)
+            candidate = self.ops[self.cuts[first]:]
+            if self._fails(candidate, loose=True):
+                self.ops, self.loose = candidate, True
+                return
+            if first == 0:
+                return
+            back *= 2
+
+    def _minimise(self) -> None:
+        chunk = max(len(self.ops) // 2, 1)
+        while True:
+            i, before = 0, len(self.ops)
+            while i < len(self.ops) and len(self.ops) > 1:
+                candidate = self.ops[:i] + self.ops[i + chunk:]
+                dropped = self.ops[i:i + chunk]
+                if candidate and self._may_drop(dropped, candidate) and self._fails(candidate, self.loose):
+                    self.ops = candidate
+                else:
+                    i += chunk
+            if chunk == 1 and len(self.ops) == before:
+                return  # a whole pass dropped nothing (a drop can make an earlier one removable: pass again)
+            chunk = max(chunk // 2, 1)
+
+    def _may_drop(self, dropped: Sequence[Operation], rest: Sequence[Operation]) -> bool:
+        for op in dropped:
+            self.budget.spend(1 + len(rest) // BYTES_PER_STEP)  # `_removable` reads the rest
+            if not _removable(op, rest, self.loose):
+                return False
+        return True
 
 
 @dataclass(frozen=True, slots=True)
 class HistoryCheck:
-    """The verdict on a history, its size, and (when not linearizable) a minimal failing sub-history."""
+    """The verdict on a history, its size, and (when not linearizable) a failing sub-history.
+
+    ``steps`` counts everything the check did, reading included (see
+    `check_files`); ``memo`` is the most memo entries one segment held and
+    ``segments`` how many segments the history was cut into at quiescent points
+    (of the parts searched). ``why`` and ``where`` say what ran out for an
+    ``unknown`` verdict, or for a counterexample that is not ``minimal``.
+    """
 
     verdict: HistoryVerdict
     operations: int
@@ -591,49 +921,120 @@ class HistoryCheck:
     steps: int
     seconds: float
     counterexample: tuple[Operation, ...] = ()
+    memo: int = 0
+    segments: int = 0
+    minimal: bool = True
+    why: str = ""
+    where: str = ""
 
     def summary(self) -> str:
-        size = f"{self.operations} operations, {self.processes} processes, {self.keys} keys"
+        size = f"{self.operations:,} operations, {self.processes:,} processes, {self.keys:,} keys"
         if self.verdict is HistoryVerdict.UNKNOWN:
-            return f"unknown: step budget spent after {self.steps:,} steps ({size})"
+            return f"unknown: {self.why} spent after {self.steps:,} steps{self.where} ({size})"
         return f"{self.verdict.value}: {size}"
 
     def report(self) -> str:
         """The summary, plus the counterexample one operation a line, times in µs from its first invoke."""
         lines = [self.summary()]
         if self.counterexample:
-            lines.append(f"minimal non-linearizable sub-history ({len(self.counterexample)} operations):")
+            n = len(self.counterexample)
+            if self.minimal:
+                lines.append(f"minimal non-linearizable sub-history ({n} operations):")
+            else:
+                lines.append(f"non-linearizable sub-history ({n} operations; not minimal: the {self.why} ran out "
+                             f"after {self.steps:,} steps while shrinking it):")
             t0 = min(op.invoke for op in self.counterexample)
             lines.extend("  " + render(op, t0) for op in self.counterexample)
         return "\n".join(lines)
 
 
-def check_history(history: Iterable[Operation], *, max_steps: int = DEFAULT_MAX_STEPS) -> HistoryCheck:
+def check_history(
+    history: Iterable[Operation],
+    *,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    time_limit: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> HistoryCheck:
     """Is ``history`` linearizable against the store's per-key sequential specification?
+
+    ``max_steps`` bounds everything the check does (preparing the history,
+    searching, shrinking a counterexample) and ``time_limit`` (seconds on
+    ``clock``) bounds it too; past either the verdict is ``unknown`` -- or, when
+    a failure was found already, its counterexample is less small.
 
     >>> w = Call(OpKind.CAS, writes=(Write(OpKind.CAS, "k", 0, "{}", "m"),))
     >>> check_history([Operation("a", 1, 4, w, Response.ok(1)), Operation("b", 2, 3, w, Response.ok(1))]).verdict
     <HistoryVerdict.NOT_LINEARIZABLE: 'not linearizable'>
     """
+    return _check(history, _Budget(max_steps, time_limit, clock), time.perf_counter())
+
+
+def check_files(
+    paths: Iterable[str | Path],
+    *,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    time_limit: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> HistoryCheck:
+    """`load_history` then `check_history`, under one budget: reading counts against ``max_steps`` too.
+
+    What ``statewright lincheck`` runs. A malformed file raises `HistoryError`;
+    a budget spent while reading gives ``unknown`` naming the file and line.
+    """
     started = time.perf_counter()
-    ops = sorted(
-        (op for op in history if op.result is None or op.result.error not in IGNORED),
-        key=lambda op: (op.invoke, op.process),
-    )
-    size = (len(ops), len({op.process for op in ops}), len({k for op in ops for k in op.call.keys}))
-    steps = 0
-    verdict = HistoryVerdict.LINEARIZABLE
+    budget = _Budget(max_steps, time_limit, clock)
+    reader = _HistoryReader(budget, max_line_bytes)
+    try:
+        reader.read(paths)
+    except _Spent:
+        return _unknown(reader.operations(), budget, started)
+    return _check(reader.operations(), budget, started)
+
+
+def _as_bounds(op: Operation) -> Operation:
+    """``op`` with a read_log result given as a list of events (built in Python) held as its bounds, as a file's is."""
+    value = op.result.value if op.result is not None else None
+    if op.call.kind is not OpKind.READ_LOG or value is None or not value.startswith("["):
+        return op
+    return replace(op, result=_parse_log_read(json.loads(value)))
+
+
+def _size(ops: Sequence[Operation]) -> tuple[int, int, int]:
+    return len(ops), len({op.process for op in ops}), len({k for op in ops for k in op.call.keys})
+
+
+def _unknown(
+    ops: Sequence[Operation], budget: _Budget, started: float, memo: int = 0, segments: int = 0
+) -> HistoryCheck:
+    return HistoryCheck(HistoryVerdict.UNKNOWN, *_size(ops), steps=budget.used, seconds=time.perf_counter() - started,
+                        memo=memo, segments=segments, why=budget.why, where=budget.where)
+
+
+def _check(history: Iterable[Operation], budget: _Budget, started: float) -> HistoryCheck:
+    everything = list(history)
+    ops = [op for op in everything if op.result is None or op.result.error not in IGNORED]
+    try:
+        budget.spend(len(everything))  # sorting, splitting into parts and segments
+    except _Spent:
+        return _unknown(ops, budget, started)
+    ops = [_as_bounds(op) for op in ops]
+    ops.sort(key=lambda op: (op.invoke, op.process))
+    memo = segments = 0
     for part in _parts(ops):
-        search = _Search(part, max_steps - steps)
+        search = _Search(part, budget)
         outcome = search.run()
-        steps += search.steps
-        if outcome is HistoryVerdict.NOT_LINEARIZABLE:
-            small = _shrink(part, max_steps)
-            return HistoryCheck(outcome, *size, steps=steps, seconds=time.perf_counter() - started,
-                                counterexample=tuple(small))
+        memo, segments = max(memo, search.memo), segments + len(search.cuts)
         if outcome is HistoryVerdict.UNKNOWN:
-            verdict = outcome
-    return HistoryCheck(verdict, *size, steps=steps, seconds=time.perf_counter() - started)
+            return _unknown(ops, budget, started, memo, segments)
+        if outcome is HistoryVerdict.NOT_LINEARIZABLE:
+            shrinker = _Shrinker(search)
+            minimal = shrinker.run()
+            return HistoryCheck(outcome, *_size(ops), steps=budget.used, seconds=time.perf_counter() - started,
+                                counterexample=tuple(shrinker.ops), memo=memo, segments=segments, minimal=minimal,
+                                why="" if minimal else budget.why)
+    return HistoryCheck(HistoryVerdict.LINEARIZABLE, *_size(ops), steps=budget.used,
+                        seconds=time.perf_counter() - started, memo=memo, segments=segments)
 
 
 def render(op: Operation, t0: int = 0) -> str:
@@ -668,32 +1069,61 @@ def _int(obj: dict[str, Any], name: str, *, optional: bool = False) -> Any:
     if value is None and optional:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"{name!r} must be an integer, got {value!r}")
+        raise ValueError(f"{name!r} must be an integer, got {_short(value)}")
     return value
 
 
 def _str(obj: dict[str, Any], name: str) -> str:
     value = obj.get(name)
     if not isinstance(value, str):
-        raise ValueError(f"{name!r} must be a string, got {value!r}")
+        raise ValueError(f"{name!r} must be a string, got {_short(value)}")
     return value
+
+
+def _short(value: Any) -> str:
+    """``repr(value)`` cut to 200 characters: an error message about a 100 MB line stays one short line."""
+    return one_line(reprlib.repr(value), 200)
+
+
+def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` (decoded JSON) nests arrays and objects deeper than ``limit``; iterative, never recursing."""
+    todo: list[tuple[Any, int]] = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        todo.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _canonical(value: Any) -> str:
+    """``value`` as canonical JSON text; `ValueError` past `MAX_DEPTH` levels (which need 2 characters each)."""
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    except RecursionError:
+        text = ""
+    if not text or (len(text) > 2 * MAX_DEPTH and _too_deep(value)):
+        raise ValueError(f"JSON nested too deep (more than {MAX_DEPTH} levels)")
+    return text
 
 
 def _parse_write(obj: Any) -> Write:
     if not isinstance(obj, dict):
-        raise ValueError(f"a write must be an object, got {obj!r}")
+        raise ValueError(f"a write must be an object, got {_short(obj)}")
     kind = OpKind(obj.get("kind"))
     key = _str(obj, "key")
     if kind is OpKind.CAS:
         machine = obj.get("machine")
         if machine is not None and not isinstance(machine, str):
-            raise ValueError(f"'machine' must be a string or null, got {machine!r}")
-        state = json.dumps(obj.get("state"), sort_keys=True, separators=(",", ":"))
-        return Write(kind, key, _int(obj, "expected"), state, machine)
+            raise ValueError(f"'machine' must be a string or null, got {_short(machine)}")
+        return Write(kind, key, _int(obj, "expected"), _canonical(obj.get("state")), machine)
     if kind is OpKind.APPEND:
         events = obj.get("events")
         if not isinstance(events, list):
-            raise ValueError(f"'events' must be a list, got {events!r}")
+            raise ValueError(f"'events' must be a list, got {_short(events)}")
         return Write(kind, key, _int(obj, "expected"), events=len(events))
     if kind is OpKind.APPEND_TERMINAL:
         return Write(kind, key)
@@ -702,7 +1132,7 @@ def _parse_write(obj: Any) -> Write:
 
 def _parse_call(obj: Any) -> Call:
     if not isinstance(obj, dict):
-        raise ValueError(f"'op' must be an object, got {obj!r}")
+        raise ValueError(f"'op' must be an object, got {_short(obj)}")
     kind = OpKind(obj.get("kind"))
     if kind is OpKind.LOAD:
         return Call(kind, _str(obj, "key"))
@@ -711,22 +1141,66 @@ def _parse_call(obj: Any) -> Call:
     if kind is OpKind.COMMIT:
         ops = obj.get("ops")
         if not isinstance(ops, list) or not ops:
-            raise ValueError(f"a commit's 'ops' must be a non-empty list, got {ops!r}")
+            raise ValueError(f"a commit's 'ops' must be a non-empty list, got {_short(ops)}")
         batch = obj.get("batch")
         if batch is not None and not isinstance(batch, str):
-            raise ValueError(f"'batch' must be a string or null, got {batch!r}")
+            raise ValueError(f"'batch' must be a string or null, got {_short(batch)}")
         return Call(kind, writes=tuple(_parse_write(o) for o in ops), batch=batch)
     return Call(kind, writes=(_parse_write(obj),))
 
 
-def _parse_result(obj: Any) -> Response | None:
+def _log_read(first: int, last: int, ended: bool) -> Response:
+    """A read_log's events ``first`` .. ``last`` (``ended``: the last one ends the log), held as their bounds."""
+    return Response.ok({"ended": ended, "first": first, "last": last})
+
+
+NO_EVENTS = Response.ok([])
+
+
+def _parse_log_read(events: Any) -> Response:
+    """A recorded read_log result held as its bounds, since a log's events are numbered without gaps.
+
+    A list that no log gives (a gap, an end before the last event, not pairs
+    of [seq, terminal]) stays as it came: no model matches it.
+    """
+    if not isinstance(events, list) or not events:
+        return Response(_canonical(events))
+    try:  # a few passes in C over what may be millions of events (values compared as JSON numbers and booleans)
+        sizes = set(map(len, events))
+        seqs = list(map(itemgetter(0), events))
+        ended = list(map(itemgetter(1), events))
+    except (TypeError, KeyError, IndexError):
+        sizes = set()
+    first = seqs[0] if sizes == {2} else None
+    if (type(first) is int and type(ended[-1]) is bool and all(type(e) is list for e in (events[0], events[-1]))
+            and seqs == list(range(first, first + len(seqs))) and ended.count(False) == len(ended) - ended[-1]):
+        return _log_read(first, seqs[-1], ended[-1])
+    return Response(_canonical(events))
+
+
+def _parse_result(obj: Any, call: Call) -> Response | None:
     if obj is None:
         return None
     if isinstance(obj, dict) and set(obj) == {"ok"}:
-        return Response.ok(obj["ok"])
+        value = obj["ok"]
+        if call.kind is OpKind.READ_LOG:
+            if not isinstance(value, list):
+                raise ValueError(f"a read_log's result must be {{\"ok\": [[seq, terminal], ...]}}, got {_short(obj)}")
+            return _parse_log_read(value)
+        if call.kind is OpKind.LOAD:
+            if not (isinstance(value, dict) and set(value) == {"machine", "state", "version"}
+                    and isinstance(value["machine"], str) and type(value["version"]) is int):
+                raise ValueError(f"a load's result must be {{\"ok\": {{\"machine\": name, \"version\": number, "
+                                 f"\"state\": value}}}}, got {_short(obj)}")
+        elif call.kind is OpKind.COMMIT:
+            if value is not None:
+                raise ValueError(f"a commit's result must be {{\"ok\": null}}, got {_short(obj)}")
+        elif type(value) is not int:
+            raise ValueError(f"a {call.kind.value}'s result must be {{\"ok\": number}}, got {_short(obj)}")
+        return Response(_canonical(value))
     if isinstance(obj, dict) and set(obj) == {"error"} and isinstance(obj["error"], str):
         return Response(error=obj["error"])
-    raise ValueError(f"'result' must be {{\"ok\": value}}, {{\"error\": code}} or null, got {obj!r}")
+    raise ValueError(f"'result' must be {{\"ok\": value}}, {{\"error\": code}} or null, got {_short(obj)}")
 
 
 def parse_operation(obj: Any) -> tuple[int, Operation]:
@@ -735,34 +1209,101 @@ def parse_operation(obj: Any) -> tuple[int, Operation]:
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
     process = obj.get("process")
     if not isinstance(process, (str, int)) or isinstance(process, bool):
-        raise ValueError(f"'process' must be a string or an integer, got {process!r}")
+        raise ValueError(f"'process' must be a string or an integer, got {_short(process)}")
     returned = _int(obj, "return", optional=True)
-    result = _parse_result(obj.get("result"))
-    if (returned is None) != (result is None):
-        raise ValueError("'return' and 'result' must both be null (pending) or both be set")
     invoke = _int(obj, "invoke")
     if returned is not None and returned < invoke:
         raise ValueError(f"returned at {returned}, before its invoke at {invoke}")
-    return _int(obj, "index"), Operation(str(process), invoke, returned, _parse_call(obj.get("op")), result)
+    call = _parse_call(obj.get("op"))
+    result = _parse_result(obj.get("result"), call)
+    if (returned is None) != (result is None):
+        raise ValueError("'return' and 'result' must both be null (pending) or both be set")
+    return _int(obj, "index"), Operation(str(process), invoke, returned, call, result)
 
 
-def load_history(paths: Iterable[str | Path]) -> list[Operation]:
-    """Merge history files; of the lines with one (process, index) the last wins. `HistoryError` names a bad line."""
-    merged: dict[tuple[str, int], Operation] = {}
-    for path in paths:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise HistoryError(f"{path}: cannot read: {exc}") from None
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
+def load_history(paths: Iterable[str | Path], *, max_line_bytes: int = MAX_LINE_BYTES) -> list[Operation]:
+    """Merge history files; of the lines with one (process, index) the last wins. `HistoryError` names a bad line.
+
+    Refused, each with its file and line: a line longer than ``max_line_bytes``
+    (or whose parse would take more than eight times that in memory), bytes that
+    are not UTF-8, text that is not JSON, JSON nested deeper than `MAX_DEPTH`,
+    and one process named both as a number and as a string (``1`` and ``"1"``).
+    `check_files` reads within a step budget.
+    """
+    reader = _HistoryReader(_Budget(sys.maxsize), max_line_bytes)
+    reader.read(paths)
+    return reader.operations()
+
+
+class _HistoryReader:
+    """Reads history files a line at a time, charging each to ``budget``, into operations merged by (process, index)."""
+
+    def __init__(self, budget: _Budget, max_line_bytes: int) -> None:
+        self.budget = budget
+        self.max_line_bytes = max_line_bytes
+        self.merged: dict[tuple[str, int], Operation] = {}
+        self.named: dict[str, tuple[bool, str]] = {}  # a process: named by a number?, and where first
+
+    def operations(self) -> list[Operation]:
+        return list(self.merged.values())
+
+    def read(self, paths: Iterable[str | Path]) -> None:
+        for path in paths:
             try:
-                index, op = parse_operation(json.loads(line))
-            except ValueError as exc:  # json.JSONDecodeError and OpKind(...) included
-                raise HistoryError(f"{path}:{number}: {exc}") from None
-            merged[op.process, index] = op
-    return list(merged.values())
+                with open(path, "rb") as f:
+                    self._file(f, str(path))
+            except OSError as exc:
+                raise HistoryError(f"{path}: cannot read: {exc}") from None
+
+    def _file(self, f: IO[bytes], path: str) -> None:
+        number = 0
+        while raw := f.readline(self.max_line_bytes + 1):
+            number += 1
+            where = f"{path}:{number}"
+            if len(raw) - raw.endswith(b"\n") > self.max_line_bytes:
+                raise HistoryError(f"{where}: line longer than {self.max_line_bytes:,} bytes")
+            cost = 1 + len(raw) // BYTES_PER_STEP
+            try:
+                self.budget.spend(cost)
+            except _Spent:
+                self.budget.where = (f", reading {path} line {number} "
+                                     f"(a line of {len(raw):,} bytes needs {cost:,} steps)")
+                raise
+            if raw.strip():
+                self._line(raw, where)
+
+    def _line(self, raw: bytes, where: str) -> None:
+        per_list, per_object, per_byte = PARSE_BYTES
+        memory = per_list * raw.count(b"[") + per_object * raw.count(b"{") + per_byte * len(raw)
+        if memory > 8 * self.max_line_bytes:
+            raise HistoryError(f"{where}: too large to parse (about {memory:,} bytes of memory, more than "
+                               f"{8 * self.max_line_bytes:,})")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise HistoryError(f"{where}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})") from None
+        try:
+            obj = json.loads(text)
+        except RecursionError:
+            raise HistoryError(f"{where}: JSON nested too deep (more than {MAX_DEPTH} levels)") from None
+        except json.JSONDecodeError as exc:
+            raise HistoryError(f"{where}: not JSON: {exc.msg} (column {exc.colno})") from None
+        except ValueError as exc:  # an integer too long to convert, say
+            raise HistoryError(f"{where}: not JSON: {exc}") from None
+        del text
+        try:
+            index, op = parse_operation(obj)
+        except (ValueError, RecursionError) as exc:  # OpKind(...) included
+            message = f"JSON nested too deep (more than {MAX_DEPTH} levels)" if isinstance(exc, RecursionError) else exc
+            raise HistoryError(f"{where}: {message}") from None
+        numeric = isinstance(obj["process"], int)
+        first = self.named.setdefault(op.process, (numeric, where))
+        if first[0] != numeric:
+            n = op.process
+            said = (f"process {n} is a number here but the string {n!r}" if numeric
+                    else f"process {n!r} is a string here but the number {n}")
+            raise HistoryError(f"{where}: {said} at {first[1]}; name each process one way")
+        self.merged[op.process, index] = op
 
 
 # -- the recorder --------------------------------------------------------------------------------

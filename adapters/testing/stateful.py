@@ -678,6 +678,7 @@ def _replay_inputs(plan: _Stepper, inputs: Sequence[Any]) -> Replayed:
             else:
                 raise TypeError(f"replay: {plan.spec.name!r} is a system, so each input is an "
                                 f"Action(instance, input); input {taken} is {item!r}")
+            _hashable(plan.spec, taken, item)
             ways = plan.moves(state).by_action.get((name, event), [])
             if way >= len(ways):
                 why = f"takes {event!r} in {len(ways)} ways, not way {way}" if ways else f"does not take {event!r}"
@@ -754,6 +755,7 @@ def replay(
                 name, event = plan.names[0], item.input
             else:
                 name, event = item.input.instance, item.input.input
+            _hashable(spec, taken, item.input)
             ways = plan.moves(state).by_action.get((name, event))
             if not ways:
                 return Replayed(taken - 1, f"step {taken}: {name} does not take {event!r}")
@@ -778,6 +780,17 @@ def replay(
         if not any(out.state == back for each in every for _, _, out in each):
             return Replayed(steps, f"the loop does not close: no input leads from step {steps} back to step {loop}")
     return Replayed(steps)
+
+
+def _hashable(spec: Spec, step: int, event: Any) -> None:
+    """A `DefinitionError` naming the step and the field when ``event`` cannot be hashed (as every input must)."""
+    try:
+        hash(event)
+    except TypeError:
+        from statewright.adapters.testing.traces import unhashable  # pydantic comes with it: only on this path
+
+        raise DefinitionError(f"spec {spec.name!r}: replay: step {step}: {unhashable(event)}; "
+                              "statewright's inputs must be hashable") from None
 
 
 def _initial_views(spec: Spec) -> list[Any]:

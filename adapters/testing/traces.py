@@ -6,10 +6,16 @@ states as objects of their fields and inputs tagged with their ``type`` (and
 say which classes the names stand for, and pydantic rebuilds the frozen
 dataclasses (enums from their values, frozensets from lists). A lasso keeps
 its ``loop`` index beside the trace; `replay` takes both.
+
+What the annotations do not say cannot be rebuilt: a field typed ``Any`` that
+held a tuple comes back as a list, and a state or input holding a list cannot
+be hashed, which statewright needs of every one. `trace_from_json` says so,
+naming the step and the field, rather than letting `replay` fail on it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,9 +25,13 @@ from statewright.adapters.runtime.serialize import untagged
 from statewright.kernel.checker import Spec, TraceStep
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Machine
-from statewright.kernel.system import Action, Emitted, System
+from statewright.kernel.system import Action, Emitted, System, SystemState
+from statewright.kernel.values import describe, problem
 
-__all__ = ["trace_from_json"]
+__all__ = ["trace_from_json", "unhashable"]
+
+READ_BACK = ("statewright's inputs and states must be hashable, and JSON has only lists: annotate the field "
+             "(tuple[int, ...], frozenset[str], ...) so the trace reads back")
 
 
 def trace_from_json(spec: Spec, data: Sequence[Mapping[str, Any]]) -> tuple[TraceStep, ...]:
@@ -42,10 +52,45 @@ def trace_from_json(spec: Spec, data: Sequence[Mapping[str, Any]]) -> tuple[Trac
             state = reader.state(item["state"])
             event = None if item.get("input") is None else reader.event(item["input"], inputs=True)
             effects = reader.effects(item.get("effects", ()))
+            why = unhashable(event, "the input") or unhashable(state, "the state")
+            if why is not None:
+                raise ValueError(f"{why}; {READ_BACK}")
         except (KeyError, TypeError, ValueError, ValidationError) as exc:
             raise DefinitionError(f"spec {spec.name!r}: step {n} of the trace does not fit the model: {exc}") from None
         out.append(TraceStep(state, event, effects))
     return tuple(out)
+
+
+def unhashable(value: Any, what: str = "the input") -> str | None:
+    """Why ``value`` (an input, an `Action`, a state) cannot be hashed, naming its class and field; None if it can.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class Put:
+    ...     items: object
+    >>> unhashable(Put([1])), unhashable(Put((1,)))
+    ("the input Put field 'items' holds [1], a mutable list (use a tuple or frozenset)", None)
+    """
+    return _unhashable(value, what, "")
+
+
+def _unhashable(value: Any, what: str, owner: str) -> str | None:
+    try:
+        hash(value)
+        return None
+    except TypeError as exc:
+        failure = exc
+    if isinstance(value, Action):
+        return _unhashable(value.input, what, f" of {value.instance!r}")
+    if isinstance(value, SystemState):
+        return next(filter(None, (_unhashable(s, what, f" of {n!r}") for n, s in zip(value.names, value))), None)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            why = problem(getattr(value, f.name))
+            if why is not None:
+                held = "holds " + why[3:] if why.startswith("is ") else why
+                return f"{what} {type(value).__name__}{owner} field {f.name!r} {held}"
+    return f"{what}{owner} {describe(value)} is not hashable ({failure})"
 
 
 class _Reader:

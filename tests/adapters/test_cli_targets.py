@@ -242,6 +242,45 @@ def test_target_mistakes_are_one_line(user: Path, argv: list[str], message: str)
     assert err.startswith("statewright: error: ") and message in err and err.count("\n") == 1
 
 
+def test_a_folder_whose_name_holds_colons_can_be_named(user: Path) -> None:
+    """Issue 17, item 22: ``dir:with:colons/spec.py`` read as the file ``dir:with`` and the attribute after it.
+
+    A colon starts an attribute only where what follows is one (a dotted name,
+    not a path nor a ``.py`` file) and the whole is no file or folder there.
+    """
+    write_orders(user / "dir:with:colons")
+    write_orders(user / "dir:x")
+    code, out, err = cli("check", "dir:with:colons/orders.py", "--quiet")
+    assert code == 0, err
+    assert summaries(out) == ["order: OK", "shop: OK"]
+    code, out, err = cli("check", "dir:x/orders.py:order_spec", "--quiet")
+    assert code == 0, err
+    assert summaries(out) == ["order: OK"]
+    code, out, err = cli("list", "dir:x/orders.py:shop_spec")
+    assert code == 0, err
+    assert "(from dir:x/orders.py:shop_spec)" in out
+    code, out, err = cli("check", f"{user}/dir:with:colons/orders.py:order_spec", "--quiet")
+    assert code == 0 and summaries(out) == ["order: OK"], err
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("no:such/orders.py", "no file no:such/orders.py"),
+        ("dir:x/ordres.py", "no file dir:x/ordres.py (did you mean dir:x/orders.py?)"),
+        ("dir:x/orders.py:order_spce", "dir:x/orders.py has no attribute 'order_spce' (did you mean 'order_spec'?)"),
+        ("dir:x", "dir:x is a folder; name a .py file, or a module"),
+        ("dir:orders.py", "no file dir:orders.py (did you mean orders.py?)"),  # a file, not module dir's 'orders.py'
+        ("no:such", "no module named 'no'"),  # module no, attribute such
+    ],
+)
+def test_colons_in_paths_make_clear_mistakes(user: Path, target: str, message: str) -> None:
+    write_orders(user / "dir:x")
+    code, _, err = cli("check", target)
+    assert code == 2, err
+    assert err == f"statewright: error: {message}\n"
+
+
 def test_two_targets_with_one_spec_name_clash(user: Path) -> None:
     write_orders(user, "other.py")
     code, _, err = cli("check", "orders.py:order_spec", "other.py:order_spec")

@@ -212,10 +212,14 @@ def test_busy_and_invalid_state_wrote_nothing_and_are_left_out() -> None:
 
 
 def test_a_search_past_its_step_budget_is_unknown() -> None:
+    """9 steps to prepare 9 operations; 2 for the create (a segment alone); 8 to set out the loads, 8 to place them."""
     history = [CREATE, *(op(f"p{i}", 2, 9, load("k"), loaded(1)) for i in range(8))]
-    result = check_history(history, max_steps=3)
-    assert result.verdict is HistoryVerdict.UNKNOWN
-    assert result.summary().startswith("unknown: step budget spent after 4 steps")
+    assert check_history(history).steps == 9 + 2 + 8 + 8
+    size = "(9 operations, 8 processes, 1 keys)"
+    for budget in (3, 9 + 2 + 3, 9 + 2 + 8 + 3):  # spent preparing, setting out the loads' segment, placing them
+        result = check_history(history, max_steps=budget)
+        assert result.verdict is HistoryVerdict.UNKNOWN
+        assert result.summary() == f"unknown: step budget spent after {budget + 1} steps {size}"
 
 
 @pytest.mark.parametrize(("old", "new"), [
@@ -487,7 +491,7 @@ def test_lincheck_prints_the_minimal_counterexample_and_exits_1(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("{not json", "h.jsonl:2: Expecting property name"),
+        ("{not json", "h.jsonl:2: not JSON: Expecting property name"),
         ('{"process": "p", "index": 0, "invoke": 1, "return": 2, "op": {"kind": "jump"}, "result": {"ok": 1}}',
          "h.jsonl:2: 'jump' is not a valid OpKind"),
         ('{"process": "p", "index": 0, "invoke": 5, "return": 2, "op": {"kind": "load", "key": "k"}, '

@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,8 +20,11 @@ from statewright.adapters.testing.stateful import (
     run_suite,
     suite,
 )
+from statewright.adapters.testing.traces import trace_from_json
 from statewright.kernel.checker import Status, always, check, semantics
 from statewright.kernel.checker import Spec
+from statewright.kernel.errors import DefinitionError
+from statewright.kernel.jsonable import trace_json
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.kernel.system import Action, Route, System
 from statewright.specs import REGISTRY
@@ -240,6 +244,65 @@ def test_replay_reports_a_trace_the_model_does_not_follow() -> None:
     assert (replay(spec, wrong).stopped or "").startswith("step 2: reached")
     refused = bogus[:1] + (replace(bogus[1], input=Action("i1", Stage())),)
     assert replay(spec, refused) == Replayed(0, "step 1: i1 does not take Stage()")
+
+
+class Box(Enum):
+    EMPTY = "empty"
+    FULL = "full"
+
+
+@dataclass(frozen=True, slots=True)
+class Boxed:
+    phase: Box = Box.EMPTY
+    payload: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    payload: Any  # a tuple in the model; JSON has only lists, and nothing says to read one back as a tuple
+
+
+def box() -> Machine[Boxed]:
+    return Machine("box", initial=Boxed(), phase=lambda s: s.phase, terminal={Box.FULL},
+                   transitions=[Transition(Box.EMPTY, Put, Box.FULL, update=lambda s, i: Boxed(Box.FULL, i.payload))])
+
+
+def boxes() -> Spec:
+    return Spec("box", box(), [Put((1, 2))], [always("empty", lambda s: s.phase is Box.EMPTY)])
+
+
+def test_a_trace_whose_any_field_reads_back_a_list_is_a_typed_error_naming_the_step_and_field() -> None:
+    """Issue 17, item 19: ``TypeError: unhashable type: 'list'`` from deep inside `replay`."""
+    spec = boxes()
+    trace = check(spec).result("empty").trace
+    assert trace is not None
+    data = trace_json(trace)
+    assert data is not None and data[1]["input"] == {"type": "Put", "payload": [1, 2]}
+    with pytest.raises(DefinitionError) as info:
+        trace_from_json(spec, data)
+    assert str(info.value) == (
+        "spec 'box': step 1 of the trace does not fit the model: the input Put field 'payload' holds [1, 2], "
+        "a mutable list (use a tuple or frozenset); statewright's inputs and states must be hashable, and JSON "
+        "has only lists: annotate the field (tuple[int, ...], frozenset[str], ...) so the trace reads back")
+
+
+def test_replay_of_an_input_that_is_not_hashable_is_a_typed_error_naming_the_step_and_field() -> None:
+    spec = boxes()
+    with pytest.raises(DefinitionError) as info:
+        replay(spec, [Put([1, 2])])
+    assert str(info.value) == (
+        "spec 'box': replay: step 1: the input Put field 'payload' holds [1, 2], a mutable list (use a tuple or "
+        "frozenset); statewright's inputs must be hashable")
+    trace = check(spec).result("empty").trace
+    assert trace is not None
+    listed = trace[:1] + (replace(trace[1], input=Put([1, 2])),)
+    with pytest.raises(DefinitionError, match=r"^spec 'box': replay: step 1: the input Put field 'payload' holds"):
+        replay(spec, listed)
+    with pytest.raises(PropertyViolation):  # the same trace with the model's own tuple replays
+        replay(spec, trace)
+    pair = Spec("pair", System("pair", {"b1": box(), "b2": box()}), {"b1": [Put((1, 2))], "b2": [Put((1, 2))]})
+    with pytest.raises(DefinitionError, match=r"step 2: the input Put of 'b2' field 'payload' holds \[1, 2\], a "):
+        replay(pair, [Action("b1", Put((1, 2))), Action("b2", Put([1, 2]))])
 
 
 def test_regression_test_is_one_call_from_the_bug() -> None:
