@@ -66,6 +66,7 @@ def test_every_code_is_stable_and_every_error_a_store_error() -> None:
         "StoreError": "store_error", "Conflict": "conflict", "Busy": "busy", "NotFound": "not_found",
         "Corrupt": "corrupt", "InvalidState": "invalid_state", "BadInput": "bad_input", "NotAStore": "not_a_store",
         "IncompatibleSchema": "incompatible_schema", "ReadOnly": "read_only", "Full": "full", "Io": "io",
+        "UnknownOutcome": "unknown_outcome", "AlreadyApplied": "already_applied", "RequestReused": "request_reused",
     }
 
 
