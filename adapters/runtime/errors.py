@@ -8,7 +8,10 @@ reading messages.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
+    "AlreadyApplied",
     "BadInput",
     "BadOption",
     "Busy",
@@ -22,7 +25,9 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "ReadOnly",
+    "RequestReused",
     "StoreError",
+    "UnknownOutcome",
 ]
 
 
@@ -121,3 +126,35 @@ class Io(StoreError):
     """The backend could not read or write (an I/O error, a file it cannot open, a server that went away)."""
 
     code = "io"
+
+
+class UnknownOutcome(StoreError):
+    """The write may or may not have committed: its COMMIT was sent, and the reply was lost.
+
+    Not `Io` (which means nothing was written): re-submitting the same batch by
+    its id settles it -- the store then says it had applied, or applies it now
+    -- and that is what `Driver` does before it gives up.
+    """
+
+    code = "unknown_outcome"
+
+
+class AlreadyApplied(StoreError):
+    """The batch id was already recorded with other operations: another decision of it took effect; nothing written.
+
+    ``receipt`` is what the store remembers of that batch (a `store.Receipt`;
+    typed loosely here, where nothing imports the store): the outcome its
+    committer recorded, so that the caller can answer with it.
+    """
+
+    code = "already_applied"
+
+    def __init__(self, message: str, *, receipt: Any, key: str | None = None) -> None:
+        super().__init__(message, key=key)
+        self.receipt = receipt
+
+
+class RequestReused(StoreError):
+    """A request id came back with another input (or action) for the same key than it was first used with."""
+
+    code = "request_reused"

@@ -13,8 +13,9 @@ respect to other tasks.
 
 Cancellation: once a write holds the lock it runs to the end without another
 await, so a cancelled write either never started or fully happened. Applied
-batch ids are kept in a set, published with the batch, so re-submitting a
-batch (`Store.commit` with ``batch``) behaves exactly as in SQLite.
+batch ids are kept with their digest and outcome, published with the batch,
+so re-submitting a batch (`Store.commit` with ``batch``) behaves exactly as in
+SQLite; they are kept for the store's life (no retention).
 """
 
 from __future__ import annotations
@@ -32,13 +33,18 @@ from statewright.adapters.runtime.store import (
     Event,
     NotFound,
     Op,
+    Receipt,
     Record,
     SingleWrites,
+    batch_digest,
     cas_machine,
     decode_event,
+    decode_receipt,
     is_name,
     open_log,
     prepare_batch,
+    prepare_outcome,
+    recorded_before,
 )
 
 __all__ = ["MemoryStore"]
@@ -74,7 +80,7 @@ class MemoryStore(SingleWrites):
         self.catalog = catalog
         self._rows: dict[str, _Row] = {}
         self._logs: dict[str, _Log] = {}
-        self._batches: set[str] = set()
+        self._batches: dict[str, tuple[str, str | None]] = {}  # id -> (digest, outcome JSON)
         self._lock = asyncio.Lock()
 
     async def load(self, key: str) -> Record:
@@ -83,16 +89,19 @@ class MemoryStore(SingleWrites):
             raise NotFound(f"no instance {key!r}", key=key)
         return Record(key, row.machine, self.catalog.load(row.machine, row.state, key=key), row.version)
 
-    async def _write(self, ops: Sequence[Op], batch: str | None = None) -> list[Any]:
+    async def _write(self, ops: Sequence[Op], batch: str | None = None, outcome: Any = None) -> list[Any]:
         """Apply ``ops`` to an overlay; publish the overlay (and ``batch``) only if every op succeeded.
 
-        The order of checks is SQLite's: `prepare_batch`, then a batch id seen
-        before (success, nothing applied), then each no-machine `Cas` against its
-        row as it was before the batch, then the ops in order.
+        The order of checks is SQLite's: `prepare_batch` and the batch's digest,
+        then a batch id seen before (the same batch: success, nothing applied;
+        another: `AlreadyApplied`), then each no-machine `Cas` against its row as
+        it was before the batch, then the ops in order.
         """
         prepared = prepare_batch(self.catalog, ops, batch)
+        noted = prepare_outcome(self.catalog, batch, outcome)
+        digest = batch_digest(ops, prepared, limits=self.catalog.limits) if batch is not None else ""
         async with self._lock:
-            if batch is not None and batch in self._batches:
+            if batch is not None and recorded_before(batch, digest, self._receipt(batch)):
                 return []  # applied before: its outcome was success, and nothing is applied twice
             for i, op in enumerate(ops):
                 if isinstance(op, Cas) and prepared[i] is None:
@@ -112,8 +121,21 @@ class MemoryStore(SingleWrites):
             for key, events in txn.logs.items():
                 self._logs[key] = _Log(events)
             if batch is not None:
-                self._batches.add(batch)
+                self._batches[batch] = (digest, noted)
             return out
+
+    def _receipt(self, batch: str) -> Receipt | None:
+        found = self._batches.get(batch)
+        return None if found is None else decode_receipt(batch, *found)
+
+    async def receipt(self, batch: str) -> Receipt | None:
+        return self._receipt(batch) if is_name(batch, limits=self.catalog.limits) else None
+
+    async def log_head(self, key: str) -> tuple[int, bool]:
+        log = self._logs.get(key) if is_name(key, limits=self.catalog.limits) else None
+        if log is None or not log.events:
+            return 0, False
+        return log.head, log.events[-1][2]
 
     async def read_log(self, key: str, start: int = 1, stop: int | None = None) -> list[Event]:
         log = self._logs.get(key, _Log()) if is_name(key, limits=self.catalog.limits) else _Log()

@@ -33,7 +33,9 @@ none of our business)::
     instances(key PRIMARY KEY, machine, state, version)
     events(key, seq, kind, data, terminal, PRIMARY KEY (key, seq))
     UNIQUE INDEX events_one_terminal ON events(key) WHERE terminal
-    batches(id PRIMARY KEY, at)    -- ids of committed batches, with their Unix time
+    batches(id PRIMARY KEY, at, digest, outcome)
+                                   -- ids of committed batches, with their Unix time, the digest
+                                   -- of their operations and the outcome recorded with them
     statewright_schema(version)    -- one row: SCHEMA_VERSION
 
 States and event data are ``text`` holding `Catalog.dump`'s and
@@ -46,8 +48,22 @@ with other columns is `IncompatibleSchema`.
 Exactly once: after the row locks, the batch id is claimed with ``INSERT ...
 ON CONFLICT DO NOTHING``. A concurrent re-submission of the same batch waits
 on the first one's row locks (or on its uncommitted id) and, when that one
-commits, finds the id taken and returns as the first did; when it rolls back,
-the re-submission applies. A failed batch rolls its claim back with it.
+commits, finds the id taken and returns as the first did (or, for other
+operations under the id, raises `AlreadyApplied`); when it rolls back, the
+re-submission applies. A failed batch rolls its claim back with it.
+
+A lost connection
+-----------------
+A connection that dies is replaced: the next call reconnects (up to
+``_RECONNECTS`` attempts, a short backoff between them; `Io` when the server
+stays gone). A read that lost its connection is read again on the new one; a
+write that lost it before ``COMMIT`` was sent was rolled back by the server
+(a transaction whose client is gone never commits) and is run again. A
+connection lost after ``COMMIT`` was sent leaves the outcome unknown -- the
+server may have committed and the reply been lost -- so that write raises
+`UnknownOutcome`, never `Io`; re-submitting the batch by its id settles it
+(the `Driver` does). A log's head is read through the ``(key, seq)`` index and
+the one-terminal index, never by scanning the log.
 
 Lock waits end after ``busy_timeout`` (the session's ``lock_timeout``) with
 `Busy`: never a hang, never a `Conflict`.
@@ -130,15 +146,21 @@ from statewright.adapters.runtime.store import (
     Op,
     PermissionDenied,
     ReadOnly,
+    Receipt,
     Record,
     Retention,
     SingleWrites,
     StoreError,
+    UnknownOutcome,
+    batch_digest,
     cas_machine,
     check_options,
     decode_event,
+    decode_receipt,
     open_log,
     prepare_batch,
+    prepare_outcome,
+    recorded_before,
 )
 from statewright.kernel.renamed import renamed
 
@@ -147,22 +169,27 @@ __all__ = ["DEFAULT_SCHEMA", "KEEP_BATCHES", "MAX_STATEMENT_BYTES", "SCHEMA_VERS
 DEFAULT_SCHEMA = "statewright"
 """The PostgreSQL schema (namespace) the store's tables live in unless `PostgresStore.open` is told another."""
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The version in ``statewright_schema``; a newer one is refused with `IncompatibleSchema`.
 
 Version 1 kept batch ids without their time; `PostgresStore.open` upgrades it (under the
 schema's advisory lock, in one transaction) by adding ``batches.at``, dated at the upgrade.
+Version 2 kept them without their operations' digest and an outcome: the upgrade adds
+``batches.digest`` and ``batches.outcome``, null for the ids already there (which then count
+as the same batch whatever is re-submitted under them, as they did).
 """
 
 COLUMNS = {
     "instances": ("key", "machine", "state", "version"),
     "events": ("key", "seq", "kind", "data", "terminal"),
-    "batches": ("id", "at"),
+    "batches": ("id", "at", "digest", "outcome"),
     "statewright_schema": ("version",),
 }
 """The columns each of our tables must have, exactly: a table of another shape is another schema."""
-UPGRADABLE: dict[str, dict[tuple[str, ...], int]] = {"batches": {("id",): 1}}
+UPGRADABLE: dict[str, dict[tuple[str, ...], int]] = {"batches": {("id",): 1, ("id", "at"): 2}}
 """Older shapes of a table, each with the newest version that had it: `PostgresStore.open` upgrades them."""
+_RECONNECTS = 3
+"""Attempts to reconnect after a lost connection before a call gives up with `Io`."""
 
 T = TypeVar("T")
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -178,9 +205,11 @@ def _ddl(s: str) -> tuple[str, ...]:
             key text NOT NULL, seq bigint NOT NULL, kind text NOT NULL, data text NOT NULL,
             terminal boolean NOT NULL DEFAULT false, PRIMARY KEY (key, seq))""",
         f"CREATE UNIQUE INDEX IF NOT EXISTS events_one_terminal ON {s}.events (key) WHERE terminal",
-        f"CREATE TABLE IF NOT EXISTS {s}.batches (id text PRIMARY KEY, at bigint NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {s}.batches (id text PRIMARY KEY, at bigint NOT NULL, digest text, outcome text)",
         f"ALTER TABLE {s}.batches ADD COLUMN IF NOT EXISTS at bigint NOT NULL DEFAULT 0",  # version 1
         f"UPDATE {s}.batches SET at = floor(extract(epoch FROM now())) WHERE at = 0",
+        f"ALTER TABLE {s}.batches ADD COLUMN IF NOT EXISTS digest text",  # version 2
+        f"ALTER TABLE {s}.batches ADD COLUMN IF NOT EXISTS outcome text",
         f"CREATE INDEX IF NOT EXISTS batches_at ON {s}.batches (at)",
         f"CREATE TABLE IF NOT EXISTS {s}.statewright_schema (version integer NOT NULL)",
         f"DELETE FROM {s}.statewright_schema",
@@ -199,11 +228,15 @@ class _Statements:
             f'ORDER BY key COLLATE "C" FOR UPDATE'
         )
         self.creating = "SELECT pg_advisory_xact_lock(h) FROM unnest($1::bigint[]) AS h"  # in the array's order
-        self.claim = f"INSERT INTO {s}.batches (id, at) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING id"
+        self.claim = (f"INSERT INTO {s}.batches (id, at, digest, outcome) VALUES ($1, $2, $3, $4) "
+                      "ON CONFLICT DO NOTHING RETURNING id")
+        self.receipt = f"SELECT digest, outcome FROM {s}.batches WHERE id = $1"
         self.prune = f"DELETE FROM {s}.batches WHERE at < $1"
-        self.heads = (
-            f"SELECT key, max(seq), bool_or(terminal) FROM {s}.events WHERE key = ANY($1::text[]) GROUP BY key"
-        )
+        # each key's last seq (backwards down the (key, seq) index) and whether it has a terminal
+        # event (the one-terminal index): two index probes a key, never a scan of a log
+        last = f"(SELECT e.seq FROM {s}.events e WHERE e.key = k.key ORDER BY e.seq DESC LIMIT 1)"
+        ended = f"EXISTS (SELECT 1 FROM {s}.events e WHERE e.key = k.key AND e.terminal)"
+        self.heads = f"SELECT k.key, {last}, {ended} FROM unnest($1::text[]) AS k(key)"
         self.create = (
             f"INSERT INTO {s}.instances (key, machine, state, version) "
             f"SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])"
@@ -249,12 +282,14 @@ class PostgresStore(SingleWrites):
 
     def __init__(
         self, conn: Any, catalog: Catalog, *, schema: str, busy_timeout: float, where: str,
-        keep_batches: float = KEEP_BATCHES, clock: Callable[[], float] = time.time,
+        keep_batches: float = KEEP_BATCHES, clock: Callable[[], float] = time.time, dsn: str | None = None,
     ) -> None:
-        """Use `PostgresStore.open`; this wraps a connection already set up by it."""
+        """Use `PostgresStore.open`; this wraps a connection already set up by it (``dsn``: to reconnect)."""
         self._retention = Retention(keep_batches, clock)
         self.catalog = catalog
         self._conn = conn
+        self._dsn = dsn
+        self._closed = False
         self._schema = schema
         self._sql = _Statements(schema)
         self._busy_timeout = busy_timeout
@@ -287,18 +322,9 @@ class PostgresStore(SingleWrites):
         if not _NAME.fullmatch(schema):
             raise BadOption(f"schema name {schema!r} is not a plain lower-case identifier")
         where = _redact(dsn)
-        millis = max(1, round(busy_timeout * 1000))  # 0 would mean "wait forever" to PostgreSQL
-        with _mapped(None, where, opening=True):
-            try:
-                conn = await asyncpg.connect(
-                    dsn,
-                    timeout=max(busy_timeout, 10.0),
-                    server_settings={"lock_timeout": f"{millis}ms", "application_name": "statewright"},
-                )
-            except ValueError as exc:  # a DSN asyncpg cannot parse
-                raise StoreError(f"{where}: not a usable PostgreSQL DSN ({_line(exc)})") from None
+        conn = await _connect(dsn, where, busy_timeout)
         store = cls(conn, catalog, schema=schema, busy_timeout=busy_timeout, where=where,
-                    keep_batches=keep_batches, clock=clock)
+                    keep_batches=keep_batches, clock=clock, dsn=dsn)
         try:
             with _mapped(None, where, conn):
                 current = await store._inspect()
@@ -320,9 +346,7 @@ class PostgresStore(SingleWrites):
     # -- reads ------------------------------------------------------------------
 
     async def load(self, key: str) -> Record:
-        async with self._lock:
-            with _mapped(key, self._where, self._conn):
-                row = await self._conn.fetchrow(self._sql.load, key)
+        row = await self._read(key, lambda conn: conn.fetchrow(self._sql.load, key))
         if row is None:
             raise NotFound(f"no instance {key!r}", key=key)
         machine, text, version = str(row[0]), str(row[1]), int(row[2])
@@ -332,19 +356,58 @@ class PostgresStore(SingleWrites):
         sql, params = self._sql.log, [key, _int8(start)]
         if stop is not None:
             sql, params = sql + " AND seq < $3", [*params, _int8(stop)]
-        async with self._lock:
-            with _mapped(key, self._where, self._conn):
-                rows = await self._conn.fetch(sql + " ORDER BY seq", *params)
+        rows = await self._read(key, lambda conn: conn.fetch(sql + " ORDER BY seq", *params))
         return [Event(key, int(seq), str(kind), decode_event(key, int(seq), data), bool(end)) for seq, kind, data, end in rows]
 
+    async def log_head(self, key: str) -> tuple[int, bool]:
+        (_, head, ended), = await self._read(key, lambda conn: conn.fetch(self._sql.heads, [key]))
+        return (0 if head is None else int(head)), bool(ended)
+
+    async def receipt(self, batch: str) -> Receipt | None:
+        row = await self._read(None, lambda conn: conn.fetchrow(self._sql.receipt, batch))
+        return None if row is None else decode_receipt(batch, row[0], row[1])
+
     async def keys(self) -> list[str]:
-        async with self._lock:
-            with _mapped(None, self._where, self._conn):
-                rows = await self._conn.fetch(self._sql.keys)
+        rows = await self._read(None, lambda conn: conn.fetch(self._sql.keys))
         return sorted(str(key) for (key,) in rows)
+
+    async def _read(self, key: str | None, query: Callable[[Any], Awaitable[T]]) -> T:
+        """Run one read on a live connection; a read that lost its connection is read again on a new one."""
+        async with self._lock:
+            for tries in (1, 2):
+                await self._live(key)
+                conn = self._conn
+                try:
+                    with _mapped(key, self._where, conn):
+                        return await query(conn)
+                except Io:
+                    if tries == 2 or not conn.is_closed():
+                        raise
+            raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _live(self, key: str | None) -> None:
+        """Make sure the store has an open connection: reconnect a lost one, `Io` when the server stays gone."""
+        if self._closed:
+            raise StoreError(f"{self._where}: the store is closed", key=key)
+        if not self._conn.is_closed():
+            return
+        if self._dsn is None:
+            raise Io(f"{self._where}: the connection was lost and this store cannot reconnect", key=key)
+        last: StoreError | None = None
+        for attempt in range(_RECONNECTS):
+            if attempt:
+                await asyncio.sleep(0.05 * 2 ** (attempt - 1))
+            try:
+                self._conn = await _connect(self._dsn, self._where, self._busy_timeout)
+                return
+            except Io as exc:
+                last = exc
+        raise Io(f"{self._where}: the connection was lost and {_RECONNECTS} attempts to reconnect failed ({last})",
+                 key=key) from last
 
     async def close(self) -> None:
         async with self._lock:
+            self._closed = True
             if self._conn.is_closed():
                 return
             try:
@@ -354,18 +417,24 @@ class PostgresStore(SingleWrites):
 
     # -- writes -----------------------------------------------------------------
 
-    async def _write(self, ops: Sequence[Op], batch: str | None = None) -> list[Record | int]:
+    async def _write(self, ops: Sequence[Op], batch: str | None = None, outcome: Any = None) -> list[Record | int]:
         """Validate and serialise ``ops`` (no SQL yet), then apply them in one guarded transaction."""
         prepared = prepare_batch(self.catalog, ops, batch)
+        noted = prepare_outcome(self.catalog, batch, outcome)
+        digest = batch_digest(ops, prepared, limits=self.catalog.limits) if batch is not None else ""
         key = ops[0].key if ops else None
-        return await self._guarded(key, lambda: self._batch(ops, prepared, batch))
+        return await self._guarded(key, lambda: self._batch(ops, list(prepared), batch, digest, noted))
 
-    async def _batch(self, ops: Sequence[Op], prepared: list[Any], batch: str | None) -> list[Record | int]:
+    async def _batch(self, ops: Sequence[Op], prepared: list[Any], batch: str | None, digest: str,
+                     noted: str | None) -> list[Record | int]:
         """The body of a write transaction: lock the keys, claim the batch id, decide in memory, then write.
 
-        The whole batch is decided on the locked rows and log heads (`bulk.Plan`:
-        the port's rules, op by op) before anything is written; then each kind
-        of row is written with one statement of arrays (`_flush`).
+        The id is claimed with its operations' ``digest`` and the outcome
+        ``noted``; an id recorded before answers at once (nothing applied when
+        the digest is this batch's, `AlreadyApplied` when another's). The whole
+        batch is decided on the locked rows and log heads (`bulk.Plan`: the
+        port's rules, op by op) before anything is written; then each kind of
+        row is written with one statement of arrays (`_flush`).
         """
         created = {op.key for op in ops if isinstance(op, Cas) and op.expected == 0}
         if created:  # keys with no row to lock yet: their advisory locks, in one global order, come first
@@ -374,8 +443,12 @@ class PostgresStore(SingleWrites):
         rows = {str(k): (str(m), int(v)) for k, m, v in await self._conn.fetch(self._sql.lock, keys)}
         if batch is not None:
             now = self._retention.clock()
-            if await self._conn.fetchval(self._sql.claim, batch, int(now)) is None:
-                return []  # committed before: that was its outcome, and nothing is applied twice
+            if await self._conn.fetchval(self._sql.claim, batch, int(now), digest, noted) is None:
+                row = await self._conn.fetchrow(self._sql.receipt, batch)
+                found = None if row is None else decode_receipt(batch, row[0], row[1])
+                if recorded_before(batch, digest, found):
+                    return []  # committed before: that was its outcome, and nothing is applied twice
+                raise AssertionError(f"batch {batch[:16]} was claimed and is not recorded")  # pragma: no cover
             cutoff = self._retention.cutoff(now)
             if cutoff is not None:  # forget ids past their retention, in this same transaction
                 await self._conn.execute(self._sql.prune, math.ceil(cutoff))  # `at` is whole seconds
@@ -383,7 +456,8 @@ class PostgresStore(SingleWrites):
         logs = sorted({op.key for op in ops if not isinstance(op, Cas)})
         heads: dict[str, tuple[int, bool]] = {}
         if logs:
-            heads = {str(k): (int(h), bool(e)) for k, h, e in await self._conn.fetch(self._sql.heads, logs)}
+            heads = {str(k): (0 if h is None else int(h), bool(e))
+                     for k, h, e in await self._conn.fetch(self._sql.heads, logs)}
         plan = Plan(self.catalog, dict(rows), heads)
         out = [plan.apply(op, payload) for op, payload in zip(ops, prepared)]
         await self._flush(plan)
@@ -454,19 +528,32 @@ class PostgresStore(SingleWrites):
         and only then re-raises: the connection is idle and holds no lock.
         """
         async with self._lock:
-            flags = _Flags()
-            job = asyncio.ensure_future(self._transaction(key, body, flags))
-            try:
-                return await asyncio.shield(job)
-            except asyncio.CancelledError:
-                flags.abort = True
-                if not flags.ending:
-                    job.cancel()
-                await settle(job)
-                raise
+            for tries in (1, 2):
+                await self._live(key)
+                conn = self._conn
+                flags = _Flags()
+                job = asyncio.ensure_future(self._transaction(key, body, flags))
+                try:
+                    return await asyncio.shield(job)
+                except asyncio.CancelledError:
+                    flags.abort = True
+                    if not flags.ending:
+                        job.cancel()
+                    await settle(job)
+                    raise
+                except Io:
+                    # the connection died before COMMIT was sent (after it: UnknownOutcome),
+                    # so the server rolled the transaction back: run it again on a new one
+                    if tries == 2 or not conn.is_closed():
+                        raise
+            raise AssertionError("unreachable")  # pragma: no cover
 
     async def _transaction(self, key: str | None, body: Callable[[], Awaitable[T]], flags: _Flags) -> T:
-        """``BEGIN`` ... ``COMMIT``; anything raised (a cancellation too) rolls back first."""
+        """``BEGIN`` ... ``COMMIT``; anything raised (a cancellation too) rolls back first.
+
+        A connection lost once ``COMMIT`` was sent is `UnknownOutcome`: the
+        server may have committed, and only the reply been lost.
+        """
         try:
             with _mapped(key, self._where, self._conn):
                 await self._conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
@@ -474,7 +561,15 @@ class PostgresStore(SingleWrites):
                 if flags.abort:
                     raise CallerCancelled("the caller was cancelled before COMMIT")
                 flags.ending = True
-                await self._conn.execute("COMMIT")
+                try:
+                    await self._conn.execute("COMMIT")
+                except BaseException as exc:
+                    if _lost_connection(exc):
+                        raise UnknownOutcome(
+                            f"{self._where}: the connection was lost after COMMIT was sent, so the write may or may "
+                            f"not have committed; re-submit it by its batch id to know ({_line(exc)})", key=key,
+                        ) from exc
+                    raise
             return out
         except BaseException:
             flags.ending = True
@@ -546,6 +641,28 @@ def creation_locks(schema: str, keys: Iterable[str]) -> list[int]:
     ids = {int.from_bytes(hashlib.blake2b(f"{schema}\0{key}".encode(), digest_size=8).digest(), "big", signed=True)
            for key in keys}
     return sorted(ids)
+
+
+async def _connect(dsn: str, where: str, busy_timeout: float) -> Any:
+    """A new connection for a store: its lock timeout is the busy timeout; `Io` when the server cannot be reached."""
+    millis = max(1, round(busy_timeout * 1000))  # 0 would mean "wait forever" to PostgreSQL
+    with _mapped(None, where, opening=True):
+        try:
+            return await asyncpg.connect(
+                dsn,
+                timeout=max(busy_timeout, 10.0),
+                server_settings={"lock_timeout": f"{millis}ms", "application_name": "statewright"},
+            )
+        except ValueError as exc:  # a DSN asyncpg cannot parse
+            raise StoreError(f"{where}: not a usable PostgreSQL DSN ({_line(exc)})") from None
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection is gone (not that the server refused the statement)."""
+    if isinstance(exc, (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError)):
+        return True
+    state = str(getattr(exc, "sqlstate", "") or "") if isinstance(exc, asyncpg.PostgresError) else ""
+    return state.startswith("08") or state in ("57P01", "57P02", "57P03")
 
 
 def is_dsn(text: str) -> bool:

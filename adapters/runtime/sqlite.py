@@ -15,8 +15,10 @@ Three tables hold everything::
     instances(key PRIMARY KEY, machine, state, version)
     events(key, seq, kind, data, terminal, PRIMARY KEY (key, seq))
     UNIQUE INDEX events_one_terminal ON events(key) WHERE terminal = 1
-    batches(id PRIMARY KEY, at)  -- ids of committed batches, written in their transaction,
-                                 -- with its Unix time; INDEX batches_at ON batches(at)
+    batches(id PRIMARY KEY, at, digest, outcome)
+        -- ids of committed batches, written in their transaction, with its Unix time, the
+        -- digest of its operations and the outcome its committer recorded (`RequestStore`);
+        -- INDEX batches_at ON batches(at)
 
 so "one terminal event per instance" is a fact the database enforces, not
 only a check this module makes. States are written as `Catalog.dump`'s
@@ -75,6 +77,16 @@ connection idle and holding no lock. The lock wait is our own 5 ms poll
 (SQLite's busy handler cannot be interrupted), bounded by ``busy_timeout``.
 Whether a cancelled write committed is unknown to its caller; re-submitting
 it with the same ``batch`` id (`BatchStore`) settles it exactly once.
+
+A ``COMMIT`` that fails with an I/O error (``SQLITE_IOERR``: a failed write or
+fsync of the WAL) may have left a commit record that the next open replays,
+so it raises `UnknownOutcome`, not `Io`: the same batch re-submitted by its id
+settles it. (A ``COMMIT`` that fails with ``SQLITE_FULL`` or ``SQLITE_BUSY``
+was not applied, and says so.)
+
+Reading a log's end (`log_head`, and the head check of every append) is two
+index lookups -- the last event by ``(key, seq)``, a terminal event by the
+one-terminal index -- whatever the log's length.
 """
 
 from __future__ import annotations
@@ -114,40 +126,54 @@ from statewright.adapters.runtime.store import (
     KEEP_BATCHES,
     PermissionDenied,
     ReadOnly,
+    Receipt,
     Record,
     Retention,
     SingleWrites,
     StoreError,
+    UnknownOutcome,
+    batch_digest,
     cas_machine,
     check_options,
     decode_event,
+    decode_receipt,
     is_name,
     open_log,
     prepare_batch,
+    prepare_outcome,
+    recorded_before,
 )
 
 __all__ = ["KEEP_BATCHES", "SCHEMA_VERSION", "SqliteStore"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The store's schema, in the file's ``PRAGMA user_version``.
 
 A release that changes the schema bumps it and upgrades older files in `SqliteStore.open`, in
 one transaction, before anything else touches them: version 0 (files written before the schema
 was versioned) gains the ``batches`` table; version 1 gains ``batches.at``, the time each
 recorded id was committed (ids already there are dated at the upgrade), so that ids can be
-forgotten after a retention. A file whose version is newer than the release's is refused with
+forgotten after a retention; version 2 gains ``batches.digest`` and ``batches.outcome`` (null
+for the ids already there, which then count as the same batch whatever is re-submitted, as
+they did). A file whose version is newer than the release's is refused with
 `IncompatibleSchema` and not touched.
 """
 COLUMNS = {
     "instances": ("key", "machine", "state", "version"),
     "events": ("key", "seq", "kind", "data", "terminal"),
-    "batches": ("id", "at"),
+    "batches": ("id", "at", "digest", "outcome"),
 }
 """The columns each table must have, exactly: a table of another shape is another schema."""
-UPGRADABLE: dict[str, dict[tuple[str, ...], int]] = {"batches": {("id",): 1}}
+UPGRADABLE: dict[str, dict[tuple[str, ...], int]] = {"batches": {("id",): 1, ("id", "at"): 2}}
 """Older shapes of a table, each with the newest version that had it: `SqliteStore.open` upgrades them."""
 
 T = TypeVar("T")
+_HEADS = ("(SELECT seq FROM events WHERE key = wanted.key ORDER BY seq DESC LIMIT 1), "
+          "EXISTS (SELECT 1 FROM events WHERE key = wanted.key AND terminal = 1)")
+"""A log's head and whether it has ended, as columns of a select over a table ``wanted`` of keys:
+the head one step down the ``(key, seq)`` index to the last event, the terminal event through the
+one-terminal index -- wherever it is, so a flag written behind the store's back ends the log too.
+Never a scan of the log, whatever its length (`SqliteStore._heads`)."""
 _POLL = 0.005  # seconds between tries for the write lock; also how soon a cancelled waiter gives up
 _CHUNK = 500  # keys per ``IN (...)``: far under SQLite's limit on parameters (999 before 3.32)
 
@@ -167,7 +193,8 @@ SCHEMA = (
         PRIMARY KEY (key, seq)
     )""",
     "CREATE UNIQUE INDEX IF NOT EXISTS events_one_terminal ON events(key) WHERE terminal = 1",
-    "CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, at INTEGER NOT NULL, digest TEXT, outcome TEXT) "
+    "WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS batches_at ON batches(at)",
 )
 
@@ -217,6 +244,10 @@ async def _upgrade(db: aiosqlite.Connection, now: int) -> None:
     if columns == ("id",):  # version 1: ids without their time; date them now
         await db.execute("ALTER TABLE batches ADD COLUMN at INTEGER NOT NULL DEFAULT 0")
         await db.execute("UPDATE batches SET at = ?", (now,))
+        columns += ("at",)
+    if columns == ("id", "at"):  # version 2: ids without their operations' digest or an outcome
+        await db.execute("ALTER TABLE batches ADD COLUMN digest TEXT")
+        await db.execute("ALTER TABLE batches ADD COLUMN outcome TEXT")
 
 
 class SqliteStore(SingleWrites):
@@ -375,6 +406,22 @@ class SqliteStore(SingleWrites):
             rows = await self._db.execute_fetchall(sql + " ORDER BY seq", params)
         return [_event(key, *row) for row in rows]
 
+    async def log_head(self, key: str) -> tuple[int, bool]:
+        if not is_name(key, limits=self.catalog.limits):
+            return 0, False
+        async with self._lock, _mapped(key, f"reading the head of {key!r}'s log"):
+            self._open()
+            heads = await self._heads([key])
+        return heads.get(key, (0, False))
+
+    async def receipt(self, batch: str) -> Receipt | None:
+        if not is_name(batch, limits=self.catalog.limits):
+            return None
+        async with self._lock, _mapped(None, f"reading batch {batch[:16]}"):
+            self._open()
+            row = await self._one("SELECT digest, outcome FROM batches WHERE id = ?", (batch,))
+        return None if row is None else decode_receipt(batch, row[0], row[1])
+
     async def keys(self) -> list[str]:
         async with self._lock, _mapped(None, "listing the keys"):
             self._open()
@@ -396,27 +443,35 @@ class SqliteStore(SingleWrites):
 
     # -- writes -----------------------------------------------------------------
 
-    async def _write(self, ops: Sequence[Op], batch: str | None = None) -> list[Record | int]:
+    async def _write(self, ops: Sequence[Op], batch: str | None = None, outcome: Any = None) -> list[Record | int]:
         """Validate and serialise ``ops``, then apply them in one guarded ``BEGIN IMMEDIATE`` transaction."""
         prepared = prepare_batch(self.catalog, ops, batch)
+        noted = prepare_outcome(self.catalog, batch, outcome)
+        digest = batch_digest(ops, prepared, limits=self.catalog.limits) if batch is not None else ""
         key = ops[0].key if ops else None
         what = f"writing {key!r}" if len(ops) == 1 else f"writing a batch of {len(ops)} operations"
-        return await self._guarded(key, lambda: self._batch(ops, prepared, batch), what)
+        return await self._guarded(key, lambda: self._batch(ops, prepared, batch, digest, noted), what)
 
-    async def _batch(self, ops: Sequence[Op], prepared: list[Any], batch: str | None) -> list[Record | int]:
+    async def _batch(self, ops: Sequence[Op], prepared: list[Any], batch: str | None, digest: str,
+                     noted: str | None) -> list[Record | int]:
         """The body of a write transaction; ``batch``, if given, is recorded with it, and an old one skips it.
 
-        Reads the rows and log heads of every key in one statement each,
-        decides the whole batch in memory (`bulk.Plan`: the port's rules, op by
-        op), then writes each kind of row with one ``executemany``.
+        An id recorded before answers at once: nothing applied when its digest
+        is this batch's, `AlreadyApplied` when it is another's
+        (`store.recorded_before`). Otherwise reads the rows and log heads of
+        every key with one statement each, decides the whole batch in memory
+        (`bulk.Plan`: the port's rules, op by op), writes each kind of row with
+        one ``executemany``, and records the id with ``digest`` and the
+        outcome ``noted``.
         """
-        if batch is not None and await self._one("SELECT 1 FROM batches WHERE id = ?", (batch,)) is not None:
-            return []  # committed before: that was its outcome, and nothing is applied twice
+        if batch is not None:
+            row = await self._one("SELECT digest, outcome FROM batches WHERE id = ?", (batch,))
+            if recorded_before(batch, digest, None if row is None else decode_receipt(batch, row[0], row[1])):
+                return []  # committed before: that was its outcome, and nothing is applied twice
         keys = sorted({op.key for op in ops})
-        rows = {k: (m, v) for k, m, v in await self._in_keys("SELECT key, machine, version FROM instances", keys)}
-        logs = sorted({op.key for op in ops if not isinstance(op, Cas)})
-        heads = {k: (int(h), bool(e)) for k, h, e in await self._in_keys(
-            "SELECT key, MAX(seq), MAX(terminal) FROM events", logs, "GROUP BY key")}
+        rows = {k: (m, v) for k, m, v in await self._in_keys(
+            "SELECT key, machine, version FROM instances WHERE key IN ({marks})", keys)}
+        heads = await self._heads(sorted({op.key for op in ops if not isinstance(op, Cas)}))
         machine_less(self.catalog, ops, prepared, rows)  # InvalidState before any version or head is compared
         plan = Plan(self.catalog, rows, heads)
         out = [plan.apply(op, payload) for op, payload in zip(ops, prepared)]
@@ -428,7 +483,8 @@ class SqliteStore(SingleWrites):
             cutoff = self._retention.cutoff(now)
             if cutoff is not None:  # forget ids past their retention, in this same transaction
                 await self._db.execute("DELETE FROM batches WHERE at < ?", (cutoff,))
-            await self._db.execute("INSERT INTO batches (id, at) VALUES (?, ?)", (batch, int(now)))
+            await self._db.execute("INSERT INTO batches (id, at, digest, outcome) VALUES (?, ?, ?, ?)",
+                                   (batch, int(now), digest, noted))
         return out
 
     async def _flush(self, plan: Plan) -> None:
@@ -449,13 +505,18 @@ class SqliteStore(SingleWrites):
                 "INSERT INTO events (key, seq, kind, data, terminal) VALUES (?, ?, ?, ?, ?)",
                 [(k, seq, kind, data, int(end)) for k, seq, kind, data, end in plan.events])
 
-    async def _in_keys(self, select: str, keys: list[str], tail: str = "") -> list[Any]:
-        """``select ... WHERE key IN (keys) tail``, in chunks SQLite's limit on parameters allows."""
+    async def _heads(self, keys: list[str]) -> dict[str, tuple[int, bool]]:
+        """The log heads of those of ``keys`` that have events (`_HEADS`: two index lookups a key), 500 keys a statement."""
+        found = await self._in_keys(f"WITH wanted(key) AS (VALUES {{marks}}) SELECT key, {_HEADS} FROM wanted", keys,
+                                    "(?)")
+        return {k: _head(k, seq, ended) for k, seq, ended in found if seq is not None or ended}
+
+    async def _in_keys(self, sql: str, keys: list[str], mark: str = "?") -> list[Any]:
+        """``sql`` with ``{marks}`` standing for ``keys`` (each a ``mark``), in chunks SQLite's limit on parameters allows."""
         out: list[Any] = []
         for i in range(0, len(keys), _CHUNK):
             chunk = keys[i:i + _CHUNK]
-            marks = ", ".join("?" * len(chunk))
-            out += await self._db.execute_fetchall(f"{select} WHERE key IN ({marks}) {tail}", chunk)
+            out += await self._db.execute_fetchall(sql.format(marks=", ".join([mark] * len(chunk))), chunk)
         return out
 
     # -- plumbing ---------------------------------------------------------------
@@ -488,15 +549,26 @@ class SqliteStore(SingleWrites):
         """
         async with _mapped(key, what):
             await self._begin(key, abort)
+            committing = False
             try:
                 out = await body()
                 if abort.is_set():
                     raise CallerCancelled("the caller was cancelled before COMMIT")
+                committing = True
                 await self._db.execute("COMMIT")
                 return out
-            except BaseException:
-                if self._db.in_transaction:  # a failed COMMIT may have rolled back already
-                    await self._db.execute("ROLLBACK")
+            except BaseException as exc:
+                lost = committing and _lost_commit(exc)
+                try:
+                    if self._db.in_transaction:  # a failed COMMIT may have rolled back already
+                        await self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    if not lost:
+                        raise  # (after a lost COMMIT the unknown outcome is the news, not the rollback)
+                if lost:
+                    raise UnknownOutcome(f"{what}: COMMIT failed with an I/O error, so the batch may or may not "
+                                         f"have committed; re-submit it by its batch id to know ({exc})",
+                                         key=key) from exc
                 raise
 
     async def _begin(self, key: str | None, abort: asyncio.Event) -> None:
@@ -534,6 +606,22 @@ async def _stopped(connection: aiosqlite.Connection) -> None:
     thread = getattr(connection, "_thread", None)
     if thread is not None and thread.is_alive():
         await asyncio.to_thread(thread.join, 5.0)
+
+
+def _head(key: str, seq: Any, ended: Any) -> tuple[int, bool]:
+    """A log head as `_HEADS` reads it: 0 for a log with no event; `Corrupt` when the last seq is not an int."""
+    if seq is None:
+        return 0, bool(ended)
+    if type(seq) is not int:
+        raise Corrupt(f"the last event of {key!r} is garbled: seq {seq!r}", key=key)
+    return seq, bool(ended)
+
+
+def _lost_commit(exc: BaseException) -> bool:
+    """Whether a failed ``COMMIT`` may still have committed: an I/O error (a WAL write or fsync that failed)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, OSError) or (
+        isinstance(exc, sqlite3.Error) and isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_IOERR)
 
 
 def _millis(seconds: float) -> int:

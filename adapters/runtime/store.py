@@ -40,7 +40,13 @@ driver's errors to them at one boundary, and nothing else escapes a store:
 ``permission_denied``  the database role lacks a privilege the operation needs
                    (a role that may only read, writing); nothing was written
 ``full``           the disk or the database is full; nothing of the batch was written
-``io``             the backend could not read or write its files (or the server went away)
+``io``             the backend could not read or write its files (or the server went away);
+                   nothing was written
+``unknown_outcome``  a COMMIT was sent and its reply lost: the batch may or may not
+                   have committed; re-submit it by its id to know
+``already_applied``  the batch id was recorded with other operations: another
+                   decision of the same request took effect; nothing was written
+``request_reused``   a request id came back with another input for the same key
 ``bad_option``     a store was opened with an option it cannot honour (also a
                    `ValueError`); nothing was opened
 ``store_error``    any other failure of the backend; the message names the operation
@@ -87,6 +93,23 @@ that failed left no id behind, so its re-submission is simply tried again.
 backends remember ids for a retention (``keep_batches``, default a week) and
 forget older ones as they record new ones; memory keeps them for its life.
 
+An id is recorded with the digest of its operations (`batch_digest`), so a
+store tells the same batch sent again (success, nothing applied) from another
+batch under an id already taken (`AlreadyApplied`, nothing applied) -- the
+answer a `Driver` needs when two processes decide one *request* (a request id
+the caller supplies, from which the driver derives the batch id) at different
+versions. A `RequestStore` also records an ``outcome`` with the id -- JSON the
+committer wants handed back on a repeat -- and answers `RequestStore.receipt`:
+what it remembers of an id (`Receipt`), read before deciding anything.
+
+A commit whose reply was lost (a connection that died after ``COMMIT`` was
+sent) raises `UnknownOutcome`, never `Io`: it may have committed. The same
+batch re-submitted by its id settles which.
+
+A fresh reader need not read a log to find where it ends: `HeadStore.log_head`
+answers a key's head and whether it has ended from the last event alone (the
+terminal event is always the last), by index.
+
 States and events are serialised as canonical JSON (sorted keys, no
 whitespace, floats refused) through pydantic, so equal values always store
 the same bytes.
@@ -107,6 +130,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
 
 from statewright.adapters.runtime.errors import (
+    AlreadyApplied,
     BadInput,
     BadOption,
     Busy,
@@ -120,13 +144,16 @@ from statewright.adapters.runtime.errors import (
     NotFound,
     PermissionDenied,
     ReadOnly,
+    RequestReused,
     StoreError,
+    UnknownOutcome,
 )
 from statewright.adapters.runtime.readback import difference, raised_at, validation_problem
 from statewright.adapters.runtime.serialize import json_problem, value_json
 from statewright.kernel.machine import Machine
 
 __all__ = [
+    "AlreadyApplied",
     "Append",
     "AppendTerminal",
     "BadInput",
@@ -140,6 +167,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "Event",
     "Full",
+    "HeadStore",
     "IncompatibleSchema",
     "InvalidState",
     "Io",
@@ -152,22 +180,31 @@ __all__ = [
     "Op",
     "PermissionDenied",
     "ReadOnly",
+    "Receipt",
     "Record",
+    "RequestReused",
+    "RequestStore",
     "Retention",
     "SingleWrites",
     "Store",
     "StoreError",
+    "UnknownOutcome",
+    "batch_digest",
     "batch_id",
     "canonical_json",
     "cas_machine",
     "check_name",
     "check_options",
     "decode_event",
+    "decode_receipt",
     "is_name",
     "open_log",
     "prepare",
     "prepare_batch",
+    "prepare_outcome",
+    "recorded_before",
     "takes_batch",
+    "takes_requests",
 ]
 
 
@@ -492,12 +529,146 @@ class BatchStore(Store, Protocol):
     async def commit(self, ops: Sequence[Op], *, batch: str | None = None) -> None:
         """Apply ``ops`` as one transaction; with a ``batch`` id, at most once.
 
-        The id is recorded in the same transaction, and a batch whose id is
-        already recorded returns at once, as it did the first time, without
-        applying anything again.
+        The id is recorded in the same transaction, with the digest of ``ops``
+        (`batch_digest`). Sent again with the same operations, a batch whose id
+        is recorded returns at once, as it did the first time, without applying
+        anything; with other operations it raises `AlreadyApplied` (nothing
+        written): the id was taken by another batch.
         """
         ...
 
+
+@runtime_checkable
+class HeadStore(Store, Protocol):
+    """A `Store` that reads where a log ends without reading the log (all three backends here)."""
+
+    async def log_head(self, key: str) -> tuple[int, bool]:
+        """``key``'s log head -- the seq of its last event, 0 when it has none -- and whether that is the terminal event.
+
+        One indexed read, whatever the length of the log. A key with no
+        instance has an empty log: ``(0, False)``.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a store remembers of a committed batch id: the digest of its operations and the outcome recorded with it.
+
+    ``digest`` is None for an id recorded before the store kept digests (schema
+    version 2): any re-submission under it counts as the same batch, as it did
+    then. ``outcome`` is the JSON data its committer recorded (None if none).
+    """
+
+    batch: str
+    digest: str | None
+    outcome: Any = None
+
+
+@runtime_checkable
+class RequestStore(BatchStore, Protocol):
+    """A `BatchStore` that records an outcome with each batch id and hands it back (all three backends here).
+
+    What the `Driver` needs for request ids that hold across processes: before
+    deciding a request it asks `receipt` whether the request's batch id is
+    recorded, and if so answers with the recorded outcome instead of deciding
+    again. `takes_requests` tells whether a store is one.
+    """
+
+    async def commit(self, ops: Sequence[Op], *, batch: str | None = None, outcome: Any = None) -> None:
+        """`BatchStore.commit`, recording ``outcome`` (JSON data; only with a ``batch`` id) with the id."""
+        ...
+
+    async def receipt(self, batch: str) -> Receipt | None:
+        """What is recorded of ``batch``, or None when it is not (never was, or was forgotten after ``keep_batches``)."""
+        ...
+
+
+def batch_digest(ops: Sequence[Op], prepared: Sequence[Any], *, limits: Limits = DEFAULT_LIMITS) -> str:
+    """The SHA-256 of a batch's operations as a store writes them (``prepared`` is `prepare_batch`'s).
+
+    Recorded with a batch id, it tells the same batch sent again from another
+    batch under that id. It is computed from the serialised payloads (no
+    second serialisation), except for a `Cas` naming no machine, whose state
+    `prepare` leaves unserialised: that one is serialised here, so a state no
+    store can hold is `InvalidState` here too -- as it would be on writing it.
+    Every backend calls it at the same point, right after `prepare_batch`.
+    """
+    h = hashlib.sha256()
+
+    def part(text: str) -> None:
+        data = text.encode()
+        h.update(len(data).to_bytes(8, "big"))
+        h.update(data)
+
+    for op, payload in zip(ops, prepared):
+        if isinstance(op, Cas):
+            state = payload if payload is not None else canonical_json(op.state, limits=limits)
+            for text in ("cas", op.key, str(op.expected), op.machine or "", state):
+                part(text)
+        elif isinstance(op, Append):
+            for text in ("append", op.key, str(op.expected), str(len(payload))):
+                part(text)
+            for kind, data in payload:
+                part(kind)
+                part(data)
+        else:
+            for text in ("terminal", op.key, op.kind, payload):
+                part(text)
+    return h.hexdigest()
+
+
+def recorded_before(batch: str, digest: str, found: Receipt | None, *, key: str | None = None) -> bool:
+    """Whether ``batch`` is already recorded for these operations (``digest``): then nothing is to be applied.
+
+    False when it is not recorded; `AlreadyApplied` when it is, under other
+    operations. Every backend asks this one function, inside the transaction
+    that would record the id.
+    """
+    if found is None:
+        return False
+    if found.digest is None or found.digest == digest:
+        return True
+    raise AlreadyApplied(f"batch {batch[:16]} was committed before with other operations (another decision "
+                         "of the same request); nothing was written", receipt=found, key=key)
+
+
+def prepare_outcome(catalog: Catalog, batch: str | None, outcome: Any) -> str | None:
+    """``outcome``'s canonical JSON, to be recorded with ``batch``; None for none; `InvalidState` if it cannot be.
+
+    Its size is not limited: a driver records what it decided from, states
+    each already within the limits.
+    """
+    if outcome is None:
+        return None
+    if batch is None:
+        raise InvalidState("an outcome is recorded with a batch id, and this commit has none")
+    try:
+        return canonical_json(outcome, limits=catalog.limits, max_bytes=2**62)
+    except InvalidState as exc:
+        raise InvalidState(f"the outcome recorded with batch {batch[:16]}: {exc}") from None
+
+
+def decode_receipt(batch: str, digest: Any, outcome: Any) -> Receipt:
+    """A stored batch row as a `Receipt`; `Corrupt` when its outcome is not JSON text."""
+    if digest is not None and not isinstance(digest, str):
+        raise Corrupt(f"batch {batch[:16]} has a digest that is not text: {digest!r}")
+    if outcome is None:
+        return Receipt(batch, digest)
+    if not isinstance(outcome, str):
+        raise Corrupt(f"batch {batch[:16]} holds a {type(outcome).__name__} outcome, not JSON text")
+    try:
+        return Receipt(batch, digest, json.loads(outcome))
+    except (ValueError, RecursionError) as exc:
+        raise Corrupt(f"batch {batch[:16]}'s outcome cannot be decoded: {_first_line(exc)}") from None
+
+
+def takes_requests(store: Store) -> bool:
+    """Whether ``store`` is a `RequestStore`: its ``commit`` records an ``outcome`` and it answers ``receipt``."""
+    try:
+        return "outcome" in inspect.signature(store.commit).parameters and callable(getattr(store, "receipt", None))
+    except (TypeError, ValueError):
+        return False
 
 
 def cas_machine(op: Cas, stored: tuple[str, int] | None) -> str:
@@ -618,12 +789,12 @@ class SingleWrites:
 
     Every backend applies a lone operation exactly as a batch of one, so the
     four writes of the port are written once, here; a backend supplies
-    ``_write(ops, batch)``, returning each operation's result in order (a
-    `Record` for a `Cas`, the new log head for an append), or nothing for a
+    ``_write(ops, batch, outcome)``, returning each operation's result in order
+    (a `Record` for a `Cas`, the new log head for an append), or nothing for a
     batch whose id it had already applied.
     """
 
-    async def _write(self, ops: Sequence[Op], batch: str | None = None) -> list[Any]:
+    async def _write(self, ops: Sequence[Op], batch: str | None = None, outcome: Any = None) -> list[Any]:
         raise NotImplementedError
 
     async def cas(self, key: str, expected: int, state: Any, *, machine: str | None = None) -> Record:
@@ -641,8 +812,9 @@ class SingleWrites:
         assert isinstance(result, int)
         return result
 
-    async def commit(self, ops: Sequence[Op], *, batch: str | None = None) -> None:
-        await self._write(ops, batch)
+    async def commit(self, ops: Sequence[Op], *, batch: str | None = None, outcome: Any = None) -> None:
+        await self._write(ops, batch, outcome)
+
 
 def takes_batch(store: Store) -> bool:
     """Whether ``store.commit`` accepts a ``batch`` id (see `BatchStore`)."""

@@ -21,17 +21,25 @@ record, so they constrain nothing and are left out. A ``commit`` with a
 effect, every later one with it succeeds and applies nothing, so the model
 also holds the ids of batches that took effect -- only those some other
 commit of the history names again, since no other operation observes them.
+An id is taken by the writes it was recorded with: a later commit under it
+with the same writes succeeds and applies nothing, one with other writes fails
+with ``already_applied`` and applies nothing (another decision of the same
+request took the id). A ``receipt`` reads what an id was recorded with: null
+when no commit with it took effect, else the ``outcome`` that commit recorded.
+``log_head`` reads a key's log head and terminal flag.
 
 Search is Wing & Gong's, with Lowe's memoisation of (linearized set, model
 state) as in Porcupine, iterative. It is P-compositional: the history is
 split into independent parts by key, and a ``commit`` touching several keys
 joins them (union-find), so each part is the union of the keys batches
-connect and its model state is the tuple of those keys' records. Each part
-is cut at quiescent points and searched a segment at a time, each with its
-own memo (see the search section below), so memory follows the longest
-stretch of overlapping operations, not the history. One budget of steps
-(and an optional time limit) bounds everything -- reading the files,
-preparing, searching, shrinking; past it the verdict is ``unknown``.
+connect and its model state is the tuple of those keys' records. Operations
+naming one batch id (commits, receipts) share a part too, since the ids
+taken are part of the model state. Each part is cut at quiescent points and
+searched a segment at a time, each with its own memo (see the search section
+below), so memory follows the longest stretch of overlapping operations, not
+the history. One budget of steps (and an optional time limit) bounds
+everything -- reading the files, preparing, searching, shrinking; past it
+the verdict is ``unknown``.
 
 History files are JSON Lines, one operation per line::
 
@@ -39,14 +47,16 @@ History files are JSON Lines, one operation per line::
      "op": {"kind": "cas", "key": "k0", "expected": 2, "state": {...}, "machine": null},
      "result": {"ok": 3}}
 
-``op.kind`` is ``load`` (key), ``read_log`` (key, start, stop), ``cas`` (key,
-expected, state, machine), ``append`` (key, expected, events: [[kind, data],
-...]), ``append_terminal`` (key, event: [kind, data]) or ``commit`` (ops: a
-list of cas / append / append_terminal, and an optional ``batch`` id: a
-string, absent or null for none). ``result`` is ``{"ok": value}`` --
-a load's ``{"machine", "version", "state"}``, a read_log's ``[[seq,
-terminal], ...]``, a cas's new version, an append's new head, a commit's
-null -- or ``{"error": code}`` with a `StoreError` code, or null while the
+``op.kind`` is ``load`` (key), ``read_log`` (key, start, stop), ``log_head``
+(key), ``cas`` (key, expected, state, machine), ``append`` (key, expected,
+events: [[kind, data], ...]), ``append_terminal`` (key, event: [kind, data]),
+``commit`` (ops: a list of cas / append / append_terminal, an optional
+``batch`` id: a string, absent or null for none, and an optional ``outcome``:
+any JSON, recorded with the id) or ``receipt`` (batch). ``result`` is ``{"ok":
+value}`` -- a load's ``{"machine", "version", "state"}``, a read_log's
+``[[seq, terminal], ...]``, a log_head's ``[head, terminal]``, a cas's new
+version, an append's new head, a commit's null, a receipt's null or
+``{"outcome": ...}`` -- or ``{"error": code}`` with a `StoreError` code, or null while the
 operation has not returned. The recorder writes each operation at invoke
 (``"return": null``) and again when it returns; of the lines with one
 (process, index) the last wins, so a killed process leaves its last
@@ -60,6 +70,7 @@ them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import reprlib
@@ -80,12 +91,16 @@ from statewright.adapters.runtime.store import (
     Cas,
     Catalog,
     Event,
+    HeadStore,
     Op,
+    Receipt,
     Record,
+    RequestStore,
     Store,
     StoreError,
     canonical_json,
     takes_batch,
+    takes_requests,
 )
 from statewright.kernel.errors import one_line
 from statewright.kernel.renamed import renamed
@@ -135,9 +150,12 @@ class OpKind(Enum):
     APPEND = "append"
     APPEND_TERMINAL = "append_terminal"
     COMMIT = "commit"
+    LOG_HEAD = "log_head"
+    RECEIPT = "receipt"
 
 
 WRITES = (OpKind.CAS, OpKind.APPEND, OpKind.APPEND_TERMINAL)
+READS = (OpKind.LOAD, OpKind.READ_LOG, OpKind.LOG_HEAD, OpKind.RECEIPT)
 
 
 class HistoryVerdict(Enum):
@@ -166,7 +184,14 @@ class Write:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """What was called: a read of ``key``, or ``writes`` (one, or a commit's several, with its ``batch`` id)."""
+    """What was called: a read of ``key``, ``writes`` (one, or a commit's several, with its ``batch`` id), or a receipt.
+
+    A commit by id may record an ``outcome`` (canonical JSON) with it; ``digest``
+    names its operations exactly (a `Write` keeps only what the model needs, so
+    two commits of one shape can differ in their events' data): a history file's
+    commit gets the SHA-256 of its ``ops``, and one built by hand is named by its
+    writes.
+    """
 
     kind: OpKind
     key: str = ""
@@ -174,10 +199,24 @@ class Call:
     start: int = 1
     stop: int | None = None
     batch: str | None = None
+    outcome: str | None = None
+    digest: str | None = None
 
     @property
     def keys(self) -> tuple[str, ...]:
+        if self.kind is OpKind.RECEIPT:
+            return ()
         return tuple(sorted({w.key for w in self.writes})) if self.writes else (self.key,)
+
+    @property
+    def identity(self) -> Any:
+        """What tells this batch from another under the same id."""
+        return self.digest if self.digest is not None else self.writes
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """What joins operations into one part: the keys, and the batch id (``\x00`` cannot start a key)."""
+        return self.keys + (() if self.batch is None else (f"\x00{self.batch}",))
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +293,9 @@ def _apply(keys: tuple[str, ...], model: tuple[KeyState, ...], call: Call) -> tu
         if machine is None:
             return model, Response(error="not_found")
         return model, Response.ok({"machine": machine, "version": version, "state": json.loads(state or "null")})
+    if call.kind is OpKind.LOG_HEAD:
+        _, _, _, head, terminal = model[keys.index(call.key)]
+        return model, Response.ok([head, terminal])
     if call.kind is OpKind.READ_LOG:  # the events as their bounds (`_log_read`): a long log costs no more
         _, _, _, head, terminal = model[keys.index(call.key)]
         first, last = max(call.start, 1), head if call.stop is None else min(call.stop - 1, head)
@@ -341,6 +383,14 @@ def _loose_read(rec: KeyState, call: Call, result: Response) -> KeyState | None:
         return (*seen, head, terminal)
     if result.value is None:
         return None
+    if call.kind is OpKind.LOG_HEAD:
+        got = json.loads(result.value)
+        if not (isinstance(got, list) and len(got) == 2 and type(got[0]) is int and type(got[1]) is bool):
+            return None  # no log head reads like that
+        last, ended = got
+        if head not in (UNKNOWN, last) or terminal not in (UNKNOWN, ended) or (last and machine is None):
+            return None
+        return (EXISTS if machine == UNKNOWN and last else machine, state, version, last, ended)
     events = json.loads(result.value)
     if events == []:
         return rec  # no events pins nothing down
@@ -379,7 +429,7 @@ def _apply_loose(keys: tuple[str, ...], model: tuple[KeyState, ...], op: Operati
         return after if op.result is None or result == op.result else None
     out = list(model)
     i = touched[0]
-    if call.kind in (OpKind.LOAD, OpKind.READ_LOG):
+    if call.kind in (OpKind.LOAD, OpKind.READ_LOG, OpKind.LOG_HEAD):
         new = _loose_read(model[i], call, op.result)
     elif call.kind is not OpKind.COMMIT:
         new = _loose_write(model[i], call.writes[0], op.result)
@@ -530,8 +580,21 @@ def _unlift(call: _Entry) -> None:
             e.next.prev = e
 
 
-Model = tuple[tuple[KeyState, ...], frozenset[str]]
-"""The records of a part's keys, and the ids of batches that took effect (those named again only)."""
+Taken = tuple[str, Any, str | None]
+"""A batch id that took effect: the id, what its commit wrote (`Call.identity`) and the outcome it recorded."""
+Model = tuple[tuple[KeyState, ...], frozenset[Taken]]
+"""The records of a part's keys, and the batch ids that took effect (those named again only)."""
+
+
+def _taken(applied: frozenset[Taken], batch: str) -> Taken | None:
+    return next((t for t in applied if t[0] == batch), None)
+
+
+def _receipt(taken: Taken | None) -> Response:
+    """What a receipt of an id answers: null when no commit took it, else the outcome recorded with it."""
+    if taken is None:
+        return Response.ok(None)
+    return Response.ok({"outcome": None if taken[2] is None else json.loads(taken[2])})
 
 Config = tuple[Model, frozenset[int]]
 """Where a segment may end: the model, and the pending operations (indices into the part) not yet placed."""
@@ -591,8 +654,18 @@ class _Search:
     def _step(self, model: Model, op: Operation) -> Model | None:
         records, applied = model
         batch = op.call.batch
-        if batch is not None and batch in applied:  # a re-submission: the first outcome, nothing applied
-            return model if op.result is None or op.result == DONE else None
+        taken = None if batch is None else _taken(applied, batch)
+        if op.call.kind is OpKind.RECEIPT:
+            if op.result is None or op.result == _receipt(taken) or (self.loose and taken is None):
+                return model  # (from an unknown record, a commit before the cut may have taken the id)
+            return None
+        if taken is not None:
+            if taken[1] == op.call.identity:  # a re-submission: the first outcome, nothing applied
+                return model if op.result is None or op.result == DONE else None
+            # another batch under a taken id: refused, nothing applied
+            return model if op.result is None or op.result.error == "already_applied" else None
+        if op.result is not None and op.result.error == "already_applied":
+            return model if self.loose and batch is not None else None  # no commit in the history took the id
         after: tuple[KeyState, ...] | None
         if self.loose and batch is not None and op.result == DONE:
             after, took = _loose_resubmitted(self.keys, records, op.call), True
@@ -606,7 +679,7 @@ class _Search:
         if after is None:
             return None
         if took and batch is not None and batch in self.again:
-            applied = applied | {batch}
+            applied = applied | {(batch, op.call.identity, op.call.outcome)}
         return after, applied
 
     def _inert(self, model: Model, op: Operation) -> bool:
@@ -616,13 +689,13 @@ class _Search:
         loose one forgets what it knew where it joins two records.
         """
         call = op.call
-        if call.kind in (OpKind.LOAD, OpKind.READ_LOG):
+        if call.kind in READS:
             return True
         if self.loose:
             return False
         records, applied = model
-        if call.batch is not None and call.batch in applied:
-            return True
+        if call.batch is not None and _taken(applied, call.batch) is not None:
+            return True  # the same batch again applies nothing, another is refused: both for good
         return any(_refused_for_good(records[self.keys.index(w.key)], w) for w in call.writes)
 
     def run(self) -> HistoryVerdict:
@@ -802,12 +875,12 @@ def _parts(ops: Sequence[Operation]) -> list[list[Operation]]:
         return k
 
     for op in ops:
-        first, *rest = op.call.keys
+        first, *rest = op.call.nodes
         for k in rest:
             parent[root(k)] = root(first)
     parts: dict[str, list[Operation]] = {}
     for op in ops:
-        parts.setdefault(root(op.call.keys[0]), []).append(op)
+        parts.setdefault(root(op.call.nodes[0]), []).append(op)
     return [parts[r] for r in sorted(parts)]
 
 
@@ -816,16 +889,16 @@ def _removable(op: Operation, rest: Sequence[Operation], loose: bool) -> bool:
 
     Reads and failed writes only constrain, so they may always go. A write that
     took (or may have taken) effect may go only where it could be ordered after
-    every remaining operation on its keys (each began before it returned), or --
+    every remaining operation on its keys or its batch id (each began before it returned), or --
     judged from an unknown record, which absorbs it -- before them all (each
     returned after it began). This is judged against what stays at the time, so
     a later cut can still leave a gap where a dropped write was: the result is a
     1-minimal failing sub-history, a place to start reading, not a proof of cause.
     """
-    if op.result is not None and (op.call.kind in (OpKind.LOAD, OpKind.READ_LOG) or op.result.error is not None):
+    if op.result is not None and (op.call.kind in READS or op.result.error is not None):
         return True
-    keys = set(op.call.keys)
-    others = [r for r in rest if keys.intersection(r.call.keys)]
+    nodes = set(op.call.nodes)  # its keys, and its batch id: a re-submission or receipt of it depends on it too
+    others = [r for r in rest if nodes.intersection(r.call.nodes)]
     end = float("inf") if op.returned is None else op.returned
     if all(r.invoke < end for r in others):
         return True
@@ -1044,6 +1117,10 @@ def render(op: Operation, t0: int = 0) -> str:
         what = f"load {op.call.key}"
     elif op.call.kind is OpKind.READ_LOG:
         what = f"read_log {op.call.key} [{op.call.start}, {op.call.stop or 'end'})"
+    elif op.call.kind is OpKind.LOG_HEAD:
+        what = f"log_head {op.call.key}"
+    elif op.call.kind is OpKind.RECEIPT:
+        what = f"receipt {str(op.call.batch)[:12]}"
     else:
         what = "; ".join(_render_write(w) for w in op.call.writes)
         what = f"commit [{what}]" if op.call.kind is OpKind.COMMIT else what
@@ -1138,6 +1215,10 @@ def _parse_call(obj: Any) -> Call:
         return Call(kind, _str(obj, "key"))
     if kind is OpKind.READ_LOG:
         return Call(kind, _str(obj, "key"), start=_int(obj, "start"), stop=_int(obj, "stop", optional=True))
+    if kind is OpKind.LOG_HEAD:
+        return Call(kind, _str(obj, "key"))
+    if kind is OpKind.RECEIPT:
+        return Call(kind, batch=_str(obj, "batch"))
     if kind is OpKind.COMMIT:
         ops = obj.get("ops")
         if not isinstance(ops, list) or not ops:
@@ -1145,7 +1226,12 @@ def _parse_call(obj: Any) -> Call:
         batch = obj.get("batch")
         if batch is not None and not isinstance(batch, str):
             raise ValueError(f"'batch' must be a string or null, got {_short(batch)}")
-        return Call(kind, writes=tuple(_parse_write(o) for o in ops), batch=batch)
+        outcome = obj.get("outcome")
+        if outcome is not None and batch is None:
+            raise ValueError("an 'outcome' is recorded with a batch id, and this commit has none")
+        digest = hashlib.sha256(_canonical(ops).encode()).hexdigest()
+        return Call(kind, writes=tuple(_parse_write(o) for o in ops), batch=batch,
+                    outcome=None if outcome is None else _canonical(outcome), digest=digest)
     return Call(kind, writes=(_parse_write(obj),))
 
 
@@ -1195,6 +1281,14 @@ def _parse_result(obj: Any, call: Call) -> Response | None:
         elif call.kind is OpKind.COMMIT:
             if value is not None:
                 raise ValueError(f"a commit's result must be {{\"ok\": null}}, got {_short(obj)}")
+        elif call.kind is OpKind.LOG_HEAD:
+            if not (isinstance(value, list) and len(value) == 2 and type(value[0]) is int
+                    and type(value[1]) is bool):
+                raise ValueError(f"a log_head's result must be {{\"ok\": [head, terminal]}}, got {_short(obj)}")
+        elif call.kind is OpKind.RECEIPT:
+            if not (value is None or isinstance(value, dict) and set(value) == {"outcome"}):
+                raise ValueError(f"a receipt's result must be {{\"ok\": null}} or {{\"ok\": {{\"outcome\": value}}}}, "
+                                 f"got {_short(obj)}")
         elif type(value) is not int:
             raise ValueError(f"a {call.kind.value}'s result must be {{\"ok\": number}}, got {_short(obj)}")
         return Response(_canonical(value))
@@ -1330,7 +1424,7 @@ def _op_json(op: Op) -> dict[str, Any]:
 
 @dataclass
 class Recorder:
-    """A store that records every call of ``inner`` (load, read_log and the writes) as history lines.
+    """A store that records every call of ``inner`` (load, read_log, log_head, receipt, the writes) as history lines.
 
     Lines go to ``out`` (a text file, flushed at invoke and at return, so a
     killed process leaves every line it wrote) and to ``lines``; `operations`
@@ -1400,16 +1494,38 @@ class Recorder:
         op = _op_json(AppendTerminal(key, kind, data))
         return int(await self._record(op, self.inner.append_terminal(key, kind, data), int))
 
-    async def commit(self, ops: Sequence[Op], *, batch: str | None = None) -> None:
-        """``inner.commit``; a ``batch`` id is recorded and passed on (``inner`` must then take one)."""
+    async def commit(self, ops: Sequence[Op], *, batch: str | None = None, outcome: Any = None) -> None:
+        """``inner.commit``; a ``batch`` id (and an ``outcome``) is recorded and passed on (``inner`` must take them)."""
         op: dict[str, Any] = {"kind": "commit", "ops": [_op_json(o) for o in ops]}
-        if batch is None:
+        if batch is None and outcome is None:
             await self._record(op, self.inner.commit(ops), lambda _: None)
             return
         if not takes_batch(self.inner):
             raise TypeError(f"{type(self.inner).__name__}.commit takes no batch id")
         op["batch"] = batch
-        await self._record(op, cast(BatchStore, self.inner).commit(ops, batch=batch), lambda _: None)
+        if outcome is None:
+            await self._record(op, cast(BatchStore, self.inner).commit(ops, batch=batch), lambda _: None)
+            return
+        if not takes_requests(self.inner):
+            raise TypeError(f"{type(self.inner).__name__}.commit records no outcome")
+        op["outcome"] = outcome
+        await self._record(op, cast(RequestStore, self.inner).commit(ops, batch=batch, outcome=outcome),
+                           lambda _: None)
+
+    async def receipt(self, batch: str) -> Receipt | None:
+        """``inner.receipt``, recorded: null, or the outcome recorded with the id (its digest is the store's own)."""
+        if not takes_requests(self.inner):
+            raise TypeError(f"{type(self.inner).__name__} answers no receipts")
+        found: Receipt | None = await self._record(
+            {"kind": "receipt", "batch": batch}, cast(RequestStore, self.inner).receipt(batch),
+            lambda r: None if r is None else {"outcome": r.outcome})
+        return found
+
+    async def log_head(self, key: str) -> tuple[int, bool]:
+        if not isinstance(self.inner, HeadStore):
+            raise TypeError(f"{type(self.inner).__name__} reads no log heads")
+        head, ended = await self._record({"kind": "log_head", "key": key}, self.inner.log_head(key), list)
+        return int(head), bool(ended)
 
     async def keys(self) -> list[str]:
         return await self.inner.keys()

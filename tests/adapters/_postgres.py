@@ -178,3 +178,116 @@ def _run(argv: list[str], runas: str | None, cwd: Path) -> subprocess.CompletedP
 def _last_line(result: subprocess.CompletedProcess[str]) -> str:
     lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
     return lines[-1].strip() if lines else f"exit status {result.returncode}"
+
+
+# -- a proxy that loses a COMMIT's reply -----------------------------------------------------------
+
+
+class Cut:
+    """Where `CommitCutter` cuts the next COMMIT: after the server answered it, or before it got it."""
+
+    AFTER_REPLY = "after_reply"  # the server committed; the client never hears so
+    BEFORE_SERVER = "before_server"  # the client sent COMMIT; the server never gets it and rolls back
+
+
+@dataclass
+class CommitCutter:
+    """A Unix-socket proxy in front of a `Server` that cuts a connection at its next COMMIT, when armed.
+
+    It reads the PostgreSQL wire protocol just enough to spot a simple-query
+    ``COMMIT`` from the client (asyncpg sends ``BEGIN`` and ``COMMIT`` as simple
+    queries) and the server's ``CommandComplete`` for it. `arm` sets where the
+    next COMMIT is cut (`Cut`); the connection is then closed on both sides, so
+    the client sees a lost connection after it sent COMMIT -- whether or not the
+    server committed. ``cuts`` counts the COMMITs cut so far. `dsn` names a
+    database through the proxy; run it in the test's own event loop
+    (``async with``).
+    """
+
+    server: Server
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="cut", dir="/tmp")))
+    cuts: int = 0
+    _armed: str | None = None
+    _listener: asyncio.AbstractServer | None = None
+    _writers: list[asyncio.StreamWriter] = field(default_factory=list)
+
+    def dsn(self, direct: str) -> str:
+        """``direct`` (a DSN of `Server.database`) through this proxy."""
+        return direct.replace(f"host={self.server.root}", f"host={self.root}")
+
+    def arm(self, where: str) -> None:
+        self._armed = where
+
+    @property
+    def armed(self) -> bool:
+        return self._armed is not None
+
+    async def __aenter__(self) -> CommitCutter:
+        self._listener = await asyncio.start_unix_server(self._serve, path=str(self.root / f".s.PGSQL.{PORT}"))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._listener is not None
+        self._listener.close()
+        for w in self._writers:
+            w.close()
+        await self._listener.wait_closed()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_unix_connection(str(self.server.root / f".s.PGSQL.{PORT}"))
+        self._writers += [client_w, server_w]
+        committing = asyncio.Event()  # this connection sent a COMMIT that is to be cut
+
+        def cut() -> None:
+            self.cuts += 1
+            client_w.transport.abort()
+            server_w.transport.abort()
+
+        async def upstream() -> None:
+            first = True
+            while True:
+                if first:  # the startup message has no type byte
+                    head = await client_r.readexactly(4)
+                    body = await client_r.readexactly(int.from_bytes(head, "big") - 4)
+                    server_w.write(head + body)
+                    first = False
+                    continue
+                kind = await client_r.readexactly(1)
+                head = await client_r.readexactly(4)
+                body = await client_r.readexactly(int.from_bytes(head, "big") - 4)
+                if kind == b"Q" and body.rstrip(b"\x00").strip().upper() == b"COMMIT" and self._armed:
+                    where, self._armed = self._armed, None
+                    if where == Cut.BEFORE_SERVER:
+                        cut()
+                        return
+                    committing.set()
+                server_w.write(kind + head + body)
+                await server_w.drain()
+
+        async def downstream() -> None:
+            while True:
+                kind = await server_r.readexactly(1)
+                head = await server_r.readexactly(4)
+                body = await server_r.readexactly(int.from_bytes(head, "big") - 4)
+                if kind == b"C" and committing.is_set() and body.rstrip(b"\x00") == b"COMMIT":
+                    cut()  # committed on the server; the reply is lost
+                    return
+                client_w.write(kind + head + body)
+                await client_w.drain()
+
+        pumps = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
+        try:
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            for p in pumps:
+                p.cancel()
+            for p in pumps:
+                try:
+                    await p
+                except (asyncio.CancelledError, OSError, asyncio.IncompleteReadError, ConnectionError):
+                    pass
+            client_w.transport.abort()
+            server_w.transport.abort()

@@ -19,17 +19,21 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import json
+import os
 import random
+import signal
 import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from enum import Enum
 from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
 from typing import Any
 
 from statewright.adapters.runtime.sqlite import SqliteStore
-from statewright.adapters.runtime.store import Append, Busy, Cas, Conflict, Op
+from statewright.adapters.runtime.store import Append, Busy, Cas, Catalog, Conflict, Op
 from statewright.adapters.testing.linearizability import (
     HistoryCheck,
     HistoryVerdict,
@@ -39,10 +43,63 @@ from statewright.adapters.testing.linearizability import (
     load_history,
     resume,
 )
+from statewright.kernel.machine import Machine, Transition
 from statewright.machines.input import Input, InputPhase
 from tests.adapters import _backends as B
+from tests.adapters.test_store_contract import CATALOG
 
 BATCH_KEYS = ("b0", "b1", "b2")
+
+
+# -- a machine that takes the same input again and again ------------------------------------
+#
+# An input applied twice shows in its state (the input lifecycle would refuse a
+# second Queue and hide the fact in a rejection), so the exactly-once tests use
+# a tally: every Add is accepted and counted, Close ends it.
+
+
+class TallyPhase(Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    phase: TallyPhase = TallyPhase.OPEN
+    total: int = 0
+    adds: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Add:
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Added:
+    total: int
+
+
+def _add(s: Tally, i: Add) -> Tally:
+    return replace(s, total=s.total + i.amount, adds=s.adds + 1)
+
+
+TALLY = Machine(
+    "tally",
+    initial=Tally(),
+    terminal={TallyPhase.CLOSED},
+    transitions=[
+        Transition(TallyPhase.OPEN, Add, TallyPhase.OPEN, update=_add, emit=lambda s, i: (Added(s.total),)),
+        Transition(TallyPhase.OPEN, Close, TallyPhase.CLOSED),
+    ],
+)
+ONCE_CATALOG = Catalog({**CATALOG.machines, "tally": TALLY}, CATALOG.authorize)
+"""The contract suite's machines and the tally."""
 
 
 def tagged(tag: str | None) -> Input:
@@ -250,3 +307,79 @@ def lock_holder(locator: str, hold: float, ready: Event) -> None:
 def garbler(locator: str, key: str, text: str) -> None:
     """Overwrite ``key``'s stored state with ``text`` behind the store's back."""
     asyncio.run(B.garble(locator, key, text))
+
+
+# -- 7. a retrying client to be killed ----------------------------------------------------------------
+
+TALLY_KEY = "tally"
+
+
+class _KillAfterCommit:
+    """A store whose ``commit`` kills this process (SIGKILL) once the ``n``-th commit has returned.
+
+    The batch has committed, and nobody above the store has heard back: the
+    moment a crash makes a caller unsure whether its request took effect.
+    Everything else passes through.
+    """
+
+    def __init__(self, inner: Any, n: int | None) -> None:
+        self.inner, self.catalog, self._left = inner, inner.catalog, n
+
+    async def commit(self, ops: Any, *, batch: str | None = None, outcome: Any = None) -> None:
+        await self.inner.commit(ops, batch=batch, outcome=outcome)
+        if self._left is not None:
+            self._left -= 1
+            if self._left == 0:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def once_client(locator: str, folder: str, process: str, requests: int, kill_after_commit: int | None,
+                request_ids: bool, ready: Event) -> None:
+    """Send requests ``r0``, ``r1``, ... (each ``Add(1)`` on the tally) until ``requests`` have been answered.
+
+    The client a crash cannot fool: before it sends request ``n`` it writes
+    ``n`` to ``folder/journal``, and when it starts it first sends again the
+    request the journal names -- the one a crash may have cut short -- with the
+    same request id (``request_ids``; without them, as a plain feed). Each
+    answer is appended to ``folder/answers`` as ``{"n", "replayed", "adds",
+    "process"}``. With ``kill_after_commit`` this process kills itself right
+    after that many commits have returned from the store; otherwise the parent
+    kills it whenever it likes. Store calls are recorded in
+    ``folder/{process}.jsonl``.
+    """
+
+    async def body() -> None:
+        from statewright.adapters.runtime.driver import Driver
+
+        journal, answers = Path(folder) / "journal", Path(folder) / "answers"
+        n = int(journal.read_text()) if journal.exists() else 0
+        inner = await B.open_store(locator, ONCE_CATALOG)
+        try:  # closed on the way out (an error must not leave the process hanging on its thread); a kill skips it
+            with open(Path(folder) / f"{process}.jsonl", "a", encoding="utf-8") as history:
+                driver = Driver(Recorder(_KillAfterCommit(inner, kill_after_commit), process, history))
+                ready.set()
+                while n < requests:
+                    _atomically(journal, str(n))  # what to send again after a crash, written before it is sent
+                    if request_ids:
+                        fed = await driver.feed(TALLY_KEY, Add(1), request=f"r{n}")
+                    else:
+                        fed = await driver.feed(TALLY_KEY, Add(1))
+                    line = {"n": n, "replayed": fed.replayed, "adds": fed.record.state.adds, "process": process}
+                    with open(answers, "a", encoding="utf-8") as f:
+                        f.write(json.dumps(line) + "\n")
+                    n += 1
+                    _atomically(journal, str(n))
+        finally:
+            await inner.close()
+
+    asyncio.run(body())
+
+
+def _atomically(path: Path, text: str) -> None:
+    """Replace ``path``'s contents whole: a kill leaves the old text or the new, never a torn one."""
+    part = path.with_name(path.name + ".part")
+    part.write_text(text)
+    os.replace(part, path)

@@ -12,7 +12,9 @@ retried until each input returns: every input must be applied exactly once
 
 Every store call goes through a `Recorder`; a cancelled call never returns,
 so it is *pending* (it may or may not have taken effect), and a re-submitted
-batch id takes effect at most once. The history must be linearizable. Each
+batch id takes effect at most once. Half of the driver's inputs go by request
+id, so its receipts and the outcomes recorded with its batches are in the
+history too. The history must be linearizable. Each
 test runs on SQLite and on PostgreSQL (fewer trials: a round trip costs
 more; skipped without a server) and prints its counts and
 ``linearizable: N operations, M processes, K keys``.
@@ -33,7 +35,7 @@ from statewright.adapters.runtime.driver import Driver, Fed
 from statewright.adapters.runtime.memory import MemoryStore
 from statewright.adapters.runtime.serialize import event_json
 from statewright.adapters.runtime.store import Append, BatchStore, Busy, Cas, Op, batch_id
-from statewright.adapters.testing.linearizability import HistoryCheck, Operation, Recorder
+from statewright.adapters.testing.linearizability import HistoryCheck, OpKind, Operation, Recorder
 from statewright.kernel.step import Rejected, step
 from statewright.machines.input import (
     INPUT,
@@ -289,12 +291,17 @@ def test_random_timeouts_through_the_driver_apply_each_input_once(
     accepted: dict[str, int] = {}
     recorded_rejections: dict[str, int] = {}
 
+    sent = iter(range(10**9))
+
     async def feed_until_done(driver: Driver, key: str, event: Any) -> Fed:
+        """Feed until it returns, every try of one input by one request id (half of the inputs), else plainly."""
         nonlocal cancels
         timeout = rng.uniform(0, 0.003)
+        n = next(sent)
+        request = f"{key}/{n}" if n % 2 else None
         while True:
             try:
-                return await asyncio.wait_for(driver.feed(key, event), timeout)
+                return await asyncio.wait_for(driver.feed(key, event, request=request), timeout)
             except asyncio.TimeoutError:
                 cancels += 1
                 timeout *= 1.5
@@ -352,6 +359,9 @@ def test_random_timeouts_through_the_driver_apply_each_input_once(
                 f"rejections recorded once, {busy_bursts} lock bursts by another connection")
     checked = judged(capsys, f"{backend(store_at)} driver timeouts", *recorders)
     assert (checked.processes, checked.keys) == (SLOTS + 1, len(accepted))
+    history = [o for r in recorders for o in r.operations()]
+    by_id = [o for o in history if o.call.outcome is not None]  # committed by request id, with its outcome
+    assert by_id and any(o.call.kind is OpKind.RECEIPT for o in history)
 
 
 async def check_replay(store: Any, key: str, accepted: int, rejected: int) -> None:

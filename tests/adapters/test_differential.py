@@ -5,10 +5,12 @@ naming no machine, the right one or another; valid states, states the machine
 refuses, states with fields of the wrong type or strings no store can hold;
 appends at right and wrong heads, terminal events, payloads with floats, lone
 surrogates, NUL, deep nesting and 5000-digit ints; batch ids fresh, repeated
-after a success and after a failure -- are committed to each backend in
-lockstep. After each batch the outcomes (success, or the error's ``code`` and
-``key``) must be equal, and every 250 batches and at the end so must
-everything the stores hold (keys, records, logs).
+after a success and after a failure, some with an outcome recorded -- are
+committed to each backend in lockstep. After each batch the outcomes
+(success, or the error's ``code`` and ``key``) and what each store recorded of
+the batch's id (`RequestStore.receipt`) must be equal, and every 250 batches
+and at the end so must everything the stores hold (keys, records, logs, log
+heads, the receipt of every id used).
 
 Why a seeded `random.Random` loop and not hypothesis: the point is one long
 history per backend, each batch running against the state every earlier batch
@@ -37,12 +39,12 @@ from statewright.adapters.runtime.sqlite import SqliteStore
 from statewright.adapters.runtime.store import (
     Append,
     AppendTerminal,
-    BatchStore,
     Cas,
     Catalog,
     InvalidState,
     NotFound,
     Op,
+    RequestStore,
     StoreError,
 )
 from statewright.machines.input import (
@@ -160,7 +162,13 @@ class Batches:
             view[key] = (machine, version, expected + len(events))
         return Append(key, expected, events)
 
-    def batch(self, view: dict[Any, tuple[str, int, int]]) -> tuple[list[Op], str | None]:
+    def batch(self, view: dict[Any, tuple[str, int, int]]) -> tuple[list[Op], str | None, Any]:
+        ops, batch = self._batch(view)
+        if batch is None or self.rng.random() < 0.6:
+            return ops, batch, None
+        return ops, batch, {"n": self.fresh, "note": self.rng.choice(["é", "a\x00b", 0, None, [1, 2]])}
+
+    def _batch(self, view: dict[Any, tuple[str, int, int]]) -> tuple[list[Op], str | None]:
         ops: list[Op] = []
         for _ in range(self.rng.choice([0, 1, 1, 2, 2, 3, 4])):
             key, r = self.key(), self.rng.random()
@@ -180,7 +188,7 @@ class Batches:
         return ops, self.rng.choice(self.ids)  # repeated: after a success it is a no-op, after a failure it runs
 
 
-async def view_of(store: BatchStore) -> dict[Any, tuple[str, int, int]]:
+async def view_of(store: RequestStore) -> dict[Any, tuple[str, int, int]]:
     """Machine, version and log head of every key, read from the reference backend."""
     out = {}
     for key in await store.keys():
@@ -189,22 +197,23 @@ async def view_of(store: BatchStore) -> dict[Any, tuple[str, int, int]]:
     return out
 
 
-async def outcome(store: BatchStore, ops: Sequence[Op], batch: str | None) -> Outcome:
+async def outcome(store: RequestStore, ops: Sequence[Op], batch: str | None, noted: Any) -> Outcome:
     try:
-        await store.commit(ops, batch=batch)
+        await store.commit(ops, batch=batch, outcome=noted)
     except StoreError as exc:
         return exc.code, exc.key
     except Exception as exc:  # noqa: BLE001 - a raw error is a finding: it never matches
         return f"raw {type(exc).__name__}", str(exc)[:200]
-    return "ok", None
+    return "ok", None if batch is None else await store.receipt(batch)
 
 
-async def contents(store: BatchStore) -> tuple[Any, ...]:
+async def contents(store: RequestStore, ids: Sequence[str]) -> tuple[Any, ...]:
     keys = await store.keys()
-    return keys, [await store.load(k) for k in keys], [await store.read_log(k) for k in (*KEYS, *keys)]
+    return (keys, [await store.load(k) for k in keys], [await store.read_log(k) for k in (*KEYS, *keys)],
+            [await store.log_head(k) for k in (*KEYS, *keys)], [await store.receipt(i) for i in ids])
 
 
-Opener = Callable[[], Awaitable[dict[str, BatchStore]]]
+Opener = Callable[[], Awaitable[dict[str, RequestStore]]]
 
 
 @pytest.fixture(params=[("memory", "sqlite"), ("memory", "sqlite", "postgres")], ids=["memory+sqlite", "all-three"])
@@ -215,8 +224,8 @@ def backends(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
     if "postgres" in names:
         dsn = str(request.getfixturevalue("postgres_dsn"))  # skips (or, in CI, fails) without a server
 
-    async def open_all() -> dict[str, BatchStore]:
-        stores: dict[str, BatchStore] = {}
+    async def open_all() -> dict[str, RequestStore]:
+        stores: dict[str, RequestStore] = {}
         for name in names:
             if name == "memory":
                 stores[name] = MemoryStore(CATALOG)
@@ -242,13 +251,13 @@ def test_every_backend_agrees_on_every_batch(backends: Opener) -> None:
         batches = Batches(random.Random(SEED))
         try:
             for n in range(1, BATCHES + 1):
-                ops, batch = batches.batch(await view_of(reference))
-                outcomes = {name: await outcome(store, ops, batch) for name, store in stores.items()}
-                if len(set(outcomes.values())) != 1:
-                    pytest.fail(f"batch {n} (seed {SEED}): {ops!r} batch={batch!r}\n  {outcomes}")
+                ops, batch, noted = batches.batch(await view_of(reference))
+                outcomes = {name: await outcome(store, ops, batch, noted) for name, store in stores.items()}
+                if len(set(map(repr, outcomes.values()))) != 1:
+                    pytest.fail(f"batch {n} (seed {SEED}): {ops!r} batch={batch!r} outcome={noted!r}\n  {outcomes}")
                 tally[outcomes["memory"][0]] = tally.get(outcomes["memory"][0], 0) + 1
                 if n % CHECK_EVERY == 0 or n == BATCHES:
-                    held = {name: await contents(store) for name, store in stores.items()}
+                    held = {name: await contents(store, batches.ids) for name, store in stores.items()}
                     for name, contents_ in held.items():
                         assert contents_ == held["memory"], f"after batch {n}, {name} holds other contents than memory"
         finally:

@@ -33,10 +33,12 @@ from statewright.adapters.runtime.store import (
     Cas,
     Catalog,
     Conflict,
+    Io,
     Op,
     Record,
     Store,
     StoreError,
+    UnknownOutcome,
 )
 from statewright.kernel.step import Accepted, Reason, Rejected, step
 from statewright.kernel.system import Action, Blocked, System
@@ -547,8 +549,9 @@ def test_a_session_with_three_inputs_runs_to_completion_on_a_sqlite_file(tmp_pat
 
 
 class Flaky:
-    """A batch store whose next commits fail as told: "busy" (nothing written), or
-    "cancel_after" (written, then the caller is cancelled: its outcome unknown to it)."""
+    """A batch store whose next commits fail as told: "busy" or "io" (nothing written), "cancel_after"
+    (written, then the caller is cancelled: its outcome unknown to it), "lost_after" or "lost_before"
+    (the reply lost, `UnknownOutcome`, after the batch was written or without writing it)."""
 
     def __init__(self, inner: MemoryStore) -> None:
         self.inner = inner
@@ -561,9 +564,15 @@ class Flaky:
         fault = self.faults.pop(0) if self.faults else None
         if fault == "busy":
             raise Busy("locked", key=ops[0].key)
+        if fault == "io":
+            raise Io("the server went away", key=ops[0].key)
+        if fault == "lost_before":
+            raise UnknownOutcome("the reply was lost", key=ops[0].key)
         await self.inner.commit(ops, batch=batch)
         if fault == "cancel_after":
             raise asyncio.CancelledError()
+        if fault == "lost_after":
+            raise UnknownOutcome("the reply was lost", key=ops[0].key)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -630,5 +639,36 @@ def test_one_driver_shared_by_concurrent_tasks_applies_each_decision_once(tmp_pa
                 log = [e.kind for e in await store.read_log(f"in{i}")]
                 assert log == ["created", "input", "effect", "rejected"], log
                 assert (await store.load(f"in{i}")).version == 2
+
+    asyncio.run(main())
+
+
+def test_a_lost_reply_is_settled_by_resubmitting_the_batch_by_id() -> None:
+    """`UnknownOutcome` from the store: the driver re-submits the same batch (same id) until the store answers."""
+
+    async def main() -> None:
+        store = Flaky(MemoryStore(CATALOG))
+        sleeps: list[float] = []
+
+        async def sleep(s: float) -> None:
+            sleeps.append(s)
+
+        driver = Driver(store, retries=3, backoff=0.01, sleep=sleep)
+        await driver.create("in1", "input")
+        store.faults = ["lost_after"]  # it had committed: the re-submission is recognised
+        fed = await driver.feed("in1", Queue())
+        assert fed.accepted and fed.record.version == 2 and store.ids[-1] == store.ids[-2] and sleeps == [0.01]
+        store.faults = ["lost_before", "io", "busy"]  # it had not: the re-submission applies it, once
+        fed = await driver.feed("in1", Stage("r1"))
+        assert fed.accepted and fed.record.version == 3 and len(set(store.ids[-4:])) == 1
+        assert kinds(await store.read_log("in1")) == ["created"] + ["input", "effect"] * 2
+        # the store stays out of reach: still unknown, and so the caller is told -- and the batch remembered
+        store.faults = ["lost_after", "io", "io", "io"]
+        with pytest.raises(UnknownOutcome) as info:
+            await driver.feed("in1", Apply("r1"))
+        assert info.value.code == "unknown_outcome" and "re-submitting it failed too" in str(info.value)
+        again = await driver.feed("in1", Apply("r1"))  # the same input again: the batch, re-submitted by id
+        assert again.accepted and again.record.version == 4 and store.ids[-1] == store.ids[-2]
+        assert kinds(await store.read_log("in1")) == ["created"] + ["input", "effect"] * 3
 
     asyncio.run(main())

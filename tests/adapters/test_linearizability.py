@@ -21,6 +21,7 @@ import traceback
 from collections.abc import Sequence
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -39,6 +40,7 @@ from statewright.adapters.runtime.store import (
     batch_id,
 )
 from statewright.adapters.testing.linearizability import (
+    DONE,
     Call,
     HistoryVerdict,
     OpKind,
@@ -193,6 +195,55 @@ def test_a_batch_id_takes_effect_at_most_once() -> None:
         "p1 [0.0 .. 0.0 µs] commit [cas k expected=1 state={}; append j expected=0 events=1] batch=b1 -> ok null")
 
 
+def receipt(batch: str) -> Call:
+    return Call(OpKind.RECEIPT, batch=batch)
+
+
+def test_a_batch_id_taken_by_other_writes_refuses_them() -> None:
+    """A request decided twice at different versions: the second decision finds its id taken (already_applied)."""
+    first = op("p1", 2, 3, Call(OpKind.COMMIT, writes=cas("k", 1).writes, batch="r1", outcome='{"n":1}'), DONE)
+    second = Call(OpKind.COMMIT, writes=cas("k", 2).writes, batch="r1", outcome='{"n":2}')
+    refused = op("p2", 4, 5, second, Response(error="already_applied"))
+    after = op("p2", 6, 7, load("k"), loaded(2))
+    assert check_history([CREATE, first, refused, after]).summary() == "linearizable: 4 operations, 3 processes, 1 keys"
+    # told success instead, and nothing applied: a store that cannot tell another decision from a re-submission
+    assert check_history([CREATE, first, replace(refused, result=DONE), after]).verdict is HistoryVerdict.NOT_LINEARIZABLE
+    # refused with no commit under the id having taken effect
+    alone = op("p2", 4, 5, second, Response(error="already_applied"))
+    assert check_history([CREATE, alone]).verdict is HistoryVerdict.NOT_LINEARIZABLE
+    # the first one cut short (killed after COMMIT): the refusal says it took effect, so version 2 it is
+    cut = [CREATE, pending(first), refused]
+    assert check_history([*cut, after]).verdict is HistoryVerdict.LINEARIZABLE
+    assert check_history([*cut, op("p2", 6, 7, load("k"), loaded(1))]).verdict is HistoryVerdict.NOT_LINEARIZABLE
+
+
+def test_a_receipt_reads_what_a_batch_id_was_recorded_with() -> None:
+    first = op("p1", 2, 3, Call(OpKind.COMMIT, writes=cas("k", 1).writes, batch="r1", outcome='{"n":1}'), DONE)
+    before = op("p2", 0, 1, receipt("r1"), Response.ok(None))
+    seen = op("p2", 4, 5, receipt("r1"), Response.ok({"outcome": {"n": 1}}))
+    assert check_history([CREATE, before, first, seen]).summary() == "linearizable: 4 operations, 3 processes, 1 keys"
+    wrong = replace(seen, result=Response.ok({"outcome": {"n": 2}}))
+    assert check_history([CREATE, before, first, wrong]).verdict is HistoryVerdict.NOT_LINEARIZABLE
+    stale = replace(seen, result=Response.ok(None))  # after the commit returned, the id is recorded
+    assert check_history([CREATE, before, first, stale]).verdict is HistoryVerdict.NOT_LINEARIZABLE
+    # overlapping a commit cut short, a receipt may see it or not; once it saw it, it stays seen
+    assert check_history([CREATE, pending(first), stale]).verdict is HistoryVerdict.LINEARIZABLE
+    assert check_history([CREATE, pending(first), seen]).verdict is HistoryVerdict.LINEARIZABLE
+    later = op("p3", 6, 7, receipt("r1"), Response.ok(None))
+    assert check_history([CREATE, pending(first), seen, later]).verdict is HistoryVerdict.NOT_LINEARIZABLE
+    assert render(seen) == 'p2 [0.0 .. 0.0 µs] receipt r1 -> ok {"outcome":{"n":1}}'
+
+
+def test_a_log_head_is_the_last_seq_and_the_terminal_flag() -> None:
+    head = Call(OpKind.LOG_HEAD, "k")
+    history = [CREATE, op("p1", 2, 3, append("k", 0, 2), Response.ok(2)), op("p2", 4, 5, head, Response.ok([2, False])),
+               op("p1", 6, 7, terminal("k"), Response.ok(3)), op("p2", 8, 9, head, Response.ok([3, True]))]
+    assert check_history(history).verdict is HistoryVerdict.LINEARIZABLE
+    wrong = [*history[:3], op("p2", 4, 5, head, Response.ok([1, False]))]
+    assert check_history(wrong).verdict is HistoryVerdict.NOT_LINEARIZABLE
+    assert check_history([op("p2", 0, 1, head, Response.ok([0, False]))]).verdict is HistoryVerdict.LINEARIZABLE
+
+
 def resubmitted(history: Sequence[Operation]) -> list[Operation]:
     """The successful commits whose batch id an earlier successful commit already carried."""
     seen: set[str] = set()
@@ -252,7 +303,7 @@ def test_the_model_agrees_with_memory_store_on_random_sequential_histories() -> 
     kinds = {o.call.kind for o in history}
     errors = {o.result.error for o in history if o.result is not None}
     assert kinds == set(OpKind)
-    assert errors >= {None, "conflict", "not_found"}  # failures as well as successes were compared
+    assert errors >= {None, "conflict", "not_found", "already_applied"}  # failures as well as successes were compared
     assert resubmitted(history)  # and batches re-submitted by id
     assert check_history(history).verdict is HistoryVerdict.LINEARIZABLE
 
@@ -275,8 +326,13 @@ async def _random_step(store: Any, rng: random.Random, j: int, keys: Sequence[st
             await store.append(key, head, [("Tick", {"j": j})])
         elif roll < 0.7:
             await store.append_terminal(rng.choice(ends), "End", {"j": j})
-        elif roll < 0.8:
+        elif roll < 0.75:
             await store.read_log(key, rng.randrange(1, 3), rng.choice([None, 2, 4]))
+        elif roll < 0.8:
+            if rng.random() < 0.8:
+                await store.log_head(key)
+            else:
+                await store.receipt(f"{tag}:never:{j}")  # an id no commit names: not recorded
         else:
             other = rng.choice([k for k in keys if k != key])
             a, b = await store.load(key), await store.load(other)
@@ -286,9 +342,14 @@ async def _random_step(store: Any, rng: random.Random, j: int, keys: Sequence[st
             if rng.random() < 0.2:
                 ops.append(AppendTerminal(other, "End", {"j": j}))
             once = batch_id(ops) if rng.random() < 0.75 else None
-            await store.commit(ops, batch=once)
+            outcome = {"tag": tag, "j": j} if once is not None and rng.random() < 0.5 else None
+            await store.commit(ops, batch=once, outcome=outcome)
             if once is not None:
-                await store.commit(ops, batch=once)  # re-submitted: the first outcome, nothing applied twice
+                await store.commit(ops, batch=once, outcome=outcome)  # re-submitted: the first outcome, nothing applied
+                if rng.random() < 0.5:
+                    await store.receipt(once)  # what the id was recorded with
+                if rng.random() < 0.5:
+                    await store.commit(ops[:1], batch=once)  # another batch under a taken id: already_applied
     except StoreError:
         pass
 
@@ -408,10 +469,12 @@ def test_real_processes_racing_give_a_linearizable_history(
     conflicts = sum(1 for o in done if o.result is not None and o.result.error == "conflict")
     batches = sum(1 for o in done if o.call.kind is OpKind.COMMIT and o.result is not None and o.result.error is None)
     again = len(resubmitted(history))
-    assert len(done) == len(history) and conflicts > 0 and batches > 0 and again > 0
+    taken = sum(1 for o in done if o.result is not None and o.result.error == "already_applied")
+    receipts = sum(1 for o in done if o.call.kind is OpKind.RECEIPT)
+    assert len(done) == len(history) and conflicts > 0 and batches > 0 and again > 0 and taken > 0 and receipts > 0
     assert run(["lincheck", *map(str, files)], out=io.StringIO(), err=io.StringIO()) == 0
-    say(capsys, f"{backend}: {result.summary()}; {ok} succeeded ({batches} batches, {again} re-submitted by id), "
-                f"{conflicts} conflicts; "
+    say(capsys, f"{backend}: {result.summary()}; {ok} succeeded ({batches} batches, {again} re-submitted by id, "
+                f"{taken} refused as taken by other operations, {receipts} receipts read), {conflicts} conflicts; "
                 f"checked in {result.seconds:.2f} s, {result.steps:,} search steps")
 
 
@@ -474,6 +537,23 @@ def test_lincheck_reads_batch_ids(tmp_path: Path) -> None:
     assert cli("lincheck", str(h))[0] == 1
 
 
+def test_lincheck_reads_outcomes_receipts_and_log_heads(tmp_path: Path) -> None:
+    h = tmp_path / "h.jsonl"
+    cas1 = {"kind": "cas", "key": "k", "expected": 1, "state": {}, "machine": None}
+    cas2 = {**cas1, "expected": 2}
+    h.write_text("\n".join([
+        CREATE_LINE,
+        line("p1", 0, 2, 3, {"kind": "commit", "batch": "r1", "outcome": {"n": 1}, "ops": [cas1]}, {"ok": None}),
+        line("p2", 0, 4, 5, {"kind": "commit", "batch": "r1", "outcome": {"n": 2}, "ops": [cas2]},
+             {"error": "already_applied"}),
+        line("p2", 1, 6, 7, {"kind": "receipt", "batch": "r1"}, {"ok": {"outcome": {"n": 1}}}),
+        line("p2", 2, 8, 9, {"kind": "log_head", "key": "k"}, {"ok": [0, False]}),
+    ]))
+    assert cli("lincheck", str(h)) == (0, "linearizable: 5 operations, 3 processes, 1 keys\n", "")
+    h.write_text(h.read_text().replace('{"outcome": {"n": 1}}}', '{"outcome": {"n": 2}}}'))  # the other one's
+    assert cli("lincheck", str(h))[0] == 1
+
+
 def test_lincheck_prints_the_minimal_counterexample_and_exits_1(tmp_path: Path) -> None:
     h = tmp_path / "h.jsonl"
     cas1 = {"kind": "cas", "key": "k", "expected": 1, "state": None, "machine": None}
@@ -501,6 +581,9 @@ def test_lincheck_prints_the_minimal_counterexample_and_exits_1(tmp_path: Path) 
         ('{"process": "p", "index": 0, "invoke": 1, "return": 2, "op": {"kind": "commit", "batch": 7, "ops": '
          '[{"kind": "append_terminal", "key": "k", "event": ["End", {}]}]}, "result": {"ok": null}}',
          "h.jsonl:2: 'batch' must be a string or null"),
+        ('{"process": "p", "index": 0, "invoke": 1, "return": 2, "op": {"kind": "commit", "outcome": 1, "ops": '
+         '[{"kind": "append_terminal", "key": "k", "event": ["End", {}]}]}, "result": {"ok": null}}',
+         "h.jsonl:2: an 'outcome' is recorded with a batch id"),
     ],
 )
 def test_lincheck_names_the_line_of_a_malformed_history(tmp_path: Path, text: str, message: str) -> None:

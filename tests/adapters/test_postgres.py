@@ -24,6 +24,7 @@ import pytest
 from statewright.adapters.runtime import postgres as postgres_module
 from statewright.adapters.runtime.postgres import SCHEMA_VERSION, PostgresStore
 from statewright.adapters.runtime.store import (
+    AlreadyApplied,
     MAX_KEEP_BATCHES,
     Append,
     BadOption,
@@ -40,6 +41,7 @@ from statewright.adapters.runtime.store import (
     Op,
     PermissionDenied,
     ReadOnly,
+    Receipt,
     Record,
     StoreError,
     batch_id,
@@ -154,15 +156,46 @@ def test_a_version_1_schema_is_upgraded_and_keeps_its_batch_ids(postgres_dsn: st
             await store.cas("in1", 0, Input(), machine="input")
         admin = await asyncpg.connect(postgres_dsn)
         try:  # the shape statewright's first PostgreSQL release wrote
-            await admin.execute("DROP INDEX statewright.batches_at; ALTER TABLE statewright.batches DROP COLUMN at;"
+            await admin.execute("DROP INDEX statewright.batches_at;"
+                                "ALTER TABLE statewright.batches DROP COLUMN at, DROP COLUMN digest, DROP COLUMN outcome;"
                                 "INSERT INTO statewright.batches VALUES ('old-batch');"
                                 "UPDATE statewright.statewright_schema SET version = 1")
             async with await PostgresStore.open(postgres_dsn, CATALOG) as store:
                 await store.commit([Cas("in1", 1, Input())], batch="old-batch")  # recorded before: a no-op
                 assert (await store.load("in1")).version == 1
-            assert await admin.fetchval("SELECT version FROM statewright.statewright_schema") == SCHEMA_VERSION == 2
+            assert await admin.fetchval("SELECT version FROM statewright.statewright_schema") == SCHEMA_VERSION == 3
             (at,) = await admin.fetchrow("SELECT at FROM statewright.batches WHERE id = 'old-batch'")
             assert abs(at - time.time()) < 60
+        finally:
+            await admin.close()
+
+    asyncio.run(main())
+
+
+def test_a_version_2_schema_is_upgraded_and_keeps_its_batch_ids(postgres_dsn: str) -> None:
+    """Version 2 kept batch ids without their operations' digest: they stay, and any re-submission under one is a no-op."""
+
+    async def main() -> None:
+        async with await PostgresStore.open(postgres_dsn, CATALOG) as store:
+            await store.cas("in1", 0, Input(), machine="input")
+        admin = await asyncpg.connect(postgres_dsn)
+        try:  # the shape statewright wrote before batch ids kept their digest and outcome
+            await admin.execute("ALTER TABLE statewright.batches DROP COLUMN digest, DROP COLUMN outcome;"
+                                "INSERT INTO statewright.batches VALUES ('old-batch', 5);"
+                                "UPDATE statewright.statewright_schema SET version = 2")
+            async with await PostgresStore.open(postgres_dsn, CATALOG, clock=lambda: 100.0) as store:
+                await store.commit([Cas("in1", 1, Input())], batch="old-batch")  # recorded before: a no-op
+                await store.commit([Cas("in1", 9, Input())], batch="old-batch")  # as is any batch under it
+                assert (await store.load("in1")).version == 1
+                assert await store.receipt("old-batch") == Receipt("old-batch", None, None)
+                await store.commit([Cas("in1", 1, Input())], batch="new-batch", outcome={"said": "yes"})
+                with pytest.raises(AlreadyApplied) as info:  # a new id keeps its digest
+                    await store.commit([Cas("in1", 2, Input())], batch="new-batch")
+                assert info.value.receipt.outcome == {"said": "yes"}
+                assert (await store.load("in1")).version == 2
+            assert await admin.fetchval("SELECT version FROM statewright.statewright_schema") == 3
+            rows = await admin.fetch("SELECT id, at, digest IS NULL FROM statewright.batches ORDER BY id")
+            assert [tuple(r) for r in rows] == [("new-batch", 100, False), ("old-batch", 5, True)]
         finally:
             await admin.close()
 
@@ -504,15 +537,64 @@ def test_a_read_only_database_without_a_schema_cannot_be_opened(postgres_dsn: st
     asyncio.run(main())
 
 
-def test_a_killed_connection_is_io(postgres_dsn: str) -> None:
+async def _terminate(admin: Any, store: PostgresStore) -> int:
+    """End the store's server session from another connection, and wait until it is gone; its pid."""
+    pid = int(store._conn.get_server_pid())
+    assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    for _ in range(500):
+        await admin.execute("SELECT pg_stat_clear_snapshot()")  # inside a transaction, the view is a snapshot
+        if not await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid):
+            return pid
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"backend {pid} outlived pg_terminate_backend")
+
+
+def test_a_killed_connection_is_replaced_by_a_new_one(postgres_dsn: str) -> None:
+    """Killed between calls (each kind of call in turn): the next call reconnects, and reads or writes as asked."""
+
     async def body(store: PostgresStore, admin: Any) -> None:
         await seed(store)
-        await admin.execute("SELECT pg_terminate_backend($1)", store._conn.get_server_pid())
-        for call in (store.load("in1"), store.cas("in1", 1, QUEUED), store.keys(), store.load("in1")):
-            with pytest.raises(Io) as info:
-                await call
-            assert info.value.code == "io"
-            one_line(info.value)
+        calls: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+            ("load", lambda: store.load("in1")),
+            ("read_log", lambda: store.read_log("in1")),
+            ("log_head", lambda: store.log_head("in1")),
+            ("keys", store.keys),
+            ("cas", lambda: store.cas("in1", 1, QUEUED)),
+            ("commit", lambda: store.commit([Cas("in1", 2, QUEUED), Append("in1", 2, (("Queue", {}),))])),
+            ("receipt", lambda: store.receipt("nothing")),
+        ]
+        answers = {}
+        for name, call in calls:
+            pid = await _terminate(admin, store)
+            answers[name] = await call()
+            assert store._conn.get_server_pid() != pid, name
+        assert answers["load"] == Record("in1", "input", Input(), 1)
+        assert answers["log_head"] == (2, False) and answers["keys"] == ["in1", "in2", "run1"]
+        assert answers["receipt"] is None
+        assert await store.load("in1") == Record("in1", "input", QUEUED, 3)  # each write applied once
+        assert [e.seq for e in await store.read_log("in1")] == [1, 2, 3]
+
+    pg_test(postgres_dsn, body)
+
+
+def test_a_write_whose_connection_dies_before_commit_is_run_again(postgres_dsn: str) -> None:
+    """Killed mid-transaction, before COMMIT was sent: the server rolled it back, so the store runs it again, once."""
+
+    async def body(store: PostgresStore, admin: Any) -> None:
+        await seed(store)
+        for n in range(1, 6):
+            await admin.execute("BEGIN")
+            await admin.execute("SELECT 1 FROM statewright.instances WHERE key = 'in1' FOR UPDATE")
+            write = asyncio.ensure_future(store.commit([Cas("in1", n, QUEUED), Append("in1", n + 1, (("Tick", {}),))],
+                                                       batch=f"b{n}"))
+            while not await admin.fetchval(  # the store's transaction waits for our row lock
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = $1", store._conn.get_server_pid()):
+                await asyncio.sleep(0.005)
+            await _terminate(admin, store)
+            await admin.execute("ROLLBACK")
+            await write  # no error: run again on a new connection
+            assert (await store.load("in1")).version == n + 1
+        assert [e.seq for e in await store.read_log("in1")] == list(range(1, 8))
 
     pg_test(postgres_dsn, body)
 

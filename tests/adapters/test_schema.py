@@ -13,12 +13,14 @@ import pytest
 
 from statewright.adapters.runtime.sqlite import SCHEMA_VERSION, SqliteStore
 from statewright.adapters.runtime.store import (
+    AlreadyApplied,
     MAX_KEEP_BATCHES,
     BadOption,
     Cas,
     Corrupt,
     IncompatibleSchema,
     NotAStore,
+    Receipt,
     StoreError,
     canonical_json,
 )
@@ -50,7 +52,7 @@ def test_a_new_store_is_private_and_versioned(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     for sibling in tmp_path.glob("s.db-*"):
         assert stat.S_IMODE(sibling.stat().st_mode) == 0o600, sibling.name
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
 
 
 def test_a_store_from_before_versioning_is_upgraded(tmp_path: Path) -> None:
@@ -63,8 +65,8 @@ def test_a_store_from_before_versioning_is_upgraded(tmp_path: Path) -> None:
     raw.close()
     opened(path)
     raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
-    assert [r[1] for r in raw.execute("PRAGMA table_info(batches)")] == ["id", "at"]
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert [r[1] for r in raw.execute("PRAGMA table_info(batches)")] == ["id", "at", "digest", "outcome"]
     assert raw.execute("SELECT count(*) FROM sqlite_master WHERE name = 'batches_at'").fetchone()[0] == 1
 
 
@@ -97,8 +99,47 @@ def test_a_version_1_store_is_upgraded_and_keeps_its_batch_ids(tmp_path: Path) -
 
     asyncio.run(go())
     raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
-    assert raw.execute("SELECT id, at FROM batches").fetchall() == [("old-batch", 1_000_000)]
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert raw.execute("SELECT id, at, digest FROM batches").fetchall() == [("old-batch", 1_000_000, None)]
+
+
+VERSION_2 = (  # the schema statewright wrote before batch ids kept their digest and outcome
+    *VERSION_1[:3],
+    "CREATE TABLE batches (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE INDEX batches_at ON batches(at)",
+    "PRAGMA user_version = 2",
+)
+
+
+def test_a_version_2_store_is_upgraded_and_keeps_its_batch_ids(tmp_path: Path) -> None:
+    """Version 2 recorded ids without their operations' digest: they stay, and still make a re-submission a no-op."""
+    path = tmp_path / "v2.db"
+    raw = sqlite3.connect(path)
+    for statement in VERSION_2:
+        raw.execute(statement)
+    raw.execute("INSERT INTO instances VALUES ('in1', 'input', ?, 1)", (canonical_json(Input()),))
+    raw.execute("INSERT INTO batches VALUES ('old-batch', 999000)")
+    raw.commit()
+    raw.close()
+
+    async def go() -> None:
+        async with await SqliteStore.open(path, CATALOG, clock=lambda: 1_000_000.0) as store:
+            await store.commit([Cas("in1", 1, Input())], batch="old-batch")  # recorded before: applies nothing
+            await store.commit([Cas("in1", 7, Input())], batch="old-batch")  # nor does any batch under it
+            assert (await store.load("in1")).version == 1
+            assert await store.receipt("old-batch") == Receipt("old-batch", None, None)
+            await store.commit([Cas("in1", 1, Input())], batch="new-batch", outcome={"said": "yes"})
+            with pytest.raises(AlreadyApplied) as info:  # a new id keeps its digest: other operations are refused
+                await store.commit([Cas("in1", 2, Input())], batch="new-batch")
+            assert info.value.receipt.outcome == {"said": "yes"} and info.value.code == "already_applied"
+            assert (await store.load("in1")).version == 2
+
+    asyncio.run(go())
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert [r[1] for r in raw.execute("PRAGMA table_info(batches)")] == ["id", "at", "digest", "outcome"]
+    rows = dict(raw.execute("SELECT id, at FROM batches").fetchall())
+    assert rows == {"old-batch": 999_000, "new-batch": 1_000_000}
 
 
 def test_batch_ids_are_forgotten_after_their_retention(tmp_path: Path) -> None:
@@ -158,7 +199,7 @@ def test_files_this_release_cannot_use_are_refused_untouched(tmp_path: Path, cas
         raw.execute("PRAGMA user_version = 99")
         raw.commit()
         raw.close()
-        message = "schema version 99 is newer than this statewright's (2)"
+        message = "schema version 99 is newer than this statewright's (3)"
     elif case == "foreign":
         raw = sqlite3.connect(path)
         raw.execute("CREATE TABLE users (name TEXT)")

@@ -611,7 +611,7 @@ async def forgets_after_retention(store: BatchStore, now: list[float]) -> list[s
     await store.commit([Cas("in1", 6, QUEUED)], batch="b5")  # within the window: nothing to forget
     now[0] = 103.5  # b0..b3 are past 100 s now; b4 is not
     await store.commit([Cas("in1", 7, QUEUED)], batch="b6")
-    await store.commit([Cas("in1", 4, QUEUED)], batch="b4")  # still remembered: a no-op
+    await store.commit([Cas("in1", 5, QUEUED)], batch="b4")  # still remembered: a no-op
     assert (await store.load("in1")).version == 8
     with pytest.raises(Conflict):  # forgotten: decided as a new batch, and its version has moved on
         await store.commit([Cas("in1", 1, QUEUED)], batch="b0")

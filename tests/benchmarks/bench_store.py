@@ -26,7 +26,19 @@ Unix socket) started with ``fsync=on`` here, so both backends commit at
 their default durability (``--pg-fsync-off`` runs it as the tests do).
 Without PostgreSQL binaries that part is skipped with a note.
 
+Last, a fresh `Driver`'s first feed on a key whose log holds 10 events and
+200,000 (``--long``) events, on both backends: the time from a new driver to
+its first `Driver.feed` returning, on a store already open, medians of
+``--feeds`` runs (each run a new driver on the same key; the log is filled
+with raw inserts, since only its length matters). A driver that must read a
+key's whole log before deciding pays for every event here.
+
+And what a request id costs: `Driver.feed` per second through one driver on
+one key, plain and with a request id (a receipt read before deciding, the
+outcome written with the batch), alternating, medians of ``--rounds``.
+
     python tests/benchmarks/bench_store.py [--commits 500] [--rounds 5] [--no-postgres] [--pg-fsync-off]
+                                           [--part all|throughput|first-feed|requests] [--long 200000] [--feeds 7]
 """
 
 from __future__ import annotations
@@ -65,15 +77,15 @@ def _key(worker: int) -> str:
     return f"bench-{worker}"
 
 
-async def _open(where: str) -> Any:
+async def _open(where: str, catalog: Catalog | None = None) -> Any:
     """A store on ``where``: a PostgreSQL DSN, or else a SQLite file path."""
     if where.startswith("postgresql://"):
         from statewright.adapters.runtime.postgres import PostgresStore
 
-        return await PostgresStore.open(where, _catalog(), busy_timeout=BUSY_TIMEOUT)
+        return await PostgresStore.open(where, catalog or _catalog(), busy_timeout=BUSY_TIMEOUT)
     from statewright.adapters.runtime.sqlite import SqliteStore
 
-    return await SqliteStore.open(Path(where), _catalog(), busy_timeout=BUSY_TIMEOUT)
+    return await SqliteStore.open(Path(where), catalog or _catalog(), busy_timeout=BUSY_TIMEOUT)
 
 
 async def _setup(where: str, workers: int) -> None:
@@ -167,6 +179,95 @@ def _run(conns: list[Connection], kind: str, commits: int) -> float:
     return float(len(conns) * commits / wall)
 
 
+# -- a fresh driver's first feed -------------------------------------------------------------
+
+
+async def _fill(where: str, key: str, events: int) -> None:
+    """Give ``key``'s log (holding its ``created`` event) ``events`` events in all, by raw inserts."""
+    data = '{"amount":0,"type":"Add"}'
+    if where.startswith("postgresql://"):
+        import asyncpg  # type: ignore[import-untyped]
+
+        conn = await asyncpg.connect(where)
+        try:
+            await conn.execute(
+                "INSERT INTO statewright.events (key, seq, kind, data) "
+                "SELECT $1, g, 'input', $2 FROM generate_series(2, $3::bigint) AS g", key, data, events)
+            await conn.execute("ANALYZE statewright.events")
+        finally:
+            await conn.close()
+        return
+    db = sqlite3.connect(where, isolation_level=None, timeout=BUSY_TIMEOUT)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("INSERT INTO events (key, seq, kind, data) VALUES (?, ?, 'input', ?)",
+                       ((key, seq, data) for seq in range(2, events + 1)))
+        db.execute("COMMIT")
+    finally:
+        db.close()
+
+
+async def _first_feeds(where: str, sizes: tuple[int, ...], feeds: int) -> dict[int, list[float]]:
+    """Seconds from a new `Driver` to its first feed returning, ``feeds`` times per log length, alternating."""
+    from statewright.adapters.runtime.driver import Driver
+    from tests.adapters._workers import ONCE_CATALOG, Add
+
+    async with await _open(where, ONCE_CATALOG) as store:
+        for size in sizes:
+            await Driver(store).create(f"log-{size}", "tally")
+            await _fill(where, f"log-{size}", size)
+        times: dict[int, list[float]] = {size: [] for size in sizes}
+        for _ in range(feeds):
+            for size in sizes:
+                driver = Driver(store)
+                start = time.perf_counter()
+                await driver.feed(f"log-{size}", Add(1))
+                times[size].append(time.perf_counter() - start)
+    return times
+
+
+def _first_feed_part(tmp: str, dsn: str | None, long: int, feeds: int) -> None:
+    sizes = (10, long)
+    print(f"A fresh Driver's first feed, medians of {feeds} (ms), by the length of the key's log:", flush=True)
+    for name, where in (("SQLite    ", str(Path(tmp) / "first.db")), ("PostgreSQL", dsn)):
+        if where is None:
+            continue
+        times = asyncio.run(_first_feeds(where, sizes, feeds))
+        print(f"  {name}: " + ", ".join(
+            f"{size:,} events {statistics.median(times[size]) * 1000:,.1f} ms "
+            f"(min {min(times[size]) * 1000:,.1f}, max {max(times[size]) * 1000:,.1f})" for size in sizes), flush=True)
+
+
+async def _feeds(where: str, rounds: int, feeds: int) -> dict[str, list[float]]:
+    """Feeds per second through one driver on one key, plain and by request id, alternating rounds."""
+    from statewright.adapters.runtime.driver import Driver
+    from tests.adapters._workers import ONCE_CATALOG, Add
+
+    rates: dict[str, list[float]] = {"plain": [], "request": []}
+    async with await _open(where, ONCE_CATALOG) as store:
+        driver = Driver(store)
+        await driver.create("feeds", "tally")
+        sent = 0
+        for r in range(rounds):
+            for kind in (("plain", "request") if r % 2 == 0 else ("request", "plain")):
+                start = time.perf_counter()
+                for _ in range(feeds):
+                    sent += 1
+                    await driver.feed("feeds", Add(1), request=f"r{sent}" if kind == "request" else None)
+                rates[kind].append(feeds / (time.perf_counter() - start))
+    return rates
+
+
+def _requests_part(tmp: str, dsn: str | None, rounds: int, feeds: int) -> None:
+    print(f"Driver.feed per second on one key, medians of {rounds} rounds of {feeds} feeds:", flush=True)
+    for name, where in (("SQLite    ", str(Path(tmp) / "feeds.db")), ("PostgreSQL", dsn)):
+        if where is None:
+            continue
+        rates = asyncio.run(_feeds(where, rounds, feeds))
+        plain, by_id = statistics.median(rates["plain"]), statistics.median(rates["request"])
+        print(f"  {name}: plain {plain:,.0f}/s, with a request id {by_id:,.0f}/s ({plain / by_id:.2f}x)", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--commits", type=int, default=500, help="CAS commits per process per run")
@@ -174,6 +275,9 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=None, help="where the database file goes (default: a temp dir)")
     ap.add_argument("--no-postgres", action="store_true", help="skip the SQLite-against-PostgreSQL part")
     ap.add_argument("--pg-fsync-off", action="store_true", help="run PostgreSQL without fsync, as the tests do")
+    ap.add_argument("--part", choices=("all", "throughput", "first-feed", "requests"), default="all")
+    ap.add_argument("--long", type=int, default=200_000, help="events in the long log of the first-feed part")
+    ap.add_argument("--feeds", type=int, default=7, help="first feeds measured per log length")
     args = ap.parse_args()
     setups = (1, 4)
     ctx = mp.get_context("spawn")
@@ -189,6 +293,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
             path = Path(tmp) / "bench.db"
             dsn = server.database() if server is not None else None
+            if args.part in ("all", "first-feed"):
+                _first_feed_part(tmp, server.database() if server is not None else None, args.long, args.feeds)
+            if args.part in ("all", "requests"):
+                _requests_part(tmp, server.database() if server is not None else None, args.rounds, args.commits)
+            if args.part in ("first-feed", "requests"):
+                return
             asyncio.run(_setup(str(path), max(setups)))
             if dsn is not None:
                 asyncio.run(_setup(dsn, max(setups)))
