@@ -394,7 +394,7 @@ def _loose_read(rec: KeyState, call: Call, result: Response) -> KeyState | None:
     events = json.loads(result.value)
     if events == []:
         return rec  # no events pins nothing down
-    if not isinstance(events, dict):
+    if not (isinstance(events, dict) and set(events) == {"ended", "first", "last"}):
         return None  # events no log gives
     if call.stop is None:
         last, ended = events["last"], events["ended"]

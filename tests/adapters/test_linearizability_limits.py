@@ -27,6 +27,7 @@ from statewright.adapters.cli import run
 from statewright.adapters.testing.linearizability import (
     ABSENT,
     LOOSE,
+    READS,
     Call,
     HistoryError,
     HistoryVerdict,
@@ -345,7 +346,7 @@ def every_order(ops: list[Operation], loose: bool) -> bool:
             continue
         model: Any = start
         for i in order:
-            if ops[i].result is None and ops[i].call.kind in (OpKind.LOAD, OpKind.READ_LOG):
+            if ops[i].result is None and ops[i].call.kind in READS:
                 continue  # a read that never returned constrains nothing
             model = search._step(model, ops[i])
             if model is None:
@@ -356,38 +357,68 @@ def every_order(ops: list[Operation], loose: bool) -> bool:
 
 
 def random_history(rng: random.Random, size: int) -> list[Operation]:
-    """A run of the model in some order, given overlapping times around it, a result or two then spoiled."""
+    """A run of the model in some order, given overlapping times around it, a result or two then spoiled.
+
+    Besides loads, log reads and writes, it holds what request ids use: log
+    heads, receipts of batch ids, commits recording an outcome with their id,
+    re-submissions of an earlier commit (the same batch again: nothing applied)
+    and other batches under an id already taken (``already_applied``). Its own
+    record of the ids taken -- id -> (the commit's writes, its outcome) -- is
+    kept apart from the checker's, which it is there to check.
+    """
     keys = ("k", "j")
-    model: Any = (tuple(ABSENT for _ in keys), frozenset[str]())
+    records = tuple(ABSENT for _ in keys)
+    taken: dict[str, tuple[Any, str | None]] = {}
+    commits: list[Call] = []
     ops = []
     for n in range(size):
         key = rng.choice(keys)
-        version = rng.randint(0, 3)
+        _, _, now, head, _ = records[keys.index(key)]
+        version = rng.choice([now, rng.randint(0, 3)])  # half the time the version the write needs
         writes = [
             Write(OpKind.CAS, key, version, rng.choice(["{}", '{"a":1}']),
                   "m" if version == 0 or rng.random() < 0.2 else None),
-            Write(OpKind.APPEND, key, rng.randint(0, 2), events=rng.randint(1, 2)),
+            Write(OpKind.APPEND, key, rng.choice([head, rng.randint(0, 2)]), events=rng.randint(1, 2)),
             Write(OpKind.APPEND_TERMINAL, key),
         ]
         roll = rng.random()
-        if roll < 0.25:
+        if roll < 0.2:
             call = Call(OpKind.LOAD, key)
-        elif roll < 0.35:
+        elif roll < 0.28:
             call = Call(OpKind.READ_LOG, key, start=rng.randint(1, 2), stop=rng.choice([None, 3]))
-        elif roll < 0.55:
-            other = Write(OpKind.CAS, "j" if key == "k" else "k", rng.randint(0, 2), "{}", "m")
-            call = Call(OpKind.COMMIT, writes=(rng.choice(writes), other), batch=rng.choice([None, "b1", "b2"]))
+        elif roll < 0.35:
+            call = Call(OpKind.LOG_HEAD, key)
+        elif roll < 0.42:
+            call = Call(OpKind.RECEIPT, batch=rng.choice([*taken, "b1", "b2"]))
+        elif roll < 0.5 and commits:
+            call = rng.choice(commits)  # the same batch again
+        elif roll < 0.68:
+            j = 1 - keys.index(key)
+            first = rng.choice(writes)
+            if rng.random() < 0.5:  # half the commits fit the records now, so that ids get taken
+                first = Write(OpKind.CAS, key, now, rng.choice(["{}", '{"a":1}']), "m" if now == 0 else None)
+            other = Write(OpKind.CAS, keys[j], rng.choice([records[j][2], rng.randint(0, 2)]), "{}", "m")
+            batch = rng.choice([None, *taken, "b1", "b2"])  # an id taken: another batch under it, refused
+            outcome = None if batch is None else rng.choice([None, '"x"', '{"n":1}'])
+            call = Call(OpKind.COMMIT, writes=(first, other), batch=batch, outcome=outcome)
+            commits.append(call)
         else:
             w = rng.choice(writes)
             call = Call(w.kind, writes=(w,))
-        after, result = _apply(keys, model[0], call)
-        if call.batch is not None and call.batch in model[1]:
-            after, result = model[0], Response.ok(None)
-        elif result.error is None and call.batch is not None:
-            model = (model[0], model[1] | {call.batch})
+        took = call.batch in taken
+        if call.kind is OpKind.RECEIPT:
+            after, result = records, Response.ok(None if not took else {
+                "outcome": None if taken[call.batch][1] is None else json.loads(str(taken[call.batch][1]))})
+        elif took:
+            same = taken[str(call.batch)][0] == call.writes
+            after, result = records, Response.ok(None) if same else Response(error="already_applied")
+        else:
+            after, result = _apply(keys, records, call)
         lost = rng.random() < 0.15
         if not lost or rng.random() < 0.5:  # a pending operation took effect, or did not
-            model = (after, model[1])
+            records = after
+            if call.kind is OpKind.COMMIT and call.batch is not None and not took and result.error is None:
+                taken[call.batch] = (call.writes, call.outcome)
         invoke = 4 * n - rng.randint(0, 6)
         returned = None if lost else 4 * n + rng.randint(0, 6)
         ops.append(Operation(f"p{n % 3}", invoke, returned, call, None if lost else result))
@@ -395,7 +426,9 @@ def random_history(rng: random.Random, size: int) -> list[Operation]:
         i = rng.randrange(size)
         if ops[i].result is not None:
             spoilt = rng.choice([Response(error="conflict"), Response(error="not_found"), Response.ok(1),
-                                 Response.ok(2), Response.ok(None), _log_read(1, 2, False)])
+                                 Response.ok(2), Response.ok(None), _log_read(1, 2, False),
+                                 Response(error="already_applied"), Response.ok([1, False]),
+                                 Response.ok({"outcome": "x"})])
             ops[i] = replace(ops[i], result=spoilt)
     return ops
 
