@@ -506,13 +506,13 @@ class SqliteStore(SingleWrites):
                 [(k, seq, kind, data, int(end)) for k, seq, kind, data, end in plan.events])
 
     async def _heads(self, keys: list[str]) -> dict[str, tuple[int, bool]]:
-        """The log heads of those of ``keys`` that have events (`_HEADS`: two index lookups a key), 500 keys a statement."""
+        """The heads of ``keys``' logs that have events (`_HEADS`: two index lookups a key), 500 keys a statement."""
         found = await self._in_keys(f"WITH wanted(key) AS (VALUES {{marks}}) SELECT key, {_HEADS} FROM wanted", keys,
                                     "(?)")
         return {k: _head(k, seq, ended) for k, seq, ended in found if seq is not None or ended}
 
     async def _in_keys(self, sql: str, keys: list[str], mark: str = "?") -> list[Any]:
-        """``sql`` with ``{marks}`` standing for ``keys`` (each a ``mark``), in chunks SQLite's limit on parameters allows."""
+        """``sql`` with ``{marks}`` standing for ``keys`` (each a ``mark``), in chunks within SQLite's limits."""
         out: list[Any] = []
         for i in range(0, len(keys), _CHUNK):
             chunk = keys[i:i + _CHUNK]
