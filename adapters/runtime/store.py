@@ -220,13 +220,18 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One log entry. ``seq`` starts at 1; ``data`` is JSON data; ``terminal`` marks the last one."""
+    """One log entry. ``seq`` starts at 1; ``data`` is JSON data; ``terminal`` marks the last one.
+
+    ``position`` is the event's place in the store's global log over all keys
+    (`readside`: 1, 2, 3, ... in commit order, gap-free); 0 where unknown.
+    """
 
     key: str
     seq: int
     kind: str
     data: Any
     terminal: bool = False
+    position: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,268 @@
+"""The read side of the store port: one global, gap-free log over all keys, and its consumers.
+
+Every event a store appends (`store.Event`) also takes a *position*: 1, 2,
+3, ... over all keys together, in commit order, with no gaps and never
+reused (not after `ReadStore.prune` nor `ReadStore.clear`). A reader that
+has seen position ``p`` has seen every position below it, and a position is
+never handed out to a batch that then rolls back. That is what makes a
+cursor -- one integer -- enough to say "everything up to here is handled".
+
+The classic outbox gap
+----------------------
+A reader passes position 11 while 10 is still uncommitted, moves its cursor
+to 11, and never sees 10. It cannot happen here, because positions are taken
+under a lock that is held until the batch commits, so the batches that take
+positions commit one after another, in position order:
+
+* memory: under the store's lock, published with the batch;
+* SQLite: under the write lock (``BEGIN IMMEDIATE``), from a counter row in the
+  same transaction -- one writer at a time is SQLite's own rule;
+* PostgreSQL: from a counter row updated as the batch's *last* statement
+  before ``COMMIT``; the row lock serialises only that tail of the
+  transaction, and a batch rolled back rolls its counter update back with it.
+
+A store is asked for the gap-free prefix only: `ReadStore.latest_cursor` is
+the last position committed, and every position at or below it is readable.
+
+Consumers
+---------
+A *consumer* is a name (``"mailer"``) with one cursor per *partition*: the
+keys are spread over ``partitions`` by `partition_of`, so several dispatcher
+processes can share a consumer's work -- each holds a lease on some
+partitions -- while one key's events always go to one partition, in order.
+A cursor moves only by the `Advance` operation, a compare-and-swap on the
+cursor that a lease holder commits, in the same batch as whatever a handler
+wants written (which is how a handler that writes to the same store applies
+each effect exactly once). An effect that keeps failing is recorded with a
+`DeadLetter` operation. `ReadStore.prune` and `ReadStore.clear` never drop an
+event some registered consumer's cursor has not passed.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from statewright.adapters.runtime.errors import StoreError
+from statewright.adapters.runtime.store import Event, Store
+
+__all__ = [
+    "Advance",
+    "BUCKETS",
+    "Consumer",
+    "DeadLetter",
+    "DeadLettered",
+    "LeaseLost",
+    "ReadStore",
+    "Start",
+    "Unacknowledged",
+    "bucket_of",
+    "partition_of",
+]
+
+BUCKETS = 4096
+"""Keys are hashed into this many buckets (`bucket_of`), stored with each event; a partition is a set of buckets."""
+
+Start = Literal["earliest", "latest"]
+
+
+def bucket_of(key: str) -> int:
+    """The bucket of ``key``: CRC-32 of its UTF-8 bytes modulo `BUCKETS`, the same in every process and release.
+
+    >>> bucket_of("order-1"), bucket_of("order-1") == bucket_of("order-1")
+    (4079, True)
+    """
+    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % BUCKETS
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition of ``key`` among ``partitions``: its bucket modulo ``partitions``.
+
+    >>> [partition_of(k, 4) for k in ("order-1", "order-2", "order-3")]
+    [3, 1, 3]
+    """
+    return bucket_of(key) % partitions
+
+
+class Unacknowledged(StoreError):
+    """`ReadStore.clear` (or an unregistering) would drop events a registered consumer has not passed."""
+
+    code = "unacknowledged"
+
+
+class LeaseLost(StoreError):
+    """An `Advance` or `DeadLetter` came from an owner that no longer holds the partition's lease."""
+
+    code = "lease_lost"
+
+
+@dataclass(frozen=True, slots=True)
+class Consumer:
+    """One partition of a named consumer: its cursor and who holds its lease until when.
+
+    ``cursor`` is the last position this partition has handled (0: none);
+    ``owner`` and ``until`` (seconds by the store's clock) name the current
+    lease, ``owner`` is None when nobody holds one.
+    """
+
+    name: str
+    partition: int
+    partitions: int
+    cursor: int
+    owner: str | None = None
+    until: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Advance:
+    """Move ``consumer``'s ``partition`` cursor from ``expected`` to ``cursor`` (an operation of a batch).
+
+    Fails the whole batch with `Conflict` when the cursor is not ``expected``
+    (someone else moved it), with `LeaseLost` when ``owner`` does not hold the
+    lease, and with `NotFound` for a consumer never registered. ``cursor`` must
+    not be below ``expected`` (`InvalidState`): cursors only move forward.
+    """
+
+    consumer: str
+    partition: int
+    expected: int
+    cursor: int
+    owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Record that ``consumer`` gave up on the effect at ``position`` (an operation of a batch).
+
+    ``key``, ``seq``, ``kind`` and ``data`` copy the event; ``code`` and
+    ``error`` say why (a `StoreError` code, or the handler's exception class
+    and message); ``attempts`` is how many deliveries were tried. Recording the
+    same position twice for a consumer is a no-op, so a re-submitted batch is
+    harmless. Same lease rule as `Advance`.
+    """
+
+    consumer: str
+    partition: int
+    position: int
+    key: str
+    seq: int
+    kind: str
+    data: Any
+    code: str
+    error: str
+    attempts: int
+    owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLettered:
+    """A dead letter as read back (`ReadStore.dead_letters`); ``at`` is when it was recorded."""
+
+    consumer: str
+    partition: int
+    position: int
+    key: str
+    seq: int
+    kind: str
+    data: Any
+    code: str
+    error: str
+    attempts: int
+    at: float
+
+
+@runtime_checkable
+class ReadStore(Store, Protocol):
+    """A `store.Store` with the read side: global positions, consumers, leases and dead letters.
+
+    `Store.commit` takes `Advance` and `DeadLetter` beside `store.Cas` and the
+    appends, all in one transaction.
+    """
+
+    async def read(self, after: int = 0, *, limit: int = 1000, partition: tuple[int, int] | None = None,
+                   kinds: Sequence[str] | None = None) -> list[Event]:
+        """Events at positions above ``after``, in position order, at most ``limit``, each with its ``position``.
+
+        ``partition=(p, n)`` keeps the events of keys in partition ``p`` of ``n``
+        (`partition_of`); ``kinds`` keeps those kinds. Only committed events, and
+        only a gap-free prefix: everything at or below the last position returned
+        has been returned or filtered out.
+        """
+        ...
+
+    async def latest_cursor(self) -> int:
+        """The last position committed (0 when nothing was ever appended); never goes back, not even after `clear`."""
+        ...
+
+    async def replay_all(self) -> list[Event]:
+        """Every event still stored, in position order."""
+        ...
+
+    async def read_range(self, key: str, start: int, end: int | None = None) -> list[Event]:
+        """``key``'s events with ``start <= seq <= end`` (both inclusive, the source's bounds; ``end=None``: to the head)."""
+        ...
+
+    async def wait(self, after: int, timeout: float) -> int:
+        """Return `latest_cursor` as soon as it is above ``after``, or whatever it is after ``timeout`` seconds.
+
+        Wakes at once for a commit through this store object; for commits by
+        other connections or processes, PostgreSQL wakes on ``NOTIFY`` and
+        SQLite polls (every ``poll`` seconds the store was opened with).
+        """
+        ...
+
+    def subscribe(self, after: int = 0, *, limit: int = 1000) -> AsyncIterator[Event]:
+        """Every event above ``after`` as it commits, forever (until the iterator is closed or cancelled)."""
+        ...
+
+    async def prune(self, older_than: float) -> int:
+        """Delete events appended before ``older_than`` (the store clock's seconds); return how many.
+
+        Never deletes an event a registered consumer's cursor has not passed, nor
+        the last event of a key (it holds the log's head and its terminal mark,
+        which every later append is checked against).
+        """
+        ...
+
+    async def clear(self) -> int:
+        """Delete every instance, event, batch id and dead letter; return the number of events deleted.
+
+        Raises `Unacknowledged` (deleting nothing) when a registered consumer's
+        cursor is below `latest_cursor`. Consumers stay, and positions go on
+        from where they were, so their cursors stay valid.
+        """
+        ...
+
+    async def register(self, consumer: str, *, partitions: int = 1, start: Start = "earliest") -> list[Consumer]:
+        """Register ``consumer`` with ``partitions`` cursors at 0 (``earliest``) or `latest_cursor` (``latest``).
+
+        Registering again with the same number of partitions returns the existing
+        cursors unchanged; with another number it is `store.BadOption`.
+        """
+        ...
+
+    async def unregister(self, consumer: str, *, force: bool = False) -> None:
+        """Forget ``consumer`` and its dead letters; `Unacknowledged` if it lags, unless ``force``."""
+        ...
+
+    async def consumers(self) -> list[Consumer]:
+        """Every registered consumer's partitions, by name then partition."""
+        ...
+
+    async def lease(self, consumer: str, partition: int, owner: str, ttl: float) -> Consumer | None:
+        """Take or renew the lease of one partition for ``ttl`` seconds; None while another owner holds it.
+
+        A lease whose ``until`` has passed (by the store's clock) is free to take.
+        `NotFound` for a consumer or partition never registered.
+        """
+        ...
+
+    async def release(self, consumer: str, partition: int, owner: str) -> None:
+        """Give the lease up, if ``owner`` holds it (otherwise nothing happens)."""
+        ...
+
+    async def dead_letters(self, consumer: str | None = None, *, limit: int = 1000) -> list[DeadLettered]:
+        """Dead letters (of ``consumer``, or of all), oldest position first."""
+        ...
