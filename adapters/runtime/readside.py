@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from statewright.adapters.runtime.errors import BadOption, LeaseLost, Unacknowledged
-from statewright.adapters.runtime.store import DEFAULT_LIMITS, Advance, DeadLetter, Event, Limits, Store, check_name
+from statewright.adapters.runtime.store import DEFAULT_LIMITS, Advance, DeadLetter, Event, Limits, RequestStore, check_name
 
 __all__ = [
     "Advance",
@@ -132,7 +132,7 @@ class DeadLettered:
 
 
 @runtime_checkable
-class ReadStore(Store, Protocol):
+class ReadStore(RequestStore, Protocol):
     """A `store.Store` with the read side: global positions, consumers, leases and dead letters.
 
     `Store.commit` takes `Advance` and `DeadLetter` beside `store.Cas` and the
