@@ -92,6 +92,9 @@ from statewright.adapters.runtime.readside import (
 from statewright.adapters.runtime.serialize import untagged
 from statewright.adapters.runtime.store import (
     AlreadyApplied,
+    Append,
+    AppendTerminal,
+    Cas,
     Conflict,
     Event,
     Op,
@@ -115,6 +118,8 @@ Handler = Callable[[E, "Delivery"], Handled | Awaitable[Handled]]
 Target = tuple[str, Any]
 Router = Callable[[E, "Delivery"], Target | Sequence[Target] | None | Awaitable[Target | Sequence[Target] | None]]
 OnReject = Literal["record", "dead_letter"]
+OPS = (Cas, Append, AppendTerminal, Advance, DeadLetter)
+"""What a transactional handler may return: the store's operations."""
 EFFECT = "effect"
 """The kind of log event `Driver` writes for each effect (`driver` module doc)."""
 
@@ -330,22 +335,28 @@ class Dispatcher:
         kept (and renewed by the next pass) until `stop` or their expiry.
         """
         await self._register_consumer()
-        total = 0
-        for partition in range(self.partitions):
-            if self._stop_asked:
+        if self._stop_asked:
+            return 0
+        rows: dict[int, Consumer] = {}
+        for partition in [*sorted(self._held), *(p for p in range(self.partitions) if p not in self._held)]:
+            if len(rows) >= self.max_partitions:
                 break
-            if partition not in self._held and len(self._held) >= self.max_partitions:
-                continue
             row = await self.store.lease(self.consumer, partition, self.owner, self.lease)
             if row is None:
                 self._held.discard(partition)
-                continue
-            self._held.add(partition)
-            try:
-                total += await self._pass(_Partition(row))
-            except (LeaseLost, _Lost):
-                self._held.discard(partition)
-        return total
+            else:
+                rows[partition] = row
+                self._held.add(partition)
+        counts = await asyncio.gather(*(self._serve(row) for row in rows.values()))
+        return sum(counts)
+
+    async def _serve(self, row: Consumer) -> int:
+        """One pass over a partition whose lease this process holds; effects handled (0 if the lease is lost)."""
+        try:
+            return await self._pass(_Partition(row))
+        except (LeaseLost, _Lost):
+            self._held.discard(row.partition)
+            return 0
 
     async def run(self) -> None:
         """Deliver forever: pass over the partitions, then wait for the next commit (or ``poll`` seconds).
@@ -453,7 +464,7 @@ class Dispatcher:
                     else:
                         await self._finish(part, event, [])
                     return
-                ops = await _called(registered.call, effect, delivery)
+                ops = _operations(await _called(registered.call, effect, delivery), registered.call)
                 await self._finish(part, event, list(ops or ()),
                                    batch=dispatch_batch(self.consumer, event.key, event.seq) if ops else None)
                 return
@@ -560,6 +571,16 @@ def _count_back(seen: Mapping[int, Event], seq: int) -> int:
     while s in seen and seen[s].kind == EFFECT:
         n, s = n + 1, s - 1
     return n
+
+
+def _operations(out: Any, call: Callable[..., Any]) -> list[Op] | None:
+    """What a handler returned, as operations to commit (None for a plain handler); `TypeError` otherwise."""
+    if out is None:
+        return None
+    if isinstance(out, (list, tuple)) and all(isinstance(op, OPS) for op in out):
+        return list(out)
+    raise TypeError(f"{_where(call)} returned {type(out).__name__}; a handler returns None or a list of "
+                    f"store operations ({', '.join(t.__name__ for t in OPS)})")
 
 
 def _decode(registered: _Registered[E], data: Mapping[str, Any]) -> E:

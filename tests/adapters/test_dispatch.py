@@ -408,3 +408,18 @@ async def test_follow_delivers_a_systems_routes_between_separately_stored_instan
     await d.run_once()
     assert (await store.load("order-0")).state.phase is OrderPhase.PAID
     assert [e.kind for e in await store.read_log("order-0")] == ["created", "input", "effect", "input"]
+
+
+@on_backends
+async def test_a_handler_returning_something_else_is_a_typed_failure_naming_it(store: ReadStore) -> None:
+    await shop(store, orders=1)
+    d = Dispatcher(store, "c", sleep=NoSleep(), retry=Retry(attempts=2))
+
+    def confused(e: PaymentRequested, w: Delivery) -> Any:
+        return "done"
+
+    d.handle(PaymentRequested, confused)
+    await d.run_once()
+    [dead] = await store.dead_letters()
+    assert dead.code == "handler_error" and dead.attempts == 2
+    assert "confused at " in dead.error and "returned str; a handler returns None or a list" in dead.error
