@@ -72,6 +72,7 @@ import dataclasses
 import hashlib
 import inspect
 import os
+import re
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -88,6 +89,7 @@ from statewright.adapters.runtime.readside import (
     LeaseLost,
     ReadStore,
     Start,
+    horizon,
 )
 from statewright.adapters.runtime.serialize import untagged
 from statewright.adapters.runtime.store import (
@@ -415,12 +417,7 @@ class Dispatcher:
         row = part.row
         latest = await self.store.latest_cursor()
         events = await self.store.read(row.cursor, limit=self.window, partition=(row.partition, self.partitions))
-        if not events:
-            horizon = latest
-        elif len(events) < self.window:
-            horizon = max(latest, events[-1].position)
-        else:
-            horizon = events[-1].position
+        seen = horizon(row.cursor, latest, events, self.window)
         effects = [e for e in events if e.kind == EFFECT]
         part.pending = [e.position for e in effects]
         lanes: dict[str, list[Event]] = {}
@@ -432,8 +429,8 @@ class Dispatcher:
         for outcome in results:
             if isinstance(outcome, BaseException):
                 raise outcome  # a lost lease, or the store failing: the cursor stays where it is
-        if horizon > part.row.cursor:
-            await self._advance(part, horizon)
+        if seen > part.row.cursor:
+            await self._advance(part, seen)
         return part.done
 
     async def _lane(self, part: _Partition, lane: list[Event], indexes: Mapping[int, int]) -> None:
@@ -506,7 +503,7 @@ class Dispatcher:
 
     async def _dead(self, part: _Partition, event: Event, failure: _Failure, attempts: int) -> None:
         op = DeadLetter(self.consumer, part.row.partition, event.position, event.key, event.seq, event.kind,
-                        event.data, failure.code, failure.error, attempts, self.owner)
+                        event.data, failure.code, _storable(failure.error), attempts, self.owner)
         await self._finish(part, event, [op], batch=None)
 
     async def _commit(self, part: _Partition, ops: list[Op], batch: str | None, advanced: int | None) -> None:
@@ -596,8 +593,17 @@ async def _called(call: Callable[..., Any], *args: Any) -> Any:
 def _failure(exc: Exception, call: Callable[..., Any], effect: str, event: Event) -> _Failure:
     code = exc.code if isinstance(exc, StoreError) else HandlerFailed.code
     where = raised_at(exc, call)
-    return _Failure(code, f"{_name(call)} on {effect} of {event.key!r}#{event.seq}: "
-                          f"{type(exc).__name__}: {exc} (at {where})")
+    text = f"{_name(call)} on {effect} of {event.key!r}#{event.seq}: {type(exc).__name__}: {exc} (at {where})"
+    return _Failure(code, text)
+
+
+def _storable(text: str, most: int = 4096) -> str:
+    """``text`` as a store can hold it: NUL and lone surrogates escaped, at most ``most`` characters."""
+    clean = _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return clean if len(clean) <= most else clean[:most - 1] + "…"
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _name(call: Callable[..., Any]) -> str:

@@ -423,3 +423,18 @@ async def test_a_handler_returning_something_else_is_a_typed_failure_naming_it(s
     [dead] = await store.dead_letters()
     assert dead.code == "handler_error" and dead.attempts == 2
     assert "confused at " in dead.error and "returned str; a handler returns None or a list" in dead.error
+
+
+@on_backends
+async def test_an_error_message_no_store_can_hold_is_escaped_in_the_dead_letter(store: ReadStore) -> None:
+    await shop(store, orders=1)
+    d = Dispatcher(store, "c", sleep=NoSleep(), retry=Retry(attempts=1))
+
+    def hostile(e: PaymentRequested, w: Delivery) -> None:
+        raise ValueError("nul \x00 and a lone \ud800 surrogate" + "x" * 10_000)
+
+    d.handle(PaymentRequested, hostile)
+    await d.run_once()
+    [dead] = await store.dead_letters()
+    assert "nul \\u0000 and a lone \\ud800 surrogate" in dead.error
+    assert len(dead.error) == 4096 and dead.error.endswith("…")
