@@ -219,6 +219,7 @@ class _Partition:
 
     row: Consumer
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    horizon: int = 0  # how far this pass has seen (`readside.horizon`): the cursor may move up to here
     pending: list[int] = dataclasses.field(default_factory=list)  # effect positions not yet done, ascending
     done: int = 0  # effects handled or dead-lettered in this pass
 
@@ -417,7 +418,7 @@ class Dispatcher:
         row = part.row
         latest = await self.store.latest_cursor()
         events = await self.store.read(row.cursor, limit=self.window, partition=(row.partition, self.partitions))
-        seen = horizon(row.cursor, latest, events, self.window)
+        seen = part.horizon = horizon(row.cursor, latest, events, self.window)
         effects = [e for e in events if e.kind == EFFECT]
         part.pending = [e.position for e in effects]
         lanes: dict[str, list[Event]] = {}
@@ -494,8 +495,9 @@ class Dispatcher:
         """Mark ``event`` done: commit the handler's ``ops`` (and the cursor, when it is next in line)."""
         async with part.lock:
             first = bool(part.pending) and part.pending[0] == event.position
-            if ops and first:
-                await self._commit(part, ops + [self._advance_op(part, event.position)], batch, event.position)
+            if ops and first:  # next in line: the cursor moves up to the next effect still pending
+                to = part.pending[1] - 1 if len(part.pending) > 1 else part.horizon
+                await self._commit(part, ops + [self._advance_op(part, to)], batch, to)
             elif ops:
                 await self._commit(part, ops, batch, None)
             part.pending.remove(event.position)
