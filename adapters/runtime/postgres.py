@@ -124,8 +124,19 @@ except ImportError as _missing:  # pragma: no cover - depends on the environment
         "pip install 'statewright[postgres]'"
     ) from _missing
 
-from statewright.adapters.runtime.bulk import Plan, machine_less
-from statewright.adapters.runtime.readside import BUCKETS, Consumer, DeadLettered, Start, Unacknowledged, bucket_of
+from statewright.adapters.runtime.bulk import Plan, consumers_of, machine_less
+from statewright.adapters.runtime.readside import (
+    BUCKETS,
+    Consumer,
+    DeadLettered,
+    Start,
+    Unacknowledged,
+    Wakeup,
+    bucket_of,
+    check_read,
+    follow,
+    wait_for_commit,
+)
 from statewright.adapters.runtime.shielded import CallerCancelled, settle
 from statewright.adapters.runtime.store import (
     KEEP_BATCHES,
@@ -159,6 +170,7 @@ from statewright.adapters.runtime.store import (
     check_options,
     decode_event,
     decode_receipt,
+    keyed,
     open_log,
     prepare_batch,
     prepare_outcome,
@@ -319,16 +331,16 @@ class _Statements:
         )
         self.replay = f"SELECT {event} FROM {s}.events ORDER BY position"
         self.range = f"SELECT {event} FROM {s}.events WHERE key = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq"
-        # events appended before $1, neither the last of their key nor one a consumer's partition has not passed
+        # events appended before $1, at or below every consumer's cursor, and not the last of their key
         self.prune_events = (
-            f"DELETE FROM {s}.events e WHERE e.at < $1::float8 "
-            f"AND EXISTS (SELECT 1 FROM {s}.events l WHERE l.key = e.key AND l.seq > e.seq) "
-            f"AND NOT EXISTS (SELECT 1 FROM {s}.consumers c WHERE e.bucket % c.partitions = c.partition "
-            "AND e.position > c.cursor)"
+            f"DELETE FROM {s}.events e WHERE e.at < $1::float8 AND e.position <= "
+            f"(SELECT coalesce(min(c.cursor), (SELECT last FROM {s}.positions)) FROM {s}.consumers c) "
+            f"AND EXISTS (SELECT 1 FROM {s}.events l WHERE l.key = e.key AND l.seq > e.seq)"
         )
-        self.lagging = (f"SELECT DISTINCT c.name FROM {s}.consumers c WHERE ($1::text IS NULL OR c.name = $1) "
-                        f"AND EXISTS (SELECT 1 FROM {s}.events e WHERE e.position > c.cursor "
-                        "AND e.bucket % c.partitions = c.partition) ORDER BY 1")
+        # the partitions (of consumer $1, or of all) whose cursor is below the last position: they lag
+        self.lagging = (f"SELECT c.name, c.partition, c.cursor, p.last FROM {s}.consumers c, {s}.positions p "
+                        'WHERE ($1::text IS NULL OR c.name = $1) AND c.cursor < p.last '
+                        'ORDER BY c.name COLLATE "C", c.partition')
         self.block_writers = f"LOCK TABLE {s}.instances IN EXCLUSIVE MODE"
         self.clear = tuple(f"DELETE FROM {s}.{table}" for table in ("events", "instances", "batches", "dead_letters"))
         consumer = "name, partition, partitions, cursor, owner, until"
@@ -337,6 +349,7 @@ class _Statements:
             "FROM generate_series(0, $2::integer - 1) AS p ON CONFLICT DO NOTHING"
         )
         self.consumer = f"SELECT {consumer} FROM {s}.consumers WHERE name = $1 ORDER BY partition"
+        self.consumer_lock = self.consumer + " FOR UPDATE"
         self.consumers = f'SELECT {consumer} FROM {s}.consumers ORDER BY name COLLATE "C", partition'
         self.unregister = (f"DELETE FROM {s}.consumers WHERE name = $1",
                            f"DELETE FROM {s}.dead_letters WHERE consumer = $1")
@@ -346,6 +359,22 @@ class _Statements:
             f"RETURNING {consumer}"
         )
         self.exists = f"SELECT 1 FROM {s}.consumers WHERE name = $1 AND partition = $2"
+        self.lock_consumers = (
+            f"SELECT c.name, c.partition, c.cursor, c.owner FROM {s}.consumers c "
+            "JOIN unnest($1::text[], $2::integer[]) AS u(name, partition) "
+            'ON c.name = u.name AND c.partition = u.partition ORDER BY c.name COLLATE "C", c.partition FOR UPDATE OF c'
+        )
+        self.advance = (
+            f"UPDATE {s}.consumers AS c SET cursor = u.cursor "
+            "FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::bigint[]) AS u(name, partition, cursor, read) "
+            "WHERE c.name = u.name AND c.partition = u.partition AND c.cursor = u.read"
+        )
+        self.dead_letter = (
+            f"INSERT INTO {s}.dead_letters (consumer, partition, position, key, seq, kind, data, code, error, attempts, "
+            "at) SELECT u.*, $11::float8 FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::text[], "
+            "$5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::integer[]) "
+            "AS u(consumer, partition, position, key, seq, kind, data, code, error, attempts) ON CONFLICT DO NOTHING"
+        )
         self.release = (f"UPDATE {s}.consumers SET owner = NULL, until = 0 "
                         "WHERE name = $1 AND partition = $2 AND owner = $3")
         letter = "consumer, partition, position, key, seq, kind, data, code, error, attempts, at"
@@ -408,8 +437,8 @@ class PostgresStore(SingleWrites):
         self._where = where
         self._lock = asyncio.Lock()
         self._poll = poll
-        self._bell = _Bell()
-        self._listener = _Listener(dsn, where, schema, self._bell, busy_timeout, poll)
+        self._wakeup = Wakeup()
+        self._listener = _Listener(dsn, where, schema, self._wakeup, busy_timeout, poll)
 
     @classmethod
     async def open(
@@ -544,10 +573,10 @@ class PostgresStore(SingleWrites):
         prepared = prepare_batch(self.catalog, ops, batch)
         noted = prepare_outcome(self.catalog, batch, outcome)
         digest = batch_digest(ops, prepared, limits=self.catalog.limits) if batch is not None else ""
-        key = ops[0].key if ops else None
+        key = ops[0].key if ops and isinstance(ops[0], (Cas, Append, AppendTerminal)) else None
         out = await self._guarded(key, lambda: self._batch(ops, list(prepared), batch, digest, noted))
         if any(isinstance(op, (Append, AppendTerminal)) for op in ops):
-            self._bell.ring()  # this store's own waiters wake at once, without the NOTIFY's round trip
+            self._wakeup.notify()  # this store's own waiters wake at once, without the NOTIFY's round trip
         return out
 
     async def _batch(self, ops: Sequence[Op], prepared: list[Any], batch: str | None, digest: str,
@@ -564,7 +593,7 @@ class PostgresStore(SingleWrites):
         created = {op.key for op in ops if isinstance(op, Cas) and op.expected == 0}
         if created:  # keys with no row to lock yet: their advisory locks, in one global order, come first
             await self._conn.execute(self._sql.creating, creation_locks(self._schema, created))
-        keys = sorted({op.key for op in ops})
+        keys = sorted({op.key for op in keyed(ops)})
         rows = {str(k): (str(m), int(v)) for k, m, v in await self._conn.fetch(self._sql.lock, keys)}
         if batch is not None:
             now = self._retention.clock()
@@ -578,12 +607,18 @@ class PostgresStore(SingleWrites):
             if cutoff is not None:  # forget ids past their retention, in this same transaction
                 await self._conn.execute(self._sql.prune, math.ceil(cutoff))  # `at` is whole seconds
         machine_less(self.catalog, ops, prepared, rows)  # InvalidState before any version or head is compared
-        logs = sorted({op.key for op in ops if not isinstance(op, Cas)})
+        logs = sorted({op.key for op in keyed(ops) if not isinstance(op, Cas)})
         heads: dict[str, tuple[int, bool]] = {}
         if logs:
             heads = {str(k): (0 if h is None else int(h), bool(e))
                      for k, h, e in await self._conn.fetch(self._sql.heads, logs)}
-        plan = Plan(self.catalog, dict(rows), heads)
+        partitions = consumers_of(ops)
+        consumers: dict[tuple[str, int], tuple[int, str | None]] = {}
+        if partitions:  # the consumer rows the batch's Advance and DeadLetter name, locked in (name, partition) order
+            names, numbers = [c for c, _ in partitions], [p for _, p in partitions]
+            consumers = {(str(c), int(p)): (int(cur), None if o is None else str(o))
+                         for c, p, cur, o in await self._conn.fetch(self._sql.lock_consumers, names, numbers)}
+        plan = Plan(self.catalog, dict(rows), heads, consumers=consumers)
         out = [plan.apply(op, payload) for op, payload in zip(ops, prepared)]
         await self._flush(plan)
         return out
@@ -607,7 +642,17 @@ class PostgresStore(SingleWrites):
                 status = await self._conn.execute(self._sql.update, *map(list, zip(*changed)))
             if status != f"UPDATE {len(changed)}":  # cannot happen on locked rows; never write past it
                 raise Conflict(f"an instance of the batch moved under it ({status} of {len(changed)})")
-        if plan.events:
+        if plan.advances:
+            moved = [(c, p, cur, read) for (c, p), (cur, read) in plan.advances.items()]
+            status = await self._conn.execute(self._sql.advance, *map(list, zip(*moved)))
+            if status != f"UPDATE {len(moved)}":  # cannot happen on locked rows; never write past it
+                raise Conflict(f"a consumer's cursor moved under the batch ({status} of {len(moved)})")
+        if plan.dead:
+            letters = [(c, part, pos, k, seq, kind, data, code, err, n)
+                       for (c, pos), (part, k, seq, kind, data, code, err, n) in plan.dead.items()]
+            for part in _chunks(letters, lambda r: (r[3], r[6], r[8]), "a dead letter"):
+                await self._conn.execute(self._sql.dead_letter, *map(list, zip(*part)), self._retention.clock())
+        if plan.events:  # last: it takes the positions (and a batch without events never touches the counter)
             await self._append_events(plan.events, self._retention.clock())
 
     async def _append_events(self, events: list[tuple[str, int, str, str, bool]], at: float) -> int:
@@ -656,10 +701,9 @@ class PostgresStore(SingleWrites):
         Every position at or below the highest one committed is committed (see
         "Positions"), so one snapshot's events above ``after`` are a gap-free prefix.
         """
-        _count(after, "after", least=0)
-        _count(limit, "limit", least=1)
-        part, parts = (None, None) if partition is None else _partition(partition)
-        names = None if kinds is None else [check_name(k, "an event kind", limits=self.catalog.limits) for k in kinds]
+        check_read(after, limit, partition, kinds)
+        part, parts = (None, None) if partition is None else partition
+        names = None if kinds is None else list(kinds)
         rows = await self._read(None, lambda conn: conn.fetch(self._sql.read, _int8(after), parts, part, names, limit))
         return _events(rows)
 
@@ -667,40 +711,30 @@ class PostgresStore(SingleWrites):
         return _events(await self._read(None, lambda conn: conn.fetch(self._sql.replay)))
 
     async def read_range(self, key: str, start: int, end: int | None = None) -> list[Event]:
+        if type(start) is not int or not (end is None or type(end) is int):
+            raise BadOption(f"read_range takes int bounds, got {start!r} and {end!r}")
         last = 2**63 - 1 if end is None else _int8(end)
         return _events(await self._read(key, lambda conn: conn.fetch(self._sql.range, key, _int8(start), last)))
 
     async def wait(self, after: int, timeout: float) -> int:
         """`latest_cursor` once it is above ``after``, or after ``timeout`` seconds, whichever is first.
 
-        Listens first (opening the listening connection the first time, or
-        again after it was lost), then reads the counter, then sleeps until a
-        ``NOTIFY`` or this store's own commit rings, or ``poll`` seconds pass:
-        a commit between the read and the sleep has rung already, so none is missed.
+        Each round arms the wake-up, listens (opening the listening connection
+        the first time, or again after it was lost), reads the counter, and
+        sleeps until a ``NOTIFY`` or this store's own commit wakes it, or
+        ``poll`` seconds pass: a commit after the arming wakes it, one before
+        the ``LISTEN`` is in the counter it reads, so none is missed.
         """
-        _count(after, "after", least=0)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(0.0, float(timeout))
-        while True:
-            await self._listener.listen()
-            rung = self._bell.armed()
-            latest = await self.latest_cursor()
-            left = deadline - loop.time()
-            if latest > after or left <= 0:
-                return latest
-            try:
-                await asyncio.wait_for(rung.wait(), min(left, self._poll))
-            except TimeoutError:
-                pass
+        check_read(after, 1)
 
-    async def subscribe(self, after: int = 0, *, limit: int = 1000) -> AsyncIterator[Event]:
-        while True:
-            events = await self.read(after, limit=limit)
-            for event in events:
-                after = event.position
-                yield event
-            if not events:
-                await self.wait(after, 60.0)
+        async def latest() -> int:
+            await self._listener.listen()
+            return await self.latest_cursor()
+
+        return await wait_for_commit(latest, self._wakeup, after, timeout, self._poll)
+
+    def subscribe(self, after: int = 0, *, limit: int = 1000) -> AsyncIterator[Event]:
+        return follow(self, after, limit)
 
     async def prune(self, older_than: float) -> int:
         async def body() -> int:
@@ -717,10 +751,7 @@ class PostgresStore(SingleWrites):
         """
         async def body() -> int:
             await self._conn.execute(self._sql.block_writers)
-            lagging = [str(n) for (n,) in await self._conn.fetch(self._sql.lagging, None)]
-            if lagging:
-                raise Unacknowledged(f"{self._where}: cannot clear: consumer {', '.join(map(repr, lagging))} has "
-                                     "not passed every event")
+            _refuse_lagging(await self._conn.fetch(self._sql.lagging, None), "clearing the store")
             deleted = _rowcount(await self._conn.execute(self._sql.clear[0]))
             for statement in self._sql.clear[1:]:
                 await self._conn.execute(statement)
@@ -749,9 +780,10 @@ class PostgresStore(SingleWrites):
 
     async def unregister(self, consumer: str, *, force: bool = False) -> None:
         async def body() -> None:
-            if not force and await self._conn.fetch(self._sql.lagging, consumer):
-                raise Unacknowledged(f"{self._where}: consumer {consumer!r} has not passed every event; "
-                                     "unregister it with force=True to drop them anyway")
+            if not await self._conn.fetch(self._sql.consumer_lock, consumer):
+                raise NotFound(f"no consumer {consumer!r}")
+            if not force:
+                _refuse_lagging(await self._conn.fetch(self._sql.lagging, consumer), f"unregistering {consumer!r}")
             for statement in self._sql.unregister:
                 await self._conn.execute(statement, consumer)
 
@@ -764,7 +796,7 @@ class PostgresStore(SingleWrites):
         """Take or renew a partition's lease with one conditional ``UPDATE`` (free, expired, or ours already)."""
         check_name(owner, "a lease owner", limits=self.catalog.limits)
         _count(partition, "a partition", least=0, most=BUCKETS - 1)
-        if not (isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and math.isfinite(ttl) and ttl > 0):
+        if not (isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and 0 < ttl < 10**9):
             raise BadOption(f"a lease's ttl must be a positive number of seconds, got {ttl!r}")
 
         async def body() -> Consumer | None:
@@ -785,7 +817,7 @@ class PostgresStore(SingleWrites):
         await self._guarded(None, body)
 
     async def dead_letters(self, consumer: str | None = None, *, limit: int = 1000) -> list[DeadLettered]:
-        _count(limit, "limit", least=1)
+        _count(limit, "limit", least=0)
         rows = await self._read(None, lambda conn: conn.fetch(self._sql.dead_letters, consumer, limit))
         return [DeadLettered(str(c), int(p), int(pos), str(k), int(seq), str(kind), decode_event(str(k), int(seq), d),
                              str(code), str(err), int(n), float(at))
@@ -968,32 +1000,18 @@ def creation_locks(schema: str, keys: Iterable[str]) -> list[int]:
 # -- the read side's plumbing -----------------------------------------------------------
 
 
-class _Bell:
-    """Wakes every waiter at once: `armed` hands out the current event, `ring` sets it and arms a fresh one."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def armed(self) -> asyncio.Event:
-        return self._event
-
-    def ring(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
-
-
 class _Listener:
     """The connection `PostgresStore.wait` listens on: opened on first use, opened again after it is lost.
 
     Its only statement is ``LISTEN``; every notification on the schema's
-    channel, and the loss of the connection, rings the store's bell. While
+    channel, and the loss of the connection, wakes the store's waiters. While
     the server cannot be reached it tries again at most every ``poll``
     seconds, and waiters fall back to reading the counter that often.
     """
 
-    def __init__(self, dsn: str | None, where: str, channel: str, bell: _Bell, busy_timeout: float,
+    def __init__(self, dsn: str | None, where: str, channel: str, wakeup: Wakeup, busy_timeout: float,
                  poll: float) -> None:
-        self._dsn, self._where, self.channel, self._bell = dsn, where, channel, bell
+        self._dsn, self._where, self.channel, self._wakeup = dsn, where, channel, wakeup
         self._busy_timeout, self._poll = busy_timeout, poll
         self._conn: Any = None
         self._lock = asyncio.Lock()
@@ -1033,10 +1051,10 @@ class _Listener:
             self.opened += 1
 
     def _notified(self, conn: Any, pid: int, channel: str, payload: str) -> None:
-        self._bell.ring()
+        self._wakeup.notify()
 
     def _lost(self, conn: Any) -> None:
-        self._bell.ring()  # waiters wake, find it gone, and listen again (reading the counter in between)
+        self._wakeup.notify()  # waiters wake, find it gone, and listen again (reading the counter in between)
 
     async def close(self) -> None:
         self._closed = True
@@ -1070,12 +1088,12 @@ def _count(value: Any, what: str, *, least: int, most: int = 2**63 - 1) -> int:
     return value
 
 
-def _partition(partition: Any) -> tuple[int, int]:
-    """``(p, n)`` of a read's partition filter, checked: ``0 <= p < n``."""
-    if not (isinstance(partition, tuple) and len(partition) == 2):
-        raise BadOption(f"partition must be a (partition, partitions) pair, got {partition!r}")
-    parts = _count(partition[1], "partitions", least=1, most=BUCKETS)
-    return _count(partition[0], "a partition", least=0, most=parts - 1), parts
+def _refuse_lagging(rows: Sequence[Any], what: str) -> None:
+    """`Unacknowledged` naming the first lagging partition of ``rows`` (``name, partition, cursor, last``), if any."""
+    if rows:
+        name, partition, cursor, last = rows[0]
+        raise Unacknowledged(f"{what} would drop events consumer {name!r} partition {partition} has not passed "
+                             f"(cursor {cursor} < {last}); nothing was deleted")
 
 
 def _rowcount(status: str) -> int:

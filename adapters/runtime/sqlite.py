@@ -110,6 +110,7 @@ from statewright.adapters.runtime.bulk import Plan, machine_less
 from statewright.adapters.runtime.shielded import CallerCancelled, settle
 from statewright.adapters.runtime.store import (
     Append,
+    AppendTerminal,
     Busy,
     Cas,
     Catalog,
@@ -138,6 +139,7 @@ from statewright.adapters.runtime.store import (
     decode_event,
     decode_receipt,
     is_name,
+    keyed,
     open_log,
     prepare_batch,
     prepare_outcome,
@@ -448,7 +450,7 @@ class SqliteStore(SingleWrites):
         prepared = prepare_batch(self.catalog, ops, batch)
         noted = prepare_outcome(self.catalog, batch, outcome)
         digest = batch_digest(ops, prepared, limits=self.catalog.limits) if batch is not None else ""
-        key = ops[0].key if ops else None
+        key = ops[0].key if ops and isinstance(ops[0], (Cas, Append, AppendTerminal)) else None
         what = f"writing {key!r}" if len(ops) == 1 else f"writing a batch of {len(ops)} operations"
         return await self._guarded(key, lambda: self._batch(ops, prepared, batch, digest, noted), what)
 
@@ -468,14 +470,14 @@ class SqliteStore(SingleWrites):
             row = await self._one("SELECT digest, outcome FROM batches WHERE id = ?", (batch,))
             if recorded_before(batch, digest, None if row is None else decode_receipt(batch, row[0], row[1])):
                 return []  # committed before: that was its outcome, and nothing is applied twice
-        keys = sorted({op.key for op in ops})
+        keys = sorted({op.key for op in keyed(ops)})
         rows = {k: (m, v) for k, m, v in await self._in_keys(
             "SELECT key, machine, version FROM instances WHERE key IN ({marks})", keys)}
-        heads = await self._heads(sorted({op.key for op in ops if not isinstance(op, Cas)}))
+        heads = await self._heads(sorted({op.key for op in keyed(ops) if not isinstance(op, Cas)}))
         machine_less(self.catalog, ops, prepared, rows)  # InvalidState before any version or head is compared
         plan = Plan(self.catalog, rows, heads)
         out = [plan.apply(op, payload) for op, payload in zip(ops, prepared)]
-        key = ops[0].key if len(ops) == 1 else None
+        key = ops[0].key if len(ops) == 1 and isinstance(ops[0], (Cas, Append, AppendTerminal)) else None
         async with _mapped(key, f"writing {key!r}" if key is not None else f"writing a batch of {len(ops)} operations"):
             await self._flush(plan)
         if batch is not None:
