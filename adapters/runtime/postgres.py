@@ -26,13 +26,19 @@ primary key ``key``, ``events`` ``(key, seq)`` and a partial unique index
 allows one terminal event per key, so a lost race is always caught by the
 database (a unique violation, `Conflict`), never written.
 
-Three tables and a version live in their own schema (default
+The tables and a version live in their own schema (default
 ``statewright``; a PostgreSQL database is shared, and other tables in it are
 none of our business)::
 
     instances(key PRIMARY KEY, machine, state, version)
-    events(key, seq, kind, data, terminal, PRIMARY KEY (key, seq))
+    events(key, seq, kind, data, terminal, position, at, bucket, PRIMARY KEY (key, seq))
     UNIQUE INDEX events_one_terminal ON events(key) WHERE terminal
+    UNIQUE INDEX events_position ON events(position)   -- the read side's global log (`readside`)
+    INDEX events_at ON events(at)                      -- `prune`: the store clock's seconds
+    positions(last)                -- one row: the last position taken
+    consumers(name, partition, partitions, cursor, owner, until, PRIMARY KEY (name, partition))
+    dead_letters(consumer, partition, position, key, seq, kind, data, code, error, attempts, at,
+                 PRIMARY KEY (consumer, position))
     batches(id PRIMARY KEY, at, digest, outcome)
                                    -- ids of committed batches, with their Unix time, the digest
                                    -- of their operations and the outcome recorded with them
@@ -67,6 +73,52 @@ the one-terminal index, never by scanning the log.
 
 Lock waits end after ``busy_timeout`` (the session's ``lock_timeout``) with
 `Busy`: never a hang, never a `Conflict`.
+
+Positions
+---------
+Every event takes a position from the one row of ``positions``: the
+statement that inserts a batch's events is ``WITH c AS (UPDATE positions
+SET last = last + n RETURNING ...) INSERT INTO events ... SELECT pg_notify(...)``,
+the batch's *last* before ``COMMIT``. Its row lock orders the batches that
+append: a second one waits at that statement until the first commits (or
+rolls back) and then, at READ COMMITTED, updates the row as the first left
+it. So the lock is held only from the last statement to the commit -- the
+locks, reads and writes of instance rows before it run in parallel -- and a
+batch that rolls back rolls its update back: its numbers are taken by the
+next one, no gap. A batch with no events (an `Advance`, a `Cas`) never
+touches the row. (One whose events pass `MAX_STATEMENT_BYTES` takes its
+positions by a plain update first and holds the lock for its inserts.)
+
+Why no reader sees position p+1 committed while p is not: the batch that
+took p+1 updated the row only after the one that took p let it go (a row
+lock is a wait on the holder's transaction id lock), and PostgreSQL releases
+a transaction's locks only after its commit is visible (``CommitTransaction``:
+the commit record, then ``ProcArrayEndTransaction``, which makes it visible
+to new snapshots, then the locks). Any snapshot that sees p+1's batch was
+taken after it committed, hence after p's was visible.
+`read` is one statement, one snapshot: the events above a cursor that it
+returns are a gap-free prefix. ``tests/adapters/test_postgres_readside.py``
+checks it with concurrent writers (connections and processes) and shows the
+same checker catching the gaps of positions taken from a ``SEQUENCE`` at
+the start of each transaction (the classic outbox gap).
+
+Consumers' rows are locked (``FOR UPDATE``, in name and partition order)
+after the instance rows and before the counter, so a batch with `Advance` or
+`DeadLetter` keeps the one lock order; `lease` is one conditional
+``UPDATE`` (free, expired by the store's clock, or the owner's own).
+`clear` locks ``instances`` against writers first (every appending batch
+holds a row lock there from its first statement to its commit), so no event
+commits between its check that no consumer lags and its deletes.
+
+Waking on commit
+----------------
+The ``pg_notify`` on the channel named after the schema (payload: the last
+position) is delivered by PostgreSQL at commit, to every connection that
+listens. `wait` opens one listening connection per store, lazily, and opens
+it again when it is lost (its loss wakes the waiters, who read the counter
+before they sleep again); it also reads the counter every ``poll`` seconds
+(default `POLL`), so a missed notification costs at most that. Commits
+through the store itself wake its waiters at once. ``close`` closes it.
 
 Cost: a single-key Cas+Append batch with a batch id is seven round trips
 (``BEGIN``, lock, claim, log heads, ``UPDATE``, ``INSERT``, ``COMMIT``), each a
