@@ -40,8 +40,12 @@ from statewright.adapters.runtime.readside import (
     Start,
     Wakeup,
     bucket_of,
+    check_range,
     check_read,
+    check_register,
+    check_ttl,
     follow,
+    refuse_lagging,
     wait_for_commit,
 )
 from statewright.adapters.runtime.store import (
@@ -235,7 +239,7 @@ class MemoryStore(SingleWrites):
         return [ev.event() for ev in self._log]
 
     async def read_range(self, key: str, start: int, end: int | None = None) -> list[Event]:
-        _check_range(start, end)
+        check_range(start, end)
         return await self.read_log(key, start, None if end is None else end + 1)
 
     async def wait(self, after: int, timeout: float) -> int:
@@ -257,7 +261,7 @@ class MemoryStore(SingleWrites):
 
     async def clear(self) -> int:
         async with self._lock:
-            _refuse_lagging(self._consumers, self._last, "clearing the store")
+            refuse_lagging(_cursors(self._consumers), self._last, "clearing the store")
             n = len(self._log)
             self._rows.clear()
             self._logs.clear()
@@ -267,7 +271,7 @@ class MemoryStore(SingleWrites):
             return n
 
     async def register(self, consumer: str, *, partitions: int = 1, start: Start = "earliest") -> list[Consumer]:
-        _check_register(consumer, partitions, start, self.catalog)
+        check_register(consumer, partitions, start, limits=self.catalog.limits)
         async with self._lock:
             found = [self._consumers[(consumer, p)] for p in range(partitions) if (consumer, p) in self._consumers]
             held = {row.partitions for (name, _), row in self._consumers.items() if name == consumer}
@@ -285,7 +289,7 @@ class MemoryStore(SingleWrites):
             if not rows:
                 raise NotFound(f"no consumer {consumer!r}")
             if not force:
-                _refuse_lagging(rows, self._last, f"unregistering {consumer!r}")
+                refuse_lagging(_cursors(rows), self._last, f"unregistering {consumer!r}")
             for where in rows:
                 del self._consumers[where]
             for where in [w for w in self._dead if w[0] == consumer]:
@@ -296,7 +300,7 @@ class MemoryStore(SingleWrites):
 
     async def lease(self, consumer: str, partition: int, owner: str, ttl: float) -> Consumer | None:
         check_name(owner, "a lease owner", limits=self.catalog.limits)
-        _check_ttl(ttl)
+        check_ttl(ttl)
         async with self._lock:
             row = self._consumers.get((consumer, partition))
             if row is None:
@@ -323,31 +327,8 @@ class MemoryStore(SingleWrites):
         return Consumer(name, partition, row.partitions, row.cursor, row.owner, row.until)
 
 
-def _check_range(start: Any, end: Any) -> None:
-    if type(start) is not int or not (end is None or type(end) is int):
-        raise BadOption(f"read_range takes int bounds, got {start!r} and {end!r}")
-
-
-def _check_register(consumer: str, partitions: Any, start: Any, catalog: Catalog) -> None:
-    """`BadOption` unless `readside.ReadStore.register` can honour these; `InvalidState` for a bad name."""
-    check_name(consumer, "a consumer name", limits=catalog.limits)
-    if type(partitions) is not int or not 1 <= partitions <= 4096:
-        raise BadOption(f"partitions must be an int from 1 to 4096, got {partitions!r}")
-    if start not in ("earliest", "latest"):
-        raise BadOption(f"start must be 'earliest' or 'latest', got {start!r}")
-
-
-def _check_ttl(ttl: Any) -> None:
-    if not (isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and 0 < ttl < 10**9):
-        raise BadOption(f"a lease's ttl must be a positive number of seconds, got {ttl!r}")
-
-
-def _refuse_lagging(rows: dict[tuple[str, int], _Cursor], last: int, what: str) -> None:
-    lagging = sorted((where for where, row in rows.items() if row.cursor < last))
-    if lagging:
-        name, p = lagging[0]
-        raise Unacknowledged(f"{what} would drop events consumer {name!r} partition {p} has not passed "
-                             f"(cursor {rows[(name, p)].cursor} < {last}); nothing was deleted")
+def _cursors(rows: dict[tuple[str, int], _Cursor]) -> list[tuple[str, int, int]]:
+    return [(name, p, row.cursor) for (name, p), row in rows.items()]
 
 
 class _Txn:

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from statewright.adapters.runtime.errors import BadOption, LeaseLost, Unacknowledged
-from statewright.adapters.runtime.store import Advance, DeadLetter, Event, Store
+from statewright.adapters.runtime.store import DEFAULT_LIMITS, Advance, DeadLetter, Event, Limits, Store, check_name
 
 __all__ = [
     "Advance",
@@ -62,10 +62,14 @@ __all__ = [
     "Unacknowledged",
     "Wakeup",
     "bucket_of",
+    "check_range",
     "check_read",
+    "check_register",
+    "check_ttl",
     "follow",
     "horizon",
     "partition_of",
+    "refuse_lagging",
     "wait_for_commit",
 ]
 
@@ -241,6 +245,40 @@ def check_read(after: Any, limit: Any, partition: Any = None, kinds: Any = None)
             raise BadOption(f"partition must be (p, n) with 0 <= p < n, got {partition!r}")
     if kinds is not None and (isinstance(kinds, str) or not all(isinstance(k, str) for k in kinds)):
         raise BadOption(f"kinds must be a sequence of event kinds, got {kinds!r}")
+
+
+def check_range(start: Any, end: Any) -> None:
+    """`BadOption` unless `ReadStore.read_range`'s bounds are ints (``end`` may be None)."""
+    if type(start) is not int or not (end is None or type(end) is int):
+        raise BadOption(f"read_range takes int bounds, got {start!r} and {end!r}")
+
+
+MAX_PARTITIONS = BUCKETS
+"""The most partitions a consumer may have: one per bucket."""
+
+
+def check_register(consumer: Any, partitions: Any, start: Any, *, limits: Limits = DEFAULT_LIMITS) -> None:
+    """`BadOption` unless `ReadStore.register` can honour ``partitions`` and ``start``; `InvalidState` for a bad name."""
+    check_name(consumer, "a consumer name", limits=limits)
+    if type(partitions) is not int or not 1 <= partitions <= MAX_PARTITIONS:
+        raise BadOption(f"partitions must be an int from 1 to {MAX_PARTITIONS}, got {partitions!r}")
+    if start not in ("earliest", "latest"):
+        raise BadOption(f"start must be 'earliest' or 'latest', got {start!r}")
+
+
+def check_ttl(ttl: Any) -> None:
+    """`BadOption` unless ``ttl`` is a lease's length a store can keep: more than 0 seconds, under ~31 years."""
+    if not (isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and 0 < ttl < 1e9):
+        raise BadOption(f"a lease's ttl must be a positive number of seconds, got {ttl!r}")
+
+
+def refuse_lagging(cursors: Sequence[tuple[str, int, int]], last: int, what: str) -> None:
+    """`Unacknowledged` when one of ``cursors`` -- (consumer, partition, cursor) -- is below ``last``."""
+    lagging = sorted(c for c in cursors if c[2] < last)
+    if lagging:
+        name, p, cursor = lagging[0]
+        raise Unacknowledged(f"{what} would drop events consumer {name!r} partition {p} has not passed "
+                             f"(cursor {cursor} < {last}); nothing was deleted")
 
 
 def horizon(after: int, latest: int, events: Sequence[Event], limit: int) -> int:
