@@ -34,7 +34,6 @@ none of our business)::
     events(key, seq, kind, data, terminal, position, at, bucket, PRIMARY KEY (key, seq))
     UNIQUE INDEX events_one_terminal ON events(key) WHERE terminal
     UNIQUE INDEX events_position ON events(position)   -- the read side's global log (`readside`)
-    INDEX events_at ON events(at)                      -- `prune`: the store clock's seconds
     positions(last)                -- one row: the last position taken
     consumers(name, partition, partitions, cursor, owner, until, PRIMARY KEY (name, partition))
     dead_letters(consumer, partition, position, key, seq, kind, data, code, error, attempts, at,
@@ -303,7 +302,6 @@ def _ddl(s: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         f"ALTER TABLE {s}.events ALTER COLUMN position SET NOT NULL, ALTER COLUMN at SET NOT NULL, "
         "ALTER COLUMN bucket SET NOT NULL",
         f"CREATE UNIQUE INDEX IF NOT EXISTS events_position ON {s}.events (position)",
-        f"CREATE INDEX IF NOT EXISTS events_at ON {s}.events (at)",
         f"CREATE TABLE IF NOT EXISTS {s}.positions (last bigint NOT NULL)",
         f"INSERT INTO {s}.positions (last) SELECT coalesce(max(position), 0) FROM {s}.events "
         f"WHERE NOT EXISTS (SELECT 1 FROM {s}.positions)",
@@ -383,7 +381,8 @@ class _Statements:
         )
         self.replay = f"SELECT {event} FROM {s}.events ORDER BY position"
         self.range = f"SELECT {event} FROM {s}.events WHERE key = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq"
-        # events appended before $1, at or below every consumer's cursor, and not the last of their key
+        # events appended before $1, at or below every consumer's cursor, and not the last of their key: a scan of
+        # the position index up to that cursor (no index on `at`, which every append would pay for; prune is rare)
         self.prune_events = (
             f"DELETE FROM {s}.events e WHERE e.at < $1::float8 AND e.position <= "
             f"(SELECT coalesce(min(c.cursor), (SELECT last FROM {s}.positions)) FROM {s}.consumers c) "
