@@ -432,28 +432,28 @@ class SyncDriver:
 
     def create(self, key: str, machine: str, state: Any = None, *, timeout: float | None = None) -> Record:
         """`Driver.create`: a new instance at version 1; `Conflict` if ``key`` exists."""
-        return self.call(self._keyed([key], self.driver.create(key, machine, state)), timeout=timeout)
+        return self.call(self._keyed([key], lambda: self.driver.create(key, machine, state)), timeout=timeout)
 
     def create_all(self, system: System[Any], keys: Mapping[str, str], *,
                    timeout: float | None = None) -> dict[str, Record]:
         """`Driver.create_all`: every instance of ``system`` in one batch."""
-        return self.call(self._keyed(list(keys.values()), self.driver.create_all(system, keys)), timeout=timeout)
+        return self.call(self._keyed(keys.values(), lambda: self.driver.create_all(system, keys)), timeout=timeout)
 
     def feed(self, key: str, input: Any, *, choice: Any = UNSET, request: str | None = None,
              timeout: float | None = None) -> FedAccepted | FedRejected:
         """`Driver.feed`: step ``key``'s instance with ``input`` and commit (or record the rejection)."""
-        return self.call(self._keyed([key], self.driver.feed(key, input, choice=choice, request=request)),
+        return self.call(self._keyed([key], lambda: self.driver.feed(key, input, choice=choice, request=request)),
                          timeout=timeout)
 
     def feed_json(self, key: str, text: str | bytes, *, request: str | None = None,
                   timeout: float | None = None) -> FedAccepted | FedRejected:
         """`Driver.feed_json`: an input as ``{"type": ..., ...fields}`` from outside; `BadInput` if it is not one."""
-        return self.call(self._keyed([key], self.driver.feed_json(key, text, request=request)), timeout=timeout)
+        return self.call(self._keyed([key], lambda: self.driver.feed_json(key, text, request=request)), timeout=timeout)
 
     def act(self, system: System[Any], keys: Mapping[str, str], action: Action, *, request: str | None = None,
             timeout: float | None = None) -> ActedAccepted | ActedBlocked:
         """`Driver.act`: one atomic system action as one batch over every record it touches."""
-        return self.call(self._keyed(list(keys.values()), self.driver.act(system, keys, action, request=request)),
+        return self.call(self._keyed(keys.values(), lambda: self.driver.act(system, keys, action, request=request)),
                          timeout=timeout)
 
     def parse(self, machine: str, data: Mapping[str, Any], *, key: str | None = None) -> Any:
@@ -497,13 +497,14 @@ class SyncDriver:
     ) -> None:
         self.close()
 
-    async def _keyed(self, keys: list[str], coro: Coroutine[Any, Any, T]) -> T:
-        """Await ``coro`` holding the locks of ``keys``: one call at a time per key in this process."""
-        try:
-            async with self._locks.holding(keys):
-                return await coro
-        finally:
-            coro.close()  # a no-op once awaited; closes it when the wait for the locks was cancelled
+    async def _keyed(self, keys: Iterable[str], call: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Await ``call()`` holding the locks of ``keys``: one call at a time per key in this process.
+
+        The driver's coroutine is made here, in the loop, so a call refused or
+        cancelled before it starts leaves no coroutine that was never awaited.
+        """
+        async with self._locks.holding(keys):
+            return await call()
 
 
 async def _opened(opener: Callable[[], Awaitable[Store]]) -> Store:
