@@ -152,6 +152,7 @@ from statewright.adapters.runtime.store import (
     canonical_json,
     check_name,
     prepare_batch,
+    keyed,
     takes_batch,
     takes_requests,
 )
@@ -685,7 +686,7 @@ class Driver:
                 self._forget(ops)
                 raise
             await self._sleep(self.backoff * 2 ** (tries - 1))
-        for op in ops:
+        for op in keyed(ops):
             head, ended = self._heads.get(op.key, (0, False))
             if isinstance(op, Append):
                 self._heads[op.key] = (op.expected + len(op.events), False)
@@ -760,7 +761,7 @@ class Driver:
         return hashlib.sha256(f"{secrets.token_hex(16)}:{plain}".encode()).hexdigest()
 
     def _forget(self, ops: Sequence[Op]) -> None:
-        for op in ops:
+        for op in keyed(ops):
             self._heads.pop(op.key, None)
 
     async def _head(self, key: str) -> tuple[int, bool]:

@@ -21,12 +21,14 @@ __all__ = [
     "IncompatibleSchema",
     "InvalidState",
     "Io",
+    "LeaseLost",
     "NotAStore",
     "NotFound",
     "PermissionDenied",
     "ReadOnly",
     "RequestReused",
     "StoreError",
+    "Unacknowledged",
     "UnknownOutcome",
 ]
 
@@ -158,3 +160,15 @@ class RequestReused(StoreError):
     """A request id came back with another input (or action) for the same key than it was first used with."""
 
     code = "request_reused"
+
+
+class Unacknowledged(StoreError):
+    """Deleting would drop events a registered consumer has not passed (`readside.ReadStore.clear`, unregistering)."""
+
+    code = "unacknowledged"
+
+
+class LeaseLost(StoreError):
+    """An `Advance` or `DeadLetter` came from an owner that no longer holds the partition's lease; nothing written."""
+
+    code = "lease_lost"

@@ -157,6 +157,7 @@ from statewright.adapters.runtime.store import (
     check_options,
     decode_event,
     decode_receipt,
+    keyed,
     open_log,
     prepare_batch,
     prepare_outcome,
@@ -422,7 +423,7 @@ class PostgresStore(SingleWrites):
         prepared = prepare_batch(self.catalog, ops, batch)
         noted = prepare_outcome(self.catalog, batch, outcome)
         digest = batch_digest(ops, prepared, limits=self.catalog.limits) if batch is not None else ""
-        key = ops[0].key if ops else None
+        key = ops[0].key if ops and isinstance(ops[0], (Cas, Append, AppendTerminal)) else None
         return await self._guarded(key, lambda: self._batch(ops, list(prepared), batch, digest, noted))
 
     async def _batch(self, ops: Sequence[Op], prepared: list[Any], batch: str | None, digest: str,
@@ -439,7 +440,7 @@ class PostgresStore(SingleWrites):
         created = {op.key for op in ops if isinstance(op, Cas) and op.expected == 0}
         if created:  # keys with no row to lock yet: their advisory locks, in one global order, come first
             await self._conn.execute(self._sql.creating, creation_locks(self._schema, created))
-        keys = sorted({op.key for op in ops})
+        keys = sorted({op.key for op in keyed(ops)})
         rows = {str(k): (str(m), int(v)) for k, m, v in await self._conn.fetch(self._sql.lock, keys)}
         if batch is not None:
             now = self._retention.clock()
@@ -453,7 +454,7 @@ class PostgresStore(SingleWrites):
             if cutoff is not None:  # forget ids past their retention, in this same transaction
                 await self._conn.execute(self._sql.prune, math.ceil(cutoff))  # `at` is whole seconds
         machine_less(self.catalog, ops, prepared, rows)  # InvalidState before any version or head is compared
-        logs = sorted({op.key for op in ops if not isinstance(op, Cas)})
+        logs = sorted({op.key for op in keyed(ops) if not isinstance(op, Cas)})
         heads: dict[str, tuple[int, bool]] = {}
         if logs:
             heads = {str(k): (0 if h is None else int(h), bool(e))

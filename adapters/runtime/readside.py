@@ -40,13 +40,15 @@ event some registered consumer's cursor has not passed.
 
 from __future__ import annotations
 
+import asyncio
+import time
 import zlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from statewright.adapters.runtime.errors import StoreError
-from statewright.adapters.runtime.store import Event, Store
+from statewright.adapters.runtime.errors import BadOption, LeaseLost, Unacknowledged
+from statewright.adapters.runtime.store import DEFAULT_LIMITS, Advance, DeadLetter, Event, Limits, RequestStore, check_name
 
 __all__ = [
     "Advance",
@@ -58,8 +60,17 @@ __all__ = [
     "ReadStore",
     "Start",
     "Unacknowledged",
+    "Wakeup",
     "bucket_of",
+    "check_range",
+    "check_read",
+    "check_register",
+    "check_ttl",
+    "follow",
+    "horizon",
     "partition_of",
+    "refuse_lagging",
+    "wait_for_commit",
 ]
 
 BUCKETS = 4096
@@ -86,18 +97,6 @@ def partition_of(key: str, partitions: int) -> int:
     return bucket_of(key) % partitions
 
 
-class Unacknowledged(StoreError):
-    """`ReadStore.clear` (or an unregistering) would drop events a registered consumer has not passed."""
-
-    code = "unacknowledged"
-
-
-class LeaseLost(StoreError):
-    """An `Advance` or `DeadLetter` came from an owner that no longer holds the partition's lease."""
-
-    code = "lease_lost"
-
-
 @dataclass(frozen=True, slots=True)
 class Consumer:
     """One partition of a named consumer: its cursor and who holds its lease until when.
@@ -113,47 +112,6 @@ class Consumer:
     cursor: int
     owner: str | None = None
     until: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Advance:
-    """Move ``consumer``'s ``partition`` cursor from ``expected`` to ``cursor`` (an operation of a batch).
-
-    Fails the whole batch with `Conflict` when the cursor is not ``expected``
-    (someone else moved it), with `LeaseLost` when ``owner`` does not hold the
-    lease, and with `NotFound` for a consumer never registered. ``cursor`` must
-    not be below ``expected`` (`InvalidState`): cursors only move forward.
-    """
-
-    consumer: str
-    partition: int
-    expected: int
-    cursor: int
-    owner: str
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """Record that ``consumer`` gave up on the effect at ``position`` (an operation of a batch).
-
-    ``key``, ``seq``, ``kind`` and ``data`` copy the event; ``code`` and
-    ``error`` say why (a `StoreError` code, or the handler's exception class
-    and message); ``attempts`` is how many deliveries were tried. Recording the
-    same position twice for a consumer is a no-op, so a re-submitted batch is
-    harmless. Same lease rule as `Advance`.
-    """
-
-    consumer: str
-    partition: int
-    position: int
-    key: str
-    seq: int
-    kind: str
-    data: Any
-    code: str
-    error: str
-    attempts: int
-    owner: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +132,7 @@ class DeadLettered:
 
 
 @runtime_checkable
-class ReadStore(Store, Protocol):
+class ReadStore(RequestStore, Protocol):
     """A `store.Store` with the read side: global positions, consumers, leases and dead letters.
 
     `Store.commit` takes `Advance` and `DeadLetter` beside `store.Cas` and the
@@ -188,7 +146,11 @@ class ReadStore(Store, Protocol):
         ``partition=(p, n)`` keeps the events of keys in partition ``p`` of ``n``
         (`partition_of`); ``kinds`` keeps those kinds. Only committed events, and
         only a gap-free prefix: everything at or below the last position returned
-        has been returned or filtered out.
+        has been returned, filtered out or pruned. When fewer than ``limit`` come
+        back, the same holds up to a `latest_cursor` read *before* this call --
+        which is how a reader whose filter keeps nothing still moves its cursor
+        on (`horizon`). ``after`` is an int >= 0 and ``limit`` an int >= 1
+        (`store.BadOption` otherwise).
         """
         ...
 
@@ -266,3 +228,131 @@ class ReadStore(Store, Protocol):
     async def dead_letters(self, consumer: str | None = None, *, limit: int = 1000) -> list[DeadLettered]:
         """Dead letters (of ``consumer``, or of all), oldest position first."""
         ...
+
+
+# -- what every backend shares --------------------------------------------------------
+
+
+def check_read(after: Any, limit: Any, partition: Any = None, kinds: Any = None) -> None:
+    """`BadOption` unless `ReadStore.read`'s arguments are ones every backend answers alike."""
+    if type(after) is not int or after < 0:
+        raise BadOption(f"after must be an int >= 0, got {after!r}")
+    if type(limit) is not int or limit < 1:
+        raise BadOption(f"limit must be an int >= 1, got {limit!r}")
+    if partition is not None:
+        ok = isinstance(partition, tuple) and len(partition) == 2 and all(type(x) is int for x in partition)
+        if not (ok and 0 <= partition[0] < partition[1]):
+            raise BadOption(f"partition must be (p, n) with 0 <= p < n, got {partition!r}")
+    if kinds is not None and (isinstance(kinds, str) or not all(isinstance(k, str) for k in kinds)):
+        raise BadOption(f"kinds must be a sequence of event kinds, got {kinds!r}")
+
+
+def check_range(start: Any, end: Any) -> None:
+    """`BadOption` unless `ReadStore.read_range`'s bounds are ints (``end`` may be None)."""
+    if type(start) is not int or not (end is None or type(end) is int):
+        raise BadOption(f"read_range takes int bounds, got {start!r} and {end!r}")
+
+
+MAX_PARTITIONS = BUCKETS
+"""The most partitions a consumer may have: one per bucket."""
+
+
+def check_register(consumer: Any, partitions: Any, start: Any, *, limits: Limits = DEFAULT_LIMITS) -> None:
+    """`BadOption` unless `ReadStore.register` can honour ``partitions`` and ``start``; `InvalidState` for a bad name."""
+    check_name(consumer, "a consumer name", limits=limits)
+    if type(partitions) is not int or not 1 <= partitions <= MAX_PARTITIONS:
+        raise BadOption(f"partitions must be an int from 1 to {MAX_PARTITIONS}, got {partitions!r}")
+    if start not in ("earliest", "latest"):
+        raise BadOption(f"start must be 'earliest' or 'latest', got {start!r}")
+
+
+def check_ttl(ttl: Any) -> None:
+    """`BadOption` unless ``ttl`` is a lease's length a store can keep: more than 0 seconds, under ~31 years."""
+    if not (isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and 0 < ttl < 1e9):
+        raise BadOption(f"a lease's ttl must be a positive number of seconds, got {ttl!r}")
+
+
+def refuse_lagging(cursors: Sequence[tuple[str, int, int]], last: int, what: str) -> None:
+    """`Unacknowledged` when one of ``cursors`` -- (consumer, partition, cursor) -- is below ``last``."""
+    lagging = sorted(c for c in cursors if c[2] < last)
+    if lagging:
+        name, p, cursor = lagging[0]
+        raise Unacknowledged(f"{what} would drop events consumer {name!r} partition {p} has not passed "
+                             f"(cursor {cursor} < {last}); nothing was deleted")
+
+
+def horizon(after: int, latest: int, events: Sequence[Event], limit: int) -> int:
+    """How far a reader has seen after ``events = await store.read(after, limit=limit, ...)``.
+
+    ``latest`` is `ReadStore.latest_cursor` read *before* that read. A full
+    page ends at its last event; a short one covers everything up to
+    ``latest`` too (the rest was filtered out or pruned).
+
+    >>> horizon(0, 7, [], 10), horizon(0, 7, [Event("k", 1, "A", {}, position=9)], 1)
+    (7, 9)
+    """
+    last = events[-1].position if events else after
+    return last if len(events) >= limit else max(after, latest, last)
+
+
+class Wakeup:
+    """Wakes the tasks waiting for a commit (`wait_for_commit`) as soon as this process commits.
+
+    A backend calls `notify` after each commit that took positions; a waiter
+    `arm`s a future *before* it reads the cursor, so a commit between the read
+    and the wait is not missed. Futures, not one `asyncio.Event`, so a store
+    may be used from one event loop after another.
+    """
+
+    __slots__ = ("_waiters",)
+
+    def __init__(self) -> None:
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    def arm(self) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.add(future)
+        return future
+
+    def disarm(self, future: asyncio.Future[None]) -> None:
+        self._waiters.discard(future)
+
+    def notify(self) -> None:
+        for future in self._waiters:
+            if not future.done():
+                future.set_result(None)
+        self._waiters.clear()
+
+
+async def wait_for_commit(latest: Callable[[], Awaitable[int]], wakeup: Wakeup, after: int, timeout: float,
+                          poll: float | None) -> int:
+    """`ReadStore.wait` for every backend: ``latest()`` once above ``after``, or after ``timeout`` seconds.
+
+    Woken at once by ``wakeup``; with a ``poll`` interval it also reads
+    ``latest()`` that often, for commits it is not told of (other processes).
+    """
+    deadline = time.monotonic() + max(0.0, float(timeout))
+    while True:
+        future = wakeup.arm()
+        try:
+            now = await latest()
+            left = deadline - time.monotonic()
+            if now > after or left <= 0:
+                return now
+            await asyncio.wait({future}, timeout=left if poll is None else min(left, poll))
+        finally:
+            wakeup.disarm(future)
+
+
+async def follow(store: ReadStore, after: int, limit: int, *, idle: float = 60.0) -> AsyncIterator[Event]:
+    """`ReadStore.subscribe` for every backend: `ReadStore.read` pages, and `ReadStore.wait` when caught up."""
+    check_read(after, limit)
+    cursor = after
+    while True:
+        latest = await store.latest_cursor()
+        events = await store.read(cursor, limit=limit)
+        for event in events:
+            yield event
+        cursor = horizon(cursor, latest, events, limit)
+        if len(events) < limit:
+            await store.wait(cursor, idle)

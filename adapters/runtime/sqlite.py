@@ -10,15 +10,20 @@ race to upgrade (the deferred-transaction deadlock SQLite answers with an
 instant ``SQLITE_BUSY``). A writer that cannot get the lock waits up to
 ``busy_timeout`` seconds and then fails with `Busy`, never with `Conflict`.
 
-Three tables hold everything::
+These tables hold everything::
 
     instances(key PRIMARY KEY, machine, state, version)
-    events(key, seq, kind, data, terminal, PRIMARY KEY (key, seq))
+    events(key, seq, kind, data, terminal, position, at, bucket, PRIMARY KEY (key, seq))
     UNIQUE INDEX events_one_terminal ON events(key) WHERE terminal = 1
+    UNIQUE INDEX events_position ON events(position)
     batches(id PRIMARY KEY, at, digest, outcome)
         -- ids of committed batches, written in their transaction, with its Unix time, the
         -- digest of its operations and the outcome its committer recorded (`RequestStore`);
         -- INDEX batches_at ON batches(at)
+    positions(id = 0, last)       -- one row: the last position taken
+    consumers(name, partition, partitions, cursor, owner, until, PRIMARY KEY (name, partition))
+    dead_letters(consumer, position, partition, key, seq, kind, data, code, error, attempts, at,
+                 PRIMARY KEY (consumer, position))
 
 so "one terminal event per instance" is a fact the database enforces, not
 only a check this module makes. States are written as `Catalog.dump`'s
@@ -84,6 +89,18 @@ so it raises `UnknownOutcome`, not `Io`: the same batch re-submitted by its id
 settles it. (A ``COMMIT`` that fails with ``SQLITE_FULL`` or ``SQLITE_BUSY``
 was not applied, and says so.)
 
+The read side (`readside.ReadStore`)
+------------------------------------
+A batch takes its events' positions from the ``positions`` row inside its
+``BEGIN IMMEDIATE`` transaction, once `bulk.Plan` has decided the whole batch:
+one writer at a time holds that lock until ``COMMIT``, so batches commit in
+position order, a batch that rolls back gives its positions back, and every
+reader's snapshot (WAL: whole transactions) is a gap-free prefix -- the outbox
+gap cannot happen. ``events.bucket`` (`readside.bucket_of`) lets ``read``
+filter a partition in SQL; ``events.at`` (the store's ``clock``) dates events
+for `prune`. `wait` wakes at once for commits through this store object and
+reads the counter every ``poll`` seconds for the others'.
+
 Reading a log's end (`log_head`, and the head check of every append) is two
 index lookups -- the last event by ``(key, seq)``, a terminal event by the
 one-terminal index -- whatever the log's length.
@@ -93,6 +110,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import os
 import sqlite3
 import time
@@ -106,10 +124,26 @@ from typing import Any, TypeVar
 import aiosqlite
 import aiosqlite.core
 
-from statewright.adapters.runtime.bulk import Plan, machine_less
+from statewright.adapters.runtime.bulk import Plan, consumers_of, machine_less
+from statewright.adapters.runtime.readside import (
+    Consumer,
+    DeadLettered,
+    Start,
+    Wakeup,
+    bucket_of,
+    check_range,
+    check_read,
+    check_register,
+    check_ttl,
+    follow,
+    refuse_lagging,
+    wait_for_commit,
+)
 from statewright.adapters.runtime.shielded import CallerCancelled, settle
 from statewright.adapters.runtime.store import (
     Append,
+    AppendTerminal,
+    BadOption,
     Busy,
     Cas,
     Catalog,
@@ -134,19 +168,24 @@ from statewright.adapters.runtime.store import (
     UnknownOutcome,
     batch_digest,
     cas_machine,
+    check_name,
     check_options,
     decode_event,
     decode_receipt,
     is_name,
+    keyed,
     open_log,
     prepare_batch,
     prepare_outcome,
     recorded_before,
 )
 
-__all__ = ["KEEP_BATCHES", "SCHEMA_VERSION", "SqliteStore"]
+__all__ = ["KEEP_BATCHES", "POLL", "SCHEMA_VERSION", "SqliteStore"]
 
-SCHEMA_VERSION = 3
+POLL = 0.05
+"""How often (seconds) a waiting reader looks for commits of other processes by default: their latency bound."""
+
+SCHEMA_VERSION = 4
 """The store's schema, in the file's ``PRAGMA user_version``.
 
 A release that changes the schema bumps it and upgrades older files in `SqliteStore.open`, in
@@ -155,17 +194,29 @@ was versioned) gains the ``batches`` table; version 1 gains ``batches.at``, the 
 recorded id was committed (ids already there are dated at the upgrade), so that ids can be
 forgotten after a retention; version 2 gains ``batches.digest`` and ``batches.outcome`` (null
 for the ids already there, which then count as the same batch whatever is re-submitted, as
-they did). A file whose version is newer than the release's is refused with
+they did); version 3 gains the read side: ``events.position``, ``.at`` and ``.bucket`` (the
+events already there take positions 1, 2, ... in the order they were written -- rowid order --
+and are dated at the upgrade), the ``positions`` counter and the ``consumers`` and
+``dead_letters`` tables. A file whose version is newer than the release's is refused with
 `IncompatibleSchema` and not touched.
 """
 COLUMNS = {
     "instances": ("key", "machine", "state", "version"),
-    "events": ("key", "seq", "kind", "data", "terminal"),
+    "events": ("key", "seq", "kind", "data", "terminal", "position", "at", "bucket"),
     "batches": ("id", "at", "digest", "outcome"),
+    "positions": ("id", "last"),
+    "consumers": ("name", "partition", "partitions", "cursor", "owner", "until"),
+    "dead_letters": ("consumer", "position", "partition", "key", "seq", "kind", "data", "code", "error", "attempts",
+                     "at"),
 }
 """The columns each table must have, exactly: a table of another shape is another schema."""
-UPGRADABLE: dict[str, dict[tuple[str, ...], int]] = {"batches": {("id",): 1, ("id", "at"): 2}}
+UPGRADABLE: dict[str, dict[tuple[str, ...], int]] = {
+    "batches": {("id",): 1, ("id", "at"): 2},
+    "events": {("key", "seq", "kind", "data", "terminal"): 3},
+}
 """Older shapes of a table, each with the newest version that had it: `SqliteStore.open` upgrades them."""
+INDEXES = ("events_one_terminal", "events_position", "batches_at")
+"""The indexes a current store holds (besides the tables' own keys)."""
 
 T = TypeVar("T")
 _HEADS = ("(SELECT seq FROM events WHERE key = wanted.key ORDER BY seq DESC LIMIT 1), "
@@ -190,12 +241,41 @@ SCHEMA = (
         kind TEXT NOT NULL,
         data TEXT NOT NULL,
         terminal INTEGER NOT NULL DEFAULT 0,
+        position INTEGER NOT NULL,
+        at REAL NOT NULL,
+        bucket INTEGER NOT NULL,
         PRIMARY KEY (key, seq)
     )""",
     "CREATE UNIQUE INDEX IF NOT EXISTS events_one_terminal ON events(key) WHERE terminal = 1",
+    "CREATE UNIQUE INDEX IF NOT EXISTS events_position ON events(position)",
     "CREATE TABLE IF NOT EXISTS batches (id TEXT PRIMARY KEY, at INTEGER NOT NULL, digest TEXT, outcome TEXT) "
     "WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS batches_at ON batches(at)",
+    "CREATE TABLE IF NOT EXISTS positions (id INTEGER PRIMARY KEY CHECK (id = 0), last INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO positions (id, last) VALUES (0, (SELECT coalesce(max(position), 0) FROM events))",
+    """CREATE TABLE IF NOT EXISTS consumers (
+        name TEXT NOT NULL,
+        partition INTEGER NOT NULL,
+        partitions INTEGER NOT NULL,
+        cursor INTEGER NOT NULL,
+        owner TEXT,
+        until REAL NOT NULL,
+        PRIMARY KEY (name, partition)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS dead_letters (
+        consumer TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        partition INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL,
+        code TEXT NOT NULL,
+        error TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (consumer, position)
+    ) WITHOUT ROWID""",
 )
 
 
@@ -232,9 +312,7 @@ async def _check_schema(db: aiosqlite.Connection, path: str | Path) -> bool:
             raise IncompatibleSchema(
                 f"{path}: table {table} has columns {', '.join(columns)}, not {', '.join(COLUMNS[table])}"
             )
-    return version == SCHEMA_VERSION and {("table", t) for t in COLUMNS} | {
-        ("index", "events_one_terminal"), ("index", "batches_at")
-    } <= objects
+    return version == SCHEMA_VERSION and {("table", t) for t in COLUMNS} | {("index", i) for i in INDEXES} <= objects
 
 
 async def _upgrade(db: aiosqlite.Connection, now: int) -> None:
@@ -248,6 +326,14 @@ async def _upgrade(db: aiosqlite.Connection, now: int) -> None:
     if columns == ("id", "at"):  # version 2: ids without their operations' digest or an outcome
         await db.execute("ALTER TABLE batches ADD COLUMN digest TEXT")
         await db.execute("ALTER TABLE batches ADD COLUMN outcome TEXT")
+    async with db.execute("PRAGMA table_info(events)") as cur:
+        columns = tuple(str(r[1]) for r in await cur.fetchall())
+    if columns == COLUMNS["events"][:5]:  # version 3: no read side; positions in the order the events were written
+        for column, kind in (("position", "INTEGER"), ("at", "REAL"), ("bucket", "INTEGER")):
+            await db.execute(f"ALTER TABLE events ADD COLUMN {column} {kind} NOT NULL DEFAULT 0")
+        rows = await db.execute_fetchall("SELECT rowid, key FROM events ORDER BY rowid")
+        await db.executemany("UPDATE events SET position = ?, at = ?, bucket = ? WHERE rowid = ?",
+                             [(n, now, bucket_of(str(key)), rowid) for n, (rowid, key) in enumerate(rows, start=1)])
 
 
 class SqliteStore(SingleWrites):
@@ -266,12 +352,15 @@ class SqliteStore(SingleWrites):
 
     def __init__(
         self, db: aiosqlite.Connection, catalog: Catalog, *, busy_timeout: float = 5.0,
-        keep_batches: float = KEEP_BATCHES, clock: Callable[[], float] = time.time,
+        keep_batches: float = KEEP_BATCHES, clock: Callable[[], float] = time.time, poll: float = POLL,
     ) -> None:
         """Use `SqliteStore.open`; this wraps a connection already set up by it."""
         self.catalog = catalog
         self._db = db
         self._busy_timeout = busy_timeout
+        self._clock = clock
+        self._poll = poll
+        self._wakeup = Wakeup()
         self._lock = asyncio.Lock()
         self._closed = False
         self._retention = Retention(keep_batches, clock)
@@ -305,7 +394,7 @@ class SqliteStore(SingleWrites):
     @classmethod
     async def open(
         cls, path: str | Path, catalog: Catalog, *, busy_timeout: float = 5.0,
-        keep_batches: float = KEEP_BATCHES, clock: Callable[[], float] = time.time,
+        keep_batches: float = KEEP_BATCHES, clock: Callable[[], float] = time.time, poll: float = POLL,
     ) -> SqliteStore:
         """Open (creating if needed) the store at ``path``: WAL mode, busy timeout, schema.
 
@@ -324,8 +413,15 @@ class SqliteStore(SingleWrites):
         bounded. A re-submission later than that, of a batch that had landed,
         is no longer recognised -- it conflicts on the version it names, and a
         driver then decides its input afresh.
+
+        ``clock`` also dates events (`prune`) and judges leases. ``poll`` is how
+        often (seconds, default 0.05) `wait` and `subscribe` look for commits
+        made by other connections or processes: the latency bound of delivery
+        across processes (commits through this store object wake them at once).
         """
         check_options(busy_timeout=busy_timeout, keep_batches=keep_batches)
+        if not (isinstance(poll, (int, float)) and not isinstance(poll, bool) and 0 < poll <= 3600):
+            raise BadOption(f"poll must be a number of seconds above 0, at most 3600, got {poll!r}")
         what = f"opening {path}"
         if str(path) != ":memory:" and not str(path).startswith("file:"):
             try:
@@ -351,7 +447,7 @@ class SqliteStore(SingleWrites):
             mode = str(row[0]).lower() if row else ""
             if mode not in ("wal", "memory"):  # "memory": a ":memory:" database cannot use WAL
                 raise StoreError(f"{path}: could not switch to WAL journal mode (got {mode!r})")
-            store = cls(db, catalog, busy_timeout=busy_timeout, keep_batches=keep_batches, clock=clock)
+            store = cls(db, catalog, busy_timeout=busy_timeout, keep_batches=keep_batches, clock=clock, poll=poll)
             store._label = str(path)
 
             async def schema() -> None:
@@ -396,7 +492,7 @@ class SqliteStore(SingleWrites):
     async def read_log(self, key: str, start: int = 1, stop: int | None = None) -> list[Event]:
         if not is_name(key, limits=self.catalog.limits):
             return []
-        sql = "SELECT seq, kind, data, terminal FROM events WHERE key = ? AND seq >= ?"
+        sql = "SELECT seq, kind, data, terminal, position FROM events WHERE key = ? AND seq >= ?"
         params: tuple[Any, ...] = (key, start)
         if stop is not None:
             sql += " AND seq < ?"
@@ -432,6 +528,158 @@ class SqliteStore(SingleWrites):
             raise Corrupt(f"the store holds a key that is not text: {garbled[0]!r}")
         return sorted(keys)
 
+    # -- the read side (`readside.ReadStore`) ----------------------------------------
+
+    async def read(self, after: int = 0, *, limit: int = 1000, partition: tuple[int, int] | None = None,
+                   kinds: Sequence[str] | None = None) -> list[Event]:
+        """Events above ``after`` in position order: one statement, one snapshot, so a gap-free prefix."""
+        check_read(after, limit, partition, kinds)
+        sql = "SELECT key, seq, kind, data, terminal, position FROM events WHERE position > ?"
+        params: list[Any] = [after]
+        if partition is not None:
+            sql += " AND bucket % ? = ?"
+            params += [partition[1], partition[0]]
+        if kinds is not None:
+            sql += " AND kind IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(list(kinds)))
+        async with self._lock, _mapped(None, f"reading the log after position {after}"):
+            self._open()
+            rows = await self._db.execute_fetchall(sql + " ORDER BY position LIMIT ?", (*params, limit))
+        return [_keyed_event(*row) for row in rows]
+
+    async def latest_cursor(self) -> int:
+        async with self._lock, _mapped(None, "reading the last position"):
+            self._open()
+            row = await self._one("SELECT last FROM positions WHERE id = 0", ())
+        if row is None or type(row[0]) is not int:
+            raise Corrupt("the store's position counter is missing or garbled")
+        return int(row[0])
+
+    async def replay_all(self) -> list[Event]:
+        async with self._lock, _mapped(None, "reading the whole log"):
+            self._open()
+            rows = await self._db.execute_fetchall(
+                "SELECT key, seq, kind, data, terminal, position FROM events ORDER BY position")
+        return [_keyed_event(*row) for row in rows]
+
+    async def read_range(self, key: str, start: int, end: int | None = None) -> list[Event]:
+        check_range(start, end)
+        return await self.read_log(key, start, None if end is None else end + 1)
+
+    async def wait(self, after: int, timeout: float) -> int:
+        """`readside.ReadStore.wait`: woken at once by this store's commits, polling every ``poll`` s for others'."""
+        return await wait_for_commit(self.latest_cursor, self._wakeup, after, timeout, self._poll)
+
+    def subscribe(self, after: int = 0, *, limit: int = 1000) -> AsyncIterator[Event]:
+        return follow(self, after, limit)
+
+    async def prune(self, older_than: float) -> int:
+        """Delete events dated before ``older_than`` that every consumer passed, except each key's last event."""
+        if not (isinstance(older_than, (int, float)) and not isinstance(older_than, bool)):
+            raise BadOption(f"older_than must be a number of seconds, got {older_than!r}")
+
+        async def body() -> int:
+            async with self._db.execute(
+                "DELETE FROM events WHERE at < ? "
+                "AND position <= coalesce((SELECT min(cursor) FROM consumers), (SELECT last FROM positions)) "
+                "AND seq < (SELECT max(seq) FROM events AS later WHERE later.key = events.key)", (older_than,),
+            ) as cur:
+                return max(cur.rowcount, 0)
+
+        return await self._guarded(None, body, "pruning the log")
+
+    async def clear(self) -> int:
+        async def body() -> int:
+            await self._refuse_lagging(None, "clearing the store")
+            row = await self._one("SELECT count(*) FROM events", ())
+            for table in ("instances", "events", "batches", "dead_letters"):
+                await self._db.execute(f"DELETE FROM {table}")
+            return int(row[0]) if row is not None else 0
+
+        return await self._guarded(None, body, "clearing the store")
+
+    async def _refuse_lagging(self, consumer: str | None, what: str) -> None:
+        last = await self._one("SELECT last FROM positions WHERE id = 0", ())
+        sql = "SELECT name, partition, cursor FROM consumers"
+        rows = await self._db.execute_fetchall(sql + (" WHERE name = ?" if consumer is not None else ""),
+                                               () if consumer is None else (consumer,))
+        refuse_lagging([(str(n), int(p), int(c)) for n, p, c in rows], int(last[0]) if last else 0, what)
+
+    async def register(self, consumer: str, *, partitions: int = 1, start: Start = "earliest") -> list[Consumer]:
+        check_register(consumer, partitions, start, limits=self.catalog.limits)
+
+        async def body() -> None:
+            rows = await self._db.execute_fetchall("SELECT DISTINCT partitions FROM consumers WHERE name = ?",
+                                                   (consumer,))
+            held = {r[0] for r in rows}
+            if held and held != {partitions}:
+                raise BadOption(f"consumer {consumer!r} is registered with {sorted(held)[0]} partitions, "
+                                f"not {partitions}")
+            if not held:
+                last = await self._one("SELECT last FROM positions WHERE id = 0", ())
+                cursor = 0 if start == "earliest" or last is None else int(last[0])
+                await self._db.executemany(
+                    "INSERT INTO consumers (name, partition, partitions, cursor, owner, until) "
+                    "VALUES (?, ?, ?, ?, NULL, 0)", [(consumer, p, partitions, cursor) for p in range(partitions)])
+
+        await self._guarded(None, body, f"registering consumer {consumer!r}")
+        return [c for c in await self.consumers() if c.name == consumer]
+
+    async def unregister(self, consumer: str, *, force: bool = False) -> None:
+        async def body() -> None:
+            if await self._one("SELECT 1 FROM consumers WHERE name = ?", (consumer,)) is None:
+                raise NotFound(f"no consumer {consumer!r}")
+            if not force:
+                await self._refuse_lagging(consumer, f"unregistering {consumer!r}")
+            await self._db.execute("DELETE FROM consumers WHERE name = ?", (consumer,))
+            await self._db.execute("DELETE FROM dead_letters WHERE consumer = ?", (consumer,))
+
+        await self._guarded(None, body, f"unregistering consumer {consumer!r}")
+
+    async def consumers(self) -> list[Consumer]:
+        async with self._lock, _mapped(None, "reading the consumers"):
+            self._open()
+            rows = await self._db.execute_fetchall(
+                "SELECT name, partition, partitions, cursor, owner, until FROM consumers ORDER BY name, partition")
+        return [_consumer(*row) for row in rows]
+
+    async def lease(self, consumer: str, partition: int, owner: str, ttl: float) -> Consumer | None:
+        check_name(owner, "a lease owner", limits=self.catalog.limits)
+        check_ttl(ttl)
+
+        async def body() -> Consumer | None:
+            row = await self._one("SELECT name, partition, partitions, cursor, owner, until FROM consumers "
+                                  "WHERE name = ? AND partition = ?", (consumer, partition))
+            if row is None:
+                raise NotFound(f"no consumer {consumer!r} with a partition {partition}")
+            held = _consumer(*row)
+            now = self._clock()
+            if held.owner not in (None, owner) and held.until > now:
+                return None
+            await self._db.execute("UPDATE consumers SET owner = ?, until = ? WHERE name = ? AND partition = ?",
+                                   (owner, now + ttl, consumer, partition))
+            return Consumer(consumer, partition, held.partitions, held.cursor, owner, now + ttl)
+
+        return await self._guarded(None, body, f"leasing consumer {consumer!r} partition {partition}")
+
+    async def release(self, consumer: str, partition: int, owner: str) -> None:
+        async def body() -> None:
+            await self._db.execute("UPDATE consumers SET owner = NULL, until = 0 "
+                                   "WHERE name = ? AND partition = ? AND owner = ?", (consumer, partition, owner))
+
+        await self._guarded(None, body, f"releasing consumer {consumer!r} partition {partition}")
+
+    async def dead_letters(self, consumer: str | None = None, *, limit: int = 1000) -> list[DeadLettered]:
+        sql = ("SELECT consumer, partition, position, key, seq, kind, data, code, error, attempts, at "
+               "FROM dead_letters")
+        params: tuple[Any, ...] = ()
+        if consumer is not None:
+            sql, params = sql + " WHERE consumer = ?", (consumer,)
+        async with self._lock, _mapped(None, "reading the dead letters"):
+            self._open()
+            rows = await self._db.execute_fetchall(sql + " ORDER BY position, consumer LIMIT ?", (*params, limit))
+        return [_dead_letter(*row) for row in rows]
+
     async def close(self) -> None:
         async with self._lock, _mapped(None, "closing the store"):
             self._closed = True
@@ -448,9 +696,11 @@ class SqliteStore(SingleWrites):
         prepared = prepare_batch(self.catalog, ops, batch)
         noted = prepare_outcome(self.catalog, batch, outcome)
         digest = batch_digest(ops, prepared, limits=self.catalog.limits) if batch is not None else ""
-        key = ops[0].key if ops else None
+        key = ops[0].key if ops and isinstance(ops[0], (Cas, Append, AppendTerminal)) else None
         what = f"writing {key!r}" if len(ops) == 1 else f"writing a batch of {len(ops)} operations"
-        return await self._guarded(key, lambda: self._batch(ops, prepared, batch, digest, noted), what)
+        out = await self._guarded(key, lambda: self._batch(ops, prepared, batch, digest, noted), what)
+        self._wakeup.notify()  # committed: wake this process's waiters at once (the others poll)
+        return out
 
     async def _batch(self, ops: Sequence[Op], prepared: list[Any], batch: str | None, digest: str,
                      noted: str | None) -> list[Record | int]:
@@ -468,16 +718,16 @@ class SqliteStore(SingleWrites):
             row = await self._one("SELECT digest, outcome FROM batches WHERE id = ?", (batch,))
             if recorded_before(batch, digest, None if row is None else decode_receipt(batch, row[0], row[1])):
                 return []  # committed before: that was its outcome, and nothing is applied twice
-        keys = sorted({op.key for op in ops})
+        keys = sorted({op.key for op in keyed(ops)})
         rows = {k: (m, v) for k, m, v in await self._in_keys(
             "SELECT key, machine, version FROM instances WHERE key IN ({marks})", keys)}
-        heads = await self._heads(sorted({op.key for op in ops if not isinstance(op, Cas)}))
+        heads = await self._heads(sorted({op.key for op in keyed(ops) if not isinstance(op, Cas)}))
         machine_less(self.catalog, ops, prepared, rows)  # InvalidState before any version or head is compared
-        plan = Plan(self.catalog, rows, heads)
+        plan = Plan(self.catalog, rows, heads, consumers=await self._consumer_rows(consumers_of(ops)))
         out = [plan.apply(op, payload) for op, payload in zip(ops, prepared)]
-        key = ops[0].key if len(ops) == 1 else None
+        key = ops[0].key if len(ops) == 1 and isinstance(ops[0], (Cas, Append, AppendTerminal)) else None
         async with _mapped(key, f"writing {key!r}" if key is not None else f"writing a batch of {len(ops)} operations"):
-            await self._flush(plan)
+            await self._flush(plan, await self._take_positions(len(plan.events)))
         if batch is not None:
             now = self._retention.clock()
             cutoff = self._retention.cutoff(now)
@@ -487,8 +737,35 @@ class SqliteStore(SingleWrites):
                                    (batch, int(now), digest, noted))
         return out
 
-    async def _flush(self, plan: Plan) -> None:
-        """Write a decided batch: one ``executemany`` each for new instances, changed instances and events."""
+    async def _take_positions(self, n: int) -> int:
+        """Take ``n`` positions from the counter, in this transaction (under the write lock): the last one before them.
+
+        The counter row is updated in the same transaction as the events that
+        carry its positions, and only one transaction writes at a time: the
+        batches commit in position order, and one that rolls back gives its
+        positions back -- no gap, no position reused, no outbox gap.
+        """
+        if n == 0:
+            return 0
+        row = await self._one("SELECT last FROM positions WHERE id = 0", ())
+        if row is None or type(row[0]) is not int:
+            raise Corrupt("the store's position counter is missing or garbled")
+        await self._db.execute("UPDATE positions SET last = ? WHERE id = 0", (row[0] + n,))
+        return int(row[0])
+
+    async def _consumer_rows(self, wanted: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, str | None]]:
+        """The (cursor, owner) of each consumer partition a batch names, read in its transaction."""
+        out: dict[tuple[str, int], tuple[int, str | None]] = {}
+        for name, partition in wanted:
+            row = await self._one("SELECT cursor, owner FROM consumers WHERE name = ? AND partition = ?",
+                                  (name, partition))
+            if row is not None:
+                out[(name, partition)] = _cursor_row(name, partition, row[0], row[1])
+        return out
+
+    async def _flush(self, plan: Plan, last: int = 0) -> None:
+        """Write a decided batch: one ``executemany`` each for new instances, changed instances, events, cursors
+        and dead letters; the events take positions from ``last + 1`` on (`_take_positions`)."""
         if plan.inserts:
             await self._db.executemany(
                 "INSERT INTO instances (key, machine, state, version) VALUES (?, ?, ?, ?)",
@@ -501,9 +778,25 @@ class SqliteStore(SingleWrites):
                 if cur.rowcount != len(plan.updates):  # cannot happen under the write lock; never write past it
                     raise Conflict(f"{len(plan.updates) - cur.rowcount} of the batch's instances moved under it")
         if plan.events:
+            now = self._clock()
             await self._db.executemany(
-                "INSERT INTO events (key, seq, kind, data, terminal) VALUES (?, ?, ?, ?, ?)",
-                [(k, seq, kind, data, int(end)) for k, seq, kind, data, end in plan.events])
+                "INSERT INTO events (key, seq, kind, data, terminal, position, at, bucket) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(k, seq, kind, data, int(end), position, now, bucket)
+                 for k, seq, kind, data, end, position, bucket in plan.numbered(last)])
+        if plan.advances:
+            async with self._db.executemany(
+                "UPDATE consumers SET cursor = ? WHERE name = ? AND partition = ? AND cursor = ?",
+                [(cursor, name, p, read) for (name, p), (cursor, read) in plan.advances.items()],
+            ) as cur:
+                if cur.rowcount != len(plan.advances):  # cannot happen under the write lock
+                    raise Conflict("a consumer's cursor moved under the batch")
+        if plan.dead:
+            now = self._clock()
+            await self._db.executemany(
+                "INSERT OR IGNORE INTO dead_letters (consumer, position, partition, key, seq, kind, data, code, "
+                "error, attempts, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(name, position, *rest, now) for (name, position), rest in plan.dead.items()])
 
     async def _heads(self, keys: list[str]) -> dict[str, tuple[int, bool]]:
         """The heads of ``keys``' logs that have events (`_HEADS`: two index lookups a key), 500 keys a statement."""
@@ -696,8 +989,42 @@ async def _mapped(key: str | None, what: str, *, opening: bool = False) -> Async
         raise _os_error(exc, what, key) from exc
 
 
-def _event(key: str, seq: Any, kind: Any, data: Any, terminal: Any) -> Event:
+def _event(key: str, seq: Any, kind: Any, data: Any, terminal: Any, position: Any) -> Event:
     """One stored event row; `Corrupt` when its columns are not the types the schema writes."""
-    if type(seq) is not int or not isinstance(kind, str) or terminal not in (0, 1):
-        raise Corrupt(f"an event of {key!r} is garbled: seq {seq!r}, kind {kind!r}, terminal {terminal!r}", key=key)
-    return Event(key, seq, kind, decode_event(key, seq, data), bool(terminal))
+    if type(seq) is not int or not isinstance(kind, str) or terminal not in (0, 1) or type(position) is not int:
+        raise Corrupt(f"an event of {key!r} is garbled: seq {seq!r}, kind {kind!r}, terminal {terminal!r}, "
+                      f"position {position!r}", key=key)
+    return Event(key, seq, kind, decode_event(key, seq, data), bool(terminal), position)
+
+
+def _cursor_row(name: str, partition: int, cursor: Any, owner: Any) -> tuple[int, str | None]:
+    if type(cursor) is not int or not (owner is None or isinstance(owner, str)):
+        raise Corrupt(f"consumer {name!r} partition {partition} is garbled: cursor {cursor!r}, owner {owner!r}")
+    return cursor, owner
+
+
+def _consumer(name: Any, partition: Any, partitions: Any, cursor: Any, owner: Any, until: Any) -> Consumer:
+    """One consumer row; `Corrupt` when its columns are not the types the schema writes."""
+    if not (isinstance(name, str) and type(partition) is int and type(partitions) is int
+            and isinstance(until, (int, float))):
+        raise Corrupt(f"a consumer row is garbled: {name!r} partition {partition!r}")
+    cursor, owner = _cursor_row(name, partition, cursor, owner)
+    return Consumer(name, partition, partitions, cursor, owner, float(until))
+
+
+def _dead_letter(consumer: Any, partition: Any, position: Any, key: Any, seq: Any, kind: Any, data: Any, code: Any,
+                 error: Any, attempts: Any, at: Any) -> DeadLettered:
+    """One dead-letter row; `Corrupt` when its columns are not the types the schema writes."""
+    texts = (consumer, key, kind, code, error)
+    if not all(isinstance(t, str) for t in texts) or not all(type(n) is int for n in (partition, position, seq,
+                                                                                        attempts)):
+        raise Corrupt(f"a dead letter of {consumer!r} at position {position!r} is garbled")
+    return DeadLettered(consumer, partition, position, key, seq, kind, decode_event(key, seq, data), code, error,
+                        attempts, float(at))
+
+
+def _keyed_event(key: Any, *rest: Any) -> Event:
+    """A row of the global log (key first); `Corrupt` when the key is not text."""
+    if not isinstance(key, str):
+        raise Corrupt(f"the store holds an event under a key that is not text: {key!r}")
+    return _event(key, *rest)

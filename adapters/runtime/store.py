@@ -49,6 +49,10 @@ driver's errors to them at one boundary, and nothing else escapes a store:
 ``request_reused``   a request id came back with another input for the same key
 ``bad_option``     a store was opened with an option it cannot honour (also a
                    `ValueError`); nothing was opened
+``lease_lost``     an `Advance` or `DeadLetter` came from an owner that does not
+                   hold the consumer partition's lease; nothing was written
+``unacknowledged`` a clear (or an unregistering) would drop events a registered
+                   consumer has not passed; nothing was deleted
 ``store_error``    any other failure of the backend; the message names the operation
 =================  ============================================================
 
@@ -140,12 +144,14 @@ from statewright.adapters.runtime.errors import (
     IncompatibleSchema,
     InvalidState,
     Io,
+    LeaseLost,
     NotAStore,
     NotFound,
     PermissionDenied,
     ReadOnly,
     RequestReused,
     StoreError,
+    Unacknowledged,
     UnknownOutcome,
 )
 from statewright.adapters.runtime.readback import difference, raised_at, validation_problem
@@ -153,6 +159,7 @@ from statewright.adapters.runtime.serialize import json_problem, value_json
 from statewright.kernel.machine import Machine
 
 __all__ = [
+    "Advance",
     "AlreadyApplied",
     "Append",
     "AppendTerminal",
@@ -165,6 +172,7 @@ __all__ = [
     "Conflict",
     "Corrupt",
     "DEFAULT_LIMITS",
+    "DeadLetter",
     "Event",
     "Full",
     "HeadStore",
@@ -172,6 +180,8 @@ __all__ = [
     "InvalidState",
     "Io",
     "KEEP_BATCHES",
+    "KeyedOp",
+    "LeaseLost",
     "Limits",
     "MAX_BUSY_TIMEOUT",
     "MAX_KEEP_BATCHES",
@@ -188,16 +198,20 @@ __all__ = [
     "SingleWrites",
     "Store",
     "StoreError",
+    "Unacknowledged",
     "UnknownOutcome",
+    "advance_cursor",
     "batch_digest",
     "batch_id",
     "canonical_json",
     "cas_machine",
+    "check_lease",
     "check_name",
     "check_options",
     "decode_event",
     "decode_receipt",
     "is_name",
+    "keyed",
     "open_log",
     "prepare",
     "prepare_batch",
@@ -262,7 +276,63 @@ class AppendTerminal:
     data: Any
 
 
-Op = Cas | Append | AppendTerminal
+@dataclass(frozen=True, slots=True)
+class Advance:
+    """Move ``consumer``'s ``partition`` cursor from ``expected`` to ``cursor`` (an operation of a batch).
+
+    Fails the whole batch with `Conflict` when the cursor is not ``expected``
+    (someone else moved it), with `LeaseLost` when ``owner`` does not hold the
+    lease, and with `NotFound` for a consumer or partition never registered.
+    ``cursor`` must not be below ``expected`` (`InvalidState`): cursors only
+    move forward. ``owner`` holds the lease while the store records it as the
+    partition's owner -- a lease that expired and that nobody has taken over
+    since is still held, since nobody else can have handled those events.
+    (Defined here, with the other operations; `readside` hands it on.)
+    """
+
+    consumer: str
+    partition: int
+    expected: int
+    cursor: int
+    owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Record that ``consumer`` gave up on the effect at ``position`` (an operation of a batch).
+
+    ``key``, ``seq``, ``kind`` and ``data`` copy the event; ``code`` and
+    ``error`` say why (a `StoreError` code, or the handler's exception class
+    and message); ``attempts`` is how many deliveries were tried. Recording the
+    same position twice for a consumer is a no-op (the first record stays), so
+    a re-submitted batch is harmless. Same lease rule as `Advance`. ``code`` is
+    a name (`check_name`), ``error`` text with no NUL or lone surrogate of at
+    most ``max_record_bytes``, ``data`` JSON within the `Limits`.
+    """
+
+    consumer: str
+    partition: int
+    position: int
+    key: str
+    seq: int
+    kind: str
+    data: Any
+    code: str
+    error: str
+    attempts: int
+    owner: str
+
+
+Op = Cas | Append | AppendTerminal | Advance | DeadLetter
+"""One operation of a batch: the instance writes (`Cas`, `Append`, `AppendTerminal`) and the read side's
+(`Advance`, `DeadLetter`), which all commit together or not at all."""
+KeyedOp = Cas | Append | AppendTerminal
+"""The operations that write an instance or its log, each under its ``key`` (`keyed`)."""
+
+
+def keyed(ops: Sequence[Op]) -> list[KeyedOp]:
+    """The operations of ``ops`` that write under a key (an instance or its log), in order."""
+    return [op for op in ops if isinstance(op, (Cas, Append, AppendTerminal))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -617,8 +687,15 @@ def batch_digest(ops: Sequence[Op], prepared: Sequence[Any], *, limits: Limits =
             for kind, data in payload:
                 part(kind)
                 part(data)
-        else:
+        elif isinstance(op, AppendTerminal):
             for text in ("terminal", op.key, op.kind, payload):
+                part(text)
+        elif isinstance(op, Advance):
+            for text in ("advance", op.consumer, str(op.partition), str(op.expected), str(op.cursor), op.owner):
+                part(text)
+        else:
+            for text in ("dead_letter", op.consumer, str(op.partition), str(op.position), op.key, str(op.seq),
+                         op.kind, payload, op.code, op.error, str(op.attempts), op.owner):
                 part(text)
     return h.hexdigest()
 
@@ -698,6 +775,34 @@ def cas_machine(op: Cas, stored: tuple[str, int] | None) -> str:
     if op.machine is not None and op.machine != machine:
         raise InvalidState(f"{op.key!r} holds a {machine}, not a {op.machine}", key=op.key)
     return machine
+
+
+def check_lease(consumer: str, partition: int, owner: str, stored: tuple[int, str | None] | None) -> int:
+    """The read side's lease rule, decided on the consumer row as the batch sees it: its cursor.
+
+    ``stored`` is the row's ``(cursor, owner)``, None when ``consumer`` has no
+    such partition (`NotFound`); an ``owner`` that is not the row's is
+    `LeaseLost`. Every backend asks this one function for `Advance` and
+    `DeadLetter`.
+    """
+    if stored is None:
+        raise NotFound(f"no consumer {consumer!r} with a partition {partition}")
+    if stored[1] != owner:
+        holder = "nobody" if stored[1] is None else repr(stored[1])
+        raise LeaseLost(f"{owner!r} does not hold the lease of {consumer!r} partition {partition} ({holder} does)")
+    return stored[0]
+
+
+def advance_cursor(op: Advance, stored: tuple[int, str | None] | None) -> int:
+    """The port's rules for an `Advance`, on the row ``(cursor, owner)`` as the batch sees it: the new cursor.
+
+    `check_lease` first (`NotFound`, `LeaseLost`), then the compare-and-swap:
+    a cursor that is not ``op.expected`` is `Conflict`.
+    """
+    cursor = check_lease(op.consumer, op.partition, op.owner, stored)
+    if cursor != op.expected:
+        raise Conflict(f"{op.consumer!r} partition {op.partition} is at cursor {cursor}, not {op.expected}")
+    return op.cursor
 
 
 def open_log(key: str, exists: bool, head: int, ended: bool, *, expected: int | None = None) -> int:
@@ -840,6 +945,8 @@ def prepare(catalog: Catalog, op: Op) -> Any:
     kinds must be names (`check_name`), versions and heads ints >= 0, and
     payloads JSON within ``catalog.limits``; anything else is `InvalidState`.
     """
+    if isinstance(op, (Advance, DeadLetter)):
+        return _prepare_read_side(op, catalog.limits)
     if not isinstance(op, (Cas, Append, AppendTerminal)):
         raise InvalidState(f"not a store operation: {op!r}")
     limits = catalog.limits
@@ -863,6 +970,34 @@ def prepare(catalog: Catalog, op: Op) -> Any:
             out.append((kind, _payload(event[1], limits, key)))
         return out
     check_name(op.kind, "an event kind", limits=limits, key=key)
+    return _payload(op.data, limits, key)
+
+
+def _prepare_read_side(op: Advance | DeadLetter, limits: Limits) -> str | None:
+    """`prepare` for `Advance` (None) and `DeadLetter` (its data's canonical JSON)."""
+    consumer = check_name(op.consumer, "a consumer name", limits=limits)
+    check_name(op.owner, "a lease owner", limits=limits)
+    numbers = {"partition": (op.partition, 0)}
+    if isinstance(op, Advance):
+        numbers |= {"expected": (op.expected, 0), "cursor": (op.cursor, 0)}
+    else:
+        numbers |= {"position": (op.position, 1), "seq": (op.seq, 1), "attempts": (op.attempts, 0)}
+    for name, (value, least) in numbers.items():
+        if type(value) is not int or value < least:
+            raise InvalidState(f"consumer {consumer!r}: {name} must be an int >= {least}, got {value!r}")
+    if isinstance(op, Advance):
+        if op.cursor < op.expected:
+            raise InvalidState(f"consumer {consumer!r}: a cursor only moves forward ({op.expected} -> {op.cursor})")
+        return None
+    key = check_name(op.key, "a key", limits=limits)
+    check_name(op.kind, "an event kind", limits=limits, key=key)
+    check_name(op.code, "an error code", limits=limits, key=key)
+    if not isinstance(op.error, str) or _UNSTORABLE.search(op.error):
+        raise InvalidState(f"consumer {consumer!r}: a dead letter's error must be text with no NUL or lone "
+                           f"surrogate, got {op.error!r:.80}", key=key)
+    if len(op.error) * 4 > limits.max_record_bytes and len(op.error.encode()) > limits.max_record_bytes:
+        raise InvalidState(f"consumer {consumer!r}: a dead letter's error is over {limits.max_record_bytes} bytes",
+                           key=key)
     return _payload(op.data, limits, key)
 
 

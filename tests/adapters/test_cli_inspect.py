@@ -224,7 +224,7 @@ state = db.execute("SELECT state FROM instances WHERE key = 'order-43'").fetchon
 db.execute("BEGIN IMMEDIATE")
 db.execute("DELETE FROM events WHERE key LIKE 'bulk-%'")
 db.execute("DELETE FROM instances WHERE key LIKE 'bulk-%' AND key > 'bulk-0150'")
-db.executemany("INSERT INTO events VALUES (?, ?, 'input', ?, 0)",
+db.executemany("INSERT INTO events VALUES (?, ?, 'input', ?, 0, (SELECT coalesce(max(position), 0) + 1 FROM events), 0, 0)",
                [(f"bulk-{i:04d}", j, '{"type": "Pay", "pad": "%s"}' % ("y" * 300)) for i in range(150) for j in (1, 2)])
 db.executemany("INSERT INTO instances VALUES (?, 'order', ?, 1)", [(f"late-{i:04d}", state) for i in range(300)])
 db.execute("COMMIT")
@@ -240,7 +240,7 @@ def busy_shop(shop: Path) -> Path:
     with raw:
         state = raw.execute("SELECT state FROM instances WHERE key = 'order-43'").fetchone()[0]
         raw.executemany("INSERT INTO instances VALUES (?, 'order', ?, 1)", [(f"bulk-{i:04d}", state) for i in range(400)])
-        raw.executemany("INSERT INTO events VALUES (?, ?, 'input', ?, 0)",
+        raw.executemany("INSERT INTO events VALUES (?, ?, 'input', ?, 0, (SELECT coalesce(max(position), 0) + 1 FROM events), 0, 0)",
                         [(f"bulk-{i:04d}", j, '{"type": "Pay", "pad": "%s"}' % ("x" * 200))
                          for i in range(400) for j in (1, 2, 3)])
     raw.close()
@@ -284,10 +284,10 @@ def test_garbled_rows_are_shown_as_garbled_and_the_rest_still_shown(shop: Path) 
     raw = sqlite3.connect(shop / "shop.db")
     with raw:
         raw.execute("UPDATE events SET data = '{not json' WHERE key = 'order-42'")
-        raw.execute("INSERT INTO events VALUES ('order-42', 2, 'input', '{\"type\": \"Ship\"}', 1)")
+        raw.execute("INSERT INTO events VALUES ('order-42', 2, 'input', '{\"type\": \"Ship\"}', 1, (SELECT coalesce(max(position), 0) + 1 FROM events), 0, 0)")
         raw.execute("INSERT INTO instances VALUES ('order-420', 'order', 'garbage', 1)")
         raw.execute("INSERT INTO instances VALUES ('order-421', 'order', '{}', 'x')")
-        raw.execute("INSERT INTO events VALUES ('order-421', 1, 'input', X'00ff', 0)")
+        raw.execute("INSERT INTO events VALUES ('order-421', 1, 'input', X'00ff', 0, (SELECT coalesce(max(position), 0) + 1 FROM events), 0, 0)")
     raw.close()
     code, out, err = cli("inspect", "shop.db", "--spec", "orders.py")
     assert code == 1, err
@@ -311,7 +311,7 @@ def test_an_event_nested_too_deep_is_one_garbled_line_and_the_rest_is_shown(shop
     raw = sqlite3.connect(shop / "shop.db")
     with raw:
         raw.execute("UPDATE events SET data = ? WHERE key = 'order-42'", (DEEP,))
-        raw.execute("INSERT INTO events VALUES ('order-42', 2, 'input', ?, 0)", ('{"a": ' * 1_500 + "1" + "}" * 1_500,))
+        raw.execute("INSERT INTO events VALUES ('order-42', 2, 'input', ?, 0, (SELECT coalesce(max(position), 0) + 1 FROM events), 0, 0)", ('{"a": ' * 1_500 + "1" + "}" * 1_500,))
         raw.execute("INSERT INTO instances VALUES ('order-41', 'order', ?, 1)", ('{"phase": ' + DEEP + "}",))
     raw.close()
     code, out, err = cli("inspect", "shop.db", "--spec", "orders.py")
@@ -331,7 +331,7 @@ def test_stored_text_cannot_forge_a_line_of_output(shop: Path) -> None:
         state = raw.execute("SELECT state FROM instances WHERE key = 'order-43'").fetchone()[0]
         raw.execute("INSERT INTO instances VALUES (?, 'order', ?, 1)", ("evil\norder-99: order SHIPPED (version 7)", state))
         raw.execute("INSERT INTO instances VALUES (CAST(X'6f72ff' AS TEXT), 'order', ?, 1)", (state,))
-        raw.execute("INSERT INTO events VALUES (?, 1, ?, '\"\\u001b[2J\"', 0)",
+        raw.execute("INSERT INTO events VALUES (?, 1, ?, '\"\\u001b[2J\"', 0, (SELECT coalesce(max(position), 0) + 1 FROM events), 0, 0)",
                     ("evil\norder-99: order SHIPPED (version 7)", "in\x1b[31mput\\"))
     raw.close()
     code, out, err = cli("inspect", "shop.db", "--spec", "orders.py")

@@ -69,6 +69,7 @@ def test_every_code_is_stable_and_every_error_a_store_error() -> None:
         "IncompatibleSchema": "incompatible_schema", "ReadOnly": "read_only", "Full": "full", "Io": "io",
         "PermissionDenied": "permission_denied", "BadOption": "bad_option",
         "UnknownOutcome": "unknown_outcome", "AlreadyApplied": "already_applied", "RequestReused": "request_reused",
+        "LeaseLost": "lease_lost", "Unacknowledged": "unacknowledged",
     }
 
 

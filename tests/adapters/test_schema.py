@@ -52,7 +52,7 @@ def test_a_new_store_is_private_and_versioned(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     for sibling in tmp_path.glob("s.db-*"):
         assert stat.S_IMODE(sibling.stat().st_mode) == 0o600, sibling.name
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
 
 
 def test_a_store_from_before_versioning_is_upgraded(tmp_path: Path) -> None:
@@ -65,7 +65,7 @@ def test_a_store_from_before_versioning_is_upgraded(tmp_path: Path) -> None:
     raw.close()
     opened(path)
     raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 4
     assert [r[1] for r in raw.execute("PRAGMA table_info(batches)")] == ["id", "at", "digest", "outcome"]
     assert raw.execute("SELECT count(*) FROM sqlite_master WHERE name = 'batches_at'").fetchone()[0] == 1
 
@@ -99,7 +99,7 @@ def test_a_version_1_store_is_upgraded_and_keeps_its_batch_ids(tmp_path: Path) -
 
     asyncio.run(go())
     raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 4
     assert raw.execute("SELECT id, at, digest FROM batches").fetchall() == [("old-batch", 1_000_000, None)]
 
 
@@ -136,10 +136,73 @@ def test_a_version_2_store_is_upgraded_and_keeps_its_batch_ids(tmp_path: Path) -
 
     asyncio.run(go())
     raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 4
     assert [r[1] for r in raw.execute("PRAGMA table_info(batches)")] == ["id", "at", "digest", "outcome"]
     rows = dict(raw.execute("SELECT id, at FROM batches").fetchall())
     assert rows == {"old-batch": 999_000, "new-batch": 1_000_000}
+
+
+VERSION_3 = (  # the schema statewright wrote before the read side: events without position, time or bucket
+    *VERSION_1[:3],
+    "CREATE TABLE batches (id TEXT PRIMARY KEY, at INTEGER NOT NULL, digest TEXT, outcome TEXT) WITHOUT ROWID",
+    "CREATE INDEX batches_at ON batches(at)",
+    "PRAGMA user_version = 3",
+)
+
+
+def test_a_version_3_store_is_upgraded_and_its_events_take_positions_in_the_order_they_were_written(
+        tmp_path: Path) -> None:
+    """Version 3 had no read side: its events take positions 1, 2, ... in rowid order, dated at the upgrade."""
+    from statewright.adapters.runtime.readside import bucket_of
+
+    path = tmp_path / "v3.db"
+    raw = sqlite3.connect(path)
+    for statement in VERSION_3:
+        raw.execute(statement)
+    for key in ("in1", "in2"):
+        raw.execute("INSERT INTO instances VALUES (?, 'input', ?, 1)", (key, canonical_json(Input()),))
+    written = [("in2", 1), ("in1", 1), ("in2", 2), ("in1", 2)]  # interleaved: rowid order is not key order
+    raw.executemany("INSERT INTO events VALUES (?, ?, 'Queue', '{}', 0)", written)
+    raw.execute("INSERT INTO batches VALUES ('old-batch', 999000, 'abc', NULL)")
+    raw.commit()
+    raw.close()
+
+    async def go() -> None:
+        async with await SqliteStore.open(path, CATALOG, clock=lambda: 1_000_000.0) as store:
+            assert await store.latest_cursor() == 4
+            assert [(e.key, e.seq, e.position) for e in await store.replay_all()] == [
+                (k, seq, i) for i, (k, seq) in enumerate(written, start=1)]
+            await store.append("in1", 2, [("Stage", {"run_id": "r1"})])  # the counter goes on from 4
+            assert [(e.seq, e.position) for e in await store.read_log("in1")] == [(1, 2), (2, 4), (3, 5)]
+            assert (bucket_of("in1") % 4, bucket_of("in2") % 4) == (2, 0)
+            assert [e.position for e in await store.read(0, partition=(0, 4))] == [1, 3]  # in2's, by bucket
+            assert await store.receipt("old-batch") == Receipt("old-batch", "abc", None)
+
+    asyncio.run(go())
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert [r[1] for r in raw.execute("PRAGMA table_info(events)")] == [
+        "key", "seq", "kind", "data", "terminal", "position", "at", "bucket"]
+    assert raw.execute("SELECT DISTINCT at FROM events WHERE seq < 3").fetchall() == [(1_000_000,)]
+    assert raw.execute("SELECT key, bucket FROM events WHERE seq = 1 ORDER BY key").fetchall() == [
+        ("in1", bucket_of("in1")), ("in2", bucket_of("in2"))]
+    assert raw.execute("SELECT count(*) FROM sqlite_master WHERE name = 'events_position'").fetchone()[0] == 1
+    assert raw.execute("SELECT last FROM positions").fetchall() == [(5,)]
+
+
+def test_a_version_3_store_opened_read_only_is_refused_untouched(tmp_path: Path) -> None:
+    """The upgrade writes; a read-only file of version 3 is refused (ReadOnly) byte for byte as it was."""
+    path = tmp_path / "v3.db"
+    raw = sqlite3.connect(path)
+    for statement in VERSION_3:
+        raw.execute(statement)
+    raw.commit()
+    raw.close()
+    before = fingerprint(path)
+    with pytest.raises(StoreError) as caught:
+        opened(Path(f"file:{path}?mode=ro"))
+    assert caught.value.code == "read_only"
+    assert fingerprint(path) == before
 
 
 def test_batch_ids_are_forgotten_after_their_retention(tmp_path: Path) -> None:
@@ -199,7 +262,7 @@ def test_files_this_release_cannot_use_are_refused_untouched(tmp_path: Path, cas
         raw.execute("PRAGMA user_version = 99")
         raw.commit()
         raw.close()
-        message = "schema version 99 is newer than this statewright's (3)"
+        message = "schema version 99 is newer than this statewright's (4)"
     elif case == "foreign":
         raw = sqlite3.connect(path)
         raw.execute("CREATE TABLE users (name TEXT)")
@@ -267,7 +330,7 @@ def test_two_terminal_events_in_a_log_are_corrupt_not_a_conflict(tmp_path: Path)
     opened(path)
     raw = sqlite3.connect(path)
     raw.execute("DROP INDEX events_one_terminal")
-    raw.executemany("INSERT INTO events VALUES ('in1', ?, 'x', '{}', 1)", [(1,), (2,)])
+    raw.executemany("INSERT INTO events VALUES ('in1', ?, 'x', '{}', 1, ?, 0, 0)", [(1, 1), (2, 2)])
     raw.commit()
     raw.close()
     with pytest.raises(Corrupt, match="a log has two terminal events"):

@@ -500,10 +500,12 @@ def test_sqlite_enforces_one_terminal_event(tmp_path: Path) -> None:
             (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'events_one_terminal'").fetchone()
             assert "UNIQUE" in sql and "WHERE terminal = 1" in sql
             with pytest.raises(sqlite3.IntegrityError):
-                db.execute("INSERT INTO events (key, seq, kind, data, terminal) VALUES ('in2', 3, 'X', '{}', 1)")
+                db.execute("INSERT INTO events (key, seq, kind, data, terminal, position, at, bucket) "
+                           "VALUES ('in2', 3, 'X', '{}', 1, 100, 0, 0)")
             with pytest.raises(sqlite3.IntegrityError):
                 db.execute("UPDATE events SET terminal = 1 WHERE key = 'in2' AND seq = 1")
-            db.execute("INSERT INTO events (key, seq, kind, data, terminal) VALUES ('in2', 3, 'X', '{}', 0)")
+            db.execute("INSERT INTO events (key, seq, kind, data, terminal, position, at, bucket) "
+                       "VALUES ('in2', 3, 'X', '{}', 0, 100, 0, 0)")
             # A terminal flag however it got there ends the log for the store too.
             db.execute("UPDATE events SET terminal = 1 WHERE key = 'in1' AND seq = 1")
         assert [e.terminal for e in await store.read_log("in2")] == [False, True, False]

@@ -68,7 +68,9 @@ async def main():
             raw = sqlite3.connect(where)
             with raw:
                 raw.executemany("INSERT INTO instances VALUES (?, 'input', ?, 1)", [(k, state) for k in keys])
-                raw.executemany("INSERT INTO events VALUES (?, 1, 'created', ?, 0)", [(k, created) for k in keys])
+                raw.executemany("INSERT INTO events VALUES (?, 1, 'created', ?, 0, ?, 0, 0)",
+                                [(k, created, i) for i, k in enumerate(keys, start=1)])
+                raw.execute("UPDATE positions SET last = ?", (len(keys),))
             raw.close()
     started = time.perf_counter()
     prepare_batch(catalog, ops, batch)

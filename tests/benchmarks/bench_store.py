@@ -200,8 +200,9 @@ async def _fill(where: str, key: str, events: int) -> None:
     db = sqlite3.connect(where, isolation_level=None, timeout=BUSY_TIMEOUT)
     try:
         db.execute("BEGIN IMMEDIATE")
-        db.executemany("INSERT INTO events (key, seq, kind, data) VALUES (?, ?, 'input', ?)",
-                       ((key, seq, data) for seq in range(2, events + 1)))
+        db.executemany("INSERT INTO events (key, seq, kind, data, position, at, bucket) VALUES (?, ?, 'input', ?, "
+                       "(SELECT last FROM positions) + ?, 0, 0)", ((key, seq, data, seq) for seq in range(2, events + 1)))
+        db.execute("UPDATE positions SET last = last + ?", (events,))
         db.execute("COMMIT")
     finally:
         db.close()
