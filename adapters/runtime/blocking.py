@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import inspect
 import math
 import os
 import threading
@@ -72,6 +73,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from statewright.adapters.runtime.dispatch import Delivery, Dispatcher, Handler, OnReject, Retry, Router
 from statewright.adapters.runtime.driver import (
     ActedAccepted,
     ActedBlocked,
@@ -80,14 +82,19 @@ from statewright.adapters.runtime.driver import (
     FedRejected,
 )
 from statewright.adapters.runtime.memory import MemoryStore
+from statewright.adapters.runtime.readside import Consumer, DeadLettered, ReadStore, Start
 from statewright.adapters.runtime.sqlite import SqliteStore
 from statewright.adapters.runtime.store import KEEP_BATCHES, Catalog, Event, Record, Store
 from statewright.kernel.step import UNSET
 from statewright.kernel.system import Action, System
 
-__all__ = ["Portal", "PortalClosed", "PortalError", "PortalForked", "PortalThread", "PortalTimeout", "SyncDriver"]
+__all__ = [
+    "Portal", "PortalClosed", "PortalError", "PortalForked", "PortalThread", "PortalTimeout", "SyncDispatcher",
+    "SyncDriver",
+]
 
 T = TypeVar("T")
+E = TypeVar("E")
 
 
 class PortalError(RuntimeError):
@@ -361,6 +368,7 @@ class SyncDriver:
         self.driver = driver
         self.timeout = timeout
         self._locks = _KeyLocks()
+        self._dispatchers: list[SyncDispatcher] = []  # stopped, gracefully, before the store closes
 
     @classmethod
     def open(
@@ -480,12 +488,20 @@ class SyncDriver:
     # -- closing ------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the store, then the portal. Idempotent; in a forked child it closes nothing of the parent's."""
+        """Stop its running dispatchers, close the store, then the portal. Idempotent; a forked child's closes nothing.
+
+        A dispatcher whose run had failed re-raises its error here, after the
+        store and the portal are closed all the same.
+        """
         if self.portal.is_open:
             try:
-                self.portal.call(self.store.close(), timeout=self.portal.grace)
+                for dispatcher in list(self._dispatchers):
+                    dispatcher.stop(timeout=self.portal.grace)
             finally:
-                self.portal.close()
+                try:
+                    self.portal.call(self.store.close(), timeout=self.portal.grace)
+                finally:
+                    self.portal.close()
         else:
             self.portal.close()
 
@@ -505,6 +521,121 @@ class SyncDriver:
         """
         async with self._locks.holding(keys):
             return await call()
+
+
+class SyncDispatcher:
+    """A `Dispatcher` for a `SyncDriver`'s store, run in the driver's portal: `run_once`, or `start` and `stop`.
+
+    Handlers may be plain functions: each call of one runs in a worker thread
+    (``asyncio.to_thread``), so it may block -- an ORM, an HTTP call -- and may
+    use the `SyncDriver`, without holding up the loop every other call goes
+    through. Async handlers run in the loop and must ``await`` the async API
+    instead. A route's ``to`` runs in the loop: keep it a pure mapping. The
+    options are the `Dispatcher`'s; routes feed through the driver's `Driver`.
+    Register every handler and route before `start`.
+    """
+
+    def __init__(
+        self, driver: SyncDriver, consumer: str, *, partitions: int = 1, start: Start = "earliest",
+        owner: str | None = None, lease: float = 30.0, window: int = 500, max_partitions: int | None = None,
+        retry: Retry = Retry(), poll: float = 1.0, timeout: float | None = None,
+    ) -> None:
+        store = driver.store
+        if not isinstance(store, ReadStore):
+            raise TypeError(f"{type(store).__name__} has no read side (it is not a ReadStore): nothing to dispatch")
+        self.sync_driver = driver
+        self.portal = driver.portal
+        self.timeout = driver.timeout if timeout is None else timeout
+        self.dispatcher = Dispatcher(store, consumer, driver=driver.driver, partitions=partitions, start=start,
+                                     owner=owner, lease=lease, window=window, max_partitions=max_partitions,
+                                     retry=retry, poll=poll)
+        self._running: concurrent.futures.Future[None] | None = None
+
+    @property
+    def consumer(self) -> str:
+        return self.dispatcher.consumer
+
+    def handle(self, effect: type[E], handler: Handler[E]) -> None:
+        """`Dispatcher.handle`: a plain handler runs in a worker thread (see the class doc), an async one in the loop."""
+        self.dispatcher.handle(effect, handler if _is_async(handler) else _InThread(handler))
+
+    def route(self, effect: type[E], to: Router[E], *, on_reject: OnReject = "record") -> None:
+        """`Dispatcher.route`: feed each such effect to the instance ``to`` names, exactly once."""
+        self.dispatcher.route(effect, to, on_reject=on_reject)
+
+    def follow(self, system: System[Any], keys: Mapping[str, str], *, on_reject: OnReject = "record") -> None:
+        """`Dispatcher.follow`: ``system``'s routes between instances stored under separate ``keys``."""
+        self.dispatcher.follow(system, keys, on_reject=on_reject)
+
+    def run_once(self, *, timeout: float | None = None) -> int:
+        """One pass over everything committed now; how many effects were handled or dead-lettered."""
+        return self.portal.call(self.dispatcher.run_once(), timeout=self.timeout if timeout is None else timeout)
+
+    def start(self) -> None:
+        """Run `Dispatcher.run` as a background task in the portal until `stop` (once per dispatcher)."""
+        if self._running is not None:
+            raise RuntimeError(f"{self.consumer}: this dispatcher was started already; make a new one to run again")
+        self._running = self.portal.spawn(self.dispatcher.run())
+        self.sync_driver._dispatchers.append(self)
+
+    @property
+    def running(self) -> bool:
+        """True from `start` until the run returns (after `stop`) or fails."""
+        return self._running is not None and not self._running.done()
+
+    def stop(self, *, timeout: float | None = None) -> None:
+        """Stop gracefully: the handlers in flight finish, the cursors advance, the leases are released.
+
+        Returns once the run has returned; re-raises the error it failed with,
+        if it failed. A no-op when it was never started or has stopped.
+        """
+        running = self._running
+        if running is None:
+            return
+        if self in self.sync_driver._dispatchers:
+            self.sync_driver._dispatchers.remove(self)
+        if not running.done():
+            self.portal.call(self._stopped(running), timeout=self.timeout if timeout is None else timeout)
+        if not running.cancelled():
+            running.result()
+
+    def dead_letters(self, *, limit: int = 1000, timeout: float | None = None) -> list[DeadLettered]:
+        """This consumer's dead letters, oldest first."""
+        store = self.dispatcher.store
+        return self.portal.call(store.dead_letters(self.consumer, limit=limit),
+                                timeout=self.timeout if timeout is None else timeout)
+
+    def consumers(self, *, timeout: float | None = None) -> list[Consumer]:
+        """This consumer's partitions: cursor, lease owner and expiry (the store's `consumers`, filtered)."""
+        rows = self.portal.call(self.dispatcher.store.consumers(), timeout=self.timeout if timeout is None else timeout)
+        return [row for row in rows if row.name == self.consumer]
+
+    async def _stopped(self, running: concurrent.futures.Future[None]) -> None:
+        self.dispatcher.stop()  # in the loop: it sets the run's asyncio.Event
+        await asyncio.wait([asyncio.wrap_future(running)])
+
+
+class _InThread:
+    """A plain handler, called in a worker thread so that it may block without holding up the portal's loop.
+
+    It carries the handler's ``__qualname__`` and ``__code__``, which is what
+    the dispatcher names a handler by, and where it finds the line a failure
+    was raised at, in dead letters and errors.
+    """
+
+    def __init__(self, handler: Callable[..., Any]) -> None:
+        self.handler = handler
+        self.__qualname__ = getattr(handler, "__qualname__", None) or type(handler).__name__
+        code = getattr(handler, "__code__", None)
+        if code is not None:
+            self.__code__ = code
+
+    async def __call__(self, effect: Any, delivery: Delivery) -> Any:
+        return await asyncio.to_thread(self.handler, effect, delivery)
+
+
+def _is_async(handler: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(getattr(handler, "__call__", None))
 
 
 async def _opened(opener: Callable[[], Awaitable[Store]]) -> Store:

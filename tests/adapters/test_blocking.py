@@ -36,8 +36,10 @@ from statewright.adapters.runtime.blocking import (
     PortalForked,
     PortalThread,
     PortalTimeout,
+    SyncDispatcher,
     SyncDriver,
 )
+from statewright.adapters.runtime.dispatch import Delivery, Retry
 from statewright.adapters.runtime.memory import MemoryStore
 from statewright.adapters.runtime.store import Catalog, Conflict, NotAStore, NotFound, Op, Store
 from statewright.kernel.machine import Machine, Transition
@@ -488,14 +490,101 @@ def test_sixteen_threads_feeding_their_own_keys_and_one_shared_key_sqlite(tmp_pa
         check_counts(d, threads=16, rounds=10)
 
 
+# -- SyncDispatcher ------------------------------------------------------------------
+
+
+def wait_for(condition: Any, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
+def test_a_plain_handler_runs_in_a_worker_thread_and_may_use_the_sync_driver(driver: SyncDriver) -> None:
+    """A blocking handler does not hold up the loop, and calling the driver from it is not a call from the loop."""
+    driver.create("c1", "counter")
+    driver.create("c2", "counter")
+    seen: list[tuple[str, int, int, str]] = []
+
+    def handler(effect: Ticked, d: Delivery) -> None:
+        version = driver.load(d.key).version  # a blocking call back into the portal
+        seen.append((d.key, effect.n, version, threading.current_thread().name))
+
+    dispatcher = SyncDispatcher(driver, "audit")
+    dispatcher.handle(Ticked, handler)
+    for key in ("c1", "c2", "c1"):
+        driver.feed(key, Tick())
+    assert dispatcher.run_once(timeout=10.0) == 3
+    assert dispatcher.run_once() == 0  # the cursor moved past them
+    assert sorted(s[:3] for s in seen) == [("c1", 1, 3), ("c1", 2, 3), ("c2", 1, 2)]
+    assert all(name != "statewright-portal" for *_, name in seen)
+    assert [c.cursor for c in dispatcher.consumers()] == [driver.call(dispatcher.dispatcher.store.latest_cursor())]
+
+
+def test_start_delivers_as_inputs_commit_and_stop_releases_the_lease(tmp_path: Path) -> None:
+    seen: list[tuple[str, int]] = []
+
+    async def handler(effect: Ticked, d: Delivery) -> None:  # async: runs in the loop
+        seen.append((d.key, effect.n))
+
+    with SyncDriver.sqlite(tmp_path / "s.db", CATALOG) as d:
+        d.create("src", "counter")
+        d.create("dst", "counter")
+        dispatcher = SyncDispatcher(d, "audit", poll=0.05)
+        dispatcher.handle(Ticked, handler)
+        router = SyncDispatcher(d, "router", poll=0.05)
+        router.route(Ticked, lambda e, dl: ("dst", Tick()) if dl.key == "src" else None)
+        dispatcher.start()
+        router.start()
+        assert dispatcher.running and router.running
+        with pytest.raises(RuntimeError, match="started already"):
+            dispatcher.start()
+        for _ in range(3):
+            d.feed("src", Tick())
+        wait_for(lambda: len(seen) == 6)  # src's three, and dst's three that the router fed
+        assert d.load("dst").version == 4
+        dispatcher.stop(timeout=10.0)
+        assert not dispatcher.running
+        assert [c.owner for c in dispatcher.consumers()] == [None]  # released
+        dispatcher.stop()  # a no-op now
+    # the driver stopped the router before closing the store: its lease is released too
+    with SyncDriver.sqlite(tmp_path / "s.db", CATALOG) as d:
+        again = SyncDispatcher(d, "router")
+        assert [c.owner for c in again.consumers()] == [None]
+        assert again.run_once() == 0
+        assert sorted(seen) == sorted([("src", 1), ("src", 2), ("src", 3), ("dst", 1), ("dst", 2), ("dst", 3)])
+
+
+def test_a_failing_plain_handler_is_dead_lettered_with_its_own_line(driver: SyncDriver) -> None:
+    driver.create("c1", "counter")
+
+    def refuses(effect: Ticked, d: Delivery) -> None:
+        raise ValueError(f"no {effect.n}")
+
+    line = refuses.__code__.co_firstlineno + 1
+    dispatcher = SyncDispatcher(driver, "picky", retry=Retry(attempts=2, first=0.0))
+    dispatcher.handle(Ticked, refuses)
+    driver.feed("c1", Tick())
+    assert dispatcher.run_once() == 1
+    (dead,) = dispatcher.dead_letters()
+    assert (dead.key, dead.seq, dead.attempts, dead.code) == ("c1", 3, 2, "handler_error")
+    assert "refuses" in dead.error and "ValueError: no 1" in dead.error
+    assert f"test_blocking.py:{line}" in dead.error
+
+
 # -- the types a user's mypy sees ----------------------------------------------------------
 
 PROGRAM = '''\
 import sys
 
 from statewright import Catalog, Record
-from statewright.adapters.runtime.blocking import PortalTimeout, SyncDriver
-from statewright.machines.input import INPUT, Apply, Queue, Stage, authorize_seed
+from statewright.adapters.runtime.blocking import PortalTimeout, SyncDispatcher, SyncDriver
+from statewright.adapters.runtime.dispatch import Delivery
+from statewright.machines.input import INPUT, Apply, InputStaged, Queue, Stage, authorize_seed
+
+
+def staged(effect: InputStaged, delivery: Delivery) -> None:
+    print(f"{{delivery.idempotency_key}}: staged for {{effect.run_id}}")
 
 
 def main(path: str) -> None:
@@ -510,6 +599,10 @@ def main(path: str) -> None:
                 continue
             print(type(command).__name__, {fed})
         print([event.kind for event in d.read_log("in1")], d.load("in1").version)
+        dispatcher = SyncDispatcher(d, "audit")
+        dispatcher.handle(InputStaged, staged)
+        handled: int = dispatcher.run_once()
+        print("handled", handled)
 
 
 main(sys.argv[1])
@@ -541,6 +634,8 @@ def test_a_user_program_with_sync_driver_type_checks_strictly_and_runs(
         "Apply rejected: can't take Apply in QUEUED: no transition",
         "Stage accepted",
         "['created', 'input', 'effect', 'rejected', 'input', 'effect'] 3",
+        "audit/in1/6: staged for r1",
+        "handled 2",
     ]
 
 
