@@ -1,4 +1,4 @@
-"""The synchronous face of the shell: a `Portal` (one event loop in a thread) and `SyncDriver` over it.
+"""The synchronous face of the shell: a `Portal` (one event loop in a thread), `SyncDriver` and `SyncDispatcher`.
 
 Theory of operation
 -------------------
@@ -13,7 +13,10 @@ many threads call in. `SyncDriver` opens a store inside a portal and wraps a
 ``await``. Calls of one `SyncDriver` on the same key are taken one at a time
 (a lock per key, in the loop), so the threads of one WSGI process queue
 instead of racing each other into `Conflict`; other keys go concurrently, and
-the store serialises its own writes.
+the store serialises its own writes. `SyncDispatcher` runs the `Dispatcher`
+in the same portal -- one pass at a time (`run_once`) or in the background
+(`start` / `stop`) -- and calls plain handlers in worker threads, so they may
+block and may use the `SyncDriver` without holding up the loop.
 
 What a caller can rely on:
 
@@ -556,7 +559,7 @@ class SyncDispatcher:
         return self.dispatcher.consumer
 
     def handle(self, effect: type[E], handler: Handler[E]) -> None:
-        """`Dispatcher.handle`: a plain handler runs in a worker thread (see the class doc), an async one in the loop."""
+        """`Dispatcher.handle`: a plain handler is called in a worker thread (class doc), an async one in the loop."""
         self.dispatcher.handle(effect, handler if _is_async(handler) else _InThread(handler))
 
     def route(self, effect: type[E], to: Router[E], *, on_reject: OnReject = "record") -> None:
