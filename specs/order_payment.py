@@ -193,6 +193,8 @@ def _properties(view: Any) -> list[Any]:
         sometimes("cancelled", lambda s: view(s).order is O.CANCELLED),
         leads_to("captured_settles_the_order", lambda s: view(s).payment is P.CAPTURED,
                  lambda s: view(s).order in (O.PAID, O.SHIPPED, O.CANCELLED)),
+        leads_to("cancelled_payment_settles", lambda s: view(s).order is O.CANCELLED and view(s).payment is P.REQUESTED,
+                 lambda s: view(s).payment is not P.REQUESTED),
         leads_to("captured_leads_to_paid", lambda s: view(s).payment is P.CAPTURED,
                  lambda s: view(s).order in (O.PAID, O.SHIPPED)),
     ]
