@@ -134,7 +134,7 @@ class Captured:
 
 O, P = OrderPhase, PaymentPhase
 ORDER = Machine(
-    "order",
+    "shop_order",
     initial=O.CREATED,
     terminal={O.SHIPPED, O.CANCELLED},
     transitions=[
@@ -149,7 +149,7 @@ ORDER = Machine(
 )
 
 PAYMENT = Machine(
-    "payment",
+    "shop_payment",
     initial=P.IDLE,
     terminal={P.CAPTURED, P.VOIDED},
     transitions=[
