@@ -63,7 +63,7 @@ takes it and handles b1 again). 8,922 states, depth 17.
 >>> from statewright.kernel.checker import check
 >>> report = check(dispatch(log="ab"))  # the defaults ("aba") take about 1.7 s: tests/specs/test_dispatch_spec.py
 >>> report.verdict.name, report.distinct_states, report.depth
-('OK', 5965, 17)
+('OK', 1208, 13)
 """
 
 from __future__ import annotations
