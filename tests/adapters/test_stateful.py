@@ -31,8 +31,8 @@ from statewright.specs import REGISTRY
 from statewright.specs.input_lifecycle import Enqueue, Phase, Stage
 
 SMALL = {"input_lifecycle": {"n": 3}}
-SLOW_SUITES = {"cas_atomic", "ewd840", "input_lifecycle", "lamport_mutex", "loop_frame", "session_inputs",
-               "task_as_written", "token", "two_phase"}
+SLOW_SUITES = {"cas_atomic", "dispatch", "ewd840", "input_lifecycle", "lamport_mutex", "loop_frame", "order_payment",
+               "order_payment_async", "session_inputs", "task_as_written", "token", "two_phase"}
 """Specs whose generated suite takes over ~0.5 s (marked `slow`: left out of `make quick`)."""
 
 

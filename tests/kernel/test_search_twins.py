@@ -17,7 +17,7 @@ from statewright.kernel.checker.search import Search
 from statewright.specs import REGISTRY
 
 SIZES = {"input_lifecycle": {"n": 4}, "lamport_mutex": {"n": 2, "max_clock": 2}}
-SLOW = {"session_inputs"}
+SLOW = {"session_inputs", "dispatch"}
 
 
 def run(spec: Any, *, recording: bool, keep_going: bool) -> tuple[Search, Report]:
