@@ -134,7 +134,7 @@ def test_a_version_3_schema_is_upgraded_and_numbers_its_events_in_key_order(post
                 await store.append(key, 0, QUEUE * 2)
         admin = await asyncpg.connect(postgres_dsn)
         try:  # the shape statewright wrote before the read side
-            await admin.execute("DROP INDEX statewright.events_position, statewright.events_at;"
+            await admin.execute("DROP INDEX statewright.events_position;"
                                 "ALTER TABLE statewright.events DROP COLUMN position, DROP COLUMN at, DROP COLUMN bucket;"
                                 "DROP TABLE statewright.positions, statewright.consumers, statewright.dead_letters;"
                                 "UPDATE statewright.statewright_schema SET version = 3")
