@@ -52,6 +52,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python tests/benchmarks/bench_monolithic.py
 	$(BIN)/python tests/benchmarks/bench_workers.py
 	$(BIN)/python tests/benchmarks/bench_batch.py
+	$(BIN)/python tests/benchmarks/bench_dispatch.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache

@@ -114,9 +114,10 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
          "statewright diagram diehard --reachable --trace not_solved --format dot"),
     ),
     "inspect": (
-        "show the instances and event logs of a store (SQLite file or PostgreSQL)",
+        "show the instances, event logs and consumers of a store (SQLite file or PostgreSQL)",
         "Show what a store holds -- each instance's state and version and its event log -- decoded "
-        "through the specs' machines. It only reads: nothing in the store is written or created.",
+        "through the specs' machines, then its consumers (cursor, lag, lease) and dead letters. "
+        "It only reads: nothing in the store is written or created.",
         ("statewright inspect shop.db", "statewright inspect shop.db --key order-17 --spec orders.py",
          "statewright inspect postgresql://me@localhost/shop"),
     ),

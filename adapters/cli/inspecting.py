@@ -1,4 +1,4 @@
-"""``statewright inspect``: the instances and event logs in a store, decoded through the right machines.
+"""``statewright inspect``: the instances, event logs and consumers in a store, decoded through the right machines.
 
 The store is a SQLite file, or a PostgreSQL database named by its DSN
 (``postgresql://user@host/db``; the ``postgres`` extra), read in one
@@ -43,6 +43,13 @@ rows and instances are still shown. Keys,
 kinds and machine names are printed with backslashes and unprintable characters
 escaped (``\\n``, ``\\x1b``), so no stored text can forge a line of the output.
 
+After the instances come the store's consumers (`_ReadSide`), when it has
+any: each partition's cursor, its lag behind the latest position, who holds
+its lease until when (UTC; ``expired`` by this machine's clock, which is the
+clock dispatchers lease by), then the dead letters -- read in the same
+snapshot as the instances, with the same escaping. ``--key`` shows only its
+instances, without this part.
+
     $ statewright inspect shop.db --spec orders.py
     order-42: order PAID (version 1)
         1 input      {"type": "Pay"}
@@ -77,6 +84,13 @@ COLUMNS = {
     "instances": "key, machine, state, version",
     "events": "key, seq, kind, data, terminal",
 }
+READ_SIDE = {  # schema 4's read side; a file of an older schema has none of it, and shows none
+    "positions": "SELECT last FROM positions",
+    "consumers": "SELECT name, partition, partitions, cursor, owner, until FROM consumers ORDER BY name, partition",
+    "dead_letters": "SELECT consumer, partition, position, key, seq, kind, data, code, error, attempts, at "
+                    "FROM dead_letters ORDER BY position, consumer LIMIT ?",
+}
+DEAD_SHOWN = 1000  # dead letters listed, oldest first; a line says how many more there are
 
 
 class UnknownMachine(Corrupt):
@@ -129,6 +143,22 @@ class _Moment:
             main, header = None, b""
         siblings = tuple(Path(f"{db}{suffix}").exists() for suffix in ("-wal", "-shm", "-journal"))
         return cls(main, header, siblings)
+
+
+@dataclass(frozen=True, slots=True)
+class _ReadSide:
+    """The read side as stored, raw: the latest position, each consumer's partitions, the oldest dead letters.
+
+    ``consumers`` rows are ``(name, partition, partitions, cursor, owner,
+    until)``; ``dead`` rows ``(consumer, partition, position, key, seq, kind,
+    data, code, error, attempts, at)``, at most `DEAD_SHOWN` of them, and
+    ``more`` says whether there were others.
+    """
+
+    latest: Any
+    consumers: list[tuple[Any, ...]]
+    dead: list[tuple[Any, ...]]
+    more: bool
 
 
 def _machines(loader: Loader, specs: list[str]) -> dict[str, Machine[Any]]:
@@ -213,6 +243,7 @@ class _Reader:
         except sqlite3.Error as exc:
             raise UsageError(f"cannot open {db}: {exc}") from None
         self._conn.text_factory = _decode_text
+        self.tables: frozenset[str] = frozenset()
 
     @contextmanager
     def _mapped(self) -> Iterator[None]:
@@ -234,6 +265,7 @@ class _Reader:
         try:
             version = self._rows("PRAGMA user_version")[0][0]
             tables = {name for (name,) in self._rows("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            self.tables = frozenset(tables)
             for table in COLUMNS:
                 if table not in tables:
                     raise UsageError(f"{self.db} is a SQLite database but not a statewright store (it has no {table} table)")
@@ -263,6 +295,15 @@ class _Reader:
             "ORDER BY seq",
             (rowid,),
         )
+
+    def read_side(self) -> _ReadSide | None:
+        """The consumers and dead letters, in the snapshot `check` began; None for a schema without them."""
+        if not set(READ_SIDE) <= self.tables:
+            return None
+        latest = self._rows(READ_SIDE["positions"])
+        dead = self._rows(READ_SIDE["dead_letters"], (DEAD_SHOWN + 1,))
+        return _ReadSide(latest[0][0] if latest else None, [tuple(r) for r in self._rows(READ_SIDE["consumers"])],
+                         [tuple(r) for r in dead[:DEAD_SHOWN]], len(dead) > DEAD_SHOWN)
 
     def close(self) -> None:
         self._conn.close()
@@ -309,6 +350,15 @@ class _PostgresReader:
 
     def log(self, key: str) -> list[tuple[Any, Any, Any, Any]]:
         return list(self._run(self._snapshot.log(key)))
+
+    def read_side(self) -> _ReadSide | None:
+        """The consumers and dead letters, from the same snapshot (None for a schema without a read side)."""
+        consumers = self._run(self._snapshot.consumers())
+        dead = self._run(self._snapshot.dead_letters(limit=DEAD_SHOWN + 1))
+        if not consumers and not dead:
+            return None
+        rows = [(c.name, c.partition, c.partitions, c.cursor, c.owner, c.until) for c, _ in consumers]
+        return _ReadSide(self._run(self._snapshot.latest()), rows, dead[:DEAD_SHOWN], len(dead) > DEAD_SHOWN)
 
     def close(self) -> None:
         try:
@@ -376,6 +426,59 @@ class _Inspection:
             self._damage(f"{head} <garbled: {_escape(data[:60])!s}: {exc}>{mark}")
             return
         print(f"{head} {shown}{mark}", file=self.out)
+
+
+class _Consumers:
+    """Prints the read side (`_ReadSide`) as two tables, each cell checked: a garbled one is shown and counted."""
+
+    def __init__(self, inspection: _Inspection) -> None:
+        self.inspection = inspection
+        self.garbled = 0
+
+    def show(self, side: _ReadSide) -> None:
+        out = self.inspection.out
+        latest = self._int(side.latest)
+        print(f"consumers (latest position {latest}):", file=out)
+        rows: list[tuple[str, ...]] = [("consumer", "partition", "cursor", "lag", "lease")]
+        for name, partition, partitions, cursor, owner, until in side.consumers:
+            lag = str(side.latest - cursor) if type(side.latest) is int and type(cursor) is int else "?"
+            rows.append((self._str(name), f"{self._int(partition)}/{self._int(partitions)}", self._int(cursor), lag,
+                         self._lease(owner, until)))
+        self._table(rows)
+        if side.dead:
+            print(f"dead letters ({len(side.dead)}{' oldest' if side.more else ''}):", file=out)
+            letters: list[tuple[str, ...]] = [("consumer", "effect", "code", "attempts", "error")]
+            for consumer, _p, _position, key, seq, _kind, _data, code, error, attempts, _at in side.dead:
+                letters.append((self._str(consumer), f"{self._str(key)}#{self._int(seq)}", self._str(code),
+                                self._int(attempts), self._str(error)))
+            self._table(letters)
+            if side.more:
+                print(f"  ... and more: only the oldest {DEAD_SHOWN} dead letters are shown", file=out)
+        self.inspection.damaged += self.garbled
+
+    def _table(self, rows: list[tuple[str, ...]]) -> None:
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+        for row in rows:
+            cells = [cell.ljust(width) for cell, width in zip(row, widths)] + [row[-1]]
+            print(("  " + "  ".join(cells)).rstrip(), file=self.inspection.out)
+
+    def _garbled(self, value: Any) -> str:
+        self.garbled += 1
+        return f"<garbled: {value!r}>"
+
+    def _int(self, value: Any) -> str:
+        return str(value) if type(value) is int else self._garbled(value)
+
+    def _str(self, value: Any) -> str:
+        return _escape(value) if isinstance(value, str) else self._garbled(value)
+
+    def _lease(self, owner: Any, until: Any) -> str:
+        if owner is None:
+            return "-"
+        if not isinstance(until, (int, float)) or isinstance(until, bool) or not 0 <= until < 1e11:
+            return f"{self._str(owner)} until {self._garbled(until)}"
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(until))
+        return f"{self._str(owner)} {'expired' if until <= time.time() else 'until'} {when}"
 
 
 def inspect_command(args: argparse.Namespace, loader: Loader, out: TextIO) -> int:
@@ -447,4 +550,12 @@ def _inspect(reader: _Reader | _PostgresReader, args: argparse.Namespace, machin
             raise UsageError(f"no instance {key!r} in {reader.db} (instances: {known})")
     for rowid, key in [(rowids[k], k) for k in args.key] or keys:
         inspection.instance(rowid, key)
+    if not args.key:
+        try:
+            side = reader.read_side()
+        except _Unreadable as exc:
+            inspection._damage(f"consumers: CORRUPT -- cannot read them: {_escape(str(exc))}")
+        else:
+            if side is not None and (side.consumers or side.dead):
+                _Consumers(inspection).show(side)
     return EXIT_DAMAGED if inspection.damaged else EXIT_OK

@@ -349,6 +349,120 @@ def test_stored_text_cannot_forge_a_line_of_output(shop: Path) -> None:
     assert code == 2 and err.count("\n") == 1 and "evil\\norder-99" in err
 
 
+# -- the read side: consumers, their lag and leases, dead letters ---------------------
+
+
+NOW = [4_000_000_000.0]  # the stores' clock, by which leases are dated: 2096, then 2001 (so that one has expired)
+
+
+def write_consumers(db: Path | str) -> None:
+    """Two consumers of the shop's log: ``audit`` caught up and free, ``mailer`` lagging with one dead letter.
+
+    order-42's log gets two effects (positions 2 and 3; its ``Pay`` input is
+    1). ``audit`` (1 partition) is advanced to 3 and released. ``mailer`` (2
+    partitions) gave up on position 2 with a dead letter and advanced to 2 in
+    order-42's partition, whose lease it still holds (until 2096); its other
+    partition was leased in 2001 and never advanced.
+    """
+    from statewright.adapters.runtime.readside import partition_of
+    from statewright.adapters.runtime.store import Advance, DeadLetter
+
+    async def opened() -> Any:
+        catalog = Catalog({})
+        if isinstance(db, str):
+            from statewright.adapters.runtime.postgres import PostgresStore
+
+            return await PostgresStore.open(db, catalog, clock=lambda: NOW[0])
+        return await SqliteStore.open(db, catalog, clock=lambda: NOW[0])
+
+    async def write() -> None:
+        async with await opened() as store:
+            await store.append("order-42", 1, [("effect", {"type": "Mailed", "to": "ada"}),
+                                               ("effect", {"type": "Billed"})])
+            await store.register("audit")
+            await store.lease("audit", 0, "audit-1", 30)
+            await store.commit([Advance("audit", 0, 0, 3, "audit-1")])
+            await store.release("audit", 0, "audit-1")
+            await store.register("mailer", partitions=2)
+            mine = partition_of("order-42", 2)
+            await store.lease("mailer", mine, "mailer@host-a", 30)
+            await store.commit([
+                DeadLetter("mailer", mine, 2, "order-42", 2, "effect", {"type": "Mailed", "to": "ada"}, "handler_error",
+                           "send on Mailed of 'order-42'#2: OSError: no route\nto host\x1b[2J (at mail.py:7)", 5,
+                           "mailer@host-a"),
+                Advance("mailer", mine, 0, 2, "mailer@host-a"),
+            ])
+            NOW[0] = 1_000_000_000.0
+            await store.lease("mailer", 1 - mine, "mailer@host-b", 30)
+            NOW[0] = 4_000_000_000.0
+
+    asyncio.run(write())
+
+
+CONSUMERS = [
+    "consumers (latest position 3):",
+    "  consumer  partition  cursor  lag  lease",
+    "  audit     0/1        3       0    -",
+    "  mailer    0/2        2       1    mailer@host-a until 2096-10-02 07:07:10 UTC",
+    "  mailer    1/2        0       3    mailer@host-b expired 2001-09-09 01:47:10 UTC",
+    "dead letters (1):",
+    "  consumer  effect      code           attempts  error",
+    "  mailer    order-42#2  handler_error  5         send on Mailed of 'order-42'#2: OSError: no route\\nto host\\x1b[2J "
+    "(at mail.py:7)",
+]
+
+
+def test_consumers_their_lag_leases_and_dead_letters_follow_the_instances(shop: Path) -> None:
+    write_consumers(shop / "shop.db")
+    before = fingerprint(shop)
+    code, out, err = cli("inspect", "shop.db", "--spec", "orders.py")
+    assert code == 0, err
+    assert "\x1b" not in out
+    assert out.splitlines() == [
+        "order-42: order PAID (version 1)",
+        '    1 input      {"type": "Pay"}',
+        '    2 effect     {"to": "ada", "type": "Mailed"}',
+        '    3 effect     {"type": "Billed"}',
+        "order-43: order NEW (version 1)",
+        *CONSUMERS,
+    ]
+    assert fingerprint(shop) == before  # read-only, consumers and all
+    code, out, _ = cli("inspect", "shop.db", "--spec", "orders.py", "--key", "order-43")
+    assert code == 0 and out == "order-43: order NEW (version 1)\n"  # --key: those instances only
+
+
+def test_a_store_without_consumers_shows_no_consumers(shop: Path) -> None:
+    async def register_and_forget() -> None:
+        async with await SqliteStore.open(shop / "shop.db", Catalog({})) as store:
+            await store.register("gone")
+            await store.unregister("gone", force=True)
+
+    asyncio.run(register_and_forget())
+    code, out, _ = cli("inspect", "shop.db", "--spec", "orders.py")
+    assert code == 0 and out.splitlines()[-1] == "order-43: order NEW (version 1)"
+
+
+def test_garbled_consumer_rows_are_shown_as_garbled_and_counted_as_damage(shop: Path) -> None:
+    write_consumers(shop / "shop.db")
+    raw = sqlite3.connect(shop / "shop.db")
+    with raw:
+        raw.execute("UPDATE consumers SET cursor = 'x', owner = 'w', until = 'soon' WHERE name = 'audit'")
+        raw.execute("UPDATE dead_letters SET attempts = 2.5, key = X'00'")
+    raw.close()
+    code, out, _ = cli("inspect", "shop.db", "--spec", "orders.py")
+    assert code == 1
+    assert out.splitlines()[-7:] == [
+        "  consumer  partition  cursor          lag  lease",
+        "  audit     0/1        <garbled: 'x'>  ?    w until <garbled: 'soon'>",
+        "  mailer    0/2        2               1    mailer@host-a until 2096-10-02 07:07:10 UTC",
+        "  mailer    1/2        0               3    mailer@host-b expired 2001-09-09 01:47:10 UTC",
+        "dead letters (1):",
+        "  consumer  effect                code           attempts        error",
+        "  mailer    <garbled: b'\\x00'>#2  handler_error  <garbled: 2.5>  send on Mailed of 'order-42'#2: "
+        "OSError: no route\\nto host\\x1b[2J (at mail.py:7)",
+    ]
+
+
 # -- PostgreSQL: the same command on a DSN ----------------------------------------------
 
 
@@ -449,3 +563,13 @@ def test_postgresql_garbled_rows_are_shown_as_garbled_and_the_rest_still_shown(s
     assert lines[3] == '    2 input      {"type": "Ship"} [terminal]'
     assert lines[4].startswith("order-420: CORRUPT -- record 'order-420' cannot be decoded")
     assert lines[5:] == ["order-43: order NEW (version 1)"]
+
+
+def test_postgresql_consumers_read_exactly_as_the_same_sqlite_ones(shop: Path, postgres_dsn: str) -> None:
+    write_store(postgres_dsn, "orders.py:order_spec")
+    write_consumers(postgres_dsn)
+    write_consumers(shop / "shop.db")
+    on_sqlite = cli("inspect", "shop.db", "--spec", "orders.py")
+    on_postgres = cli("inspect", postgres_dsn, "--spec", "orders.py")
+    assert on_postgres == on_sqlite and on_sqlite[0] == 0
+    assert on_postgres[1].splitlines()[-len(CONSUMERS):] == CONSUMERS
