@@ -1,0 +1,344 @@
+"""The dispatcher under attack: kill -9 mid-handler and mid-cursor-advance, cancellation at every await, hangs, poison.
+
+Separate OS processes (`tests.adapters._dispatchers`, from a ``forkserver``)
+run the ``audit`` (plain handler) and ``shop`` (a route and a transactional
+handler) consumers on one SQLite file or PostgreSQL database while a writer
+process places, pays and ships orders; the parent SIGKILLs dispatchers at
+random moments and at armed points (inside a handler, just before or after an
+`Advance`'s commit, in a retry's backoff) and starts them again. At the end a
+final dispatcher drains what is left, and:
+
+* every committed effect was delivered at least once to the plain handler;
+* each routed ``Request`` was fed once (the payment's version 2, one request);
+* each transactional note row exists once (version 1, no log);
+* per key, effects were delivered in log order within every process (a lost
+  lease sends a process back to its durable cursor: `_dispatchers.order_violations`),
+  and first delivered in log order across processes;
+* every cursor is at the latest position; no dead letters unless provoked, then
+  one per poisoned effect;
+* the store calls every process recorded (the port's, not the read side's) are
+  linearizable.
+
+Each test prints its figures. Sizes are small by default; for a soak run set
+``STATEWRIGHT_ATTACK_KILLS`` (kills per kill test), ``STATEWRIGHT_ATTACK_CANCELS``
+(random cancels of ``run``) and ``STATEWRIGHT_ATTACK_SEED``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from statewright.adapters.runtime.dispatch import Dispatcher
+from statewright.adapters.runtime.driver import Driver
+from statewright.adapters.runtime.memory import MemoryStore
+from statewright.adapters.runtime.readside import ReadStore
+from tests.adapters import _backends as B
+from tests.adapters import _dispatchers as D
+from tests.adapters._shop import Note, PaymentPhase, shop_catalog
+
+CTX = D.context()
+SEED = int(os.environ.get("STATEWRIGHT_ATTACK_SEED", "20261207"))
+KILLS = {"sqlite": 16, "postgres": 10}
+POISON_KILLS = {"sqlite": 6, "postgres": 4}
+RUN_CANCELS = {"memory": 30, "sqlite": 20, "postgres": 12}
+KILL_DELAY = 0.3  # seconds; the longest random wait before an unarmed SIGKILL
+ARMED_WAIT = 5.0  # seconds to wait for an armed point to be reached
+START_WITHIN = 60.0
+
+
+def kills(table: dict[str, int], backend: str) -> int:
+    return int(os.environ.get("STATEWRIGHT_ATTACK_KILLS", table[backend]))
+
+
+def say(capsys: pytest.CaptureFixture[str], text: str) -> None:
+    with capsys.disabled():
+        print(f"\n[dispatch attack] {text}")
+
+
+def backend_of(locator: str) -> str:
+    return "postgres" if B.is_postgres(locator) else "sqlite"
+
+
+@pytest.fixture(params=B.BACKENDS)
+def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The locator of a fresh store: a SQLite file, or a PostgreSQL database (skipped without one)."""
+    return B.locator(str(request.param), tmp_path, request)
+
+
+def until(cond: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.002)
+    return cond()
+
+
+# -- the fleet of dispatcher processes ---------------------------------------------------------
+
+
+@dataclass
+class Slot:
+    index: int
+    incarnation: int = -1
+    proc: Any = None
+    arm: Any = None
+    stage: Any = None
+
+    @property
+    def process(self) -> str:
+        return f"d{self.index}.{self.incarnation}"
+
+
+@dataclass
+class Fleet:
+    """Dispatcher processes on one store: started, armed, killed, started again."""
+
+    locator: str
+    folder: Path
+    options: D.Options
+    slots: list[Slot] = field(default_factory=list)
+    killed: int = 0
+
+    def start(self, slot: Slot, *, hang: bool = False) -> None:
+        slot.incarnation += 1
+        slot.arm, slot.stage = CTX.Value("i", 0, lock=False), CTX.Value("i", 0, lock=False)
+        ready = CTX.Event()
+        slot.proc = CTX.Process(target=D.dispatcher, args=(
+            self.locator, str(self.folder), slot.process, self.options.json(), hang, ready, slot.arm, slot.stage))
+        slot.proc.start()
+        if not ready.wait(START_WITHIN):
+            self.check_errors()
+            raise AssertionError(f"{slot.process} never opened the store")
+
+    def grow(self, n: int) -> None:
+        for i in range(n):
+            self.slots.append(Slot(i))
+            self.start(self.slots[-1])
+
+    def kill(self, slot: Slot) -> None:
+        self.check_errors()
+        os.kill(slot.proc.pid, signal.SIGKILL)
+        slot.proc.join(30)
+        assert slot.proc.exitcode == -signal.SIGKILL, (slot.process, slot.proc.exitcode, D.errors(self.folder))
+        self.killed += 1
+
+    def stopped_at(self, point: int) -> Slot | None:
+        """Arm every process at ``point``; the first to stop there (the others disarmed), or None after a while."""
+        for s in self.slots:
+            s.arm.value = point
+        found: list[Slot] = []
+        until(lambda: bool(found.extend(s for s in self.slots if s.stage.value == point) or found), ARMED_WAIT)
+        for s in self.slots:
+            if not found or s is not found[0]:
+                s.arm.value = D.NOWHERE
+        return found[0] if found else None
+
+    def check_errors(self) -> None:
+        errors = D.errors(self.folder)
+        assert not errors, errors[0]
+
+    def close(self) -> None:
+        for s in self.slots:
+            if s.proc is not None and s.proc.is_alive():
+                s.proc.kill()
+                s.proc.join()
+
+
+@dataclass
+class Writer:
+    """The writer process: orders placed, paid and shipped at a steady pace until stopped."""
+
+    proc: Any
+    stop: Any
+    done: Any
+
+    @classmethod
+    def start(cls, locator: str, folder: Path, *, most: int = 10_000, pace: float = 0.01) -> Writer:
+        ready, stop, done = CTX.Event(), CTX.Event(), CTX.Value("q", 0)
+        proc = CTX.Process(target=D.writer, args=(locator, str(folder), 0, most, pace, ready, stop, done))
+        proc.start()
+        assert ready.wait(START_WITHIN), "the writer never opened the store"
+        return cls(proc, stop, done)
+
+    def finish(self) -> int:
+        self.stop.set()
+        self.proc.join(60)
+        assert self.proc.exitcode == 0, f"the writer failed: {self.proc.exitcode}"
+        return int(self.done.value)
+
+
+# -- the end state, judged --------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    orders: int
+    effects: int
+    latest: int
+    calls: D.Calls
+    dead: list[Any]
+    linearizable: str
+    dropped: int
+
+    @property
+    def audit_line(self) -> str:
+        return (f"{self.effects:,} effects, {len(self.calls.delivered.get(D.AUDIT, {})):,} delivered at least once "
+                f"({self.calls.calls(D.AUDIT):,} calls, {self.calls.redelivered(D.AUDIT)} re-delivered)")
+
+    @property
+    def shop_line(self) -> str:
+        return (f"{self.orders} routes fed and {self.orders} notes written exactly once "
+                f"({self.calls.redelivered(D.SHOP)} re-delivered)")
+
+
+async def drain(store: ReadStore, watched: Any, log: D.CallLog, options: D.Options, owner: str,
+                *, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep, wait: float = 60.0) -> int:
+    """A final dispatcher pair (all partitions) passes until every cursor is at the latest position; passes made."""
+    opts = replace(options, max_partitions=None, hang=0.0)
+    ds = D.wire(watched, D.Handlers(log, opts), opts, owner=owner)
+    deadline = time.monotonic() + wait
+    passes = 0
+    while True:
+        for d in ds:
+            await d.run_once()
+        passes += 1
+        latest = await store.latest_cursor()
+        if all(r.cursor == latest for r in await store.consumers()):
+            return passes
+        assert time.monotonic() < deadline, [(r.name, r.partition, r.cursor, r.owner) for r in await store.consumers()]
+        await sleep(0.02)
+
+
+async def judged_end(store: ReadStore, watched: Any, folder: Path, options: D.Options,
+                     poisoned: set[str] = frozenset()) -> Outcome:  # type: ignore[assignment]
+    """Check the end state (see the module doc) through ``watched``'s recorded loads; the figures."""
+    events = [e for e in await store.replay_all() if e.kind == "effect"]
+    latest = await store.latest_cursor()
+    calls = D.read_calls(folder, options.partitions)
+    assert not calls.violations, calls.violations[:5]
+    audit = calls.delivered.get(D.AUDIT, {})
+    missing = [(e.key, e.seq) for e in events if (e.key, e.seq) not in audit]
+    assert not missing, f"never delivered to the plain handler: {missing[:5]}"
+    orders = sorted({e.key for e in events})
+    for e in events:
+        kind = e.data["type"]
+        if kind == "PaymentRequested":
+            pay = await watched.load(f"pay-{e.key}")
+            assert (pay.version, pay.state.phase, pay.state.requests) == (2, PaymentPhase.REQUESTED, 1), (e.key, pay)
+        else:
+            assert kind == "Shipped", e
+            note = await watched.load(f"note-{e.key}")
+            assert (note.version, note.state) == (1, Note(text=D.note_text(e.key, e.data["amount"]))), (e.key, note)
+            assert await watched.read_log(f"note-{e.key}") == []
+    assert sum(1 for e in events if e.data["type"] == "Shipped") == len(orders)
+    rows = await store.consumers()
+    assert sorted({r.name for r in rows}) == [D.AUDIT, D.SHOP]
+    assert all(r.cursor == latest for r in rows), [(r.name, r.partition, r.cursor) for r in rows]
+    dead = await store.dead_letters()
+    want = sorted((e.key, e.seq) for e in events if e.key in poisoned)
+    assert sorted((d.key, d.seq) for d in dead) == want, dead
+    assert all(d.consumer == D.AUDIT and d.code == "handler_error" and d.attempts == options.attempts for d in dead)
+    return Outcome(len(orders), len(events), latest, calls, dead, "", 0)
+
+
+def finish(locator: str, folder: Path, options: D.Options, poisoned: set[str] = frozenset()) -> Outcome:  # type: ignore[assignment]
+    """In the parent: drain with a final dispatcher, judge the end, check the histories."""
+
+    async def main() -> Outcome:
+        async with D.opened(locator, folder, "final") as (inner, watched, log):
+            await drain(inner, watched, log, options, "final")
+            return await judged_end(inner, watched, folder, options, poisoned)
+
+    outcome = asyncio.run(main())
+    checked = D.judge(folder)
+    outcome.linearizable = f"{checked.summary()} (checked in {checked.seconds:.2f} s)"
+    outcome.dropped = D.dropped_count(folder)
+    return outcome
+
+
+# -- 1. kill -9 mid-handler and mid-cursor-advance ------------------------------------------------
+
+
+def kill_run(locator: str, folder: Path, options: D.Options, trials: int, points: list[int | None],
+             rng: random.Random) -> dict[str, int]:
+    """Dispatchers under a writer, killed ``trials`` times at ``points`` (None: at random); where each kill hit."""
+    where: dict[str, int] = {"at random": 0, **{D.POINTS[p]: 0 for p in points if p is not None},
+                             "armed, not reached": 0}
+    fleet = Fleet(locator, folder, options)
+    writer = Writer.start(locator, folder)
+    try:
+        fleet.grow(3)
+        for _ in range(trials):
+            point = rng.choice(points)
+            if point is None:
+                time.sleep(rng.uniform(0, KILL_DELAY))
+                victim = rng.choice(fleet.slots)
+                where["at random"] += 1
+            else:
+                stopped = fleet.stopped_at(point)
+                victim = stopped if stopped is not None else rng.choice(fleet.slots)
+                where[D.POINTS[point] if stopped is not None else "armed, not reached"] += 1
+            fleet.kill(victim)
+            fleet.start(victim)
+        writer.finish()
+        time.sleep(rng.uniform(0, KILL_DELAY))  # the survivors work on; then they die too
+        for s in fleet.slots:
+            fleet.kill(s)
+        fleet.check_errors()
+    finally:
+        fleet.close()
+        if writer.proc.is_alive():
+            writer.proc.kill()
+    where["kills"] = fleet.killed
+    return where
+
+
+@pytest.mark.slow
+def test_kill_9_mid_handler_and_mid_advance_loses_nothing_and_applies_once(
+    store_at: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    backend = backend_of(store_at)
+    options = D.Options()
+    points: list[int | None] = [None, D.IN_HANDLER, D.BEFORE_ADVANCE, D.AFTER_ADVANCE]
+    where = kill_run(store_at, tmp_path, options, kills(KILLS, backend), points, random.Random(SEED))
+    out = finish(store_at, tmp_path, options)
+    assert where["kills"] >= kills(KILLS, backend)
+    hits = ", ".join(f"{n} {w}" for w, n in where.items() if w != "kills")
+    say(capsys, f"{backend} dispatch kill -9: {where['kills']} kills ({hits}; the last 3 the survivors), "
+                f"{out.calls.processes - 1} dispatcher incarnations; {out.orders} orders, {out.audit_line}; "
+                f"{out.shop_line}; per-key order held ({out.calls.lost_marks} lost leases); cursors at "
+                f"{out.latest:,}; no dead letters")
+    say(capsys, f"{backend} dispatch kill -9: {out.linearizable}; {out.dropped} refused cursor commits left out")
+
+
+# -- 4. dead letters under kills -----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_poisoned_key_is_dead_lettered_once_per_effect_under_kills(
+    store_at: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    backend = backend_of(store_at)
+    poisoned = {D.order_key(n) for n in (1, 4)}
+    options = D.Options(poison=",".join(sorted(poisoned)), attempts=4, backoff=0.05)
+    points: list[int | None] = [D.IN_RETRY, D.IN_RETRY, D.BEFORE_ADVANCE, None]
+    where = kill_run(store_at, tmp_path, options, kills(POISON_KILLS, backend), points, random.Random(SEED + 1))
+    out = finish(store_at, tmp_path, options, poisoned)
+    tries = sum(n for (k, _), n in out.calls.delivered[D.AUDIT].items() if k in poisoned)
+    hits = ", ".join(f"{n} {w}" for w, n in where.items() if w != "kills")
+    say(capsys, f"{backend} dispatch poison: {where['kills']} kills ({hits}); {len(poisoned)} poisoned orders, "
+                f"{tries} failing calls, {len(out.dead)} dead letters (one per poisoned effect, "
+                f"{options.attempts} attempts each); the other {out.orders - len(poisoned)} orders all delivered "
+                f"({out.audit_line})")
+    say(capsys, f"{backend} dispatch poison: {out.linearizable}")
