@@ -26,13 +26,19 @@ primary key ``key``, ``events`` ``(key, seq)`` and a partial unique index
 allows one terminal event per key, so a lost race is always caught by the
 database (a unique violation, `Conflict`), never written.
 
-Three tables and a version live in their own schema (default
+The tables and a version live in their own schema (default
 ``statewright``; a PostgreSQL database is shared, and other tables in it are
 none of our business)::
 
     instances(key PRIMARY KEY, machine, state, version)
-    events(key, seq, kind, data, terminal, PRIMARY KEY (key, seq))
+    events(key, seq, kind, data, terminal, position, at, bucket, PRIMARY KEY (key, seq))
     UNIQUE INDEX events_one_terminal ON events(key) WHERE terminal
+    UNIQUE INDEX events_position ON events(position)   -- the read side's global log (`readside`)
+    INDEX events_at ON events(at)                      -- `prune`: the store clock's seconds
+    positions(last)                -- one row: the last position taken
+    consumers(name, partition, partitions, cursor, owner, until, PRIMARY KEY (name, partition))
+    dead_letters(consumer, partition, position, key, seq, kind, data, code, error, attempts, at,
+                 PRIMARY KEY (consumer, position))
     batches(id PRIMARY KEY, at, digest, outcome)
                                    -- ids of committed batches, with their Unix time, the digest
                                    -- of their operations and the outcome recorded with them
@@ -67,6 +73,52 @@ the one-terminal index, never by scanning the log.
 
 Lock waits end after ``busy_timeout`` (the session's ``lock_timeout``) with
 `Busy`: never a hang, never a `Conflict`.
+
+Positions
+---------
+Every event takes a position from the one row of ``positions``: the
+statement that inserts a batch's events is ``WITH c AS (UPDATE positions
+SET last = last + n RETURNING ...) INSERT INTO events ... SELECT pg_notify(...)``,
+the batch's *last* before ``COMMIT``. Its row lock orders the batches that
+append: a second one waits at that statement until the first commits (or
+rolls back) and then, at READ COMMITTED, updates the row as the first left
+it. So the lock is held only from the last statement to the commit -- the
+locks, reads and writes of instance rows before it run in parallel -- and a
+batch that rolls back rolls its update back: its numbers are taken by the
+next one, no gap. A batch with no events (an `Advance`, a `Cas`) never
+touches the row. (One whose events pass `MAX_STATEMENT_BYTES` takes its
+positions by a plain update first and holds the lock for its inserts.)
+
+Why no reader sees position p+1 committed while p is not: the batch that
+took p+1 updated the row only after the one that took p let it go (a row
+lock is a wait on the holder's transaction id lock), and PostgreSQL releases
+a transaction's locks only after its commit is visible (``CommitTransaction``:
+the commit record, then ``ProcArrayEndTransaction``, which makes it visible
+to new snapshots, then the locks). Any snapshot that sees p+1's batch was
+taken after it committed, hence after p's was visible.
+`read` is one statement, one snapshot: the events above a cursor that it
+returns are a gap-free prefix. ``tests/adapters/test_postgres_readside.py``
+checks it with concurrent writers (connections and processes) and shows the
+same checker catching the gaps of positions taken from a ``SEQUENCE`` at
+the start of each transaction (the classic outbox gap).
+
+Consumers' rows are locked (``FOR UPDATE``, in name and partition order)
+after the instance rows and before the counter, so a batch with `Advance` or
+`DeadLetter` keeps the one lock order; `lease` is one conditional
+``UPDATE`` (free, expired by the store's clock, or the owner's own).
+`clear` locks ``instances`` against writers first (every appending batch
+holds a row lock there from its first statement to its commit), so no event
+commits between its check that no consumer lags and its deletes.
+
+Waking on commit
+----------------
+The ``pg_notify`` on the channel named after the schema (payload: the last
+position) is delivered by PostgreSQL at commit, to every connection that
+listens. `wait` opens one listening connection per store, lazily, and opens
+it again when it is lost (its loss wakes the waiters, who read the counter
+before they sleep again); it also reads the counter every ``poll`` seconds
+(default `POLL`), so a missed notification costs at most that. Commits
+through the store itself wake its waiters at once. ``close`` closes it.
 
 Cost: a single-key Cas+Append batch with a batch id is seven round trips
 (``BEGIN``, lock, claim, log heads, ``UPDATE``, ``INSERT``, ``COMMIT``), each a
@@ -110,7 +162,7 @@ import hashlib
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -124,7 +176,19 @@ except ImportError as _missing:  # pragma: no cover - depends on the environment
         "pip install 'statewright[postgres]'"
     ) from _missing
 
-from statewright.adapters.runtime.bulk import Plan, machine_less
+from statewright.adapters.runtime.bulk import Plan, consumers_of, machine_less
+from statewright.adapters.runtime.readside import (
+    BUCKETS,
+    Consumer,
+    DeadLettered,
+    Start,
+    Unacknowledged,
+    Wakeup,
+    bucket_of,
+    check_read,
+    follow,
+    wait_for_commit,
+)
 from statewright.adapters.runtime.shielded import CallerCancelled, settle
 from statewright.adapters.runtime.store import (
     KEEP_BATCHES,
@@ -154,6 +218,7 @@ from statewright.adapters.runtime.store import (
     UnknownOutcome,
     batch_digest,
     cas_machine,
+    check_name,
     check_options,
     decode_event,
     decode_receipt,
@@ -170,7 +235,7 @@ __all__ = ["DEFAULT_SCHEMA", "KEEP_BATCHES", "MAX_STATEMENT_BYTES", "SCHEMA_VERS
 DEFAULT_SCHEMA = "statewright"
 """The PostgreSQL schema (namespace) the store's tables live in unless `PostgresStore.open` is told another."""
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The version in ``statewright_schema``; a newer one is refused with `IncompatibleSchema`.
 
 Version 1 kept batch ids without their time; `PostgresStore.open` upgrades it (under the
@@ -178,33 +243,54 @@ schema's advisory lock, in one transaction) by adding ``batches.at``, dated at t
 Version 2 kept them without their operations' digest and an outcome: the upgrade adds
 ``batches.digest`` and ``batches.outcome``, null for the ids already there (which then count
 as the same batch whatever is re-submitted under them, as they did).
+Version 3 had no read side: the upgrade adds ``events.position``, ``at`` and ``bucket`` --
+numbering the events already there 1, 2, 3, ... in the byte order of their keys, then by
+seq (there is no commit order to recover), dated at the upgrade by the store's clock --
+and the ``positions``, ``consumers`` and ``dead_letters`` tables.
 """
 
 COLUMNS = {
     "instances": ("key", "machine", "state", "version"),
-    "events": ("key", "seq", "kind", "data", "terminal"),
+    "events": ("key", "seq", "kind", "data", "terminal", "position", "at", "bucket"),
     "batches": ("id", "at", "digest", "outcome"),
+    "positions": ("last",),
+    "consumers": ("name", "partition", "partitions", "cursor", "owner", "until"),
+    "dead_letters": ("consumer", "partition", "position", "key", "seq", "kind", "data", "code", "error", "attempts",
+                     "at"),
     "statewright_schema": ("version",),
 }
 """The columns each of our tables must have, exactly: a table of another shape is another schema."""
-UPGRADABLE: dict[str, dict[tuple[str, ...], int]] = {"batches": {("id",): 1, ("id", "at"): 2}}
+UPGRADABLE: dict[str, dict[tuple[str, ...], int]] = {
+    "batches": {("id",): 1, ("id", "at"): 2},
+    "events": {("key", "seq", "kind", "data", "terminal"): 3},
+}
 """Older shapes of a table, each with the newest version that had it: `PostgresStore.open` upgrades them."""
 _RECONNECTS = 3
 """Attempts to reconnect after a lost connection before a call gives up with `Io`."""
+POLL = 0.5
+"""Seconds `PostgresStore.wait` waits for a ``NOTIFY`` before it reads the counter anyway (a missed one)."""
 
 T = TypeVar("T")
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
-def _ddl(s: str) -> tuple[str, ...]:
-    """The statements that create (or complete) the schema ``s`` (already quoted) and set its version."""
-    return (
+def _ddl(s: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The statements that create (or complete) the schema ``s`` (already quoted), in two runs.
+
+    Between the two, `PostgresStore._number_events` gives the events of a
+    version 3 schema their positions, times and buckets; the second run then
+    makes those columns required, indexes them and sets the version.
+    """
+    first = (
         f"CREATE SCHEMA IF NOT EXISTS {s}",
         f"""CREATE TABLE IF NOT EXISTS {s}.instances (
             key text PRIMARY KEY, machine text NOT NULL, state text NOT NULL, version bigint NOT NULL)""",
         f"""CREATE TABLE IF NOT EXISTS {s}.events (
             key text NOT NULL, seq bigint NOT NULL, kind text NOT NULL, data text NOT NULL,
-            terminal boolean NOT NULL DEFAULT false, PRIMARY KEY (key, seq))""",
+            terminal boolean NOT NULL DEFAULT false, position bigint, at double precision, bucket integer,
+            PRIMARY KEY (key, seq))""",
+        f"ALTER TABLE {s}.events ADD COLUMN IF NOT EXISTS position bigint, "  # version 3
+        "ADD COLUMN IF NOT EXISTS at double precision, ADD COLUMN IF NOT EXISTS bucket integer",
         f"CREATE UNIQUE INDEX IF NOT EXISTS events_one_terminal ON {s}.events (key) WHERE terminal",
         f"CREATE TABLE IF NOT EXISTS {s}.batches (id text PRIMARY KEY, at bigint NOT NULL, digest text, outcome text)",
         f"ALTER TABLE {s}.batches ADD COLUMN IF NOT EXISTS at bigint NOT NULL DEFAULT 0",  # version 1
@@ -212,10 +298,27 @@ def _ddl(s: str) -> tuple[str, ...]:
         f"ALTER TABLE {s}.batches ADD COLUMN IF NOT EXISTS digest text",  # version 2
         f"ALTER TABLE {s}.batches ADD COLUMN IF NOT EXISTS outcome text",
         f"CREATE INDEX IF NOT EXISTS batches_at ON {s}.batches (at)",
+    )
+    second = (
+        f"ALTER TABLE {s}.events ALTER COLUMN position SET NOT NULL, ALTER COLUMN at SET NOT NULL, "
+        "ALTER COLUMN bucket SET NOT NULL",
+        f"CREATE UNIQUE INDEX IF NOT EXISTS events_position ON {s}.events (position)",
+        f"CREATE INDEX IF NOT EXISTS events_at ON {s}.events (at)",
+        f"CREATE TABLE IF NOT EXISTS {s}.positions (last bigint NOT NULL)",
+        f"INSERT INTO {s}.positions (last) SELECT coalesce(max(position), 0) FROM {s}.events "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {s}.positions)",
+        f"""CREATE TABLE IF NOT EXISTS {s}.consumers (
+            name text NOT NULL, partition integer NOT NULL, partitions integer NOT NULL, cursor bigint NOT NULL,
+            owner text, until double precision NOT NULL DEFAULT 0, PRIMARY KEY (name, partition))""",
+        f"""CREATE TABLE IF NOT EXISTS {s}.dead_letters (
+            consumer text NOT NULL, partition integer NOT NULL, position bigint NOT NULL, key text NOT NULL,
+            seq bigint NOT NULL, kind text NOT NULL, data text NOT NULL, code text NOT NULL, error text NOT NULL,
+            attempts integer NOT NULL, at double precision NOT NULL, PRIMARY KEY (consumer, position))""",
         f"CREATE TABLE IF NOT EXISTS {s}.statewright_schema (version integer NOT NULL)",
         f"DELETE FROM {s}.statewright_schema",
         f"INSERT INTO {s}.statewright_schema (version) VALUES ({SCHEMA_VERSION})",
     )
+    return first, second
 
 
 class _Statements:
@@ -248,12 +351,100 @@ class _Statements:
             f"WHERE i.key = u.key AND i.version = u.expected"
         )
         self.update_one = f"UPDATE {s}.instances SET state = $1, version = $2 WHERE key = $3 AND version = $4"
+        # the events with their positions, in ONE statement that is the batch's last before COMMIT: it takes
+        # the counter row's lock (held to COMMIT) and queues the NOTIFY, which PostgreSQL delivers at COMMIT
+        columns = "key, seq, kind, data, terminal, position, at, bucket"
         self.append = (
-            f"INSERT INTO {s}.events (key, seq, kind, data, terminal) "
-            f"SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::boolean[])"
+            f"WITH c AS (UPDATE {s}.positions SET last = last + $6::bigint RETURNING last - $6::bigint AS base), "
+            f"e AS (INSERT INTO {s}.events ({columns}) "
+            f"SELECT u.key, u.seq, u.kind, u.data, u.terminal, c.base + u.n, $7::float8, u.bucket FROM c, "
+            f"unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::boolean[], $8::integer[]) "
+            f"WITH ORDINALITY AS u(key, seq, kind, data, terminal, bucket, n)) "
+            f"SELECT c.base + $6::bigint, pg_notify($9::text, (c.base + $6::bigint)::text) FROM c"
+        )
+        # a batch whose events span several statements takes its positions first, then inserts them numbered
+        self.take = (f"UPDATE {s}.positions SET last = last + $1::bigint "
+                     "RETURNING last, pg_notify($2::text, last::text)")
+        self.append_numbered = (
+            f"INSERT INTO {s}.events ({columns}) SELECT u.key, u.seq, u.kind, u.data, u.terminal, u.position, "
+            f"$7::float8, u.bucket FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::boolean[], "
+            f"$6::bigint[], $8::integer[]) AS u(key, seq, kind, data, terminal, position, bucket)"
         )
         self.load = f"SELECT machine, state, version FROM {s}.instances WHERE key = $1"
         self.log = f"SELECT seq, kind, data, terminal FROM {s}.events WHERE key = $1 AND seq >= $2"
+        self.log_at = f"SELECT seq, kind, data, terminal, position FROM {s}.events WHERE key = $1 AND seq >= $2"
+        # -- the read side
+        event = "key, seq, kind, data, terminal, position"
+        self.latest = f"SELECT last FROM {s}.positions"
+        self.read = (
+            f"SELECT {event} FROM {s}.events WHERE position > $1 "
+            "AND ($2::integer IS NULL OR bucket % $2::integer = $3::integer) "
+            "AND ($4::text[] IS NULL OR kind = ANY($4::text[])) ORDER BY position LIMIT $5"
+        )
+        self.replay = f"SELECT {event} FROM {s}.events ORDER BY position"
+        self.range = f"SELECT {event} FROM {s}.events WHERE key = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq"
+        # events appended before $1, at or below every consumer's cursor, and not the last of their key
+        self.prune_events = (
+            f"DELETE FROM {s}.events e WHERE e.at < $1::float8 AND e.position <= "
+            f"(SELECT coalesce(min(c.cursor), (SELECT last FROM {s}.positions)) FROM {s}.consumers c) "
+            f"AND EXISTS (SELECT 1 FROM {s}.events l WHERE l.key = e.key AND l.seq > e.seq)"
+        )
+        # the partitions (of consumer $1, or of all) whose cursor is below the last position: they lag
+        self.lagging = (f"SELECT c.name, c.partition, c.cursor, p.last FROM {s}.consumers c, {s}.positions p "
+                        'WHERE ($1::text IS NULL OR c.name = $1) AND c.cursor < p.last '
+                        'ORDER BY c.name COLLATE "C", c.partition')
+        self.block_writers = f"LOCK TABLE {s}.instances IN EXCLUSIVE MODE"
+        self.clear = tuple(f"DELETE FROM {s}.{table}" for table in ("events", "instances", "batches", "dead_letters"))
+        consumer = "name, partition, partitions, cursor, owner, until"
+        self.register = (
+            f"INSERT INTO {s}.consumers ({consumer}) SELECT $1, p, $2::integer, $3::bigint, NULL, 0 "
+            "FROM generate_series(0, $2::integer - 1) AS p ON CONFLICT DO NOTHING"
+        )
+        self.consumer = f"SELECT {consumer} FROM {s}.consumers WHERE name = $1 ORDER BY partition"
+        self.consumer_lock = self.consumer + " FOR UPDATE"
+        self.consumers = f'SELECT {consumer} FROM {s}.consumers ORDER BY name COLLATE "C", partition'
+        self.unregister = (f"DELETE FROM {s}.consumers WHERE name = $1",
+                           f"DELETE FROM {s}.dead_letters WHERE consumer = $1")
+        self.lease = (
+            f"UPDATE {s}.consumers SET owner = $3, until = $4::float8 + $5::float8 "
+            "WHERE name = $1 AND partition = $2 AND (owner IS NULL OR owner = $3 OR until <= $4::float8) "
+            f"RETURNING {consumer}"
+        )
+        self.exists = f"SELECT 1 FROM {s}.consumers WHERE name = $1 AND partition = $2"
+        self.lock_consumers = (
+            f"SELECT c.name, c.partition, c.cursor, c.owner FROM {s}.consumers c "
+            "JOIN unnest($1::text[], $2::integer[]) AS u(name, partition) "
+            'ON c.name = u.name AND c.partition = u.partition ORDER BY c.name COLLATE "C", c.partition FOR UPDATE OF c'
+        )
+        self.advance = (
+            f"UPDATE {s}.consumers AS c SET cursor = u.cursor "
+            "FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::bigint[]) AS u(name, partition, cursor, read) "
+            "WHERE c.name = u.name AND c.partition = u.partition AND c.cursor = u.read"
+        )
+        self.dead_letter = (
+            f"INSERT INTO {s}.dead_letters (consumer, partition, position, key, seq, kind, data, code, error, attempts, "
+            "at) SELECT u.*, $11::float8 FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::text[], "
+            "$5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::integer[]) "
+            "AS u(consumer, partition, position, key, seq, kind, data, code, error, attempts) ON CONFLICT DO NOTHING"
+        )
+        self.release = (f"UPDATE {s}.consumers SET owner = NULL, until = 0 "
+                        "WHERE name = $1 AND partition = $2 AND owner = $3")
+        letter = "consumer, partition, position, key, seq, kind, data, code, error, attempts, at"
+        self.dead_letters = (f"SELECT {letter} FROM {s}.dead_letters WHERE $1::text IS NULL OR consumer = $1 "
+                             'ORDER BY position, consumer COLLATE "C" LIMIT $2')
+        self.lags = (f'SELECT {consumer}, p.last - c.cursor FROM {s}.consumers c, {s}.positions p '
+                     'ORDER BY name COLLATE "C", partition')
+        # -- the upgrade from version 3: buckets, then positions in key (byte) order and seq, then times
+        self.unbucketed = f"SELECT DISTINCT key FROM {s}.events WHERE bucket IS NULL"
+        self.set_buckets = (f"UPDATE {s}.events e SET bucket = u.bucket FROM unnest($1::text[], $2::integer[]) "
+                            "AS u(key, bucket) WHERE e.key = u.key AND e.bucket IS NULL")
+        self.set_positions = (
+            f"UPDATE {s}.events e SET position = n.base + n.n FROM ("
+            f"SELECT key, seq, row_number() OVER (ORDER BY key COLLATE \"C\", seq) AS n, "
+            f"(SELECT coalesce(max(position), 0) FROM {s}.events) AS base "
+            f"FROM {s}.events WHERE position IS NULL) AS n WHERE e.key = n.key AND e.seq = n.seq"
+        )
+        self.set_times = f"UPDATE {s}.events SET at = $1 WHERE at IS NULL"
         self.keys = f"SELECT key FROM {s}.instances"
         self.version = f"SELECT max(version) FROM {s}.statewright_schema"
         self.schema_lock = "SELECT pg_advisory_xact_lock(hashtext('statewright schema ' || $1))"
@@ -284,6 +475,7 @@ class PostgresStore(SingleWrites):
     def __init__(
         self, conn: Any, catalog: Catalog, *, schema: str, busy_timeout: float, where: str,
         keep_batches: float = KEEP_BATCHES, clock: Callable[[], float] = time.time, dsn: str | None = None,
+        poll: float = POLL,
     ) -> None:
         """Use `PostgresStore.open`; this wraps a connection already set up by it (``dsn``: to reconnect)."""
         self._retention = Retention(keep_batches, clock)
@@ -296,11 +488,14 @@ class PostgresStore(SingleWrites):
         self._busy_timeout = busy_timeout
         self._where = where
         self._lock = asyncio.Lock()
+        self._poll = poll
+        self._wakeup = Wakeup()
+        self._listener = _Listener(dsn, where, schema, self._wakeup, busy_timeout, poll)
 
     @classmethod
     async def open(
         cls, dsn: str, catalog: Catalog, *, busy_timeout: float = 5.0, schema: str = DEFAULT_SCHEMA,
-        keep_batches: float = KEEP_BATCHES, clock: Callable[[], float] = time.time,
+        keep_batches: float = KEEP_BATCHES, clock: Callable[[], float] = time.time, poll: float = POLL,
     ) -> PostgresStore:
         """Connect to ``dsn`` and return the store in its ``schema``, creating the schema if needed.
 
@@ -318,14 +513,19 @@ class PostgresStore(SingleWrites):
         well within that); older ones are deleted as new ones are recorded, at
         most every tenth of that and at most hourly. A re-submission later than
         that, of a batch that had landed, is no longer recognised.
+
+        `wait` (and `subscribe`) wake on the ``NOTIFY`` of a commit, and read
+        the counter every ``poll`` seconds besides, in case one was missed.
         """
         check_options(busy_timeout=busy_timeout, keep_batches=keep_batches)
+        if not (isinstance(poll, (int, float)) and not isinstance(poll, bool) and 0 < poll <= 3600):
+            raise BadOption(f"poll must be a number of seconds in (0, 3600], got {poll!r}")
         if not _NAME.fullmatch(schema):
             raise BadOption(f"schema name {schema!r} is not a plain lower-case identifier")
         where = _redact(dsn)
         conn = await _connect(dsn, where, busy_timeout)
         store = cls(conn, catalog, schema=schema, busy_timeout=busy_timeout, where=where,
-                    keep_batches=keep_batches, clock=clock, dsn=dsn)
+                    keep_batches=keep_batches, clock=clock, dsn=dsn, poll=float(poll))
         try:
             with _mapped(None, where, conn):
                 current = await store._inspect()
@@ -354,11 +554,12 @@ class PostgresStore(SingleWrites):
         return Record(key, machine, self.catalog.load(machine, text, key=key), version)
 
     async def read_log(self, key: str, start: int = 1, stop: int | None = None) -> list[Event]:
-        sql, params = self._sql.log, [key, _int8(start)]
+        sql, params = self._sql.log_at, [key, _int8(start)]
         if stop is not None:
             sql, params = sql + " AND seq < $3", [*params, _int8(stop)]
         rows = await self._read(key, lambda conn: conn.fetch(sql + " ORDER BY seq", *params))
-        return [Event(key, int(seq), str(kind), decode_event(key, int(seq), data), bool(end)) for seq, kind, data, end in rows]
+        return [Event(key, int(seq), str(kind), decode_event(key, int(seq), data), bool(end), int(at))
+                for seq, kind, data, end, at in rows]
 
     async def log_head(self, key: str) -> tuple[int, bool]:
         (_, head, ended), = await self._read(key, lambda conn: conn.fetch(self._sql.heads, [key]))
@@ -407,6 +608,7 @@ class PostgresStore(SingleWrites):
                  key=key) from last
 
     async def close(self) -> None:
+        await self._listener.close()
         async with self._lock:
             self._closed = True
             if self._conn.is_closed():
@@ -424,7 +626,10 @@ class PostgresStore(SingleWrites):
         noted = prepare_outcome(self.catalog, batch, outcome)
         digest = batch_digest(ops, prepared, limits=self.catalog.limits) if batch is not None else ""
         key = ops[0].key if ops and isinstance(ops[0], (Cas, Append, AppendTerminal)) else None
-        return await self._guarded(key, lambda: self._batch(ops, list(prepared), batch, digest, noted))
+        out = await self._guarded(key, lambda: self._batch(ops, list(prepared), batch, digest, noted))
+        if any(isinstance(op, (Append, AppendTerminal)) for op in ops):
+            self._wakeup.notify()  # this store's own waiters wake at once, without the NOTIFY's round trip
+        return out
 
     async def _batch(self, ops: Sequence[Op], prepared: list[Any], batch: str | None, digest: str,
                      noted: str | None) -> list[Record | int]:
@@ -459,7 +664,13 @@ class PostgresStore(SingleWrites):
         if logs:
             heads = {str(k): (0 if h is None else int(h), bool(e))
                      for k, h, e in await self._conn.fetch(self._sql.heads, logs)}
-        plan = Plan(self.catalog, dict(rows), heads)
+        partitions = consumers_of(ops)
+        consumers: dict[tuple[str, int], tuple[int, str | None]] = {}
+        if partitions:  # the consumer rows the batch's Advance and DeadLetter name, locked in (name, partition) order
+            names, numbers = [c for c, _ in partitions], [p for _, p in partitions]
+            consumers = {(str(c), int(p)): (int(cur), None if o is None else str(o))
+                         for c, p, cur, o in await self._conn.fetch(self._sql.lock_consumers, names, numbers)}
+        plan = Plan(self.catalog, dict(rows), heads, consumers=consumers)
         out = [plan.apply(op, payload) for op, payload in zip(ops, prepared)]
         await self._flush(plan)
         return out
@@ -483,8 +694,186 @@ class PostgresStore(SingleWrites):
                 status = await self._conn.execute(self._sql.update, *map(list, zip(*changed)))
             if status != f"UPDATE {len(changed)}":  # cannot happen on locked rows; never write past it
                 raise Conflict(f"an instance of the batch moved under it ({status} of {len(changed)})")
-        for events in _chunks(plan.events, lambda r: (r[0], r[2], r[3]), "an event"):
-            await self._conn.execute(self._sql.append, *map(list, zip(*events)))
+        if plan.advances:
+            moved = [(c, p, cur, read) for (c, p), (cur, read) in plan.advances.items()]
+            status = await self._conn.execute(self._sql.advance, *map(list, zip(*moved)))
+            if status != f"UPDATE {len(moved)}":  # cannot happen on locked rows; never write past it
+                raise Conflict(f"a consumer's cursor moved under the batch ({status} of {len(moved)})")
+        if plan.dead:
+            letters = [(c, part, pos, k, seq, kind, data, code, err, n)
+                       for (c, pos), (part, k, seq, kind, data, code, err, n) in plan.dead.items()]
+            for part in _chunks(letters, lambda r: (r[3], r[6], r[8]), "a dead letter"):
+                await self._conn.execute(self._sql.dead_letter, *map(list, zip(*part)), self._retention.clock())
+        if plan.events:  # last: it takes the positions (and a batch without events never touches the counter)
+            await self._append_events(plan.events, self._retention.clock())
+
+    async def _append_events(self, events: list[tuple[str, int, str, str, bool]], at: float) -> int:
+        """Insert a batch's events with their positions; the last position taken.
+
+        The positions come from the counter row, by the statement that inserts
+        the events -- the batch's last before ``COMMIT`` -- so the row lock that
+        orders the position-taking batches is held only from there to the commit
+        (see "Positions" in the module's doc). A batch whose events need several
+        statements takes its positions first, then inserts them (holding the lock longer).
+        """
+        buckets: dict[str, int] = {}
+        for key, *_ in events:
+            if key not in buckets:
+                buckets[key] = bucket_of(key)
+        chunks = list(_chunks(events, lambda r: (r[0], r[2], r[3]), "an event"))
+        if len(chunks) == 1:
+            keys, seqs, kinds, datas, ends = map(list, zip(*events))
+            row = await self._conn.fetchrow(self._sql.append, keys, seqs, kinds, datas, ends, len(events), at,
+                                            [buckets[k] for k in keys], self._schema)
+            if row is None:
+                raise Corrupt(f"{self._where}: the position counter of schema {self._schema} is missing")
+            return int(row[0])
+        last = await self._conn.fetchval(self._sql.take, len(events), self._schema)
+        if last is None:
+            raise Corrupt(f"{self._where}: the position counter of schema {self._schema} is missing")
+        position = int(last) - len(events)
+        for chunk in chunks:
+            keys, seqs, kinds, datas, ends = map(list, zip(*chunk))
+            numbers = list(range(position + 1, position + 1 + len(chunk)))
+            position += len(chunk)
+            await self._conn.execute(self._sql.append_numbered, keys, seqs, kinds, datas, ends, numbers, at,
+                                     [buckets[k] for k in keys])
+        return int(last)
+
+    # -- the read side ----------------------------------------------------------
+
+    async def latest_cursor(self) -> int:
+        last = await self._read(None, lambda conn: conn.fetchval(self._sql.latest))
+        return 0 if last is None else int(last)
+
+    async def read(self, after: int = 0, *, limit: int = 1000, partition: tuple[int, int] | None = None,
+                   kinds: Sequence[str] | None = None) -> list[Event]:
+        """Events above position ``after`` (`readside.ReadStore.read`): one statement, one snapshot.
+
+        Every position at or below the highest one committed is committed (see
+        "Positions"), so one snapshot's events above ``after`` are a gap-free prefix.
+        """
+        check_read(after, limit, partition, kinds)
+        part, parts = (None, None) if partition is None else partition
+        names = None if kinds is None else list(kinds)
+        rows = await self._read(None, lambda conn: conn.fetch(self._sql.read, _int8(after), parts, part, names, limit))
+        return _events(rows)
+
+    async def replay_all(self) -> list[Event]:
+        return _events(await self._read(None, lambda conn: conn.fetch(self._sql.replay)))
+
+    async def read_range(self, key: str, start: int, end: int | None = None) -> list[Event]:
+        if type(start) is not int or not (end is None or type(end) is int):
+            raise BadOption(f"read_range takes int bounds, got {start!r} and {end!r}")
+        last = 2**63 - 1 if end is None else _int8(end)
+        return _events(await self._read(key, lambda conn: conn.fetch(self._sql.range, key, _int8(start), last)))
+
+    async def wait(self, after: int, timeout: float) -> int:
+        """`latest_cursor` once it is above ``after``, or after ``timeout`` seconds, whichever is first.
+
+        Each round arms the wake-up, listens (opening the listening connection
+        the first time, or again after it was lost), reads the counter, and
+        sleeps until a ``NOTIFY`` or this store's own commit wakes it, or
+        ``poll`` seconds pass: a commit after the arming wakes it, one before
+        the ``LISTEN`` is in the counter it reads, so none is missed.
+        """
+        check_read(after, 1)
+
+        async def latest() -> int:
+            await self._listener.listen()
+            return await self.latest_cursor()
+
+        return await wait_for_commit(latest, self._wakeup, after, timeout, self._poll)
+
+    def subscribe(self, after: int = 0, *, limit: int = 1000) -> AsyncIterator[Event]:
+        return follow(self, after, limit)
+
+    async def prune(self, older_than: float) -> int:
+        async def body() -> int:
+            return _rowcount(await self._conn.execute(self._sql.prune_events, float(older_than)))
+
+        return await self._guarded(None, body)
+
+    async def clear(self) -> int:
+        """Delete instances, events, batch ids and dead letters (`readside.ReadStore.clear`), all or nothing.
+
+        The instances table is locked against writers first: every batch that
+        appends locks instance rows from its first statement to its commit, so
+        from then on no event commits behind the check that no consumer lags.
+        """
+        async def body() -> int:
+            await self._conn.execute(self._sql.block_writers)
+            _refuse_lagging(await self._conn.fetch(self._sql.lagging, None), "clearing the store")
+            deleted = _rowcount(await self._conn.execute(self._sql.clear[0]))
+            for statement in self._sql.clear[1:]:
+                await self._conn.execute(statement)
+            return deleted
+
+        return await self._guarded(None, body)
+
+    async def register(self, consumer: str, *, partitions: int = 1, start: Start = "earliest") -> list[Consumer]:
+        name = check_name(consumer, "a consumer name", limits=self.catalog.limits)
+        _count(partitions, "partitions", least=1, most=BUCKETS)
+        if start not in ("earliest", "latest"):
+            raise BadOption(f"start must be 'earliest' or 'latest', got {start!r}")
+
+        async def body() -> list[Consumer]:
+            cursor = 0
+            if start == "latest":
+                cursor = int(await self._conn.fetchval(self._sql.latest) or 0)
+            await self._conn.execute(self._sql.register, name, partitions, cursor)
+            found = [_consumer(r) for r in await self._conn.fetch(self._sql.consumer, name)]
+            if len(found) != partitions or any(c.partitions != partitions for c in found):
+                raise BadOption(f"consumer {name!r} is registered with {found[0].partitions} partitions, "
+                                f"not {partitions}")
+            return found
+
+        return await self._guarded(None, body)
+
+    async def unregister(self, consumer: str, *, force: bool = False) -> None:
+        async def body() -> None:
+            if not await self._conn.fetch(self._sql.consumer_lock, consumer):
+                raise NotFound(f"no consumer {consumer!r}")
+            if not force:
+                _refuse_lagging(await self._conn.fetch(self._sql.lagging, consumer), f"unregistering {consumer!r}")
+            for statement in self._sql.unregister:
+                await self._conn.execute(statement, consumer)
+
+        await self._guarded(None, body)
+
+    async def consumers(self) -> list[Consumer]:
+        return [_consumer(r) for r in await self._read(None, lambda conn: conn.fetch(self._sql.consumers))]
+
+    async def lease(self, consumer: str, partition: int, owner: str, ttl: float) -> Consumer | None:
+        """Take or renew a partition's lease with one conditional ``UPDATE`` (free, expired, or ours already)."""
+        check_name(owner, "a lease owner", limits=self.catalog.limits)
+        _count(partition, "a partition", least=0, most=BUCKETS - 1)
+        if not (isinstance(ttl, (int, float)) and not isinstance(ttl, bool) and 0 < ttl < 10**9):
+            raise BadOption(f"a lease's ttl must be a positive number of seconds, got {ttl!r}")
+
+        async def body() -> Consumer | None:
+            now = float(self._retention.clock())
+            row = await self._conn.fetchrow(self._sql.lease, consumer, partition, owner, now, float(ttl))
+            if row is not None:
+                return _consumer(row)
+            if await self._conn.fetchval(self._sql.exists, consumer, partition) is None:
+                raise NotFound(f"no consumer {consumer!r} with a partition {partition}")
+            return None
+
+        return await self._guarded(None, body)
+
+    async def release(self, consumer: str, partition: int, owner: str) -> None:
+        async def body() -> None:
+            await self._conn.execute(self._sql.release, consumer, partition, owner)
+
+        await self._guarded(None, body)
+
+    async def dead_letters(self, consumer: str | None = None, *, limit: int = 1000) -> list[DeadLettered]:
+        _count(limit, "limit", least=0)
+        rows = await self._read(None, lambda conn: conn.fetch(self._sql.dead_letters, consumer, limit))
+        return [DeadLettered(str(c), int(p), int(pos), str(k), int(seq), str(kind), decode_event(str(k), int(seq), d),
+                             str(code), str(err), int(n), float(at))
+                for c, p, pos, k, seq, kind, d, code, err, n, at in rows]
 
     # -- schema -----------------------------------------------------------------
 
@@ -516,8 +905,24 @@ class PostgresStore(SingleWrites):
         await self._conn.execute(self._sql.schema_lock, self._schema)
         if await self._inspect():
             return  # another process created it while this one waited for the lock
-        for statement in self._sql.ddl:
+        first, second = self._sql.ddl
+        for statement in first:
             await self._conn.execute(statement)
+        await self._number_events()
+        for statement in second:
+            await self._conn.execute(statement)
+
+    async def _number_events(self) -> None:
+        """Give events without a position (a version 3 schema's) their bucket, position and time.
+
+        Positions go on from the highest one there, in the byte order of the
+        keys and then by seq: deterministic, since no commit order was kept.
+        """
+        keys = [str(k) for (k,) in await self._conn.fetch(self._sql.unbucketed)]
+        if keys:
+            await self._conn.execute(self._sql.set_buckets, keys, [bucket_of(k) for k in keys])
+        await self._conn.execute(self._sql.set_positions)
+        await self._conn.execute(self._sql.set_times, float(self._retention.clock()))
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -644,6 +1049,110 @@ def creation_locks(schema: str, keys: Iterable[str]) -> list[int]:
     return sorted(ids)
 
 
+# -- the read side's plumbing -----------------------------------------------------------
+
+
+class _Listener:
+    """The connection `PostgresStore.wait` listens on: opened on first use, opened again after it is lost.
+
+    Its only statement is ``LISTEN``; every notification on the schema's
+    channel, and the loss of the connection, wakes the store's waiters. While
+    the server cannot be reached it tries again at most every ``poll``
+    seconds, and waiters fall back to reading the counter that often.
+    """
+
+    def __init__(self, dsn: str | None, where: str, channel: str, wakeup: Wakeup, busy_timeout: float,
+                 poll: float) -> None:
+        self._dsn, self._where, self.channel, self._wakeup = dsn, where, channel, wakeup
+        self._busy_timeout, self._poll = busy_timeout, poll
+        self._conn: Any = None
+        self._lock = asyncio.Lock()
+        self._retry_at = 0.0
+        self._closed = False
+        self.opened = 0
+        """How many listening connections were opened (1 + reconnections): for tests and ``inspect``."""
+
+    @property
+    def live(self) -> bool:
+        return self._conn is not None and not self._conn.is_closed()
+
+    async def listen(self) -> None:
+        """Make sure a connection is listening; when that fails, leave it to the poll (never raises `Io`)."""
+        if self.live or self._dsn is None or self._closed:
+            return
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            if self.live or self._closed or loop.time() < self._retry_at:
+                return
+            try:
+                conn = await _connect(self._dsn, self._where, self._busy_timeout)
+            except Io:
+                self._retry_at = loop.time() + self._poll
+                return
+            try:
+                with _mapped(None, self._where, conn):
+                    await conn.add_listener(self.channel, self._notified)
+            except BaseException as exc:
+                conn.terminate()
+                if isinstance(exc, Io):
+                    self._retry_at = loop.time() + self._poll
+                    return
+                raise
+            conn.add_termination_listener(self._lost)
+            self._conn = conn
+            self.opened += 1
+
+    def _notified(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        self._wakeup.notify()
+
+    def _lost(self, conn: Any) -> None:
+        self._wakeup.notify()  # waiters wake, find it gone, and listen again (reading the counter in between)
+
+    async def close(self) -> None:
+        self._closed = True
+        async with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is None or conn.is_closed():
+                return
+            conn.remove_termination_listener(self._lost)
+            try:
+                await conn.close(timeout=max(self._busy_timeout, 1.0))
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                conn.terminate()
+
+
+def _events(rows: Iterable[Any]) -> list[Event]:
+    """Rows of ``key, seq, kind, data, terminal, position`` as `Event`s, their data decoded."""
+    return [Event(str(k), int(seq), str(kind), decode_event(str(k), int(seq), data), bool(end), int(at))
+            for k, seq, kind, data, end, at in rows]
+
+
+def _consumer(row: Any) -> Consumer:
+    name, partition, partitions, cursor, owner, until = row[:6]
+    return Consumer(str(name), int(partition), int(partitions), int(cursor),
+                    None if owner is None else str(owner), float(until))
+
+
+def _count(value: Any, what: str, *, least: int, most: int = 2**63 - 1) -> int:
+    """``value`` when it is an int in ``[least, most]``; `BadOption` otherwise."""
+    if type(value) is not int or not least <= value <= most:
+        raise BadOption(f"{what} must be an int in [{least}, {most}], got {value!r}")
+    return value
+
+
+def _refuse_lagging(rows: Sequence[Any], what: str) -> None:
+    """`Unacknowledged` naming the first lagging partition of ``rows`` (``name, partition, cursor, last``), if any."""
+    if rows:
+        name, partition, cursor, last = rows[0]
+        raise Unacknowledged(f"{what} would drop events consumer {name!r} partition {partition} has not passed "
+                             f"(cursor {cursor} < {last}); nothing was deleted")
+
+
+def _rowcount(status: str) -> int:
+    """The row count of a command status (``DELETE 3``)."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
 async def _connect(dsn: str, where: str, busy_timeout: float) -> Any:
     """A new connection for a store: its lock timeout is the busy timeout; `Io` when the server cannot be reached."""
     millis = max(1, round(busy_timeout * 1000))  # 0 would mean "wait forever" to PostgreSQL
@@ -686,8 +1195,9 @@ class PostgresReader:
     undecoded -- deciding what is damaged is the reader's business.
     """
 
-    def __init__(self, conn: Any, sql: _Statements, where: str) -> None:
+    def __init__(self, conn: Any, sql: _Statements, where: str, tables: frozenset[str] = frozenset()) -> None:
         self._conn, self._sql, self.where = conn, sql, where
+        self._tables = tables  # what the schema holds: one of version 3 has no read side to show
 
     @classmethod
     async def open(cls, dsn: str, *, schema: str = DEFAULT_SCHEMA, timeout: float = 10.0) -> PostgresReader:
@@ -717,10 +1227,11 @@ class PostgresReader:
                         "inspect it with the statewright that wrote it"
                     )
                 for table in ("instances", "events"):
-                    if tuple(shapes[table]) != COLUMNS[table]:
+                    if tuple(shapes[table]) != COLUMNS[table] and tuple(shapes[table]) not in UPGRADABLE.get(table, {}):
                         raise IncompatibleSchema(f"{where}: table {table} has columns {', '.join(shapes[table])}")
                 await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            return cls(conn, sql, where)
+            read_side = {t for t in ("positions", "consumers", "dead_letters") if tuple(shapes.get(t, ())) == COLUMNS[t]}
+            return cls(conn, sql, where, frozenset(read_side))
         except BaseException:
             conn.terminate()
             raise
@@ -741,6 +1252,30 @@ class PostgresReader:
         with _mapped(key, self.where, self._conn):
             rows = await self._conn.fetch(self._sql.log + " ORDER BY seq", key, 1)
         return [(int(seq), str(kind), str(data), bool(end)) for seq, kind, data, end in rows]
+
+    async def latest(self) -> int:
+        """The last position committed (0 for a schema without a read side)."""
+        if "positions" not in self._tables:
+            return 0
+        with _mapped(None, self.where, self._conn):
+            return int(await self._conn.fetchval(self._sql.latest) or 0)
+
+    async def consumers(self) -> list[tuple[Consumer, int]]:
+        """Every consumer's partitions, by name then partition, each with its lag: `latest` minus its cursor."""
+        if not {"positions", "consumers"} <= self._tables:
+            return []
+        with _mapped(None, self.where, self._conn):
+            rows = await self._conn.fetch(self._sql.lags)
+        return [(_consumer(row), int(row[6])) for row in rows]
+
+    async def dead_letters(self, consumer: str | None = None, *, limit: int = 1000) -> list[tuple[Any, ...]]:
+        """Dead letters, oldest position first, raw: ``(consumer, partition, position, key, seq, kind, data text,
+        code, error, attempts, at)``."""
+        if "dead_letters" not in self._tables:
+            return []
+        with _mapped(None, self.where, self._conn):
+            rows = await self._conn.fetch(self._sql.dead_letters, consumer, _count(limit, "limit", least=1))
+        return [tuple(row) for row in rows]
 
     async def close(self) -> None:
         """End the snapshot and the connection (a read-only transaction has nothing to commit)."""

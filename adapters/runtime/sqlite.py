@@ -10,15 +10,20 @@ race to upgrade (the deferred-transaction deadlock SQLite answers with an
 instant ``SQLITE_BUSY``). A writer that cannot get the lock waits up to
 ``busy_timeout`` seconds and then fails with `Busy`, never with `Conflict`.
 
-Three tables hold everything::
+These tables hold everything::
 
     instances(key PRIMARY KEY, machine, state, version)
-    events(key, seq, kind, data, terminal, PRIMARY KEY (key, seq))
+    events(key, seq, kind, data, terminal, position, at, bucket, PRIMARY KEY (key, seq))
     UNIQUE INDEX events_one_terminal ON events(key) WHERE terminal = 1
+    UNIQUE INDEX events_position ON events(position)
     batches(id PRIMARY KEY, at, digest, outcome)
         -- ids of committed batches, written in their transaction, with its Unix time, the
         -- digest of its operations and the outcome its committer recorded (`RequestStore`);
         -- INDEX batches_at ON batches(at)
+    positions(id = 0, last)       -- one row: the last position taken
+    consumers(name, partition, partitions, cursor, owner, until, PRIMARY KEY (name, partition))
+    dead_letters(consumer, position, partition, key, seq, kind, data, code, error, attempts, at,
+                 PRIMARY KEY (consumer, position))
 
 so "one terminal event per instance" is a fact the database enforces, not
 only a check this module makes. States are written as `Catalog.dump`'s
@@ -83,6 +88,18 @@ fsync of the WAL) may have left a commit record that the next open replays,
 so it raises `UnknownOutcome`, not `Io`: the same batch re-submitted by its id
 settles it. (A ``COMMIT`` that fails with ``SQLITE_FULL`` or ``SQLITE_BUSY``
 was not applied, and says so.)
+
+The read side (`readside.ReadStore`)
+------------------------------------
+A batch takes its events' positions from the ``positions`` row inside its
+``BEGIN IMMEDIATE`` transaction, once `bulk.Plan` has decided the whole batch:
+one writer at a time holds that lock until ``COMMIT``, so batches commit in
+position order, a batch that rolls back gives its positions back, and every
+reader's snapshot (WAL: whole transactions) is a gap-free prefix -- the outbox
+gap cannot happen. ``events.bucket`` (`readside.bucket_of`) lets ``read``
+filter a partition in SQL; ``events.at`` (the store's ``clock``) dates events
+for `prune`. `wait` wakes at once for commits through this store object and
+reads the counter every ``poll`` seconds for the others'.
 
 Reading a log's end (`log_head`, and the head check of every append) is two
 index lookups -- the last event by ``(key, seq)``, a terminal event by the

@@ -436,7 +436,7 @@ def test_postgresql_garbled_rows_are_shown_as_garbled_and_the_rest_still_shown(s
     write_store(postgres_dsn, "orders.py:order_spec")
     pg(postgres_dsn, """
         UPDATE statewright.events SET data = '{not json' WHERE key = 'order-42';
-        INSERT INTO statewright.events VALUES ('order-42', 2, 'input', '{"type": "Ship"}', true);
+        INSERT INTO statewright.events VALUES ('order-42', 2, 'input', '{"type": "Ship"}', true, 1000, 0, 0);  -- position, at, bucket (schema 4)
         INSERT INTO statewright.instances VALUES ('order-420', 'order', 'garbage', 1);
         INSERT INTO statewright.instances VALUES (E'order-\\n\\x1b[31m', 'order', '{}', 1);
     """)

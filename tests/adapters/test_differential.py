@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 
 from statewright.adapters.runtime.memory import MemoryStore
+from statewright.adapters.runtime.readside import ReadStore
 from statewright.adapters.runtime.sqlite import SqliteStore
 from statewright.adapters.runtime.store import (
     Append,
@@ -208,9 +209,13 @@ async def outcome(store: RequestStore, ops: Sequence[Op], batch: str | None, not
 
 
 async def contents(store: RequestStore, ids: Sequence[str]) -> tuple[Any, ...]:
+    """Everything a store holds: its logs' events compare with their global positions, which must agree
+    exactly -- the same batches, refused or not, must give every event the same place in the gap-free log."""
     keys = await store.keys()
+    log = [(e.key, e.seq, e.position) for e in await store.replay_all()] if isinstance(store, ReadStore) else None
+    latest = await store.latest_cursor() if isinstance(store, ReadStore) else None
     return (keys, [await store.load(k) for k in keys], [await store.read_log(k) for k in (*KEYS, *keys)],
-            [await store.log_head(k) for k in (*KEYS, *keys)], [await store.receipt(i) for i in ids])
+            [await store.log_head(k) for k in (*KEYS, *keys)], [await store.receipt(i) for i in ids], log, latest)
 
 
 Opener = Callable[[], Awaitable[dict[str, RequestStore]]]
@@ -260,6 +265,8 @@ def test_every_backend_agrees_on_every_batch(backends: Opener) -> None:
                     held = {name: await contents(store, batches.ids) for name, store in stores.items()}
                     for name, contents_ in held.items():
                         assert contents_ == held["memory"], f"after batch {n}, {name} holds other contents than memory"
+                    log, latest = held["memory"][-2:]
+                    assert [p for _, _, p in log] == list(range(1, latest + 1))  # gap-free: nothing is pruned here
         finally:
             for store in stores.values():
                 await store.close()

@@ -98,7 +98,8 @@ def test_concurrent_opens_create_the_schema_once(postgres_dsn: str) -> None:
             assert await admin.fetch("SELECT version FROM statewright.statewright_schema") == [(SCHEMA_VERSION,)]
             tables = await admin.fetch(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'statewright' ORDER BY tablename")
-            assert [t for (t,) in tables] == ["batches", "events", "instances", "statewright_schema"]
+            assert [t for (t,) in tables] == ["batches", "consumers", "dead_letters", "events", "instances", "positions",
+                                              "statewright_schema"]
         finally:
             await admin.close()
 
@@ -163,7 +164,7 @@ def test_a_version_1_schema_is_upgraded_and_keeps_its_batch_ids(postgres_dsn: st
             async with await PostgresStore.open(postgres_dsn, CATALOG) as store:
                 await store.commit([Cas("in1", 1, Input())], batch="old-batch")  # recorded before: a no-op
                 assert (await store.load("in1")).version == 1
-            assert await admin.fetchval("SELECT version FROM statewright.statewright_schema") == SCHEMA_VERSION == 3
+            assert await admin.fetchval("SELECT version FROM statewright.statewright_schema") == SCHEMA_VERSION == 4
             (at,) = await admin.fetchrow("SELECT at FROM statewright.batches WHERE id = 'old-batch'")
             assert abs(at - time.time()) < 60
         finally:
@@ -193,7 +194,7 @@ def test_a_version_2_schema_is_upgraded_and_keeps_its_batch_ids(postgres_dsn: st
                     await store.commit([Cas("in1", 2, Input())], batch="new-batch")
                 assert info.value.receipt.outcome == {"said": "yes"}
                 assert (await store.load("in1")).version == 2
-            assert await admin.fetchval("SELECT version FROM statewright.statewright_schema") == 3
+            assert await admin.fetchval("SELECT version FROM statewright.statewright_schema") == 4
             rows = await admin.fetch("SELECT id, at, digest IS NULL FROM statewright.batches ORDER BY id")
             assert [tuple(r) for r in rows] == [("new-batch", 100, False), ("old-batch", 5, True)]
         finally:
