@@ -35,7 +35,8 @@ import json
 import multiprocessing as mp
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from multiprocessing.context import ForkServerContext
 from multiprocessing.synchronize import Event as MpEvent
@@ -191,8 +192,8 @@ def stop_if_armed(arm: Any, stage: Any, point: int) -> None:
 class CallLog:
     """One process's handler calls, a JSON line each, flushed before the handler returns."""
 
-    def __init__(self, path: Path) -> None:
-        self.f = open(path, "a", encoding="utf-8")
+    def __init__(self, f: IO[str]) -> None:
+        self.f = f
 
     def call(self, consumer: str, d: Delivery, what: str) -> None:
         self.f.write(json.dumps({"c": consumer, "k": d.key, "s": d.seq, "p": d.position, "a": d.attempt,
@@ -211,6 +212,14 @@ class Handlers:
                  hang: bool = False) -> None:
         self.log, self.options, self.arm, self.stage = log, options, arm, stage
         self.hang_audit = self.hang_shop = hang
+        self.hangs_left = 2 if hang else 0
+        self.hung: list[tuple[str, str, int]] = []  # (consumer, key, seq) of the calls that hung
+
+    def _hung(self, consumer: str, d: Delivery) -> None:
+        self.hangs_left -= 1
+        self.log.f.write(json.dumps({"hung": [consumer, d.key, d.seq], "t": time.monotonic_ns()}) + "\n")
+        self.log.f.flush()
+        self.stage.value = HUNG if self.hangs_left == 0 else HANGING
 
     async def audit(self, effect: Any, d: Delivery) -> None:
         self.log.call(AUDIT, d, type(effect).__name__)
@@ -219,7 +228,7 @@ class Handlers:
             self.hang_audit = False
             self.stage.value = HANGING
             await asyncio.sleep(self.options.hang)  # longer than the lease; the loop goes on
-            self.stage.value = HUNG
+            self._hung(AUDIT, d)
         if d.key in self.options.poison.split(","):
             raise RuntimeError(f"{d.key} is poisoned")
 
@@ -235,7 +244,7 @@ class Handlers:
             self.hang_shop = False
             self.stage.value = HANGING
             time.sleep(self.options.hang)  # the whole process stands still, as in a long GC pause
-            self.stage.value = HUNG
+            self._hung(SHOP, d)
         return [Cas(f"note-{d.key}", 0, Note(text=note_text(d.key, effect.amount)), machine="note")]
 
     async def sleep(self, seconds: float) -> None:
@@ -273,25 +282,27 @@ def folders(folder: str | Path) -> tuple[Path, Path]:
     return calls, hist
 
 
-def opened(locator: str, folder: str | Path, process: str, arm: Any = None, stage: Any = None) -> Any:
-    """An async context: (the inner store, the `Watched` store, its `CallLog`) of ``process``."""
-    from contextlib import asynccontextmanager
+def watch(inner: Any, folder: str | Path, process: str, files: ExitStack, arm: Any = None,
+          stage: Any = None) -> tuple[Watched, CallLog]:
+    """``inner`` as ``process`` sees it (recorded into ``folder``), and its call log; ``files`` closes them."""
+    calls, hist = folders(folder)
+    recorder = SideRecorder(inner, process, files.enter_context(open(hist / f"{process}.jsonl", "a", encoding="utf-8")))
+    recorder.drops = files.enter_context(open(hist / f"{process}.drops", "a", encoding="utf-8"))
+    log = CallLog(files.enter_context(open(calls / f"{process}.jsonl", "a", encoding="utf-8")))
+    return Watched(inner, recorder, log, arm, stage), log
 
-    @asynccontextmanager
-    async def cm() -> Any:
-        calls, hist = folders(folder)
-        inner = await B.open_store(locator, shop_catalog())
-        try:
-            with open(hist / f"{process}.jsonl", "a", encoding="utf-8") as h, \
-                    open(hist / f"{process}.drops", "a", encoding="utf-8") as drops:
-                recorder = SideRecorder(inner, process, h)
-                recorder.drops = drops
-                log = CallLog(calls / f"{process}.jsonl")
-                yield inner, Watched(inner, recorder, log, arm, stage), log
-        finally:
-            await inner.close()
 
-    return cm()
+@asynccontextmanager
+async def opened(locator: str, folder: str | Path, process: str, arm: Any = None,
+                 stage: Any = None) -> AsyncIterator[tuple[Any, Watched, CallLog]]:
+    """The store at ``locator`` (closed at the end), as ``process`` sees it (`watch`), and its call log."""
+    inner = await B.open_store(locator, shop_catalog())
+    try:
+        with ExitStack() as files:
+            watched, log = watch(inner, folder, process, files, arm, stage)
+            yield inner, watched, log
+    finally:
+        await inner.close()
 
 
 def dispatcher(locator: str, folder: str, process: str, options: dict[str, Any], hang: bool,
@@ -376,7 +387,7 @@ def read_calls(folder: str | Path, partitions: int) -> Calls:
         out.lost_marks += sum(1 for line in lines if "lost" in line)
         out.violations += order_violations(path.stem, lines, partitions)
         for line in lines:
-            if "lost" in line:
+            if "lost" in line or "hung" in line:
                 continue
             seen = out.delivered.setdefault(line["c"], {})
             where = (line["k"], line["s"])
@@ -403,6 +414,8 @@ def order_violations(process: str, lines: Iterable[dict[str, Any]], partitions: 
     last: dict[tuple[str, str], tuple[int, int]] = {}  # (consumer, key) -> (epoch, seq)
     bad: list[str] = []
     for line in lines:
+        if "hung" in line:
+            continue
         if "lost" in line:
             c, p = line["lost"]
             epoch[c, p] = epoch.get((c, p), 0) + 1
@@ -436,6 +449,15 @@ def judge(folder: str | Path, *, max_steps: int = 8_000_000) -> HistoryCheck:
     result = check_history(history, max_steps=max_steps)
     assert result.verdict is HistoryVerdict.LINEARIZABLE, result.report()
     return result
+
+
+def refused_commits(folder: str | Path, process: str) -> dict[str, int]:
+    """How ``process``'s recorded commits were refused, by error code (the dropped ones as ``lease_lost/conflict``)."""
+    out: dict[str, int] = {}
+    for op in load_history([Path(folder) / "hist" / f"{process}.jsonl"]):
+        if op.result is not None and op.result.error is not None:
+            out[op.result.error] = out.get(op.result.error, 0) + 1
+    return out
 
 
 def dropped_count(folder: str | Path) -> int:

@@ -42,6 +42,7 @@ from statewright.adapters.runtime.dispatch import Dispatcher
 from statewright.adapters.runtime.driver import Driver
 from statewright.adapters.runtime.memory import MemoryStore
 from statewright.adapters.runtime.readside import ReadStore
+from statewright.adapters.testing.linearizability import load_history
 from tests.adapters import _backends as B
 from tests.adapters import _dispatchers as D
 from tests.adapters._shop import Note, PaymentPhase, shop_catalog
@@ -120,11 +121,6 @@ class Fleet:
         if not ready.wait(START_WITHIN):
             self.check_errors()
             raise AssertionError(f"{slot.process} never opened the store")
-
-    def grow(self, n: int) -> None:
-        for i in range(n):
-            self.slots.append(Slot(i))
-            self.start(self.slots[-1])
 
     def kill(self, slot: Slot) -> None:
         self.check_errors()
@@ -275,10 +271,12 @@ def kill_run(locator: str, folder: Path, options: D.Options, trials: int, points
     """Dispatchers under a writer, killed ``trials`` times at ``points`` (None: at random); where each kill hit."""
     where: dict[str, int] = {"at random": 0, **{D.POINTS[p]: 0 for p in points if p is not None},
                              "armed, not reached": 0}
-    fleet = Fleet(locator, folder, options)
+    fleet = Fleet(locator, folder, options, [])
     writer = Writer.start(locator, folder)
     try:
-        fleet.grow(3)
+        for i in range(3):
+            fleet.slots.append(Slot(i))
+            fleet.start(fleet.slots[-1])
         for _ in range(trials):
             point = rng.choice(points)
             if point is None:
@@ -342,3 +340,205 @@ def test_a_poisoned_key_is_dead_lettered_once_per_effect_under_kills(
                 f"{options.attempts} attempts each); the other {out.orders - len(poisoned)} orders all delivered "
                 f"({out.audit_line})")
     say(capsys, f"{backend} dispatch poison: {out.linearizable}")
+
+
+# -- 3. a handler hanging past its lease -------------------------------------------------------------
+
+
+async def seed(locator: str, folder: Path, orders: int) -> None:
+    async with D.opened(locator, folder, "writer") as (_, watched, _log):
+        driver = Driver(watched)
+        for n in range(orders):
+            await D.place(driver, n)
+
+
+def hung_calls(folder: Path, process: str) -> list[tuple[str, str, int]]:
+    import json
+
+    lines = [json.loads(t) for t in (folder / "calls" / f"{process}.jsonl").read_text().splitlines() if t.strip()]
+    return [tuple(line["hung"]) for line in lines if "hung" in line]  # type: ignore[misc]
+
+
+def delivered_by(folder: Path, process: str) -> dict[tuple[str, str, int], list[int]]:
+    """(consumer, key, seq) -> the times ``process`` delivered it."""
+    import json
+
+    out: dict[tuple[str, str, int], list[int]] = {}
+    for t in (folder / "calls" / f"{process}.jsonl").read_text().splitlines():
+        line = json.loads(t) if t.strip() else {}
+        if "c" in line:
+            out.setdefault((line["c"], line["k"], line["s"]), []).append(line["t"])
+    return out
+
+
+def hang_ends(folder: Path, process: str) -> dict[str, int]:
+    """Consumer -> when ``process``'s hang in its handler ended."""
+    import json
+
+    lines = [json.loads(t) for t in (folder / "calls" / f"{process}.jsonl").read_text().splitlines() if t.strip()]
+    return {line["hung"][0]: line["t"] for line in lines if "hung" in line}
+
+
+@pytest.mark.slow
+def test_a_handler_hanging_past_its_lease_is_taken_over_without_a_double_apply(
+    store_at: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Process 0's plain handler awaits 1 s and its transactional handler blocks the whole process 1 s; lease 0.3 s."""
+    backend = backend_of(store_at)
+    options = D.Options(max_partitions=None, hang=1.0)
+    asyncio.run(seed(store_at, tmp_path, 12))
+    fleet = Fleet(store_at, tmp_path, options, [Slot(0), Slot(1)])
+    try:
+        hung, taker = fleet.slots
+        fleet.start(hung, hang=True)
+        assert until(lambda: hung.stage.value == D.HANGING, 30), "process 0 never hung"
+        fleet.start(taker)
+        assert until(lambda: hung.stage.value == D.HUNG, 30), "process 0 never came back"
+        time.sleep(3 * options.lease)  # what process 0 does when it comes back: commits refused, or applied once
+        for s in fleet.slots:
+            fleet.kill(s)
+    finally:
+        fleet.close()
+    out = finish(store_at, tmp_path, options)
+    stuck = hung_calls(tmp_path, hung.process)
+    assert sorted(c for c, _, _ in stuck) == [D.AUDIT, D.SHOP]
+    took = delivered_by(tmp_path, taker.process)
+    assert all(call in took for call in stuck), (stuck, sorted(took)[:5])  # taken over by the other process
+    mine = delivered_by(tmp_path, hung.process)
+    both = {c: sum(1 for call in mine if call in took and call[0] == c) for c in (D.AUDIT, D.SHOP)}
+    # once back, the hung process calls no handler for what the other process took over: its lease ran out
+    ends = hang_ends(tmp_path, hung.process)
+    last = max(ends.values())
+    late = sorted(call for call, times in mine.items() if call in took and max(times) > last)
+    assert not late, f"{len(late)} effects delivered again by the process whose lease ran out: {late[:4]}"
+    refused = D.refused_commits(tmp_path, hung.process)
+    say(capsys, f"{backend} dispatch hang: process 0 hung 1.0 s in its plain handler (awaiting) and 1.0 s in its "
+                f"transactional one (blocking), lease {options.lease} s; process 1 took over and delivered "
+                f"both hung effects; {both[D.AUDIT]} plain and {both[D.SHOP]} shop effects delivered by both; "
+                f"{out.shop_line}; process 0's late commits: {refused}; {out.audit_line}")
+    say(capsys, f"{backend} dispatch hang: {out.linearizable}")
+
+
+# -- 2. cancellation at every await --------------------------------------------------------------------
+
+
+async def open_inproc(kind: str, locator: str | None, clock: Callable[[], float]) -> Any:
+    if kind == "memory":
+        return MemoryStore(shop_catalog(), clock=clock)
+    if kind == "sqlite":
+        from statewright.adapters.runtime.sqlite import SqliteStore
+
+        return await SqliteStore.open(str(locator), shop_catalog(), clock=clock)
+    from statewright.adapters.runtime.postgres import PostgresStore
+
+    return await PostgresStore.open(str(locator), shop_catalog(), clock=clock)
+
+
+async def turns(n: int) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def usable(kind: str, inner: Any, locator: str | None) -> None:
+    """No lock held, the connection idle, another connection can take the write lock now."""
+    if kind == "memory":
+        assert not inner._lock.locked()
+        return
+    assert B.store_idle(inner)
+    assert await B.lock_is_free(str(locator))
+
+
+MAX_TURNS = 20_000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["memory", *B.BACKENDS])
+def test_a_dispatcher_cancelled_at_every_await_loses_nothing_and_applies_once(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """run_once cancelled after k loop turns, k = 0, 1, 2, ... until a pass completes first; then run() at random.
+
+    Each cancel is followed by a fresh dispatcher that drains (after the
+    cancelled one's leases ran out, by the store's injected clock); the store
+    must be idle and its lock free after each. A cancelled run() releases its
+    leases itself: the clock does not move for those.
+    """
+    locator = None if kind == "memory" else B.locator(kind, tmp_path, request)
+    options = D.Options(max_partitions=None)
+    now = [1_000_000.0]
+    rng = random.Random(SEED + 2)
+    cancels = int(os.environ.get("STATEWRIGHT_ATTACK_CANCELS", RUN_CANCELS[kind]))
+    figures = {"cut": 0, "swept": 0, "run": 0, "released": 0}
+
+    async def main() -> Outcome:
+        from contextlib import ExitStack
+
+        inner = await open_inproc(kind, locator, lambda: now[0])
+        try:
+            with ExitStack() as files:
+                writer, _ = D.watch(inner, tmp_path, "writer", files)
+                driver = Driver(writer)
+                n = 0
+
+                async def fresh_drain(name: str) -> None:
+                    watched, log = D.watch(inner, tmp_path, name, files)
+                    await drain(inner, watched, log, options, name)
+
+                # the sweep: run_once cut after k turns
+                k = 0
+                while True:
+                    await D.place(driver, n)
+                    n += 1
+                    watched, log = D.watch(inner, tmp_path, f"c{k}", files)
+                    ds = D.wire(watched, D.Handlers(log, options), options, owner=f"c{k}")
+                    task = asyncio.ensure_future(asyncio.gather(*(d.run_once() for d in ds)))
+                    await turns(k)
+                    finished = task.done()
+                    task.cancel()
+                    try:
+                        await task
+                    except asyncio.CancelledError:
+                        assert not finished
+                    figures["swept"] += 1
+                    figures["cut"] += not finished
+                    now[0] += 2 * options.lease  # the cancelled dispatcher's leases run out
+                    await fresh_drain(f"f{k}")
+                    now[0] += 2 * options.lease
+                    await usable(kind, inner, locator)
+                    if finished:
+                        break
+                    k += 1
+                    assert k < MAX_TURNS
+                # run() cancelled at random turns within a pass's length: it releases its leases itself
+                for j in range(cancels):
+                    await D.place(driver, n)
+                    n += 1
+                    watched, log = D.watch(inner, tmp_path, f"r{j}", files)
+                    ds = D.wire(watched, D.Handlers(log, options), options, owner=f"r{j}")
+                    task = asyncio.ensure_future(asyncio.gather(*(d.run() for d in ds)))
+                    await turns(rng.randrange(k + 1))
+                    task.cancel()
+                    with pytest.raises(asyncio.CancelledError):
+                        await task
+                    figures["run"] += 1
+                    rows = await inner.consumers()
+                    assert not [r for r in rows if r.owner is not None and r.owner.startswith(f"r{j}-")], rows
+                    await fresh_drain(f"g{j}")
+                    for r in await inner.consumers():
+                        if r.owner is not None:
+                            await inner.release(r.name, r.partition, r.owner)  # the drain's, as a stop would
+                    await usable(kind, inner, locator)
+                final, _ = D.watch(inner, tmp_path, "final", files)
+                return await judged_end(inner, final, tmp_path, options)
+        finally:
+            await inner.close()
+
+    out = asyncio.run(main())
+    checked = D.judge(tmp_path)
+    pending = sum(1 for o in load_history(sorted((tmp_path / "judged").glob("*.jsonl"))) if o.result is None)
+    say(capsys, f"{kind} dispatch cancelled: run_once cut at every await, k = 0..{figures['swept'] - 1} loop turns "
+                f"({figures['cut']} cut short, then one pass completed), {figures['run']} run() cancelled at random "
+                f"and its leases released; each followed by a fresh drain, the store idle and its lock free after "
+                f"each; {out.orders} orders, {out.audit_line}; {out.shop_line}; per-key order held")
+    say(capsys, f"{kind} dispatch cancelled: {checked.summary()} ({pending} pending lines; "
+                f"checked in {checked.seconds:.2f} s)")
