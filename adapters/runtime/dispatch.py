@@ -216,6 +216,7 @@ class _Partition:
     """One leased partition during a pass: the cursor read, and the first position not yet done."""
 
     row: Consumer
+    renew_at: float = 0.0  # by the loop's clock: half the lease after it was taken
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
     pending: list[int] = dataclasses.field(default_factory=list)  # effect positions not yet done, ascending
     done: int = 0  # effects handled or dead-lettered in this pass
@@ -337,25 +338,27 @@ class Dispatcher:
         await self._register_consumer()
         if self._stop_asked:
             return 0
-        rows: dict[int, Consumer] = {}
+        rows: dict[int, _Partition] = {}
+        clock = asyncio.get_running_loop().time
         for partition in [*sorted(self._held), *(p for p in range(self.partitions) if p not in self._held)]:
             if len(rows) >= self.max_partitions:
                 break
+            taken = clock()
             row = await self.store.lease(self.consumer, partition, self.owner, self.lease)
             if row is None:
                 self._held.discard(partition)
             else:
-                rows[partition] = row
+                rows[partition] = _Partition(row, renew_at=taken + self.lease / 2)
                 self._held.add(partition)
-        counts = await asyncio.gather(*(self._serve(row) for row in rows.values()))
+        counts = await asyncio.gather(*(self._serve(part) for part in rows.values()))
         return sum(counts)
 
-    async def _serve(self, row: Consumer) -> int:
+    async def _serve(self, part: _Partition) -> int:
         """One pass over a partition whose lease this process holds; effects handled (0 if the lease is lost)."""
         try:
-            return await self._pass(_Partition(row))
+            return await self._pass(part)
         except (LeaseLost, _Lost):
-            self._held.discard(row.partition)
+            self._held.discard(part.row.partition)
             return 0
 
     async def run(self) -> None:
@@ -455,6 +458,7 @@ class Dispatcher:
             return
         attempt = 1
         while True:
+            await self._hold(part)
             delivery = Delivery(self.consumer, event.key, event.seq, event.position, index, attempt)
             try:
                 if registered.route:
@@ -521,6 +525,26 @@ class Dispatcher:
             raise
         if advanced is not None:
             part.row = dataclasses.replace(part.row, cursor=advanced)
+
+    async def _hold(self, part: _Partition) -> None:
+        """Renew the lease once half of it is spent, before a handler is called; `_Lost` if it is gone.
+
+        A pass can outlast its lease (a slow or hanging handler, a process that
+        stood still): another process then takes the partition over, and this
+        one must call no more handlers for it -- its cursor is no longer this
+        process's to move. Renewed under the partition's lock, so no advance of
+        this process is in flight: a cursor other than the one this process
+        last wrote means another process moved it.
+        """
+        clock = asyncio.get_running_loop().time
+        if clock() < part.renew_at:
+            return
+        async with part.lock:
+            taken = clock()
+            row = await self.store.lease(self.consumer, part.row.partition, self.owner, self.lease)
+            if row is None or row.cursor != part.row.cursor:
+                raise _Lost(f"{self.consumer}[{part.row.partition}]: the lease ran out and was taken over")
+            part.renew_at = taken + self.lease / 2
 
     def _advance_op(self, part: _Partition, position: int) -> Advance:
         return Advance(self.consumer, part.row.partition, part.row.cursor, position, self.owner)
