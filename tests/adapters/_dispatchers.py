@@ -31,11 +31,12 @@ nothing and is left out of the history (``hist/<process>.drops``).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import multiprocessing as mp
 import time
 import traceback
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from multiprocessing.context import ForkServerContext
@@ -62,6 +63,8 @@ from tests.adapters._shop import Note, PaymentRequested, Place, Paid, Request, S
 AUDIT, SHOP = "audit", "shop"
 NOWHERE, IN_HANDLER, BEFORE_ADVANCE, AFTER_ADVANCE, IN_RETRY, HANGING, HUNG = 0, 1, 2, 3, 4, 5, 6
 """Points a process can be armed to stop at (and `HANGING`/`HUNG`: a hang began, ended)."""
+DURING, AFTER = 0, 1
+"""Where `Watched.cut` cancels: while its store call is in flight, or just after it returned."""
 POINTS = {IN_HANDLER: "in a handler", BEFORE_ADVANCE: "just before an Advance's commit",
           AFTER_ADVANCE: "just after an Advance's commit", IN_RETRY: "in a retry's backoff"}
 STOPPED_FOR = 10.0  # seconds an armed process waits for its SIGKILL before going on
@@ -135,13 +138,28 @@ class Watched:
         self.inner, self.recorder, self.log, self.arm, self.stage = inner, recorder, log, arm, stage
         self.catalog = inner.catalog
         self.held: set[tuple[str, int]] = set()  # (consumer, partition) leased by this process
+        self.count = 0  # store calls made through this object
+        self.cut: tuple[int, int] | None = None  # (call, DURING or AFTER): where to cancel `victim`
+        self.victim: asyncio.Future[Any] | None = None
+
+    async def _counted(self, call: Awaitable[Any]) -> Any:
+        """Count a store call; at the `cut` one, cancel `victim` while it is in flight, or right after it returned."""
+        self.count += 1
+        hit = self.cut is not None and self.cut[0] == self.count and self.victim is not None
+        if hit and self.cut is not None and self.cut[1] == DURING and self.victim is not None:
+            self.victim.cancel()  # the CancelledError arrives at the call's first suspension
+        value = await call
+        if hit and self.cut is not None and self.cut[1] == AFTER and self.victim is not None:
+            self.victim.cancel()
+            await asyncio.sleep(0)  # the result is lost here
+        return value
 
     async def commit(self, ops: Sequence[Op], *, batch: str | None = None, outcome: Any = None) -> None:
         advances = [o for o in ops if isinstance(o, Advance)]
         if advances:
             stop_if_armed(self.arm, self.stage, BEFORE_ADVANCE)
         try:
-            await self.recorder.commit(ops, batch=batch, outcome=outcome)
+            await self._counted(self.recorder.commit(ops, batch=batch, outcome=outcome))
         except (LeaseLost, Conflict):
             for a in advances:
                 self._lost(a.consumer, a.partition)
@@ -150,7 +168,7 @@ class Watched:
             stop_if_armed(self.arm, self.stage, AFTER_ADVANCE)
 
     async def lease(self, consumer: str, partition: int, owner: str, ttl: float) -> Any:
-        row = await self.inner.lease(consumer, partition, owner, ttl)
+        row = await self._counted(self.inner.lease(consumer, partition, owner, ttl))
         if row is None:
             self._lost(consumer, partition)
         else:
@@ -163,19 +181,26 @@ class Watched:
             self.log.lost(consumer, partition)
 
     async def load(self, key: str) -> Any:
-        return await self.recorder.load(key)
+        return await self._counted(self.recorder.load(key))
 
     async def receipt(self, batch: str) -> Any:
-        return await self.recorder.receipt(batch)
+        return await self._counted(self.recorder.receipt(batch))
 
     async def read_log(self, key: str, start: int = 1, stop: int | None = None) -> Any:
-        return await self.recorder.read_log(key, start, stop)
+        return await self._counted(self.recorder.read_log(key, start, stop))
 
     async def log_head(self, key: str) -> Any:
-        return await self.recorder.log_head(key)
+        return await self._counted(self.recorder.log_head(key))
 
-    def __getattr__(self, name: str) -> Any:  # the read side, passed through
-        return getattr(self.inner, name)
+    def __getattr__(self, name: str) -> Any:  # the read side, passed through (and counted)
+        found = getattr(self.inner, name)
+        if not inspect.iscoroutinefunction(found):
+            return found
+
+        def counted(*args: Any, **kwargs: Any) -> Awaitable[Any]:
+            return self._counted(found(*args, **kwargs))
+
+        return counted
 
 
 def stop_if_armed(arm: Any, stage: Any, point: int) -> None:

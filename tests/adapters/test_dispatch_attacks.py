@@ -448,7 +448,7 @@ async def usable(kind: str, inner: Any, locator: str | None) -> None:
     assert await B.lock_is_free(str(locator))
 
 
-MAX_TURNS = 20_000
+MAX_CALLS = 2_000
 
 
 @pytest.mark.slow
@@ -456,19 +456,22 @@ MAX_TURNS = 20_000
 def test_a_dispatcher_cancelled_at_every_await_loses_nothing_and_applies_once(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """run_once cancelled after k loop turns, k = 0, 1, 2, ... until a pass completes first; then run() at random.
+    """A pass (run_once of both consumers) cancelled at its k-th store call, k = 1, 2, ... until one completes first.
 
-    Each cancel is followed by a fresh dispatcher that drains (after the
-    cancelled one's leases ran out, by the store's injected clock); the store
-    must be idle and its lock free after each. A cancelled run() releases its
-    leases itself: the clock does not move for those.
+    Twice: with the call in flight, and just after it returned. On memory,
+    where every await is a loop turn, also after k turns. Each cancel is
+    followed by a fresh dispatcher that drains (once the cancelled one's
+    leases ran out, by the store's injected clock); the store must be idle
+    and its lock free after each. Then run() cancelled at random calls: it
+    must release its leases itself (the clock does not move for those).
     """
     locator = None if kind == "memory" else B.locator(kind, tmp_path, request)
-    options = D.Options(max_partitions=None)
+    options = D.Options(partitions=2, max_partitions=None)
     now = [1_000_000.0]
     rng = random.Random(SEED + 2)
     cancels = int(os.environ.get("STATEWRIGHT_ATTACK_CANCELS", RUN_CANCELS[kind]))
-    figures = {"cut": 0, "swept": 0, "run": 0, "released": 0}
+    figures = {"cut": 0, "turns": 0, "run": 0, "calls": 0}
+    cuts = ((D.DURING, "in flight"), (D.AFTER, "just after"))
 
     async def main() -> Outcome:
         from contextlib import ExitStack
@@ -478,55 +481,72 @@ def test_a_dispatcher_cancelled_at_every_await_loses_nothing_and_applies_once(
             with ExitStack() as files:
                 writer, _ = D.watch(inner, tmp_path, "writer", files)
                 driver = Driver(writer)
-                n = 0
+                trial = iter(range(10**6))
+
+                async def cancelled(cut: tuple[int, int] | None, turns_first: int | None) -> bool:
+                    """One new order, one pass cut as told; True when the pass completed before the cut."""
+                    await D.place(driver, next(trial) + 10**4)
+                    name = f"c{len(list(tmp_path.joinpath('calls').glob('c*')))}"
+                    watched, log = D.watch(inner, tmp_path, name, files)
+                    watched.cut = cut
+                    ds = D.wire(watched, D.Handlers(log, options), options, owner=name)
+                    # return_exceptions: a cancelled gather returns only once every child has finished
+                    task = asyncio.ensure_future(asyncio.gather(*(d.run_once() for d in ds), return_exceptions=True))
+                    watched.victim = task
+                    if turns_first is not None:
+                        await turns(turns_first)
+                        if not task.done():
+                            task.cancel()
+                    try:
+                        results = await task
+                        finished = True
+                    except asyncio.CancelledError:
+                        finished = False
+                    else:
+                        assert not [r for r in results if isinstance(r, BaseException)], results
+                    if cut is not None:
+                        assert finished == (watched.count < cut[0]), (cut, watched.count)  # no cancel swallowed
+                        figures["calls"] = max(figures["calls"], watched.count)
+                    figures["cut"] += not finished
+                    now[0] += 2 * options.lease  # the cancelled dispatcher's leases run out
+                    await fresh_drain(f"f{name}")
+                    now[0] += 2 * options.lease
+                    await usable(kind, inner, locator)
+                    return finished
 
                 async def fresh_drain(name: str) -> None:
                     watched, log = D.watch(inner, tmp_path, name, files)
                     await drain(inner, watched, log, options, name)
 
-                # the sweep: run_once cut after k turns
-                k = 0
-                while True:
-                    await D.place(driver, n)
-                    n += 1
-                    watched, log = D.watch(inner, tmp_path, f"c{k}", files)
-                    ds = D.wire(watched, D.Handlers(log, options), options, owner=f"c{k}")
-                    task = asyncio.ensure_future(asyncio.gather(*(d.run_once() for d in ds)))
-                    await turns(k)
-                    finished = task.done()
-                    task.cancel()
-                    try:
-                        await task
-                    except asyncio.CancelledError:
-                        assert not finished
-                    figures["swept"] += 1
-                    figures["cut"] += not finished
-                    now[0] += 2 * options.lease  # the cancelled dispatcher's leases run out
-                    await fresh_drain(f"f{k}")
-                    now[0] += 2 * options.lease
-                    await usable(kind, inner, locator)
-                    if finished:
-                        break
-                    k += 1
-                    assert k < MAX_TURNS
-                # run() cancelled at random turns within a pass's length: it releases its leases itself
-                for j in range(cancels):
-                    await D.place(driver, n)
-                    n += 1
-                    watched, log = D.watch(inner, tmp_path, f"r{j}", files)
-                    ds = D.wire(watched, D.Handlers(log, options), options, owner=f"r{j}")
-                    task = asyncio.ensure_future(asyncio.gather(*(d.run() for d in ds)))
-                    await turns(rng.randrange(k + 1))
-                    task.cancel()
+                for phase, _ in cuts:
+                    k = 1
+                    while not await cancelled((k, phase), None):
+                        k += 1
+                        assert k < MAX_CALLS
+                if kind == "memory":
+                    k = 0
+                    while not await cancelled(None, k):
+                        k += 1
+                        assert k < MAX_CALLS
+                    figures["turns"] = k
+                for j in range(cancels):  # run() cut at random: it releases its leases itself
+                    await D.place(driver, next(trial) + 10**4)
+                    name = f"r{j}"
+                    watched, log = D.watch(inner, tmp_path, name, files)
+                    watched.cut = (rng.randrange(1, figures["calls"] + 1), rng.choice(cuts)[0])
+                    ds = D.wire(watched, D.Handlers(log, options), options, owner=name)
+                    task = asyncio.ensure_future(asyncio.gather(*(d.run() for d in ds), return_exceptions=True))
+                    watched.victim = task
                     with pytest.raises(asyncio.CancelledError):
-                        await task
+                        await asyncio.wait_for(asyncio.shield(task), 30)
                     figures["run"] += 1
                     rows = await inner.consumers()
-                    assert not [r for r in rows if r.owner is not None and r.owner.startswith(f"r{j}-")], rows
+                    assert not [r for r in rows if r.owner is not None and r.owner.startswith(f"{name}-")], (
+                        watched.cut, rows)
                     await fresh_drain(f"g{j}")
-                    for r in await inner.consumers():
+                    for r in await inner.consumers():  # the drain's leases, let go as a stop would
                         if r.owner is not None:
-                            await inner.release(r.name, r.partition, r.owner)  # the drain's, as a stop would
+                            await inner.release(r.name, r.partition, r.owner)
                     await usable(kind, inner, locator)
                 final, _ = D.watch(inner, tmp_path, "final", files)
                 return await judged_end(inner, final, tmp_path, options)
@@ -536,9 +556,10 @@ def test_a_dispatcher_cancelled_at_every_await_loses_nothing_and_applies_once(
     out = asyncio.run(main())
     checked = D.judge(tmp_path)
     pending = sum(1 for o in load_history(sorted((tmp_path / "judged").glob("*.jsonl"))) if o.result is None)
-    say(capsys, f"{kind} dispatch cancelled: run_once cut at every await, k = 0..{figures['swept'] - 1} loop turns "
-                f"({figures['cut']} cut short, then one pass completed), {figures['run']} run() cancelled at random "
-                f"and its leases released; each followed by a fresh drain, the store idle and its lock free after "
-                f"each; {out.orders} orders, {out.audit_line}; {out.shop_line}; per-key order held")
-    say(capsys, f"{kind} dispatch cancelled: {checked.summary()} ({pending} pending lines; "
+    turned = f", and after k = 0..{figures['turns']} loop turns" if kind == "memory" else ""
+    say(capsys, f"{kind} dispatch cancelled: a pass cut at each of its store calls 1..{figures['calls']} (in flight "
+                f"and just after){turned}: {figures['cut']} passes cut short; {figures['run']} run() cut at random "
+                f"calls released their leases; each followed by a fresh drain, the store idle and its lock free "
+                f"after each; {out.orders} orders, {out.audit_line}; {out.shop_line}; per-key order held")
+    say(capsys, f"{kind} dispatch cancelled: {checked.summary()} ({pending} pending; "
                 f"checked in {checked.seconds:.2f} s)")
