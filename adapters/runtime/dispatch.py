@@ -344,12 +344,12 @@ class Dispatcher:
             if len(rows) >= self.max_partitions:
                 break
             taken = clock()
+            self._held.add(partition)  # before the call: `_release` lets go of a lease taken by a cancelled one
             row = await self.store.lease(self.consumer, partition, self.owner, self.lease)
             if row is None:
                 self._held.discard(partition)
             else:
                 rows[partition] = _Partition(row, renew_at=taken + self.lease / 2)
-                self._held.add(partition)
         counts = await asyncio.gather(*(self._serve(part) for part in rows.values()))
         return sum(counts)
 
