@@ -47,7 +47,7 @@ from typing import IO, Any
 from statewright.adapters.runtime.dispatch import Delivery, Dispatcher, Retry
 from statewright.adapters.runtime.driver import Driver
 from statewright.adapters.runtime.readside import Advance, DeadLetter, partition_of
-from statewright.adapters.runtime.store import Cas, Conflict, LeaseLost, NotFound, Op
+from statewright.adapters.runtime.store import Cas, Conflict, LeaseLost, NotFound, Op, StoreError
 from statewright.adapters.testing.linearizability import (
     HistoryCheck,
     HistoryVerdict,
@@ -156,15 +156,20 @@ class Watched:
 
     async def commit(self, ops: Sequence[Op], *, batch: str | None = None, outcome: Any = None) -> None:
         advances = [o for o in ops if isinstance(o, Advance)]
+        line = self.log.advancing(advances) if advances else None
         if advances:
             stop_if_armed(self.arm, self.stage, BEFORE_ADVANCE)
         try:
             await self._counted(self.recorder.commit(ops, batch=batch, outcome=outcome))
-        except (LeaseLost, Conflict):
-            for a in advances:
-                self._lost(a.consumer, a.partition)
+        except StoreError as exc:
+            if line is not None:
+                self.log.advanced(line, ok=False)
+            if isinstance(exc, (LeaseLost, Conflict)):
+                for a in advances:
+                    self._lost(a.consumer, a.partition)
             raise
-        if advances:
+        if line is not None:
+            self.log.advanced(line, ok=True)
             stop_if_armed(self.arm, self.stage, AFTER_ADVANCE)
 
     async def lease(self, consumer: str, partition: int, owner: str, ttl: float) -> Any:
@@ -219,10 +224,26 @@ class CallLog:
 
     def __init__(self, f: IO[str]) -> None:
         self.f = f
+        self.n = 0  # cursor commits started
 
     def call(self, consumer: str, d: Delivery, what: str) -> None:
         self.f.write(json.dumps({"c": consumer, "k": d.key, "s": d.seq, "p": d.position, "a": d.attempt,
                                  "e": what, "t": time.monotonic_ns()}) + "\n")
+        self.f.flush()
+
+    def advancing(self, advances: Sequence[Advance]) -> dict[str, Any]:
+        """A commit with cursor `Advance`s starts: written now, so a kill leaves it pending."""
+        line = {"advances": [[a.consumer, a.partition, a.expected, a.cursor, a.owner] for a in advances],
+                "invoke": time.monotonic_ns(), "return": None, "ok": None, "n": self.n}
+        self.n += 1
+        self._write(line)
+        return line
+
+    def advanced(self, line: dict[str, Any], *, ok: bool) -> None:
+        self._write({**line, "return": time.monotonic_ns(), "ok": ok})
+
+    def _write(self, line: dict[str, Any]) -> None:
+        self.f.write(json.dumps(line) + "\n")
         self.f.flush()
 
     def lost(self, consumer: str, partition: int) -> None:
@@ -412,7 +433,7 @@ def read_calls(folder: str | Path, partitions: int) -> Calls:
         out.lost_marks += sum(1 for line in lines if "lost" in line)
         out.violations += order_violations(path.stem, lines, partitions)
         for line in lines:
-            if "lost" in line or "hung" in line:
+            if "c" not in line:
                 continue
             seen = out.delivered.setdefault(line["c"], {})
             where = (line["k"], line["s"])
@@ -439,7 +460,7 @@ def order_violations(process: str, lines: Iterable[dict[str, Any]], partitions: 
     last: dict[tuple[str, str], tuple[int, int]] = {}  # (consumer, key) -> (epoch, seq)
     bad: list[str] = []
     for line in lines:
-        if "hung" in line:
+        if "lost" not in line and "c" not in line:
             continue
         if "lost" in line:
             c, p = line["lost"]
@@ -474,6 +495,70 @@ def judge(folder: str | Path, *, max_steps: int = 8_000_000) -> HistoryCheck:
     result = check_history(history, max_steps=max_steps)
     assert result.verdict is HistoryVerdict.LINEARIZABLE, result.report()
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class _Move:
+    process: str
+    expected: int
+    cursor: int
+    owner: str
+    invoke: int
+    returned: int | None
+    ok: bool | None
+
+
+def check_cursors(folder: str | Path, final: dict[tuple[str, int], int]) -> tuple[int, int, int]:
+    """Every partition's cursor history is one chain of compare-and-swaps from 0 to its ``final`` cursor.
+
+    A cursor is a register moved only by `Advance` (expected -> cursor). Every
+    acknowledged one must lie on the chain, once; a refused one must not; one
+    cut short (its process killed or cancelled) may or may not. Along the
+    chain each move was in flight no earlier than the one before it returned
+    (real time), and the cursor only goes up. Returns (moves on the chains,
+    pending ones among them).
+    """
+    moves: dict[tuple[str, int], list[_Move]] = {}
+    for path in sorted((Path(folder) / "calls").glob("*.jsonl")):
+        last: dict[int, dict[str, Any]] = {}
+        for t in path.read_text().splitlines():
+            if t.strip():
+                line = json.loads(t)
+                if "advances" in line:
+                    last[line["n"]] = line
+        for line in last.values():
+            for c, p, expected, cursor, owner in line["advances"]:
+                moves.setdefault((c, p), []).append(
+                    _Move(path.stem, expected, cursor, owner, line["invoke"], line["return"], line["ok"]))
+    on_chain = pending = 0
+    cut = sum(1 for ms in moves.values() for m in ms if m.ok is None)
+    for where, end in final.items():
+        chain = _chain(moves.get(where, []), 0, end)
+        assert chain is not None, f"{where}: no chain of advances from 0 to {end}: " + repr(
+            sorted((m.expected, m.cursor, m.ok, m.process) for m in moves.get(where, []))[:40])
+        on_chain += len(chain)
+        pending += sum(1 for m in chain if m.ok is None)
+    return on_chain, cut, pending
+
+
+def _chain(moves: list[_Move], at: int, end: int) -> list[_Move] | None:
+    """The moves from cursor ``at`` to ``end``, every acknowledged one used once, or None: a search that
+    backtracks only over moves cut short (an acknowledged move from the cursor reached must come next)."""
+    stack: list[tuple[int, list[_Move], list[_Move]]] = [(at, [], moves)]  # (cursor, chain so far, moves left)
+    while stack:
+        at, chain, left = stack.pop()
+        if at == end and not any(m.ok for m in left):
+            return chain
+        here = [m for m in left if m.expected == at and m.ok is not False and m.cursor > at]
+        sure = [m for m in here if m.ok]
+        if len(sure) > 1:
+            continue  # two acknowledged compare-and-swaps from one cursor: not this way
+        before = chain[-1] if chain else None
+        for m in reversed(sure or here):
+            if before is not None and m.returned is not None and m.returned < before.invoke:
+                continue  # it returned before the move it would follow was invoked
+            stack.append((m.cursor, [*chain, m], [x for x in left if x is not m]))
+    return None
 
 
 def refused_commits(folder: str | Path, process: str) -> dict[str, int]:

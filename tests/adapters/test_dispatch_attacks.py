@@ -186,6 +186,7 @@ class Outcome:
     dead: list[Any]
     linearizable: str
     dropped: int
+    chains: str = ""
 
     @property
     def audit_line(self) -> str:
@@ -245,7 +246,10 @@ async def judged_end(store: ReadStore, watched: Any, folder: Path, options: D.Op
     want = sorted((e.key, e.seq) for e in events if e.key in poisoned)
     assert sorted((d.key, d.seq) for d in dead) == want, dead
     assert all(d.consumer == D.AUDIT and d.code == "handler_error" and d.attempts == options.attempts for d in dead)
-    return Outcome(len(orders), len(events), latest, calls, dead, "", 0)
+    moves, cut, landed = D.check_cursors(folder, {(r.name, r.partition): r.cursor for r in rows})
+    chains = (f"{len(rows)} cursors, each moved by one chain of compare-and-swaps ({moves:,} advances in all; "
+              f"{cut} cut short, {landed} of them on a chain)")
+    return Outcome(len(orders), len(events), latest, calls, dead, "", 0, chains)
 
 
 def finish(locator: str, folder: Path, options: D.Options, poisoned: set[str] = frozenset()) -> Outcome:  # type: ignore[assignment]
@@ -307,7 +311,7 @@ def test_kill_9_mid_handler_and_mid_advance_loses_nothing_and_applies_once(
     store_at: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     backend = backend_of(store_at)
-    options = D.Options()
+    options = D.Options(window=16)  # passes of a few effects: many advances to be killed around
     points: list[int | None] = [None, D.IN_HANDLER, D.BEFORE_ADVANCE, D.AFTER_ADVANCE]
     where = kill_run(store_at, tmp_path, options, kills(KILLS, backend), points, random.Random(SEED))
     out = finish(store_at, tmp_path, options)
@@ -317,7 +321,24 @@ def test_kill_9_mid_handler_and_mid_advance_loses_nothing_and_applies_once(
                 f"{out.calls.processes - 1} dispatcher incarnations; {out.orders} orders, {out.audit_line}; "
                 f"{out.shop_line}; per-key order held ({out.calls.lost_marks} lost leases); cursors at "
                 f"{out.latest:,}; no dead letters")
-    say(capsys, f"{backend} dispatch kill -9: {out.linearizable}; {out.dropped} refused cursor commits left out")
+    say(capsys, f"{backend} dispatch kill -9: {out.linearizable}; {out.dropped} refused cursor commits left out; "
+                f"{out.chains}")
+
+
+def test_the_judges_catch_what_they_are_for() -> None:
+    """The order and cursor judges are not vacuous: a seq going back, two advances from one cursor, fail them."""
+    line = {"c": D.AUDIT, "k": "order-0001", "p": 0, "e": "Shipped", "t": 0}
+    seqs = [{**line, "s": s, "a": 1} for s in (3, 6, 3)]
+    assert D.order_violations("p", seqs, 1) == ["p audit order-0001: seq 3 after 6 (attempt 1)"]
+    assert D.order_violations("p", [seqs[0], seqs[1], {"lost": [D.AUDIT, 0]}, seqs[2]], 1) == []
+    assert D.order_violations("p", [seqs[0], {**seqs[0], "a": 2}], 1) == []  # a retry
+    move = D._Move("p", 0, 5, "o", 10, 20, True)
+    assert D._chain([move, replace(move, expected=5, cursor=9, invoke=30, returned=40)], 0, 9) is not None
+    assert D._chain([move, replace(move, cursor=7, invoke=30, returned=40)], 0, 7) is None  # two from cursor 0
+    assert D._chain([move, replace(move, expected=5, cursor=9, ok=False)], 0, 9) is None  # a refused one, used
+    assert D._chain([move, replace(move, expected=5, cursor=9, invoke=0, returned=5)], 0, 9) is None  # time
+    cut = replace(move, expected=5, cursor=9, returned=None, ok=None)
+    assert D._chain([move, cut], 0, 9) == [move, cut] and D._chain([move, cut], 0, 5) == [move]
 
 
 # -- 4. dead letters under kills -----------------------------------------------------------------------
@@ -339,7 +360,7 @@ def test_a_poisoned_key_is_dead_lettered_once_per_effect_under_kills(
                 f"{tries} failing calls, {len(out.dead)} dead letters (one per poisoned effect, "
                 f"{options.attempts} attempts each); the other {out.orders - len(poisoned)} orders all delivered "
                 f"({out.audit_line})")
-    say(capsys, f"{backend} dispatch poison: {out.linearizable}")
+    say(capsys, f"{backend} dispatch poison: {out.linearizable}; {out.chains}")
 
 
 # -- 3. a handler hanging past its lease -------------------------------------------------------------
@@ -416,7 +437,7 @@ def test_a_handler_hanging_past_its_lease_is_taken_over_without_a_double_apply(
                 f"transactional one (blocking), lease {options.lease} s; process 1 took over and delivered "
                 f"both hung effects; {both[D.AUDIT]} plain and {both[D.SHOP]} shop effects delivered by both; "
                 f"{out.shop_line}; process 0's late commits: {refused}; {out.audit_line}")
-    say(capsys, f"{backend} dispatch hang: {out.linearizable}")
+    say(capsys, f"{backend} dispatch hang: {out.linearizable}; {out.chains}")
 
 
 # -- 2. cancellation at every await --------------------------------------------------------------------
@@ -562,4 +583,4 @@ def test_a_dispatcher_cancelled_at_every_await_loses_nothing_and_applies_once(
                 f"calls released their leases; each followed by a fresh drain, the store idle and its lock free "
                 f"after each; {out.orders} orders, {out.audit_line}; {out.shop_line}; per-key order held")
     say(capsys, f"{kind} dispatch cancelled: {checked.summary()} ({pending} pending; "
-                f"checked in {checked.seconds:.2f} s)")
+                f"checked in {checked.seconds:.2f} s); {out.chains}")
