@@ -11,21 +11,29 @@ two consumers over the same store:
   exactly once by request id) and a transactional handler (`Shipped` -> a
   ``note-<order>`` row, exactly once by batch id), both also logging their calls.
 
-The parent arms a *point* in a process (`Slot.arm`), the process stops dead
-there, says so (`Slot.stage`) and waits for its SIGKILL: inside a handler,
-just before or just after the store commit of a cursor `Advance`, or in the
-backoff sleep between two retries. A process that loses a lease (refused, or
-an `Advance` refused) writes a ``lost`` mark into its call file, since a
-re-read from the durable cursor may then deliver again what it delivered
-before -- per-key order is judged between such marks (`order_violations`).
+The parent arms a *point* in a process (a shared ``arm`` value), the process
+stops dead there -- its event loop too --, says so (``stage``) and waits for
+its SIGKILL: inside a handler, just before or just after the store commit of a
+cursor `Advance`, or in the backoff sleep between two retries (`stop_if_armed`).
+In one process, `Watched.cut` cancels a task at its k-th store call instead,
+while the call is in flight or just after it returned.
+
+What each process leaves in ``calls/<process>.jsonl``: every handler call; a
+``lost`` mark when it loses a lease it held (refused, or an `Advance` refused),
+since a re-read from the durable cursor may then deliver again what it
+delivered before -- per-key order is judged between such marks
+(`order_violations`); and every commit that moves a cursor, at its start and
+its end, so that `check_cursors` can find each cursor's history to be one
+chain of compare-and-swaps.
 
 Every store call of the port (loads, receipts, the writes) goes through a
-`SideRecorder` into ``hist/<process>.jsonl`` for the linearizability checker;
-the read side (read, leases, cursors) has no sequential model there and is
-passed through. A commit that carries an `Advance` or `DeadLetter` besides its
-writes is recorded with its writes only -- the read-side operations ride in
-the digest -- and one such commit refused (a lost lease, a moved cursor) wrote
-nothing and is left out of the history (``hist/<process>.drops``).
+`SideRecorder` into ``hist/<process>.jsonl`` for the linearizability checker
+(`judge`); the read side (read, leases, cursors) has no sequential model
+there and is passed through. A commit that carries an `Advance` or
+`DeadLetter` besides its writes is recorded with its writes only -- the
+read-side operations ride in its digest -- and one such commit refused (a
+lost lease, a moved cursor) wrote nothing and is left out of the history
+(``hist/<process>.drops``).
 """
 
 from __future__ import annotations
