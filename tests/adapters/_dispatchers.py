@@ -19,7 +19,8 @@ In one process, `Watched.cut` cancels a task at its k-th store call instead,
 while the call is in flight or just after it returned.
 
 What each process leaves in ``calls/<process>.jsonl``: every handler call; a
-``lost`` mark when it loses a lease it held (refused, or an `Advance` refused),
+``lost`` mark when a pass over a partition it held ends without its advance
+(a lease refused or failing, an `Advance` refused or failing, a read failing),
 since a re-read from the durable cursor may then deliver again what it
 delivered before -- per-key order is judged between such marks
 (`order_violations`); and every commit that moves a cursor, at its start and
@@ -169,19 +170,22 @@ class Watched:
             stop_if_armed(self.arm, self.stage, BEFORE_ADVANCE)
         try:
             await self._counted(self.recorder.commit(ops, batch=batch, outcome=outcome))
-        except StoreError as exc:
+        except StoreError:
             if line is not None:
                 self.log.advanced(line, ok=False)
-            if isinstance(exc, (LeaseLost, Conflict)):
-                for a in advances:
-                    self._lost(a.consumer, a.partition)
+            for a in advances:  # the pass ends without its advance: the next one reads from the durable cursor
+                self._lost(a.consumer, a.partition)
             raise
         if line is not None:
             self.log.advanced(line, ok=True)
             stop_if_armed(self.arm, self.stage, AFTER_ADVANCE)
 
     async def lease(self, consumer: str, partition: int, owner: str, ttl: float) -> Any:
-        row = await self._counted(self.inner.lease(consumer, partition, owner, ttl))
+        try:
+            row = await self._counted(self.inner.lease(consumer, partition, owner, ttl))
+        except StoreError:
+            self._lost(consumer, partition)
+            raise
         if row is None:
             self._lost(consumer, partition)
         else:
@@ -189,6 +193,7 @@ class Watched:
         return row
 
     def _lost(self, consumer: str, partition: int) -> None:
+        """Mark a partition this process held as gone back to its durable cursor (and no longer held)."""
         if (consumer, partition) in self.held:
             self.held.discard((consumer, partition))
             self.log.lost(consumer, partition)
@@ -210,8 +215,13 @@ class Watched:
         if not inspect.iscoroutinefunction(found):
             return found
 
-        def counted(*args: Any, **kwargs: Any) -> Awaitable[Any]:
-            return self._counted(found(*args, **kwargs))
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await self._counted(found(*args, **kwargs))
+            except StoreError:  # a read failed: the passes it served end, and start again from their cursors
+                for consumer, partition in sorted(self.held):
+                    self._lost(consumer, partition)
+                raise
 
         return counted
 

@@ -583,3 +583,65 @@ def test_a_dispatcher_cancelled_at_every_await_loses_nothing_and_applies_once(
                 f"after each; {out.orders} orders, {out.audit_line}; {out.shop_line}; per-key order held")
     say(capsys, f"{kind} dispatch cancelled: {checked.summary()} ({pending} pending; "
                 f"checked in {checked.seconds:.2f} s); {out.chains}")
+
+
+# -- 6. a store locked past its busy timeout ------------------------------------------------------------
+
+
+BURSTS = 8
+BURST = 0.25  # seconds another connection holds the write lock; the dispatcher's store waits 0.05 s at most
+
+
+@pytest.mark.slow
+def test_a_store_locked_past_its_busy_timeout_does_not_stop_run(
+    store_at: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another connection holds the write lock longer than the dispatcher's busy timeout, again and again.
+
+    `Busy` is the store saying "not now": run() must go on (nothing advanced,
+    the effects come again), and every effect be handled in the end.
+    """
+    backend = backend_of(store_at)
+    options = D.Options(max_partitions=None, attempts=20, backoff=0.05)
+
+    async def main() -> Outcome:
+        inner = await B.open_store(store_at, shop_catalog(), busy_timeout=0.05)
+        feeder = await B.open_store(store_at, shop_catalog(), busy_timeout=10.0)
+        holder = await B.Holder.connect(store_at)
+        try:
+            with ExitStack() as files:
+                writer, _ = D.watch(feeder, tmp_path, "writer", files)
+                driver = Driver(writer)
+                watched, log = D.watch(inner, tmp_path, "d", files)
+                ds = D.wire(watched, D.Handlers(log, options), options, owner="d")
+                running = asyncio.ensure_future(asyncio.gather(*(d.run() for d in ds), return_exceptions=True))
+                for n in range(BURSTS):
+                    await D.place(driver, n)
+                    await asyncio.sleep(0.01)
+                    while not await holder.hold(wait=False):  # SQLite: not while the dispatcher writes
+                        await asyncio.sleep(0.002)
+                    await asyncio.sleep(BURST)
+                    await holder.release()
+                deadline = time.monotonic() + 60
+                while not running.done() and time.monotonic() < deadline:
+                    latest = await inner.latest_cursor()
+                    if all(r.cursor == latest for r in await inner.consumers()):
+                        break
+                    await asyncio.sleep(0.05)
+                for d in ds:
+                    d.stop()
+                results = await asyncio.wait_for(running, 30)
+                failed = [r for r in results if isinstance(r, BaseException)]
+                assert not failed, f"run() stopped: {failed[0]!r}"
+                final, _ = D.watch(inner, tmp_path, "final", files)
+                return await judged_end(inner, final, tmp_path, options)
+        finally:
+            await holder.close()
+            await feeder.close()
+            await inner.close()
+
+    out = asyncio.run(main())
+    checked = D.judge(tmp_path)
+    say(capsys, f"{backend} dispatch busy: the write lock held {BURSTS} times {BURST} s by another connection, "
+                f"busy timeout 0.05 s; run() went on; {out.orders} orders, {out.audit_line}; {out.shop_line}; "
+                f"{checked.summary()}; {out.chains}")
