@@ -93,6 +93,7 @@ from statewright.adapters.runtime.serialize import untagged
 from statewright.adapters.runtime.store import (
     AlreadyApplied,
     Append,
+    Busy,
     AppendTerminal,
     Cas,
     Conflict,
@@ -350,8 +351,11 @@ class Dispatcher:
                 self._held.discard(partition)
             else:
                 rows[partition] = _Partition(row, renew_at=taken + self.lease / 2)
-        counts = await asyncio.gather(*(self._serve(part) for part in rows.values()))
-        return sum(counts)
+        counts = await asyncio.gather(*(self._serve(part) for part in rows.values()), return_exceptions=True)
+        for count in counts:  # raised once every partition's pass has ended: none goes on behind the caller
+            if isinstance(count, BaseException):
+                raise count
+        return sum(c for c in counts if isinstance(c, int))
 
     async def _serve(self, part: _Partition) -> int:
         """One pass over a partition whose lease this process holds; effects handled (0 if the lease is lost)."""
@@ -373,7 +377,10 @@ class Dispatcher:
         seen = await self.store.latest_cursor()
         try:
             while not self._stop_asked:
-                handled = await self.run_once()
+                try:
+                    handled = await self.run_once()
+                except Busy:
+                    handled = 0  # locked past the busy timeout: nothing advanced, so look again after the wait
                 if self._stop_asked:
                     break
                 if handled:
