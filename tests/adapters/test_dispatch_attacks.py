@@ -605,7 +605,7 @@ def test_a_store_locked_past_its_busy_timeout_does_not_stop_run(
     options = D.Options(max_partitions=None, attempts=20, backoff=0.05)
 
     async def main() -> Outcome:
-        inner = await B.open_store(store_at, shop_catalog(), busy_timeout=0.05)
+        inner: Any = await B.open_store(store_at, shop_catalog(), busy_timeout=0.05)  # a ReadStore too
         feeder = await B.open_store(store_at, shop_catalog(), busy_timeout=10.0)
         holder = await B.Holder.connect(store_at)
         try:
