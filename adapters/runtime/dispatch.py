@@ -95,6 +95,7 @@ from statewright.adapters.runtime.serialize import untagged
 from statewright.adapters.runtime.store import (
     AlreadyApplied,
     Append,
+    Busy,
     AppendTerminal,
     Cas,
     Conflict,
@@ -218,6 +219,7 @@ class _Partition:
     """One leased partition during a pass: the cursor read, and the first position not yet done."""
 
     row: Consumer
+    renew_at: float = 0.0  # by the loop's clock: half the lease after it was taken
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
     horizon: int = 0  # how far this pass has seen (`readside.horizon`): the cursor may move up to here
     pending: list[int] = dataclasses.field(default_factory=list)  # effect positions not yet done, ascending
@@ -340,25 +342,30 @@ class Dispatcher:
         await self._register_consumer()
         if self._stop_asked:
             return 0
-        rows: dict[int, Consumer] = {}
+        rows: dict[int, _Partition] = {}
+        clock = asyncio.get_running_loop().time
         for partition in [*sorted(self._held), *(p for p in range(self.partitions) if p not in self._held)]:
             if len(rows) >= self.max_partitions:
                 break
+            taken = clock()
+            self._held.add(partition)  # before the call: `_release` lets go of a lease taken by a cancelled one
             row = await self.store.lease(self.consumer, partition, self.owner, self.lease)
             if row is None:
                 self._held.discard(partition)
             else:
-                rows[partition] = row
-                self._held.add(partition)
-        counts = await asyncio.gather(*(self._serve(row) for row in rows.values()))
-        return sum(counts)
+                rows[partition] = _Partition(row, renew_at=taken + self.lease / 2)
+        counts = await asyncio.gather(*(self._serve(part) for part in rows.values()), return_exceptions=True)
+        for count in counts:  # raised once every partition's pass has ended: none goes on behind the caller
+            if isinstance(count, BaseException):
+                raise count
+        return sum(c for c in counts if isinstance(c, int))
 
-    async def _serve(self, row: Consumer) -> int:
+    async def _serve(self, part: _Partition) -> int:
         """One pass over a partition whose lease this process holds; effects handled (0 if the lease is lost)."""
         try:
-            return await self._pass(_Partition(row))
+            return await self._pass(part)
         except (LeaseLost, _Lost):
-            self._held.discard(row.partition)
+            self._held.discard(part.row.partition)
             return 0
 
     async def run(self) -> None:
@@ -373,7 +380,10 @@ class Dispatcher:
         seen = await self.store.latest_cursor()
         try:
             while not self._stop_asked:
-                handled = await self.run_once()
+                try:
+                    handled = await self.run_once()
+                except Busy:
+                    handled = 0  # locked past the busy timeout: nothing advanced, so look again after the wait
                 if self._stop_asked:
                     break
                 if handled:
@@ -453,6 +463,7 @@ class Dispatcher:
             return
         attempt = 1
         while True:
+            await self._hold(part)
             delivery = Delivery(self.consumer, event.key, event.seq, event.position, index, attempt)
             try:
                 if registered.route:
@@ -520,6 +531,26 @@ class Dispatcher:
             raise
         if advanced is not None:
             part.row = dataclasses.replace(part.row, cursor=advanced)
+
+    async def _hold(self, part: _Partition) -> None:
+        """Renew the lease once half of it is spent, before a handler is called; `_Lost` if it is gone.
+
+        A pass can outlast its lease (a slow or hanging handler, a process that
+        stood still): another process then takes the partition over, and this
+        one must call no more handlers for it -- its cursor is no longer this
+        process's to move. Renewed under the partition's lock, so no advance of
+        this process is in flight: a cursor other than the one this process
+        last wrote means another process moved it.
+        """
+        clock = asyncio.get_running_loop().time
+        if clock() < part.renew_at:
+            return
+        async with part.lock:
+            taken = clock()
+            row = await self.store.lease(self.consumer, part.row.partition, self.owner, self.lease)
+            if row is None or row.cursor != part.row.cursor:
+                raise _Lost(f"{self.consumer}[{part.row.partition}]: the lease ran out and was taken over")
+            part.renew_at = taken + self.lease / 2
 
     def _advance_op(self, part: _Partition, position: int) -> Advance:
         return Advance(self.consumer, part.row.partition, part.row.cursor, position, self.owner)
