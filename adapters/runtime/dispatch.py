@@ -220,6 +220,7 @@ class _Partition:
 
     row: Consumer
     renew_at: float = 0.0  # by the loop's clock: half the lease after it was taken
+    advanced_at: float = 0.0  # by the loop's clock: when this process last moved the cursor
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
     horizon: int = 0  # how far this pass has seen (`readside.horizon`): the cursor may move up to here
     pending: list[int] = dataclasses.field(default_factory=list)  # effect positions not yet done, ascending
@@ -277,6 +278,8 @@ class Dispatcher:
         self._stopping: asyncio.Event | None = None
         self._stop_asked = False
         self._held: set[int] = set()
+        self._kept: dict[int, _Partition] = {}  # each held partition as its last pass left it
+        self._full = False  # some pass read a whole window: there may be more already
 
     # -- registration ---------------------------------------------------------------------
 
@@ -344,16 +347,24 @@ class Dispatcher:
             return 0
         rows: dict[int, _Partition] = {}
         clock = asyncio.get_running_loop().time
+        self._full = False
         for partition in [*sorted(self._held), *(p for p in range(self.partitions) if p not in self._held)]:
             if len(rows) >= self.max_partitions:
                 break
+            kept = self._kept.get(partition)
+            if kept is not None and partition in self._held and clock() < kept.renew_at:
+                # under half the lease spent: no renewal, and the cursor is the one this process last wrote
+                rows[partition] = _Partition(kept.row, renew_at=kept.renew_at, advanced_at=kept.advanced_at)
+                continue
             taken = clock()
             self._held.add(partition)  # before the call: `_release` lets go of a lease taken by a cancelled one
             row = await self.store.lease(self.consumer, partition, self.owner, self.lease)
             if row is None:
                 self._held.discard(partition)
+                self._kept.pop(partition, None)
             else:
-                rows[partition] = _Partition(row, renew_at=taken + self.lease / 2)
+                rows[partition] = _Partition(row, renew_at=taken + self.lease / 2,
+                                             advanced_at=taken if kept is None else kept.advanced_at)
         counts = await asyncio.gather(*(self._serve(part) for part in rows.values()), return_exceptions=True)
         for count in counts:  # raised once every partition's pass has ended: none goes on behind the caller
             if isinstance(count, BaseException):
@@ -362,11 +373,18 @@ class Dispatcher:
 
     async def _serve(self, part: _Partition) -> int:
         """One pass over a partition whose lease this process holds; effects handled (0 if the lease is lost)."""
+        partition = part.row.partition
         try:
-            return await self._pass(part)
+            handled = await self._pass(part)
         except (LeaseLost, _Lost):
-            self._held.discard(part.row.partition)
+            self._held.discard(partition)
+            self._kept.pop(partition, None)
             return 0
+        except BaseException:
+            self._kept.pop(partition, None)  # the cursor is not known for sure now: read it with the next lease
+            raise
+        self._kept[partition] = part
+        return handled
 
     async def run(self) -> None:
         """Deliver forever: pass over the partitions, then wait for the next commit (or ``poll`` seconds).
@@ -386,8 +404,8 @@ class Dispatcher:
                     handled = 0  # locked past the busy timeout: nothing advanced, so look again after the wait
                 if self._stop_asked:
                     break
-                if handled:
-                    continue  # there may be more than a window's worth
+                if self._full:
+                    continue  # a pass read a whole window: there is more already
                 waiter = asyncio.ensure_future(self.store.wait(seen, self.poll))
                 stopper = asyncio.ensure_future(self._stopping.wait())
                 try:
@@ -415,6 +433,7 @@ class Dispatcher:
             except StoreError:
                 pass  # it expires by itself
         self._held.clear()
+        self._kept.clear()
 
     async def _register_consumer(self) -> None:
         if not self._registered:
@@ -429,6 +448,7 @@ class Dispatcher:
         latest = await self.store.latest_cursor()
         events = await self.store.read(row.cursor, limit=self.window, partition=(row.partition, self.partitions))
         seen = part.horizon = horizon(row.cursor, latest, events, self.window)
+        self._full = self._full or len(events) >= self.window
         effects = [e for e in events if e.kind == EFFECT]
         part.pending = [e.position for e in effects]
         lanes: dict[str, list[Event]] = {}
@@ -440,8 +460,10 @@ class Dispatcher:
         for outcome in results:
             if isinstance(outcome, BaseException):
                 raise outcome  # a lost lease, or the store failing: the cursor stays where it is
-        if seen > part.row.cursor:
-            await self._advance(part, seen)
+        now = asyncio.get_running_loop().time()
+        lag = seen - part.row.cursor
+        if lag > 0 and (events or lag >= self.window or now >= part.advanced_at + self.lease / 2):
+            await self._advance(part, seen)  # a partition with nothing of its own catches up now and then
         return part.done
 
     async def _lane(self, part: _Partition, lane: list[Event], indexes: Mapping[int, int]) -> None:
@@ -531,6 +553,7 @@ class Dispatcher:
             raise
         if advanced is not None:
             part.row = dataclasses.replace(part.row, cursor=advanced)
+            part.advanced_at = asyncio.get_running_loop().time()
 
     async def _hold(self, part: _Partition) -> None:
         """Renew the lease once half of it is spent, before a handler is called; `_Lost` if it is gone.
@@ -564,6 +587,7 @@ class Dispatcher:
             except Conflict:
                 raise _Lost(f"{self.consumer}[{part.row.partition}]: the cursor moved under this process") from None
             part.row = dataclasses.replace(part.row, cursor=horizon)
+            part.advanced_at = asyncio.get_running_loop().time()
 
     async def _row(self, part: _Partition) -> Consumer:
         for row in await self.store.consumers():

@@ -172,7 +172,7 @@ class World:
     def dispatcher(self, p: int) -> Dispatcher:
         d = self.processes[p]
         if d is None:  # a fresh process (after a crash): nothing in memory
-            d = self.processes[p] = self.make(Fused(self.store, lambda: self.fuse), CONSUMER,  # type: ignore[arg-type]
+            d = self.processes[p] = self.make(Fused(self.store, lambda: self.fuse), CONSUMER,
                                               owner=OWNERS[p], lease=LEASE, retry=Retry(attempts=2),
                                               sleep=_no_sleep)
             d.handle(Emitted, self.handler)
