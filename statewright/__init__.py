@@ -31,7 +31,9 @@ way. The shell's entry points are here too, imported on first use so that
 ``import statewright`` stays light: `suite`, `run_suite` and `replay`
 (hypothesis suites from a spec), `Driver`, `Catalog`, `MemoryStore`,
 `SqliteStore` and `PostgresStore` (running machines against a store; the
-last needs the ``postgres`` extra, asyncpg), `from_transitions` and
+last needs the ``postgres`` extra, asyncpg), `Dispatcher`, `Delivery` and
+`Retry` (carrying committed effects out), `SyncDriver` and `SyncDispatcher`
+(the same without async code), `from_transitions` and
 `to_transitions` (the pytransitions bridge) and `cli` (the ``statewright``
 command as a function returning its exit code). Every type those functions
 return is here as well, and ``dir(statewright)`` lists them all.
@@ -101,6 +103,8 @@ if TYPE_CHECKING:
         from_transitions,
         to_transitions,
     )
+    from statewright.adapters.runtime.blocking import SyncDispatcher, SyncDriver
+    from statewright.adapters.runtime.dispatch import Delivery, Dispatcher, Retry
     from statewright.adapters.runtime.driver import (
         Acted,
         ActedAccepted,
@@ -150,6 +154,8 @@ __all__ = [
     "Coverage",
     "DefinitionError",
     "Driver",
+    "Delivery",
+    "Dispatcher",
     "Emitted",
     "Fair",
     "Fairness",
@@ -170,6 +176,7 @@ __all__ = [
     "Rejected",
     "Replayed",
     "Report",
+    "Retry",
     "Route",
     "Simulation",
     "Snapshot",
@@ -180,6 +187,8 @@ __all__ = [
     "Status",
     "StopReason",
     "StoreError",
+    "SyncDispatcher",
+    "SyncDriver",
     "System",
     "SystemGuard",
     "SystemState",
@@ -228,6 +237,11 @@ _LAZY = {
     "MemoryStore": ("statewright.adapters.runtime.memory", "MemoryStore"),
     "SqliteStore": ("statewright.adapters.runtime.sqlite", "SqliteStore"),
     "PostgresStore": ("statewright.adapters.runtime.postgres", "PostgresStore"),
+    "Dispatcher": ("statewright.adapters.runtime.dispatch", "Dispatcher"),
+    "Delivery": ("statewright.adapters.runtime.dispatch", "Delivery"),
+    "Retry": ("statewright.adapters.runtime.dispatch", "Retry"),
+    "SyncDriver": ("statewright.adapters.runtime.blocking", "SyncDriver"),
+    "SyncDispatcher": ("statewright.adapters.runtime.blocking", "SyncDispatcher"),
     "from_transitions": ("statewright.adapters.interop.transitions_bridge", "from_transitions"),
     "to_transitions": ("statewright.adapters.interop.transitions_bridge", "to_transitions"),
     "Bridged": ("statewright.adapters.interop.transitions_bridge", "Bridged"),

@@ -190,9 +190,11 @@ async def _fill(where: str, key: str, events: int) -> None:
 
         conn = await asyncpg.connect(where)
         try:
-            await conn.execute(
-                "INSERT INTO statewright.events (key, seq, kind, data) "
-                "SELECT $1, g, 'input', $2 FROM generate_series(2, $3::bigint) AS g", key, data, events)
+            await conn.execute(  # numbered after the positions taken so far, which then move past them
+                "INSERT INTO statewright.events (key, seq, kind, data, position, at, bucket) "
+                "SELECT $1, g, 'input', $2, (SELECT last FROM statewright.positions) + g, 0, 0 "
+                "FROM generate_series(2, $3::bigint) AS g", key, data, events)
+            await conn.execute("UPDATE statewright.positions SET last = last + $1::bigint", events)
             await conn.execute("ANALYZE statewright.events")
         finally:
             await conn.close()
