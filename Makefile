@@ -37,11 +37,12 @@ test: $(TEST_STAMP)
 	$(KEEP_BYTECODE) $(BIN)/python -m pytest
 	$(BIN)/python -m mypy
 
-# Not mypy (that is the gate's job); the quick hypothesis profile (tests/conftest.py). bash's `time`
+# Not mypy (that is the gate's job); the quick hypothesis profile (tests/conftest.py), on every core (pytest-xdist:
+# the suite waits on disks, sockets and sleeps as much as it computes, so two cores nearly halve it). bash's `time`
 # prints the wall time, also after a failure or Ctrl-C, and passes pytest's exit status on.
 quick: $(TEST_STAMP)
 	@$(KEEP_BYTECODE) HYPOTHESIS_PROFILE=quick bash -c 'TIMEFORMAT="quick loop: %1R s (limit $(QUICK_LIMIT) s)"; \
-	time "$$@"' quick $(BIN)/python -m pytest -q -m "not slow" --durations=5 $(ARGS)
+	time "$$@"' quick $(BIN)/python -m pytest -q -m "not slow" -n auto --durations=5 $(ARGS)
 
 bench: $(TEST_STAMP)
 	$(BIN)/python tests/benchmarks/bench_checker.py

@@ -38,3 +38,15 @@ def postgres_dsn(postgres_server: _postgres.Server) -> Iterator[str]:
     dsn = postgres_server.database()
     yield dsn
     postgres_server.drop(dsn)
+
+
+QUICK_ON_SQLITE = {"test_dispatch.py", "test_read_side.py", "test_blocking.py"}
+"""Suites run on every backend whose PostgreSQL runs join the slow set: `make quick` checks them on memory
+and SQLite (under a minute on every save), `make test` on PostgreSQL too."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.path.name in QUICK_ON_SQLITE and "postgres" in params.values():
+            item.add_marker(pytest.mark.slow)
