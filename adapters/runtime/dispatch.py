@@ -230,6 +230,14 @@ class _Partition:
 class Dispatcher:
     """Delivers a consumer's committed effects to handlers and routes; see the module doc.
 
+    ``consumer`` names the durable cursor(s) this dispatcher advances: two
+    dispatchers with the same name share one stream of effects, with different
+    names each sees every effect. ``driver`` feeds routed inputs (`route`).
+    ``partitions`` spreads keys over that many cursors (fixed once the consumer
+    is registered); ``start`` is where a new consumer begins: ``"earliest"``
+    (every effect still stored) or ``"latest"`` (only effects committed from now
+    on). ``retry`` says how often a failing handler is tried before its effect is
+    dead-lettered, ``sleep`` waits between tries (injected in tests).
     ``owner`` names this process in leases (default: host-pid-random);
     ``lease`` is how long a lease lasts without renewal, so how soon another
     process takes over from a dead one; ``window`` is how many events one pass
@@ -261,6 +269,12 @@ class Dispatcher:
             raise ValueError(f"window must be at least 1, got {window}")
         if lease <= 0:
             raise ValueError(f"lease must be positive, got {lease}")
+        if max_partitions is not None and not 1 <= max_partitions <= partitions:
+            raise ValueError(f"max_partitions must be between 1 and partitions ({partitions}), got {max_partitions}")
+        if poll <= 0:
+            raise ValueError(f"poll must be positive, got {poll}")
+        if start not in ("earliest", "latest"):
+            raise ValueError(f"start must be 'earliest' or 'latest', got {start!r}")
         self.store = store
         self.consumer = consumer
         self.driver = driver

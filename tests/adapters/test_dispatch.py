@@ -383,7 +383,8 @@ def test_registration_errors_are_clear() -> None:
     with pytest.raises(ValueError, match="on_reject"):
         Dispatcher(MemoryStore(shop_catalog()), "c", driver=Driver(MemoryStore(shop_catalog()))).route(
             Captured, lambda e, w: None, on_reject="drop")  # type: ignore[arg-type]
-    for bad in ({"partitions": 0}, {"window": 0}, {"lease": 0}):
+    for bad in ({"partitions": 0}, {"window": 0}, {"lease": 0}, {"max_partitions": 2}, {"max_partitions": 0},
+                {"poll": 0}, {"start": "middle"}):
         with pytest.raises(ValueError):
             Dispatcher(MemoryStore(shop_catalog()), "c", **bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="attempts"):
