@@ -174,8 +174,11 @@ class Watched:
             if line is not None:
                 self.log.advanced(line, ok=False)
             for a in advances:  # the pass ends without its advance: the next one reads from the durable cursor
+                self.held.add((a.consumer, a.partition))  # (a pass may run on a lease kept from an earlier one)
                 self._lost(a.consumer, a.partition)
             raise
+        for a in advances:  # whoever moves a cursor works on that partition, whether or not it leased it just now
+            self.held.add((a.consumer, a.partition))
         if line is not None:
             self.log.advanced(line, ok=True)
             stop_if_armed(self.arm, self.stage, AFTER_ADVANCE)

@@ -40,7 +40,10 @@ coffee_can: OK -- 5,150 distinct states, 14,852 generated, depth 1
 crdt: OK -- 200 distinct states, 1,200 generated (80 pruned by the constraints), depth 10
 ewd840: OK -- 1,566 distinct states, 13,938 generated, depth 12
 lamport_mutex: OK -- 10,209 distinct states, 41,532 generated (10,042 pruned by the constraints), depth 31
-19 specs: 16 ok, 3 violated as expected, 0 failed
+order_payment: OK -- 6 distinct states, 5 generated, depth 4
+order_payment_async: OK -- 15 distinct states, 16 generated, depth 7
+dispatch: OK -- 8,730 distinct states, 47,602 generated, depth 17
+22 specs: 18 ok, 4 violated as expected, 0 failed
 """
 
 
