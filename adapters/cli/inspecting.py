@@ -91,6 +91,7 @@ READ_SIDE = {  # schema 4's read side; a file of an older schema has none of it,
                     "FROM dead_letters ORDER BY position, consumer LIMIT ?",
 }
 DEAD_SHOWN = 1000  # dead letters listed, oldest first; a line says how many more there are
+_NAMED = 20  # instances an unknown --key's error names; the rest are counted
 
 
 class UnknownMachine(Corrupt):
@@ -546,8 +547,9 @@ def _inspect(reader: _Reader | _PostgresReader, args: argparse.Namespace, machin
     rowids = {key: rowid for rowid, key in keys if isinstance(key, str)}
     for key in args.key:
         if key not in rowids:
-            known = ", ".join(_shown(k) for _, k in keys) or "none"
-            raise UsageError(f"no instance {key!r} in {reader.db} (instances: {known})")
+            names = [_shown(k) for _, k in keys]
+            known = ", ".join(names[:_NAMED]) + (f" and {len(names) - _NAMED:,} more" if len(names) > _NAMED else "")
+            raise UsageError(f"no instance {key!r} in {reader.db} (instances: {known or 'none'})")
     for rowid, key in [(rowids[k], k) for k in args.key] or keys:
         inspection.instance(rowid, key)
     if not args.key:

@@ -236,6 +236,41 @@ class SyncDriver:
         """Every key the store holds, sorted."""
         return self.call(self.store.keys(), timeout=timeout)
 
+    # -- the read side ----------------------------------------------------------------
+
+    @property
+    def read_store(self) -> ReadStore:
+        """The store as a `readside.ReadStore` (every bundled store is one); `TypeError` for a store that is not."""
+        store = self.store
+        if not isinstance(store, ReadStore):
+            raise TypeError(f"{type(store).__name__} has no read side (it is not a ReadStore)")
+        return store
+
+    def consumers(self, *, timeout: float | None = None) -> list[Consumer]:
+        """Every registered consumer's partitions: cursor, lease owner and expiry."""
+        return self.call(self.read_store.consumers(), timeout=timeout)
+
+    def dead_letters(self, consumer: str | None = None, *, limit: int = 1000,
+                     timeout: float | None = None) -> list[DeadLettered]:
+        """Dead letters (of ``consumer``, or of all), oldest position first."""
+        return self.call(self.read_store.dead_letters(consumer, limit=limit), timeout=timeout)
+
+    def latest_cursor(self, *, timeout: float | None = None) -> int:
+        """The last position committed (`readside.ReadStore.latest_cursor`)."""
+        return self.call(self.read_store.latest_cursor(), timeout=timeout)
+
+    def prune(self, older_than: float, *, timeout: float | None = None) -> int:
+        """`readside.ReadStore.prune`: events appended before ``older_than`` that every consumer passed."""
+        return self.call(self.read_store.prune(older_than), timeout=timeout)
+
+    def clear(self, *, timeout: float | None = None) -> int:
+        """`readside.ReadStore.clear`: everything but the consumers; `Unacknowledged` while one lags."""
+        return self.call(self.read_store.clear(), timeout=timeout)
+
+    def unregister(self, consumer: str, *, force: bool = False, timeout: float | None = None) -> None:
+        """`readside.ReadStore.unregister`: forget ``consumer``; `Unacknowledged` if it lags, unless ``force``."""
+        self.call(self.read_store.unregister(consumer, force=force), timeout=timeout)
+
     def call(self, coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
         """Run any coroutine in the portal (e.g. one of the store's), with this driver's default ``timeout``."""
         return self.portal.call(coro, timeout=self.timeout if timeout is None else timeout)
@@ -305,6 +340,7 @@ class SyncDispatcher:
                                      owner=owner, lease=lease, window=window, max_partitions=max_partitions,
                                      retry=retry, poll=poll)
         self._running: concurrent.futures.Future[None] | None = None
+        driver._dispatchers.append(self)  # stopped (its leases released) before the store closes
 
     @property
     def consumer(self) -> str:
@@ -331,7 +367,6 @@ class SyncDispatcher:
         if self._running is not None:
             raise RuntimeError(f"{self.consumer}: this dispatcher was started already; make a new one to run again")
         self._running = self.portal.spawn(self.dispatcher.run())
-        self.sync_driver._dispatchers.append(self)
 
     @property
     def running(self) -> bool:
@@ -342,13 +377,17 @@ class SyncDispatcher:
         """Stop gracefully: the handlers in flight finish, the cursors advance, the leases are released.
 
         Returns once the run has returned; re-raises the error it failed with,
-        if it failed. A no-op when it was never started or has stopped.
+        if it failed. Never started (a script calling `run_once`): releases the
+        leases its passes took, so the next run of the script need not wait
+        for them to run out. The `SyncDriver`'s `close` stops it too.
         """
         running = self._running
-        if running is None:
-            return
         if self in self.sync_driver._dispatchers:
             self.sync_driver._dispatchers.remove(self)
+        if running is None:
+            if self.portal.is_open:
+                self.portal.call(self.dispatcher.release(), timeout=self.timeout if timeout is None else timeout)
+            return
         if not running.done():
             self.portal.call(self._stopped(running), timeout=self.timeout if timeout is None else timeout)
         if not running.cancelled():
@@ -364,6 +403,14 @@ class SyncDispatcher:
         """This consumer's partitions: cursor, lease owner and expiry (the store's `consumers`, filtered)."""
         rows = self.portal.call(self.dispatcher.store.consumers(), timeout=self.timeout if timeout is None else timeout)
         return [row for row in rows if row.name == self.consumer]
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
 
     async def _stopped(self, running: concurrent.futures.Future[None]) -> None:
         self.dispatcher.stop()  # in the loop: it sets the run's asyncio.Event

@@ -71,6 +71,7 @@ import asyncio
 import dataclasses
 import hashlib
 import inspect
+import logging
 import os
 import re
 import secrets
@@ -106,6 +107,7 @@ from statewright.adapters.runtime.store import (
 from statewright.kernel.system import System
 
 __all__ = [
+    "BadHandler",
     "Delivery",
     "Dispatcher",
     "HandlerFailed",
@@ -113,6 +115,9 @@ __all__ = [
     "dispatch_batch",
     "route_request",
 ]
+
+log = logging.getLogger("statewright.dispatch")
+"""Retries (warning), dead letters (error) and idle passes (debug) are logged here."""
 
 E = TypeVar("E")
 Sleep = Callable[[float], Awaitable[Any]]
@@ -181,6 +186,12 @@ class HandlerFailed(Exception):
     code = "handler_error"
 
 
+class BadHandler(TypeError):
+    """A handler or route returned something it may not: a programming error, dead-lettered without retries."""
+
+    code = "bad_handler"
+
+
 def dispatch_batch(consumer: str, key: str, seq: int) -> str:
     """The batch id a transactional handler's operations commit under: the same in every process.
 
@@ -224,7 +235,7 @@ class _Partition:
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
     horizon: int = 0  # how far this pass has seen (`readside.horizon`): the cursor may move up to here
     pending: list[int] = dataclasses.field(default_factory=list)  # effect positions not yet done, ascending
-    done: int = 0  # effects handled or dead-lettered in this pass
+    done: int = 0  # effects of a registered type handled or dead-lettered in this pass
 
 
 class Dispatcher:
@@ -339,6 +350,10 @@ class Dispatcher:
             self.route(r.effect, to, on_reject=on_reject)
 
     def _register(self, effect: type[Any], call: Callable[..., Any], *, route: bool, on_reject: OnReject) -> None:
+        if self._registered:
+            raise RuntimeError(f"{self.consumer}: register every handler and route before the first pass; effects "
+                               f"of a type with no handler are passed over for good, so a late {effect!r} would "
+                               f"miss the ones already passed")
         if not isinstance(effect, type):
             raise TypeError(f"{self.consumer}: register an effect class, got {effect!r}")
         name = effect.__name__
@@ -379,6 +394,9 @@ class Dispatcher:
             else:
                 rows[partition] = _Partition(row, renew_at=taken + self.lease / 2,
                                              advanced_at=taken if kept is None else kept.advanced_at)
+        if not rows:
+            log.debug("%s: no partition to work on (each is leased by another process, or %s already)",
+                      self.consumer, self.owner)
         counts = await asyncio.gather(*(self._serve(part) for part in rows.values()), return_exceptions=True)
         for count in counts:  # raised once every partition's pass has ended: none goes on behind the caller
             if isinstance(count, BaseException):
@@ -440,6 +458,23 @@ class Dispatcher:
         if self._stopping is not None:
             self._stopping.set()
 
+    async def release(self) -> None:
+        """Give up every lease this process holds, so another process (or the next run of a script) need not wait.
+
+        `run` does it when it returns; a script that calls `run_once` should do it
+        before it exits (or use the dispatcher as an ``async with`` block), or the
+        next run finds the partitions leased until the lease runs out (``lease``
+        seconds) and handles nothing meanwhile.
+        """
+        await self._release()
+
+    async def __aenter__(self) -> Dispatcher:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop()
+        await self._release()
+
     async def _release(self) -> None:
         for partition in sorted(self._held):
             try:
@@ -489,8 +524,8 @@ class Dispatcher:
         """Hand one effect to its handler or route, with retries; dead-letter it when they run out."""
         data = event.data if isinstance(event.data, Mapping) else {}
         registered = self._by_name.get(str(data.get("type", "")))
-        if registered is None:
-            await self._finish(part, event, [])
+        if registered is None:  # not this consumer's business: passed over, not counted
+            await self._finish(part, event, [], counted=False)
             return
         try:
             effect = _decode(registered, data)
@@ -520,25 +555,35 @@ class Dispatcher:
                 return
             except Exception as exc:  # noqa: BLE001 -- a handler's failure is data: retried, then dead-lettered
                 failure = _failure(exc, registered.call, registered.kind.__name__, event)
-                if attempt >= self.retry.attempts:
+                if attempt >= self.retry.attempts or isinstance(exc, BadHandler):
+                    log.error("%s: dead-lettered %r#%d after %d attempt(s): %s", self.consumer, event.key,
+                              event.seq, attempt, failure.error)
                     await self._dead(part, event, failure, attempt)
                     return
+                log.warning("%s: attempt %d of %d failed, retrying in %.2f s: %s", self.consumer, attempt,
+                            self.retry.attempts, self.retry.delay(attempt), failure.error)
                 await self._sleep(self.retry.delay(attempt))
                 attempt += 1
 
     async def _routed(self, registered: _Registered[Any], effect: Any, d: Delivery) -> _Failure | None:
         """Feed each target its input through the driver, by request id; a failure to dead-letter, or None."""
         assert self.driver is not None  # route() refuses to register without one
-        targets = await _called(registered.call, effect, d)
-        pairs: list[Target] = [] if targets is None else [targets] if isinstance(targets, tuple) else list(targets)
+        pairs = _targets(await _called(registered.call, effect, d), registered.call)
         problems: list[str] = []
         for j, (key, value) in enumerate(pairs):
             fed = await self.driver.feed(key, value, request=route_request(self.consumer, d.key, d.seq, j))
-            if isinstance(fed, FedRejected) and registered.on_reject == "dead_letter":
+            if not isinstance(fed, FedRejected):
+                continue
+            declared = self.driver.catalog.machine(fed.record.machine).input_types
+            if type(value) not in declared:  # not a refusal by the target: a route wired to the wrong machine
+                raise BadHandler(f"{_where(registered.call)} routed {type(value).__name__} to {key!r}, a "
+                                 f"{fed.record.machine} whose inputs are {', '.join(t.__name__ for t in declared)}")
+            if registered.on_reject == "dead_letter":
                 problems.append(f"{key}: {fed.rejection.message}")
         return _Failure("rejected", "; ".join(problems)) if problems else None
 
-    async def _finish(self, part: _Partition, event: Event, ops: list[Op], *, batch: str | None = None) -> None:
+    async def _finish(self, part: _Partition, event: Event, ops: list[Op], *, batch: str | None = None,
+                      counted: bool = True) -> None:
         """Mark ``event`` done: commit the handler's ``ops`` (and the cursor, when it is next in line)."""
         async with part.lock:
             first = bool(part.pending) and part.pending[0] == event.position
@@ -548,7 +593,7 @@ class Dispatcher:
             elif ops:
                 await self._commit(part, ops, batch, None)
             part.pending.remove(event.position)
-            part.done += 1
+            part.done += counted
 
     async def _dead(self, part: _Partition, event: Event, failure: _Failure, attempts: int) -> None:
         op = DeadLetter(self.consumer, part.row.partition, event.position, event.key, event.seq, event.kind,
@@ -647,8 +692,28 @@ def _operations(out: Any, call: Callable[..., Any]) -> list[Op] | None:
         return None
     if isinstance(out, (list, tuple)) and all(isinstance(op, OPS) for op in out):
         return list(out)
-    raise TypeError(f"{_where(call)} returned {type(out).__name__}; a handler returns None or a list of "
-                    f"store operations ({', '.join(t.__name__ for t in OPS)})")
+    if isinstance(out, (list, tuple)):
+        bad = next(op for op in out if not isinstance(op, OPS))
+        what = f"a {type(out).__name__} holding {type(bad).__name__}"
+    else:
+        what = type(out).__name__
+    raise BadHandler(f"{_where(call)} returned {what}; a handler returns None or a list of "
+                     f"store operations ({', '.join(t.__name__ for t in OPS)})")
+
+
+def _targets(out: Any, call: Callable[..., Any]) -> list[Target]:
+    """What a route returned, as (key, input) pairs; `BadHandler` naming the route for anything else."""
+    pairs = [] if out is None else [out] if isinstance(out, tuple) else out
+    if isinstance(pairs, list) and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str)
+                                       for p in pairs):
+        return pairs
+    raise BadHandler(f"{_where(call)} returned {type(out).__name__} {_short(out)}; a route returns "
+                     f"(key, input), a list of them, or None")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _decode(registered: _Registered[E], data: Mapping[str, Any]) -> E:
@@ -662,7 +727,7 @@ async def _called(call: Callable[..., Any], *args: Any) -> Any:
 
 
 def _failure(exc: Exception, call: Callable[..., Any], effect: str, event: Event) -> _Failure:
-    code = exc.code if isinstance(exc, StoreError) else HandlerFailed.code
+    code = exc.code if isinstance(exc, (StoreError, BadHandler)) else HandlerFailed.code
     where = raised_at(exc, call)
     text = f"{_name(call)} on {effect} of {event.key!r}#{event.seq}: {type(exc).__name__}: {exc} (at {where})"
     return _Failure(code, text)

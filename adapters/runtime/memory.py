@@ -276,7 +276,7 @@ class MemoryStore(SingleWrites):
             found = [self._consumers[(consumer, p)] for p in range(partitions) if (consumer, p) in self._consumers]
             held = {row.partitions for (name, _), row in self._consumers.items() if name == consumer}
             if held and held != {partitions}:
-                raise BadOption(f"consumer {consumer!r} is registered with {held.pop()} partitions, not {partitions}")
+                raise BadOption(f"consumer {consumer!r} is registered with partitions={held.pop()}, not {partitions}")
             if not found:
                 cursor = 0 if start == "earliest" else self._last
                 for p in range(partitions):

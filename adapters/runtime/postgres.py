@@ -832,7 +832,7 @@ class PostgresStore(SingleWrites):
             await self._conn.execute(self._sql.register, name, partitions, cursor)
             found = [_consumer(r) for r in await self._conn.fetch(self._sql.consumer, name)]
             if len(found) != partitions or any(c.partitions != partitions for c in found):
-                raise BadOption(f"consumer {name!r} is registered with {found[0].partitions} partitions, "
+                raise BadOption(f"consumer {name!r} is registered with partitions={found[0].partitions}, "
                                 f"not {partitions}")
             return found
 

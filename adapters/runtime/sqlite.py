@@ -613,7 +613,7 @@ class SqliteStore(SingleWrites):
                                                    (consumer,))
             held = {r[0] for r in rows}
             if held and held != {partitions}:
-                raise BadOption(f"consumer {consumer!r} is registered with {sorted(held)[0]} partitions, "
+                raise BadOption(f"consumer {consumer!r} is registered with partitions={sorted(held)[0]}, "
                                 f"not {partitions}")
             if not held:
                 last = await self._one("SELECT last FROM positions WHERE id = 0", ())

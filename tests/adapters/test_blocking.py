@@ -45,7 +45,7 @@ from statewright.adapters.runtime.memory import MemoryStore
 from statewright.adapters.runtime.store import Catalog, Conflict, NotAStore, NotFound, Op, Store
 from statewright.kernel.machine import Machine, Transition
 from statewright.kernel.system import Action
-from statewright.machines.input import INPUT, Queue, Stage, authorize_seed
+from statewright.machines.input import INPUT, Apply, InputApplied, InputQueued, InputStaged, Queue, Stage, authorize_seed
 
 
 class Phase(Enum):
@@ -601,6 +601,22 @@ def test_a_failing_plain_handler_is_dead_lettered_with_its_own_line(driver: Sync
     assert f"test_blocking.py:{line}" in dead.error
 
 
+def test_a_script_calling_run_once_leaves_no_lease_behind(tmp_path: Path) -> None:
+    """Each run of a script is a new owner: the lease of the last run must not make it wait (or do nothing)."""
+    path = tmp_path / "script.db"
+    seen: list[str] = []
+    for n in range(3):
+        with SyncDriver.sqlite(path, CATALOG) as d:
+            if n == 0:
+                d.create("in1", "input")
+            d.feed("in1", Queue() if n == 0 else Stage(f"r{n}") if n == 1 else Apply("r1"))
+            dispatcher = SyncDispatcher(d, "script")
+            for effect in (InputQueued, InputStaged, InputApplied):
+                dispatcher.handle(effect, lambda e, w: seen.append(type(e).__name__))
+            assert dispatcher.run_once() == 1  # the SyncDriver's close releases the lease
+    assert seen == ["InputQueued", "InputStaged", "InputApplied"]
+
+
 # -- the types a user's mypy sees ----------------------------------------------------------
 
 PROGRAM = '''\
@@ -628,10 +644,11 @@ def main(path: str) -> None:
                 continue
             print(type(command).__name__, {fed})
         print([event.kind for event in d.read_log("in1")], d.load("in1").version)
-        dispatcher = SyncDispatcher(d, "audit")
-        dispatcher.handle(InputStaged, staged)
-        handled: int = dispatcher.run_once()
-        print("handled", handled)
+        with SyncDispatcher(d, "audit") as dispatcher:
+            dispatcher.handle(InputStaged, staged)
+            handled: int = dispatcher.run_once()
+        print("handled", handled, [(c.name, c.cursor == d.latest_cursor(), c.owner) for c in d.consumers()])
+        print("dead letters", len(d.dead_letters("audit")), "pruned", d.prune(0.0))
 
 
 main(sys.argv[1])
@@ -664,7 +681,8 @@ def test_a_user_program_with_sync_driver_type_checks_strictly_and_runs(
         "Stage accepted",
         "['created', 'input', 'effect', 'rejected', 'input', 'effect'] 3",
         "audit/in1/6: staged for r1",
-        "handled 2",
+        "handled 1 [('audit', True, None)]",
+        "dead letters 0 pruned 0",
     ]
 
 

@@ -578,3 +578,18 @@ def test_postgresql_consumers_read_exactly_as_the_same_sqlite_ones(shop: Path, p
     on_postgres = cli("inspect", postgres_dsn, "--spec", "orders.py")
     assert on_postgres == on_sqlite and on_sqlite[0] == 0
     assert on_postgres[1].splitlines()[-len(CONSUMERS):] == CONSUMERS
+
+
+def test_an_unknown_key_names_twenty_instances_and_counts_the_rest(tmp_path: Path) -> None:
+    from statewright.machines.input import INPUT, Input
+
+    async def fill() -> None:
+        async with await SqliteStore.open(tmp_path / "many.db", Catalog({"input": INPUT})) as store:
+            for n in range(25):
+                await store.cas(f"in{n:02d}", 0, Input(), machine="input")
+
+    asyncio.run(fill())
+    code, out, err = cli("inspect", str(tmp_path / "many.db"), "--key", "nope")
+    assert code == 2
+    names = ", ".join(f"in{n:02d}" for n in range(20))
+    assert err.strip().endswith(f"(instances: {names} and 5 more)"), err

@@ -383,10 +383,11 @@ def test_registration_errors_are_clear() -> None:
     with pytest.raises(ValueError, match="on_reject"):
         Dispatcher(MemoryStore(shop_catalog()), "c", driver=Driver(MemoryStore(shop_catalog()))).route(
             Captured, lambda e, w: None, on_reject="drop")  # type: ignore[arg-type]
+    bad: dict[str, Any]
     for bad in ({"partitions": 0}, {"window": 0}, {"lease": 0}, {"max_partitions": 2}, {"max_partitions": 0},
                 {"poll": 0}, {"start": "middle"}):
         with pytest.raises(ValueError):
-            Dispatcher(MemoryStore(shop_catalog()), "c", **bad)  # type: ignore[arg-type]
+            Dispatcher(MemoryStore(shop_catalog()), "c", **bad)
     with pytest.raises(ValueError, match="attempts"):
         Retry(attempts=0)
 
@@ -427,8 +428,53 @@ async def test_a_handler_returning_something_else_is_a_typed_failure_naming_it(s
     d.handle(PaymentRequested, confused)
     await d.run_once()
     [dead] = await store.dead_letters()
-    assert dead.code == "handler_error" and dead.attempts == 2
+    assert dead.code == "bad_handler" and dead.attempts == 1  # a programming error: not retried
     assert "confused at " in dead.error and "returned str; a handler returns None or a list" in dead.error
+
+
+@on_backends
+async def test_a_route_returning_the_wrong_shape_or_wired_to_the_wrong_machine_is_dead_lettered_at_once(
+        store: ReadStore) -> None:
+    driver = await shop(store, orders=2)
+    d = Dispatcher(store, "router", driver=driver, sleep=NoSleep())
+
+    def to(e: PaymentRequested, w: Delivery) -> Any:
+        return f"pay-{w.key}" if w.key == "order-0" else (f"pay-{w.key}", Paid())  # Paid is an order's input
+
+    d.route(PaymentRequested, to)
+    await d.run_once()
+    dead = {x.key: x for x in await store.dead_letters()}
+    assert {k: (x.code, x.attempts) for k, x in dead.items()} == {
+        "order-0": ("bad_handler", 1), "order-1": ("bad_handler", 1)}
+    assert "returned str 'pay-order-0'; a route returns (key, input)" in dead["order-0"].error
+    assert "routed Paid to 'pay-order-1', a payment whose inputs are Request, Capture" in dead["order-1"].error
+
+
+def test_handlers_are_registered_before_the_first_pass() -> None:
+    async def main() -> None:
+        d = Dispatcher(MemoryStore(shop_catalog()), "c")
+        await d.run_once()
+        with pytest.raises(RuntimeError, match="before the first pass"):
+            d.handle(Shipped, lambda e, w: None)
+
+    asyncio.run(main())
+
+
+@on_backends
+async def test_a_script_that_releases_its_leases_lets_the_next_run_work_at_once(store: ReadStore) -> None:
+    driver = await shop(store, orders=1)
+    seen: list[str] = []
+    async with Dispatcher(store, "script") as first:
+        first.handle(PaymentRequested, lambda e, w: seen.append(w.key))
+        assert await first.run_once() == 1
+    assert (await store.consumers())[0].owner is None
+    await driver.create("order-7", "order")
+    await driver.feed("order-7", Place(7))
+    second = Dispatcher(store, "script")  # another run of the script: another owner
+    second.handle(PaymentRequested, lambda e, w: seen.append(w.key))
+    assert await second.run_once() == 1
+    await second.release()
+    assert seen == ["order-0", "order-7"] and (await store.consumers())[0].owner is None
 
 
 @on_backends
