@@ -557,11 +557,11 @@ class Dispatcher:
                 failure = _failure(exc, registered.call, registered.kind.__name__, event)
                 if attempt >= self.retry.attempts or isinstance(exc, BadHandler):
                     log.error("%s: dead-lettered %r#%d after %d attempt(s): %s", self.consumer, event.key,
-                              event.seq, attempt, failure.error)
+                              event.seq, attempt, _storable(failure.error))
                     await self._dead(part, event, failure, attempt)
                     return
                 log.warning("%s: attempt %d of %d failed, retrying in %.2f s: %s", self.consumer, attempt,
-                            self.retry.attempts, self.retry.delay(attempt), failure.error)
+                            self.retry.attempts, self.retry.delay(attempt), _storable(failure.error))
                 await self._sleep(self.retry.delay(attempt))
                 attempt += 1
 
