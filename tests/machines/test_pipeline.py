@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from statewright.adapters.runtime.store import canonical_json
 from statewright.kernel.errors import UserCodeError
-from statewright.kernel.step import step
+from statewright.kernel.step import Accepted, step
 from statewright.machines.pipeline import (
     Code,
     ExecutionPlan,
@@ -178,7 +178,7 @@ def test_circular_dependency() -> None:
 
 
 def test_every_code_is_a_plain_string() -> None:
-    assert Code.OP_NOT_FOUND == "op_not_found" and str(failure(one(op_id="nope"))).startswith("op_not_found: ")
+    assert Code.OP_NOT_FOUND.value == "op_not_found" and isinstance(Code.OP_NOT_FOUND, str) and str(failure(one(op_id="nope"))).startswith("op_not_found: ")
 
 
 def test_an_expansion_that_raises_names_the_operation() -> None:
@@ -212,8 +212,11 @@ def test_the_run_machine_executes_a_plan() -> None:
     m = run_machine(result.plan)
     s = m.initial
     for event in (Start(), Enter("etl.a.get"), Succeed("etl.a.get"), Enter("etl.b.put")):
-        s = step(m, s, event).state
-    assert step(m, s, Succeed("etl.b.put")).effects[-1] == RunCompleted(Outcome.COMPLETED)
+        accepted = step(m, s, event)
+        assert isinstance(accepted, Accepted)
+        s = accepted.state
+    last = step(m, s, Succeed("etl.b.put"))
+    assert isinstance(last, Accepted) and last.effects[-1] == RunCompleted(Outcome.COMPLETED)
 
 
 def test_registering_again_replaces() -> None:
