@@ -31,6 +31,8 @@ checks both orderings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass, replace
 from enum import Enum
 
@@ -119,8 +121,8 @@ class ChildRunCompleted:
     """The linkage domain event ``child_run_completed``."""
 
 
-def at(n: int) -> object:
-    def guard(s: ParentRun, _i: object) -> bool:
+def at(n: int) -> Callable[[ParentRun, Any], bool]:
+    def guard(s: ParentRun, _i: Any) -> bool:
         return s.step == n
     guard.__name__ = f"at_step_{n}"
     return guard
@@ -147,23 +149,23 @@ def crashes_left(s: ParentRun, _i: Crash) -> bool:
 
 
 R = ParentPhase.RUNNING
-PARENT_TRANSITIONS: tuple[Transition[ParentRun, object], ...] = (
-    Transition(R, Spawn, R, guard=[at(0), spawn_new],  # type: ignore[list-item]
+PARENT_TRANSITIONS: tuple[Transition[ParentRun, Any], ...] = (
+    Transition(R, Spawn, R, guard=[at(0), spawn_new],
                update=lambda s, i: replace(s, step=1, spawn_fact=True, spawned_events=s.spawned_events + 1),
                emit=(SpawnRequested(), ChildRunSpawned())),
-    Transition(R, Spawn, R, guard=[at(0), spawn_recorded], update=lambda s, i: replace(s, step=1)),  # type: ignore[list-item]
-    Transition(R, Await, R, guard=[at(1), await_new],  # type: ignore[list-item]
+    Transition(R, Spawn, R, guard=[at(0), spawn_recorded], update=lambda s, i: replace(s, step=1)),
+    Transition(R, Await, R, guard=[at(1), await_new],
                update=lambda s, i: replace(s, step=2, await_fact=True, completed_events=s.completed_events + 1),
                emit=(ChildRunCompleted(),)),
-    Transition(R, Await, R, guard=[at(1), await_recorded], update=lambda s, i: replace(s, step=2)),  # type: ignore[list-item]
-    Transition(R, Finish, ParentPhase.COMPLETED, guard=at(2)),  # type: ignore[arg-type]
+    Transition(R, Await, R, guard=[at(1), await_recorded], update=lambda s, i: replace(s, step=2)),
+    Transition(R, Finish, ParentPhase.COMPLETED, guard=at(2)),
     Transition(R, Crash, ParentPhase.CRASHED, guard=crashes_left, update=lambda s, i: replace(s, crashes=s.crashes + 1)),
     Transition(ParentPhase.CRASHED, Resume, R, update=lambda s, i: replace(s, step=0, owed=False)),
 )
 """The parent's one transition table (the spawn and await of one state attempt)."""
 
 
-def parent_machine(crashes: int = 1, transitions: tuple[Transition[ParentRun, object], ...] = PARENT_TRANSITIONS
+def parent_machine(crashes: int = 1, transitions: tuple[Transition[ParentRun, Any], ...] = PARENT_TRANSITIONS
                    ) -> Machine[ParentRun]:
     """The parent run, allowed ``crashes`` crashes; ``transitions`` lets a spec check the source's ordering."""
     return Machine(

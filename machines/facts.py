@@ -32,6 +32,7 @@ beginning); without attempts left, or not retryable, the IO session FAILED::
 
 from __future__ import annotations
 
+from typing import Any
 from dataclasses import dataclass, replace
 from enum import Enum
 
@@ -159,7 +160,7 @@ def _key(i: Call) -> str:
 
 
 L, R = IoPhase.LIVE, IoPhase.REPLAY
-FACT_IO_TRANSITIONS: tuple[Transition[FactIo, object], ...] = (
+FACT_IO_TRANSITIONS: tuple[Transition[FactIo, Any], ...] = (
     Transition(L, Call, L, guard=[calls_left, new_key], update=_record,
                emit=lambda s, i: (TransportCalled(i.key), FactRecorded(_key(i)))),
     Transition(L, Call, L, guard=[calls_left, known_key], update=_count, emit=lambda s, i: (FactReused(_key(i)),)),

@@ -48,6 +48,7 @@ we have). Backoff delays between attempts belong to the shell's clock.
 
 from __future__ import annotations
 
+from typing import Any
 from dataclasses import dataclass, replace
 from enum import Enum
 
@@ -326,7 +327,7 @@ def _resumed(s: Launcher, _i: Resume) -> tuple[StateEntered, ...]:
 P = LauncherPhase
 AFTER_RUN = ((P.IDLE, another_launch), (P.DONE, no_launch_left))
 
-LAUNCHER_TRANSITIONS: tuple[Transition[Launcher, object], ...] = (
+LAUNCHER_TRANSITIONS: tuple[Transition[Launcher, Any], ...] = (
     Transition(P.IDLE, Launch, P.EXECUTING, guard=launches_left, update=_launch,
                emit=lambda s, i: (RunStarted(len(s.runs) - 1),)),
     Transition(P.EXECUTING, Enter, P.EXECUTING, guard=nothing_in_flight, update=_enter, emit=_entered),
@@ -346,7 +347,7 @@ EFFECTS = (RunStarted, StateEntered, StateCompleted, StateFailed, RunCompleted)
 
 
 def launcher_machine(states: int = 2, max_attempts: int = 2, launches: int = 2, crashes: int = 1, *,
-                     transitions: tuple[Transition[Launcher, object], ...] = LAUNCHER_TRANSITIONS) -> Machine[Launcher]:
+                     transitions: tuple[Transition[Launcher, Any], ...] = LAUNCHER_TRANSITIONS) -> Machine[Launcher]:
     """The launcher for a linear plan of ``states`` states; ``transitions`` lets a spec check a broken table.
 
     >>> launcher_machine(states=3).initial.states

@@ -56,9 +56,9 @@ def _paid(s: ParentRun, _i: Await) -> bool:
     return not s.owed
 
 
-def source_ordering(table: tuple[Transition[ParentRun, object], ...]) -> tuple[Transition[ParentRun, object], ...]:
+def source_ordering(table: tuple[Transition[ParentRun, Any], ...]) -> tuple[Transition[ParentRun, Any], ...]:
     """The spawn records its fact and starts the child, and the event is appended by a later step."""
-    out: list[Transition[ParentRun, object]] = []
+    out: list[Transition[ParentRun, Any]] = []
     for t in table:
         if t.input is Spawn and t.emit and ChildRunSpawned() in t.emit:  # type: ignore[operator]
             out.append(replace(t, update=lambda s, i: replace(s, step=1, spawn_fact=True, owed=True),
@@ -81,7 +81,7 @@ def _awaited_child_done(view: Any, _me: int, _i: Any) -> bool:
 def child_runs(crashes: int = 1, linkage_atomic: bool = True) -> Spec:
     """A parent spawns and awaits a child through fact-keyed IO: linkage events once however often it resumes."""
     table = PARENT_TRANSITIONS if linkage_atomic else source_ordering(PARENT_TRANSITIONS)
-    system = System(
+    system: System[Any] = System(
         "child_runs",
         {"parent": parent_machine(crashes, table), "child": CHILD},
         guards=[SystemGuard("child_completed", Await, _awaited_child_done)],
@@ -93,18 +93,18 @@ def child_runs(crashes: int = 1, linkage_atomic: bool = True) -> Spec:
         parent_inputs.append(Emit())
 
     def at_most_once(v: Any) -> bool:
-        return v.parent.spawned_events <= 1 and v.parent.completed_events <= 1
+        return bool(v.parent.spawned_events <= 1 and v.parent.completed_events <= 1)
 
     def once_at_end(v: Any) -> bool:
         p = v.parent
-        return p.phase is not ParentPhase.COMPLETED or (p.spawned_events, p.completed_events) == (1, 1)
+        return bool(p.phase is not ParentPhase.COMPLETED or (p.spawned_events, p.completed_events) == (1, 1))
 
     def with_fact(v: Any) -> bool:
         p = v.parent
-        return p.spawned_events <= p.spawn_fact and p.completed_events <= p.await_fact
+        return bool(p.spawned_events <= p.spawn_fact and p.completed_events <= p.await_fact)
 
     def started_by_fact(v: Any) -> bool:
-        return (v.child is not ChildPhase.IDLE) == v.parent.spawn_fact
+        return bool((v.child is not ChildPhase.IDLE) == v.parent.spawn_fact)
 
     return Spec(
         "child_runs",

@@ -96,9 +96,9 @@ def _handed_back(s: Launcher, _i: Launch) -> tuple[RunCompleted]:
     return (RunCompleted(last, RunStatus.COMPLETED, s.runs[last].latest),)
 
 
-def reattaching(table: tuple[Transition[Launcher, object], ...]) -> tuple[Transition[Launcher, object], ...]:
+def reattaching(table: tuple[Transition[Launcher, Any], ...]) -> tuple[Transition[Launcher, Any], ...]:
     """The source's run-id bug: a launch after a completed run re-attaches to it and hands back its result."""
-    out: list[Transition[Launcher, object]] = []
+    out: list[Transition[Launcher, Any]] = []
     for t in table:
         if t.input is Launch:
             out.append(replace(t, guard=[t.guard, previous_not_completed]))  # type: ignore[list-item]
@@ -119,7 +119,7 @@ def _last_launch(s: Launcher, _i: Launch) -> bool:
     return s.launches + 1 >= s.max_launches
 
 
-def with_entered(table: tuple[Transition[Launcher, object], ...], rewrite: Any) -> tuple[Transition[Launcher, object], ...]:
+def with_entered(table: tuple[Transition[Launcher, Any], ...], rewrite: Any) -> tuple[Transition[Launcher, Any], ...]:
     """The table with every row's ``StateEntered`` effects rewritten by ``rewrite(state, effect)``."""
     out = []
     for t in table:
