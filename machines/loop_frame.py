@@ -7,9 +7,10 @@ changes them by compare-and-swap:
 
 * the **run** (`FlowRun`): its status, which node slots of which frames are
   granted or completed, the step outputs recorded so far (keyed by loop
-  iteration, 0 for the root frame), the loops registered and completed, and
-  its view of the loop's progress (a body frame requested, the body frame
-  running, the iteration it runs);
+  iteration, 0 for the root frame), the failure ledger (one
+  ``(iteration, node)`` row per failed step, append-only), the loops
+  registered and completed, and its view of the loop's progress (a body frame
+  requested, the body frame running, the iteration it runs);
 * a **frame** (`Frame`): the root frame, or a body frame that belongs to
   exactly one loop iteration. ``ABSENT`` (not registered yet, body frames
   only) -> ``PENDING`` -> ``RUNNING`` -> ``COMPLETED``; while running it grants
@@ -35,6 +36,7 @@ CAS frame state                       StartFrame/FinishFrame  -- (one record)
                                       (frame)
 grant node slot                       GrantSlot (frame)      run: NoteGrant
 complete step and record its output   CompleteStep (frame)   run: NoteOutput
+fail step and append its failure      FailStep (frame)       run: NoteFailure
 start loop                            StartLoop (loop)       parent frame: EnterLoop;
                                                              run: NoteLoop
 loop requests a body frame            RequestBody (loop)     run: NoteRequest
@@ -47,10 +49,20 @@ complete loop                         CompleteLoop (loop)    parent frame: Leave
 ====================================  =====================  ================================
 
 The run's own status moves by ``cas_run_status`` (`StartRun`, `FinishRun`,
-`CancelRun`), one record each. Every operation but the frame-state CAS passes
-through the run record, and the run only takes notes while RUNNING, so once a
-run is COMPLETED or CANCELED no frame or loop operation can commit any more
-(`flow_system` gates the frame-state CAS on a running run too).
+`FailRun`, `CancelRun`), one record each. Every operation but the frame-state
+CAS passes through the run record, and the run only takes notes while
+RUNNING, so once a run is COMPLETED, FAILED or CANCELED no frame or loop
+operation can commit any more (`flow_system` gates the frame-state CAS on a
+running run too).
+
+Failure. A granted step may fail instead of completing (`FailStep`): the
+frame releases its slot and marks the node failed, and the run appends a
+``(iteration, node)`` row to its failure ledger (the store's
+``append_failure_entry``). A frame with a failed node never completes, so
+neither does its loop nor the root frame: the run can only fail or be
+cancelled. `FailRun` moves it RUNNING -> FAILED, only once the ledger holds
+an entry, and emits `FlowFailed` with the ledger -- the terminal flow event
+the store appends at most once per run.
 
 Choices the source leaves open, and why:
 
@@ -72,6 +84,13 @@ Choices the source leaves open, and why:
   would be dead code that no test can tell from its absence.
 * The output of a step is recorded once, under ``(iteration, node)``; the
   loop node itself records no output, its completion is the loop's.
+* The source appends a failure entry by its own store call beside the frame's
+  CAS; here the entry and the slot's release are one step (like a completed
+  step and its output), so the ledger and the frames never disagree. The
+  source does not show which statuses reach Failed; a run fails only from
+  RUNNING and only with a ledger entry, so every FAILED run says why.
+  A failed step is not retried: retries belong to the step's own executor
+  before it reports the failure.
 
 >>> from statewright.kernel.system import Action
 >>> system = flow_system(limit=2)
@@ -115,8 +134,11 @@ __all__ = [
     "CompleteLoop",
     "CompleteStep",
     "EnterLoop",
+    "FailRun",
+    "FailStep",
     "FinishFrame",
     "FinishRun",
+    "FlowFailed",
     "FlowRun",
     "Frame",
     "FrameKind",
@@ -130,6 +152,7 @@ __all__ = [
     "LoopStarted",
     "NoteBody",
     "NoteBodyDone",
+    "NoteFailure",
     "NoteGrant",
     "NoteLoop",
     "NoteLoopDone",
@@ -144,6 +167,7 @@ __all__ = [
     "StartLoop",
     "StartRun",
     "StepCompleted",
+    "StepFailed",
     "body_frame",
     "flow_system",
     "ledger_add",
@@ -159,6 +183,7 @@ class RunPhase(Enum):
     PENDING = "pending"
     RUNNING = "running"
     COMPLETED = "completed"
+    FAILED = "failed"
     CANCELED = "canceled"
 
 
@@ -189,12 +214,14 @@ Slot = tuple[str, str]
 
 @dataclass(frozen=True, slots=True)
 class FlowRun:
-    """The run record; ``outputs`` holds ``(iteration, node)``, iteration 0 for the root frame."""
+    """The run record; ``outputs`` and the ``failures`` ledger hold ``(iteration, node)``, iteration 0
+    for the root frame."""
 
     phase: RunPhase = RunPhase.PENDING
     granted: frozenset[Slot] = frozenset()
     completed: frozenset[Slot] = frozenset()
     outputs: frozenset[tuple[int, str]] = frozenset()
+    failures: tuple[tuple[int, str], ...] = ()
     loops: frozenset[str] = frozenset()
     loops_done: frozenset[str] = frozenset()
     requested: bool = False
@@ -218,6 +245,7 @@ class Frame:
     granted: frozenset[str] = frozenset()
     done: frozenset[str] = frozenset()
     looping: frozenset[str] = frozenset()
+    failed: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +291,11 @@ class FinishRun:
 
 
 @dataclass(frozen=True, slots=True)
+class FailRun:
+    """cas_run_status RUNNING -> FAILED, once the failure ledger holds an entry."""
+
+
+@dataclass(frozen=True, slots=True)
 class CancelRun:
     """cas_run_status to CANCELED."""
 
@@ -275,6 +308,15 @@ class NoteGrant:
 
 @dataclass(frozen=True, slots=True)
 class NoteOutput:
+    frame: str
+    node: str
+    iteration: int
+
+
+@dataclass(frozen=True, slots=True)
+class NoteFailure:
+    """append_failure_entry: the step ``node`` of ``frame`` failed in ``iteration``."""
+
     frame: str
     node: str
     iteration: int
@@ -328,6 +370,13 @@ class GrantSlot:
 
 @dataclass(frozen=True, slots=True)
 class CompleteStep:
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class FailStep:
+    """The granted step ``node`` failed (its executor gave up on it)."""
+
     node: str
 
 
@@ -397,6 +446,19 @@ class StepCompleted:
 
 
 @dataclass(frozen=True, slots=True)
+class StepFailed:
+    node: str
+    iteration: int
+
+
+@dataclass(frozen=True, slots=True)
+class FlowFailed:
+    """The terminal flow event of a failed run, with its failure ledger (the shell's to append)."""
+
+    failures: tuple[tuple[int, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class BodyCompleted:
     iteration: int
 
@@ -429,6 +491,12 @@ class LoopCompleted:
 
 R = RunPhase
 
+
+def has_failure(run: FlowRun, event: FailRun) -> bool:
+    """The failure ledger holds an entry: a failed run always says why."""
+    return bool(run.failures)
+
+
 RUN_TRANSITIONS: tuple[Transition, ...] = (
     Transition(R.PENDING, StartRun, R.RUNNING),
     Transition(R.RUNNING, NoteGrant, R.RUNNING,
@@ -449,18 +517,23 @@ RUN_TRANSITIONS: tuple[Transition, ...] = (
                update=lambda r, i: replace(r, loops_done=r.loops_done | {i.loop},
                                            granted=r.granted - {(i.frame, i.node)},
                                            completed=r.completed | {(i.frame, i.node)})),
+    Transition(R.RUNNING, NoteFailure, R.RUNNING,
+               update=lambda r, i: replace(r, granted=r.granted - {(i.frame, i.node)},
+                                           failures=(*r.failures, (i.iteration, i.node)))),
     Transition(R.RUNNING, FinishRun, R.COMPLETED),
+    Transition(R.RUNNING, FailRun, R.FAILED, guard=has_failure,
+               emit=lambda r, i: (FlowFailed(r.failures),)),
     Transition((R.PENDING, R.RUNNING), CancelRun, R.CANCELED),
 )
 
 RUN: Machine[FlowRun] = Machine(
     "flow_run",
     initial=FlowRun(),
-    terminal={R.COMPLETED, R.CANCELED},
+    terminal={R.COMPLETED, R.FAILED, R.CANCELED},
     transitions=RUN_TRANSITIONS,
     inputs=(StartRun, NoteGrant, NoteOutput, NoteLoop, NoteRequest, NoteBody, NoteBodyDone, NoteLoopDone,
-            FinishRun, CancelRun),
-    effects=(),
+            NoteFailure, FinishRun, FailRun, CancelRun),
+    effects=(FlowFailed,),
     doc="The run record of a flow run: status, node slots, step outputs and its view of the loops.",
 )
 
@@ -473,9 +546,10 @@ def root_kind(frame: Frame, event: Any) -> bool:
 
 
 def node_ready(frame: Frame, event: GrantSlot) -> bool:
-    """A node of this frame with no slot granted yet and not done."""
+    """A node of this frame with no slot granted yet, not done and not failed (a failed step is not retried)."""
     n = event.node
-    return (n in frame.steps or n in frame.loops) and n not in frame.granted and n not in frame.done
+    return ((n in frame.steps or n in frame.loops) and n not in frame.granted and n not in frame.done
+            and n not in frame.failed)
 
 
 def step_in_flight(frame: Frame, event: CompleteStep) -> bool:
@@ -503,6 +577,9 @@ FRAME_TRANSITIONS: tuple[Transition, ...] = (
     Transition(F.RUNNING, CompleteStep, F.RUNNING, guard=step_in_flight,
                update=lambda f, i: replace(f, granted=f.granted - {i.node}, done=f.done | {i.node}),
                emit=lambda f, i: (StepCompleted(i.node, f.iteration),)),
+    Transition(F.RUNNING, FailStep, F.RUNNING, guard=step_in_flight,
+               update=lambda f, i: replace(f, granted=f.granted - {i.node}, failed=f.failed | {i.node}),
+               emit=lambda f, i: (StepFailed(i.node, f.iteration),)),
     Transition(F.RUNNING, EnterLoop, F.RUNNING, guard=loop_slot_granted,
                update=lambda f, i: replace(f, looping=f.looping | {i.node})),
     Transition(F.RUNNING, LeaveLoop, F.RUNNING,
@@ -518,8 +595,9 @@ FRAME: Machine[Frame] = Machine(
     initial=body_frame(),
     terminal={F.COMPLETED},
     transitions=FRAME_TRANSITIONS,
-    inputs=(Register, StartFrame, GrantSlot, CompleteStep, EnterLoop, LeaveLoop, FinishFrame, CompleteBody),
-    effects=(SlotGranted, StepCompleted, BodyCompleted),
+    inputs=(Register, StartFrame, GrantSlot, CompleteStep, FailStep, EnterLoop, LeaveLoop, FinishFrame,
+            CompleteBody),
+    effects=(SlotGranted, StepCompleted, StepFailed, BodyCompleted),
     doc="A root or body frame of a flow run: node slots granted and completed, loops waited on.",
 )
 
@@ -630,6 +708,10 @@ def _step_completed(e: StepCompleted, source: str) -> Routed:
     return [("run", NoteOutput(source, e.node, e.iteration))]
 
 
+def _step_failed(e: StepFailed, source: str) -> Routed:
+    return [("run", NoteFailure(source, e.node, e.iteration))]
+
+
 def _loop_started(e: LoopStarted, source: str) -> Routed:
     return [(e.parent, EnterLoop(e.node)), ("run", NoteLoop(source))]
 
@@ -653,6 +735,7 @@ def _loop_completed(e: LoopCompleted, source: str) -> Routed:
 FLOW_ROUTES: Mapping[type, Callable[[Any, str], Routed]] = {
     SlotGranted: _slot_granted,
     StepCompleted: _step_completed,
+    StepFailed: _step_failed,
     LoopStarted: _loop_started,
     BodyRequested: _body_requested,
     BodyGranted: _body_granted,

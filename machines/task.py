@@ -3,7 +3,12 @@
 Theory of operation
 -------------------
 An operator *creates* a task; a dispatch starts one *attempt* of a worker on it
-(the attempt number counts up from 1, within ``max_attempts``). The worker
+(the attempt number counts up from 1, within ``max_attempts``). The dispatch
+first flips the task to RUNNING and counts the attempt ("prep"), then spawns
+the worker outside the engine's lock: the spawn either starts the worker
+(`WorkerSpawned`) or fails (`SpawnFailed`, with its reason), and a failed
+spawn rolls the dispatch back -- the task returns to CREATED with the
+attempt uncounted, as if the dispatch had never happened. The worker
 ends its attempt with a final output that either *passes* the task or
 *blocks* it; a worker that dies without a final output fails the attempt,
 and the task waits for the next dispatch while attempts remain (it is blocked
@@ -27,16 +32,28 @@ Choices the engine leaves open, and why:
   so outcomes are only taken while RUNNING. Cancel clears the question.
 * CREATED doubles as "waiting for the next dispatch": a failed attempt with
   budget left goes back there, so a dispatch only ever leaves CREATED.
+* A spawn failure rolls back to where the dispatch found the task (CREATED,
+  the attempt number restored) rather than blocking it: the source's fix for
+  the same window returns the record to the status the compare-and-swap moved
+  it from, because no worker ever ran and nothing failed but the spawn. The
+  reason travels in the `DispatchRolledBack` effect. An attempt that never
+  spawned does not spend the budget; a spawner that always fails keeps the
+  task dispatchable, and the operator's cancel still ends it.
+* ``worker`` says what runs the attempt: ``SPAWNING`` between prep and spawn,
+  ``LIVE`` once spawned; only a live worker reports, asks or spawns children.
 
 `machines.task_as_written` is the same engine modelled from its status writes
 as they stand; `specs.task` checks both against the same properties.
 
 >>> from statewright.kernel.step import step
 >>> s = Task()
->>> for event in (Dispatch(), Ask("q"), Answer("a"), WorkerPassed(1)):
+>>> for event in (Dispatch(), WorkerSpawned(1), Ask("q"), Answer("a"), WorkerPassed(1)):
 ...     s = step(TASK, s, event).state
 >>> s.phase, s.attempt, s.answer
 (<TaskPhase.PASSED: 'passed'>, 1, 'a')
+>>> rolled = step(TASK, step(TASK, Task(), Dispatch()).state, SpawnFailed(1, "store fault"))
+>>> rolled.state == Task(), rolled.effects
+(True, (DispatchRolledBack(attempt=1, reason='store fault'),))
 >>> step(TASK, s, Cancel()).message
 "can't take Cancel in PASSED: the state is terminal"
 """
@@ -61,7 +78,11 @@ __all__ = [
     "Cancel",
     "ChildSpawned",
     "Dispatch",
-    "DispatchFault",
+    "DispatchRolledBack",
+    "SPAWN_INPUTS",
+    "SpawnFailed",
+    "Worker",
+    "WorkerSpawned",
     "Spawn",
     "Task",
     "TaskBlocked",
@@ -89,6 +110,20 @@ class TaskPhase(Enum):
     CANCELLED = "cancelled"
 
 
+class Worker(Enum):
+    """What runs the current attempt."""
+
+    NONE = "none"
+    """No attempt in flight (CREATED, or a terminal phase)."""
+    SPAWNING = "spawning"
+    """The dispatch flipped the task to RUNNING; the worker's spawn has not answered yet."""
+    LIVE = "live"
+    """The worker runs (or waits on its question)."""
+    LOST = "lost"
+    """The spawn failed and nothing runs the attempt. Only the engine before its fix
+    (``task_machine(fault_rolls_back=False)``) leaves a task so."""
+
+
 TERMINAL = frozenset({TaskPhase.PASSED, TaskPhase.BLOCKED, TaskPhase.CANCELLED})
 LIVE = tuple(p for p in TaskPhase if p not in TERMINAL)
 
@@ -104,9 +139,7 @@ class Task:
     max_depth: int = 3
     question: str | None = None
     answer: str | None = None
-    orphaned: bool = False
-    """RUNNING with no worker behind it, which nothing reports for. Only the engine before its fix
-    (``task_machine(fault_rolls_back=False)``) leaves a task so."""
+    worker: Worker = Worker.NONE
 
 
 # -- inputs ---------------------------------------------------------------------
@@ -163,13 +196,19 @@ class Spawn:
 
 
 @dataclass(frozen=True, slots=True)
-class DispatchFault:
-    """The dispatch flipped the task to RUNNING, but no worker runs it: a store fault before the
-    worker was spawned, a worker panic or a client disconnect that dropped it.
+class WorkerSpawned:
+    """The spawner started the worker of ``attempt``."""
 
-    Only the engine before its fix takes it (``task_machine(fault_rolls_back=False)``); the corrected
-    engine rolls the attempt back, which this table writes as the ``WorkerFailed`` of that attempt.
-    """
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpawnFailed:
+    """The worker of ``attempt`` was never started: a store fault between the flip to RUNNING and
+    the spawn (minting its token, registering its handle), or the spawner's own error."""
+
+    attempt: int
+    reason: str
 
 
 OUTCOMES = (WorkerPassed, WorkerBlocked, WorkerFailed)
@@ -221,6 +260,14 @@ class ChildSpawned:
     depth: int
 
 
+@dataclass(frozen=True, slots=True)
+class DispatchRolledBack:
+    """The spawn of ``attempt`` failed for ``reason``; the task is dispatchable again."""
+
+    attempt: int
+    reason: str
+
+
 # -- guards ---------------------------------------------------------------------
 
 
@@ -239,9 +286,18 @@ def current_attempt(state: Task, event: WorkerPassed | WorkerBlocked | WorkerFai
     return event.attempt == state.attempt
 
 
-def has_worker(state: Task, event: object) -> bool:
-    """A worker runs the attempt (only the engine before its fix can lose one: `DispatchFault`)."""
-    return not state.orphaned
+def worker_live(state: Task, event: object) -> bool:
+    """A spawned worker runs the attempt: only it reports, asks or spawns children."""
+    return state.worker is Worker.LIVE
+
+
+def spawn_pending(state: Task, event: WorkerSpawned | SpawnFailed) -> bool:
+    """The dispatch's spawn has not answered yet, and this answer is for the attempt it prepared."""
+    return state.worker is Worker.SPAWNING and event.attempt == state.attempt
+
+
+def names_reason(state: Task, event: SpawnFailed) -> bool:
+    return bool(event.reason)
 
 
 def names_question(state: Task, event: Ask) -> bool:
@@ -261,7 +317,23 @@ def below_spawn_limit(state: Task, event: Spawn) -> bool:
 
 
 def _dispatch(state: Task, event: Dispatch) -> Task:
-    return replace(state, attempt=state.attempt + 1)
+    return replace(state, attempt=state.attempt + 1, worker=Worker.SPAWNING)
+
+
+def _spawned(state: Task, event: WorkerSpawned) -> Task:
+    return replace(state, worker=Worker.LIVE)
+
+
+def _roll_back(state: Task, event: SpawnFailed) -> Task:
+    return replace(state, attempt=state.attempt - 1, worker=Worker.NONE)
+
+
+def _lose_worker(state: Task, event: SpawnFailed) -> Task:
+    return replace(state, worker=Worker.LOST)
+
+
+def _attempt_over(state: Task, event: object) -> Task:
+    return replace(state, worker=Worker.NONE)
 
 
 def _ask(state: Task, event: Ask) -> Task:
@@ -273,13 +345,16 @@ def _answer(state: Task, event: Answer) -> Task:
 
 
 def _cancel(state: Task, event: Cancel) -> Task:
-    return replace(state, question=None)
+    return replace(state, question=None, worker=Worker.NONE)
 
 
 P = TaskPhase
 
 TASK_INPUTS = (Dispatch, WorkerPassed, WorkerBlocked, WorkerFailed, Ask, Answer, Cancel, Spawn)
-"""The task engine's closed input union, shared with the as-written model."""
+"""The task engine's inputs shared with the as-written model (which does not chase the spawn)."""
+
+SPAWN_INPUTS = (WorkerSpawned, SpawnFailed)
+"""The spawner's answer to a dispatch; the corrected task's closed union is ``TASK_INPUTS + SPAWN_INPUTS``."""
 
 
 def task_machine(*, max_attempts: int = 2, depth: int = 0, max_depth: int = 3,
@@ -288,45 +363,47 @@ def task_machine(*, max_attempts: int = 2, depth: int = 0, max_depth: int = 3,
 
     ``fault_rolls_back=False`` is the engine before its fix: the compare-and-swap
     that flips a task to RUNNING is followed by store calls before the worker is
-    spawned, and a fault there (or a worker panic, or a disconnect that drops
-    it) left the task RUNNING with nothing behind it. It adds the input
-    `DispatchFault`, which orphans a RUNNING task, and the guard ``has_worker``
-    on every row a worker takes; only ``Cancel`` still moves an orphaned task.
-    The corrected engine rolls the attempt back: in this table that is the
-    attempt's ``WorkerFailed``, which the engine reports itself.
+    spawned, and a fault there returned the error to the caller and left the
+    task RUNNING with nothing behind it (``Worker.LOST``): no worker reports,
+    asks or spawns for it, and only ``Cancel`` still moves it. The corrected
+    engine rolls the dispatch back to CREATED.
     """
-    worker: list[Any] = [] if fault_rolls_back else [has_worker]
-    inputs: tuple[type, ...] = TASK_INPUTS if fault_rolls_back else (*TASK_INPUTS, DispatchFault)
+    spawn_failed = (
+        Transition(P.RUNNING, SpawnFailed, P.CREATED, guard=[spawn_pending, names_reason], update=_roll_back,
+                   emit=lambda s, i: (DispatchRolledBack(i.attempt, i.reason),))
+        if fault_rolls_back else
+        Transition(P.RUNNING, SpawnFailed, P.RUNNING, guard=[spawn_pending, names_reason], update=_lose_worker)
+    )
+    live = [worker_live, current_attempt]
     transitions = [
         Transition(P.CREATED, Dispatch, P.RUNNING, guard=attempts_left, update=_dispatch,
                    emit=lambda s, i: (TaskDispatched(s.attempt),)),
-        Transition(P.RUNNING, WorkerPassed, P.PASSED, guard=[*worker, current_attempt],
+        Transition(P.RUNNING, WorkerSpawned, P.RUNNING, guard=spawn_pending, update=_spawned),
+        spawn_failed,
+        Transition(P.RUNNING, WorkerPassed, P.PASSED, guard=live, update=_attempt_over,
                    emit=lambda s, i: (TaskPassed(i.attempt),)),
-        Transition(P.RUNNING, WorkerBlocked, P.BLOCKED, guard=[*worker, current_attempt],
+        Transition(P.RUNNING, WorkerBlocked, P.BLOCKED, guard=live, update=_attempt_over,
                    emit=lambda s, i: (TaskBlocked(i.attempt),)),
-        Transition(P.RUNNING, WorkerFailed, P.CREATED, guard=[*worker, current_attempt, attempts_left],
+        Transition(P.RUNNING, WorkerFailed, P.CREATED, guard=[*live, attempts_left], update=_attempt_over,
                    emit=lambda s, i: (AttemptFailed(i.attempt),)),
-        Transition(P.RUNNING, WorkerFailed, P.BLOCKED, guard=[*worker, current_attempt, attempts_exhausted],
+        Transition(P.RUNNING, WorkerFailed, P.BLOCKED, guard=[*live, attempts_exhausted], update=_attempt_over,
                    emit=lambda s, i: (TaskBlocked(i.attempt),)),
-        Transition(P.RUNNING, Ask, P.SUSPENDED, guard=[*worker, names_question], update=_ask,
+        Transition(P.RUNNING, Ask, P.SUSPENDED, guard=[worker_live, names_question], update=_ask,
                    emit=lambda s, i: (TaskSuspended(i.question),)),
         Transition(P.SUSPENDED, Answer, P.RUNNING, guard=names_answer, update=_answer,
                    emit=lambda s, i: (TaskResumed(i.answer),)),
         Transition(LIVE, Cancel, P.CANCELLED, update=_cancel, emit=(TaskCancelled(),)),
-        Transition(P.RUNNING, Spawn, P.RUNNING, guard=[*worker, below_spawn_limit],
+        Transition(P.RUNNING, Spawn, P.RUNNING, guard=[worker_live, below_spawn_limit],
                    emit=lambda s, i: (ChildSpawned(s.depth + 1),)),
     ]
-    if not fault_rolls_back:
-        transitions.append(Transition(P.RUNNING, DispatchFault, P.RUNNING, guard=has_worker,
-                                      update=lambda s, i: replace(s, orphaned=True)))
     return Machine(
         "task",
         initial=Task(max_attempts=max_attempts, depth=depth, max_depth=max_depth),
         terminal=TERMINAL,
-        inputs=inputs,
+        inputs=(*TASK_INPUTS, *SPAWN_INPUTS),
         effects=(
             TaskDispatched, TaskPassed, TaskBlocked, AttemptFailed, TaskSuspended, TaskResumed,
-            TaskCancelled, ChildSpawned,
+            TaskCancelled, ChildSpawned, DispatchRolledBack,
         ),
         transitions=transitions,
         doc="One task of the swarm engine, from creation to its one outcome.",

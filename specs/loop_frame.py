@@ -5,15 +5,24 @@ independent, so the step interleaves with the whole loop), the loop with
 ``limit`` iterations (default 2) and one body frame per iteration (``b1``,
 ``b2``: a body frame belongs to exactly one iteration, so two iterations need
 two of them; ``limit=1`` is the root + one body frame model). ``cancel``
-adds cancelling the run at any time.
+adds cancelling the run at any time; ``fail`` (on by default) lets every
+granted step fail (`FailStep`, which appends to the run's failure ledger) and
+the run fail (`FailRun`).
 
 Every input is tried on every frame (the root frame tries ``CompleteBody``,
 body frames try ``FinishFrame``), so the guards that keep them apart are
 exercised. Properties, beside the built-in deadlock (a state is final once the run is
-COMPLETED or CANCELED), determinism and terminal precedence:
+COMPLETED, FAILED or CANCELED), determinism and terminal precedence:
 
-* ``terminal_stable`` -- a completed frame, loop or run (or a canceled run)
-  never changes, checked on every record's own steps;
+* ``terminal_stable`` -- a completed frame, loop or run (or a failed or
+  canceled run) never changes, checked on every record's own steps;
+* ``failed_run_has_ledger_entry`` -- a FAILED run records at least one entry
+  in its failure ledger;
+* ``nothing_leaves_failed`` -- once the run is FAILED no record changes;
+* ``fails_by_its_own_cas`` -- the run enters FAILED only by its own
+  ``cas_run_status`` (`FailRun`), the step that emits `FlowFailed`;
+* ``failure_ledger_only_grows`` -- every step keeps the ledger as it was,
+  or appends one row to it;
 * ``within_limit`` -- the loop's iteration count, its ledger and the body
   frames registered never exceed the limit;
 * ``requests_within_limit`` -- a body frame is requested only for an
@@ -33,21 +42,23 @@ COMPLETED or CANCELED), determinism and terminal precedence:
 * ``bodies_in_order`` -- the body frames of earlier iterations are completed
   and only the current iteration's frame, the loop's active one, is open;
 * ``records_agree`` -- the run's view (loops registered/done, body frame
-  requested/running, iteration, completed slots, outputs) matches the frames
-  and the loop: what a torn write would break;
+  requested/running, iteration, completed slots, outputs, the failure
+  ledger, one row per failed step) matches the frames and the loop: what a
+  torn write would break;
 * ``completed_loop_is_closed`` -- a completed loop has every body frame it
   started completed (one per iteration);
-* ``completed_run_is_whole`` -- a completed run completed every record;
+* ``completed_run_is_whole`` -- a completed run completed every record and
+  has no failure;
 * ``all_or_nothing`` -- every step changes exactly the records of its store
   operation (rejected steps change none, by the kernel's construction);
 * ``iteration_advances_with_frame`` -- when the loop's iteration count moves,
   it moves by one and in the same step the iteration's body frame is
   registered, the ledger gains its row and the run points at the frame;
 * witnesses: the run completes (after a loop at the limit, and after one that
-  stopped early), is canceled, the loop completes at the limit and early,
-  the last body frame completes.
+  stopped early), is canceled, fails (at the root step, and in a loop body),
+  the loop completes at the limit and early, the last body frame completes.
 
-``terminates`` and ``recoverable`` hold (final: the run COMPLETED or
+``terminates`` and ``recoverable`` hold (final: the run COMPLETED, FAILED or
 CANCELED): every operation moves a record forward or an iteration on, up to
 ``limit``, so the state graph has no cycle, and no live state is stuck --
 weak fairness of each record's rows ends the run, and an end is reachable
@@ -73,6 +84,8 @@ from statewright.machines.loop_frame import (
     CompleteBody,
     CompleteLoop,
     CompleteStep,
+    FailRun,
+    FailStep,
     FinishFrame,
     FinishRun,
     FlowRun,
@@ -96,17 +109,21 @@ from statewright.machines.loop_frame import (
 )
 from statewright.specs.registry import REGISTRY
 
-TERMINAL = frozenset({RunPhase.COMPLETED, RunPhase.CANCELED, FramePhase.COMPLETED, LoopPhase.COMPLETED})
+TERMINAL = frozenset({RunPhase.COMPLETED, RunPhase.FAILED, RunPhase.CANCELED, FramePhase.COMPLETED,
+                      LoopPhase.COMPLETED})
+FINAL = (RunPhase.COMPLETED, RunPhase.FAILED, RunPhase.CANCELED)
 
 FOOTPRINT: dict[type, tuple[str, ...]] = {
     StartRun: ("run",),
     FinishRun: ("run",),
     CancelRun: ("run",),
+    FailRun: ("run",),
     StartFrame: ("frame",),
     FinishFrame: ("frame",),
     Register: ("frame",),  # only ever acted on directly in the torn variant
     GrantSlot: ("frame", "run"),
     CompleteStep: ("frame", "run"),
+    FailStep: ("frame", "run"),
     StartLoop: ("loop", "parent", "run"),
     RequestBody: ("loop", "run"),
     GrantBody: ("loop", "body", "run"),
@@ -157,9 +174,31 @@ def granted_slot_in_running_frame(view: Any) -> bool:
         return False
     return all(
         f.phase is FramePhase.RUNNING and not f.granted & f.done and f.looping <= f.granted
+        and not f.failed & (f.granted | f.done)
         for _, f in _frames(view)
-        if f.granted or f.looping
+        if f.granted or f.looping or f.failed
     )
+
+
+def failed_run_has_ledger_entry(view: Any) -> bool:
+    return view.run.phase is not RunPhase.FAILED or len(view.run.failures) >= 1
+
+
+def nothing_leaves_failed(before: Any, _action: Action, after: Any) -> bool:
+    """A FAILED run is final for every record: no step changes anything once it failed."""
+    return before.run.phase is not RunPhase.FAILED or after == before
+
+
+def fails_by_its_own_cas(before: Any, action: Action, after: Any) -> bool:
+    """The run enters FAILED only by cas_run_status (`FailRun` on the run), the step that emits FlowFailed."""
+    entered = before.run.phase is not RunPhase.FAILED and after.run.phase is RunPhase.FAILED
+    return not entered or (action.instance == "run" and isinstance(action.input, FailRun))
+
+
+def failure_ledger_only_grows(before: Any, _action: Action, after: Any) -> bool:
+    """The ledger keeps every row it had, in order, and gains at most one per step."""
+    was, now = before.run.failures, after.run.failures
+    return now[:len(was)] == was and len(now) - len(was) in (0, 1)
 
 
 def granted_before_completed(before: Any, _action: Action, after: Any) -> bool:
@@ -213,6 +252,7 @@ def records_agree(view: Any) -> bool:
         and run.iteration == loop.iteration
         and run.completed == completed
         and run.outputs == outputs
+        and sorted(run.failures) == sorted((f.iteration, node) for _, f in _frames(view) for node in f.failed)
     )
 
 
@@ -226,7 +266,7 @@ def completed_loop_is_closed(view: Any) -> bool:
 def completed_run_is_whole(view: Any) -> bool:
     if view.run.phase is not RunPhase.COMPLETED:
         return True
-    return (view.root.phase is FramePhase.COMPLETED and view.loop.phase is LoopPhase.COMPLETED
+    return (not view.run.failures and view.root.phase is FramePhase.COMPLETED and view.loop.phase is LoopPhase.COMPLETED
             and all(f.phase in (FramePhase.ABSENT, FramePhase.COMPLETED) for _, f in _bodies(view)))
 
 
@@ -273,7 +313,7 @@ def _ledger_names_me(view: Any, me: int, event: Register) -> bool:
 
 
 @REGISTRY.spec
-def loop_frame(limit: int = 2, cancel: bool = True, torn_grant: bool = False) -> Spec:
+def loop_frame(limit: int = 2, cancel: bool = True, torn_grant: bool = False, fail: bool = True) -> Spec:
     """A flow run's frames and loop: eight store operations, each all-or-nothing."""
     if torn_grant:
         system = flow_system(
@@ -284,8 +324,9 @@ def loop_frame(limit: int = 2, cancel: bool = True, torn_grant: bool = False) ->
     else:
         system = flow_system(limit)
     bodies = system.names[3:]
-    run_inputs: list[Any] = [StartRun(), FinishRun()] + ([CancelRun()] if cancel else [])
-    body_inputs: list[Any] = [StartFrame(), GrantSlot("s"), CompleteStep("s"), FinishFrame(), CompleteBody()]
+    run_inputs: list[Any] = [StartRun(), FinishRun(), *([FailRun()] if fail else []), *([CancelRun()] if cancel else [])]
+    body_inputs: list[Any] = [StartFrame(), GrantSlot("s"), CompleteStep("s"), *([FailStep("s")] if fail else []),
+                              FinishFrame(), CompleteBody()]
     if torn_grant:
         body_inputs += [Register(k) for k in range(1, limit + 1)]
     loop: Loop = system.initial[system.position["loop"]]
@@ -293,6 +334,15 @@ def loop_frame(limit: int = 2, cancel: bool = True, torn_grant: bool = False) ->
     def loop_completed(v: Any) -> bool:
         return bool(v.loop.phase is LoopPhase.COMPLETED)
 
+    failing = [
+        always("failed_run_has_ledger_entry", failed_run_has_ledger_entry),
+        always_step("nothing_leaves_failed", nothing_leaves_failed),
+        always_step("fails_by_its_own_cas", fails_by_its_own_cas),
+        always_step("failure_ledger_only_grows", failure_ledger_only_grows),
+        sometimes("run_failed_at_the_root", lambda v: v.run.phase is RunPhase.FAILED and (0, "a") in v.run.failures),
+        sometimes("run_failed_in_a_body",
+                  lambda v: v.run.phase is RunPhase.FAILED and any(n >= 1 for n, _ in v.run.failures)),
+    ]
     early = [  # a loop of one iteration cannot stop before its limit
         sometimes("run_completed_after_early_exit",
                   lambda v: v.run.phase is RunPhase.COMPLETED and v.loop.iteration < loop.limit),
@@ -305,7 +355,7 @@ def loop_frame(limit: int = 2, cancel: bool = True, torn_grant: bool = False) ->
         inputs={
             "run": run_inputs,
             "root": [StartFrame(), GrantSlot("a"), GrantSlot("loop"), CompleteStep("a"), CompleteStep("loop"),
-                     FinishFrame(), CompleteBody()],
+                     *([FailStep("a"), FailStep("loop")] if fail else []), FinishFrame(), CompleteBody()],
             "loop": [StartLoop(), RequestBody(), GrantBody(), Replay(), CompleteLoop()],
             **{name: body_inputs for name in bodies},
         },
@@ -322,6 +372,7 @@ def loop_frame(limit: int = 2, cancel: bool = True, torn_grant: bool = False) ->
             always("records_agree", records_agree),
             always("completed_loop_is_closed", completed_loop_is_closed),
             always("completed_run_is_whole", completed_run_is_whole),
+            *(failing if fail else []),
             always_step("all_or_nothing", all_or_nothing),
             always_step("iteration_advances_with_frame", iteration_advances_with_frame),
             sometimes("run_completed_after_full_loop",
@@ -331,7 +382,7 @@ def loop_frame(limit: int = 2, cancel: bool = True, torn_grant: bool = False) ->
             sometimes("last_body_completed", lambda v: getattr(v, bodies[-1]).phase is FramePhase.COMPLETED),
             *([sometimes("run_canceled", lambda v: v.run.phase is RunPhase.CANCELED)] if cancel else []),
         ],
-        final=lambda v: v.run.phase in (RunPhase.COMPLETED, RunPhase.CANCELED),
+        final=lambda v: v.run.phase in FINAL,
         terminates=True,
         recoverable=True,
         doc=__doc__ or "",

@@ -28,10 +28,11 @@ check.
 
 Liveness. Both specs are ``recoverable``: an operator can cancel any live
 task, so a final state is always reachable. Neither turns on ``terminates``:
-under weak fairness of the task's own rows a worker may put a question to a
-senior and get an answer forever (a 5-state lasso, Dispatch, Ask, Answer,
-Ask, back to step 3; as written, 3 states without a dispatch) -- the engine
-bounds neither questions nor an attempt's time in the lifecycle. What must
+under weak fairness of the task's own rows a spawner may fail forever, each
+failure rolling the dispatch back (a 2-state lasso, Dispatch, SpawnFailed),
+and a worker may put a question to a senior and get an answer forever (as
+written, 3 states without a dispatch: Ask, Answer) -- the engine bounds
+neither spawn retries, nor questions, nor an attempt's time in the lifecycle. What must
 hold is stated under `FAIRNESS` instead: a worker that can report infinitely
 often does (strongly: its questions disable that while suspended) and a
 pending question is answered; the operator's ``Cancel`` is never assumed.
@@ -40,14 +41,24 @@ for the corrected task. As written it does not: answering a question asked
 before any dispatch makes a RUNNING task with no attempt in flight, which no
 worker reports for (3 states: Ask, Answer, forever).
 
+The corrected task adds the spawner's answer to a dispatch (`WorkerSpawned`,
+`SpawnFailed`) and states more properties of the spawn window:
+``worker_behind_running`` (a RUNNING or SUSPENDED task has a worker spawning
+or live, and no other task has one), ``only_a_live_worker_acts``,
+``spawner_answers_its_dispatch`` (once, for the attempt prepared),
+``spawn_failure_has_reason``, ``spawn_failure_rolls_back`` (a failed spawn
+returns the task to CREATED with the attempt uncounted) and
+``running_gets_a_worker`` (a RUNNING task without a live worker gets one or
+leaves RUNNING and SUSPENDED) under `TASK_FAIRNESS`: the spawner answers a
+pending spawn.
+
 ``task --set fault_rolls_back=false`` (`FAULT_STRANDS`) is the engine before
 it rolled a dispatch back: the compare-and-swap that flips the task to
 RUNNING was followed by store calls before the worker was spawned, and a fault
-there (or a panic, or a disconnect that dropped the worker) left the task
-RUNNING with nothing behind it; only a manual cancel got it out.
-``running_ends`` reports the 3-state lasso Dispatch, `DispatchFault`,
-stuttering forever; no safety property sees it. In the corrected table the
-rollback is the attempt's ``WorkerFailed``, reported by the engine itself.
+there returned the error and left the task RUNNING with nothing behind it;
+only a manual cancel got it out. The shortest counterexample of each finding
+is Dispatch, SpawnFailed (3 states): the two safety properties see the step
+itself, and the two liveness properties the 3-state lasso stuttering there.
 """
 
 from __future__ import annotations
@@ -63,14 +74,16 @@ from statewright.machines.task import (
     Ask,
     Cancel,
     Dispatch,
-    DispatchFault,
     Spawn,
+    SpawnFailed,
     TaskPhase,
     WorkerBlocked,
     WorkerFailed,
     WorkerPassed,
+    WorkerSpawned,
     task_machine,
 )
+from statewright.machines.task import Worker as W
 from statewright.machines.task_as_written import task_as_written_machine
 from statewright.specs.registry import REGISTRY
 
@@ -248,8 +261,68 @@ def inputs(max_attempts: int, *, blank: bool = False) -> tuple[Any, ...]:
     return (Dispatch(), *outcomes, *asks, *answers, Cancel(), Spawn())
 
 
+def worker_behind_running(s: Any) -> bool:
+    """A RUNNING or SUSPENDED task has a worker spawning or live; a task in any other phase has none."""
+    if s.phase in (P.RUNNING, P.SUSPENDED):
+        return bool(s.worker in (W.SPAWNING, W.LIVE))
+    return bool(s.worker is W.NONE)
+
+
+def spawn_failure_rolls_back(before: Any, event: Any, after: Any) -> bool:
+    """A failed spawn returns the task to where the dispatch found it: CREATED, the attempt uncounted."""
+    if not isinstance(event, SpawnFailed):
+        return True
+    return after.phase is P.CREATED and after.attempt == before.attempt - 1 and after.worker is W.NONE
+
+
+def only_a_live_worker_acts(before: Any, event: Any, after: Any) -> bool:
+    """Outcomes, questions and child spawns come from a spawned worker only."""
+    return not isinstance(event, (*OUTCOMES, Ask, Spawn)) or before.worker is W.LIVE
+
+
+def spawner_answers_its_dispatch(before: Any, event: Any, after: Any) -> bool:
+    """The spawner answers once, for the attempt the dispatch prepared; a started worker is live."""
+    if not isinstance(event, (WorkerSpawned, SpawnFailed)):
+        return True
+    pending = before.phase is P.RUNNING and before.worker is W.SPAWNING and event.attempt == before.attempt
+    started = not isinstance(event, WorkerSpawned) or (after.phase is P.RUNNING and after.worker is W.LIVE)
+    return bool(pending and started)
+
+
+def spawn_failure_has_reason(before: Any, event: Any, after: Any) -> bool:
+    """A failed spawn is taken only with its reason, which the rollback's effect carries."""
+    return not isinstance(event, SpawnFailed) or event.reason != ""
+
+
+def spawn_properties() -> list[Property]:
+    """What the corrected task states about the spawn window, besides `properties`."""
+    return [
+        always("worker_behind_running", worker_behind_running),
+        always_step("only_a_live_worker_acts", only_a_live_worker_acts),
+        always_step("spawner_answers_its_dispatch", spawner_answers_its_dispatch),
+        always_step("spawn_failure_has_reason", spawn_failure_has_reason),
+        always_step("spawn_failure_rolls_back", spawn_failure_rolls_back),
+        leads_to("running_gets_a_worker",
+                 lambda s: s.phase is P.RUNNING and s.worker is not W.LIVE,
+                 lambda s: s.worker is W.LIVE or s.phase not in (P.RUNNING, P.SUSPENDED)),
+    ]
+
+
+TASK_FAIRNESS = (*FAIRNESS, weak_fair(WorkerSpawned, SpawnFailed))
+"""`FAIRNESS`, and the spawner answers a spawn it keeps pending (the engine awaits it)."""
+
+
+def spawn_inputs(max_attempts: int) -> tuple[Any, ...]:
+    """The spawner's answers for attempts 1 .. max_attempts + 1, and a failure with no reason (refused)."""
+    return (*(kind for n in range(1, max_attempts + 2)
+              for kind in (WorkerSpawned(n), SpawnFailed(n, "store fault"))), SpawnFailed(1, ""))
+
+
 FAULT_STRANDS: Mapping[str, int] = {
-    "running_ends": 3,  # Dispatch, DispatchFault: RUNNING with nothing behind it, forever
+    "worker_behind_running": 3,  # Dispatch, SpawnFailed: RUNNING with nothing behind it
+    "spawn_failure_rolls_back": 3,  # the same step: the engine returned the error and kept RUNNING
+    "running_ends": 3,  # ... and stutters there forever: nothing but a cancel moves it
+    "running_gets_a_worker": 3,  # the same lasso
 }
 """What ``fault_rolls_back=False`` (the engine before its fix) breaks, with the shortest trace."""
 
@@ -257,16 +330,15 @@ FAULT_STRANDS: Mapping[str, int] = {
 @REGISTRY.spec
 def task(max_attempts: int = 2, depth: int = 1, max_depth: int = 3, fault_rolls_back: bool = True) -> Spec:
     """One swarm-engine task, corrected: every outcome is final and attempts stay in budget."""
-    domain = inputs(max_attempts, blank=True)
     machine = task_machine(max_attempts=max_attempts, depth=depth, max_depth=max_depth,
                            fault_rolls_back=fault_rolls_back)
     return Spec(
         "task",
         machine,
-        inputs=domain if fault_rolls_back else (*domain, DispatchFault()),
-        properties=properties(),
+        inputs=(*inputs(max_attempts, blank=True), *spawn_inputs(max_attempts)),
+        properties=[*properties(), *spawn_properties()],
         expect={} if fault_rolls_back else FAULT_STRANDS,
-        fairness=FAIRNESS,
+        fairness=TASK_FAIRNESS,
         recoverable=True,
         doc=__doc__ or "",
     )

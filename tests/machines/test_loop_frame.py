@@ -23,8 +23,11 @@ from statewright.machines.loop_frame import (
     CompleteLoop,
     CompleteStep,
     EnterLoop,
+    FailRun,
+    FailStep,
     FinishFrame,
     FinishRun,
+    FlowFailed,
     FlowRun,
     FrameKind,
     FramePhase,
@@ -37,6 +40,7 @@ from statewright.machines.loop_frame import (
     LoopStarted,
     NoteBody,
     NoteBodyDone,
+    NoteFailure,
     NoteGrant,
     NoteLoop,
     NoteLoopDone,
@@ -51,6 +55,7 @@ from statewright.machines.loop_frame import (
     StartLoop,
     StartRun,
     StepCompleted,
+    StepFailed,
     body_frame,
     flow_system,
     ledger_add,
@@ -100,8 +105,9 @@ def test_run_mirrors_slots_and_outputs() -> None:
 
 
 def test_run_mirrors_the_loop_without_guards_of_its_own() -> None:
-    # the frame and the loop own these facts and guard them; the run only refuses when not RUNNING
-    assert all(not t.guard for t in RUN_TRANSITIONS)
+    # the frame and the loop own these facts and guard them; the run only refuses when not RUNNING.
+    # Its one guard is on a fact it owns: FailRun needs an entry in its own failure ledger.
+    assert [t.input for t in RUN_TRANSITIONS if t.guard] == [FailRun]
     r = FlowRun(RunPhase.RUNNING, granted=frozenset({("root", "loop")}))
     r = accepted(RUN, r, NoteLoop("loop")).state
     r = accepted(RUN, r, NoteRequest("loop", 1)).state
@@ -112,6 +118,19 @@ def test_run_mirrors_the_loop_without_guards_of_its_own() -> None:
     r = accepted(RUN, r, NoteLoopDone("loop", "root", "loop")).state
     assert (r.loops, r.loops_done, r.granted, r.completed) == ({"loop"}, {"loop"}, frozenset(), {("root", "loop")})
     assert accepted(RUN, r, FinishRun()).state.phase is RunPhase.COMPLETED
+
+
+def test_a_run_fails_only_with_a_ledger_entry_and_the_ledger_only_grows() -> None:
+    running = FlowRun(RunPhase.RUNNING, granted=frozenset({("root", "a"), ("b1", "s")}))
+    assert refused(RUN, running, FailRun()).guards == ("has_failure",)
+    r = accepted(RUN, running, NoteFailure("b1", "s", 1)).state
+    r = accepted(RUN, r, NoteFailure("root", "a", 0)).state
+    assert (r.granted, r.failures) == (frozenset(), ((1, "s"), (0, "a")))
+    out = accepted(RUN, r, FailRun())
+    assert out.state.phase is RunPhase.FAILED and out.effects == (FlowFailed(((1, "s"), (0, "a"))),)
+    for late in (StartRun(), FinishRun(), CancelRun(), FailRun(), NoteFailure("root", "a", 0)):
+        assert refused(RUN, out.state, late).reason is Reason.TERMINAL
+    assert refused(RUN, FlowRun(), FailRun()).reason is Reason.NO_TRANSITION
 
 
 # -- frames --------------------------------------------------------------------------------
@@ -134,6 +153,16 @@ def test_frame_grants_and_completes_steps() -> None:
     assert (out.state.granted, out.state.done) == (frozenset(), {"a"})
     assert refused(FRAME, out.state, CompleteStep("a")).guards == ("step_in_flight",)
     assert refused(FRAME, out.state, FinishFrame()).guards == ("all_done",)
+
+
+def test_a_failed_step_releases_its_slot_and_keeps_the_frame_open() -> None:
+    f = accepted(FRAME, accepted(FRAME, root_frame(), StartFrame()).state, GrantSlot("a")).state
+    out = accepted(FRAME, f, FailStep("a"))
+    assert out.effects == (StepFailed("a", 0),)
+    assert (out.state.granted, out.state.done, out.state.failed) == (frozenset(), frozenset(), {"a"})
+    assert refused(FRAME, out.state, GrantSlot("a")).guards == ("node_ready",)  # not retried
+    assert refused(FRAME, out.state, FailStep("a")).guards == ("step_in_flight",)
+    assert refused(FRAME, f, FailStep("loop")).guards == ("step_in_flight",)  # a loop node fails by its steps
 
 
 def test_frame_waits_on_its_loop_node() -> None:
@@ -250,6 +279,15 @@ def test_grant_node_slot_commits_frame_and_run() -> None:
     assert s.root.granted == {"a"} and s.run.granted == {("root", "a")}
     s, _ = run_actions([("root", CompleteStep("a"))], s)
     assert s.root.done == {"a"} and s.run.completed == {("root", "a")} and s.run.outputs == {(0, "a")}
+
+
+def test_fail_step_appends_the_failure_entry_and_the_run_fails() -> None:
+    s, _ = run_actions([*STARTED, ("root", GrantSlot("a")), ("root", FailStep("a"))])
+    assert s.root.failed == {"a"} and s.run.granted == frozenset() and s.run.failures == ((0, "a"),)
+    assert blocked(s, "run", FinishRun()).why == "root_completed"
+    s, emitted = run_actions([("run", FailRun())], s)
+    assert s.run.phase is RunPhase.FAILED and [e.effect for e in emitted] == [FlowFailed(((0, "a"),))]
+    assert blocked(s, "root", GrantSlot("loop")).routed  # the failed run takes no more notes
 
 
 def test_an_operation_the_run_refuses_changes_nothing() -> None:

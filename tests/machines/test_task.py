@@ -17,7 +17,9 @@ from statewright.machines.task import (
     Cancel,
     ChildSpawned,
     Dispatch,
+    DispatchRolledBack,
     Spawn,
+    SpawnFailed,
     Task,
     TaskBlocked,
     TaskCancelled,
@@ -29,6 +31,8 @@ from statewright.machines.task import (
     WorkerBlocked,
     WorkerFailed,
     WorkerPassed,
+    Worker,
+    WorkerSpawned,
     task_machine,
 )
 from statewright.machines.task_as_written import TASK_AS_WRITTEN, AnswerStored, WrittenTask, task_as_written_machine
@@ -58,20 +62,20 @@ def rejected(state: Any, event: Any, machine: Any = TASK) -> Rejected:
 
 
 def test_pass_on_first_attempt() -> None:
-    s, effects = run([Dispatch(), WorkerPassed(1)])
+    s, effects = run([Dispatch(), WorkerSpawned(1), WorkerPassed(1)])
     assert s == Task(P.PASSED, attempt=1)
     assert effects == [TaskDispatched(1), TaskPassed(1)]
 
 
 def test_blocked_by_the_final_output() -> None:
-    s, effects = run([Dispatch(), WorkerBlocked(1)])
+    s, effects = run([Dispatch(), WorkerSpawned(1), WorkerBlocked(1)])
     assert s.phase is P.BLOCKED and effects[-1] == TaskBlocked(1)
 
 
 def test_failed_attempt_retries_then_blocks_when_exhausted() -> None:
-    s, effects = run([Dispatch(), WorkerFailed(1)])
+    s, effects = run([Dispatch(), WorkerSpawned(1), WorkerFailed(1)])
     assert (s.phase, s.attempt, effects[-1]) == (P.CREATED, 1, AttemptFailed(1))
-    s, effects = run([Dispatch(), WorkerFailed(2)], s)
+    s, effects = run([Dispatch(), WorkerSpawned(2), WorkerFailed(2)], s)
     assert (s.phase, s.attempt) == (P.BLOCKED, 2)
     assert effects == [TaskDispatched(2), TaskBlocked(2)]
 
@@ -82,34 +86,35 @@ def test_dispatch_refused_once_the_budget_is_spent() -> None:
 
 
 def test_outcome_of_an_older_attempt_is_refused() -> None:
-    s, _ = run([Dispatch(), WorkerFailed(1), Dispatch()])
+    s, _ = run([Dispatch(), WorkerSpawned(1), WorkerFailed(1), Dispatch(), WorkerSpawned(2)])
     for late in (WorkerPassed(1), WorkerBlocked(1), WorkerFailed(1)):
         assert rejected(s, late).guards[0] == "current_attempt"
 
 
 def test_suspend_and_resume_record_question_and_answer() -> None:
-    s, effects = run([Dispatch(), Ask("q")])
+    s, effects = run([Dispatch(), WorkerSpawned(1), Ask("q")])
     assert (s.phase, s.question) == (P.SUSPENDED, "q")
     s, more = run([Answer("a")], s)
-    assert s == Task(P.RUNNING, attempt=1, question=None, answer="a")
+    assert s == Task(P.RUNNING, attempt=1, question=None, answer="a", worker=Worker.LIVE)
     assert effects[-1] == TaskSuspended("q") and more == [TaskResumed("a")]
 
 
 def test_a_suspended_task_takes_no_outcome_and_no_second_question() -> None:
-    s, _ = run([Dispatch(), Ask("q")])
+    s, _ = run([Dispatch(), WorkerSpawned(1), Ask("q")])
     for e in (WorkerPassed(1), WorkerBlocked(1), WorkerFailed(1), Ask("q"), Spawn(), Dispatch()):
         assert rejected(s, e).reason is Reason.NO_TRANSITION
 
 
 def test_answer_without_a_question_is_refused() -> None:
-    s, _ = run([Dispatch()])
+    s, _ = run([Dispatch(), WorkerSpawned(1)])
     assert rejected(s, Answer("a")).reason is Reason.NO_TRANSITION
 
 
-@pytest.mark.parametrize("prefix", [[], [Dispatch()], [Dispatch(), Ask("q")], [Dispatch(), WorkerFailed(1)]])
+@pytest.mark.parametrize("prefix", [[], [Dispatch()], [Dispatch(), WorkerSpawned(1)], [Dispatch(), WorkerSpawned(1), Ask("q")],
+                                    [Dispatch(), WorkerSpawned(1), WorkerFailed(1)]])
 def test_cancel_from_every_live_phase_clears_the_question(prefix: list[Any]) -> None:
     s, effects = run([*prefix, Cancel()])
-    assert (s.phase, s.question, effects[-1]) == (P.CANCELLED, None, TaskCancelled())
+    assert (s.phase, s.question, s.worker, effects[-1]) == (P.CANCELLED, None, Worker.NONE, TaskCancelled())
 
 
 @pytest.mark.parametrize("terminal", [[WorkerPassed(1)], [WorkerBlocked(1)], [Cancel()]])
@@ -117,22 +122,53 @@ def test_cancel_from_every_live_phase_clears_the_question(prefix: list[Any]) -> 
     "late", [Dispatch(), WorkerPassed(1), WorkerBlocked(1), WorkerFailed(1), Ask("q"), Answer("a"), Cancel(), Spawn()]
 )
 def test_terminal_tasks_reject_every_input(terminal: list[Any], late: Any) -> None:
-    s, _ = run([Dispatch(), *terminal])
+    s, _ = run([Dispatch(), WorkerSpawned(1), *terminal])
     assert s.phase in TERMINAL
     assert rejected(s, late).reason is Reason.TERMINAL
 
 
 def test_spawn_only_while_running_and_below_the_depth_limit() -> None:
-    s, effects = run([Dispatch(), Spawn()], machine=task_machine(depth=1, max_depth=3))
+    s, effects = run([Dispatch(), WorkerSpawned(1), Spawn()], machine=task_machine(depth=1, max_depth=3))
     assert s.phase is P.RUNNING and effects[-1] == ChildSpawned(2)
     deep = task_machine(depth=2, max_depth=3)
-    s, _ = run([Dispatch()], machine=deep)
+    s, _ = run([Dispatch(), WorkerSpawned(1)], machine=deep)
     assert rejected(s, Spawn(), deep).guards == ("below_spawn_limit",)
     assert rejected(deep.initial, Spawn(), deep).reason is Reason.NO_TRANSITION
 
 
+def test_the_worker_is_spawned_before_it_reports_asks_or_spawns() -> None:
+    s, effects = run([Dispatch()])
+    assert (s.phase, s.attempt, s.worker, effects) == (P.RUNNING, 1, Worker.SPAWNING, [TaskDispatched(1)])
+    for e in (WorkerPassed(1), WorkerBlocked(1), WorkerFailed(1), Ask("q"), Spawn()):
+        assert "worker_live" in rejected(s, e).guards
+    assert rejected(s, WorkerSpawned(2)).guards == ("spawn_pending",)
+    live, _ = run([WorkerSpawned(1)], s)
+    assert live.worker is Worker.LIVE
+    assert rejected(live, WorkerSpawned(1)).guards == ("spawn_pending",)
+    assert rejected(live, SpawnFailed(1, "late")).guards[0] == "spawn_pending"
+
+
+def test_a_failed_spawn_rolls_the_dispatch_back() -> None:
+    """The source's fix: back to the status the flip moved from, the attempt uncounted, the reason logged."""
+    s, effects = run([Dispatch(), WorkerSpawned(1), WorkerFailed(1), Dispatch(), SpawnFailed(2, "store fault")])
+    assert s == Task(P.CREATED, attempt=1)
+    assert effects[-1] == DispatchRolledBack(2, "store fault")
+    s, _ = run([Dispatch(), WorkerSpawned(2), WorkerPassed(2)], s)
+    assert (s.phase, s.attempt) == (P.PASSED, 2)
+    assert rejected(run([Dispatch()])[0], SpawnFailed(1, "")).guards == ("names_reason",)
+
+
+def test_the_engine_before_its_fix_strands_the_task() -> None:
+    before = task_machine(fault_rolls_back=False)
+    s, effects = run([Dispatch(), SpawnFailed(1, "store fault")], machine=before)
+    assert (s.phase, s.worker, effects) == (P.RUNNING, Worker.LOST, [TaskDispatched(1)])
+    for e in (WorkerPassed(1), WorkerFailed(1), WorkerSpawned(1), Ask("q"), Spawn(), Dispatch()):
+        assert isinstance(step(before, s, e), Rejected)
+    assert run([Cancel()], s, before)[0].phase is P.CANCELLED
+
+
 def test_table_shape() -> None:
-    assert len(TASK.labels) == 9 and TASK.terminal_phases == TERMINAL
+    assert len(TASK.labels) == 11 and TASK.terminal_phases == TERMINAL
     assert TASK.initial == Task()
 
 
@@ -216,5 +252,6 @@ def test_spawn_needs_a_worker_token_and_outlives_the_attempt() -> None:
 
 def test_both_machines_share_phases_and_inputs() -> None:
     assert TASK.phase_type is W.phase_type
-    assert TASK.input_types == W.input_types
+    # the corrected task also takes the spawner's answer, a window the as-written model does not chase
+    assert TASK.input_types == (*W.input_types, WorkerSpawned, SpawnFailed)
     assert replace(WrittenTask(), asked=True).asked

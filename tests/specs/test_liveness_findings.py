@@ -19,8 +19,10 @@ fixed model holds it:
     is absorbed, so resume loops on itself (``stop_settles``);
 (c) ``session --set recover_settles_drain=false`` -- a recovered DRAINING
     registration refuses every attach (``recovery_completes``);
-(d) ``task --set fault_rolls_back=false`` -- a fault past the flip to
-    RUNNING leaves the task running with no worker (``running_ends``).
+(d) ``task --set fault_rolls_back=false`` -- a spawn that fails past the flip
+    to RUNNING leaves the task running with no worker (``running_ends``,
+    ``running_gets_a_worker``; the safety properties ``worker_behind_running``
+    and ``spawn_failure_rolls_back`` see the step itself).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from statewright.machines.session import (
     StartRun,
     Stop,
 )
-from statewright.machines.task import Answer, Ask, Cancel, Dispatch, DispatchFault, TaskPhase
+from statewright.machines.task import Answer, Ask, Cancel, Dispatch, SpawnFailed, TaskPhase, Worker
 from statewright.machines.token import Attach, Detach, Reattach
 from statewright.specs import REGISTRY
 from statewright.specs.session import DRAIN_NOT_SETTLED, STOP_ABSORBS, STRANDED
@@ -137,7 +139,7 @@ def test_the_lifecycle_list_is_every_bundled_lifecycle() -> None:
 # may go round forever through its own rows, by design. (session_inputs has session's own loop.)
 LEFT_OFF = {
     "session": (2, 0, [AttachExecutor()]),  # attach, detach, attach, ...: an idle session lives on
-    "task": (5, 3, [Dispatch(), Ask("q"), Answer("a"), Ask("q")]),  # a worker may ask questions forever
+    "task": (2, 0, [Dispatch()]),  # a spawner may fail forever: each failure rolls the dispatch back
     "task_as_written": (3, 1, [Ask("q"), Answer("a")]),  # the same, before any dispatch
     "operator": (5, 3, [Attach(0), Detach(), Reattach(0), Detach()]),  # no terminal phase at all
 }
@@ -238,22 +240,26 @@ def test_c_a_recovered_drain_leaves_the_session_unresumable() -> None:
 
 
 def test_d_a_fault_past_the_flip_leaves_the_task_running() -> None:
-    """(d) The dispatch flipped the task to RUNNING, then a fault: nothing runs it, nothing reports."""
+    """(d) The dispatch flipped the task to RUNNING, then the spawn failed: nothing runs it, nothing reports."""
     spec = build("task", fault_rolls_back=False)
     r = report("task", fault_rolls_back=False)
     only_findings(r, FAULT_STRANDS)
-    res = assert_lasso(r, "running_ends", length=3, loop=2)
-    assert inputs_of(res) == [Dispatch(), DispatchFault()]
+    for name in ("running_ends", "running_gets_a_worker"):
+        assert inputs_of(assert_lasso(r, name, length=3, loop=2)) == [Dispatch(), SpawnFailed(1, "store fault")]
+    for name in ("worker_behind_running", "spawn_failure_rolls_back"):
+        assert inputs_of(r.result(name)) == [Dispatch(), SpawnFailed(1, "store fault")]
+    res = r.result("running_ends")
     assert res.trace is not None
     orphan = res.trace[-1].state
-    assert orphan.phase is TaskPhase.RUNNING and orphan.orphaned
+    assert orphan.phase is TaskPhase.RUNNING and orphan.worker is Worker.LOST
     domain = spec.inputs
     assert isinstance(domain, tuple)
     moves = [e for e in domain if isinstance(step(spec.model, orphan, e), Accepted)]
     assert moves == [Cancel()], "only an operator's cancel, which fairness never assumes, gets it out"
     assert_replays(spec, res)
-    # fixed: the engine reports the attempt as failed (the rollback), and every RUNNING task ends
-    assert statuses(report("task"))["running_ends"] is HOLDS
+    # fixed: the dispatch rolls back to CREATED, and every RUNNING task gets a worker and ends
+    fixed = statuses(report("task"))
+    assert fixed["running_ends"] is HOLDS and fixed["running_gets_a_worker"] is HOLDS
     # the engine as written has the same hole: an answer before any dispatch makes a RUNNING task with no worker
     written = report("task_as_written").result("running_ends")
     assert written.status is EXPECTED and inputs_of(written) == [Ask("q"), Answer("a")] and written.loop == 2

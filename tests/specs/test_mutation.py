@@ -48,7 +48,7 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("run", "run", "#7 RUNNING --Resume[resumable]--> RUNNING: negate guard resumable"):
         "resumable holds in every reachable RUNNING state, so Resume never fires; it only re-enters what Enter "
         "enters anyway",
-    ("task", "task", "#8 RUNNING --Spawn[below_spawn_limit]--> RUNNING: negate guard below_spawn_limit"):
+    ("task", "task", "#10 RUNNING --Spawn[worker_live, below_spawn_limit]--> RUNNING: negate guard below_spawn_limit"):
         _SELF_LOOP_SPAWN.format(why="below_spawn_limit always holds at depth 1 of 3, so the row never fires"),
     ("task_as_written", "task_as_written",
      "#11 RUNNING --Spawn[has_worker_token, below_spawn_limit]--> RUNNING: negate guard below_spawn_limit"):

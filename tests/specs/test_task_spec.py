@@ -9,7 +9,17 @@ import pytest
 
 from statewright.kernel.checker import Status, Verdict, check
 from statewright.kernel.step import Accepted, Rejected, step
-from statewright.machines.task import Answer, Ask, Cancel, Dispatch, Spawn, TaskPhase, WorkerPassed, task_machine
+from statewright.machines.task import (
+    Answer,
+    Ask,
+    Cancel,
+    Dispatch,
+    Spawn,
+    TaskPhase,
+    WorkerPassed,
+    WorkerSpawned,
+    task_machine,
+)
 from statewright.specs.task import AS_WRITTEN_VIOLATES, task, task_as_written
 
 P = TaskPhase
@@ -18,7 +28,7 @@ P = TaskPhase
 def test_task_verifies_completely_with_exact_figures() -> None:
     r = check(task())
     assert (r.verdict, r.complete, r.stopped_by) == (Verdict.OK, True, None)
-    assert (r.distinct_states, r.generated, r.depth) == (24, 38, 7)
+    assert (r.distinct_states, r.generated, r.depth) == (27, 47, 9)
     assert all(p.status is Status.HOLDS for p in r.properties)
     assert r.never_fired == ()
 
@@ -27,8 +37,9 @@ def test_task_witnesses_every_terminal_outcome() -> None:
     r = check(task())
     lengths = {n: len(r.result(n).trace or ()) for n in
                ("reach_passed", "reach_blocked", "reach_cancelled", "reach_resumed", "reach_last_attempt")}
-    assert lengths == {"reach_passed": 3, "reach_blocked": 3, "reach_cancelled": 2,
-                       "reach_resumed": 4, "reach_last_attempt": 4}
+    # the worker's spawn is a step of its own (Dispatch, WorkerSpawned, ...)
+    assert lengths == {"reach_passed": 4, "reach_blocked": 4, "reach_cancelled": 2,
+                       "reach_resumed": 5, "reach_last_attempt": 5}
 
 
 def test_task_as_written_finds_every_expected_violation_completely() -> None:
@@ -89,7 +100,7 @@ def test_task_refuses_an_empty_question_or_answer() -> None:
     spec = task()
     assert isinstance(spec.inputs, tuple) and Ask("") in spec.inputs and Answer("") in spec.inputs
     machine = task_machine(depth=1)
-    running = step(machine, machine.initial, Dispatch())
+    running = step(machine, step(machine, machine.initial, Dispatch()).state, WorkerSpawned(1))
     assert isinstance(running, Accepted)
     refused = step(machine, running.state, Ask(""))
     assert isinstance(refused, Rejected) and refused.guards == ("names_question",)
@@ -160,4 +171,4 @@ def test_task_spec_parameters() -> None:
     assert r.verdict is Verdict.OK and r.result("reach_last_attempt").trace is not None
     deep = check(task(depth=2, max_depth=3))
     assert deep.verdict is Verdict.OK
-    assert [c.fired for c in deep.coverage if "Spawn" in c.label] == [0]
+    assert [c.fired for c in deep.coverage if "--Spawn[" in c.label] == [0]
