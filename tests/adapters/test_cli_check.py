@@ -26,11 +26,11 @@ cas_non_atomic: OK -- 22 distinct states, 28 generated, depth 7
 diehard: OK -- 16 distinct states, 96 generated, depth 8
 input: OK -- 33 distinct states, 50 generated, depth 9
 input_lifecycle: OK -- 496,420 distinct states, 3,759,297 generated, depth 29
-loop_frame: OK -- 111 distinct states, 191 generated, depth 22
+loop_frame: OK -- 192 distinct states, 346 generated, depth 22
 run: OK -- 42 distinct states, 66 generated, depth 11
 session: OK -- 644 distinct states, 3,514 generated, depth 13
 session_inputs: OK -- 23,976 distinct states, 115,632 generated, depth 22
-task: OK -- 24 distinct states, 38 generated, depth 7
+task: OK -- 27 distinct states, 47 generated, depth 9
 task_as_written: OK -- 156 distinct states, 1,164 generated, depth 10
 token: OK -- 31 distinct states, 52 generated, depth 5
 operator: OK -- 81 distinct states, 308 generated, depth 7
