@@ -299,9 +299,8 @@ def _put_in_a_process(name: str, locator: str, start: float) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)  # a memory store is one process's
 def test_two_processes_putting_the_same_content_both_succeed_with_one_row(backend: Backend) -> None:
-    if backend.name == "memory":
-        pytest.skip("a memory store is one process's")
     asyncio.run(_opened(backend))  # the tables exist before the race
     start = time.time() + 1.5
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
