@@ -10,8 +10,11 @@ from statewright.specs import alternating_bit, coffee_can, crdt, ewd840  # TLA+ 
 from statewright.specs import lamport_mutex  # TLA+ port: one record for the whole system
 from statewright.specs import order_payment  # routes settled atomically, and delivered asynchronously
 from statewright.specs import dispatch  # the dispatcher's protocol: cursor, lease, crashes
+from statewright.specs import launcher  # the run engine: start/resume, snapshots, the run-id bug
+from statewright.specs import facts  # fact-keyed IO: live, replay, missing facts
+from statewright.specs import child_runs  # a parent and its child run: linkage events once
 from statewright.specs.registry import REGISTRY, Entry, Registry
 
 __all__ = ["REGISTRY", "Entry", "Registry", "cas", "diehard", "input", "input_lifecycle", "loop_frame", "run", "session", "task", "token", "two_phase",
            "alternating_bit", "coffee_can", "crdt", "ewd840", "lamport_mutex",
-           "order_payment", "dispatch"]
+           "order_payment", "dispatch", "launcher", "facts", "child_runs"]

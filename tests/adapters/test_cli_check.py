@@ -43,7 +43,10 @@ lamport_mutex: OK -- 10,209 distinct states, 41,532 generated (10,042 pruned by 
 order_payment: OK -- 6 distinct states, 5 generated, depth 4
 order_payment_async: OK -- 15 distinct states, 16 generated, depth 7
 dispatch: OK -- 8,730 distinct states, 47,602 generated, depth 17
-22 specs: 18 ok, 4 violated as expected, 0 failed
+launcher: OK -- 169 distinct states, 251 generated, depth 15
+fact_io: OK -- 37 distinct states, 59 generated, depth 6
+child_runs: OK -- 18 distinct states, 22 generated, depth 7
+25 specs: 21 ok, 4 violated as expected, 0 failed
 """
 
 

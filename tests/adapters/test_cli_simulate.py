@@ -87,10 +87,10 @@ def test_all_and_quiet_simulate_every_spec(tmp_path: Path) -> None:
                        "--json", str(path))
     assert code == 0
     lines = out.splitlines()
-    assert len(lines) == 23 and all(" BOUNDED -- 50 behaviours, " in line for line in lines[:-1])
-    assert lines[-1] == "22 specs: 0 ok, 0 violated as expected, 22 bounded, 0 failed"
+    assert len(lines) == 26 and all(" BOUNDED -- 50 behaviours, " in line for line in lines[:-1])
+    assert lines[-1] == "25 specs: 0 ok, 0 violated as expected, 25 bounded, 0 failed"
     data = json.loads(path.read_text())
-    assert [d["spec"] for d in data][:3] == ["cas_atomic", "cas_non_atomic", "diehard"] and len(data) == 22
+    assert [d["spec"] for d in data][:3] == ["cas_atomic", "cas_non_atomic", "diehard"] and len(data) == 25
     assert all(d["simulation"] is True and d["seed"] == 1 and d["behaviours"] == 50 for d in data)
 
 

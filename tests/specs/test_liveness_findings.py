@@ -109,6 +109,9 @@ INTENDED: dict[str, Status | None] = {
     "task": None,
     "task_as_written": None,
     "operator": None,
+    "launcher": HOLDS,
+    "fact_io": HOLDS,
+    "child_runs": HOLDS,
 }
 """``terminates`` per lifecycle spec: HOLDS, or None where it is left off (see the reasons below).
 ``recoverable`` is on everywhere and holds everywhere."""
