@@ -150,7 +150,8 @@ def crashes_left(s: ParentRun, _i: Crash) -> bool:
 
 R = ParentPhase.RUNNING
 PARENT_TRANSITIONS: tuple[Transition[ParentRun, Any], ...] = (
-    Transition(R, Spawn, R, guard=[at(0), spawn_new],
+    # spawn_new alone: without the spawn fact the parent is at step 0 (every row past it records or needs it)
+    Transition(R, Spawn, R, guard=spawn_new,
                update=lambda s, i: replace(s, step=1, spawn_fact=True, spawned_events=s.spawned_events + 1),
                emit=(SpawnRequested(), ChildRunSpawned())),
     Transition(R, Spawn, R, guard=[at(0), spawn_recorded], update=lambda s, i: replace(s, step=1)),

@@ -209,10 +209,6 @@ class RunCompleted:
 # -- guards -----------------------------------------------------------------------
 
 
-def launches_left(s: Launcher, _i: object) -> bool:
-    return s.launches < s.max_launches
-
-
 def nothing_in_flight(s: Launcher, _i: Enter) -> bool:
     return not current(s).in_flight
 
@@ -328,7 +324,8 @@ P = LauncherPhase
 AFTER_RUN = ((P.IDLE, another_launch), (P.DONE, no_launch_left))
 
 LAUNCHER_TRANSITIONS: tuple[Transition[Launcher, Any], ...] = (
-    Transition(P.IDLE, Launch, P.EXECUTING, guard=launches_left, update=_launch,
+    # no guard: IDLE is reached only while launches remain (`another_launch`), DONE otherwise
+    Transition(P.IDLE, Launch, P.EXECUTING, update=_launch,
                emit=lambda s, i: (RunStarted(len(s.runs) - 1),)),
     Transition(P.EXECUTING, Enter, P.EXECUTING, guard=nothing_in_flight, update=_enter, emit=_entered),
     Transition(P.EXECUTING, Succeed, P.EXECUTING, guard=[in_flight, more_states], update=_complete, emit=_completed),

@@ -12,6 +12,14 @@ resume from its log, its recorded facts intact. Properties:
 * a child is started once: a second start would be a routed input the
   RUNNING child refuses, which blocks the step (the system's rule), and
   ``child_started_by_its_fact`` ties the child's start to the spawn fact;
+* ``awaits_a_completed_child`` -- the await fact is recorded only once the
+  child COMPLETED (the system guard ``child_completed``);
+* ``parent_phase_matches_data`` -- CRASHED only after a crash, within the
+  budget; past step 0 only with the spawn fact, at step 2 only with the await
+  fact, COMPLETED only from step 2;
+* ``calls_in_order`` -- Spawn takes the parent's attempt from step 0 to 1,
+  Await from 1 to 2, Finish completes it from 2; Crash is the only way into
+  CRASHED and Resume the only way out (at step 0);
 * witnesses: a resume after the spawn, a completed parent.
 
 ``terminates`` holds under weak fairness of each instance's rows (crashes
@@ -30,7 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from statewright.kernel.checker import Spec, always, sometimes
+from statewright.kernel.checker import Spec, always, always_step, sometimes
 from statewright.kernel.machine import Transition
 from statewright.kernel.system import Route, System, SystemGuard
 from statewright.machines.child_run import (
@@ -103,6 +111,36 @@ def child_runs(crashes: int = 1, linkage_atomic: bool = True) -> Spec:
         p = v.parent
         return bool(p.spawned_events <= p.spawn_fact and p.completed_events <= p.await_fact)
 
+    def awaits_a_completed_child(v: Any) -> bool:
+        return bool(not v.parent.await_fact or v.child is ChildPhase.COMPLETED)
+
+    def parent_phase_matches_data(v: Any) -> bool:
+        """CRASHED only after a crash (within the budget); past step 0 only with the spawn fact, at step 2
+        only with the await fact; COMPLETED only from step 2."""
+        p = v.parent
+        return bool((p.phase is not ParentPhase.CRASHED or p.crashes > 0) and 0 <= p.crashes <= p.max_crashes
+                    and (p.step < 1 or p.spawn_fact) and (p.step < 2 or p.await_fact)
+                    and (p.phase is not ParentPhase.COMPLETED or p.step == 2))
+
+    def calls_in_order(before: Any, event: Any, after: Any) -> bool:
+        """Which parent input moves what: Spawn takes step 0 to 1 and Await 1 to 2, both RUNNING; Finish
+        completes the parent; Crash is the only way into CRASHED, Resume the only way out (at step 0)."""
+        if not isinstance(before, ParentRun):
+            return True
+        moves = (before.phase, before.step, after.phase, after.step)
+        run, done, crashed = ParentPhase.RUNNING, ParentPhase.COMPLETED, ParentPhase.CRASHED
+        if isinstance(event, Spawn):
+            return moves == (run, 0, run, 1)
+        if isinstance(event, Await):
+            return moves == (run, 1, run, 2)
+        if isinstance(event, Finish):
+            return moves == (run, 2, done, 2)
+        if isinstance(event, Crash):
+            return moves[0::2] == (run, crashed) and after.crashes == before.crashes + 1
+        if isinstance(event, Resume):
+            return moves[0::2] == (crashed, run) and after.step == 0
+        return moves[0::2] == (run, run) and after.step == before.step
+
     def started_by_fact(v: Any) -> bool:
         return bool((v.child is not ChildPhase.IDLE) == v.parent.spawn_fact)
 
@@ -115,6 +153,9 @@ def child_runs(crashes: int = 1, linkage_atomic: bool = True) -> Spec:
             always("linkage_once_at_end", once_at_end),
             always("event_only_with_its_fact", with_fact),
             always("child_started_by_its_fact", started_by_fact),
+            always("awaits_a_completed_child", awaits_a_completed_child),
+            always("parent_phase_matches_data", parent_phase_matches_data),
+            always_step("calls_in_order", calls_in_order, each=True),
             sometimes("resumes_after_the_spawn",
                       lambda v: v.parent.crashes > 0 and v.parent.phase is ParentPhase.RUNNING and v.parent.spawn_fact),
             sometimes("parent_completes", lambda v: v.parent.phase is ParentPhase.COMPLETED),

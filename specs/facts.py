@@ -16,6 +16,12 @@ attempts; ``missing_retryable`` is the source's ``replay_missing_fact_retryable`
 * ``live_records_keyed_calls`` -- a keyed call in live mode leaves its key
   recorded, and goes to the transport only the first time;
 * ``facts_only_grow`` -- recorded facts are never lost, and replay adds none;
+* ``facts_recorded_once`` -- the record holds each key once and never a
+  call without a key; calls and attempts stay within their budgets;
+* ``phase_follows_input`` -- which input moves which phase: Replay takes
+  LIVE to REPLAY with its calls from zero, Finish ends the IO, a live call
+  stays LIVE, a replayed one stays REPLAY, a missing key FAILS, a missing
+  fact retries (its calls from zero) while configured and attempts remain;
 * witnesses: a replayed fact, a missing fact, a missing key (and, when
   retryable, a retried attempt).
 
@@ -29,10 +35,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from statewright.kernel.checker import Spec, always_step, sometimes
+from statewright.kernel.checker import Spec, always, always_step, sometimes
 from statewright.kernel.step import Accepted, step
 from statewright.machines.facts import (
-    Call, FactIo, FactRecorded, FactReplayed, Finish, IoPhase, MissingFact, MissingFactKey, Replay,
+    NO_KEY, Call, FactIo, FactRecorded, FactReplayed, Finish, IoPhase, MissingFact, MissingFactKey, Replay,
     TransportCalled, fact_io_machine,
 )
 from statewright.specs.registry import REGISTRY
@@ -81,6 +87,33 @@ def fact_io(calls: int = 2, max_attempts: int = 2, missing_retryable: bool = Fal
         grown = set(before.recorded) <= set(after.recorded)
         return grown and (before.phase is IoPhase.LIVE or after.recorded == before.recorded)
 
+    def facts_recorded_once(s: FactIo) -> bool:
+        """The record holds each fact key once (sorted), never a call without a key; calls and attempts
+        stay within their budgets."""
+        keys = s.recorded
+        return (all(a < b for a, b in zip(keys, keys[1:])) and NO_KEY not in keys
+                and 0 <= s.calls <= s.max_calls and 0 <= s.attempt < s.max_attempts)
+
+    def phase_follows_input(before: FactIo, event: Any, after: FactIo) -> bool:
+        """Which input moves which phase: Replay takes LIVE to REPLAY (its calls from zero), Finish ends
+        the IO, a call in LIVE stays LIVE and counts one; in REPLAY a recorded key stays and counts one,
+        a call without a key FAILS, a missing fact retries (calls from zero) while configured and
+        attempts remain, else FAILS."""
+        if isinstance(event, Replay):
+            return (before.phase, after.phase, after.calls) == (IoPhase.LIVE, IoPhase.REPLAY, 0)
+        if isinstance(event, Finish):
+            return before.phase in (IoPhase.LIVE, IoPhase.REPLAY) and after.phase is IoPhase.FINISHED
+        counted = after.calls == before.calls + 1 and after.attempt == before.attempt
+        if before.phase is IoPhase.LIVE:
+            return after.phase is IoPhase.LIVE and counted
+        if before.phase is not IoPhase.REPLAY:
+            return False
+        if event.key in before.recorded:
+            return after.phase is IoPhase.REPLAY and counted
+        if event.key is not None and missing_retryable and before.attempt + 1 < max_attempts:
+            return (after.phase, after.calls, after.attempt) == (IoPhase.REPLAY, 0, before.attempt + 1)
+        return after.phase is IoPhase.FAILED
+
     def replayed(s: FactIo) -> bool:
         return s.phase is IoPhase.REPLAY and s.calls > 0
 
@@ -95,6 +128,8 @@ def fact_io(calls: int = 2, max_attempts: int = 2, missing_retryable: bool = Fal
             always_step("missing_key_is_typed", missing_key_is_typed),
             always_step("live_records_keyed_calls", live_records_keyed_calls),
             always_step("facts_only_grow", facts_only_grow),
+            always("facts_recorded_once", facts_recorded_once),
+            always_step("phase_follows_input", phase_follows_input),
             sometimes("replays_a_fact", replayed),
             sometimes("fails_typed", lambda s: s.phase is IoPhase.FAILED),
             *([sometimes("retries_a_missing_fact", lambda s: s.attempt > 0)] if missing_retryable else []),

@@ -20,6 +20,15 @@ Properties:
   a retryable one ends it only on its last attempt;
 * ``attempts_as_the_source_counts`` -- the attempt is zero-based and below
   ``max_attempts`` (attempts in all, the first included);
+* ``phase_matches_runs`` -- a run is attached exactly while EXECUTING or
+  CRASHED (the last one launched, still RUNNING, the only one with an attempt
+  in flight); CRASHED only after a crash, DONE only once every launch is used,
+  crashes and launches within their budgets;
+* ``phase_follows_input`` -- which input moves which phase: Launch leaves
+  IDLE for EXECUTING, Crash enters CRASHED, Resume leaves it; a Succeed or
+  Fail that ends the run goes to IDLE while launches remain, else DONE;
+* ``only_the_attempt_in_flight_reports`` -- Succeed and Fail report on an
+  attempt in flight, Enter begins one only when none is;
 * witnesses: a run completes, one fails retryably after exhausting its
   attempts, one fails at once, a retry, a resume, two runs completed.
 
@@ -31,7 +40,8 @@ no cycle; ``recoverable`` holds too.
 ``reattach_completed=true`` is the source's run-id bug: a launch for a
 pipeline whose previous run had completed re-attached to that run (and
 handed back its result, a second ``RunCompleted``) instead of starting a new
-one. Caught by ``launch_starts_a_new_run`` and ``one_run_completed`` on the
+one. Caught by ``launch_starts_a_new_run``, ``one_run_completed`` and
+``phase_follows_input`` (the launch stays out of EXECUTING) on the
 7-state trace Launch, Enter, Succeed, Enter, Succeed, Launch.
 ``failure_boundary=true`` starts each retry and resume from the latest
 snapshot, whatever its kind: ``failure_snapshot_never_a_boundary`` fails on
@@ -101,7 +111,7 @@ def reattaching(table: tuple[Transition[Launcher, Any], ...]) -> tuple[Transitio
     out: list[Transition[Launcher, Any]] = []
     for t in table:
         if t.input is Launch:
-            out.append(replace(t, guard=[t.guard, previous_not_completed]))  # type: ignore[list-item]
+            out.append(replace(t, guard=previous_not_completed))  # the launch row has no guard of its own
             out += [Transition(P.IDLE, Launch, P.IDLE, guard=[previous_completed, _more_after], update=_reattach,
                                emit=_handed_back),
                     Transition(P.IDLE, Launch, P.DONE, guard=[previous_completed, _last_launch], update=_reattach,
@@ -149,6 +159,46 @@ def attempts_as_the_source_counts(s: Launcher) -> bool:
     return all(0 <= r.attempt < s.max_attempts for r in s.runs)
 
 
+def phase_matches_runs(s: Launcher) -> bool:
+    """A run is attached exactly while EXECUTING or CRASHED: the last one launched, still RUNNING and the
+    only one with an attempt in flight; every other run ended. CRASHED only after a crash, DONE only once
+    every launch is used, and the budgets are never overdrawn."""
+    attached = s.phase in (P.EXECUTING, P.CRASHED)
+    if attached != (s.attached is not None) or len(s.runs) > s.launches:
+        return False
+    if s.attached is not None and (s.attached != len(s.runs) - 1 or s.runs[-1].status is not RunStatus.RUNNING):
+        return False
+    others = [r for i, r in enumerate(s.runs) if i != s.attached]
+    return (all(r.status is not RunStatus.RUNNING and not r.in_flight for r in others)
+            and (s.phase is not P.CRASHED or s.crashes > 0) and (s.phase is not P.DONE or s.launches == s.max_launches)
+            and 0 <= s.crashes <= s.max_crashes and s.launches <= s.max_launches)
+
+
+def phase_follows_input(before: Launcher, event: Any, after: Launcher) -> bool:
+    """Which input moves which phase: Launch leaves IDLE, Crash enters CRASHED, Resume leaves it; Enter,
+    and a Succeed or Fail that leaves the run RUNNING, stay EXECUTING; one that ends the run goes to IDLE
+    while launches remain, else DONE."""
+    if isinstance(event, Launch):
+        return (before.phase, after.phase) == (P.IDLE, P.EXECUTING)
+    if isinstance(event, Crash):
+        return (before.phase, after.phase) == (P.EXECUTING, P.CRASHED)
+    if isinstance(event, Resume):
+        return (before.phase, after.phase) == (P.CRASHED, P.EXECUTING)
+    if before.phase is not P.EXECUTING or before.attached is None:
+        return False
+    if isinstance(event, Enter) or after.runs[before.attached].status is RunStatus.RUNNING:
+        return after.phase is P.EXECUTING
+    return after.phase is (P.IDLE if after.launches < after.max_launches else P.DONE)
+
+
+def only_the_attempt_in_flight_reports(before: Launcher, event: Any, after: Launcher) -> bool:
+    """A Succeed or Fail reports on the attempt in flight (entered, not yet reported): none reports on a
+    state that was never entered; Enter begins one only when none is in flight."""
+    if not isinstance(event, (Enter, Succeed, Fail)) or before.attached is None:
+        return True
+    return before.runs[before.attached].in_flight != isinstance(event, Enter)
+
+
 @REGISTRY.spec
 def launcher(
     states: int = 2,
@@ -164,7 +214,8 @@ def launcher(
     expect: dict[str, int] = {}
     if reattach_completed:
         table = reattaching(table)
-        expect |= {"launch_starts_a_new_run": 2 * states + 3, "one_run_completed": 2 * states + 3}
+        expect |= {"launch_starts_a_new_run": 2 * states + 3, "one_run_completed": 2 * states + 3,
+                   "phase_follows_input": 2 * states + 3}
     if failure_boundary:
         table = with_entered(table, _from_latest)
         expect |= {"failure_snapshot_never_a_boundary": 4}
@@ -231,6 +282,9 @@ def launcher(
             always_step("failure_snapshot_never_a_boundary", failure_snapshot_never_a_boundary),
             always_step("non_retryable_fails_at_once", non_retryable_fails_at_once),
             always("attempts_as_the_source_counts", attempts_as_the_source_counts),
+            always("phase_matches_runs", phase_matches_runs),
+            always_step("phase_follows_input", phase_follows_input),
+            always_step("only_the_attempt_in_flight_reports", only_the_attempt_in_flight_reports),
             sometimes("completes", ended(RunStatus.COMPLETED)),
             sometimes("fails", ended(RunStatus.FAILED)),
             sometimes("retries", lambda s: any(r.attempt > 0 for r in s.runs)),

@@ -41,7 +41,7 @@ def test_the_source_run_id_bug_is_caught_in_seven_states() -> None:
     r = report("launcher", reattach_completed=True)
     assert r.verdict is Verdict.OK  # the findings are expected, with their lengths pinned
     assert r.distinct_states == 143
-    for name in ("launch_starts_a_new_run", "one_run_completed"):
+    for name in ("launch_starts_a_new_run", "one_run_completed", "phase_follows_input"):
         result = r.result(name)
         assert result.status is Status.EXPECTED and result.trace is not None
         assert [s.input for s in result.trace[1:]] == [Launch(), Enter(), Succeed(), Enter(), Succeed(), Launch()]
