@@ -67,7 +67,16 @@ from statewright.kernel.boundary import FAILURES, raised
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Guard, Machine, Transition
 from statewright.kernel.step import Rejected
-from statewright.kernel.system import Action, Emitted, Fired, System, SystemState, guard_not_bool, guard_raised
+from statewright.kernel.system import (
+    Action,
+    Emitted,
+    Fired,
+    System,
+    SystemState,
+    guard_not_bool,
+    guard_raised,
+    route_targets,
+)
 
 __all__ = ["Asynchronous", "Deliver", "Flow", "InFlight", "Message", "Order", "Refusal"]
 
@@ -286,7 +295,7 @@ class Asynchronous:
                 to = route.to(eff, source)
             except FAILURES as exc:
                 raised(exc, route.to, f"system {self.system.name!r}, route of {type(eff).__name__}", state=s, input=eff)
-            for target, routed in _targets(to):
+            for target, routed in route_targets(to):
                 if target not in self.system.position:
                     raise DefinitionError(f"system {self.system.name!r}: route for {type(eff).__name__} "
                                           f"names unknown instance {target!r}")
@@ -318,10 +327,3 @@ def _named(instance: str) -> Callable[[InFlight, Action], bool]:
     return by
 
 
-def _targets(out: Any) -> Sequence[tuple[str, Any]]:
-    """A route's answer as pairs: None, one ``(instance, input)`` pair, or several (as `kernel.system` reads it)."""
-    if out is None:
-        return ()
-    if isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], str):
-        return (out,)
-    return list(out)

@@ -28,7 +28,7 @@ from statewright.kernel.values import describe
 __all__ = [
     "UNSET", "Accepted", "Reason", "Rejected", "Result",
     "alternatives", "apply_rule", "current_phase", "enabled_among", "enabled_rules", "failing_guard", "firings",
-    "guard_raised", "holds", "outcomes", "step",
+    "emitted", "guard_raised", "holds", "outcomes", "step",
 ]
 
 S = TypeVar("S")
@@ -341,3 +341,20 @@ def step(machine: Machine[S], state: S, event: Any, *, choice: Any = UNSET) -> A
         new, effects = apply_rule(machine, rule, state, event, choice)
         return Accepted(new, effects, rule.index, choice)
     return Rejected(Reason.GUARD_FAILED, now, event, tuple(failed))
+
+
+def emitted(machine: Machine[S], before: S, event: Any, after: S) -> tuple[Any, ...]:
+    """The effects of the step ``before --event--> after``: what an action property asks of a step.
+
+    The row `step` takes, when the table takes the step; otherwise the step
+    was taken by a model whose guards differ from this table (a mutant,
+    `kernel.checker.mutants`), and its row is the one leading to ``after``'s
+    phase -- guards do not change what a row emits. None found: no effects.
+    """
+    out = step(machine, before, event)
+    if isinstance(out, Accepted):
+        return out.effects
+    for rule in machine.index.get((current_phase(machine, before), type(event)), ()):
+        if rule.target is current_phase(machine, after):
+            return apply_rule(machine, rule, before, event)[1]
+    return ()

@@ -30,8 +30,8 @@ from statewright.kernel.machine import Machine
 from statewright.kernel.step import Accepted, Rejected, outcomes, step
 
 __all__ = [
-    "Action", "Blocked", "Emitted", "Route", "System", "SystemGuard", "SystemState", "guard_raised", "settle",
-    "settlements",
+    "Action", "Blocked", "Emitted", "Route", "System", "SystemGuard", "SystemState", "guard_raised", "route_targets",
+    "settle", "settlements",
 ]
 
 MAX_HOPS = 64
@@ -282,7 +282,7 @@ def _fired(
         except FAILURES as exc:
             raised(exc, route.to, f"system {system.name!r}, route of {type(eff).__name__}",
                    state=before, input=eff)
-        for target, routed_input in _targets(to):
+        for target, routed_input in route_targets(to):
             j = system.position.get(target)
             if j is None:
                 raise DefinitionError(
@@ -310,7 +310,15 @@ def guard_not_bool(value: Any, system: System[Any], g: SystemGuard, before: Any,
              state=before, input=Action(system.names[k], event))
 
 
-def _targets(out: Any) -> Sequence[tuple[str, Any]]:
+def route_targets(out: Any) -> Sequence[tuple[str, Any]]:
+    """A `Route`'s answer as ``(instance, input)`` pairs: None, one pair, or an iterable of pairs.
+
+    The one reading of a route's answer, for `settle`, the level search, the
+    asynchronous composition and the shell's dispatcher alike.
+
+    >>> route_targets(None), route_targets(("b", 1)), route_targets([("b", 1), ("c", 2)])
+    ((), (('b', 1),), [('b', 1), ('c', 2)])
+    """
     if out is None:
         return ()
     if isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], str):

@@ -62,7 +62,7 @@ from typing import Any
 
 from statewright.kernel.checker import Spec, always, always_step, sometimes
 from statewright.kernel.machine import Transition
-from statewright.kernel.step import Accepted, apply_rule, step
+from statewright.kernel.step import emitted
 from statewright.machines.launcher import (
     LAUNCHER_TRANSITIONS,
     Crash,
@@ -226,14 +226,8 @@ def launcher(
     machine = launcher_machine(states, max_attempts, launches, crashes, transitions=table)
 
     def effects(before: Launcher, event: Any, after: Launcher) -> tuple[Any, ...]:
-        """What the step emitted, found by input and phases (as specs/run.py does for mutants)."""
-        out = step(machine, before, event)
-        if isinstance(out, Accepted):
-            return out.effects
-        for rule in machine.index.get((before.phase, type(event)), ()):
-            if rule.target is after.phase:
-                return apply_rule(machine, rule, before, event)[1]
-        return ()
+        """What the step emitted, by the row that took it (a mutant's too: `kernel.step.emitted`)."""
+        return emitted(machine, before, event, after)
 
     def one_run_completed(before: Launcher, event: Any, after: Launcher) -> bool:
         ended = {r for r, b in enumerate(before.runs)

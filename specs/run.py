@@ -41,7 +41,7 @@ from typing import Any
 from statewright.kernel.checker import Spec, always, always_step, sometimes, terminal_stable
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.machine import Guard, Transition
-from statewright.kernel.step import Accepted, apply_rule, step
+from statewright.kernel.step import emitted
 from statewright.machines.run import (
     RUN_TRANSITIONS,
     TERMINAL,
@@ -126,19 +126,8 @@ def run(
     machine = run_machine(plan, max_attempts, transitions=table)
 
     def effects(before: Run, event: Any, after: Run) -> tuple[Any, ...]:
-        """What the step emitted: the effects of the row that took it, found by input and phases.
-
-        A step the table refuses was taken by a model whose guards differ from it (a mutant,
-        `kernel.checker.mutants`); its row is the one leading where the step went, and guards
-        do not change what a row emits.
-        """
-        out = step(machine, before, event)
-        if isinstance(out, Accepted):
-            return out.effects
-        for rule in machine.index.get((before.phase, type(event)), ()):
-            if rule.target is after.phase:
-                return apply_rule(machine, rule, before, event)[1]
-        return ()
+        """What the step emitted, by the row that took it (a mutant's too: `kernel.step.emitted`)."""
+        return emitted(machine, before, event, after)
 
     def one_run_completed(before: Run, event: Any, after: Run) -> bool:
         ends = before.phase not in TERMINAL and after.phase in TERMINAL

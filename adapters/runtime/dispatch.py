@@ -104,7 +104,7 @@ from statewright.adapters.runtime.store import (
     Op,
     StoreError,
 )
-from statewright.kernel.system import System
+from statewright.kernel.system import System, route_targets
 
 __all__ = [
     "BadHandler",
@@ -344,9 +344,7 @@ class Dispatcher:
                 source = instance_of.get(d.key)
                 if source is None:
                     return []
-                out = r.to(effect, source)
-                pairs = [] if out is None else [out] if isinstance(out, tuple) else list(out)
-                return [(keys[name], value) for name, value in pairs]
+                return [(keys[name], value) for name, value in route_targets(r.to(effect, source))]
             self.route(r.effect, to, on_reject=on_reject)
 
     def _register(self, effect: type[Any], call: Callable[..., Any], *, route: bool, on_reject: OnReject) -> None:

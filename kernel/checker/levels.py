@@ -55,7 +55,7 @@ from statewright.kernel.checker.space import StateSpace
 from statewright.kernel.checker.spec import Spec
 from statewright.kernel.errors import DefinitionError
 from statewright.kernel.step import Rejected
-from statewright.kernel.system import System, _targets
+from statewright.kernel.system import System, route_targets
 
 __all__ = ["CHUNK", "LIMIT", "Expanded", "FellBack", "FastLane", "Levels", "close", "prepare_levels"]
 
@@ -119,7 +119,7 @@ def close(space: StateSpace, limit: int = LIMIT) -> bool:
                             if route is None:
                                 continue
                             for name in t.instances:
-                                for target, event in _targets(route.to(effect, name)):
+                                for target, event in route_targets(route.to(effect, name)):
                                     inbox = routed[id(space.tables[system.position[target]])]
                                     if event not in inbox:
                                         inbox.append(event)
