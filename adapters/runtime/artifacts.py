@@ -46,13 +46,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, NewType, Protocol, TypeAlias, runtime_checkable
+from typing import Any, NewType, Protocol, Self, TypeAlias, TypeVar, runtime_checkable
 
 from statewright.adapters.runtime.errors import BadInput, Corrupt, NotFound
+from statewright.adapters.runtime.shielded import shielded
 from statewright.adapters.runtime.store import canonical_json
 
 __all__ = [
@@ -65,12 +67,15 @@ __all__ = [
     "Kind",
     "MemoryArtifacts",
     "Other",
+    "StagedArtifacts",
     "artifact_id",
     "canonical",
     "chunks_of",
     "kind_from_text",
     "kind_text",
 ]
+
+T = TypeVar("T")
 
 CHUNK = 1 << 20
 """Bytes per stored chunk by default (1 MiB): what a put stages at a time and what `stream` yields."""
@@ -270,6 +275,106 @@ async def read_all(stream: AsyncIterator[bytes]) -> bytes:
 
 def not_found(id: str) -> NotFound:
     return NotFound(f"no artifact {id}", key=id)
+
+
+class StagedArtifacts:
+    """What both SQL backends do the same way; each subclass says it in its own SQL.
+
+    A put stages its chunks under a random ``blob`` key, each chunk a short
+    write of its own (so a large put never holds a lock long), then publishes
+    the artifact's row in one transaction -- or, when the same bytes were
+    there already, drops its staged chunks in that transaction. A put that
+    fails or is cancelled drops what it staged. Reads go chunk by chunk,
+    through `verified`. Subclasses give the SQL: `_stage`, `_publish`,
+    `_drop`, `_chunk_at`, `_artifact_row`, `_transaction`, and
+    ``_created_types``, the types a stored creation time may read back as.
+    """
+
+    _chunk: int
+    _clock: Callable[[], float]
+    _created_types: tuple[type, ...] = (float,)
+
+    async def put(self, kind: Kind, data: Data) -> ArtifactId:
+        text = kind_text(kind)
+        blob = secrets.token_hex(16)
+        hasher = Hasher()
+        try:
+            async for chunk in chunks_of(data, self._chunk):
+                n = hasher.size // self._chunk
+                hasher.update(chunk)
+                await shielded(self._stage, blob, n, chunk)
+            id, size, created = hasher.id, hasher.size, float(self._clock())
+            await self._transaction(lambda: self._publish(id, text, size, created, blob))
+            return id
+        except BaseException:
+            try:
+                await shielded(self._drop, blob)  # even while the caller is being cancelled (best effort)
+            except Exception:
+                pass  # nothing points at them: `sweep` takes them later
+            raise
+
+    async def get(self, id: str) -> bytes:
+        return await read_all(self.stream(id))
+
+    async def stream(self, id: str) -> AsyncIterator[bytes]:
+        info, blob = await self._row(id)
+
+        async def stored() -> AsyncIterator[bytes]:
+            n = 0
+            while (chunk := await self._chunk_at(blob, n)) is not None:
+                yield chunk
+                n += 1
+
+        async for chunk in verified(info.id, info.size, stored()):
+            yield chunk
+
+    async def exists(self, id: str) -> bool:
+        return await self._artifact_row(artifact_id(id)) is not None
+
+    async def stat(self, id: str) -> ArtifactInfo:
+        return (await self._row(id))[0]
+
+    async def _row(self, id: str) -> tuple[ArtifactInfo, str]:
+        key = artifact_id(id)
+        row = await self._artifact_row(key)
+        if row is None:
+            raise not_found(key)
+        kind, size, created, blob = row
+        if type(size) is not int or not isinstance(created, self._created_types) or not isinstance(blob, str):
+            raise Corrupt(f"artifact {key}'s row is garbled: size {size!r}, created {created!r}", key=key)
+        return ArtifactInfo(key, kind_from_text(kind, key), size, float(row[2])), blob  # (`created`, checked above)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def _stage(self, blob: str, n: int, chunk: bytes) -> None:
+        """Write one staged chunk (its own short write)."""
+        raise NotImplementedError
+
+    async def _publish(self, id: ArtifactId, kind: str, size: int, created: float, blob: str) -> None:
+        """Inside a transaction: insert the artifact's row pointing at ``blob``, or drop ``blob`` if ``id`` exists."""
+        raise NotImplementedError
+
+    async def _drop(self, blob: str) -> None:
+        """Delete ``blob``'s staged chunks unless an artifact points at them."""
+        raise NotImplementedError
+
+    async def _chunk_at(self, blob: str, n: int) -> bytes | None:
+        """Chunk ``n`` of ``blob``, or None past its last."""
+        raise NotImplementedError
+
+    async def _artifact_row(self, id: ArtifactId) -> Any:
+        """``(kind, size, created, blob)`` of artifact ``id``, or None."""
+        raise NotImplementedError
+
+    async def _transaction(self, body: Callable[[], Awaitable[T]]) -> T:
+        raise NotImplementedError
 
 
 class MemoryArtifacts:

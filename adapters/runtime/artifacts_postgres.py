@@ -23,27 +23,12 @@ server `ReadOnly`, a lost connection `Io`, a lock wait past ``busy_timeout`` `Bu
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from statewright.adapters.runtime.artifacts import (
-    CHUNK,
-    ArtifactId,
-    ArtifactInfo,
-    Data,
-    Hasher,
-    Kind,
-    artifact_id,
-    chunks_of,
-    kind_from_text,
-    kind_text,
-    not_found,
-    read_all,
-    verified,
-)
-from statewright.adapters.runtime.errors import BadInput, BadOption, Corrupt, IncompatibleSchema
+from statewright.adapters.runtime.artifacts import CHUNK, ArtifactId, StagedArtifacts
+from statewright.adapters.runtime.errors import BadInput, BadOption, IncompatibleSchema
 from statewright.adapters.runtime.postgres import (
     DEFAULT_SCHEMA,
     PostgresStore,
@@ -52,7 +37,7 @@ from statewright.adapters.runtime.postgres import (
     _NAME,
     _redact,
 )
-from statewright.adapters.runtime.shielded import settle
+from statewright.adapters.runtime.shielded import shielded
 from statewright.adapters.runtime.store import Catalog
 
 __all__ = ["PostgresArtifacts"]
@@ -61,7 +46,7 @@ T = TypeVar("T")
 COLUMNS = {"artifacts": ["id", "kind", "size", "created", "blob"], "artifact_chunks": ["blob", "n", "bytes"]}
 
 
-class PostgresArtifacts:
+class PostgresArtifacts(StagedArtifacts):
     """An `artifacts.ArtifactStore` in a PostgreSQL database (one connection; the examples need a server:
     ``tests/adapters/test_artifacts.py``)."""
 
@@ -115,45 +100,10 @@ class PostgresArtifacts:
                 raise IncompatibleSchema(f"{self._where}: table {table} has columns {', '.join(found.get(table, []))}, "
                                          f"not {', '.join(columns)}")
 
-    async def __aenter__(self) -> PostgresArtifacts:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
     async def close(self) -> None:
         if not self._conn.is_closed():
             with _mapped(None, self._where):
                 await self._conn.close()
-
-    # -- writes -----------------------------------------------------------------
-
-    async def put(self, kind: Kind, data: Data) -> ArtifactId:
-        text = kind_text(kind)
-        blob = secrets.token_hex(16)
-        hasher = Hasher()
-        s = self._s
-        try:
-            async for chunk in chunks_of(data, self._chunk):
-                n = hasher.size // self._chunk
-                hasher.update(chunk)
-                await self._shielded(self._run, f"INSERT INTO {s}.artifact_chunks (blob, n, bytes) VALUES ($1, $2, $3)",
-                                     blob, n, chunk)
-            id = hasher.id
-            size = hasher.size
-
-            async def publish() -> None:
-                status = await self._conn.execute(
-                    f"INSERT INTO {s}.artifacts (id, kind, size, created, blob) VALUES ($1, $2, $3, $4, $5) "
-                    "ON CONFLICT (id) DO NOTHING", id, text, size, float(self._clock()), blob)
-                if status.rsplit(" ", 1)[-1] != "1":  # the same bytes were already there
-                    await self._conn.execute(f"DELETE FROM {s}.artifact_chunks WHERE blob = $1", blob)
-
-            await self._transaction(publish)
-            return id
-        except BaseException:
-            await self._discard(blob)
-            raise
 
     async def sweep(self) -> int:
         """Delete chunks no artifact points at (a killed put's); returns how many. Not while puts are running."""
@@ -164,61 +114,41 @@ class PostgresArtifacts:
 
         return await self._transaction(delete)
 
-    async def _discard(self, blob: str) -> None:
-        try:
-            await self._shielded(self._run, f"DELETE FROM {self._s}.artifact_chunks WHERE blob = $1 "
-                                 f"AND blob NOT IN (SELECT blob FROM {self._s}.artifacts)", blob)
-        except Exception:
-            pass  # nothing points at them: `sweep` takes them later
+    # -- the SQL of `StagedArtifacts` ---------------------------------------------
+
+    async def _stage(self, blob: str, n: int, chunk: bytes) -> None:
+        await self._run(f"INSERT INTO {self._s}.artifact_chunks (blob, n, bytes) VALUES ($1, $2, $3)", blob, n, chunk)
+
+    async def _publish(self, id: ArtifactId, kind: str, size: int, created: float, blob: str) -> None:
+        s = self._s
+        status = await self._conn.execute(
+            f"INSERT INTO {s}.artifacts (id, kind, size, created, blob) VALUES ($1, $2, $3, $4, $5) "
+            "ON CONFLICT (id) DO NOTHING", id, kind, size, created, blob)
+        if status.rsplit(" ", 1)[-1] != "1":  # the same bytes were already there
+            await self._conn.execute(f"DELETE FROM {s}.artifact_chunks WHERE blob = $1", blob)
+
+    async def _drop(self, blob: str) -> None:
+        await self._run(f"DELETE FROM {self._s}.artifact_chunks WHERE blob = $1 "
+                        f"AND blob NOT IN (SELECT blob FROM {self._s}.artifacts)", blob)
+
+    async def _chunk_at(self, blob: str, n: int) -> bytes | None:
+        row = await self._one(f"SELECT bytes FROM {self._s}.artifact_chunks WHERE blob = $1 AND n = $2", blob, n)
+        return None if row is None else bytes(row[0])
+
+    async def _artifact_row(self, id: ArtifactId) -> Any:
+        return await self._one(f"SELECT kind, size, created, blob FROM {self._s}.artifacts WHERE id = $1", id)
+
+    # -- plumbing ---------------------------------------------------------------
 
     async def _run(self, sql: str, *args: Any) -> None:
         async with self._lock:
             with _mapped(None, self._where, self._conn):
                 await self._conn.execute(sql, *args)
 
-    # -- reads ------------------------------------------------------------------
-
-    async def get(self, id: str) -> bytes:
-        return await read_all(self.stream(id))
-
-    async def stream(self, id: str) -> AsyncIterator[bytes]:
-        info, blob = await self._row(id)
-
-        async def stored() -> AsyncIterator[bytes]:
-            n = 0
-            while True:
-                row = await self._one(f"SELECT bytes FROM {self._s}.artifact_chunks WHERE blob = $1 AND n = $2",
-                                      blob, n)
-                if row is None:
-                    return
-                yield bytes(row[0])
-                n += 1
-
-        async for chunk in verified(info.id, info.size, stored()):
-            yield chunk
-
-    async def exists(self, id: str) -> bool:
-        return await self._one(f"SELECT 1 FROM {self._s}.artifacts WHERE id = $1", artifact_id(id)) is not None
-
-    async def stat(self, id: str) -> ArtifactInfo:
-        return (await self._row(id))[0]
-
-    async def _row(self, id: str) -> tuple[ArtifactInfo, str]:
-        key = artifact_id(id)
-        row = await self._one(f"SELECT kind, size, created, blob FROM {self._s}.artifacts WHERE id = $1", key)
-        if row is None:
-            raise not_found(key)
-        kind, size, created, blob = row
-        if type(size) is not int or not isinstance(created, float) or not isinstance(blob, str):
-            raise Corrupt(f"artifact {key}'s row is garbled: size {size!r}, created {created!r}", key=key)
-        return ArtifactInfo(key, kind_from_text(kind, key), size, created), blob
-
     async def _one(self, sql: str, *args: Any) -> Any:
         async with self._lock:
             with _mapped(None, self._where, self._conn):
                 return await self._conn.fetchrow(sql, *args)
-
-    # -- plumbing ---------------------------------------------------------------
 
     async def _transaction(self, body: Callable[[], Awaitable[T]]) -> T:
         """``BEGIN`` .. ``COMMIT`` around ``body``, as a task the caller's cancellation lets finish."""
@@ -228,12 +158,4 @@ class PostgresArtifacts:
                     async with self._conn.transaction():
                         return await body()
 
-        return await self._shielded(run)
-
-    async def _shielded(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        job = asyncio.ensure_future(fn(*args))
-        try:
-            return await asyncio.shield(job)
-        except asyncio.CancelledError:
-            await settle(job)
-            raise
+        return await shielded(run)

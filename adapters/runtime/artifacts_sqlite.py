@@ -26,32 +26,17 @@ locked file past ``busy_timeout`` `Busy`.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
-from statewright.adapters.runtime.artifacts import (
-    CHUNK,
-    ArtifactId,
-    ArtifactInfo,
-    Data,
-    Hasher,
-    Kind,
-    artifact_id,
-    chunks_of,
-    kind_from_text,
-    kind_text,
-    not_found,
-    read_all,
-    verified,
-)
-from statewright.adapters.runtime.errors import BadInput, Corrupt, IncompatibleSchema
-from statewright.adapters.runtime.shielded import settle
+from statewright.adapters.runtime.artifacts import CHUNK, ArtifactId, StagedArtifacts
+from statewright.adapters.runtime.errors import BadInput, IncompatibleSchema
+from statewright.adapters.runtime.shielded import shielded
 from statewright.adapters.runtime.sqlite import SqliteStore, _mapped
 from statewright.adapters.runtime.store import Catalog
 
@@ -70,7 +55,7 @@ SCHEMA = (
 COLUMNS = {"artifacts": ("id", "kind", "size", "created", "blob"), "artifact_chunks": ("blob", "n", "bytes")}
 
 
-class SqliteArtifacts:
+class SqliteArtifacts(StagedArtifacts):
     """An `artifacts.ArtifactStore` in a SQLite file (its own connection; the file may hold a `SqliteStore` too).
 
     >>> import asyncio, tempfile, pathlib
@@ -83,6 +68,8 @@ class SqliteArtifacts:
     ...     asyncio.run(demo(pathlib.Path(d) / "s.db"))
     (b'{"steps":[]}', True)
     """
+
+    _created_types = (int, float)  # a REAL column gives back an int for a whole number of seconds
 
     def __init__(self, db: aiosqlite.Connection, where: str, *, chunk: int, clock: Callable[[], float]) -> None:
         """Use `SqliteArtifacts.open`."""
@@ -125,44 +112,8 @@ class SqliteArtifacts:
                 raise IncompatibleSchema(f"{self._where}: table {table} has columns {', '.join(found)}, "
                                          f"not {', '.join(columns)}")
 
-    async def __aenter__(self) -> SqliteArtifacts:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
     async def close(self) -> None:
         await self._db.close()
-
-    # -- writes -----------------------------------------------------------------
-
-    async def put(self, kind: Kind, data: Data) -> ArtifactId:
-        text = kind_text(kind)
-        blob = secrets.token_hex(16)
-        hasher = Hasher()
-        try:
-            async for chunk in chunks_of(data, self._chunk):
-                n = hasher.size // self._chunk
-                hasher.update(chunk)
-                await self._shielded(self._run, "INSERT INTO artifact_chunks (blob, n, bytes) VALUES (?, ?, ?)",
-                                     (blob, n, chunk))
-            id = hasher.id
-            size = hasher.size
-
-            async def publish() -> None:
-                async with self._db.execute(
-                    "INSERT OR IGNORE INTO artifacts (id, kind, size, created, blob) VALUES (?, ?, ?, ?, ?)",
-                    (id, text, size, float(self._clock()), blob),
-                ) as cur:
-                    added = cur.rowcount
-                if added != 1:  # the same bytes were already there: ours are not needed
-                    await self._db.execute("DELETE FROM artifact_chunks WHERE blob = ?", (blob,))
-
-            await self._transaction(publish)
-            return id
-        except BaseException:
-            await self._discard(blob)
-            raise
 
     async def sweep(self) -> int:
         """Delete chunks no artifact points at (a killed put's); returns how many. Not while puts are running."""
@@ -174,60 +125,41 @@ class SqliteArtifacts:
 
         return await self._transaction(delete)
 
-    async def _discard(self, blob: str) -> None:
-        """Delete a failed put's staged chunks, even while the caller is being cancelled (best effort)."""
-        try:
-            await self._shielded(self._run, "DELETE FROM artifact_chunks WHERE blob = ? "
-                                 "AND blob NOT IN (SELECT blob FROM artifacts)", (blob,))
-        except Exception:
-            pass  # nothing points at them: `sweep` takes them later
+    # -- the SQL of `StagedArtifacts` ---------------------------------------------
+
+    async def _stage(self, blob: str, n: int, chunk: bytes) -> None:
+        await self._run("INSERT INTO artifact_chunks (blob, n, bytes) VALUES (?, ?, ?)", (blob, n, chunk))
+
+    async def _publish(self, id: ArtifactId, kind: str, size: int, created: float, blob: str) -> None:
+        async with self._db.execute(
+            "INSERT OR IGNORE INTO artifacts (id, kind, size, created, blob) VALUES (?, ?, ?, ?, ?)",
+            (id, kind, size, created, blob),
+        ) as cur:
+            added = cur.rowcount
+        if added != 1:  # the same bytes were already there: ours are not needed
+            await self._db.execute("DELETE FROM artifact_chunks WHERE blob = ?", (blob,))
+
+    async def _drop(self, blob: str) -> None:
+        await self._run("DELETE FROM artifact_chunks WHERE blob = ? AND blob NOT IN (SELECT blob FROM artifacts)",
+                        (blob,))
+
+    async def _chunk_at(self, blob: str, n: int) -> bytes | None:
+        row = await self._one("SELECT bytes FROM artifact_chunks WHERE blob = ? AND n = ?", (blob, n))
+        return None if row is None else row[0]
+
+    async def _artifact_row(self, id: ArtifactId) -> Any:
+        return await self._one("SELECT kind, size, created, blob FROM artifacts WHERE id = ?", (id,))
+
+    # -- plumbing ---------------------------------------------------------------
 
     async def _run(self, sql: str, params: tuple[Any, ...]) -> None:
         async with self._lock, _mapped(None, self._where):
             await self._db.execute(sql, params)
 
-    # -- reads ------------------------------------------------------------------
-
-    async def get(self, id: str) -> bytes:
-        return await read_all(self.stream(id))
-
-    async def stream(self, id: str) -> AsyncIterator[bytes]:
-        info, blob = await self._row(id)
-
-        async def stored() -> AsyncIterator[bytes]:
-            n = 0
-            while True:
-                row = await self._one("SELECT bytes FROM artifact_chunks WHERE blob = ? AND n = ?", (blob, n))
-                if row is None:
-                    return
-                yield row[0]
-                n += 1
-
-        async for chunk in verified(info.id, info.size, stored()):
-            yield chunk
-
-    async def exists(self, id: str) -> bool:
-        return await self._one("SELECT 1 FROM artifacts WHERE id = ?", (artifact_id(id),)) is not None
-
-    async def stat(self, id: str) -> ArtifactInfo:
-        return (await self._row(id))[0]
-
-    async def _row(self, id: str) -> tuple[ArtifactInfo, str]:
-        key = artifact_id(id)
-        row = await self._one("SELECT kind, size, created, blob FROM artifacts WHERE id = ?", (key,))
-        if row is None:
-            raise not_found(key)
-        kind, size, created, blob = row
-        if type(size) is not int or not isinstance(created, (int, float)) or not isinstance(blob, str):
-            raise Corrupt(f"artifact {key}'s row is garbled: size {size!r}, created {created!r}", key=key)
-        return ArtifactInfo(key, kind_from_text(kind, key), size, float(created)), blob
-
     async def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
         async with self._lock, _mapped(None, self._where):
             async with self._db.execute(sql, params) as cur:
                 return await cur.fetchone()
-
-    # -- plumbing ---------------------------------------------------------------
 
     async def _transaction(self, body: Callable[[], Awaitable[T]]) -> T:
         """``BEGIN IMMEDIATE`` .. ``COMMIT`` around ``body``, as a task the caller's cancellation lets finish."""
@@ -246,13 +178,4 @@ class SqliteArtifacts:
                             pass
                     raise
 
-        return await self._shielded(run)
-
-    async def _shielded(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """``fn(*args)`` as a task a cancelled caller waits for before re-raising: the connection is never left mid-statement."""
-        job = asyncio.ensure_future(fn(*args))
-        try:
-            return await asyncio.shield(job)
-        except asyncio.CancelledError:
-            await settle(job)
-            raise
+        return await shielded(run)

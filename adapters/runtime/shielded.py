@@ -11,11 +11,12 @@ a half transaction. A task that gives up because of that flag raises
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from statewright.kernel.renamed import renamed
 
-__all__ = ["CallerCancelled", "settle"]
+__all__ = ["CallerCancelled", "settle", "shielded"]
 
 
 class CallerCancelled(Exception):
@@ -41,6 +42,19 @@ async def settle(job: asyncio.Future[Any]) -> None:
             break
     if not job.cancelled():
         job.exception()
+
+
+T = TypeVar("T")
+
+
+async def shielded(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """``fn(*args)`` as a task a cancelled caller waits for (`settle`) before re-raising: never left mid-statement."""
+    job = asyncio.ensure_future(fn(*args))
+    try:
+        return await asyncio.shield(job)
+    except asyncio.CancelledError:
+        await settle(job)
+        raise
 
 
 # -- renamed names ------------------------------------------------------------------
