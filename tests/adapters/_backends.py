@@ -50,6 +50,11 @@ def is_postgres(locator: str) -> bool:
     return locator.startswith(POSTGRES)
 
 
+def backend_name(locator: str) -> str:
+    """``"postgres"`` or ``"sqlite"``, as the locator says (for the figures the tests print)."""
+    return "postgres" if is_postgres(locator) else "sqlite"
+
+
 def locator(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """A fresh, empty store of ``backend``: a file under ``tmp_path``, or the ``postgres_dsn`` fixture's database."""
     if backend == "postgres":

@@ -8,9 +8,11 @@ those tests skip with the reason, or fail when ``STATEWRIGHT_REQUIRE_POSTGRES=1`
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.adapters import _backends as B
 from tests.adapters import _postgres
 
 
@@ -38,6 +40,13 @@ def postgres_dsn(postgres_server: _postgres.Server) -> Iterator[str]:
     dsn = postgres_server.database()
     yield dsn
     postgres_server.drop(dsn)
+
+
+@pytest.fixture(params=B.BACKENDS)
+def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The locator of a fresh store for the reliability, cancellation, exactly-once and dispatch-attack tests:
+    a SQLite file, or a PostgreSQL database (skipped without one)."""
+    return B.locator(str(request.param), tmp_path, request)
 
 
 QUICK_ON_SQLITE = {"test_dispatch.py", "test_read_side.py", "test_blocking.py"}

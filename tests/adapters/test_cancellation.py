@@ -83,16 +83,6 @@ def judged(capsys: pytest.CaptureFixture[str], what: str, *recorders: Recorder) 
     return result
 
 
-@pytest.fixture(params=B.BACKENDS)
-def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The locator of a fresh store: a SQLite file, or a PostgreSQL database (skipped without one)."""
-    return B.locator(str(request.param), tmp_path, request)
-
-
-def backend(locator: str) -> str:
-    return "postgres" if B.is_postgres(locator) else "sqlite"
-
-
 def tagged(n: int) -> Input:
     return W.tagged(f"b{n}" if n else None)
 
@@ -211,7 +201,7 @@ def test_a_write_cancelled_while_another_connection_holds_the_lock(
     store_at: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The issue's case: another connection holds the write lock; the timed-out write must not brick the store."""
-    trials = TRIALS[backend(store_at)].locked
+    trials = TRIALS[B.backend_name(store_at)].locked
     rng = random.Random(12)
     released_first = 0
 
@@ -240,10 +230,10 @@ def test_a_write_cancelled_while_another_connection_holds_the_lock(
         return store
 
     recorder = asyncio.run(main())
-    say(capsys, f"{backend(store_at)} lock held by another connection: {trials} cancelled writes "
+    say(capsys, f"{B.backend_name(store_at)} lock held by another connection: {trials} cancelled writes "
                 f"({released_first} released before the cancel); no 'transaction within a transaction', "
                 "the lock free after each, every batch whole")
-    checked = judged(capsys, f"{backend(store_at)} cancelled under a held lock", recorder)
+    checked = judged(capsys, f"{B.backend_name(store_at)} cancelled under a held lock", recorder)
     assert (checked.processes, checked.keys) == (1, len(KEYS))
 
 
@@ -272,7 +262,7 @@ def test_the_issue_case_a_timed_out_feed_leaves_the_store_usable(
             await inner.close()
         return store
 
-    checked = judged(capsys, f"{backend(store_at)} timed-out feed", asyncio.run(main()))
+    checked = judged(capsys, f"{B.backend_name(store_at)} timed-out feed", asyncio.run(main()))
     assert (checked.processes, checked.keys) == (1, 1)
 
 
@@ -284,7 +274,7 @@ SLOTS = 4  # instances driven at once, each by its own task, driver and recorder
 def test_random_timeouts_through_the_driver_apply_each_input_once(
     store_at: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    target = TRIALS[backend(store_at)].driver_cancels
+    target = TRIALS[B.backend_name(store_at)].driver_cancels
     rng = random.Random(13)
     cancels = 0
     busy_bursts = 0
@@ -354,10 +344,10 @@ def test_random_timeouts_through_the_driver_apply_each_input_once(
 
     recorders = asyncio.run(main())
     assert cancels >= target
-    say(capsys, f"{backend(store_at)} driver: {cancels} timeouts retried over {len(accepted)} instances, "
+    say(capsys, f"{B.backend_name(store_at)} driver: {cancels} timeouts retried over {len(accepted)} instances, "
                 f"{sum(accepted.values())} inputs accepted exactly once, {sum(recorded_rejections.values())} "
                 f"rejections recorded once, {busy_bursts} lock bursts by another connection")
-    checked = judged(capsys, f"{backend(store_at)} driver timeouts", *recorders)
+    checked = judged(capsys, f"{B.backend_name(store_at)} driver timeouts", *recorders)
     assert (checked.processes, checked.keys) == (SLOTS + 1, len(accepted))
     history = [o for r in recorders for o in r.operations()]
     by_id = [o for o in history if o.call.outcome is not None]  # committed by request id, with its outcome
@@ -396,4 +386,4 @@ def test_the_old_name_of_caller_cancelled_still_works_for_one_release_and_warns(
 
     with pytest.warns(DeprecationWarning, match="shielded.Aborted is renamed CallerCancelled"):
         assert shielded.Aborted is shielded.CallerCancelled
-    assert shielded.__all__ == ["CallerCancelled", "settle"]
+    assert shielded.__all__ == ["CallerCancelled", "settle", "shielded"]

@@ -71,12 +71,6 @@ def backend_of(locator: str) -> str:
     return "postgres" if B.is_postgres(locator) else "sqlite"
 
 
-@pytest.fixture(params=B.BACKENDS)
-def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The locator of a fresh store: a SQLite file, or a PostgreSQL database (skipped without one)."""
-    return B.locator(str(request.param), tmp_path, request)
-
-
 def until(cond: Callable[[], bool], seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

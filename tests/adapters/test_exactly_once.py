@@ -68,16 +68,6 @@ KILL_DELAY = 0.3  # seconds; the longest random wait before SIGKILL
 ENDLESS = 10**6  # requests a killed client is given: it never gets through them
 
 
-@pytest.fixture(params=B.BACKENDS)
-def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The locator of a fresh store: a SQLite file, or a PostgreSQL database (skipped without one)."""
-    return B.locator(str(request.param), tmp_path, request)
-
-
-def backend(locator: str) -> str:
-    return "postgres" if B.is_postgres(locator) else "sqlite"
-
-
 def say(capsys: pytest.CaptureFixture[str], text: str) -> None:
     with capsys.disabled():
         print(f"\n[exactly-once] {text}")
@@ -465,7 +455,7 @@ def test_a_client_killed_right_after_commit_retries_from_a_new_process_and_appli
         assert {a["adds"] for a in answers} == {n + 1}, answers  # a replay is the first answer
     checked = judge(tmp_path)
     assert (checked.processes, checked.keys) == (5 + 2, 1)  # the clients, the last one, the parent
-    say(capsys, f"{backend(store_at)} kill -9 right after COMMIT: 5 clients, {killed.requests} requests, "
+    say(capsys, f"{B.backend_name(store_at)} kill -9 right after COMMIT: 5 clients, {killed.requests} requests, "
                 f"{killed.adds} applied, 5 retries answered from the record; {checked.summary()}")
 
 
@@ -473,12 +463,12 @@ def test_a_client_killed_right_after_commit_retries_from_a_new_process_and_appli
 def test_clients_killed_at_random_moments_apply_every_request_once(
     store_at: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    trials = 30 if backend(store_at) == "sqlite" else 20
+    trials = 30 if B.backend_name(store_at) == "sqlite" else 20
     killed = kill_trials(store_at, tmp_path, trials, after_commit=False, seed=29)
     assert killed.adds == killed.inputs == killed.requests
     for n, answers in killed.answers.items():
         assert {a["adds"] for a in answers} == {n + 1}, answers
     checked = judge(tmp_path)
     assert (checked.processes, checked.keys) == (trials + 2, 1)
-    say(capsys, f"{backend(store_at)} kill -9 at random: {trials} clients, {killed.requests} requests, "
+    say(capsys, f"{B.backend_name(store_at)} kill -9 at random: {trials} clients, {killed.requests} requests, "
                 f"{killed.adds} applied, {killed.replayed} retries answered from the record; {checked.summary()}")

@@ -68,16 +68,6 @@ def _context() -> ForkServerContext:
 CTX = _context()
 
 
-@pytest.fixture(params=B.BACKENDS)
-def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The locator of a fresh store: a SQLite file, or a PostgreSQL database (skipped without one)."""
-    return B.locator(str(request.param), tmp_path, request)
-
-
-def backend(locator: str) -> str:
-    return "postgres" if B.is_postgres(locator) else "sqlite"
-
-
 def say(capsys: pytest.CaptureFixture[str], text: str) -> None:
     with capsys.disabled():
         print(f"\n[reliability] {text}")
@@ -125,7 +115,7 @@ def span(results: list[dict[str, Any]]) -> float:
 def test_cas_race_across_processes_has_one_winner_per_version(
     store_at: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    attempts = SIZES[backend(store_at)].cas_attempts
+    attempts = SIZES[B.backend_name(store_at)].cas_attempts
 
     async def create() -> None:
         async with parent(store_at, tmp_path) as store:
@@ -153,7 +143,7 @@ def test_cas_race_across_processes_has_one_winner_per_version(
     seconds = span(results)
     say(
         capsys,
-        f"{backend(store_at)} cas race: {RACERS} processes x {attempts} = {RACERS * attempts} attempts, "
+        f"{B.backend_name(store_at)} cas race: {RACERS} processes x {attempts} = {RACERS * attempts} attempts, "
         f"{len(won)} successes (final version {last.version}), {conflicts} conflicts, {busy} busy; "
         f"wins per process {[len(r['won']) for r in results]}; "
         f"{len(won) / seconds:.0f} commits/s over {seconds:.2f} s",
@@ -161,7 +151,7 @@ def test_cas_race_across_processes_has_one_winner_per_version(
     checked = W.judge(histories(tmp_path))
     # a load and a cas per attempt (a Busy cas wrote nothing and is left out), the create, the final load
     assert (checked.operations, checked.processes, checked.keys) == (2 * RACERS * attempts - busy + 2, RACERS + 1, 1)
-    linearizable(capsys, f"{backend(store_at)} cas race", checked)
+    linearizable(capsys, f"{B.backend_name(store_at)} cas race", checked)
 
 
 # -- 2. read head, append at it -------------------------------------------------------------
@@ -169,7 +159,7 @@ def test_cas_race_across_processes_has_one_winner_per_version(
 
 @pytest.mark.slow
 def test_head_race_keeps_the_log_gapless(store_at: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    attempts = SIZES[backend(store_at)].head_attempts
+    attempts = SIZES[B.backend_name(store_at)].head_attempts
 
     async def create() -> None:
         async with parent(store_at, tmp_path) as store:
@@ -199,14 +189,14 @@ def test_head_race_keeps_the_log_gapless(store_at: str, tmp_path: Path, capsys: 
     seconds = span(results)
     say(
         capsys,
-        f"{backend(store_at)} head race: {RACERS} processes x {attempts} = {RACERS * attempts} attempts, "
+        f"{B.backend_name(store_at)} head race: {RACERS} processes x {attempts} = {RACERS * attempts} attempts, "
         f"{len(events)} events appended (seq 1..{len(events)}), {conflicts} conflicts, {busy} busy; "
         f"appends per process {[len(r['won']) for r in results]}; {len(won) / seconds:.0f} appends/s",
     )
     checked = W.judge(histories(tmp_path))
     # a read_log and an append per attempt (Busy left out), the create, the final read
     assert (checked.operations, checked.processes, checked.keys) == (2 * RACERS * attempts - busy + 2, RACERS + 1, 1)
-    linearizable(capsys, f"{backend(store_at)} head race", checked)
+    linearizable(capsys, f"{B.backend_name(store_at)} head race", checked)
 
 
 # -- 3. terminal race -----------------------------------------------------------------------
@@ -216,7 +206,7 @@ def test_head_race_keeps_the_log_gapless(store_at: str, tmp_path: Path, capsys: 
 def test_terminal_race_ends_each_log_exactly_once(
     store_at: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    n = SIZES[backend(store_at)].terminal_keys
+    n = SIZES[B.backend_name(store_at)].terminal_keys
     keys = [f"t{i:02d}" for i in range(n)]
 
     async def create() -> None:
@@ -250,14 +240,14 @@ def test_terminal_race_ends_each_log_exactly_once(
     busy = sum(r["busy"] for r in results)
     say(
         capsys,
-        f"{backend(store_at)} terminal race: {n} instances x {RACERS} processes: {n} terminal events, "
+        f"{B.backend_name(store_at)} terminal race: {n} instances x {RACERS} processes: {n} terminal events, "
         f"{n * (RACERS - 1)} Conflicts, {n * RACERS} later appends all refused; "
         f"wins per process {[len(r['won']) for r in results]}; {busy} busy retries",
     )
     checked = W.judge(histories(tmp_path))
     # per racer and key: the terminal, a read_log, the late append; per key: create, first append, final read
     assert (checked.operations, checked.processes, checked.keys) == (3 * n * RACERS + 3 * n, RACERS + 1, n)
-    linearizable(capsys, f"{backend(store_at)} terminal race", checked)
+    linearizable(capsys, f"{B.backend_name(store_at)} terminal race", checked)
 
 
 # -- 4. kill -9 mid-batch ---------------------------------------------------------------------
@@ -290,7 +280,7 @@ def integrity(path: str) -> list[tuple[Any, ...]]:
 def test_kill_9_mid_batch_leaves_whole_batches_only(
     store_at: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    trials = SIZES[backend(store_at)].kill_trials
+    trials = SIZES[B.backend_name(store_at)].kill_trials
     traced = not B.is_postgres(store_at)  # SQLite's statements are traced: where in commit() the kill hit
 
     async def create() -> None:
@@ -346,7 +336,7 @@ def test_kill_9_mid_batch_leaves_whole_batches_only(
     else:
         where = (f"killed {stages[W.PREPARING]}x inside commit() ({landed} landed whole but unacknowledged, "
                  f"{stages[W.PREPARING] - landed} absent), {stages[W.BETWEEN]}x between commits")
-    say(capsys, f"{backend(store_at)} kill -9: {trials} trials, {batches} whole batches committed "
+    say(capsys, f"{B.backend_name(store_at)} kill -9: {trials} trials, {batches} whole batches committed "
                 f"({batches * 6} ops); {where}; {seconds:.1f} s")
     checked = W.judge(histories(tmp_path))
     recorded = load_history(histories(tmp_path))
@@ -362,7 +352,7 @@ def test_kill_9_mid_batch_leaves_whole_batches_only(
     # parent's 3 loads and 3 read_logs
     assert checked.operations == 3 + trials + returned + pending + 6 * trials
     assert (checked.processes, checked.keys) == (trials + 1, len(W.BATCH_KEYS))
-    linearizable(capsys, f"{backend(store_at)} kill -9 ({pending} pending)", checked)
+    linearizable(capsys, f"{B.backend_name(store_at)} kill -9 ({pending} pending)", checked)
 
 
 # -- 5. Busy across processes ------------------------------------------------------------------
@@ -405,7 +395,7 @@ def test_a_lock_held_by_another_process_is_busy_after_the_timeout(
     how = "LOCK TABLE instances IN EXCLUSIVE MODE" if B.is_postgres(store_at) else "BEGIN IMMEDIATE"
     say(
         capsys,
-        f"{backend(store_at)} busy: another process held {how} for 1.5 s; with busy_timeout=0.3 s "
+        f"{B.backend_name(store_at)} busy: another process held {how} for 1.5 s; with busy_timeout=0.3 s "
         f"cas raised Busy after {timings[0]:.3f} s and commit after {timings[1]:.3f} s",
     )
 
@@ -433,5 +423,5 @@ def test_a_row_garbled_by_another_process_is_corrupt_for_that_key_only(
             assert await store.keys() == ["in1", "in2"]
 
     asyncio.run(main())
-    say(capsys, f"{backend(store_at)} garbled: a row rewritten by another process is Corrupt('in1'); "
+    say(capsys, f"{B.backend_name(store_at)} garbled: a row rewritten by another process is Corrupt('in1'); "
                 "in2 still loads and takes writes")
