@@ -73,7 +73,6 @@ import hashlib
 import inspect
 import logging
 import os
-import re
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -103,6 +102,7 @@ from statewright.adapters.runtime.store import (
     Event,
     Op,
     StoreError,
+    UNSTORABLE,
 )
 from statewright.kernel.system import System, route_targets
 
@@ -733,11 +733,9 @@ def _failure(exc: Exception, call: Callable[..., Any], effect: str, event: Event
 
 def _storable(text: str, most: int = 4096) -> str:
     """``text`` as a store can hold it: NUL and lone surrogates escaped, at most ``most`` characters."""
-    clean = _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    clean = UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     return clean if len(clean) <= most else clean[:most - 1] + "…"
 
-
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _name(call: Callable[..., Any]) -> str:

@@ -199,6 +199,7 @@ __all__ = [
     "Store",
     "StoreError",
     "Unacknowledged",
+    "UNSTORABLE",
     "UnknownOutcome",
     "advance_cursor",
     "batch_digest",
@@ -424,7 +425,8 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL (PostgreSQL text refuses it) and lone surrogates
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+"""What no backend can store in text: NUL (PostgreSQL refuses it) and lone surrogates (not UTF-8)."""
 
 
 def check_name(text: Any, what: str, *, limits: Limits = DEFAULT_LIMITS, key: str | None = None) -> str:
@@ -439,7 +441,7 @@ def check_name(text: Any, what: str, *, limits: Limits = DEFAULT_LIMITS, key: st
     """
     if not isinstance(text, str):
         raise InvalidState(f"{what} must be a str, got {type(text).__name__}", key=key)
-    if _UNSTORABLE.search(text):
+    if UNSTORABLE.search(text):
         raise InvalidState(f"{what} {text!r} holds NUL or a lone surrogate, which no store keeps", key=key)
     if len(text) * 4 > limits.max_key_bytes and len(text.encode()) > limits.max_key_bytes:
         raise InvalidState(f"{what} is {len(text.encode())} bytes, over the limit of {limits.max_key_bytes}",
@@ -992,7 +994,7 @@ def _prepare_read_side(op: Advance | DeadLetter, limits: Limits) -> str | None:
     key = check_name(op.key, "a key", limits=limits)
     check_name(op.kind, "an event kind", limits=limits, key=key)
     check_name(op.code, "an error code", limits=limits, key=key)
-    if not isinstance(op.error, str) or _UNSTORABLE.search(op.error):
+    if not isinstance(op.error, str) or UNSTORABLE.search(op.error):
         raise InvalidState(f"consumer {consumer!r}: a dead letter's error must be text with no NUL or lone "
                            f"surrogate, got {op.error!r:.80}", key=key)
     if len(op.error) * 4 > limits.max_record_bytes and len(op.error.encode()) > limits.max_record_bytes:
