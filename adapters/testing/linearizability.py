@@ -1322,6 +1322,9 @@ def load_history(paths: Iterable[str | Path], *, max_line_bytes: int = MAX_LINE_
     (or whose parse would take more than eight times that in memory), bytes that
     are not UTF-8, text that is not JSON, JSON nested deeper than `MAX_DEPTH`,
     and one process named both as a number and as a string (``1`` and ``"1"``).
+    A file's last line that has no newline and is cut short JSON is the line its
+    writer was killed writing (the kernel may stop a write at a page boundary):
+    it is left out, so its operation is the pending one its invoke line says.
     `check_files` reads within a step budget.
     """
     reader = _HistoryReader(_Budget(sys.maxsize), max_line_bytes)
@@ -1364,9 +1367,10 @@ class _HistoryReader:
                                      f"(a line of {len(raw):,} bytes needs {cost:,} steps)")
                 raise
             if raw.strip():
-                self._line(raw, where)
+                self._line(raw, where, last=not raw.endswith(b"\n"))
 
-    def _line(self, raw: bytes, where: str) -> None:
+    def _line(self, raw: bytes, where: str, *, last: bool = False) -> None:
+        """One line; ``last``: the file's final line has no newline, so its writer may have died writing it."""
         per_list, per_object, per_byte = PARSE_BYTES
         memory = per_list * raw.count(b"[") + per_object * raw.count(b"{") + per_byte * len(raw)
         if memory > 8 * self.max_line_bytes:
@@ -1381,6 +1385,8 @@ class _HistoryReader:
         except RecursionError:
             raise HistoryError(f"{where}: JSON nested too deep (more than {MAX_DEPTH} levels)") from None
         except json.JSONDecodeError as exc:
+            if last:  # torn by a kill -9 mid-write (a write can stop at a page boundary): never written, so pending
+                return
             raise HistoryError(f"{where}: not JSON: {exc.msg} (column {exc.colno})") from None
         except ValueError as exc:  # an integer too long to convert, say
             raise HistoryError(f"{where}: not JSON: {exc}") from None

@@ -457,3 +457,16 @@ def test_a_log_read_built_in_python_as_a_list_is_judged_as_one_read_from_a_file(
         HistoryVerdict.LINEARIZABLE)
     assert check_history([create, ended, Operation("r", 4, 5, read, Response.ok([[1, False]]))]).verdict is (
         HistoryVerdict.NOT_LINEARIZABLE)
+
+
+def test_a_last_line_torn_by_a_kill_is_left_out_but_a_torn_line_before_it_is_an_error(tmp_path: Path) -> None:
+    """A writer killed mid-write leaves its last line cut short and unterminated: that operation is pending."""
+    invoked = line("p", 1, 3, None, LOAD, None)
+    done = line("p", 1, 3, 4, LOAD, {"error": "not_found"})
+    h = tmp_path / "h.jsonl"
+    h.write_text(line("p", 0, 1, 2, LOAD, {"error": "not_found"}) + invoked + done[:-9])
+    ops = load_history([h])
+    assert len(ops) == 2 and [o.returned for o in ops] == [2, None]
+    h.write_text(line("p", 0, 1, 2, LOAD, {"error": "not_found"}) + done[:-9] + "\n")
+    code, out, err = cli("lincheck", str(h))
+    assert (code, out) == (2, "") and "h.jsonl:2: not JSON" in err
