@@ -14,7 +14,7 @@ a PENDING run of it. The run executes one plan state at a time::
 
     PENDING --Start--> RUNNING --Enter(x)--> RUNNING (x in flight, attempt 1)
     x in flight --Succeed(x)--> RUNNING (x completed)     or COMPLETED when x was the last
-    x in flight --Fail(x)-----> RUNNING (x, attempt + 1)  while attempts remain, else FAILED
+    x in flight --Fail(x)-----> RUNNING (x, attempt + 1)  while retryable and attempts remain, else FAILED
     PENDING|RUNNING --Cancel--> CANCELLED
     RUNNING --Resume--> RUNNING (re-enter after a crash)
 
@@ -272,9 +272,14 @@ class Succeed:
 
 @dataclass(frozen=True, slots=True)
 class Fail:
-    """The attempt in flight of ``state_id`` failed (a retryable failure)."""
+    """The attempt in flight of ``state_id`` failed; a ``retryable=False`` failure ends the run at once.
+
+    ``retryable`` is the source's ``ErrorInfo.retryable``: a retryable failure
+    with attempts left re-enters the state, anything else fails the run.
+    """
 
     state_id: str
+    retryable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,12 +357,13 @@ def last_state(run: Run, event: Succeed) -> bool:
 
 
 def attempts_left(run: Run, event: Fail) -> bool:
-    return run.attempt < run.max_attempts
+    """The failure is retryable and the attempt that failed was not the last one allowed."""
+    return event.retryable and run.attempt < run.max_attempts
 
 
 def attempts_exhausted(run: Run, event: Fail) -> bool:
-    """The attempt that failed was the last one allowed (complement of ``attempts_left``)."""
-    return run.attempt >= run.max_attempts
+    """The run gives up: the failure is not retryable, or no attempt is left (complement of ``attempts_left``)."""
+    return not event.retryable or run.attempt >= run.max_attempts
 
 
 def resumable(run: Run, event: Resume) -> bool:

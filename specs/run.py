@@ -17,6 +17,9 @@ attempts per state; every input is tried for every plan state. Properties:
   success clears it, and a failure or cancellation keeps it on record;
 * ``reports_name_the_state_in_flight`` -- every ``StateCompleted`` and
   ``StateFailed`` names the state whose attempt was in flight;
+* ``non_retryable_ends_the_run`` -- a failure that is not retryable
+  (``Fail(x, retryable=False)``, the source's ``ErrorInfo.retryable``) fails
+  the run at once, whatever attempts are left, and reports ``will_retry=False``;
 * ``attempts_bounded`` -- the attempt in flight is within ``1..max_attempts``,
   and is 0 exactly when nothing is in flight;
 * ``completed_is_whole_plan`` -- a COMPLETED run completed every plan state, and
@@ -148,9 +151,15 @@ def run(
             if isinstance(e, (StateCompleted, StateFailed))
         )
 
+    def non_retryable_ends_the_run(before: Run, event: Any, after: Run) -> bool:
+        if not (isinstance(event, Fail) and not event.retryable and after != before):
+            return True
+        failed = [e for e in effects(before, event, after) if isinstance(e, StateFailed)]
+        return after.phase is RunPhase.FAILED and [e.will_retry for e in failed] == [False]
+
     inputs: list[Any] = [Start(), Cancel(), Resume()]
     for sid in plan.states:
-        inputs += [Enter(sid), Succeed(sid), Fail(sid)]
+        inputs += [Enter(sid), Succeed(sid), Fail(sid), Fail(sid, retryable=False)]
     return Spec(
         "run",
         machine,
@@ -162,6 +171,7 @@ def run(
             always_step("dependencies_first", dependencies_first),
             always_step("attempt_ends_by_its_outcome", attempt_ends_by_its_outcome),
             always_step("reports_name_the_state_in_flight", reports_name_the_state_in_flight),
+            always_step("non_retryable_ends_the_run", non_retryable_ends_the_run),
             always("attempts_bounded", attempts_bounded),
             always("completed_is_whole_plan", completed_is_whole_plan),
             sometimes("completes", lambda r: r.phase is RunPhase.COMPLETED),

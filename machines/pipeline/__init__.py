@@ -32,16 +32,21 @@ from statewright.machines.pipeline.model import (
     valid_segment,
 )
 from statewright.machines.pipeline.planner import ExecutionPlan, PlannedState, plan
+from statewright.machines.pipeline.policy import Exponential, Fixed, RetryPolicy, RunConfig, read_run_config
 
 __all__ = [
     "Code",
     "ExecutionPlan",
+    "Exponential",
+    "Fixed",
     "Operation",
     "Pipeline",
     "PlanFailure",
     "PlannedState",
     "Ports",
     "Registry",
+    "RetryPolicy",
+    "RunConfig",
     "SideEffects",
     "StateGraph",
     "StateNode",
@@ -56,6 +61,7 @@ __all__ = [
     "manifest_id",
     "plan",
     "read_manifest",
+    "read_run_config",
     "replan",
     "valid_segment",
 ]

@@ -72,6 +72,7 @@ class Code(str, Enum):
     MANIFEST_INPUT_DESERIALIZE_FAILED = "manifest_input_deserialize_failed"
     MANIFEST_OP_ID_MISMATCH = "manifest_op_id_mismatch"
     MANIFEST_OP_VERSION_MISMATCH = "manifest_op_version_mismatch"
+    INVALID_RUN_CONFIG = "invalid_run_config"
 
 
 @dataclass(frozen=True, slots=True)
