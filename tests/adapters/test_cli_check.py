@@ -27,7 +27,7 @@ diehard: OK -- 16 distinct states, 96 generated, depth 8
 input: OK -- 33 distinct states, 50 generated, depth 9
 input_lifecycle: OK -- 496,420 distinct states, 3,759,297 generated, depth 29
 loop_frame: OK -- 192 distinct states, 346 generated, depth 22
-run: OK -- 42 distinct states, 66 generated, depth 11
+run: OK -- 48 distinct states, 78 generated, depth 11
 session: OK -- 644 distinct states, 3,514 generated, depth 13
 session_inputs: OK -- 23,976 distinct states, 115,632 generated, depth 22
 task: OK -- 27 distinct states, 47 generated, depth 9
@@ -183,7 +183,7 @@ def test_user_mistakes_exit_2_with_one_line_before_any_work(
 
 def test_a_valid_edge_list_is_no_mistake() -> None:
     code, out, _ = cli("check", "run", "--set", "edges=a>c", "--quiet")
-    assert code == 0 and out.startswith("run: OK -- 124 distinct states")
+    assert code == 0 and out.startswith("run: OK -- 144 distinct states")
 
 
 BOOM = '''\

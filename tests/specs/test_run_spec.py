@@ -15,14 +15,19 @@ from __future__ import annotations
 from dataclasses import replace
 
 from statewright.kernel.checker import Status, Verdict, check
+from statewright.kernel.step import step
 from statewright.machines.run import (
     RUN_TRANSITIONS,
     Enter,
+    Fail,
+    Outcome,
+    Plan,
     Resume,
     RunCompleted,
     RunPhase,
     Start,
     StateEntered,
+    StateFailed,
     Succeed,
     run_machine,
 )
@@ -33,7 +38,9 @@ from statewright.specs.run import run as build
 def test_the_diamond_is_checked_completely() -> None:
     report = check(build())
     assert report.verdict is Verdict.OK and report.complete and report.stopped_by is None
-    assert (report.distinct_states, report.generated, report.depth) == (42, 66, 11)
+    # 42 states with retryable failures only; a failure that is not retryable adds a FAILED run at attempt 1
+    # for each of the 6 (completed, in flight) pairs the diamond reaches: 48
+    assert (report.distinct_states, report.generated, report.depth) == (48, 78, 11)
     assert report.never_fired == ()
     assert all(r.status is Status.HOLDS for r in report.properties)
 
@@ -41,7 +48,8 @@ def test_the_diamond_is_checked_completely() -> None:
 def test_witnesses_are_shortest() -> None:
     report = check(build())
     lengths = {name: len(report.result(name).trace or ()) for name in ("completes", "fails", "is_cancelled", "retries")}
-    assert lengths == {"completes": 10, "fails": 5, "is_cancelled": 2, "retries": 4}
+    # fails: Start, Enter(a), Fail(a, retryable=False) -- one step shorter than spending both attempts
+    assert lengths == {"completes": 10, "fails": 4, "is_cancelled": 2, "retries": 4}
     done = report.result("completes").trace
     assert done is not None
     effects = [e for s in done for e in s.effects]
@@ -57,11 +65,12 @@ def test_the_registry_knows_it() -> None:
 
 
 def test_more_attempts_grow_the_space_as_counted() -> None:
-    # each of the 6 (completed set, ready state) pairs gains attempt 3, RUNNING and CANCELLED;
-    # FAILED still holds one state per pair (now at attempt 3); one more Fail on the deepest path
+    # each of the 6 (completed set, ready state) pairs gains attempt 3, RUNNING and CANCELLED, and
+    # FAILED at attempt 3 (a failure that is not retryable fails at any attempt: FAILED holds attempts
+    # 1..max_attempts per pair); one more Fail on the deepest path
     report = check(build(max_attempts=3))
     assert report.verdict is Verdict.OK and report.complete
-    assert (report.distinct_states, report.depth) == (42 + 6 * 2, 12)
+    assert (report.distinct_states, report.depth) == (48 + 6 * 3, 12)
 
 
 def test_dropping_the_dependency_guard_is_caught_in_three_states() -> None:
@@ -89,3 +98,15 @@ def test_a_success_that_rewinds_the_run_to_pending_is_caught() -> None:
     # Resume comes before Enter in the domain, and resuming a fresh run enters a at attempt 1
     assert [s.input for s in result.trace[1:]] == [Start(), Resume(), Succeed("a")]
     assert result.trace[-1].state.phase is RunPhase.PENDING
+
+
+def test_a_failure_that_is_not_retryable_fails_the_run_at_once() -> None:
+    m = run_machine(Plan(("a", "b"), (("a", "b"),)), max_attempts=3)
+    s = m.initial
+    for event in (Start(), Enter("a")):
+        s = step(m, s, event).state
+    r = step(m, s, Fail("a", retryable=False))
+    assert r.state.phase is RunPhase.FAILED and r.state.attempt == 1
+    assert r.effects == (StateFailed("a", 1, False), RunCompleted(Outcome.FAILED))
+    retried = step(m, s, Fail("a"))
+    assert retried.state.phase is RunPhase.RUNNING and retried.state.attempt == 2
