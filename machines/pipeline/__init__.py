@@ -29,6 +29,7 @@ from statewright.machines.pipeline.model import (
     StateNode,
     Step,
     linear_op,
+    single_op_pipeline,
     valid_segment,
 )
 from statewright.machines.pipeline.planner import ExecutionPlan, PlannedState, plan
@@ -63,5 +64,6 @@ __all__ = [
     "read_manifest",
     "read_run_config",
     "replan",
+    "single_op_pipeline",
     "valid_segment",
 ]

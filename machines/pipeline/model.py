@@ -36,6 +36,7 @@ __all__ = [
     "StateNode",
     "Step",
     "linear_op",
+    "single_op_pipeline",
     "valid_segment",
 ]
 
@@ -176,6 +177,16 @@ class Pipeline:
     machine_id: str
     pipeline_version: str
     steps: tuple[Step, ...]
+
+
+def single_op_pipeline(machine_id: str, op_id: str, op_version: str, config: Any = None,
+                       pipeline_version: str = "v1") -> Pipeline:
+    """A pipeline of one step, ``main``, running one operation: the source's ``single_op_pipeline``.
+
+    >>> single_op_pipeline("job", "fetch", "v1", {"n": 1}).steps
+    (Step(step_id='main', op_id='fetch', op_version='v1', config={'n': 1}),)
+    """
+    return Pipeline(machine_id, pipeline_version, (Step("main", op_id, op_version, {} if config is None else config),))
 
 
 @dataclass(frozen=True, slots=True)
