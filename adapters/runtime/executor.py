@@ -450,6 +450,11 @@ class Executor:
         boundary_key = f"snapshot/state/{run.completed[-1]}" if run.completed else "snapshot/base"
         boundary = await self._value(opened, boundary_key)
         recorded = self._lookup(opened, key)
+        if recorded is None and self.mode is Mode.LIVE:
+            # read it again rather than trust this process's copy: another process (this one's lease ran
+            # out, or it is the one that did) may have recorded the outcome since
+            opened.facts = await self._load_facts(opened.run_id)
+            recorded = self._lookup(opened, key)
         if recorded is not None and (self.mode is Mode.LIVE or not json.loads(await self.artifacts.get(recorded))["ok"]):
             outcome = json.loads(await self.artifacts.get(recorded))
             await self._have(opened, Record(key, recorded))
