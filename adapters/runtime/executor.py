@@ -38,9 +38,10 @@ same ``ctx.idempotency_key`` every time.
 
 Replay (`Executor.replay`) runs a finished run again against a scratch
 memory store, in replay IO mode: every recorded failure is taken from its
-fact, every successful attempt calls its function again with IO answered
-from the recorded facts and nothing live, and the replay's logs must equal
-the original's byte for byte (canonical JSON).
+fact (with the facts its attempt recorded before failing, copied in the
+original's order), every successful attempt calls its function again with
+IO answered from the recorded facts and nothing live, and the replay's logs
+must equal the original's byte for byte (canonical JSON).
 
 >>> import asyncio
 >>> from statewright.adapters.runtime.artifacts import MemoryArtifacts
@@ -457,6 +458,8 @@ class Executor:
             recorded = self._lookup(opened, key)
         if recorded is not None and (self.mode is Mode.LIVE or not json.loads(await self.artifacts.get(recorded))["ok"]):
             outcome = json.loads(await self.artifacts.get(recorded))
+            if self.mode is Mode.REPLAY:
+                await self._catch_up(opened, key)
             await self._have(opened, Record(key, recorded))
         else:
             if a > 1 and recorded is None:
@@ -472,6 +475,28 @@ class Executor:
         await self._ensure(opened, f"snapshot/failure/{x}/{a}",
                            {"boundary": boundary_id, "state_id": x, "attempt": a, "error": outcome["error"]})
         return ErrorInfo.from_json(outcome["error"])
+
+    async def _catch_up(self, opened: _Open, key: str) -> None:
+        """Replay, before failed attempt ``key``'s outcome: record what the original recorded during the attempt.
+
+        A failed attempt is taken from its fact, not run again, so the facts it
+        recorded before failing (its clock, dice, IO answers, child runs) are
+        copied from the original log, in its order, or the logs would differ.
+        Only when the replay's log so far is the original's prefix: otherwise the
+        comparison of the logs reports where they part.
+        """
+        source = self._source.get(opened.run_id)
+        mine = opened.facts.facts
+        if source is None or source.facts[:len(mine)] != mine:
+            return
+        for k, artifact in source.facts[len(mine):source.keys().index(key)]:
+            value = json.loads(await self.artifacts.get(artifact))
+            if k.startswith("child/"):
+                await self._have(opened, SpawnChild(k, artifact, value["run_id"]))
+            elif k.startswith("child_done/"):
+                await self._have(opened, ChildDone(k, artifact, value["run_id"], value["outcome"]))
+            else:
+                await self._have(opened, Record(k, artifact))
 
     async def _call(self, opened: _Open, planned: PlannedState, attempt: int, boundary: Any) -> dict[str, Any]:
         """Call the state's function; its outcome as JSON: ``{"ok": true, "output": ...}`` or the error."""
