@@ -344,8 +344,8 @@ class Executor:
             local = st.state_id.rsplit(".", 1)[1]
             if self.operations.function(st.op_id, st.op_version, local) is None:
                 raise PlanRefused(PlanFailure(
-                    Code.OP_NOT_FOUND, f"operation {st.op_id!r} {st.op_version!r} has no function for state "
-                    f"{local!r}", st.step_id, st.state_id), run_id)
+                    Code.OP_NOT_FOUND, f"step {st.step_id!r}: operation {st.op_id!r} version {st.op_version!r} has "
+                    f"no function for state {local!r}", st.step_id, st.state_id), run_id)
         return planned, config, value["input_params"]["input"]
 
     async def _open(self, run_id: str) -> _Open:
