@@ -203,7 +203,10 @@ class Context:
     declared key, qualified by run and state) is the same in every attempt,
     resume and process: pass it to the outside world with any side effect.
     ``io.call(key, fn)`` makes a call that a resume reuses and a replay answers
-    (`runio.RunIo`); `now` and `random` are recorded the same way.
+    (`runio.RunIo`); `now` and `random` are recorded the same way. A
+    `spawn` or `wait_for` the executor refuses (`run_errors.PlanRefused`,
+    `RunExists`, `RunNotFound`) fails the attempt, not retryable, with the
+    refusal's code.
     """
 
     __slots__ = ("attempt", "config", "idempotency_key", "input", "inputs", "io", "op_id", "op_version", "run_id",
@@ -521,6 +524,13 @@ class Executor:
             if self.mode is Mode.REPLAY:
                 raise
             return {"ok": False, "error": ErrorInfo(exc.code, str(exc), exc.retryable).json()}
+        except (PlanRefused, RunExists, RunNotFound) as exc:
+            if self.mode is Mode.REPLAY:
+                raise
+            # refused what the operation asked of its context (a child pipeline that cannot be planned, a child
+            # id another run has, a child that does not exist): the same answer every time, so the attempt fails
+            # for good -- raised out of the drive, it would stop every resume at the same place
+            return {"ok": False, "error": ErrorInfo(exc.code, str(exc), False).json()}
         except RunError:
             raise
         except Exception as exc:  # noqa: BLE001 -- an operation's failure is data: recorded, retried
