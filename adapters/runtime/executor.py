@@ -41,7 +41,8 @@ memory store, in replay IO mode: every recorded failure is taken from its
 fact (with the facts its attempt recorded before failing, copied in the
 original's order), every successful attempt calls its function again with
 IO answered from the recorded facts and nothing live, and the replay's logs
-must equal the original's byte for byte (canonical JSON).
+must equal the original's byte for byte (canonical JSON), leaving out the
+writes a racing executor was refused (``rejected`` events).
 
 >>> import asyncio
 >>> from statewright.adapters.runtime.artifacts import MemoryArtifacts
@@ -694,7 +695,10 @@ class Executor:
     # -- replay -----------------------------------------------------------------------------
 
     async def replay(self, run_id: str) -> ReplayReport:
-        """Run finished run ``run_id`` again in replay mode in a scratch store; compare the logs byte for byte."""
+        """Run finished run ``run_id`` again in replay mode in a scratch store; compare the logs byte for byte.
+
+        Rejected events are left out of the comparison: they record writes a racing executor was refused.
+        """
         original = await self._load_facts(run_id)
         run = (await self._load_run(run_id)).state
         if run.phase not in TERMINAL:
@@ -707,8 +711,10 @@ class Executor:
         await replayer.drive(run_id)
         events = 0
         for key in (run_key(run_id), facts_key(run_id)):
-            mine = [_event_bytes(e) for e in await self.store.read_log(key)]
-            theirs = [_event_bytes(e) for e in await scratch.read_log(key)]
+            # a rejected event is a racing writer's refused write (a zombie's fact, first writer wins): it
+            # changed nothing, and a replay has no racer
+            mine = [_event_bytes(e) for e in await self.store.read_log(key) if e.kind != "rejected"]
+            theirs = [_event_bytes(e) for e in await scratch.read_log(key) if e.kind != "rejected"]
             events += len(mine)
             if mine != theirs:
                 at = next((i for i, (m, t) in enumerate(zip(mine, theirs)) if m != t), min(len(mine), len(theirs)))
