@@ -83,8 +83,10 @@ def _backoff(raw: Any) -> Backoff | PlanFailure:
     if not (isinstance(raw, dict) and len(raw) == 1):
         return _bad(f'retry.backoff must be {{"fixed": {{...}}}} or {{"exponential": {{...}}}}, got {raw!r}')
     (kind, body), = raw.items()
-    if kind not in ("fixed", "exponential") or not isinstance(body, dict):
+    if kind not in ("fixed", "exponential"):
         return _bad(f"retry.backoff: unknown kind {kind!r} (fixed or exponential)")
+    if not isinstance(body, dict):
+        return _bad(f"retry.backoff.{kind} must be an object, got {type(body).__name__}")
     allowed = {"fixed": {"delay_ms"}, "exponential": {"initial_ms", "factor", "max_ms"}}[kind]
     extra = sorted(set(body) - allowed)
     if extra:
