@@ -26,17 +26,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from statewright.machines.pipeline.model import Operation, Registry, SideEffects, linear_op, valid_segment
 
-if TYPE_CHECKING:
-    from statewright.adapters.runtime.executor import Context
-
 __all__ = ["ErrorInfo", "OpFailed", "OpFunction", "Operations"]
 
-OpFunction = Callable[["Context"], "Mapping[str, Any] | None | Awaitable[Mapping[str, Any] | None]"]
-"""A state's code: takes the attempt's `executor.Context`, returns its exports (plain or async)."""
+OpFunction = Callable[[Any], "Mapping[str, Any] | None | Awaitable[Mapping[str, Any] | None]"]
+"""A state's code: takes the attempt's `executor.Context`, returns its exports (plain or async).
+
+The context is typed ``Any`` here because the executor imports this module; a function annotated
+``ctx: Context`` fits.
+"""
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -31,14 +31,12 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from statewright.adapters.runtime.run_errors import MissingFact, MissingFactKey
+from statewright.machines.pipeline import RunConfig
 
-if TYPE_CHECKING:
-    from statewright.adapters.runtime.executor import Executor
-
-__all__ = ["Mode", "RunIo"]
+__all__ = ["Mode", "Recorder", "RunIo"]
 
 
 class Mode(Enum):
@@ -46,10 +44,24 @@ class Mode(Enum):
     REPLAY = "replay"
 
 
+class Recorder(Protocol):
+    """What an attempt's IO asks of the executor that runs it (`executor.Executor`; a protocol, not an import:
+    the executor imports this module)."""
+
+    mode: Mode
+    transport_calls: int
+
+    async def recorded_value(self, run_id: str, key: str) -> Any: ...
+
+    async def record_value(self, run_id: str, key: str, value: Any) -> Any: ...
+
+    def config_of(self, run_id: str) -> RunConfig: ...
+
+
 class RunIo:
     """The IO of one attempt of one state of one run (see the module doc)."""
 
-    def __init__(self, executor: Executor, run_id: str, state_id: str, attempt: int) -> None:
+    def __init__(self, executor: Recorder, run_id: str, state_id: str, attempt: int) -> None:
         self._executor = executor
         self.run_id = run_id
         self._prefix = f"{state_id}/{attempt}"
