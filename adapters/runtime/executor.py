@@ -79,6 +79,7 @@ from statewright.adapters.runtime.memory import MemoryStore
 from statewright.adapters.runtime.operations import ErrorInfo, OpFailed, Operations
 from statewright.adapters.runtime.readback import raised_at
 from statewright.adapters.runtime.run_errors import (
+    InvalidRunId,
     MissingFact,
     PlanChanged,
     PlanRefused,
@@ -404,7 +405,13 @@ class Executor:
     async def _driven(self, run_id: str) -> RunReport:
         opened = await self._open(run_id)
         opened.facts = await self._load_facts(run_id)  # what another process recorded since this one last looked
-        stored = await self._load_run(run_id)
+        try:
+            stored = await self._load_run(run_id)
+        except RunNotFound:
+            # a launch that stopped after the fact log and before the run's record: finish it, as a launch would
+            await self._create(run_id, opened.facts.manifest, await self.artifacts.get(opened.facts.manifest),
+                               opened.facts.parent)
+            stored = await self._load_run(run_id)
         self._check_plan(opened, stored.state)
         stuck = 0
         while True:
@@ -525,7 +532,7 @@ class Executor:
             if self.mode is Mode.REPLAY:
                 raise
             return {"ok": False, "error": ErrorInfo(exc.code, str(exc), exc.retryable).json()}
-        except (PlanRefused, RunExists, RunNotFound) as exc:
+        except (PlanRefused, RunExists, RunNotFound, InvalidRunId) as exc:
             if self.mode is Mode.REPLAY:
                 raise
             # refused what the operation asked of its context (a child pipeline that cannot be planned, a child
@@ -538,11 +545,27 @@ class Executor:
             name = getattr(fn, "__qualname__", type(fn).__name__)
             message = f"{name}: {type(exc).__name__}: {exc} (at {raised_at(exc, fn)})"
             return {"ok": False, "error": ErrorInfo("op_raised", message, True).json()}
-        problem = _bad_output(out)
+        problem = _bad_output(out) or self._missing_exports(opened, planned, outputs, out)
         if problem is not None:
             name = getattr(fn, "__qualname__", type(fn).__name__)
             return {"ok": False, "error": ErrorInfo("bad_output", f"{name} returned {problem}", False).json()}
         return {"ok": True, "output": dict(out or {})}
+
+    def _missing_exports(self, opened: _Open, planned: PlannedState, outputs: Mapping[str, Any],
+                         out: Mapping[str, Any] | None) -> str | None:
+        """At an operation's last state: the exports it declares that none of its states returned."""
+        mine = [sid for sid in opened.plan.plan.states if opened.states[sid].op_path == planned.op_path]
+        if mine[-1] != planned.state_id:
+            return None
+        operation = self.operations.registry.ops.get((planned.op_id, planned.op_version))
+        if operation is None:
+            return None
+        returned = set(out or {})
+        for sid in mine[:-1]:
+            returned |= set(outputs.get(sid) or {})
+        declared = operation.ports(opened.configs.get(planned.step_id, {})).exports
+        missing = [port for port in declared if port not in returned]
+        return f"no value for its declared export {missing[0]!r}" if missing else None
 
     async def _finish(self, opened: _Open, run: Run) -> None:
         if opened.facts.get("snapshot/final") is not None:
@@ -785,6 +808,6 @@ def _new_run_id() -> str:
 
 def _checked_run_id(run_id: str) -> str:
     if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
-        raise RunError(f"run id {run_id!r} must be 1-200 letters, digits, '_', '.', '-', starting with a letter "
+        raise InvalidRunId(f"run id {run_id!r} must be 1-200 letters, digits, '_', '.', '-', starting with a letter "
                        f"or digit")
     return run_id

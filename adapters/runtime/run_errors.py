@@ -11,6 +11,7 @@ from __future__ import annotations
 from statewright.machines.pipeline.model import PlanFailure
 
 __all__ = [
+    "InvalidRunId",
     "MissingFact",
     "MissingFactKey",
     "PlanRefused",
@@ -37,6 +38,12 @@ class RunNotFound(RunError):
     def __init__(self, run_id: str) -> None:
         super().__init__(f"no run {run_id!r} in this store")
         self.run_id = run_id
+
+
+class InvalidRunId(RunError):
+    """A run id (or a child key, which becomes part of one) that the stores' keys cannot carry as given."""
+
+    code = "invalid_run_id"
 
 
 class RunExists(RunError):

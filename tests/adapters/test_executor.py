@@ -999,6 +999,8 @@ def test_a_failed_run_and_a_failed_attempt_that_spawned_a_child_replay_identical
         ("taken", "run_exists",
          "run 'p.kid' already exists with another manifest; resume it, or launch a new run"),
         ("wait", "run_not_found", "no run 'ghost' in this store"),
+        ("badkey", "invalid_run_id",
+         "run id 'p.a b' must be 1-200 letters, digits, '_', '.', '-', starting with a letter or digit"),
     ],
 )
 def test_a_child_run_the_executor_refuses_fails_the_attempt_for_good(ask: str, code: str, message: str) -> None:
@@ -1013,6 +1015,8 @@ def test_a_child_run_the_executor_refuses_fails_the_attempt_for_good(ask: str, c
         calls.append(ctx.attempt)
         if ask == "wait":
             await ctx.wait_for("ghost", key="kid")
+        elif ask == "badkey":
+            await ctx.spawn(Pipeline("sub", "v1", (Step("s", "noop", "v1"),)), key="a b")
         elif ask == "spawn":
             await ctx.spawn(Pipeline("bad", "v1", (Step("s", "needs", "v1"),)), key="kid")
         else:
@@ -1053,5 +1057,47 @@ def test_a_run_two_executors_raced_on_replays_identical() -> None:
         assert [e.kind for e in await store.read_log(facts_key("r1"))].count("rejected") >= 1  # the race happened
         replayed = await one.replay("r1")
         assert (replayed.identical, replayed.events, replayed.transport_calls) == (True, len(SHOP_LOG) + 37, 0)
+
+    go(main)
+
+
+def test_a_launch_that_stopped_before_the_runs_record_is_finished_by_resume() -> None:
+    """A process killed between the fact log and the run's record left a launch half done: `drive` completes it."""
+    ops, calls = calc()
+
+    async def main() -> None:
+        executor = memory_executor(ops)
+        real = executor.driver.create
+
+        async def dies_at_the_run_record(key: str, machine: str, state: Any = None) -> Any:
+            if machine == "run":
+                raise asyncio.CancelledError
+            return await real(key, machine, state)
+
+        executor.driver.create = dies_at_the_run_record  # type: ignore[method-assign]
+        with pytest.raises(asyncio.CancelledError):
+            await executor.launch(CALC, 4, run_id="half")
+        assert await executor.store.keys() == [facts_key("half")]
+        report = await memory_executor_on(executor, ops).drive("half")
+        assert report.outcome is Outcome.COMPLETED
+        await check_log(executor.store, "half")
+
+    go(main)
+    assert calls == [4]
+
+
+def memory_executor_on(other: Executor, ops: Operations) -> Executor:
+    """A new executor over ``other``'s memory stores, as a new process would open them."""
+    return Executor(other.store, other.artifacts, ops, sleep=Sleeps())
+
+
+def test_an_operation_that_leaves_out_a_declared_export_is_bad_output() -> None:
+    ops, pipeline = one_step(lambda ctx: {"other": 1}, exports=("total",))
+
+    async def main() -> None:
+        report = await memory_executor(ops).run(pipeline, run_id="r")
+        assert report.outcome is Outcome.FAILED and report.error is not None
+        assert (report.error.code, report.error.retryable) == ("bad_output", False)
+        assert report.error.message.endswith("returned no value for its declared export 'total'")
 
     go(main)
