@@ -237,7 +237,39 @@ class Loader:
             name,
         )
 
-    def _file_target(self, path: Path, attribute: str | None, where: str) -> list[Target]:
+    def attribute(self, text: str, *, base: Path | None = None, where: str = "") -> tuple[Any, str]:
+        """The object one ``file.py:NAME`` or ``module:NAME`` target names, imported as spec files are; and its label.
+
+        For what is not a spec (``statewright run``'s programs and operations):
+        the same rules for files, modules and colons, the same errors naming
+        the user's file and line, and the module is forgotten when the loader
+        closes.
+        """
+        base = base or self.cwd
+        text = text.strip()
+        left, sep, attribute = _split(text, base)
+        if left.endswith(".py") or "/" in left or "\\" in left or (":" in left and not sep):
+            path = self._existing_file(base / left, where)
+            module, origin = self._import_file(path, where), shown_path(path)
+        elif sep or "." in left or left.isidentifier():
+            left = left.strip()
+            module, origin = self._import_module(left, base, where), left
+        else:
+            raise UsageError(f"{where}{text!r} is neither a .py file nor a module")
+        if attribute is None:
+            raise UsageError(f"{where}{text}: name the object, as in {text}:NAME")
+        value: Any = module
+        for part in attribute.split("."):
+            if not hasattr(value, part):
+                names = [n for n in vars(module) if not n.startswith("_")]
+                close = difflib.get_close_matches(part, names, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise UsageError(f"{where}{origin} has no attribute {attribute!r}{hint}")
+            value = getattr(value, part)
+        return value, f"{origin}:{attribute}"
+
+    def _existing_file(self, path: Path, where: str) -> Path:
+        """``path`` resolved, or a `UsageError`: it is a folder, or no file (naming a close sibling)."""
         path = path.resolve()
         shown = shown_path(path)
         if path.is_dir():
@@ -247,10 +279,14 @@ class Loader:
             close = difflib.get_close_matches(path.name, siblings, n=1)
             hint = f" (did you mean {shown_path(path.parent / close[0])}?)" if close else ""
             raise UsageError(f"{where}no file {shown}{hint}")
+        return path
+
+    def _file_target(self, path: Path, attribute: str | None, where: str) -> list[Target]:
+        path = self._existing_file(path, where)
         key = (path, attribute)
         if key not in self._files:
             module = self._import_file(path, where)
-            self._files[key] = targets_of(module, attribute, shown, where)
+            self._files[key] = targets_of(module, attribute, shown_path(path), where)
         return self._files[key]
 
     def _module_target(self, text: str, base: Path, where: str, *, prefix: str = "") -> list[Target]:
