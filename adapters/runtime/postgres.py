@@ -1192,6 +1192,10 @@ def is_dsn(text: str) -> bool:
     return text.startswith(("postgresql://", "postgres://"))
 
 
+_ARTIFACT_COLUMNS = {"artifacts": ("id", "kind", "size", "created", "blob"), "artifact_chunks": ("blob", "n", "bytes")}
+"""The artifact tables `artifacts_postgres` creates beside a store's (which cannot be imported here: it imports us)."""
+
+
 class PostgresReader:
     """A read-only look at a store's rows, raw, in one database snapshot: what ``statewright inspect`` reads.
 
@@ -1203,9 +1207,11 @@ class PostgresReader:
     undecoded -- deciding what is damaged is the reader's business.
     """
 
-    def __init__(self, conn: Any, sql: _Statements, where: str, tables: frozenset[str] = frozenset()) -> None:
+    def __init__(self, conn: Any, sql: _Statements, where: str, tables: frozenset[str] = frozenset(),
+                 schema: str = DEFAULT_SCHEMA) -> None:
         self._conn, self._sql, self.where = conn, sql, where
         self._tables = tables  # what the schema holds: one of version 3 has no read side to show
+        self._schema = f'"{schema}"'
 
     @classmethod
     async def open(cls, dsn: str, *, schema: str = DEFAULT_SCHEMA, timeout: float = 10.0) -> PostgresReader:
@@ -1239,7 +1245,8 @@ class PostgresReader:
                         raise IncompatibleSchema(f"{where}: table {table} has columns {', '.join(shapes[table])}")
                 await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             read_side = {t for t in ("positions", "consumers", "dead_letters") if tuple(shapes.get(t, ())) == COLUMNS[t]}
-            return cls(conn, sql, where, frozenset(read_side))
+            artifacts = {t for t, columns in _ARTIFACT_COLUMNS.items() if tuple(shapes.get(t, ())) == columns}
+            return cls(conn, sql, where, frozenset(read_side | artifacts), schema)
         except BaseException:
             conn.terminate()
             raise
@@ -1284,6 +1291,27 @@ class PostgresReader:
         with _mapped(None, self.where, self._conn):
             rows = await self._conn.fetch(self._sql.dead_letters, consumer, _count(limit, "limit", least=1))
         return [tuple(row) for row in rows]
+
+    async def artifacts(self, ids: list[str]) -> dict[str, tuple[str, int]]:
+        """``id -> (kind, size)`` of the artifacts among ``ids`` that are stored (none without artifact tables)."""
+        if "artifacts" not in self._tables or not ids:
+            return {}
+        with _mapped(None, self.where, self._conn):
+            rows = await self._conn.fetch(f"SELECT id, kind, size FROM {self._schema}.artifacts "
+                                          "WHERE id = ANY($1::text[])", ids)
+        return {str(i): (str(kind), int(size)) for i, kind, size in rows}
+
+    async def artifact(self, id: str) -> bytes | None:
+        """The bytes of artifact ``id`` as stored (unverified), or None when it is not there."""
+        if not {"artifacts", "artifact_chunks"} <= self._tables:
+            return None
+        with _mapped(None, self.where, self._conn):
+            blob = await self._conn.fetchval(f"SELECT blob FROM {self._schema}.artifacts WHERE id = $1", id)
+            if blob is None:
+                return None
+            rows = await self._conn.fetch(f"SELECT bytes FROM {self._schema}.artifact_chunks WHERE blob = $1 "
+                                          "ORDER BY n", blob)
+        return b"".join(bytes(chunk) for (chunk,) in rows)
 
     async def close(self) -> None:
         """End the snapshot and the connection (a read-only transaction has nothing to commit)."""
