@@ -6,7 +6,10 @@
     statewright test TARGET... [--all] [--set KEY=VALUE]... [--examples N] [--seed S]
     statewright mutate TARGET... [--all] [--min PERCENT]
     statewright diagram TARGET|MACHINE... [--all] [--format F]... [--out DIR] [--reachable] [--trace PROPERTY]
-    statewright inspect DB|DSN [--key KEY]... [--spec TARGET]...
+    statewright inspect DB|DSN [--key KEY]... [--run RUN_ID] [--spec TARGET]...
+    statewright run PLAN --store DB|DSN [--run-id ID] [--input JSON] [--detach]
+    statewright resume RUN_ID --store DB|DSN --operations TARGET
+    statewright replay RUN_ID --store DB|DSN --operations TARGET
     statewright lincheck HISTORY.jsonl... [--max-steps N] [--time-limit S]
     statewright list [TARGET...]
     statewright --version
@@ -116,10 +119,36 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "inspect": (
         "show the instances, event logs and consumers of a store (SQLite file or PostgreSQL)",
         "Show what a store holds -- each instance's state and version and its event log -- decoded "
-        "through the specs' machines, then its consumers (cursor, lag, lease) and dead letters. "
+        "through the specs' machines, then its runs (phase, states done, the state in flight), its consumers "
+        "(cursor, lag, lease) and dead letters; --run shows one run's attempts, facts and child runs. "
         "It only reads: nothing in the store is written or created.",
         ("statewright inspect shop.db", "statewright inspect shop.db --key order-17 --spec orders.py",
+         "statewright inspect shop.db --run order-7",
          "statewright inspect postgresql://me@localhost/shop"),
+    ),
+    "run": (
+        "run a pipeline against a store, showing its progress",
+        "Launch a run of PLAN -- a Program in a Python file (file.py:NAME) or a JSON plan -- in a store "
+        "(SQLite file, created if missing, or PostgreSQL DSN) and drive it to its end, a line per state "
+        "entered, completed or failed. The run id comes first: a run whose process dies is resumed with "
+        "`statewright resume`. Exit 0 when it completed, 1 when it failed or was cancelled.",
+        ("statewright run shop.py:program --store shop.db",
+         "statewright run shop.py:program --store shop.db --run-id order-7 --input '{\"items\": [\"mug\"]}'",
+         "statewright run plan.json --store postgresql://app@db/runs --detach"),
+    ),
+    "resume": (
+        "drive a stored run to its end",
+        "Drive run RUN_ID from its last recorded boundary to its end, as `run` does: states whose completion "
+        "is recorded are not run again. Code is not stored with a run, so --operations names it again: "
+        "Operations, or the Program or JSON plan the run was started from.",
+        ("statewright resume order-7 --store shop.db --operations shop.py:program",),
+    ),
+    "replay": (
+        "replay a finished run and compare its logs byte for byte",
+        "Run finished run RUN_ID and its child runs again in replay mode -- IO answered from the recorded "
+        "facts, nothing live -- and compare the logs with the recorded ones. Exit 0 when every replay is "
+        "identical, 1 at the first difference.",
+        ("statewright replay order-7 --store shop.db --operations shop.py:program",),
     ),
     "lincheck": (
         "check that recorded store histories (JSON Lines) are linearizable",
@@ -228,6 +257,26 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--spec", action="append", default=[], metavar="TARGET",
                    help="decode records with the machines of these specs (repeatable; default: the project's "
                         "specs, or the bundled ones)")
+    i.add_argument("--run", metavar="RUN_ID", help="show this run: its states' attempts and outcomes, its facts "
+                                                   "(with each artifact's kind and size) and its child runs")
+    store_help = "a SQLite file or a PostgreSQL DSN (postgresql://user@host/db) holding the runs and their artifacts"
+    r = _command(sub, "run", targets=False)
+    r.add_argument("plan", metavar="PLAN", help="file.py:NAME naming a Program, or a JSON plan file (.json)")
+    r.add_argument("--store", required=True, metavar="DB|DSN", help=store_help + " (a SQLite file is created)")
+    r.add_argument("--run-id", metavar="ID", help="the run's id (default: a new random one); launching an id "
+                                                  "again with the same plan and input resumes that run")
+    r.add_argument("--input", metavar="JSON", help="the run's input as JSON (default: the program's or plan's)")
+    r.add_argument("--detach", action="store_true", help="only launch the run (PENDING) and print its id; "
+                                                         "`statewright resume` or a pool of executors drives it")
+    resumed: list[argparse.ArgumentParser] = []
+    for name in ("resume", "replay"):
+        rr = _command(sub, name, targets=False)
+        rr.add_argument("run_id", metavar="RUN_ID", help="the run's id, as `run` printed it")
+        rr.add_argument("--store", required=True, metavar="DB|DSN", help=store_help)
+        rr.add_argument("--operations", required=True, metavar="TARGET",
+                        help="file.py:NAME naming the Operations (or the Program), or the JSON plan, the run was "
+                             "started with")
+        resumed.append(rr)
     lc = _command(sub, "lincheck", targets=False)
     lc.add_argument("histories", nargs="+", type=Path, metavar="HISTORY.jsonl",
                     help="history files written by statewright.adapters.testing.linearizability.Recorder (merged)")
@@ -238,7 +287,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="seconds before giving up with 'unknown' (default: no limit)")
     ls = _command(sub, "list")
     ls.add_argument("names", nargs="*", metavar="TARGET", help="list these (default: what --all means here)")
-    for s in (c, m, d, t, i, lc, ls):
+    for s in (c, m, d, t, i, r, *resumed, lc, ls):
         s.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return p
 
@@ -255,6 +304,11 @@ def _dispatch(args: argparse.Namespace, loader: Loader, out: TextIO, err: TextIO
         from statewright.adapters.cli.inspecting import inspect_command  # pydantic and asyncio: only here
 
         return inspect_command(args, loader, out)
+    if args.command in ("run", "resume", "replay"):
+        from statewright.adapters.cli import running  # the executor and the stores: only here
+
+        command = {"run": running.run_command, "resume": running.resume_command, "replay": running.replay_command}
+        return command[args.command](args, loader, out)
     if args.command == "lincheck":
         from statewright.adapters.cli.lincheck import lincheck_command  # the checker: only here
 
