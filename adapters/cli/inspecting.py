@@ -59,8 +59,10 @@ instances, without this part.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -69,6 +71,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from statewright.adapters.cli.runs import RunView, attempts, run_detail, runs_table, short
+from statewright.adapters.cli.text import escaped
 from statewright.adapters.project.errors import UsageError
 from statewright.adapters.project.targets import Loader, machines_of
 from statewright.adapters.runtime.store import Catalog, Corrupt, StoreError
@@ -180,9 +184,7 @@ def _is_dsn(target: str) -> bool:
     return target.startswith(("postgresql://", "postgres://"))
 
 
-def _escape(text: str) -> str:
-    """``text`` on one line: backslashes and unprintable characters written as Python escapes."""
-    return "".join(c if c.isprintable() and c != "\\" else repr(c)[1:-1] for c in text)
+_escape = escaped
 
 
 def _shown(value: Any) -> str:
@@ -306,6 +308,30 @@ class _Reader:
         return _ReadSide(latest[0][0] if latest else None, [tuple(r) for r in self._rows(READ_SIDE["consumers"])],
                          [tuple(r) for r in dead[:DEAD_SHOWN]], len(dead) > DEAD_SHOWN)
 
+    def artifacts(self, ids: list[str]) -> dict[Any, tuple[Any, Any]]:
+        """``id -> (kind, size)`` of the stored artifacts among ``ids``, raw (none in a file without artifacts)."""
+        if "artifacts" not in self.tables:
+            return {}
+        out: dict[Any, tuple[Any, Any]] = {}
+        for at in range(0, len(ids), 500):
+            part = ids[at:at + 500]
+            marks = ", ".join("?" * len(part))
+            out.update((i, (kind, size)) for i, kind, size in
+                       self._rows(f"SELECT id, kind, size FROM artifacts WHERE id IN ({marks})", tuple(part)))
+        return out
+
+    def artifact(self, id: str) -> bytes | None:
+        """Artifact ``id``'s bytes as stored, unverified; None when it is not there."""
+        if not {"artifacts", "artifact_chunks"} <= self.tables:
+            return None
+        rows = self._rows("SELECT blob FROM artifacts WHERE id = ?", (id,))
+        if not rows:
+            return None
+        chunks = self._rows("SELECT bytes FROM artifact_chunks WHERE blob = ? ORDER BY n", (rows[0][0],))
+        if not all(isinstance(c, bytes) for (c,) in chunks):
+            raise _Unreadable(f"artifact {id}: a chunk is not bytes")
+        return b"".join(c for (c,) in chunks)
+
     def close(self) -> None:
         self._conn.close()
 
@@ -360,6 +386,13 @@ class _PostgresReader:
             return None
         rows = [(c.name, c.partition, c.partitions, c.cursor, c.owner, c.until) for c, _ in consumers]
         return _ReadSide(self._run(self._snapshot.latest()), rows, dead[:DEAD_SHOWN], len(dead) > DEAD_SHOWN)
+
+    def artifacts(self, ids: list[str]) -> dict[Any, tuple[Any, Any]]:
+        return dict(self._run(self._snapshot.artifacts(ids)))
+
+    def artifact(self, id: str) -> bytes | None:
+        data = self._run(self._snapshot.artifact(id))
+        return None if data is None else bytes(data)
 
     def close(self) -> None:
         try:
@@ -427,6 +460,100 @@ class _Inspection:
             self._damage(f"{head} <garbled: {_escape(data[:60])!s}: {exc}>{mark}")
             return
         print(f"{head} {shown}{mark}", file=self.out)
+
+
+class _Runs:
+    """The executor's records in a store (``runs/<id>`` and ``runs/<id>/facts``), decoded with its own machines.
+
+    A record that is not what its key says, or does not decode, is left to
+    the instance view, which shows it as it is (and counts the damage).
+    """
+
+    KEY = re.compile(r"runs/([^/]+?)(/facts)?")
+
+    def __init__(self, reader: _Reader | _PostgresReader) -> None:
+        from statewright.adapters.runtime.executor import runs_catalog
+
+        self.reader = reader
+        self.catalog = _Catalog(dict(runs_catalog().machines))
+        self._records: dict[str, dict[str, tuple[Any, Any]]] = {}  # run id -> machine -> (rowid, state)
+
+    def take(self, rowid: Any, key: Any) -> bool:
+        """Collect ``key`` if it is a run's record that decodes; False leaves it to the instance view."""
+        found = self.KEY.fullmatch(key) if isinstance(key, str) else None
+        if found is None:
+            return False
+        machine = "fact_log" if found.group(2) else "run"
+        try:
+            stored, text, _ = self.reader.record(rowid)
+            if stored != machine or not isinstance(text, str):
+                return False
+            state = self.catalog.load(machine, text, key=key)
+        except (_Unreadable, Corrupt):
+            return False
+        self._records.setdefault(found.group(1), {})[machine] = (rowid, state)
+        return True
+
+    def views(self, effects_of: str | None = None) -> list[RunView]:
+        """Every run collected, by id; ``effects_of``: that run's view carries its log's effects."""
+        out = []
+        for run_id, records in sorted(self._records.items()):
+            run, facts = records.get("run", (None, None)), records.get("fact_log", (None, None))
+            effects = self._effects(run[0]) if run_id == effects_of and run[0] is not None else ()
+            out.append(RunView(run_id, run[1], facts[1], effects))
+        return out
+
+    def _effects(self, rowid: Any) -> tuple[dict[str, Any], ...]:
+        out = []
+        for _seq, kind, data, _terminal in self.reader.log(rowid):
+            try:
+                value = json.loads(data) if kind == "effect" and isinstance(data, str) else None
+            except (ValueError, RecursionError):
+                value = None  # the instance view (--key) shows what it is
+            if isinstance(value, dict):
+                out.append(value)
+        return tuple(out)
+
+    def show(self, run_id: str, inspection: _Inspection) -> int:
+        """Print run ``run_id``: its attempts, facts (with their artifacts' kinds and sizes) and child runs."""
+        views = self.views(effects_of=run_id)
+        view = next((v for v in views if v.run_id == run_id), None)
+        if view is None:
+            names = [_escape(v.run_id) for v in views]
+            known = ", ".join(names[:_NAMED]) + (f" and {len(names) - _NAMED:,} more" if len(names) > _NAMED else "")
+            raise UsageError(f"no run {run_id!r} in {self.reader.db} (runs: {known or 'none'})")
+        facts = view.facts.facts if view.facts is not None else ()
+        found = self.reader.artifacts([artifact for _, artifact in facts])
+        artifacts = {i: (_shown(kind), size if type(size) is int else -1) for i, (kind, size) in found.items()}
+        errors = {}
+        for attempt in attempts(view.effects):
+            artifact = view.facts.get(f"outcome/{attempt.state_id}/{attempt.number}") if view.facts else None
+            if attempt.outcome.startswith("failed") and artifact is not None:
+                errors[(attempt.state_id, attempt.number)] = self._error(artifact, inspection)
+        children = [v for v in views if v.facts is not None and v.facts.parent == run_id]
+        for line in run_detail(view, children, artifacts, errors):
+            print(line, file=inspection.out)
+        return EXIT_DAMAGED if inspection.damaged else EXIT_OK
+
+    def _error(self, artifact: str, inspection: _Inspection) -> str:
+        """The error an attempt's recorded outcome holds, as ``code: message``; damage is shown and counted."""
+        try:
+            data = self.reader.artifact(artifact)
+        except _Unreadable as exc:
+            data, problem = None, str(exc)
+        else:
+            problem = "not stored"
+        if data is not None:
+            if "sha256:" + hashlib.sha256(data).hexdigest() != artifact:
+                problem = "its bytes do not match its id"
+            else:
+                try:
+                    error = json.loads(data)["error"]
+                    return f"{error['code']}: {error['message']}"
+                except (ValueError, KeyError, TypeError):
+                    problem = "not an outcome"
+        inspection.damaged += 1
+        return f"CORRUPT -- outcome {short(artifact)}: {problem}"
 
 
 class _Consumers:
@@ -535,15 +662,26 @@ class _Lazy:
         if self._catalog is None:
             from statewright.machines.input import INPUT, authorize_seed
 
+            from statewright.adapters.runtime.executor import runs_catalog
+
             machines = _machines(self._loader, self._specs)
+            for name, machine in runs_catalog().machines.items():  # the executor's records (--key runs/ID/facts)
+                machines.setdefault(name, machine)
             self._catalog = _Catalog(machines, {"input": authorize_seed} if machines.get("input") is INPUT else {})
         return self._catalog
 
 
 def _inspect(reader: _Reader | _PostgresReader, args: argparse.Namespace, machines: _Lazy, out: TextIO) -> int:
-    """One read of the whole store (or of ``--key``'s instances) through ``reader``, printed to ``out``."""
+    """One read of the whole store (or of ``--key``'s instances, or ``--run``'s run) through ``reader``, to ``out``."""
     keys = reader.check()
     inspection = _Inspection(reader, machines.catalog(), out)
+    runs = _Runs(reader)
+    if getattr(args, "run", None) is not None:
+        if args.key:
+            raise UsageError("--run shows one run, --key instances: give one of them")
+        for rowid, key in keys:
+            runs.take(rowid, key)
+        return runs.show(args.run, inspection)
     rowids = {key: rowid for rowid, key in keys if isinstance(key, str)}
     for key in args.key:
         if key not in rowids:
@@ -551,8 +689,14 @@ def _inspect(reader: _Reader | _PostgresReader, args: argparse.Namespace, machin
             known = ", ".join(names[:_NAMED]) + (f" and {len(names) - _NAMED:,} more" if len(names) > _NAMED else "")
             raise UsageError(f"no instance {key!r} in {reader.db} (instances: {known or 'none'})")
     for rowid, key in [(rowids[k], k) for k in args.key] or keys:
-        inspection.instance(rowid, key)
+        if args.key or not runs.take(rowid, key):
+            inspection.instance(rowid, key)
     if not args.key:
+        views = runs.views()
+        if views:
+            print(f"runs ({len(views)}):", file=out)
+            for line in runs_table(views):
+                print(line, file=out)
         try:
             side = reader.read_side()
         except _Unreadable as exc:
