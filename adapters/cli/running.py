@@ -35,11 +35,18 @@ from typing import Any, TextIO
 
 from statewright.adapters.project.errors import UsageError, shown_path
 from statewright.adapters.project.targets import Loader
-from statewright.adapters.runtime.artifacts import ArtifactStore
+from statewright.adapters.runtime.artifacts import ArtifactStore, MemoryArtifacts
 from statewright.adapters.runtime.executor import Executor, RunReport, run_key, runs_catalog
+from statewright.adapters.runtime.memory import MemoryStore
 from statewright.adapters.runtime.operations import Operations
 from statewright.adapters.runtime.program import Program, read_plan
-from statewright.adapters.runtime.run_errors import MissingFact, MissingFactKey, ReplayDiverged, RunError
+from statewright.adapters.runtime.run_errors import (
+    MissingFact,
+    MissingFactKey,
+    PlanRefused,
+    ReplayDiverged,
+    RunError,
+)
 from statewright.adapters.runtime.store import Store
 from statewright.machines.pipeline import Pipeline
 from statewright.machines.run import Outcome, Run, RunCompleted, RunStarted, StateCompleted, StateEntered, StateFailed
@@ -107,6 +114,7 @@ def run_command(args: argparse.Namespace, loader: Loader, out: TextIO) -> int:
     assert loaded.pipeline is not None
     value = loaded.input if args.input is None else _json_option(args.input, "--input")
     pipeline = loaded.pipeline
+    _judge(loaded.operations, pipeline, value, loaded.run_config, args.run_id)
 
     async def body(executor: Executor, store: Store) -> int:
         run_id = await executor.launch(pipeline, value, run_config=loaded.run_config, run_id=args.run_id)
@@ -216,9 +224,17 @@ def _load(target: str, loader: Loader, *, program: bool) -> _Loaded:
         return _Loaded(value.operations, value.pipeline, value.input, value.run_config)
     if isinstance(value, Operations) and not program:
         return _Loaded(value)
-    wanted = "a Program (statewright.adapters.runtime.program)" + ("" if program else " or Operations")
-    kind = "a class" if isinstance(value, type) else f"a {type(value).__name__}"
-    raise UsageError(f"{label} is {kind}, not {wanted}")
+    wanted = "a Program" if program else "Operations or a Program"
+    raise UsageError(f"{label} is {_kind(value)}, not {wanted} (statewright.adapters.runtime.program.Program"
+                     f"{'' if program else ', statewright.adapters.runtime.operations.Operations'})")
+
+
+def _kind(value: Any) -> str:
+    """What ``value`` is, for an error: ``a class``, ``an Operations``, ``a dict``."""
+    if isinstance(value, type):
+        return "a class"
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def _json_plan(path: Path, loader: Loader) -> _Loaded:
@@ -239,7 +255,7 @@ def _json_plan(path: Path, loader: Loader) -> _Loaded:
     value, label = loader.attribute(plan.operations, base=path.resolve().parent, where=f"{shown}: operations: ")
     operations = value.operations if isinstance(value, Program) else value
     if not isinstance(operations, Operations):
-        raise UsageError(f"{shown}: operations: {label} is a {type(value).__name__}, not Operations")
+        raise UsageError(f"{shown}: operations: {label} is {_kind(value)}, not Operations")
     return _Loaded(operations, plan.pipeline, plan.input, plan.run_config)
 
 
@@ -306,6 +322,27 @@ async def _stores(locator: str, *, create: bool) -> AsyncIterator[tuple[Store, A
             await store.close()
 
 
+def _judge(operations: Operations, pipeline: Pipeline, value: Any, run_config: Any, run_id: str | None) -> None:
+    """Launch the run in memory first: the executor's own checks (manifest, plan, run config, functions, run id)
+    refuse a bad plan before the store is opened, so a SQLite file is not created for nothing."""
+
+    async def launch() -> None:
+        executor = Executor(MemoryStore(runs_catalog()), MemoryArtifacts(), operations)
+        await executor.launch(pipeline, value, run_config=run_config, run_id=run_id)
+
+    try:
+        asyncio.run(launch())
+    except RunError as exc:
+        raise UsageError(_coded(exc)) from exc
+
+
+def _coded(exc: RunError) -> str:
+    """``CODE: message``: a refused plan as the planner says it (the run it names was not created), any other
+    refusal with its code in front."""
+    text = _one_line(exc.failure if isinstance(exc, PlanRefused) else exc)
+    return text if text.startswith(f"{exc.code}: ") else f"{exc.code}: {text}"
+
+
 def _with_executor(locator: str, operations: Operations, out: TextIO,
                    body: Callable[[Executor, Store], Awaitable[int]], *, create: bool) -> int:
     """Open the stores, run ``body`` with an executor showing its progress on ``out``; the executor's
@@ -319,8 +356,8 @@ def _with_executor(locator: str, operations: Operations, out: TextIO,
     try:
         return asyncio.run(main())
     except RunError as exc:
-        raise UsageError(f"{exc.code}: {_one_line(exc)}") from exc
+        raise UsageError(_coded(exc)) from exc
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: object) -> str:
     return " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
