@@ -67,7 +67,8 @@ def attempts(effects: Iterable[Mapping[str, Any]]) -> list[Attempt]:
 
 
 def _in_flight(run: Run) -> str:
-    return "-" if run.current is None else f"{run.current} (attempt {run.attempt})"
+    """The attempt in flight; none once the run ended (a failed run's ``current`` is where it failed)."""
+    return "-" if run.current is None or run.phase in TERMINAL else f"{run.current} (attempt {run.attempt})"
 
 
 def _states(run: Run) -> str:
@@ -105,7 +106,7 @@ def run_detail(view: RunView, children: list[RunView], artifacts: Mapping[str, t
     if run is None:
         lines.append(escaped(f"run {view.run_id}: no run record (only its fact log)"))
     else:
-        flight = f", in flight {_in_flight(run)}" if run.current is not None else ""
+        flight = f", in flight {_in_flight(run)}" if _in_flight(run) != "-" else ""
         lines.append(escaped(f"run {view.run_id}: {run.phase.value}, {len(run.completed)} of {len(run.plan.states)} "
                              f"states completed{flight}"))
     if facts is not None:

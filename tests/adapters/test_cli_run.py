@@ -248,6 +248,75 @@ def test_a_replay_that_differs_exits_1_naming_the_difference(shop: Path, monkeyp
     assert out.startswith("replay of r1: different -- replay_diverged: run 'r1': outcome/calc.answer.run/1 was sha256:")
 
 
+RECORDED_THEN_FAILED = '''\
+from statewright.adapters.runtime.operations import OpFailed, Operations
+from statewright.adapters.runtime.program import Program
+from statewright.machines.pipeline import Pipeline, Step
+
+ops = Operations()
+
+@ops.op("forever", "v1")
+def forever(ctx):
+    return None
+
+@ops.op("quote", "v1", exports=("price",))
+async def quote(ctx):
+    price = await ctx.io.call("price", lambda: 7)  # recorded in attempt 1, reused by attempt 2
+    await ctx.spawn(Pipeline("note", "v1", (Step("n", "forever", "v1"),)), key="note")
+    if ctx.attempt == 1:
+        raise OpFailed("busy", "try again")
+    return {"price": price}
+
+program = Program(Pipeline("calc", "v1", (Step("quote", "quote", "v1"),)), ops,
+                  run_config={"retry": {"backoff": {"fixed": {"delay_ms": 0}}}})
+'''
+
+
+def test_a_replay_is_identical_when_a_failed_attempt_had_recorded_facts(shop: Path) -> None:
+    """A failed attempt is taken from its outcome in replay, not called: the facts it had recorded (an IO call, a
+    child run spawned) are recorded in the replay's log where the original has them, so the logs still match."""
+    (shop / "calc.py").write_text(RECORDED_THEN_FAILED)
+    assert cli("run", "calc.py:program", "--store", "shop.db", "--run-id", "r1")[0] == 0
+    assert cli("replay", "r1", "--store", "shop.db", "--operations", "calc.py:ops") == (0, (
+        "replay of r1: identical (32 events, 0 transport calls)\n"
+        "replay of r1.note: identical (20 events, 0 transport calls)\n"), "")
+
+
+ORPHAN = '''\
+import asyncio
+from statewright.adapters.runtime.operations import OpFailed, Operations
+from statewright.adapters.runtime.program import Program
+from statewright.machines.pipeline import Pipeline, Step
+
+ops = Operations()
+
+@ops.op("forever", "v1")
+async def forever(ctx):
+    await asyncio.sleep(3600)
+
+@ops.op("launch", "v1")
+async def launch(ctx):
+    await ctx.spawn(Pipeline("slow", "v1", (Step("wait", "forever", "v1"),)), key="slow")
+    raise OpFailed("gave_up", "the parent does not wait", retryable=False)
+
+program = Program(Pipeline("orphan", "v1", (Step("go", "launch", "v1"),)), ops)
+'''
+
+
+def test_a_child_its_failed_parent_never_waited_for_is_left_as_it_stands_and_not_replayed(shop: Path) -> None:
+    (shop / "orphan.py").write_text(ORPHAN)
+    code, out, err = cli("run", "orphan.py:program", "--store", "shop.db", "--run-id", "p")
+    assert (code, out.splitlines()[-1], err) == (
+        1, "run p failed at orphan.go.run: gave_up: the parent does not wait (0 of 1 states completed)", "")
+    code, out, err = cli("replay", "p", "--store", "shop.db", "--operations", "orphan.py:ops")
+    lines = out.splitlines()
+    assert (code, len(lines), lines[0], err) == (0, 2, "replay of p: identical (23 events, 0 transport calls)", "")
+    assert lines[1].startswith("replay of p.slow: not replayed -- run_not_finished: run 'p.slow' is ")
+    table = cli("inspect", "shop.db")[1].splitlines()
+    assert table[2].split() == ["p", "failed", "0/1", "-", "-"]  # a failed run has nothing in flight
+    assert table[3].split()[:2] == ["p.slow", "running"] or table[3].split()[:2] == ["p.slow", "pending"]
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["resume", "nope", "--store", "shop.db", "--operations", "shop.py:program"],
      "run_not_found: no run 'nope' in this store"),
