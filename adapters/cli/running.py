@@ -138,7 +138,7 @@ def resume_command(args: argparse.Namespace, loader: Loader, out: TextIO) -> int
         report = await executor.report(args.run_id)  # run_not_found, or the plan checked against the operations
         run = await _run_state(store, args.run_id)
         total = len(run.plan.states)
-        where = (f"at {run.current} (attempt {run.attempt}), " if run.current is not None else "")
+        where = f"at {run.current} (attempt {run.attempt}), " if run.current and report.outcome is None else ""
         print(f"run {args.run_id}: {report.phase.value}, {where}{len(run.completed)} of {total} states completed",
               file=out, flush=True)
         return await _drive(executor, store, args.run_id, out)
@@ -194,11 +194,15 @@ def _ended(report: RunReport, run: Run, out: TextIO) -> int:
             last = report.completed[-1]
             print(f"output of {last}: {json.dumps(report.outputs.get(last), sort_keys=True)}", file=out)
         return EXIT_OK
+    done = f"({len(report.completed)} of {total} states completed)"
+    error = f"{report.error.code}: {report.error.message}" if report.error is not None else None
+    if report.outcome is Outcome.FAILED and error is not None:
+        print(f"run {report.run_id} failed at {report.failed_state}: {error} {done}", file=out)
+        return EXIT_FAILED
     outcome = report.outcome.value if report.outcome is not None else report.phase.value
-    where = f" at {report.failed_state}" if report.failed_state else ""
-    error = f": {report.error.code}: {report.error.message}" if report.error is not None else ""
-    print(f"run {report.run_id} {outcome}{where}{error} ({len(report.completed)} of {total} states completed)",
-          file=out)
+    print(f"run {report.run_id} {outcome} {done}", file=out)
+    if error is not None:  # cancelled: its last failed attempt, which may have been retried
+        print(f"last failed attempt: {report.failed_state}: {error}", file=out)
     return EXIT_FAILED
 
 
