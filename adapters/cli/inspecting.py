@@ -43,6 +43,14 @@ rows and instances are still shown. Keys,
 kinds and machine names are printed with backslashes and unprintable characters
 escaped (``\\n``, ``\\x1b``), so no stored text can forge a line of the output.
 
+The executor's records -- ``runs/<id>`` (the run machine) and
+``runs/<id>/facts`` (its fact log), decoded with the executor's own machines
+(`_Runs`) -- are not listed one by one but as a table of runs after the
+instances (`adapters.cli.runs`); ``--run ID`` shows one run's attempts, facts
+(each artifact's kind and size, read in the same snapshot) and child runs,
+and ``--key runs/<id>`` a record as it is. A record that does not decode as
+what its key says is shown, and counted, as the instance view shows damage.
+
 After the instances come the store's consumers (`_ReadSide`), when it has
 any: each partition's cursor, its lag behind the latest position, who holds
 its lease until when (UTC; ``expired`` by this machine's clock, which is the
