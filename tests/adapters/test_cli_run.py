@@ -338,7 +338,7 @@ def test_a_child_its_failed_parent_never_waited_for_is_left_as_it_stands_and_not
     (["run", "shop.py:program", "--store", "shop.db", "--input", '{"order": 1.5, "items": []}'],
      "manifest_not_canonical: manifest of 'shop' is not canonical JSON (float)"),
     (["run", "shop.py:program", "--store", "shop.db", "--run-id", "a/b"],
-     "run_error: run id 'a/b' must be 1-200 letters, digits, '_', '.', '-', starting with a letter or digit"),
+     "invalid_run_id: run id 'a/b' must be 1-200 letters, digits, '_', '.', '-', starting with a letter or digit"),
     (["replay", "pending", "--store", "shop.db", "--operations", "shop.py:program"],
      "run_not_finished: run 'pending' is pending; only a finished run can be replayed"),
     (["run", "shop.py:program"], "the following arguments are required: --store"),
@@ -402,7 +402,8 @@ program = Program(Pipeline("etl", "v1", (Step("load", "fetch", "v1"),)), ops)
 def test_operations_missing_a_function_are_op_not_found(shop: Path) -> None:
     (shop / "etl.py").write_text(NO_FUNCTION)
     assert cli("run", "etl.py:program", "--store", "shop.db") == (
-        2, "", "statewright: error: op_not_found: operation 'fetch' 'v1' has no function for state 'parse'\n")
+        2, "", "statewright: error: op_not_found: step 'load': operation 'fetch' version 'v1' has no function for state "
+               "'parse'\n")
     # and operations given again to resume a run must still have every function the run needs
     cli("run", "shop.py:program", "--store", "shop.db", "--run-id", "order-1", "--detach")
     assert cli("resume", "order-1", "--store", "shop.db", "--operations", "etl.py:ops") == (
