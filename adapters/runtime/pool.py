@@ -10,15 +10,18 @@ many, sharing one PostgreSQL (or one SQLite file on one machine), divide the
 partitions between them; ``max_partitions`` caps one process's share.
 
 Each partition's cursor is a *low-water mark*: every run whose record was
-created above it may still be live. A holder reads the ``created`` and
-``terminal`` events above the cursor, drives every run created and not yet
-ended (`executor.Executor.drive`, one task per run), and moves the cursor up
-to just below the oldest run still live. So a process that takes a partition
-over -- because its holder died and the lease ran out after ``lease``
-seconds, or let it go -- finds every unfinished run of it and resumes each
-from its records: the attempt in flight runs again unless its outcome was
-recorded, and every input is fed with a request id, so nothing is applied
-twice (executor module doc).
+created above it may still be live. A holder reads the ``created`` events
+above the cursor, drives every run created there (`executor.Executor.drive`,
+one task per run), and moves the cursor up to just below the oldest run still
+live. A run stays live until a drive of it returns, not merely until its
+record's ``terminal`` event: after the run's last input the drive still
+records the final snapshot and seals the fact log, and a process killed in
+between leaves those to the next holder, whose drive of the ended run does
+them. So a process that takes a partition over -- because its holder died
+and the lease ran out after ``lease`` seconds, or let it go -- finds every
+unfinished run of it and resumes each from its records: the attempt in
+flight runs again unless its outcome was recorded, and every input is fed
+with a request id, so nothing is applied twice (executor module doc).
 
 Leases are renewed at half their length by the loop, not by the runs, so a
 long operation keeps its partition while its process lives. A process that
@@ -204,19 +207,15 @@ class Pool:
         return len(self._tasks)
 
     async def _discover(self, held: _Held) -> None:
-        """Read the partition's created/terminal events above what this process has seen; update its live runs."""
+        """Read the partition's created events above what this process has seen; add their runs to the live ones."""
         while True:
             latest = await self.store.latest_cursor()
             events = await self.store.read(held.seen, limit=self.window, partition=(held.row.partition, self.partitions),
-                                           kinds=("created", "terminal"))
+                                           kinds=("created",))
             for e in events:
                 run_id = _run_of(e.key, e.data)
-                if run_id is None:
-                    continue
-                if e.kind == "created":
+                if run_id is not None:
                     held.live[run_id] = e.position
-                else:
-                    held.live.pop(run_id, None)
             held.seen = horizon(held.seen, latest, events, self.window)
             if len(events) < self.window:
                 return
@@ -248,7 +247,7 @@ class Pool:
         if exc is None:
             self.finished += 1
             for held in self._held.values():
-                held.live.pop(run_id, None)  # its terminal event says so too; the cursor may move now
+                held.live.pop(run_id, None)  # ended, final snapshot recorded, facts sealed: the cursor may move now
             self._stop_waiting()
             return
         log.error("%s: driving run %r failed: %s: %s; trying again in %.1f s", self.owner, run_id,

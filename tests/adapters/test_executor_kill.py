@@ -47,3 +47,46 @@ def test_a_failed_attempt_that_did_io_replays_identical() -> None:
         return [replayed.identical, replayed.difference, replayed.transport_calls]
 
     assert asyncio.run(main()) == [True, None, 0]
+
+
+# -- found by the kill test: a run whose process died between its terminal input and its final snapshot ---
+
+
+def test_a_run_ended_but_not_sealed_when_its_process_died_is_finished_by_the_pool() -> None:
+    """The last input committed (the run's terminal event is in the log), then the process died before the
+    final snapshot and the fact log's seal: the pool holding the partition drives the run once more to do them."""
+    from statewright.adapters.runtime.memory import MemoryStore
+    from statewright.adapters.runtime.operations import Operations
+    from statewright.adapters.runtime.pool import Pool
+    from statewright.machines.fact_log import FactLogPhase
+    from statewright.machines.pipeline import Pipeline, Step
+
+    ops = Operations()
+    ops.op("one", "v1", exports=("x",))(lambda ctx: {"x": 1})
+
+    class Died(Exception):
+        pass
+
+    class DiesBeforeItsFinalSnapshot(Executor):
+        async def _finish(self, opened: Any, run: Any) -> None:
+            raise Died
+
+    async def main() -> tuple[str, FactLogPhase, int]:
+        store = MemoryStore(runs_catalog())
+        artifacts = MemoryArtifacts()
+        first = DiesBeforeItsFinalSnapshot(store, artifacts, ops, adopt_children=False)
+        run_id = await first.launch(Pipeline("p", "v1", (Step("s", "one", "v1"),)))
+        with pytest.raises(Died):
+            await first.drive(run_id)
+        assert [e.kind for e in await store.read_log(f"runs/{run_id}")][-1] == "terminal"
+        executor = Executor(store, artifacts, ops, adopt_children=False)
+        async with Pool(executor, partitions=2) as pool:
+            for _ in range(20):
+                await pool.run_once()
+                await asyncio.sleep(0.01)
+                if pool.finished:
+                    break
+        facts = await executor.fact_log(run_id)
+        return (await executor.report(run_id)).phase.value, facts.phase, pool.finished
+
+    assert asyncio.run(main()) == ("completed", FactLogPhase.SEALED, 1)
