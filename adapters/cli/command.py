@@ -11,6 +11,7 @@
     statewright resume RUN_ID --store DB|DSN --operations TARGET
     statewright replay RUN_ID --store DB|DSN --operations TARGET
     statewright lincheck HISTORY.jsonl... [--max-steps N] [--time-limit S]
+    statewright serve --store STORE --operations FILE.py:NAME [--partitions N] [--max-partitions K] [--lease S] [--poll S]
     statewright list [TARGET...]
     statewright --version
 
@@ -55,6 +56,7 @@ from statewright.adapters.cli.commands import (
 from statewright.adapters.project.errors import UsageError
 from statewright.adapters.project.settings import statewright_version
 from statewright.adapters.cli.resources import default_budget, parse_size, size_text, writable_dir, writable_file
+from statewright.adapters.cli.serving import add_arguments as serve_arguments
 from statewright.adapters.cli.simulating import (
     DEFAULT_DEPTH,
     seed_number,
@@ -157,6 +159,15 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "linearizable: some order of the operations, each taking effect at one instant between its "
         "call and its return, explains every result.",
         ("statewright lincheck history-1.jsonl history-2.jsonl",),
+    ),
+    "serve": (
+        "run a pool process: drive a store's runs, sharing them with the other processes serving it",
+        "Drive the runs of a store (SQLite file or PostgreSQL DSN) with the given operations, sharing them with "
+        "every other process serving the same store: each takes some of its partitions by lease, and takes a "
+        "dead one's over when its lease runs out. Prints a line per run finished; SIGTERM or SIGINT stops it, "
+        "releasing its leases.",
+        ("statewright serve --store shop.db --operations shop.py:OPS",
+         "statewright serve --store postgresql://app@db/shop --operations myapp.ops:OPS --max-partitions 4"),
     ),
     "list": (
         "list specs (with their origin) and machines",
@@ -285,9 +296,11 @@ def _parser() -> argparse.ArgumentParser:
                          "(default 2,000,000)")
     lc.add_argument("--time-limit", type=positive_float, default=None, metavar="S",
                     help="seconds before giving up with 'unknown' (default: no limit)")
+    sv = _command(sub, "serve", targets=False)
+    serve_arguments(sv)
     ls = _command(sub, "list")
     ls.add_argument("names", nargs="*", metavar="TARGET", help="list these (default: what --all means here)")
-    for s in (c, m, d, t, i, r, *resumed, lc, ls):
+    for s in (c, m, d, t, i, r, *resumed, lc, sv, ls):
         s.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return p
 
@@ -313,6 +326,10 @@ def _dispatch(args: argparse.Namespace, loader: Loader, out: TextIO, err: TextIO
         from statewright.adapters.cli.lincheck import lincheck_command  # the checker: only here
 
         return lincheck_command(args, out)
+    if args.command == "serve":
+        from statewright.adapters.cli.serving import serve_command  # the executor and asyncio: only here
+
+        return serve_command(args, loader, out, err)
     if args.command == "test":
         return test_command(args, loader, out)
     if args.command == "diagram":

@@ -106,10 +106,10 @@ def test_set_parameters_and_seeded_bug_exits_1(tmp_path: Path) -> None:
         (["check", "input_lifecycle", "--set", "n"], "--set expects KEY=VALUE, got 'n'"),
         (["check", "input_lifecycle", "--set", "n=0"], "n must be at least 1"),
         (["check", "input_lifecycle", "--set", "stage_guard=maybe"], "expected true or false"),
-        (["frobnicate"], "unknown command 'frobnicate'; commands: check, test, mutate, diagram, inspect, run, resume, replay, lincheck or list"),
+        (["frobnicate"], "unknown command 'frobnicate'; commands: check, test, mutate, diagram, inspect, run, resume, replay, lincheck, serve or list"),
         (["chek", "diehard"], "unknown command 'chek' (did you mean 'check'?); commands: check, test, "),
         (["lsit"], "unknown command 'lsit' (did you mean 'list'?)"),
-        ([], "expected a command: check, test, mutate, diagram, inspect, run, resume, replay, lincheck or list"),
+        ([], "expected a command: check, test, mutate, diagram, inspect, run, resume, replay, lincheck, serve or list"),
         (["check", "diehard", "--json", "/nonexistent/dir/r.json"], "cannot write /nonexistent/dir/r.json"),
     ],
 )
