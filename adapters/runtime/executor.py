@@ -417,6 +417,7 @@ class Executor:
         while True:
             run: Run = stored.state
             if run.phase in TERMINAL:
+                opened.facts = await self._load_facts(run_id)  # the final snapshot, if another process recorded it
                 await self._finish(opened, run)
                 return await self.report(run_id)
             if run.phase is RunPhase.PENDING:
@@ -459,6 +460,8 @@ class Executor:
     async def _attempt(self, opened: _Open, run: Run, x: str, a: int) -> ErrorInfo | None:
         """The outcome of attempt ``a`` of state ``x``: recorded, or made now (the function called once)."""
         key = f"outcome/{x}/{a}"
+        if self.mode is Mode.LIVE:  # another process may have moved the run on while this one stood still
+            opened.facts = await self._load_facts(opened.run_id)
         boundary_key = f"snapshot/state/{run.completed[-1]}" if run.completed else "snapshot/base"
         boundary = await self._value(opened, boundary_key)
         recorded = self._lookup(opened, key)

@@ -539,3 +539,52 @@ def test_a_run_ended_but_not_sealed_when_its_process_died_is_finished_by_the_poo
         return (await executor.report(run_id)).phase.value, facts.phase, pool.finished
 
     assert asyncio.run(main()) == ("completed", FactLogPhase.SEALED, 1)
+
+
+# -- found by a SIGSTOP probe: a drive that stood still while another process moved its run on ----------------
+
+
+@pytest.mark.parametrize("where", ["before an attempt", "before its end"])
+def test_a_drive_that_stood_still_decides_from_the_facts_recorded_meanwhile(tmp_path: Path, where: str) -> None:
+    """Process A loaded a run and stood still -- a pause past its lease -- while B took the run over and finished
+    it. When A goes on it must not call crunch again, whose ok outcome B recorded, nor fail on the snapshots it
+    has not seen: it reads the facts again before it decides."""
+    from statewright.adapters.runtime.memory import MemoryStore
+
+    X.configure(tmp_path, slow=0.0)
+
+    class StandsStill(Executor):
+        """Stands still once while ``meanwhile`` runs: at the start of its first crunch attempt, or just after
+        a drive read the fact log and before it reads the run (which B then ends)."""
+
+        meanwhile: Any = None
+
+        async def _pause(self) -> None:
+            meanwhile, self.meanwhile = self.meanwhile, None
+            if meanwhile is not None:
+                await meanwhile()
+
+        async def _attempt(self, opened: Any, run: Any, x: str, a: int) -> Any:
+            if where == "before an attempt" and x == X.STATES[1]:
+                await self._pause()
+            return await super()._attempt(opened, run, x, a)
+
+        async def _load_run(self, run_id: str) -> Any:
+            if where == "before its end":
+                await self._pause()
+            return await super()._load_run(run_id)
+
+    async def main() -> tuple[str, list[dict[str, Any]], int]:
+        store, artifacts = MemoryStore(runs_catalog()), MemoryArtifacts()
+        a = StandsStill(store, artifacts, X.OPS, adopt_children=False)
+        run_id = await a.launch(X.pipeline(), {"n": 1}, run_config=X.RUN_CONFIG)
+
+        async def b_takes_over() -> None:
+            await Executor(store, artifacts, X.OPS, adopt_children=False).drive(run_id)
+
+        a.meanwhile = b_takes_over
+        report = await a.drive(run_id)
+        lines = X.read_lines(tmp_path / "ledger.jsonl")
+        return report.phase.value, await X.judge_ledger(a, lines), len(lines)
+
+    assert asyncio.run(main()) == ("completed", [], 3)  # each operation called once, by A or by B
