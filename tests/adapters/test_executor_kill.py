@@ -21,14 +21,17 @@ survivors with SIGTERM, and then:
 Then a take-over with a known kill point: the holder of the only run is
 killed while its slow step is in flight, and the time from the kill to the
 other process's first call of that step is printed (at most the lease plus
-a poll, plus a margin for two loaded cores).
+a poll, plus a margin for two loaded cores); and a holder paused (SIGSTOP)
+past its lease, then woken, which must stop its drives while the runs still
+complete once and apply once.
 
 Quick tests beside them show that the judges catch what they are for (an
 executor that calls a finished attempt again; a log that does not explain a
 state), run ``statewright serve`` as a user does (a line per run, a graceful
 SIGTERM/SIGINT that releases the leases, one-line usage errors), and pin two
-bugs the kill test found (a failed attempt's IO in a replay; a run whose
-process died between its last input and its final snapshot).
+bugs the kill tests found (a failed attempt's IO in a replay; a run whose
+process died between its last input and its final snapshot; a drive that
+stood still while another process moved its run on).
 
 Sizes are small by default; for a soak set ``STATEWRIGHT_EXECUTOR_KILLS``
 (kills per backend), ``STATEWRIGHT_EXECUTOR_RUNS`` and
@@ -286,6 +289,48 @@ def test_a_holder_killed_mid_step_is_taken_over_within_lease_and_poll(
     say(capsys, f"{backend}: holder killed mid-step; the other process called the step again {recovery:.2f} s "
                 f"after the kill, {again['t'] - expiry:+.2f} s after the holder's lease ran out "
                 f"(lease {lease:g} s, poll {poll:g} s); the run completed once, its charge applied once")
+
+
+@pytest.mark.slow
+def test_a_holder_paused_past_its_lease_stops_its_drives_when_it_wakes(
+    store_at: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Process A holds both partitions and is paused (SIGSTOP) with runs in flight, past its lease; B takes the
+    runs over and finishes them; then A goes on (SIGCONT). A finds its leases gone and stops its drives; the runs
+    still complete once each, each key is applied once, and what A did after waking is printed: it may finish a
+    call it was in (its outcome is then B's, first writer wins) or start one B has not finished (the window
+    operations' idempotency keys are for)."""
+    backend = B.backend_name(store_at)
+    options = {**OPTIONS, "partitions": 2, "max_partitions": None, "slow": 1.0}
+    X.configure(tmp_path)
+    fleet = Fleet(store_at, tmp_path, options)
+    try:
+        paused = fleet.start(0)
+        assert until(lambda: len(X.takes(tmp_path)) == 2, 30), "A never took both partitions"
+        taker = fleet.start(1)
+        run_ids = asyncio.run(X.launch(store_at, 6, first=1))
+        first_line(tmp_path, X.STATES[1], paused, 30)
+        pid = fleet.procs[0][1].pid
+        os.kill(pid, signal.SIGSTOP)
+        stopped = time.time()
+        try:
+            assert until(lambda: len(X.takes(tmp_path)) == 4, float(options["lease"]) + 30), "B took nothing over"
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        woke = time.time()
+        assert wait_ended(store_at, run_ids, 60) == len(run_ids)
+        err = tmp_path / "out" / f"{paused}.err"
+        assert until(lambda: err.read_text().count(": lost partition ") == 2, 30), err.read_text()
+        fleet.stop()
+    finally:
+        fleet.close()
+    judged = asyncio.run(X.judge(store_at, tmp_path, run_ids))
+    after = [x for x in X.read_lines(tmp_path / "ledger.jsonl") if x["process"] == paused and x["t"] > woke]
+    say(capsys, f"{backend}: holder paused {woke - stopped:.1f} s (lease {options['lease']:g} s) with runs in "
+                f"flight; the other process took both partitions over; {len(run_ids)} runs completed once each; "
+                f"{judged.calls} operation calls for {judged.attempts} attempts; after waking the paused process "
+                f"started {len(after)} operation(s), {len(judged.late)} after its outcome was recorded; charge: "
+                f"{judged.charge_calls} raw calls, {judged.charge_keys} keys applied once each")
 
 
 # -- 3. the ledger's judge catches an operation run after its completion was recorded -------------------------
