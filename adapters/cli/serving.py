@@ -158,9 +158,10 @@ async def serve(store: str, operations: Operations, *, out: TextIO, err: TextIO,
         signals = (signal.SIGTERM, signal.SIGINT)
         for signum in signals:
             loop.add_signal_handler(signum, pool.stop)
-        handler = _LogLines(err)
-        logging.getLogger("statewright.pool").addHandler(handler)
-        logging.getLogger("statewright.pool").setLevel(logging.INFO)
+        handler, logger = _LogLines(err), logging.getLogger("statewright.pool")
+        level = logger.level
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
         try:
             print(f"{_now()} serving as {pool.owner}: {partitions} partitions"
                   f"{f', at most {max_partitions} here' if max_partitions else ''}, lease {lease:g} s, "
@@ -169,7 +170,8 @@ async def serve(store: str, operations: Operations, *, out: TextIO, err: TextIO,
                 ready(pool)
             await pool.run()
         finally:
-            logging.getLogger("statewright.pool").removeHandler(handler)
+            logger.removeHandler(handler)
+            logger.setLevel(level)
             for signum in signals:
                 loop.remove_signal_handler(signum)
         print(f"{_now()} stopped: {len(ended)} run(s) ended here; leases released", file=err, flush=True)
