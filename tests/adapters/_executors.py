@@ -2,7 +2,10 @@
 
 One pipeline, ``kill``: three steps, each a one-state operation --
 
-* ``fetch`` reads the run's input ``n``;
+* ``fetch`` reads the run's input ``n``; when ``n`` is a multiple of 3 it
+  spawns child run ``<run id>.sub`` (one step, ``sub.double.run``, doubling
+  ``n``) and waits for it -- the child is driven by whichever process holds
+  its own partition;
 * ``crunch`` is the slow one (``SLOW`` seconds, more for a process told to
   ``hang``), so kills land in it; it reads a quote through ``ctx.io.call``
   and the recorded clock, and its first attempt fails (retryably) when ``n``
@@ -54,6 +57,8 @@ OPS = Operations()
 MACHINE = "kill"
 STATES = tuple(f"{MACHINE}.{s}.run" for s in ("fetch", "crunch", "charge"))
 CHARGE = STATES[2]
+SUB = Pipeline("sub", "v1", (Step("double", "double", "v1"),))
+SUB_STATE = "sub.double.run"
 RUN_CONFIG = {"retry": {"max_attempts": 3, "backoff": {"fixed": {"delay_ms": 20}}}}
 
 
@@ -122,7 +127,18 @@ def external_charge(key: str, amount: int) -> dict[str, Any]:
 @OPS.op("fetch", "v1", exports=("n",))
 async def fetch(ctx: Context) -> dict[str, Any]:
     await ledger(ctx)
-    return {"n": ctx.input["n"]}
+    n = ctx.input["n"]
+    if n % 3 == 0:
+        child = await ctx.spawn(SUB, {"n": n}, key="sub")
+        done = await ctx.wait_for(child, key="sub")
+        assert done.outputs[SUB_STATE] == {"n2": 2 * n}, done
+    return {"n": n}
+
+
+@OPS.op("double", "v1", exports=("n2",))
+async def double(ctx: Context) -> dict[str, Any]:
+    await ledger(ctx)
+    return {"n2": 2 * ctx.input["n"]}
 
 
 @OPS.op("crunch", "v1", imports=("n",), exports=("m",))
@@ -219,6 +235,7 @@ class Judged:
     late: list[dict[str, Any]] = field(default_factory=list)  # ledger lines after an ok outcome of their state
     charge_calls: int = 0  # raw calls to the external service
     charge_keys: int = 0  # distinct keys it applied
+    children: int = 0  # child runs, each spawned and awaited once
 
     @property
     def reexecuted(self) -> int:
@@ -284,8 +301,20 @@ async def judge(locator: str, folder: Path, run_ids: list[str]) -> Judged:
     """Check every run's log and state, the ledger and the external service; the figures."""
     async with open_runs(locator) as (store, artifacts):
         executor = Executor(store, artifacts, OPS, adopt_children=False)
-        completed = rejected = 0
+        completed = rejected = children = 0
         for run_id in run_ids:
+            n = int(run_id[1:])  # `launch` names run n k<n>
+            spawned = await linkage(store, run_id)
+            if n % 3 == 0:
+                child = f"{run_id}.sub"
+                assert spawned == [("ChildRunSpawned", child), ("ChildRunCompleted", child)], (run_id, spawned)
+                state, done, refused = await fold(store, child)
+                assert (state.phase, state.completed, done) == (RunPhase.COMPLETED, (SUB_STATE,), 1), (child, state)
+                assert state == (await store.load(run_key(child))).state, child
+                assert (await executor.report(child)).outputs == {SUB_STATE: {"n2": 2 * n}}, child
+                children += 1
+            else:
+                assert spawned == [], (run_id, spawned)
             state, done, refused = await fold(store, run_id)
             record = await store.load(run_key(run_id))
             assert state == record.state, (run_id, state, record.state)
@@ -305,7 +334,13 @@ async def judge(locator: str, folder: Path, run_ids: list[str]) -> Judged:
     assert {c["key"] for c in calls} == set(applied)
     attempts = Counter((x["run"], x["state"], x["attempt"]) for x in lines)
     return Judged(len(run_ids), completed, len(lines), len(attempts), rejected, late=late,
-                  charge_calls=len(calls), charge_keys=len(applied))
+                  charge_calls=len(calls), charge_keys=len(applied), children=children)
+
+
+async def linkage(store: Any, run_id: str) -> list[tuple[str, str]]:
+    """The child-run linkage events in run ``run_id``'s fact log: (type, child), in order."""
+    return [(e.data["type"], e.data["child"]) for e in await store.read_log(facts_key(run_id))
+            if e.kind == "effect" and e.data["type"] in ("ChildRunSpawned", "ChildRunCompleted")]
 
 
 async def launch(locator: str, count: int, *, pace: float = 0.0, first: int = 0) -> list[str]:

@@ -2,21 +2,24 @@
 
 Three pool processes (`tests.adapters._executors.pool_process`, from a
 ``forkserver``) serve one store while runs of a three-step pipeline are
-launched at a steady pace -- ``fetch``, a slow ``crunch`` whose first attempt
-sometimes fails, and ``charge``, which applies a side effect with an
-idempotency key. The parent SIGKILLs a random pool process at random moments,
+launched at a steady pace -- ``fetch``, which for every third run spawns a
+child run and waits for it, a slow ``crunch`` whose first attempt sometimes
+fails, and ``charge``, which applies a side effect with an idempotency key. The parent SIGKILLs a random pool process at random moments,
 starting a replacement each time, waits until every run has ended, stops the
 survivors with SIGTERM, and then:
 
 * every run's log holds exactly one ``RunCompleted``, and its state is the
   fold of its logged inputs through the run machine from its created state
-  (each logged effect checked on the way: `_executors.fold`);
+  (each logged effect checked on the way: `_executors.fold`); so do the child
+  runs', and each parent's fact log links its child once
+  (``ChildRunSpawned``, then ``ChildRunCompleted``);
 * no operation started after an ok outcome of its state had been recorded:
   each one says, at its start, which outcomes it saw (`_executors.ledger`);
 * the external service applied each idempotency key once (its raw calls and
   distinct keys are printed: a kill between its call and the recorded fact
   makes a second call, which the service answers without applying);
-* every finished run replays identical with no transport call.
+* every finished run, and every child run, replays identical with no
+  transport call.
 
 Then a take-over with a known kill point: the holder of the only run is
 killed while its slow step is in flight, and the time from the kill to the
@@ -210,14 +213,17 @@ def test_kill_9_at_random_moments_every_run_completes_once_and_applies_once(
     takeovers = len(takes) - len({p for _, p in takes})
     say(capsys, f"{backend}: {RUNS} runs, 3 pool processes, {fleet.killed} kills -9 (each replaced), "
                 f"{takeovers} partition take-overs, {took:.1f} s from the first launch to the last run's end")
-    say(capsys, f"{backend}: {judged.completed} RunCompleted (one per run); every state = its log's inputs folded "
+    say(capsys, f"{backend}: {judged.completed} RunCompleted (one per run), {judged.children} child runs spawned "
+                f"and awaited once each; every state = its log's inputs folded "
                 f"through the run machine ({judged.rejected} refused inputs logged); {judged.calls} operation calls "
                 f"for {judged.attempts} attempts ({judged.reexecuted} re-executed after a kill), none after its "
                 f"outcome was recorded; charge: {judged.charge_calls} raw calls, {judged.charge_keys} distinct "
                 f"keys applied once each; {X.failed_drives(tmp_path)} drives failed and were retried")
-    replayed = asyncio.run(replay_all(store_at, run_ids))
-    assert replayed == (RUNS, 0), replayed
-    say(capsys, f"{backend}: all {RUNS} finished runs replay identical, byte for byte, with 0 transport calls")
+    children = [f"{r}.sub" for r in run_ids if int(r[1:]) % 3 == 0]
+    replayed = asyncio.run(replay_all(store_at, run_ids + children))
+    assert replayed == (RUNS + len(children), 0), replayed
+    say(capsys, f"{backend}: all {RUNS} runs and their {len(children)} child runs replay identical, byte for "
+                f"byte, with 0 transport calls")
 
 
 async def replay_all(locator: str, run_ids: list[str]) -> tuple[int, int]:
