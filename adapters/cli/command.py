@@ -11,7 +11,7 @@
     statewright resume RUN_ID --store DB|DSN --operations TARGET
     statewright replay RUN_ID --store DB|DSN --operations TARGET
     statewright lincheck HISTORY.jsonl... [--max-steps N] [--time-limit S]
-    statewright serve --store STORE --operations FILE.py:NAME [--partitions N] [--max-partitions K] [--lease S] [--poll S]
+    statewright serve --store DB|DSN --operations TARGET [--partitions N] [--max-partitions K] [--lease S] [--poll S]
     statewright list [TARGET...]
     statewright --version
 
@@ -166,7 +166,7 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "every other process serving the same store: each takes some of its partitions by lease, and takes a "
         "dead one's over when its lease runs out. Prints a line per run finished; SIGTERM or SIGINT stops it, "
         "releasing its leases.",
-        ("statewright serve --store shop.db --operations shop.py:OPS",
+        ("statewright serve --store shop.db --operations shop.py:program",
          "statewright serve --store postgresql://app@db/shop --operations myapp.ops:OPS --max-partitions 4"),
     ),
     "list": (

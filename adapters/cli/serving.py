@@ -1,13 +1,13 @@
 """``statewright serve``: one pool process -- it drives the runs of a store's partitions it leases, until stopped.
 
-    statewright serve --store STORE --operations FILE.py:NAME [--partitions N] [--max-partitions K]
+    statewright serve --store DB|DSN --operations TARGET [--partitions N] [--max-partitions K]
                       [--lease SECONDS] [--poll SECONDS]
 
-STORE is a SQLite file or a PostgreSQL DSN (``postgresql://user@host/db``),
-as ``inspect`` takes it; the runs and their artifacts are both kept there.
-``--operations`` names the `Operations` the runs' steps need, loaded the way
-spec targets are (``FILE.py:NAME`` or ``MODULE:NAME``, `adapters.project.targets`).
-Start as many of these as you like, on one machine or -- sharing one
+The store is a SQLite file or a PostgreSQL DSN (``postgresql://user@host/db``)
+and ``--operations`` names the code the runs need -- `Operations`, a
+`program.Program`, or a JSON plan -- both as ``statewright resume`` takes
+them (`running`). Runs get there by ``statewright run PLAN --detach`` or
+`executor.Executor.launch`. Start as many of these as you like, on one machine or -- sharing one
 PostgreSQL -- on many: they divide the partitions between them
 (`adapters.runtime.pool.Pool`), and when one dies, another takes its
 partitions over once its lease has run out and resumes every run it left.
@@ -34,14 +34,13 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from pathlib import Path
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TextIO
 
 from statewright.adapters.cli.checking import positive_float, positive_int
 from statewright.adapters.project.errors import UsageError
-from statewright.adapters.project.targets import Loader, _split
+from statewright.adapters.project.targets import Loader
 
 if TYPE_CHECKING:  # the runtime (pydantic, asyncio stores) is imported when a pool starts, not with the parser
     from statewright.adapters.runtime.artifacts import ArtifactStore
@@ -56,10 +55,11 @@ EXIT_OK = 0
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``statewright serve``."""
-    p.add_argument("--store", required=True, metavar="STORE",
-                   help="a SQLite file, or a PostgreSQL DSN (postgresql://user@host/db): the runs and their artifacts")
-    p.add_argument("--operations", required=True, metavar="FILE.py:NAME",
-                   help="the Operations the runs need: FILE.py:NAME or MODULE:NAME")
+    p.add_argument("--store", required=True, metavar="DB|DSN",
+                   help="a SQLite file or a PostgreSQL DSN (postgresql://user@host/db) holding the runs and their "
+                        "artifacts (a SQLite file is created)")
+    p.add_argument("--operations", required=True, metavar="TARGET",
+                   help="file.py:NAME naming the Operations (or a Program), or a JSON plan: the code the runs need")
     p.add_argument("--partitions", type=positive_int, default=16, metavar="N",
                    help="partitions the runs are spread over; every process of a pool must say the same (default 16)")
     p.add_argument("--max-partitions", type=positive_int, default=None, metavar="K",
@@ -71,65 +71,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the longest wait between two looks for new runs and free partitions (default 0.5)")
 
 
-def load_operations(loader: Loader, text: str) -> Operations:
-    """The `Operations` named by ``FILE.py:NAME`` or ``MODULE:NAME``, imported as a spec target's file or module is."""
-    from statewright.adapters.runtime.operations import Operations
+def load_operations(loader: Loader, target: str) -> Operations:
+    """The `Operations` ``--operations`` names, as ``resume`` and ``replay`` load them (`running`)."""
+    from statewright.adapters.cli.running import _load
 
-    where = "--operations: "
-    left, sep, attribute = _split(text.strip(), loader.cwd)
-    if not sep or attribute is None:
-        raise UsageError(f"{where}name the Operations object too: FILE.py:NAME or MODULE:NAME, got {text!r}")
-    if left.endswith(".py") or "/" in left or "\\" in left:
-        path = (loader.cwd / left).resolve()
-        if not path.is_file():
-            raise UsageError(f"{where}no file {left}")
-        module = loader._import_file(path, where)
-    else:
-        module = loader._import_module(left, loader.cwd, where)
-    value: Any = module
-    for part in attribute.split("."):
-        if not hasattr(value, part):
-            raise UsageError(f"{where}{left} has no attribute {attribute!r}")
-        value = getattr(value, part)
-    if not isinstance(value, Operations):
-        raise UsageError(f"{where}{left}:{attribute} is a {type(value).__name__}, not an Operations "
-                         "(statewright.adapters.runtime.operations.Operations)")
-    return value
+    return _load(target, loader, program=False).operations
 
 
-@asynccontextmanager
-async def open_runs(store: str) -> AsyncIterator[tuple[Store, ArtifactStore]]:
-    """The run store and the artifact store at ``store`` (a SQLite file or a PostgreSQL DSN), closed on the way out."""
-    from statewright.adapters.runtime.executor import runs_catalog
+def open_runs(store: str) -> AbstractAsyncContextManager[tuple[Store, ArtifactStore]]:
+    """The run store and the artifact store at ``store`` (a SQLite file, created if missing, or a PostgreSQL DSN),
+    opened as ``run`` opens them and closed on the way out."""
+    from statewright.adapters.cli.running import _stores
 
-    catalog = runs_catalog()
-    if store.startswith(("postgresql://", "postgres://")):
-        from statewright.adapters.runtime.artifacts_postgres import PostgresArtifacts
-        from statewright.adapters.runtime.postgres import PostgresStore
-
-        runs: Any = await PostgresStore.open(store, catalog)
-        try:
-            artifacts: Any = await PostgresArtifacts.open(store)
-        except BaseException:
-            await runs.close()
-            raise
-    else:
-        from statewright.adapters.runtime.artifacts_sqlite import SqliteArtifacts
-        from statewright.adapters.runtime.sqlite import SqliteStore
-
-        runs = await SqliteStore.open(Path(store), catalog)
-        try:
-            artifacts = await SqliteArtifacts.open(Path(store))
-        except BaseException:
-            await runs.close()
-            raise
-    try:
-        yield runs, artifacts
-    finally:
-        try:
-            await artifacts.close()
-        finally:
-            await runs.close()
+    return _stores(store, create=True)
 
 
 async def serve(store: str, operations: Operations, *, out: TextIO, err: TextIO, partitions: int = 16,

@@ -491,10 +491,10 @@ def test_serve_drives_the_runs_and_stops_gracefully(tmp_path: Path, signum: int)
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--operations", "nowhere.py:OPS"], "--operations: no file nowhere.py"),
-    (["--operations", "ops.py"], "--operations: name the Operations object too: FILE.py:NAME or MODULE:NAME"),
-    (["--operations", "ops.py:MISSING"], "--operations: ops.py has no attribute 'MISSING'"),
-    (["--operations", "ops.py:NOT_OPS"], "--operations: ops.py:NOT_OPS is a int, not an Operations"),
+    (["--operations", "nowhere.py:OPS"], "error: no file nowhere.py"),  # as `resume --operations` says them
+    (["--operations", "ops.py"], "error: ops.py: name the object, as in ops.py:NAME"),
+    (["--operations", "ops.py:MISSING"], "error: ops.py has no attribute 'MISSING'"),
+    (["--operations", "ops.py:NOT_OPS"], "error: ops.py:NOT_OPS is an int, not Operations or a Program"),
     (["--operations", "ops.py:OPS", "--partitions", "2", "--max-partitions", "3"],
      "--max-partitions (3) is more than --partitions (2)"),
     (["--operations", "ops.py:OPS", "--lease", "0"], "--lease"),
