@@ -132,6 +132,8 @@ __all__ = [
 RUN = run_machine(Plan(("run",)))
 """The run machine as a catalog holds it (each run's state carries its own plan; the table is shared)."""
 
+_CACHED = 4096
+"""How many artifacts' JSON values an executor keeps (`Executor._json`); the cache is emptied when full."""
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}")
 Observer = Callable[[str, Any], None]
 
@@ -296,6 +298,7 @@ class Executor:
         self._source = dict(source or {})
         self._opened: dict[str, _Open] = {}
         self._tasks: dict[str, asyncio.Task[RunReport]] = {}
+        self._values: dict[str, Any] = {}  # artifact id -> its JSON value (`_json`)
 
     # -- launching ----------------------------------------------------------------------
 
@@ -430,7 +433,7 @@ class Executor:
                 x, a = run.current, run.attempt
                 fed = (await self._feed(run_id, Succeed(x), f"done/{x}/{a}") if error is None
                        else await self._feed(run_id, Fail(x, error.retryable), f"done/{x}/{a}"))
-            fresh = await self._load_run(run_id)
+            fresh = fed.record if fed.accepted and not fed.replayed else await self._load_run(run_id)
             stuck = stuck + 1 if fresh.version == stored.version else 0
             if stuck >= 3:
                 raise RunError(f"run {run_id!r} does not move: {fed!r}")
@@ -465,13 +468,8 @@ class Executor:
         boundary_key = f"snapshot/state/{run.completed[-1]}" if run.completed else "snapshot/base"
         boundary = await self._value(opened, boundary_key)
         recorded = self._lookup(opened, key)
-        if recorded is None and self.mode is Mode.LIVE:
-            # read it again rather than trust this process's copy: another process (this one's lease ran
-            # out, or it is the one that did) may have recorded the outcome since
-            opened.facts = await self._load_facts(opened.run_id)
-            recorded = self._lookup(opened, key)
-        if recorded is not None and (self.mode is Mode.LIVE or not json.loads(await self.artifacts.get(recorded))["ok"]):
-            outcome = json.loads(await self.artifacts.get(recorded))
+        if recorded is not None and (self.mode is Mode.LIVE or not (await self._json(recorded))["ok"]):
+            outcome = await self._json(recorded)
             if self.mode is Mode.REPLAY:
                 await self._catch_up(opened, key)
             await self._have(opened, Record(key, recorded))
@@ -480,7 +478,7 @@ class Executor:
                 await self._sleep(opened.config.retry.delay(a - 1))
             outcome = await self._call(opened, opened.states[x], a, boundary)
             made = await self._ensure(opened, key, outcome)
-            outcome = json.loads(await self.artifacts.get(made))
+            outcome = await self._json(made)
         if outcome["ok"]:
             await self._ensure(opened, f"snapshot/state/{x}",
                                {"input": opened.input, "outputs": {**boundary["outputs"], x: outcome["output"]}})
@@ -504,7 +502,7 @@ class Executor:
         if source is None or source.facts[:len(mine)] != mine:
             return
         for k, artifact in source.facts[len(mine):source.keys().index(key)]:
-            value = json.loads(await self.artifacts.get(artifact))
+            value = await self._json(artifact)
             if k.startswith("child/"):
                 await self._have(opened, SpawnChild(k, artifact, value["run_id"]))
             elif k.startswith("child_done/"):
@@ -591,7 +589,7 @@ class Executor:
         failed, error = None, None
         for k, artifact in reversed(opened.facts.facts):
             if k.startswith("snapshot/failure/"):
-                body = json.loads(await self.artifacts.get(artifact))
+                body = await self._json(artifact)
                 failed, error = body["state_id"], ErrorInfo.from_json(body["error"])
                 break
         outcome = Outcome(run.phase.value) if run.phase in TERMINAL else None
@@ -607,11 +605,27 @@ class Executor:
         source = self._source.get(opened.run_id)
         return source.get(key) if source is not None else None
 
+    async def _json(self, artifact: str) -> Any:
+        """The JSON value of ``artifact``: read once, then from this process's cache (artifacts never change).
+
+        Callers must not mutate what they get: the cache hands the same object out again.
+        """
+        value = self._values.get(artifact, NONE)
+        if value is NONE:
+            value = self._remember(artifact, await self.artifacts.get(artifact))
+        return value
+
+    def _remember(self, artifact: str, data: bytes) -> Any:
+        if len(self._values) >= _CACHED:
+            self._values.clear()
+        value = self._values[artifact] = json.loads(data)
+        return value
+
     async def _value(self, opened: _Open, key: str) -> Any:
         artifact = self._lookup(opened, key)
         if artifact is None:
             raise RunError(f"run {opened.run_id!r}: fact {key!r} is not recorded")
-        return json.loads(await self.artifacts.get(artifact))
+        return await self._json(artifact)
 
     async def recorded_value(self, run_id: str, key: str) -> Any:
         """The value recorded under ``key`` (recording it in this run's log if only the original had it), or NONE."""
@@ -620,13 +634,13 @@ class Executor:
         if artifact is None:
             return NONE
         await self._have(opened, Record(key, artifact))
-        return json.loads(await self.artifacts.get(artifact))
+        return await self._json(artifact)
 
     async def record_value(self, run_id: str, key: str, value: Any) -> Any:
         """Record ``value`` under ``key`` (first writer wins); the value that is recorded."""
         opened = await self._open(run_id)
         artifact = await self._ensure(opened, key, value, ArtifactKind.FACT_PAYLOAD)
-        return json.loads(await self.artifacts.get(artifact))
+        return await self._json(artifact)
 
     async def _ensure(self, opened: _Open, key: str, value: Any,
                       kind: ArtifactKind = ArtifactKind.CONTEXT_SNAPSHOT) -> str:
@@ -640,6 +654,7 @@ class Executor:
             raise TypeError(f"run {opened.run_id!r}: fact {key!r} is not JSON data without floats: {exc}") from None
         artifact = await self.artifacts.put(
             ArtifactKind.OUTPUT if key.startswith("outcome/") else kind, data)
+        self._remember(artifact, data)
         self._diverges(opened, key, artifact)
         return await self._have(opened, Record(key, artifact))
 
@@ -681,7 +696,7 @@ class Executor:
             child = f"{run_id}.{key}"
             await self.launch(pipeline, input, run_config=run_config, run_id=child, parent=run_id)
             artifact = await self.artifacts.put(ArtifactKind.FACT_PAYLOAD, canonical({"run_id": child}))
-        child = json.loads(await self.artifacts.get(artifact))["run_id"]
+        child = (await self._json(artifact))["run_id"]
         await self._have(opened, SpawnChild(fact, artifact, child))
         if self.mode is Mode.LIVE:
             self._adopt(child)
@@ -698,7 +713,7 @@ class Executor:
             log = await self._load_facts(child)
             final = log.get("snapshot/final")
             if final is not None:
-                body = json.loads(await self.artifacts.get(final))
+                body = await self._json(final)
                 result = {"run_id": child, "outcome": body["outcome"], "outputs": body["outputs"]}
                 artifact = await self.artifacts.put(ArtifactKind.FACT_PAYLOAD, canonical(result))
                 break
@@ -706,7 +721,7 @@ class Executor:
             if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
                 raise RunError(f"run {run_id!r}: its child {child!r} stopped: {task.exception()!r}")
             await self.store.wait(await self.store.latest_cursor(), self.poll)  # type: ignore[attr-defined]
-        value = json.loads(await self.artifacts.get(artifact))
+        value = await self._json(artifact)
         await self._have(opened, ChildDone(fact, artifact, child, value["outcome"]))
         return ChildResult(value["run_id"], value["outcome"], value["outputs"])
 
