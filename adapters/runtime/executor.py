@@ -293,6 +293,9 @@ class Executor:
         self.poll = poll
         self.adopt_children = adopt_children
         self.observer = observer
+        self.fence: Callable[[str], Awaitable[None]] | None = None
+        """Awaited with the run id just before an attempt's function is called; a `pool.Pool` sets it to make sure
+        it still holds the run's partition (it cancels the drive when not)."""
         self.transport_calls = 0
         self._sleep = sleep
         self._source = dict(source or {})
@@ -476,6 +479,8 @@ class Executor:
         else:
             if a > 1 and recorded is None:
                 await self._sleep(opened.config.retry.delay(a - 1))
+            if self.fence is not None and self.mode is Mode.LIVE:
+                await self.fence(opened.run_id)
             outcome = await self._call(opened, opened.states[x], a, boundary)
             made = await self._ensure(opened, key, outcome)
             outcome = await self._json(made)

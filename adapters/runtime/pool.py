@@ -26,10 +26,12 @@ with a request id, so nothing is applied twice (executor module doc).
 Leases are renewed at half their length by the loop, not by the runs, so a
 long operation keeps its partition while its process lives. A process that
 finds its lease gone (it stood still past the lease: a pause, a partition
-from the network) cancels the drives of that partition at once; between
-waking and noticing it can still have called an operation the new holder
-also calls -- the reason operations with side effects carry
-``ctx.idempotency_key``.
+from the network) cancels the drives of that partition at once. The pool
+also *fences* its executor (`executor.Executor.fence`): before an attempt's
+function is called, a partition whose renewal is due is renewed there and
+then, and a lost one cancels the drive instead of calling anything. What
+remains is a process that stands still between that check and the call --
+the reason operations with side effects carry ``ctx.idempotency_key``.
 
 A drive that fails (the store unreachable, a plan its code no longer gives)
 is logged on ``statewright.pool`` and tried again after ``retry_after``
@@ -127,6 +129,7 @@ class Pool:
             raise ValueError("a pool's executor must not adopt child runs (Executor(..., adopt_children=False)): "
                              "the holder of a child's partition drives it")
         self.executor = executor
+        executor.fence = self._fence
         self.store: ReadStore = executor.store  # type: ignore[assignment]
         self.consumer = consumer
         self.partitions = partitions
@@ -253,6 +256,21 @@ class Pool:
         log.error("%s: driving run %r failed: %s: %s; trying again in %.1f s", self.owner, run_id,
                   type(exc).__name__, exc, self.retry_after)
         self._resting[run_id] = asyncio.get_running_loop().time() + self.retry_after
+
+    async def _fence(self, run_id: str) -> None:
+        """Before an attempt's function is called: hold the run's partition now, or cancel the drive."""
+        partition = next((p for p, h in self._held.items() if run_id in h.live), None)
+        if partition is None:
+            raise asyncio.CancelledError(f"{self.owner}: run {run_id!r} is in no partition this process holds")
+        held = self._held[partition]
+        if asyncio.get_running_loop().time() < held.renew_at:
+            return
+        taken = asyncio.get_running_loop().time()
+        row = await self.store.lease(self.consumer, partition, self.owner, self.lease)
+        if row is None or self._held.get(partition) is not held:
+            self._lose(partition, "the lease ran out and another process took the partition")
+            raise asyncio.CancelledError(f"{self.owner}: lost partition {partition} before calling {run_id!r}")
+        held.renew_at = taken + self.lease / 2  # the cursor is the loop's to compare and move
 
     def _lose(self, partition: int, why: str) -> None:
         held = self._held.pop(partition, None)
