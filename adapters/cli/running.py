@@ -52,7 +52,7 @@ from statewright.adapters.runtime.store import Store
 from statewright.machines.pipeline import Pipeline
 from statewright.machines.run import Outcome, Run, RunCompleted, RunStarted, StateCompleted, StateEntered, StateFailed
 
-__all__ = ["Progress", "replay_command", "resume_command", "run_command"]
+__all__ = ["Progress", "load_target", "open_stores", "replay_command", "resume_command", "run_command"]
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -111,7 +111,7 @@ def _progress_line(effect: Any) -> str | None:
 
 def run_command(args: argparse.Namespace, loader: Loader, out: TextIO) -> int:
     """Launch a run of PLAN and drive it to its end (``--detach``: only launch it)."""
-    loaded = _load(args.plan, loader, program=True)
+    loaded = load_target(args.plan, loader, program=True)
     assert loaded.pipeline is not None
     value = loaded.input if args.input is None else _json_option(args.input, "--input")
     pipeline = loaded.pipeline
@@ -132,7 +132,7 @@ def run_command(args: argparse.Namespace, loader: Loader, out: TextIO) -> int:
 
 def resume_command(args: argparse.Namespace, loader: Loader, out: TextIO) -> int:
     """Drive run RUN_ID to its end from wherever its records stand."""
-    loaded = _load(args.operations, loader, program=False)
+    loaded = load_target(args.operations, loader, program=False)
 
     async def body(executor: Executor, store: Store) -> int:
         report = await executor.report(args.run_id)  # run_not_found, or the plan checked against the operations
@@ -148,7 +148,7 @@ def resume_command(args: argparse.Namespace, loader: Loader, out: TextIO) -> int
 
 def replay_command(args: argparse.Namespace, loader: Loader, out: TextIO) -> int:
     """Replay finished run RUN_ID and its child runs; exit 0 when every replay is identical."""
-    loaded = _load(args.operations, loader, program=False)
+    loaded = load_target(args.operations, loader, program=False)
 
     async def body(executor: Executor, store: Store) -> int:
         differ = False
@@ -226,7 +226,7 @@ async def _family(executor: Executor, run_id: str) -> list[str]:
 # -- loading programs and operations -------------------------------------------------------------
 
 
-def _load(target: str, loader: Loader, *, program: bool) -> _Loaded:
+def load_target(target: str, loader: Loader, *, program: bool) -> _Loaded:
     """A PLAN (``program``: a `Program` or a JSON plan) or an ``--operations`` target (also bare `Operations`)."""
     if target.endswith(".json"):
         return _json_plan(Path(target), loader)
@@ -294,7 +294,7 @@ def _shown_store(locator: str) -> str:
 
 
 @asynccontextmanager
-async def _stores(locator: str, *, create: bool) -> AsyncIterator[tuple[Store, ArtifactStore]]:
+async def open_stores(locator: str, *, create: bool) -> AsyncIterator[tuple[Store, ArtifactStore]]:
     """The store of runs and its artifacts at ``locator``; a SQLite file must exist unless ``create``."""
     catalog = runs_catalog()
     store: Any
@@ -360,7 +360,7 @@ def _with_executor(locator: str, operations: Operations, out: TextIO,
     refusals become one-line usage errors with their code."""
 
     async def main() -> int:
-        async with _stores(locator, create=create) as (store, artifacts):
+        async with open_stores(locator, create=create) as (store, artifacts):
             executor = Executor(store, artifacts, operations, observer=Progress(out))
             return await body(executor, store)
 

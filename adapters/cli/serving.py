@@ -73,17 +73,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def load_operations(loader: Loader, target: str) -> Operations:
     """The `Operations` ``--operations`` names, as ``resume`` and ``replay`` load them (`running`)."""
-    from statewright.adapters.cli.running import _load
+    from statewright.adapters.cli.running import load_target
 
-    return _load(target, loader, program=False).operations
+    return load_target(target, loader, program=False).operations
 
 
 def open_runs(store: str) -> AbstractAsyncContextManager[tuple[Store, ArtifactStore]]:
     """The run store and the artifact store at ``store`` (a SQLite file, created if missing, or a PostgreSQL DSN),
     opened as ``run`` opens them and closed on the way out."""
-    from statewright.adapters.cli.running import _stores
+    from statewright.adapters.cli.running import open_stores
 
-    return _stores(store, create=True)
+    return open_stores(store, create=True)
 
 
 async def serve(store: str, operations: Operations, *, out: TextIO, err: TextIO, partitions: int = 16,
