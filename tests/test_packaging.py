@@ -67,3 +67,18 @@ def test_import_statewright_stays_light() -> None:
              " if m in sys.modules)); statewright.SqliteStore; print('aiosqlite' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.split("\n")[:2] == ["[]", "True"]
+
+
+def test_every_package_of_the_tree_is_in_the_wheel() -> None:
+    """pyproject.toml lists the packages by name: a new subpackage left out installs without its modules
+    (the wheel once lacked ``statewright.machines.pipeline``, found only by the walk-through with the wheel)."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {"statewright"}
+    for layer in ("kernel", "machines", "specs", "adapters"):
+        for init in (root / layer).rglob("__init__.py"):
+            if "__pycache__" not in init.parts:
+                found.add(".".join(("statewright", *init.parent.relative_to(root).parts)))
+    assert found - listed == set(), f"packages missing from pyproject.toml: {sorted(found - listed)}"
