@@ -177,6 +177,19 @@ def _registry(registry: Registry, module: ModuleType | None, origin: str) -> lis
     return out
 
 
+def attribute_of(module: ModuleType, attribute: str, origin: str, where: str) -> Any:
+    """``module``'s (dotted) ``attribute``; a `UsageError` naming the closest name when it has none."""
+    value: Any = module
+    for part in attribute.split("."):
+        if not hasattr(value, part):
+            names = [n for n in vars(module) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"{where}{origin} has no attribute {attribute!r}{hint}")
+        value = getattr(value, part)
+    return value
+
+
 def targets_of(module: ModuleType, attribute: str | None, origin: str, where: str) -> list[Target]:
     """The targets of a module, or of one of its attributes."""
     if attribute is None:
@@ -187,14 +200,7 @@ def targets_of(module: ModuleType, attribute: str | None, origin: str, where: st
                 "annotated `-> Spec` whose parameters all have defaults, and Registry entries)"
             )
         return found
-    value: Any = module
-    for part in attribute.split("."):
-        if not hasattr(value, part):
-            names = [n for n in vars(module) if not n.startswith("_")]
-            close = difflib.get_close_matches(part, names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UsageError(f"{where}{origin} has no attribute {attribute!r}{hint}")
-        value = getattr(value, part)
+    value = attribute_of(module, attribute, origin, where)
     label = f"{origin}:{attribute}"
     if isinstance(value, Spec):
         return [_from_spec(value, label, (module.__name__, attribute))]

@@ -52,7 +52,15 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
 
-from statewright.adapters.project.discovery import BUNDLED, Target, by_name, from_entry, targets_of, unique
+from statewright.adapters.project.discovery import (
+    BUNDLED,
+    Target,
+    attribute_of,
+    by_name,
+    from_entry,
+    targets_of,
+    unique,
+)
 from statewright.adapters.project.errors import UsageError, describe, shown_path, user_location
 from statewright.adapters.project.settings import Project, find_project
 from statewright.adapters.project.source import user_module_name
@@ -258,15 +266,7 @@ class Loader:
             raise UsageError(f"{where}{text!r} is neither a .py file nor a module")
         if attribute is None:
             raise UsageError(f"{where}{text}: name the object, as in {text}:NAME")
-        value: Any = module
-        for part in attribute.split("."):
-            if not hasattr(value, part):
-                names = [n for n in vars(module) if not n.startswith("_")]
-                close = difflib.get_close_matches(part, names, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise UsageError(f"{where}{origin} has no attribute {attribute!r}{hint}")
-            value = getattr(value, part)
-        return value, f"{origin}:{attribute}"
+        return attribute_of(module, attribute, origin, where), f"{origin}:{attribute}"
 
     def _existing_file(self, path: Path, where: str) -> Path:
         """``path`` resolved, or a `UsageError`: it is a folder, or no file (naming a close sibling)."""
