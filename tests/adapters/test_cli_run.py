@@ -118,7 +118,7 @@ def test_the_session_kills_resumes_replays_and_inspects() -> None:
 def test_the_code_the_section_shows_is_the_examples() -> None:
     """The excerpts of shop.py on the page are in the file as shown (so the page cannot drift from it)."""
     program = (EXAMPLES / "shop.py").read_text()
-    excerpts = re.findall(r"```python\n(.*?)```", section(), re.S)
+    excerpts = re.findall(r"```py\n(.*?)```", section(), re.S)  # py, not python: excerpts, not doctests or files
     assert len(excerpts) == 2
     for excerpt in excerpts:
         assert excerpt in program, excerpt
