@@ -63,7 +63,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--partitions", type=positive_int, default=16, metavar="N",
                    help="partitions the runs are spread over; every process of a pool must say the same (default 16)")
     p.add_argument("--max-partitions", type=positive_int, default=None, metavar="K",
-                   help="take at most K partitions, leaving the others to other processes (default: all of them)")
+                   help="take at most K partitions even when fewer processes share them (default: the fair "
+                        "share, the partitions divided by the live processes)")
     p.add_argument("--lease", type=positive_float, default=10.0, metavar="SECONDS",
                    help="a partition's lease: how long after this process dies another one may take it over "
                         "(default 10)")

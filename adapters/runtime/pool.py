@@ -7,7 +7,18 @@ and a pool process drives the runs of the partitions it holds a lease on --
 the read side's consumers and leases, the ones the `dispatch.Dispatcher` uses,
 under the consumer name ``executor``. Several processes on one machine or
 many, sharing one PostgreSQL (or one SQLite file on one machine), divide the
-partitions between them; ``max_partitions`` caps one process's share.
+partitions between them.
+
+Sharing: each process also leases one *membership* slot (consumer
+``executor.members``) and renews it with its partitions, so the live
+processes can be counted; a process holds at most its fair share,
+``ceil(partitions / members)`` (and at most ``max_partitions``). A process
+that finds itself above its share -- a newcomer joined -- gives back the
+excess, partitions with no run in flight first (a busy one at most once a
+lease, its runs resumed by whoever takes it); one that finds fewer members
+-- a process died, its leases ran out -- takes up the partitions left free.
+So a second process shares the work of the first, and a survivor takes
+over all of a dead one's runs.
 
 Each partition's cursor is a *low-water mark*: every run whose record was
 created above it may still be live. A holder reads the ``created`` events
@@ -44,8 +55,11 @@ import asyncio
 import dataclasses
 import functools
 import logging
+import math
 import os
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +73,8 @@ __all__ = ["Pool"]
 log = logging.getLogger("statewright.pool")
 
 _PREFIX = "runs/"
+MEMBER_SLOTS = 256
+"""Membership slots (partitions of ``<consumer>.members``): at most this many processes are counted."""
 
 
 def _run_of(key: str, data: Any) -> str | None:
@@ -116,6 +132,7 @@ class Pool:
         poll: float = 0.5,
         retry_after: float = 1.0,
         window: int = 500,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if partitions < 1:
             raise ValueError(f"partitions must be at least 1, got {partitions}")
@@ -143,6 +160,12 @@ class Pool:
         self._tasks: dict[str, asyncio.Task[RunReport]] = {}
         self._resting: dict[str, float] = {}  # run id -> loop time before which a failed drive is not retried
         self._registered = False
+        self._clock = clock  # the stores' clock, which dates their leases (`Consumer.until`)
+        self._slot: int | None = None  # this process's membership slot
+        self._slot_renew_at = 0.0
+        self._share = self.max_partitions
+        self._share_at = -math.inf  # loop time of the last count of members
+        self._shed_at = -math.inf  # loop time a busy partition was last given back
         self._stop = asyncio.Event()
         self._wake: asyncio.Event | None = None
         self.finished = 0
@@ -180,12 +203,15 @@ class Pool:
         """One pass: renew or take leases, read what was created and ended, start a drive per live run; runs driven."""
         if not self._registered:
             await self.store.register(self.consumer, partitions=self.partitions, start="earliest")
+            await self.store.register(self.members, partitions=MEMBER_SLOTS, start="latest")
             self._registered = True
         clock = asyncio.get_running_loop().time
+        await self._membership()
+        await self._shed()
         order = [*sorted(self._held), *(p for p in range(self.partitions) if p not in self._held)]
         for p in order:
             held = self._held.get(p)
-            if held is None and len(self._held) >= self.max_partitions:
+            if held is None and len(self._held) >= self._share:
                 continue
             if held is not None and clock() < held.renew_at:
                 continue
@@ -208,6 +234,55 @@ class Pool:
                 self._lose(p, "the cursor moved under this process")
         self._start_drives()
         return len(self._tasks)
+
+    @property
+    def members(self) -> str:
+        """The consumer whose leased slots count the live processes of this pool."""
+        return f"{self.consumer}.members"
+
+    async def _membership(self) -> None:
+        """Hold a membership slot, and count the live members (at most every quarter lease): the fair share."""
+        clock = asyncio.get_running_loop().time
+        if self._slot is None or clock() >= self._slot_renew_at:
+            taken = clock()
+            slots = [self._slot] if self._slot is not None else []
+            for slot in [*slots, *(n for n in range(MEMBER_SLOTS) if n != self._slot)]:
+                if await self.store.lease(self.members, slot, self.owner, self.lease) is not None:
+                    self._slot, self._slot_renew_at = slot, taken + self.lease / 2
+                    break
+            else:
+                self._slot = None  # every slot taken: counted as one more below
+        if clock() < self._share_at + self.lease / 4:
+            return
+        self._share_at = clock()
+        now = self._clock()
+        live = {r.owner for r in await self.store.consumers()
+                if r.name == self.members and r.owner is not None and r.until > now}
+        count = len(live | {self.owner})
+        share = min(self.max_partitions, math.ceil(self.partitions / count))
+        if share != self._share:
+            log.info("%s: %d live process(es): holding at most %d of %d partitions", self.owner, count, share,
+                     self.partitions)
+        self._share = share
+
+    async def _shed(self) -> None:
+        """Give back the partitions above the fair share: idle ones first, a busy one at most once a lease."""
+        excess = len(self._held) - self._share
+        if excess <= 0:
+            return
+        def busy(p: int) -> int:
+            return sum(1 for r in self._held[p].live if r in self._tasks)
+        now = asyncio.get_running_loop().time()
+        for p in sorted(self._held, key=lambda p: (busy(p), -p))[:excess]:
+            if busy(p):
+                if now < self._shed_at + self.lease:
+                    break
+                self._shed_at = now
+            self._lose(p, f"above this process's share of {self._share}")
+            try:
+                await self.store.release(self.consumer, p, self.owner)
+            except StoreError:
+                pass  # it expires by itself
 
     async def _discover(self, held: _Held) -> None:
         """Read the partition's created events above what this process has seen; add their runs to the live ones."""
@@ -289,6 +364,8 @@ class Pool:
         """Wait for a commit, the next renewal, a drive ending, or ``poll`` seconds -- whichever comes first."""
         clock = asyncio.get_running_loop().time
         due = min((h.renew_at for h in self._held.values()), default=clock() + self.poll)
+        if self._slot is not None:
+            due = min(due, self._slot_renew_at)
         timeout = max(0.001, min(self.poll, due - clock()))
         self._wake = asyncio.Event()
         seen = max((h.seen for h in self._held.values()), default=0)
@@ -313,12 +390,16 @@ class Pool:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
-        for p in sorted(self._held):
+        leases = [(self.consumer, p) for p in sorted(self._held)]
+        if self._slot is not None:
+            leases.append((self.members, self._slot))
+        for consumer, p in leases:
             try:
-                await asyncio.shield(self.store.release(self.consumer, p, self.owner))
+                await asyncio.shield(self.store.release(consumer, p, self.owner))
             except StoreError:
                 pass  # it expires by itself
         self._held.clear()
+        self._slot = None
 
     async def __aenter__(self) -> Pool:
         return self

@@ -115,3 +115,43 @@ def test_a_pool_refuses_options_it_cannot_honour(options: dict[str, Any], messag
     executor = Executor(MemoryStore(runs_catalog()), MemoryArtifacts(), ops, adopt_children=False)
     with pytest.raises(ValueError, match=message):
         Pool(executor, **options)
+
+
+def test_a_second_process_gets_half_and_a_survivor_takes_a_dead_ones_share() -> None:
+    """No caps: the first process holds every partition until a second joins, then gives back the excess
+    (idle partitions first); when one dies -- its leases run out by the store's clock -- the other takes up
+    every partition, and the runs launched into them complete."""
+    ops, calls = noting()
+
+    async def main() -> None:
+        clock = Clock()
+        store = MemoryStore(runs_catalog(), clock=clock)
+        artifacts = MemoryArtifacts()
+
+        def pool(owner: str) -> Pool:
+            return Pool(Executor(store, artifacts, ops, adopt_children=False), partitions=4, lease=10.0,
+                        owner=owner, clock=clock)
+
+        a, b = pool("a"), pool("b")
+        await a.run_once()
+        assert a.held == (0, 1, 2, 3)
+        for _ in range(2):  # b counts two members and takes what a gave back
+            await b.run_once()
+            a._share_at = b._share_at = -1e9  # count again now, as a quarter lease later
+            await a.run_once()
+        await b.run_once()
+        assert len(a.held) == len(b.held) == 2 and sorted(a.held + b.held) == [0, 1, 2, 3]
+        clock.now += 11  # a dies: nothing renews its leases, which run out
+        a._tasks.clear()
+        b._share_at = -1e9
+        for _ in range(2):
+            await b.run_once()
+        assert b.held == (0, 1, 2, 3)
+        ids = [await b.executor.launch(PIPELINE, run_id=f"r{i}") for i in range(6)]
+        while b.finished < len(ids):
+            await b.run_once()
+            await asyncio.sleep(0.001)
+        await b.release()
+
+    asyncio.run(main())
+    assert sorted(calls) == sorted(f"r{i}:{s}" for i in range(6) for s in "ab")
