@@ -122,7 +122,9 @@ def run_command(args: argparse.Namespace, loader: Loader, out: TextIO) -> int:
         resume = shlex.join(["statewright", "resume", run_id, "--store", _shown_store(args.store),
                              "--operations", args.plan])
         if args.detach:
-            print(f"run {run_id} launched (drive it with: {resume})", file=out, flush=True)
+            serve = shlex.join(["statewright", "serve", "--store", _shown_store(args.store), "--operations", args.plan])
+            print(f"run {run_id} launched (a pool drives it: {serve}; or this process: {resume})", file=out,
+                  flush=True)
             return EXIT_OK
         print(f"run {run_id} (if it stops: {resume})", file=out, flush=True)
         return await _drive(executor, store, run_id, out)

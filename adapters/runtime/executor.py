@@ -80,6 +80,7 @@ from statewright.adapters.runtime.operations import ErrorInfo, OpFailed, Operati
 from statewright.adapters.runtime.readback import raised_at
 from statewright.adapters.runtime.run_errors import (
     InvalidRunId,
+    UnstorableFact,
     MissingFact,
     PlanChanged,
     PlanRefused,
@@ -538,7 +539,7 @@ class Executor:
             if self.mode is Mode.REPLAY:
                 raise
             return {"ok": False, "error": ErrorInfo(exc.code, str(exc), exc.retryable).json()}
-        except (PlanRefused, RunExists, RunNotFound, InvalidRunId) as exc:
+        except (PlanRefused, RunExists, RunNotFound, InvalidRunId, UnstorableFact) as exc:
             if self.mode is Mode.REPLAY:
                 raise
             # refused what the operation asked of its context (a child pipeline that cannot be planned, a child
@@ -656,7 +657,7 @@ class Executor:
         try:
             data = canonical(value)
         except InvalidState as exc:
-            raise TypeError(f"run {opened.run_id!r}: fact {key!r} is not JSON data without floats: {exc}") from None
+            raise UnstorableFact(f"fact {key!r} is not JSON data without floats: {exc}") from None
         artifact = await self.artifacts.put(
             ArtifactKind.OUTPUT if key.startswith("outcome/") else kind, data)
         self._remember(artifact, data)
@@ -818,6 +819,12 @@ def _bad_output(out: Any) -> str | None:
         return None
     if not isinstance(out, Mapping) or not all(isinstance(k, str) for k in out):
         return f"{type(out).__name__}, not a dict of exports (str keys) or None"
+    for port, value in out.items():
+        if inspect.isawaitable(value):
+            if inspect.iscoroutine(value):
+                value.close()  # never to be awaited: no "was never awaited" warning on top of this message
+            return (f"an awaitable under {port!r}: an `await` is missing (ctx.io.call, ctx.now, ctx.random, "
+                    f"ctx.spawn and ctx.wait_for are coroutines; the function must be `async def`)")
     try:
         canonical(dict(out))
     except InvalidState as exc:

@@ -24,6 +24,7 @@ and the ``file:line`` it raised at.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -110,6 +111,10 @@ class Operations:
             if not callable(fn):
                 raise TypeError(f"{operation.op_id} {operation.op_version}: the function for {local!r} is "
                                 f"{type(fn).__name__}, not callable")
+            problem = _takes_one_argument(fn)
+            if problem is not None:
+                raise TypeError(f"{operation.op_id} {operation.op_version}: the function for {local!r} {problem}; "
+                                f"a state's function takes one argument, its Context (def {local}(ctx): ...)")
         key = (operation.op_id, operation.op_version)
         self._ops[key] = operation
         for stale in [k for k in self._functions if k[:2] == key]:
@@ -125,3 +130,16 @@ class Operations:
     def function(self, op_id: str, op_version: str, local: str) -> OpFunction | None:
         """The function state ``local`` of operation ``(op_id, op_version)`` runs, or None."""
         return self._functions.get((op_id, op_version, local))
+
+
+def _takes_one_argument(fn: Any) -> str | None:
+    """Why ``fn`` cannot be called with one positional argument, or None (also when its signature is unknown)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    try:
+        signature.bind(None)
+    except TypeError:
+        return f"has the signature {getattr(fn, '__qualname__', fn)!s}{signature}"
+    return None

@@ -13,6 +13,7 @@ from statewright.machines.pipeline.model import PlanFailure
 __all__ = [
     "InvalidRunId",
     "MissingFact",
+    "UnstorableFact",
     "MissingFactKey",
     "PlanRefused",
     "PlanChanged",
@@ -92,6 +93,12 @@ class MissingFact(RunError):
         super().__init__(f"no fact recorded under {key!r}" + (" (retryable)" if retryable else ""))
         self.key = key
         self.retryable = retryable
+
+
+class UnstorableFact(RunError):
+    """An IO answer (or a value to record) that is not JSON data without floats: it can never be recorded."""
+
+    code = "unstorable_fact"
 
 
 class ReplayDiverged(RunError):

@@ -176,7 +176,8 @@ def test_a_failed_run_exits_1_with_the_error_of_its_last_attempt(shop: Path) -> 
 
 def test_a_cancelled_run_exits_1(shop: Path) -> None:
     assert cli("run", "shop.py:program", "--store", "shop.db", "--run-id", "c1", "--detach") == (0, (
-        "run c1 launched (drive it with: statewright resume c1 --store shop.db --operations shop.py:program)\n"),
+        "run c1 launched (a pool drives it: statewright serve --store shop.db --operations shop.py:program; "
+        "or this process: statewright resume c1 --store shop.db --operations shop.py:program)\n"),
         "")
 
     async def cancel() -> None:

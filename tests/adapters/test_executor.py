@@ -1101,3 +1101,46 @@ def test_an_operation_that_leaves_out_a_declared_export_is_bad_output() -> None:
         assert report.error.message.endswith("returned no value for its declared export 'total'")
 
     go(main)
+
+
+@pytest.mark.parametrize(("fn", "shown"), [
+    (lambda: None, "<lambda>()"),
+    (lambda ctx, extra: None, "<lambda>(ctx, extra)"),
+])
+def test_a_function_that_cannot_take_its_context_is_refused_at_registration(fn: Any, shown: str) -> None:
+    with pytest.raises(TypeError) as info:
+        Operations().op("only", "v1")(fn)
+    assert str(info.value) == (f"only v1: the function for 'run' has the signature {shown}; a state's function "
+                               f"takes one argument, its Context (def run(ctx): ...)")
+
+
+def test_a_missing_await_is_named_as_such() -> None:
+    async def forgot(ctx: Context) -> dict[str, Any]:
+        return {"rows": ctx.io.call("rows", lambda: [1])}  # no await
+
+    ops, pipeline = one_step(forgot, exports=("rows",))
+
+    async def main() -> None:
+        report = await memory_executor(ops).run(pipeline, run_id="r")
+        assert report.error is not None and (report.error.code, report.error.retryable) == ("bad_output", False)
+        assert "an awaitable under 'rows': an `await` is missing" in report.error.message
+
+    go(main)
+
+
+def test_an_io_answer_that_cannot_be_recorded_fails_the_attempt_for_good() -> None:
+    asked: list[int] = []
+
+    async def floats(ctx: Context) -> None:
+        await ctx.io.call("t", lambda: asked.append(1) or 1.5)
+
+    ops, pipeline = one_step(floats)
+
+    async def main() -> None:
+        report = await memory_executor(ops).run(pipeline, run_id="r")
+        assert report.error is not None
+        assert (report.error.code, report.error.retryable) == ("unstorable_fact", False)
+        assert report.error.message.startswith("fact 'io/t' is not JSON data without floats")
+
+    go(main)
+    assert asked == [1]  # not asked again: it could never be recorded
