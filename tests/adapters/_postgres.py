@@ -112,6 +112,17 @@ class Server:
             raise Unavailable(f"pg_ctl start failed: {_last_line(result)}")
 
 
+def start_for_bench(wanted: bool, *, fsync: bool = True) -> Server | None:
+    """A benchmark's server: started when ``wanted``, else (or when none can start, said on stdout) None."""
+    if not wanted:
+        return None
+    try:
+        return start(fsync=fsync)
+    except Unavailable as exc:
+        print(f"PostgreSQL part skipped: {exc}", flush=True)
+        return None
+
+
 def start(*, fsync: bool = False) -> Server:
     """Initialise and start a server in a new temporary directory; `Unavailable` if that cannot be done.
 

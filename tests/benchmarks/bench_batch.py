@@ -102,14 +102,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-postgres", action="store_true")
     args = ap.parse_args()
-    server = None
-    if not args.no_postgres:
-        from tests.adapters import _postgres
+    from tests.adapters import _postgres
 
-        try:
-            server = _postgres.start(fsync=True)
-        except _postgres.Unavailable as exc:
-            print(f"PostgreSQL skipped: {exc}")
+    server = _postgres.start_for_bench(not args.no_postgres)
     backends = ["sqlite"] + (["postgres"] if server is not None else [])
     times: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:

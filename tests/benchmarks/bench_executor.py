@@ -263,14 +263,9 @@ def main() -> None:
     ap.add_argument("--pg-fsync-off", action="store_true", help="run PostgreSQL without fsync, as the tests do")
     ap.add_argument("--part", choices=("all", "throughput", "recovery"), default="all")
     args = ap.parse_args()
-    server = None
-    if not args.no_postgres:
-        from tests.adapters import _postgres
+    from tests.adapters import _postgres
 
-        try:
-            server = _postgres.start(fsync=not args.pg_fsync_off)
-        except _postgres.Unavailable as exc:
-            print(f"PostgreSQL part skipped: {exc}", flush=True)
+    server = _postgres.start_for_bench(not args.no_postgres, fsync=not args.pg_fsync_off)
     bench = Bench(mp.get_context("spawn")) if args.part in ("all", "throughput") else None
     try:
         with tempfile.TemporaryDirectory(dir=args.dir) as tmp:

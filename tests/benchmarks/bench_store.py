@@ -284,14 +284,9 @@ def main() -> None:
     args = ap.parse_args()
     setups = (1, 4)
     ctx = mp.get_context("spawn")
-    server = None
-    if not args.no_postgres:
-        from tests.adapters import _postgres
+    from tests.adapters import _postgres
 
-        try:
-            server = _postgres.start(fsync=not args.pg_fsync_off)
-        except _postgres.Unavailable as exc:
-            print(f"PostgreSQL part skipped: {exc}", flush=True)
+    server = _postgres.start_for_bench(not args.no_postgres, fsync=not args.pg_fsync_off)
     try:
         with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
             path = Path(tmp) / "bench.db"
