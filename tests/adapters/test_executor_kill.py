@@ -254,19 +254,22 @@ def first_line(folder: Path, state: str, process: str, seconds: float) -> dict[s
     return found
 
 
-async def leases_end(locator: str) -> float:
-    """When the leases held now run out (the latest ``until``, by the store's clock: this machine's)."""
+async def leases_end(locator: str, partition: int | None = None) -> float:
+    """When the partition leases held now run out (the latest ``until``, by the store's clock: this machine's),
+    or that of one ``partition``."""
     async with open_runs(locator) as (store, _):
         rows = await store.consumers()  # type: ignore[attr-defined]
-    return float(max(r.until for r in rows if r.owner))
+    return float(max(r.until for r in rows if r.owner and r.name == "executor"
+                     and (partition is None or r.partition == partition)))
 
 
 @pytest.mark.slow
 def test_a_holder_killed_mid_step_is_taken_over_within_lease_and_poll(
     store_at: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Process A holds both partitions and hangs in the slow step of the only run; process B waits. A is
-    killed mid-step: B takes the partitions once A's lease runs out and calls the step again (same attempt)."""
+    """Process A holds both partitions and hangs in the slow step of the only run; process B joins and gets the
+    idle partition (its fair share). A is killed mid-step: B takes A's partition once A's lease runs out and
+    calls the step again (same attempt)."""
     backend = B.backend_name(store_at)
     options = {**OPTIONS, "partitions": 2, "max_partitions": None}
     lease, poll = float(options["lease"]), float(options["poll"])
@@ -276,10 +279,13 @@ def test_a_holder_killed_mid_step_is_taken_over_within_lease_and_poll(
     try:
         holder = fleet.start(0, hang=60.0)
         assert until(lambda: len(X.takes(tmp_path)) == 2, 30), "A never took both partitions"
-        taker = fleet.start(1)
         [run_id] = asyncio.run(X.launch(store_at, 1, first=1))
         first_line(tmp_path, crunch, holder, 30)
-        expiry = asyncio.run(leases_end(store_at))
+        taker = fleet.start(1)
+        # two live processes: A gives back the partition with nothing in flight, and B takes it
+        assert until(lambda: len(X.takes(tmp_path)) == 3, 30), "B never got its share"
+        [given] = [p for who, p in X.takes(tmp_path) if who == taker]
+        expiry = asyncio.run(leases_end(store_at, 1 - given))
         killed = fleet.kill(0)
         again = first_line(tmp_path, crunch, taker, lease + poll + 30)
         assert wait_ended(store_at, [run_id], 60) == 1
