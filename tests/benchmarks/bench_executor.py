@@ -16,8 +16,9 @@ the tests run it) with 1 and 4. Rounds alternate the order of the setups;
 medians of ``--rounds`` are printed.
 
 *Recovery*: for each ``--leases`` length, process A holds both partitions of
-a store and hangs in the slow step of the only run; process B (already
-running, holding nothing) waits. A is killed with SIGKILL mid-step. Printed:
+a store and hangs in the slow step of the only run; process B, already
+running, holds the partition A gave back to it (the pool's fair share) and
+waits for the other. A is killed with SIGKILL mid-step. Printed:
 the time from the kill to B's call of that step, and from the moment A's
 lease ran out (its ``until``, by the store's clock: this machine's) to that
 call, which is B's take-over -- at most ``--poll`` plus the work of taking
@@ -204,10 +205,13 @@ def _recovery(locator_of: Any, name: str, leases: list[float], trials: int, poll
                         proc.start()
                         started.append(proc)
                         assert ready.wait(60), f"{who} never opened the store"
-                        _until(lambda: len(X.takes(folder)) == 2, 30)  # A holds both before B starts
-                    asyncio.run(X.launch(locator, 1, first=1))
-                    _until(lambda: _called(folder, crunch, "A") is not None, 30)
-                    expiry = asyncio.run(_leases_end(locator))
+                        if who == "A":  # A holds both and hangs in the run's slow step before B starts
+                            _until(lambda: len(X.takes(folder)) == 2, 30)
+                            asyncio.run(X.launch(locator, 1, first=1))
+                            _until(lambda: _called(folder, crunch, "A") is not None, 30)
+                    _until(lambda: len(X.takes(folder)) == 3, 30)  # B has the partition A gave back (fair share)
+                    [given] = [p for who, p in X.takes(folder) if who == "B"]
+                    expiry = asyncio.run(_leases_end(locator, 1 - given))
                     killed = time.time()
                     os.kill(started[0].pid or 0, signal.SIGKILL)
                     _until(lambda: _called(folder, crunch, "B") is not None, lease + 30)
@@ -234,12 +238,12 @@ def _called(folder: Path, state: str, process: str) -> float | None:
                  if x["state"] == state and x["process"] == process), None)
 
 
-async def _leases_end(locator: str) -> float:
+async def _leases_end(locator: str, partition: int) -> float:
     from statewright.adapters.cli.serving import open_runs
 
     async with open_runs(locator) as (store, _):
         rows = await store.consumers()  # type: ignore[attr-defined]
-    return float(max(r.until for r in rows if r.owner))
+    return float(max(r.until for r in rows if r.owner and r.name == "executor" and r.partition == partition))
 
 
 def _until(cond: Any, seconds: float) -> None:
