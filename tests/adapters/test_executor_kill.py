@@ -325,13 +325,22 @@ def test_a_holder_paused_past_its_lease_stops_its_drives_when_it_wakes(
         run_ids = asyncio.run(X.launch(store_at, 6, first=1))
         first_line(tmp_path, X.STATES[1], paused, 30)
         pid = fleet.procs[0][1].pid
-        os.kill(pid, signal.SIGSTOP)
-        stopped = time.time()
-        try:
-            # B takes A's other partition only once A's lease ran out: A stood still past it
-            assert until(lambda: len(X.takes(tmp_path)) == 4, float(options["lease"]) + 30), "B took nothing over"
-        finally:
-            os.kill(pid, signal.SIGCONT)
+        pauses, taken = 0, False
+        while not taken and pauses < 10:
+            if pauses:
+                time.sleep(0.2)  # let A finish the transaction it was stopped in
+            pauses += 1
+            os.kill(pid, signal.SIGSTOP)
+            stopped = time.time()
+            try:
+                # B takes A's other partition only once A's lease ran out: A stood still past it
+                taken = until(lambda: len(X.takes(tmp_path)) == 4, float(options["lease"]) + 3)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            # not taken: A stopped inside a write transaction and holds the store's write lock (SQLite's one
+            # writer; on PostgreSQL the lock of a row B needs), so nobody can write until it goes on -- the
+            # limit docs/runs.md states; pause it again at another moment
+        assert taken, f"B took nothing over in {pauses} pauses"
         woke = time.time()
         assert wait_ended(store_at, run_ids, 60) == len(run_ids)
         err = tmp_path / "out" / f"{paused}.err"
@@ -341,7 +350,8 @@ def test_a_holder_paused_past_its_lease_stops_its_drives_when_it_wakes(
         fleet.close()
     judged = asyncio.run(X.judge(store_at, tmp_path, run_ids))
     after = [x for x in X.read_lines(tmp_path / "ledger.jsonl") if x["process"] == paused and x["t"] > woke]
-    say(capsys, f"{backend}: holder paused {woke - stopped:.1f} s (lease {options['lease']:g} s) with runs in "
+    say(capsys, f"{backend}: holder paused {woke - stopped:.1f} s (lease {options['lease']:g} s; pause "
+                f"{pauses}, the earlier ones inside a write transaction) with runs in "
                 f"flight; the other process took its partition over; {len(run_ids)} runs completed once each; "
                 f"{judged.calls} operation calls for {judged.attempts} attempts; after waking the paused process "
                 f"started {len(after)} operation(s), {len(judged.late)} after its outcome was recorded; charge: "
