@@ -343,8 +343,8 @@ class Executor:
         except Conflict:
             pass  # the launch had got this far before: the run is there, with this plan (checked on open)
 
-    def _plan(self, run_id: str, manifest: str, data: bytes) -> tuple[ExecutionPlan, RunConfig, Any]:
-        """The plan, config and input of manifest ``data``, judged as a launch judges them."""
+    def _plan(self, run_id: str, manifest: str, data: bytes) -> tuple[ExecutionPlan, RunConfig, dict[str, Any]]:
+        """The plan, config and parsed JSON of manifest ``data``, judged as a launch judges them."""
         planned = replan(data, self.operations.registry, manifest.removeprefix("sha256:"))
         if isinstance(planned, PlanFailure):
             raise PlanRefused(planned, run_id)
@@ -358,7 +358,7 @@ class Executor:
                 raise PlanRefused(PlanFailure(
                     Code.OP_NOT_FOUND, f"step {st.step_id!r}: operation {st.op_id!r} version {st.op_version!r} has "
                     f"no function for state {local!r}", st.step_id, st.state_id), run_id)
-        return planned, config, value["input_params"]["input"]
+        return planned, config, value
 
     async def _open(self, run_id: str) -> _Open:
         opened = self._opened.get(run_id)
@@ -366,10 +366,10 @@ class Executor:
             return opened
         log = await self._load_facts(run_id)
         data = await self.artifacts.get(log.manifest)
-        plan, config, input = self._plan(run_id, log.manifest, data)
-        steps = json.loads(data)["input_params"]["pipeline"]["steps"]
-        opened = _Open(run_id, plan, config, input, log, {st.state_id: st for st in plan.states},
-                       {s["step_id"]: s.get("op_config", {}) for s in steps})
+        plan, config, value = self._plan(run_id, log.manifest, data)
+        params = value["input_params"]
+        opened = _Open(run_id, plan, config, params["input"], log, {st.state_id: st for st in plan.states},
+                       {s["step_id"]: s.get("op_config", {}) for s in params["pipeline"]["steps"]})
         self._opened[run_id] = opened
         return opened
 
@@ -426,7 +426,7 @@ class Executor:
             if run.phase in TERMINAL:
                 opened.facts = await self._load_facts(run_id)  # the final snapshot, if another process recorded it
                 await self._finish(opened, run)
-                return await self.report(run_id)
+                return await self._report(opened, run)
             if run.phase is RunPhase.PENDING:
                 fed = await self._feed(run_id, Start(), "start")
             elif run.current is None:
@@ -469,7 +469,7 @@ class Executor:
         key = f"outcome/{x}/{a}"
         if self.mode is Mode.LIVE:  # another process may have moved the run on while this one stood still
             opened.facts = await self._load_facts(opened.run_id)
-        boundary_key = f"snapshot/state/{run.completed[-1]}" if run.completed else "snapshot/base"
+        boundary_key = _boundary(run)
         boundary = await self._value(opened, boundary_key)
         recorded = self._lookup(opened, key)
         if recorded is not None and (self.mode is Mode.LIVE or not (await self._json(recorded))["ok"]):
@@ -529,6 +529,7 @@ class Executor:
                 if sid.startswith(op_path + ".") and isinstance(out, dict) and port in out:
                     inputs[port] = out[port]
         ctx = Context(self, opened, planned, attempt, inputs, opened.configs.get(planned.step_id, {}))
+        name = getattr(fn, "__qualname__", type(fn).__name__)
         try:
             out = fn(ctx)
             if inspect.isawaitable(out):
@@ -549,12 +550,10 @@ class Executor:
         except RunError:
             raise
         except Exception as exc:  # noqa: BLE001 -- an operation's failure is data: recorded, retried
-            name = getattr(fn, "__qualname__", type(fn).__name__)
             message = f"{name}: {type(exc).__name__}: {exc} (at {raised_at(exc, fn)})"
             return {"ok": False, "error": ErrorInfo("op_raised", message, True).json()}
         problem = _bad_output(out) or self._missing_exports(opened, planned, outputs, out)
         if problem is not None:
-            name = getattr(fn, "__qualname__", type(fn).__name__)
             return {"ok": False, "error": ErrorInfo("bad_output", f"{name} returned {problem}", False).json()}
         return {"ok": True, "output": dict(out or {})}
 
@@ -577,20 +576,19 @@ class Executor:
     async def _finish(self, opened: _Open, run: Run) -> None:
         if opened.facts.get("snapshot/final") is not None:
             return
-        last = f"snapshot/state/{run.completed[-1]}" if run.completed else "snapshot/base"
-        outputs = (await self._value(opened, last))["outputs"]
+        outputs = (await self._value(opened, _boundary(run)))["outputs"]
         final = {"outcome": run.phase.value, "completed": list(run.completed), "outputs": outputs}
-        data = canonical(final)
-        artifact = await self.artifacts.put(ArtifactKind.CONTEXT_SNAPSHOT, data)
-        self._diverges(opened, "snapshot/final", artifact)
-        await self._have(opened, Seal("snapshot/final", artifact))
+        await self._ensure(opened, "snapshot/final", final, as_input=Seal)
 
     async def report(self, run_id: str) -> RunReport:
         """Where run ``run_id`` stands, read from the store."""
         opened = await self._open(run_id)
         run: Run = (await self._load_run(run_id)).state
         opened.facts = await self._load_facts(run_id)
-        last = f"snapshot/state/{run.completed[-1]}" if run.completed else "snapshot/base"
+        return await self._report(opened, run)
+
+    async def _report(self, opened: _Open, run: Run) -> RunReport:
+        last = _boundary(run)
         outputs = (await self._value(opened, last))["outputs"] if self._lookup(opened, last) else {}
         failed, error = None, None
         for k, artifact in reversed(opened.facts.facts):
@@ -599,7 +597,7 @@ class Executor:
                 failed, error = body["state_id"], ErrorInfo.from_json(body["error"])
                 break
         outcome = Outcome(run.phase.value) if run.phase in TERMINAL else None
-        return RunReport(run_id, run.phase, outcome, run.completed, outputs, failed, error)
+        return RunReport(opened.run_id, run.phase, outcome, run.completed, outputs, failed, error)
 
     # -- facts ------------------------------------------------------------------------------
 
@@ -649,8 +647,12 @@ class Executor:
         return await self._json(artifact)
 
     async def _ensure(self, opened: _Open, key: str, value: Any,
-                      kind: ArtifactKind = ArtifactKind.CONTEXT_SNAPSHOT) -> str:
-        """Record ``value`` under ``key`` unless something is recorded there; the artifact recorded."""
+                      kind: ArtifactKind = ArtifactKind.CONTEXT_SNAPSHOT,
+                      as_input: type[Record] | type[Seal] = Record) -> str:
+        """Record ``value`` under ``key`` unless something is recorded there; the artifact recorded.
+
+        ``as_input`` is the fact log's input that records it: `Record`, or `Seal` for the final snapshot.
+        """
         have = opened.facts.get(key)
         if have is not None:
             return have
@@ -662,7 +664,7 @@ class Executor:
             ArtifactKind.OUTPUT if key.startswith("outcome/") else kind, data)
         self._remember(artifact, data)
         self._diverges(opened, key, artifact)
-        return await self._have(opened, Record(key, artifact))
+        return await self._have(opened, as_input(key, artifact))
 
     def _diverges(self, opened: _Open, key: str, artifact: str) -> None:
         if self.mode is Mode.REPLAY:
@@ -806,6 +808,11 @@ async def _no_sleep(seconds: float) -> None:
 
 def _event_bytes(event: Any) -> bytes:
     return canonical({"kind": event.kind, "data": event.data})
+
+
+def _boundary(run: Run) -> str:
+    """The fact key of the snapshot the next attempt starts from: the last completed state's, or the base one."""
+    return f"snapshot/state/{run.completed[-1]}" if run.completed else "snapshot/base"
 
 
 def _next(run: Run) -> str:
