@@ -66,7 +66,6 @@ class RunIo:
         self.run_id = run_id
         self._prefix = f"{state_id}/{attempt}"
         self._calls = {"clock": 0, "random": 0}
-        self.transport_calls = 0
 
     @property
     def mode(self) -> Mode:
@@ -107,7 +106,6 @@ class RunIo:
         return await self._executor.record_value(self.run_id, key, value)
 
     async def _transport(self, fn: Callable[[], Any | Awaitable[Any]]) -> Any:
-        self.transport_calls += 1
         self._executor.transport_calls += 1
         out = fn()
         if inspect.isawaitable(out):
